@@ -1,0 +1,201 @@
+/* ituna/kafka.h - traced Kafka producer and consumer on librdkafka, and the
+ * embedded test broker (librdkafka's built-in mock cluster).
+ *
+ * Trace context travels in the headers traceparent/tracestate. Spans follow the
+ * OpenTelemetry messaging conventions: PRODUCER "send <topic>", CONSUMER
+ * "process <topic>". Delivery is at-least-once: a consumed message's offset is
+ * stored for commit only after the handler reported success. */
+#ifndef ITUNA_KAFKA_H
+#define ITUNA_KAFKA_H
+
+#include "ituna/common.h"
+#include "ituna/config.h"
+#include "ituna/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ituna_producer ituna_producer;
+typedef struct ituna_consumer ituna_consumer;
+typedef struct ituna_message ituna_message;
+
+typedef struct ituna_header {
+    const char *key;
+    const void *value; /* may be NULL (a null header value) */
+    size_t value_len;
+} ituna_header;
+
+/* Outcome of one publish, handed to the delivery callback. */
+typedef struct ituna_delivery_report {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;            /* -1 on failure */
+    ituna_err err;             /* ITUNA_OK or ITUNA_ERR_KAFKA / ITUNA_ERR_TIMEOUT */
+    const char *errstr;        /* librdkafka's message on failure, else "" */
+    const char *error_name;    /* librdkafka's error name (e.g. "_MSG_TIMED_OUT"), "" on success */
+    void *msg_opaque;          /* ituna_message_out.opaque */
+    ituna_span_context span;   /* the PRODUCER span's context */
+} ituna_delivery_report;
+
+/* Called once per published message, on the producer's delivery thread (not the
+ * publishing thread). Must not call ituna_producer_destroy(); should not block. */
+typedef void (*ituna_delivery_fn)(const ituna_delivery_report *report, void *opaque);
+
+/* Producer options; zero-initialise. */
+typedef struct ituna_producer_options {
+    const char *bootstrap;           /* NULL: see ituna_config_bootstrap() */
+    const char *const *properties;   /* NULL-terminated key, value, key, value ... librdkafka
+                                        properties, applied after [kafka] of the config */
+    ituna_delivery_fn on_delivery;   /* may be NULL: failures are then counted and logged */
+    void *opaque;
+    int payload_carrier;             /* -1 = from config [compat] payload-carrier, 0 off, 1 on:
+                                        also write the seed's "carrier" field into JSON object payloads */
+} ituna_producer_options;
+
+/* Create a producer (idempotent, acks=all unless overridden) on tracer t (NULL:
+ * the global tracer). Unknown or invalid librdkafka properties fail naming the
+ * property. The caller owns *out and must destroy it with ituna_producer_destroy().
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg,
+                                          const ituna_producer_options *opts, ituna_producer **out,
+                                          char *errstr, size_t errstr_size);
+
+/* One message to publish; zero-initialise. */
+typedef struct ituna_message_out {
+    const char *topic;
+    const void *key;     size_t key_len;   /* key may be NULL */
+    const void *value;   size_t value_len;
+    const ituna_header *headers; size_t n_headers; /* extra headers, copied */
+    int32_t partition;                     /* -1 (or 0 with partition_set = 0): partitioner */
+    int partition_set;
+    const ituna_span_context *parent;      /* NULL: the thread's current context */
+    void *opaque;                          /* returned in the delivery report */
+} ituna_message_out;
+
+/* Start the PRODUCER span, inject the context into the headers and enqueue the
+ * message; the span ends when the delivery report arrives. A local failure (queue
+ * full, unknown topic, ...) returns an error, ends the span with error status and
+ * does not call the delivery callback. Thread-safe. Does not block (waits up to
+ * 1 s only while librdkafka's own queue is full). */
+ITUNA_API ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg,
+                                           char *errstr, size_t errstr_size);
+
+/* Wait until every published message has its delivery report. ITUNA_ERR_TIMEOUT
+ * if some are still in flight. Thread-safe. May block up to timeout_ms. */
+ITUNA_API ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms);
+
+/* Messages published and not yet reported. Thread-safe. */
+ITUNA_API int ituna_producer_in_flight(ituna_producer *p);
+
+/* Count of failed deliveries so far. Thread-safe. */
+ITUNA_API uint64_t ituna_producer_failures(ituna_producer *p);
+
+/* Flush within timeout_ms, then free. Returns ITUNA_ERR_TIMEOUT if messages were
+ * still undelivered (they are reported as failed through the callback).
+ * Not thread-safe: no other call on p may run concurrently. May block up to timeout_ms. */
+ITUNA_API ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms);
+
+/* ---- consumer ------------------------------------------------------------- */
+
+typedef enum ituna_consumer_context_mode {
+    ITUNA_CONTEXT_FROM_CONFIG = 0, /* [messaging] consumer-context, default parent */
+    ITUNA_CONTEXT_PARENT = 1,      /* producer's context is the parent (one order = one trace) */
+    ITUNA_CONTEXT_LINK = 2         /* producer's context is a link; parent is the current context */
+} ituna_consumer_context_mode;
+
+typedef struct ituna_consumer_options {
+    const char *bootstrap;          /* NULL: see ituna_config_bootstrap() */
+    const char *group;              /* consumer group id (required) */
+    const char *const *topics;      /* NULL-terminated */
+    const char *const *properties;  /* NULL-terminated key, value, ... librdkafka properties */
+    ituna_consumer_context_mode context_mode;
+    const char *dlq_suffix;         /* NULL: [messaging] dlq-suffix, default ".dlq" */
+} ituna_consumer_options;
+
+/* Create a consumer and subscribe. enable.auto.offset.store is forced off: offsets
+ * are stored only by ituna_message_done(ITUNA_OK). The caller owns *out and must
+ * destroy it with ituna_consumer_close() then ituna_consumer_destroy(). Thread-safe. */
+ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg,
+                                          const ituna_consumer_options *opts, ituna_consumer **out,
+                                          char *errstr, size_t errstr_size);
+
+/* Poll for one message. On ITUNA_OK *out is the message with its CONSUMER span
+ * started (not made current) or NULL if timeout_ms passed. Broker/partition errors
+ * are logged and polling goes on; fatal errors return ITUNA_ERR_KAFKA.
+ * The caller owns *out and must finish it with ituna_message_done().
+ * Not thread-safe: one thread at a time per consumer. May block up to timeout_ms. */
+ITUNA_API ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out,
+                                        char *errstr, size_t errstr_size);
+
+/* Result of handling a message. */
+typedef enum ituna_handler_result {
+    ITUNA_HANDLED_OK = 0,        /* store the offset for commit, span status unset */
+    ITUNA_HANDLED_ERROR = 1,     /* span error; offset not stored; the partition is rewound so
+                                    the message is redelivered */
+    ITUNA_HANDLED_MALFORMED = 2  /* republish to <topic><dlq_suffix> with the reason; offset
+                                    stored only after the DLQ write is confirmed */
+} ituna_handler_result;
+
+/* Finish a message: end its span and apply result (reason: error description or
+ * the malformed reason, may be NULL). Returns an error if the DLQ write failed (the
+ * message is then treated as ITUNA_HANDLED_ERROR). Frees msg in every case.
+ * Same thread rules as ituna_consumer_poll(). May block (DLQ confirmation, up to 10 s). */
+ITUNA_API ituna_err ituna_message_done(ituna_message *msg, ituna_handler_result result,
+                                       const char *reason, char *errstr, size_t errstr_size);
+
+/* Accessors. Borrowed: valid until ituna_message_done(). One thread per message. */
+ITUNA_API const char *ituna_message_topic(const ituna_message *msg);
+ITUNA_API int32_t ituna_message_partition(const ituna_message *msg);
+ITUNA_API int64_t ituna_message_offset(const ituna_message *msg);
+ITUNA_API int64_t ituna_message_timestamp_ms(const ituna_message *msg); /* -1 if none */
+ITUNA_API const void *ituna_message_key(const ituna_message *msg, size_t *len);   /* NULL if none */
+ITUNA_API const void *ituna_message_value(const ituna_message *msg, size_t *len); /* NULL if none */
+ITUNA_API size_t ituna_message_header_count(const ituna_message *msg);
+ITUNA_API int ituna_message_header(const ituna_message *msg, size_t i, const char **key,
+                                   const void **value, size_t *value_len);
+/* The CONSUMER span (make it current with ituna_context_attach(ituna_span_get_context(...))). */
+ITUNA_API ituna_span *ituna_message_span(ituna_message *msg);
+
+/* Handler for ituna_consumer_run_once(): the message's span is current while it runs. */
+typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaque,
+                                                 char *reason, size_t reason_size);
+
+/* Poll one message, make its span current, run handler, detach and finish it.
+ * ITUNA_OK with *handled = 0 on timeout. Same thread rules as ituna_consumer_poll(). */
+ITUNA_API ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handler_fn handler,
+                                            void *opaque, int *handled, char *errstr, size_t errstr_size);
+
+/* Commit stored offsets synchronously. Not thread-safe: one thread at a time per consumer. */
+ITUNA_API ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size);
+
+/* Commit, leave the group and close. Idempotent; later polls return ITUNA_ERR_STATE.
+ * Not thread-safe. May block (group leave, bounded by librdkafka's session timeout). */
+ITUNA_API ituna_err ituna_consumer_close(ituna_consumer *c);
+
+/* Close if needed and free. Every message must have been finished. Not thread-safe. */
+ITUNA_API void ituna_consumer_destroy(ituna_consumer *c);
+
+/* Ask a blocked ituna_consumer_poll() to return early (e.g. from a signal handler
+ * thread). Thread-safe; async-signal-safe. */
+ITUNA_API void ituna_consumer_wakeup(ituna_consumer *c);
+
+/* ---- embedded test broker --------------------------------------------------- */
+
+typedef struct ituna_mock_cluster ituna_mock_cluster;
+
+/* Start librdkafka's built-in Kafka-protocol TEST cluster (rdkafka_mock.h) with
+ * n_brokers brokers listening on 127.0.0.1, topics auto-created with
+ * default_partitions partitions. It is a test broker, not Apache Kafka. It runs
+ * inside this process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
+ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions,
+                                             ituna_mock_cluster **out, char *errstr, size_t errstr_size);
+/* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). */
+ITUNA_API const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m);
+/* Stop and free (NULL is a no-op). Not thread-safe. */
+ITUNA_API void ituna_mock_cluster_stop(ituna_mock_cluster *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,83 @@
+/* ituna/propagate.h - W3C Trace Context (traceparent, tracestate) and W3C Baggage
+ * parse/format, and inject/extract over any string-map carrier. Parsing is strict:
+ * an invalid header yields "no context" plus a short static reason, never a
+ * half-filled context. */
+#ifndef ITUNA_PROPAGATE_H
+#define ITUNA_PROPAGATE_H
+
+#include "ituna/common.h"
+#include "ituna/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Parse a traceparent value of len bytes. On success fills ids and flags of *out
+ * (is_remote = 1, tracestate cleared). On failure *out is zeroed and *reason (if
+ * reason != NULL) points to a static string such as "invalid version ff".
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_traceparent_parse(const char *s, size_t len, ituna_span_context *out,
+                                            const char **reason);
+
+/* Format ctx as "00-<trace>-<span>-<flags>" into buf (at least 56 bytes); returns
+ * 55, or 0 if ctx is invalid or buf_size is too small. Thread-safe. */
+ITUNA_API size_t ituna_traceparent_format(const ituna_span_context *ctx, char *buf, size_t buf_size);
+
+/* Validate a tracestate value (list-members, key/value grammar, at most 32
+ * members, duplicate keys invalid) and store its normalised form (OWS removed,
+ * empty members dropped, truncated to ITUNA_TRACESTATE_MAX per W3C) in
+ * out->tracestate. An invalid value leaves out->tracestate empty and sets *reason.
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *out,
+                                           const char **reason);
+
+/* Carrier callbacks: get returns the value for key or NULL (case-insensitive keys
+ * are the callback's concern); set stores a copy. */
+typedef const char *(*ituna_carrier_get_fn)(void *carrier, const char *key);
+typedef void (*ituna_carrier_set_fn)(void *carrier, const char *key, const char *value);
+
+/* Write traceparent (and tracestate when non-empty) for ctx; ctx NULL = the
+ * thread's current context. ITUNA_ERR_NOT_FOUND when there is no valid context.
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_inject(const ituna_span_context *ctx, ituna_carrier_set_fn set, void *carrier);
+
+/* Read traceparent/tracestate from a carrier. Missing or invalid traceparent:
+ * ITUNA_ERR_NOT_FOUND or ITUNA_ERR_PARSE, *out zeroed, *reason set. An invalid
+ * tracestate alone is dropped (the traceparent still counts), per W3C.
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_extract(ituna_carrier_get_fn get, void *carrier, ituna_span_context *out,
+                                  const char **reason);
+
+/* ---- W3C Baggage ----------------------------------------------------------- */
+
+typedef struct ituna_baggage ituna_baggage;
+
+/* Empty baggage. The caller owns it and must free it with ituna_baggage_destroy(). Thread-safe. */
+ITUNA_API ituna_baggage *ituna_baggage_new(void);
+/* Free (NULL is a no-op). One thread at a time per handle. */
+ITUNA_API void ituna_baggage_destroy(ituna_baggage *b);
+
+/* Parse a baggage header (percent-decoding values, keeping properties) into b,
+ * adding to what is there. Limits: 180 members, 8192 bytes. Invalid input leaves
+ * b unchanged and sets *reason. One thread at a time per handle. */
+ITUNA_API ituna_err ituna_baggage_parse(ituna_baggage *b, const char *s, size_t len, const char **reason);
+
+/* Set (replace) an entry; value is stored decoded; metadata (properties) may be NULL.
+ * One thread at a time per handle. */
+ITUNA_API ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value,
+                                      const char *metadata);
+/* Decoded value for key or NULL. Borrowed: valid until b changes. */
+ITUNA_API const char *ituna_baggage_get(const ituna_baggage *b, const char *key);
+/* Number of entries; entry i via ituna_baggage_entry(). Borrowed pointers. */
+ITUNA_API size_t ituna_baggage_count(const ituna_baggage *b);
+ITUNA_API int ituna_baggage_entry(const ituna_baggage *b, size_t i, const char **key, const char **value,
+                                  const char **metadata);
+
+/* Format as a header value (percent-encoding values). Returns the length needed
+ * (excluding NUL); writes at most buf_size bytes, NUL-terminated. Thread-safe for a given b. */
+ITUNA_API size_t ituna_baggage_format(const ituna_baggage *b, char *buf, size_t buf_size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

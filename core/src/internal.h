@@ -1,0 +1,188 @@
+/* internal.h - what core/ files share and no binding sees: the finished-span
+ * layout the exporters read, the arena spans allocate from, the growable byte
+ * buffer, the exporter interface and the tracer's private state. */
+#ifndef ITUNA_INTERNAL_H
+#define ITUNA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "ituna/ituna.h"
+
+#define ITUNA_HIDDEN __attribute__((visibility("hidden")))
+
+/* errstr helper: formats into buf when buf/size are usable. Returns err. */
+ITUNA_HIDDEN ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, ...)
+    ITUNA_PRINTF(4, 5);
+
+/* ---- byte buffer ---------------------------------------------------------- */
+typedef struct ituna_buf {
+    uint8_t *data;
+    size_t len, cap;
+    int oom; /* sticky: set when a growth failed; writes then become no-ops */
+} ituna_buf;
+
+ITUNA_HIDDEN void ituna_buf_init(ituna_buf *b);
+ITUNA_HIDDEN void ituna_buf_free(ituna_buf *b);
+ITUNA_HIDDEN int ituna_buf_reserve(ituna_buf *b, size_t extra); /* 0 on OOM */
+ITUNA_HIDDEN void ituna_buf_append(ituna_buf *b, const void *p, size_t n);
+ITUNA_HIDDEN void ituna_buf_putc(ituna_buf *b, char c);
+ITUNA_HIDDEN void ituna_buf_puts(ituna_buf *b, const char *s);
+ITUNA_HIDDEN void ituna_buf_printf(ituna_buf *b, const char *fmt, ...) ITUNA_PRINTF(2, 3);
+
+/* ---- per-span arena ------------------------------------------------------- */
+typedef struct ituna_arena_chunk {
+    struct ituna_arena_chunk *next;
+} ituna_arena_chunk;
+
+typedef struct ituna_arena {
+    char *cur, *end;            /* free space in the current block */
+    ituna_arena_chunk *chunks;  /* heap blocks to free with the span */
+} ituna_arena;
+
+ITUNA_HIDDEN void *ituna_arena_alloc(ituna_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+ITUNA_HIDDEN char *ituna_arena_strndup(ituna_arena *a, const char *s, size_t n);
+ITUNA_HIDDEN void ituna_arena_free(ituna_arena *a);
+
+/* ---- stored span data (read by the encoders) ------------------------------ */
+
+/* A stored attribute: strings and arrays live in the span's arena. */
+typedef struct ituna_kv {
+    const char *key;
+    uint32_t key_len;
+    uint8_t type; /* ituna_attr_type */
+    union {
+        struct { const char *ptr; uint32_t len; } s;
+        int64_t i;
+        double d;
+        int b;
+        struct { const void *items; uint32_t count; } arr; /* STRING_ARRAY: items is ituna_str[] */
+    } v;
+} ituna_kv;
+
+typedef struct ituna_str {
+    const char *ptr;
+    uint32_t len;
+} ituna_str;
+
+typedef struct ituna_event {
+    const char *name;
+    uint32_t name_len;
+    uint64_t time_ns;
+    ituna_kv *attrs;
+    uint32_t n_attrs;
+    uint32_t dropped_attrs;
+} ituna_event;
+
+typedef struct ituna_link {
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    uint8_t trace_flags;
+    uint8_t is_remote;
+    const char *tracestate; /* arena, may be NULL */
+    uint32_t tracestate_len;
+    ituna_kv *attrs;
+    uint32_t n_attrs;
+    uint32_t dropped_attrs;
+} ituna_link;
+
+#define ITUNA_SPAN_INLINE_ATTRS 8
+#define ITUNA_SPAN_INLINE_MEM 448
+
+struct ituna_span {
+    struct ituna_tracer *tracer;
+    ituna_span_context ctx;
+    uint8_t parent_span_id[8];
+    uint8_t has_parent;
+    uint8_t parent_is_remote;
+    uint8_t kind;       /* ituna_span_kind */
+    uint8_t recording;
+    uint8_t status_code; /* ituna_status_code */
+    const char *name;   /* arena */
+    uint32_t name_len;
+    const char *status_msg; /* arena, may be NULL */
+    uint32_t status_msg_len;
+    uint64_t start_ns, end_ns;
+
+    ituna_kv *attrs;
+    uint32_t n_attrs, cap_attrs, dropped_attrs;
+    ituna_event *events;
+    uint32_t n_events, cap_events, dropped_events;
+    ituna_link *links;
+    uint32_t n_links, cap_links, dropped_links;
+
+    ituna_arena arena;
+    ituna_kv inline_attrs[ITUNA_SPAN_INLINE_ATTRS];
+    char inline_mem[ITUNA_SPAN_INLINE_MEM] __attribute__((aligned(8)));
+};
+
+/* Free a span and everything in its arena. */
+ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
+
+/* ---- resource ------------------------------------------------------------- */
+typedef struct ituna_resource {
+    ituna_kv *attrs; /* strings owned by the arena below */
+    uint32_t n_attrs;
+    ituna_arena arena;
+    char scope_name[32];    /* InstrumentationScope name: "ituna-core" */
+    char scope_version[16];
+} ituna_resource;
+
+/* ---- exporters ------------------------------------------------------------ */
+
+typedef struct ituna_export_result {
+    uint64_t rejected_spans; /* from OTLP partial_success */
+    int retries;
+    char message[256];       /* why it failed / partial_success error_message */
+} ituna_export_result;
+
+/* One exporter. export() runs on the batch worker thread only, so exporters need
+ * no locking of their own. */
+typedef struct ituna_exporter {
+    /* ITUNA_OK when accepted; any other code means the batch was given up on. */
+    ituna_err (*export_batch)(struct ituna_exporter *e, ituna_span *const *spans, size_t n,
+                              const ituna_resource *res, uint64_t deadline_ns, ituna_export_result *out);
+    void (*destroy)(struct ituna_exporter *e); /* flush files, free */
+    void *state;
+} ituna_exporter;
+
+/* Exporter constructors (export_*.c). They read what they need from cfg. */
+ITUNA_HIDDEN ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporter **out,
+                                                       char *errstr, size_t errstr_size);
+ITUNA_HIDDEN ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **out,
+                                                  char *errstr, size_t errstr_size);
+ITUNA_HIDDEN ituna_err ituna_exporter_console_create(const ituna_config *cfg, ituna_exporter **out,
+                                                     char *errstr, size_t errstr_size);
+
+/* OTLP encoders (otlp_proto.c, otlp_json.c): one ExportTraceServiceRequest with one
+ * ResourceSpans and one ScopeSpans holding spans[0..n). Appends to out; 0 on OOM. */
+ITUNA_HIDDEN int ituna_otlp_encode_proto(ituna_span *const *spans, size_t n, const ituna_resource *res,
+                                         ituna_buf *out);
+ITUNA_HIDDEN int ituna_otlp_encode_json(ituna_span *const *spans, size_t n, const ituna_resource *res,
+                                        ituna_buf *out);
+
+/* ---- config (config.c) ---------------------------------------------------- */
+/* Typed reads with defaults for the core's own keys. */
+ITUNA_HIDDEN const char *ituna_config_str(const ituna_config *cfg, const char *section, const char *key,
+                                          const char *def);
+ITUNA_HIDDEN int64_t ituna_config_int(const ituna_config *cfg, const char *section, const char *key,
+                                      int64_t def);
+ITUNA_HIDDEN double ituna_config_double(const ituna_config *cfg, const char *section, const char *key,
+                                        double def);
+ITUNA_HIDDEN int ituna_config_bool(const ituna_config *cfg, const char *section, const char *key, int def);
+
+/* ---- ids (ids.c) ---------------------------------------------------------- */
+/* Thread-local xoshiro256** seeded from getrandom(); never returns all-zero ids. */
+ITUNA_HIDDEN void ituna_random_trace_id(uint8_t out[16]);
+ITUNA_HIDDEN void ituna_random_span_id(uint8_t out[8]);
+ITUNA_HIDDEN uint64_t ituna_random_u64(void);
+
+/* ---- hex ------------------------------------------------------------------ */
+ITUNA_HIDDEN void ituna_hex_encode(const uint8_t *in, size_t n, char *out); /* writes 2n chars, no NUL */
+/* Strict lowercase hex decode of 2n chars; 0 on any invalid char. */
+ITUNA_HIDDEN int ituna_hex_decode_lower(const char *in, size_t n, uint8_t *out);
+
+#endif
