@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ituna/ituna.h"
+#include "ring.h"
 
 #define ITUNA_HIDDEN __attribute__((visibility("hidden")))
 
@@ -89,8 +90,8 @@ typedef struct ituna_link {
     uint32_t dropped_attrs;
 } ituna_link;
 
-#define ITUNA_SPAN_INLINE_ATTRS 8
-#define ITUNA_SPAN_INLINE_MEM 448
+#define ITUNA_SPAN_INLINE_ATTRS 4
+#define ITUNA_SPAN_INLINE_MEM 256
 
 struct ituna_span {
     struct ituna_tracer *tracer;
@@ -184,5 +185,52 @@ ITUNA_HIDDEN uint64_t ituna_random_u64(void);
 ITUNA_HIDDEN void ituna_hex_encode(const uint8_t *in, size_t n, char *out); /* writes 2n chars, no NUL */
 /* Strict lowercase hex decode of 2n chars; 0 on any invalid char. */
 ITUNA_HIDDEN int ituna_hex_decode_lower(const char *in, size_t n, uint8_t *out);
+
+
+/* Create a tracer exporting to a caller-built exporter (tests, C hosts with
+ * their own sink). Takes ownership of custom (also on failure). */
+ITUNA_HIDDEN ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom,
+                                              ituna_tracer **out, char *errstr, size_t errstr_size);
+
+/* ---- batch span processor (batch.c) ---------------------------------------- */
+typedef struct ituna_batch ituna_batch;
+
+/* Takes ownership of exporter e (also on failure). */
+ITUNA_HIDDEN ituna_err ituna_batch_create(struct ituna_tracer *t, ituna_exporter *e, size_t max_queue,
+                                          int64_t schedule_delay_ms, int64_t export_timeout_ms,
+                                          size_t max_batch, ituna_batch **out, char *errstr,
+                                          size_t errstr_size);
+/* 1 when queued; 0 when full or shut down (the caller frees the span and counts the drop). */
+ITUNA_HIDDEN int ituna_batch_push(ituna_batch *b, ituna_span *s);
+ITUNA_HIDDEN ituna_err ituna_batch_flush(ituna_batch *b, int64_t timeout_ms);
+/* Drain within timeout_ms, stop the worker, destroy the exporter. Idempotent. */
+ITUNA_HIDDEN ituna_err ituna_batch_shutdown(ituna_batch *b, int64_t timeout_ms);
+ITUNA_HIDDEN void ituna_batch_destroy(ituna_batch *b);
+
+/* ---- tracer private state (trace.c; counters also bumped by batch.c) -------- */
+enum ituna_sampler_kind {
+    ITUNA_SAMPLER_ALWAYS_ON,
+    ITUNA_SAMPLER_ALWAYS_OFF,
+    ITUNA_SAMPLER_RATIO
+};
+
+struct ituna_tracer {
+    ituna_config *cfg;
+    const char *service_name; /* in resource arena */
+    ituna_resource resource;
+    int disabled;
+    int sampler;         /* enum ituna_sampler_kind for roots (and all spans when !parent_based) */
+    int parent_based;
+    uint64_t ratio_bound; /* traceidratio: sample when low 64 bits (big endian) < bound */
+    int ratio_all;        /* ratio >= 1.0 */
+    uint32_t attr_count_limit, attr_len_limit, event_count_limit, link_count_limit;
+    uint32_t event_attr_limit, link_attr_limit;
+    ituna_batch *batch;
+    ituna_ring pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
+    atomic_int shut_down;
+    _Atomic uint64_t spans_started, spans_not_sampled, spans_ended, spans_enqueued, spans_dropped,
+        spans_exported, spans_export_failed, export_requests, export_retries, export_partial_rejected,
+        attributes_dropped, attributes_truncated, events_dropped, links_dropped;
+};
 
 #endif

@@ -1,0 +1,36 @@
+/* ituna_lua.h - what a C host embedding Lua sees of the `ituna` Lua module: the
+ * opener, handing the module a tracer the host owns, and the stop request a
+ * signal handler raises. ituna-lua (host.c) is the worked example. */
+#ifndef ITUNA_LUA_H
+#define ITUNA_LUA_H
+
+#include <lua.h>
+
+#include "ituna/ituna.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The module opener, for luaL_requiref() or package.preload.
+ * [-0, +1, m] */
+int luaopen_ituna(lua_State *L);
+
+/* Make t the tracer that ituna.init() returns in L (module already required).
+ * The host keeps ownership: it must call ituna_tracer_shutdown()/destroy() after
+ * lua_close(L). Not thread-safe: the thread that runs L.
+ * [-0, +0, m] */
+void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t);
+
+/* Ask every consumer loop to end at its next iteration (committing what was
+ * handled), wake consumers blocked in poll, and make ituna.running() false and
+ * ituna.sleep() return early. Async-signal-safe; may be called from any thread. */
+void ituna_lua_request_stop(void);
+
+/* 1 once ituna_lua_request_stop() was called. Thread-safe. */
+int ituna_lua_stop_requested(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,111 @@
+/* lua_internal.h - what the files of the Lua binding share: userdata layouts and
+ * type names, error raising, attribute and context conversion, the module's
+ * current tracer, and the Kafka/JSON openers. Private to bindings/lua/.
+ *
+ * Stack effects are documented as in the Lua manual: [-o, +p, x] where o values
+ * are popped, p pushed, and x is '-' (never raises), 'm' (memory errors only),
+ * 'v' (raises on bad arguments) or 'e' (raises any error). */
+#ifndef ITUNA_LUA_INTERNAL_H
+#define ITUNA_LUA_INTERNAL_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ituna/ituna.h"
+#include "ituna_lua.h"
+
+/* One type name per userdata: the luaL_newmetatable key and what type errors print. */
+#define ILUA_TRACER "ituna.Tracer"
+#define ILUA_SPAN "ituna.Span"
+#define ILUA_PRODUCER "ituna.Producer"
+#define ILUA_CONSUMER "ituna.Consumer"
+#define ILUA_MESSAGE "ituna.Message"
+#define ILUA_LOOP "ituna.MessageLoop"
+#define ILUA_BROKER "ituna.EmbeddedBroker"
+#define ILUA_MALFORMED "ituna.Malformed"
+
+/* Registry key of the tracer ituna.init() made (or the host handed over). */
+#define ILUA_REG_TRACER "ituna.current_tracer"
+
+#define ILUA_ERRSTR 512
+
+typedef struct ilua_tracer {
+    ituna_tracer *t; /* NULL after destroy */
+    int owned;       /* 0: the host owns it (ituna-lua) */
+} ilua_tracer;
+
+/* A span userdata. Created with span == NULL (already "ended"), then the span is
+ * started, so a failed start leaves a consistent object. Ends exactly once. */
+typedef struct ilua_span {
+    ituna_span *span; /* NULL once ended (or, borrowed, once its message finished) */
+    int token;        /* ituna_context_attach() token while current, else -1 */
+    int borrowed;     /* a message's CONSUMER span: ituna_message_done() ends it */
+    uint8_t trace_id[16]; /* kept at end so :context() still answers */
+    uint8_t span_id[8];
+    uint8_t trace_flags;
+} ilua_span;
+
+/* Raise a Lua error carrying the core's message (errstr, else the code's text).
+ * [-0, +0, v] */
+int ilua_raise(lua_State *L, ituna_err err, const char *errstr);
+
+/* Module's current tracer, or raise "call ituna.init first" naming fn.
+ * [-0, +0, v] */
+ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn);
+
+/* Push a span userdata wrapping s (borrowed: ended by someone else).
+ * [-0, +1, m] */
+ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed);
+
+/* Push a context as a table {trace_id, span_id, trace_flags, tracestate?, is_remote}.
+ * [-0, +1, m] */
+void ilua_push_context(lua_State *L, const ituna_span_context *ctx);
+
+/* Read a context from a table or a span userdata at idx into *out. Returns 1, or
+ * 0 with *reason set (static string).
+ * [-0, +0, m] */
+int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char **reason);
+
+/* Attributes gathered from a Lua table; strings point into the table, so it must
+ * stay on the stack. Scratch userdata may be pushed: the caller restores the top. */
+typedef struct ilua_attrs {
+    ituna_attr *v;
+    size_t n, cap;
+    ituna_attr inl[12];
+} ilua_attrs;
+
+/* Convert the table at idx (nil/none: no attributes). Raises naming arg and key
+ * on a bad key or value type.
+ * [-0, +k, v] (k scratch values; restore the top after use) */
+void ilua_attrs_from_table(lua_State *L, int idx, int arg, ilua_attrs *out);
+
+/* JSON (ilua_json.c). Encode the value at idx into a malloc'd string (caller
+ * frees) or return NULL with a message in err.
+ * [-0, +0, m] */
+char *ilua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t err_size);
+/* Decode text and push the Lua value; returns 0 (nothing pushed) with err set
+ * when the text is not valid JSON.
+ * [-0, +(0|1), m] */
+int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t err_size);
+/* Push the ituna.null sentinel (JSON null).
+ * [-0, +1, -] */
+void ilua_push_null(lua_State *L);
+
+/* Fill the module table at -1 with the Kafka functions and create their metatables.
+ * [-0, +0, m] */
+void ilua_open_kafka(lua_State *L);
+
+/* Is the value at idx an ituna.malformed(reason) object? Pushes its reason if so.
+ * [-0, +(0|1), -] */
+int ilua_is_malformed(lua_State *L, int idx);
+
+/* Milliseconds from a timeout in seconds at idx (none/nil: def_ms; negative: wait as
+ * long as the core's default).
+ * [-0, +0, v] */
+int ilua_timeout_ms(lua_State *L, int idx, int def_ms);
+
+/* Stop flag and consumer registry shared with the host's signal thread. */
+int ilua_register_consumer(ituna_consumer *c); /* slot or -1 when full */
+void ilua_unregister_consumer(int slot);
+
+#endif

@@ -1,0 +1,171 @@
+/* attrs.c - converting Python attribute values (str, bool, int, float and
+ * homogeneous lists/tuples of them) into the core's ituna_attr. Strings are
+ * borrowed from the Python objects, which the caller keeps alive for the call. */
+#include "module.h"
+
+void attrbuf_init(attrbuf *b)
+{
+    b->attrs = b->inline_attrs;
+    b->n = 0;
+    b->allocs = NULL;
+    b->n_allocs = b->cap_allocs = 0;
+}
+
+void attrbuf_free(attrbuf *b)
+{
+    for (size_t i = 0; i < b->n_allocs; i++) PyMem_Free(b->allocs[i]);
+    PyMem_Free(b->allocs);
+    if (b->attrs != b->inline_attrs) PyMem_Free(b->attrs);
+    attrbuf_init(b);
+}
+
+static void *attrbuf_alloc(attrbuf *b, size_t size)
+{
+    if (b->n_allocs == b->cap_allocs) {
+        size_t nc = b->cap_allocs ? b->cap_allocs * 2 : 4;
+        void **na = PyMem_Realloc(b->allocs, nc * sizeof *na);
+        if (!na) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        b->allocs = na;
+        b->cap_allocs = nc;
+    }
+    void *p = PyMem_Malloc(size ? size : 1);
+    if (!p) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    b->allocs[b->n_allocs++] = p;
+    return p;
+}
+
+static const char *type_word(PyObject *v)
+{
+    if (PyBool_Check(v)) return "bool";
+    if (PyLong_Check(v)) return "int";
+    if (PyFloat_Check(v)) return "float";
+    if (PyUnicode_Check(v)) return "str";
+    return NULL;
+}
+
+static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *out)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    const char *kind = n ? type_word(items[0]) : "str";
+    if (!kind) goto bad;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        const char *k = type_word(items[i]);
+        if (!k || strcmp(k, kind) != 0) goto bad;
+    }
+    if (kind[0] == 's') {
+        const char **arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
+        if (!arr) return -1;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!(arr[i] = PyUnicode_AsUTF8(items[i]))) return -1;
+        out->type = ITUNA_ATTR_STRING_ARRAY;
+        out->v.sarr.items = arr;
+        out->v.sarr.count = (size_t)n;
+    } else if (kind[0] == 'b') {
+        int *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
+        if (!arr) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) arr[i] = items[i] == Py_True;
+        out->type = ITUNA_ATTR_BOOL_ARRAY;
+        out->v.barr.items = arr;
+        out->v.barr.count = (size_t)n;
+    } else if (kind[0] == 'i') {
+        int64_t *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
+        if (!arr) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            long long x = PyLong_AsLongLong(items[i]);
+            if (x == -1 && PyErr_Occurred()) return -1;
+            arr[i] = x;
+        }
+        out->type = ITUNA_ATTR_INT_ARRAY;
+        out->v.iarr.items = arr;
+        out->v.iarr.count = (size_t)n;
+    } else {
+        double *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
+        if (!arr) return -1;
+        for (Py_ssize_t i = 0; i < n; i++) arr[i] = PyFloat_AS_DOUBLE(items[i]);
+        out->type = ITUNA_ATTR_DOUBLE_ARRAY;
+        out->v.darr.items = arr;
+        out->v.darr.count = (size_t)n;
+    }
+    return 0;
+bad:
+    PyErr_Format(PyExc_TypeError,
+                 "attribute %R: a sequence value must hold only str, only bool, only int or only float", key);
+    return -1;
+}
+
+int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out)
+{
+    if (!PyUnicode_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "attribute key must be str, not %.100s", Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    Py_ssize_t klen;
+    out->key = PyUnicode_AsUTF8AndSize(key, &klen);
+    if (!out->key) return -1;
+    if (klen == 0) {
+        PyErr_SetString(PyExc_ValueError, "attribute key must not be empty");
+        return -1;
+    }
+    if (PyUnicode_Check(value)) {
+        Py_ssize_t n;
+        out->type = ITUNA_ATTR_STRING;
+        out->v.s.ptr = PyUnicode_AsUTF8AndSize(value, &n);
+        out->v.s.len = (size_t)n;
+        return out->v.s.ptr ? 0 : -1;
+    }
+    if (PyBool_Check(value)) {
+        out->type = ITUNA_ATTR_BOOL;
+        out->v.b = value == Py_True;
+        return 0;
+    }
+    if (PyLong_Check(value)) {
+        long long x = PyLong_AsLongLong(value);
+        if (x == -1 && PyErr_Occurred()) return -1;
+        out->type = ITUNA_ATTR_INT;
+        out->v.i = x;
+        return 0;
+    }
+    if (PyFloat_Check(value)) {
+        out->type = ITUNA_ATTR_DOUBLE;
+        out->v.d = PyFloat_AS_DOUBLE(value);
+        return 0;
+    }
+    if (PyList_Check(value) || PyTuple_Check(value)) return convert_array(b, key, value, out);
+    PyErr_Format(PyExc_TypeError,
+                 "attribute %R: value must be str, bool, int, float or a list of one of them, not %.100s", key,
+                 Py_TYPE(value)->tp_name);
+    return -1;
+}
+
+int attrbuf_from_dict(attrbuf *b, PyObject *dict)
+{
+    b->n = 0;
+    if (!dict || dict == Py_None) return 0;
+    if (!PyDict_Check(dict)) {
+        PyErr_Format(PyExc_TypeError, "attributes must be a dict, not %.100s", Py_TYPE(dict)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(dict);
+    if (n > (Py_ssize_t)(sizeof b->inline_attrs / sizeof b->inline_attrs[0])) {
+        b->attrs = PyMem_Malloc((size_t)n * sizeof *b->attrs);
+        if (!b->attrs) {
+            b->attrs = b->inline_attrs;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &k, &v)) {
+        if (attr_convert(b, k, v, &b->attrs[b->n]) < 0) return -1;
+        b->n++;
+    }
+    return 0;
+}

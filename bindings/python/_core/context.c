@@ -1,0 +1,498 @@
+/* context.c - SpanContext (an immutable W3C context value), the current-span
+ * ContextVar lookup, and inject/extract over Python carriers. */
+#include "module.h"
+
+#include <strings.h>
+
+static const char HEX[] = "0123456789abcdef";
+
+static void hex_into(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = HEX[in[i] >> 4];
+        out[2 * i + 1] = HEX[in[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+PyObject *context_new(module_state *st, const ituna_span_context *c)
+{
+    SpanContextObject *o = PyObject_New(SpanContextObject, st->SpanContextType);
+    if (!o) return NULL;
+    memcpy(o->trace_id, c->trace_id, 16);
+    memcpy(o->span_id, c->span_id, 8);
+    o->trace_flags = c->trace_flags;
+    o->is_remote = c->is_remote;
+    o->hash = -1;
+    o->tracestate = NULL;
+    if (c->tracestate_len) {
+        o->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
+        if (!o->tracestate) {
+            Py_DECREF(o);
+            return NULL;
+        }
+    }
+    return (PyObject *)o;
+}
+
+static int fill_tracestate(PyObject *ts, ituna_span_context *out)
+{
+    out->tracestate_len = 0;
+    out->tracestate[0] = 0;
+    if (!ts) return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(ts, &n);
+    if (!s) return -1;
+    if (n > ITUNA_TRACESTATE_MAX) n = ITUNA_TRACESTATE_MAX; /* validated at creation; defensive */
+    memcpy(out->tracestate, s, (size_t)n);
+    out->tracestate[n] = 0;
+    out->tracestate_len = (uint16_t)n;
+    return 0;
+}
+
+const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp)
+{
+    if (Py_IS_TYPE(o, st->SpanType)) {
+        SpanObject *s = (SpanObject *)o;
+        if (s->span) return ituna_span_get_context(s->span);
+        memcpy(tmp->trace_id, s->trace_id, 16);
+        memcpy(tmp->span_id, s->span_id, 8);
+        tmp->trace_flags = s->trace_flags;
+        tmp->is_remote = 0;
+        if (fill_tracestate(s->tracestate, tmp) < 0) return NULL;
+        return tmp;
+    }
+    if (Py_IS_TYPE(o, st->SpanContextType)) {
+        SpanContextObject *c = (SpanContextObject *)o;
+        memcpy(tmp->trace_id, c->trace_id, 16);
+        memcpy(tmp->span_id, c->span_id, 8);
+        tmp->trace_flags = c->trace_flags;
+        tmp->is_remote = c->is_remote;
+        if (fill_tracestate(c->tracestate, tmp) < 0) return NULL;
+        return tmp;
+    }
+    PyErr_Format(PyExc_TypeError, "expected a Span or SpanContext, not %.100s", Py_TYPE(o)->tp_name);
+    return NULL;
+}
+
+const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp)
+{
+    PyObject *v = NULL;
+    if (PyContextVar_Get(st->current, NULL, &v) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!v) return NULL;
+    const ituna_span_context *c = NULL;
+    if (v != Py_None) {
+        c = context_from_object(st, v, tmp);
+        if (!c) PyErr_Clear();
+    }
+    Py_DECREF(v); /* the ContextVar keeps it alive */
+    return c;
+}
+
+/* ---- SpanContext type ------------------------------------------------------- */
+
+static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"trace_id", "span_id", "trace_flags", "tracestate", "is_remote", NULL};
+    const char *tid, *sid, *ts = NULL;
+    Py_ssize_t tlen, slen, tslen = 0;
+    int flags = ITUNA_TRACE_FLAG_SAMPLED, remote = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#s#|iz#p:SpanContext", kwlist, &tid, &tlen, &sid, &slen,
+                                     &flags, &ts, &tslen, &remote))
+        return NULL;
+    module_state *st = state_of_type(tp);
+    if (tlen != 32 || slen != 16 || flags < 0 || flags > 255)
+        return PyErr_Format(PyExc_ValueError, "SpanContext needs a 32-hex trace_id, a 16-hex span_id and flags 0..255");
+    /* go through the strict W3C parser so only valid contexts exist */
+    char tp_buf[64];
+    snprintf(tp_buf, sizeof tp_buf, "00-%.32s-%.16s-%02x", tid, sid, flags);
+    ituna_span_context c;
+    const char *reason = NULL;
+    if (ituna_traceparent_parse(tp_buf, strlen(tp_buf), &c, &reason) != ITUNA_OK)
+        return PyErr_Format(PyExc_ValueError, "invalid span context: %s", reason ? reason : "parse error");
+    if (ts && tslen) {
+        if (ituna_tracestate_parse(ts, (size_t)tslen, &c, &reason) != ITUNA_OK)
+            return PyErr_Format(PyExc_ValueError, "invalid tracestate: %s", reason ? reason : "parse error");
+    }
+    c.is_remote = (uint8_t)remote;
+    return context_new(st, &c);
+}
+
+static void sc_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    Py_CLEAR(((SpanContextObject *)self)->tracestate);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *sc_trace_id(PyObject *self, void *c)
+{
+    (void)c;
+    char buf[33];
+    hex_into(((SpanContextObject *)self)->trace_id, 16, buf);
+    return PyUnicode_FromStringAndSize(buf, 32);
+}
+
+static PyObject *sc_span_id(PyObject *self, void *c)
+{
+    (void)c;
+    char buf[17];
+    hex_into(((SpanContextObject *)self)->span_id, 8, buf);
+    return PyUnicode_FromStringAndSize(buf, 16);
+}
+
+static PyObject *sc_flags(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(((SpanContextObject *)self)->trace_flags);
+}
+
+static PyObject *sc_sampled(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((SpanContextObject *)self)->trace_flags & ITUNA_TRACE_FLAG_SAMPLED);
+}
+
+static PyObject *sc_remote(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((SpanContextObject *)self)->is_remote);
+}
+
+static PyObject *sc_tracestate(PyObject *self, void *c)
+{
+    (void)c;
+    PyObject *ts = ((SpanContextObject *)self)->tracestate;
+    return ts ? Py_NewRef(ts) : PyUnicode_FromString("");
+}
+
+static PyObject *sc_traceparent(PyObject *self, void *c)
+{
+    (void)c;
+    module_state *st = state_of_type(Py_TYPE(self));
+    ituna_span_context tmp;
+    const ituna_span_context *ctx = context_from_object(st, self, &tmp);
+    if (!ctx) return NULL;
+    char buf[64];
+    size_t n = ituna_traceparent_format(ctx, buf, sizeof buf);
+    return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+}
+
+static PyObject *sc_repr(PyObject *self)
+{
+    SpanContextObject *o = (SpanContextObject *)self;
+    char t[33], s[17];
+    hex_into(o->trace_id, 16, t);
+    hex_into(o->span_id, 8, s);
+    return PyUnicode_FromFormat("SpanContext(trace_id='%s', span_id='%s', trace_flags=%d, is_remote=%s)", t, s,
+                                (int)o->trace_flags, o->is_remote ? "True" : "False");
+}
+
+static Py_hash_t sc_hash(PyObject *self)
+{
+    SpanContextObject *o = (SpanContextObject *)self;
+    if (o->hash != -1) return o->hash;
+    Py_uhash_t h = 1469598103934665603ULL;
+    for (int i = 0; i < 16; i++) h = (h ^ o->trace_id[i]) * 1099511628211ULL;
+    for (int i = 0; i < 8; i++) h = (h ^ o->span_id[i]) * 1099511628211ULL;
+    h ^= o->trace_flags;
+    if (h == (Py_uhash_t)-1) h = (Py_uhash_t)-2;
+    o->hash = (Py_hash_t)h;
+    return o->hash;
+}
+
+static PyObject *sc_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if ((op != Py_EQ && op != Py_NE) || !Py_IS_TYPE(b, Py_TYPE(a))) Py_RETURN_NOTIMPLEMENTED;
+    SpanContextObject *x = (SpanContextObject *)a, *y = (SpanContextObject *)b;
+    int eq = memcmp(x->trace_id, y->trace_id, 16) == 0 && memcmp(x->span_id, y->span_id, 8) == 0 &&
+             x->trace_flags == y->trace_flags;
+    if (eq) {
+        PyObject *ta = x->tracestate, *tb = y->tracestate;
+        if (!ta != !tb) eq = 0;
+        else if (ta) {
+            int r = PyUnicode_Compare(ta, tb);
+            if (r == -1 && PyErr_Occurred()) return NULL;
+            eq = r == 0;
+        }
+    }
+    return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+static PyGetSetDef sc_getset[] = {
+    {"trace_id", sc_trace_id, NULL, "Trace id, 32 lowercase hex chars.", NULL},
+    {"span_id", sc_span_id, NULL, "Span id, 16 lowercase hex chars.", NULL},
+    {"trace_flags", sc_flags, NULL, "W3C trace-flags byte (bit 0: sampled).", NULL},
+    {"sampled", sc_sampled, NULL, "True when the sampled flag is set.", NULL},
+    {"is_remote", sc_remote, NULL, "True when extracted from a carrier.", NULL},
+    {"tracestate", sc_tracestate, NULL, "W3C tracestate value ('' when none).", NULL},
+    {"traceparent", sc_traceparent, NULL, "The W3C traceparent header value.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot sc_slots[] = {
+    {Py_tp_doc, "SpanContext(trace_id, span_id, trace_flags=1, tracestate=None, is_remote=True)\n\n"
+                "An immutable W3C trace context: usable as parent= and with inject()."},
+    {Py_tp_new, sc_new},
+    {Py_tp_dealloc, sc_dealloc},
+    {Py_tp_getset, sc_getset},
+    {Py_tp_repr, sc_repr},
+    {Py_tp_hash, sc_hash},
+    {Py_tp_richcompare, sc_richcompare},
+    {0, NULL},
+};
+
+PyType_Spec SpanContext_spec = {
+    .name = "ituna.SpanContext",
+    .basicsize = sizeof(SpanContextObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = sc_slots,
+};
+
+/* ---- inject / extract -------------------------------------------------------- */
+
+typedef struct {
+    PyObject *obj;
+    int failed;
+} set_carrier;
+
+static void carrier_set(void *carrier, const char *key, const char *value)
+{
+    set_carrier *c = carrier;
+    if (c->failed) return;
+    PyObject *k = PyUnicode_FromString(key);
+    PyObject *v = k ? PyUnicode_FromString(value) : NULL;
+    if (!v || PyObject_SetItem(c->obj, k, v) < 0) c->failed = 1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+}
+
+static int parse_kw(PyObject *kwnames, PyObject *const *args, Py_ssize_t nargs, const char *const *names,
+                    PyObject **out, Py_ssize_t nout, const char *fname)
+{
+    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
+    if (!kwnames) return 0;
+    Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nk; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        Py_ssize_t j;
+        for (j = 0; j < nout; j++)
+            if (PyUnicode_CompareWithASCIIString(k, names[j]) == 0) break;
+        if (j == nout) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, k);
+            return -1;
+        }
+        if (out[j]) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, names[j]);
+            return -1;
+        }
+        out[j] = args[nargs + i];
+    }
+    return 0;
+}
+
+PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"carrier", "context"};
+    PyObject *a[2] = {NULL, NULL};
+    if (nargs > 2) return PyErr_Format(PyExc_TypeError, "inject() takes at most 2 arguments");
+    if (parse_kw(kwnames, args, nargs, names, a, 2, "inject") < 0) return NULL;
+    module_state *st = state_of_module(m);
+    ituna_span_context tmp;
+    const ituna_span_context *ctx;
+    if (a[1] && a[1] != Py_None) {
+        ctx = context_from_object(st, a[1], &tmp);
+        if (!ctx) return NULL;
+    } else {
+        ctx = context_current(st, &tmp);
+    }
+    PyObject *carrier;
+    if (!a[0] || a[0] == Py_None) {
+        carrier = PyDict_New();
+        if (!carrier) return NULL;
+    } else {
+        carrier = Py_NewRef(a[0]);
+    }
+    if (!ctx || !ituna_span_context_is_valid(ctx)) return carrier;
+    if (PyDict_CheckExact(carrier)) {
+        /* fast path for the common dict carrier: same output as ituna_inject() */
+        char buf[64];
+        size_t n = ituna_traceparent_format(ctx, buf, sizeof buf);
+        PyObject *v = PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+        if (!v || PyDict_SetItem(carrier, st->str_traceparent, v) < 0) goto fail_v;
+        Py_DECREF(v);
+        if (ctx->tracestate_len) {
+            v = PyUnicode_FromStringAndSize(ctx->tracestate, ctx->tracestate_len);
+            if (!v || PyDict_SetItem(carrier, st->str_tracestate, v) < 0) goto fail_v;
+            Py_DECREF(v);
+        }
+        return carrier;
+    fail_v:
+        Py_XDECREF(v);
+        Py_DECREF(carrier);
+        return NULL;
+    }
+    set_carrier sc = {carrier, 0};
+    ituna_err err = ituna_inject(ctx, carrier_set, &sc);
+    if (sc.failed) {
+        Py_DECREF(carrier);
+        return NULL;
+    }
+    if (err != ITUNA_OK && err != ITUNA_ERR_NOT_FOUND) {
+        Py_DECREF(carrier);
+        return raise_err(st, err, NULL);
+    }
+    return carrier;
+}
+
+/* Carrier lookup for extract: values are kept alive in `keep` until extract ends. */
+typedef struct {
+    PyObject *obj;
+    PyObject *keep; /* list, created lazily */
+    int failed;
+} get_carrier;
+
+static const char *value_chars(get_carrier *c, PyObject *v)
+{
+    if (PyUnicode_Check(v)) return PyUnicode_AsUTF8(v);
+    if (PyBytes_Check(v)) return PyBytes_AS_STRING(v);
+    if (PyByteArray_Check(v)) return PyByteArray_AS_STRING(v);
+    if (v == Py_None) return NULL;
+    if (PyList_Check(v) || PyTuple_Check(v)) { /* e.g. a multi-valued header: first wins */
+        if (PySequence_Fast_GET_SIZE(v) == 0) return NULL;
+        return value_chars(c, PySequence_Fast_GET_ITEM(v, 0));
+    }
+    PyErr_Format(PyExc_TypeError, "carrier values must be str or bytes, not %.100s", Py_TYPE(v)->tp_name);
+    c->failed = 1;
+    return NULL;
+}
+
+static int key_matches(PyObject *k, const char *key)
+{
+    if (PyUnicode_Check(k)) {
+        const char *s = PyUnicode_AsUTF8(k);
+        if (!s) {
+            PyErr_Clear();
+            return 0;
+        }
+        return strcasecmp(s, key) == 0;
+    }
+    if (PyBytes_Check(k)) return strcasecmp(PyBytes_AS_STRING(k), key) == 0;
+    return 0;
+}
+
+static int keep(get_carrier *c, PyObject *v)
+{
+    if (!c->keep && !(c->keep = PyList_New(0))) return -1;
+    return PyList_Append(c->keep, v);
+}
+
+static const char *carrier_get(void *carrier, const char *key)
+{
+    get_carrier *c = carrier;
+    if (c->failed) return NULL;
+    PyObject *o = c->obj;
+    if (PyDict_Check(o)) {
+        PyObject *v = PyDict_GetItemString(o, key); /* borrowed, the dict keeps it */
+        if (v) return value_chars(c, v);
+        PyObject *k, *val;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(o, &pos, &k, &val))
+            if (key_matches(k, key)) return value_chars(c, val);
+        return NULL;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o)) { /* Kafka-style [(key, value), ...] */
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *it = PySequence_Fast_GET_ITEM(o, i);
+            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2) {
+                PyErr_SetString(PyExc_TypeError, "carrier list items must be (key, value) pairs");
+                c->failed = 1;
+                return NULL;
+            }
+            if (key_matches(PyTuple_GET_ITEM(it, 0), key)) return value_chars(c, PyTuple_GET_ITEM(it, 1));
+        }
+        return NULL;
+    }
+    if (PyMapping_Check(o)) {
+        PyObject *v = PyMapping_GetItemString(o, key);
+        if (!v) {
+            if (PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
+            else c->failed = 1;
+            return NULL;
+        }
+        const char *s = keep(c, v) < 0 ? NULL : value_chars(c, v);
+        Py_DECREF(v);
+        if (!s && PyErr_Occurred()) c->failed = 1;
+        return s;
+    }
+    PyErr_Format(PyExc_TypeError, "carrier must be a mapping or a list of (key, value) pairs, not %.100s",
+                 Py_TYPE(o)->tp_name);
+    c->failed = 1;
+    return NULL;
+}
+
+PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"carrier", "errors"};
+    PyObject *a[2] = {NULL, NULL};
+    if (nargs > 2) return PyErr_Format(PyExc_TypeError, "extract() takes at most 2 arguments");
+    if (parse_kw(kwnames, args, nargs, names, a, 2, "extract") < 0) return NULL;
+    if (!a[0]) return PyErr_Format(PyExc_TypeError, "extract() missing required argument 'carrier'");
+    int errors = a[1] ? PyObject_IsTrue(a[1]) : 0;
+    if (errors < 0) return NULL;
+    module_state *st = state_of_module(m);
+    get_carrier gc = {a[0], NULL, 0};
+    ituna_span_context ctx;
+    const char *reason = NULL;
+    ituna_err err;
+    if (a[0] == Py_None) {
+        err = ITUNA_ERR_NOT_FOUND;
+        reason = "no carrier";
+    } else {
+        err = ituna_extract(carrier_get, &gc, &ctx, &reason);
+    }
+    Py_XDECREF(gc.keep);
+    if (gc.failed) return NULL;
+    PyObject *res;
+    if (err == ITUNA_OK) {
+        res = context_new(st, &ctx);
+        if (!res) return NULL;
+    } else {
+        res = Py_NewRef(Py_None);
+        if (!reason) reason = ituna_err2str(err);
+    }
+    if (!errors) return res;
+    PyObject *r = err == ITUNA_OK ? Py_NewRef(Py_None) : PyUnicode_FromString(reason);
+    if (!r) {
+        Py_DECREF(res);
+        return NULL;
+    }
+    PyObject *t = PyTuple_Pack(2, res, r);
+    Py_DECREF(res);
+    Py_DECREF(r);
+    return t;
+}
+
+PyObject *py_traceparent_parse(PyObject *m, PyObject *arg)
+{
+    module_state *st = state_of_module(m);
+    Py_ssize_t n;
+    const char *s;
+    if (PyUnicode_Check(arg)) s = PyUnicode_AsUTF8AndSize(arg, &n);
+    else if (PyBytes_Check(arg)) {
+        s = PyBytes_AS_STRING(arg);
+        n = PyBytes_GET_SIZE(arg);
+    } else
+        return PyErr_Format(PyExc_TypeError, "traceparent must be str or bytes, not %.100s", Py_TYPE(arg)->tp_name);
+    if (!s) return NULL;
+    ituna_span_context ctx;
+    const char *reason = NULL;
+    ituna_err err = ituna_traceparent_parse(s, (size_t)n, &ctx, &reason);
+    if (err != ITUNA_OK) return raise_err(st, err, reason);
+    return context_new(st, &ctx);
+}

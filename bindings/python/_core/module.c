@@ -1,0 +1,369 @@
+/* module.c - the ituna._core module: multi-phase init, module state, the exception
+ * hierarchy and the one place where core error codes become Python exceptions. */
+#include "module.h"
+
+#include <math.h>
+
+module_state *state_of_type(PyTypeObject *tp) { return (module_state *)PyType_GetModuleState(tp); }
+module_state *state_of_module(PyObject *m) { return (module_state *)PyModule_GetState(m); }
+
+PyObject *raise_err(module_state *st, ituna_err err, const char *msg)
+{
+    PyObject *cls;
+    switch (err) {
+    case ITUNA_ERR_NOMEM: return PyErr_NoMemory();
+    case ITUNA_ERR_CONFIG:
+    case ITUNA_ERR_PARSE: cls = st->ConfigError; break;
+    case ITUNA_ERR_TIMEOUT: cls = st->TimeoutError; break;
+    case ITUNA_ERR_KAFKA: cls = st->KafkaError; break;
+    case ITUNA_ERR_STATE: cls = st->StateError; break;
+    case ITUNA_ERR_MALFORMED: cls = st->MalformedPayload; break;
+    default: cls = st->Error; break;
+    }
+    if (!msg || !*msg) msg = ituna_err2str(err);
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    if (!text) return NULL;
+    PyObject *exc = PyObject_CallOneArg(cls, text);
+    Py_DECREF(text);
+    if (!exc) return NULL;
+    /* .code and .name let callers branch without parsing the message */
+    PyObject *code = PyLong_FromLong((long)err);
+    PyObject *name = PyUnicode_FromString(ituna_err2name(err));
+    if (code && name && PyObject_SetAttrString(exc, "code", code) == 0 &&
+        PyObject_SetAttrString(exc, "name", name) == 0)
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(code);
+    Py_XDECREF(name);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+int timeout_ms_from(PyObject *o, int dflt)
+{
+    if (!o || o == Py_None) return dflt;
+    if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o))) {
+        PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -2;
+    }
+    double s = PyFloat_AsDouble(o);
+    if (s == -1.0 && PyErr_Occurred()) return -2;
+    if (isnan(s) || s < 0) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be >= 0 seconds");
+        return -2;
+    }
+    if (s > 2147483.0) return INT32_MAX;
+    return (int)(s * 1000.0 + 0.5);
+}
+
+int fast_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *names, int nout, int npos, PyObject **out)
+{
+    for (int i = 0; i < nout; i++) out[i] = NULL;
+    if (nargs > npos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)", fname, npos,
+                     npos == 1 ? "" : "s", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
+    if (!kwnames) return 0;
+    Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nk; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        int j;
+        for (j = 0; j < nout; j++)
+            if (PyUnicode_CompareWithASCIIString(k, names[j]) == 0) break;
+        if (j == nout) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, k);
+            return -1;
+        }
+        if (out[j]) {
+            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, names[j]);
+            return -1;
+        }
+        out[j] = args[nargs + i];
+    }
+    return 0;
+}
+
+/* ---- module functions ------------------------------------------------------ */
+
+static PyObject *py_version(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    (void)m;
+    return PyUnicode_FromString(ituna_version());
+}
+
+static PyObject *py_set_default_tracer(PyObject *m, PyObject *t)
+{
+    module_state *st = state_of_module(m);
+    if (t != Py_None && !PyObject_TypeCheck(t, st->TracerType))
+        return PyErr_Format(PyExc_TypeError, "expected a Tracer or None, not %.100s", Py_TYPE(t)->tp_name);
+    if (t == Py_None) {
+        ituna_tracer_set_global(NULL);
+        Py_CLEAR(st->default_tracer);
+    } else {
+        Py_INCREF(t);
+        Py_XSETREF(st->default_tracer, t);
+        ituna_tracer_set_global(((TracerObject *)t)->tracer);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_default_tracer(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    module_state *st = state_of_module(m);
+    if (!st->default_tracer) Py_RETURN_NONE;
+    return Py_NewRef(st->default_tracer);
+}
+
+static PyObject *py_current(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    module_state *st = state_of_module(m);
+    PyObject *v = NULL;
+    if (PyContextVar_Get(st->current, Py_None, &v) < 0) return NULL;
+    return v;
+}
+
+static PyObject *py_err2name(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    long c = PyLong_AsLong(arg);
+    if (c == -1 && PyErr_Occurred()) return NULL;
+    return PyUnicode_FromString(ituna_err2name((ituna_err)c));
+}
+
+/* Diagnostics from the core go to the Python logger "ituna" when a handler is
+ * installed; the core may call from any thread, so the GIL is taken here. */
+static PyObject *log_callback; /* protected by the GIL; one per process like the core's hook */
+
+static void log_trampoline(ituna_log_level level, const char *message, void *opaque)
+{
+    (void)opaque;
+    if (!Py_IsInitialized()) return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    if (log_callback) {
+        PyObject *r = PyObject_CallFunction(log_callback, "is", (int)level, message);
+        if (!r) PyErr_WriteUnraisable(log_callback);
+        Py_XDECREF(r);
+    }
+    PyGILState_Release(g);
+}
+
+static PyObject *py_set_log_handler(PyObject *m, PyObject *fn)
+{
+    (void)m;
+    if (fn == Py_None) {
+        ituna_log_set_handler(NULL, NULL);
+        Py_CLEAR(log_callback);
+        Py_RETURN_NONE;
+    }
+    if (!PyCallable_Check(fn)) return PyErr_Format(PyExc_TypeError, "log handler must be callable");
+    Py_INCREF(fn);
+    Py_XSETREF(log_callback, fn);
+    ituna_log_set_handler(log_trampoline, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_log_level(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    long lv = PyLong_AsLong(arg);
+    if (lv == -1 && PyErr_Occurred()) return NULL;
+    if (lv < ITUNA_LOG_DEBUG || lv > ITUNA_LOG_NONE) return PyErr_Format(PyExc_ValueError, "log level 0..4");
+    ituna_log_set_level((ituna_log_level)lv);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"version", py_version, METH_NOARGS, "version() -> str: the C core's version string."},
+    {"set_default_tracer", py_set_default_tracer, METH_O,
+     "set_default_tracer(tracer or None): tracer used by Producer/Consumer when none is given;\n"
+     "also made the core's global tracer."},
+    {"get_default_tracer", py_get_default_tracer, METH_NOARGS, "get_default_tracer() -> Tracer or None."},
+    {"current", py_current, METH_NOARGS, "current() -> Span, SpanContext or None: this context's current span."},
+    {"inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
+     "inject(carrier=None, context=None) -> carrier\n\n"
+     "Write 'traceparent' (and 'tracestate' when set) for context (a Span or SpanContext;\n"
+     "default: the current span) into carrier (a mutable mapping; default: a new dict)\n"
+     "and return it. With no context, the carrier is returned unchanged."},
+    {"extract", (PyCFunction)(void (*)(void))py_extract, METH_FASTCALL | METH_KEYWORDS,
+     "extract(carrier, errors=False) -> SpanContext or None\n\n"
+     "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
+     "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
+     "headers. Returns None for a missing or invalid traceparent. With errors=True\n"
+     "returns (context_or_None, reason_or_None) so the reason for None is available."},
+    {"traceparent_parse", py_traceparent_parse, METH_O,
+     "traceparent_parse(value) -> SpanContext: strict W3C parse; ituna.ConfigError subclass\n"
+     "ituna.Error is raised with the reason on invalid input."},
+    {"start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
+     METH_VARARGS | METH_KEYWORDS,
+     "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"
+     "Start librdkafka's built-in Kafka-protocol TEST cluster (not Apache Kafka) inside\n"
+     "this process on 127.0.0.1. .bootstrap gives its address; .stop() ends it."},
+    {"err2name", py_err2name, METH_O, "err2name(code) -> str: the core's enum name of an error code."},
+    {"set_log_handler", py_set_log_handler, METH_O,
+     "set_log_handler(fn(level:int, message:str) or None): route the core's diagnostics."},
+    {"set_log_level", py_set_log_level, METH_O, "set_log_level(level:int): 0 debug .. 4 none."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- init ------------------------------------------------------------------- */
+
+static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec)
+{
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, NULL);
+    if (!*slot) return -1;
+    return PyModule_AddType(m, *slot);
+}
+
+static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bases, const char *doc)
+{
+    char full[64];
+    snprintf(full, sizeof full, "ituna.%s", name);
+    *slot = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
+    if (!*slot) return -1;
+    return PyModule_AddObjectRef(m, name, *slot);
+}
+
+static int module_exec(PyObject *m)
+{
+    module_state *st = state_of_module(m);
+    if (add_type(m, &st->SpanContextType, &SpanContext_spec) < 0) return -1;
+    if (add_type(m, &st->SpanType, &Span_spec) < 0) return -1;
+    if (add_type(m, &st->TracerType, &Tracer_spec) < 0) return -1;
+    if (add_type(m, &st->ProducerType, &Producer_spec) < 0) return -1;
+    if (add_type(m, &st->ConsumerType, &Consumer_spec) < 0) return -1;
+    if (add_type(m, &st->MessageType, &Message_spec) < 0) return -1;
+    if (add_type(m, &st->BrokerType, &Broker_spec) < 0) return -1;
+    st->DeliveryReportType = PyStructSequence_NewType(&DeliveryReport_desc);
+    if (!st->DeliveryReportType || PyModule_AddType(m, st->DeliveryReportType) < 0) return -1;
+
+    if (add_exc(m, &st->Error, "Error", NULL,
+                "Base of every ituna exception; .code is the core's ituna_err number and .name its enum name.") < 0)
+        return -1;
+    PyObject *b = PyTuple_Pack(2, st->Error, PyExc_ValueError);
+    int rc = b ? add_exc(m, &st->ConfigError, "ConfigError", b,
+                         "Unknown configuration key, bad value or unparsable input.") : -1;
+    Py_XDECREF(b);
+    if (rc < 0) return -1;
+    if (add_exc(m, &st->KafkaError, "KafkaError", st->Error, "An error reported by librdkafka or the broker.") < 0)
+        return -1;
+    b = PyTuple_Pack(2, st->Error, PyExc_TimeoutError);
+    rc = b ? add_exc(m, &st->TimeoutError, "TimeoutError", b,
+                     "A wait ran out of time (also a builtin TimeoutError).") : -1;
+    Py_XDECREF(b);
+    if (rc < 0) return -1;
+    if (add_exc(m, &st->DeliveryError, "DeliveryError", st->KafkaError,
+                "Published messages were not delivered; .reports lists their DeliveryReports.") < 0)
+        return -1;
+    if (add_exc(m, &st->MalformedPayload, "MalformedPayload", st->Error,
+                "Raise inside `with message:` to send the message to the dead-letter topic\n"
+                "(<topic>.dlq) with str(exc) as the reason; the exception is then swallowed.") < 0)
+        return -1;
+    if (add_exc(m, &st->StateError, "StateError", st->Error,
+                "The object is closed or in the wrong state for the call.") < 0)
+        return -1;
+
+    st->current = PyContextVar_New("ituna.current_span", NULL);
+    if (!st->current || PyModule_AddObjectRef(m, "current_var", st->current) < 0) return -1;
+
+    PyObject *json = PyImport_ImportModule("json");
+    if (!json) return -1;
+    st->json_dumps = PyObject_GetAttrString(json, "dumps");
+    st->json_loads = PyObject_GetAttrString(json, "loads");
+    Py_DECREF(json);
+    if (!st->json_dumps || !st->json_loads) return -1;
+    PyObject *tb = PyImport_ImportModule("traceback");
+    if (!tb) return -1;
+    st->format_exception = PyObject_GetAttrString(tb, "format_exception");
+    Py_DECREF(tb);
+    if (!st->format_exception) return -1;
+    st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
+    if (!st->json_kw) return -1;
+    st->str_traceparent = PyUnicode_InternFromString("traceparent");
+    st->str_tracestate = PyUnicode_InternFromString("tracestate");
+    if (!st->str_traceparent || !st->str_tracestate) return -1;
+
+    if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    module_state *st = state_of_module(m);
+    Py_VISIT(st->SpanContextType);
+    Py_VISIT(st->SpanType);
+    Py_VISIT(st->TracerType);
+    Py_VISIT(st->ProducerType);
+    Py_VISIT(st->ConsumerType);
+    Py_VISIT(st->MessageType);
+    Py_VISIT(st->BrokerType);
+    Py_VISIT(st->DeliveryReportType);
+    Py_VISIT(st->Error);
+    Py_VISIT(st->ConfigError);
+    Py_VISIT(st->KafkaError);
+    Py_VISIT(st->TimeoutError);
+    Py_VISIT(st->DeliveryError);
+    Py_VISIT(st->MalformedPayload);
+    Py_VISIT(st->StateError);
+    Py_VISIT(st->current);
+    Py_VISIT(st->default_tracer);
+    Py_VISIT(st->json_dumps);
+    Py_VISIT(st->json_loads);
+    Py_VISIT(st->format_exception);
+    Py_VISIT(st->json_kw);
+    return 0;
+}
+
+static int module_clear(PyObject *m)
+{
+    module_state *st = state_of_module(m);
+    if (st->default_tracer) ituna_tracer_set_global(NULL);
+    Py_CLEAR(st->SpanContextType);
+    Py_CLEAR(st->SpanType);
+    Py_CLEAR(st->TracerType);
+    Py_CLEAR(st->ProducerType);
+    Py_CLEAR(st->ConsumerType);
+    Py_CLEAR(st->MessageType);
+    Py_CLEAR(st->BrokerType);
+    Py_CLEAR(st->DeliveryReportType);
+    Py_CLEAR(st->Error);
+    Py_CLEAR(st->ConfigError);
+    Py_CLEAR(st->KafkaError);
+    Py_CLEAR(st->TimeoutError);
+    Py_CLEAR(st->DeliveryError);
+    Py_CLEAR(st->MalformedPayload);
+    Py_CLEAR(st->StateError);
+    Py_CLEAR(st->current);
+    Py_CLEAR(st->default_tracer);
+    Py_CLEAR(st->json_dumps);
+    Py_CLEAR(st->json_loads);
+    Py_CLEAR(st->format_exception);
+    Py_CLEAR(st->json_kw);
+    Py_CLEAR(st->str_traceparent);
+    Py_CLEAR(st->str_tracestate);
+    return 0;
+}
+
+static void module_free(void *m) { module_clear((PyObject *)m); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ituna._core",
+    .m_doc = "C extension of ituna: tracer, spans, W3C propagation and traced Kafka clients\n"
+             "on the ituna-core C library. Use the `ituna` package, not this module.",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }

@@ -1,0 +1,139 @@
+/* module.h - what the files of the ituna._core extension share: the module state
+ * (types, exception classes, the current-span ContextVar), the span and context
+ * object layouts, and the helpers that convert between Python and the core. */
+#ifndef ITUNA_PY_MODULE_H
+#define ITUNA_PY_MODULE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "ituna/ituna.h"
+
+#define ERRSTR_SIZE 512
+
+typedef struct {
+    /* types */
+    PyTypeObject *SpanContextType;
+    PyTypeObject *SpanType;
+    PyTypeObject *TracerType;
+    PyTypeObject *ProducerType;
+    PyTypeObject *ConsumerType;
+    PyTypeObject *MessageType;
+    PyTypeObject *BrokerType;
+    PyTypeObject *DeliveryReportType;
+    /* exceptions: Error is the base of all others */
+    PyObject *Error;
+    PyObject *ConfigError;
+    PyObject *KafkaError;
+    PyObject *TimeoutError;
+    PyObject *DeliveryError;
+    PyObject *MalformedPayload;
+    PyObject *StateError;
+    /* the current span: holds a Span or a SpanContext (or is unset) */
+    PyObject *current;
+    /* the tracer set by ituna.init() (a Tracer) or NULL */
+    PyObject *default_tracer;
+    /* json.dumps / json.loads, traceback.format_exception */
+    PyObject *json_dumps;
+    PyObject *json_loads;
+    PyObject *format_exception;
+    PyObject *json_kw; /* {"separators": (",", ":")} for compact payloads */
+    /* interned strings */
+    PyObject *str_traceparent;
+    PyObject *str_tracestate;
+} module_state;
+
+/* SpanContext: an immutable W3C context value. tracestate is kept as a Python
+ * str (or NULL) so the object stays small. */
+typedef struct {
+    PyObject_HEAD
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    uint8_t trace_flags;
+    uint8_t is_remote;
+    PyObject *tracestate; /* str or NULL */
+    Py_hash_t hash;
+} SpanContextObject;
+
+/* Span: wraps an ituna_span until it ends; afterwards only the copied ids stay. */
+typedef struct {
+    PyObject_HEAD
+    ituna_span *span;        /* NULL once ended */
+    PyObject *tracer;        /* strong: the Tracer (or the consumer's tracer) */
+    PyObject *token;         /* ContextVar token while entered with `with` */
+    PyObject *ctx_obj;       /* cached SpanContext, or NULL */
+    uint8_t trace_id[16];
+    uint8_t span_id[8];
+    uint8_t trace_flags;
+    uint8_t recording;
+    uint8_t borrowed;        /* a consumer message's span: ended by the message, not by us */
+    PyObject *tracestate;    /* str or NULL (copied at start) */
+} SpanObject;
+
+typedef struct {
+    PyObject_HEAD
+    ituna_tracer *tracer;
+    int shut_down;
+} TracerObject;
+
+/* module.c */
+module_state *state_of_type(PyTypeObject *tp);
+module_state *state_of_module(PyObject *m);
+/* Raise the ituna exception matching err with message msg (or the code's text).
+ * Returns NULL for `return raise_err(...)`. */
+PyObject *raise_err(module_state *st, ituna_err err, const char *msg);
+/* Seconds (float/int/None) -> ms; None -> dflt. -2 with an exception set on bad input. */
+int timeout_ms_from(PyObject *o, int dflt);
+
+/* Fastcall argument parsing: fills out[0..nout) from positionals (at most npos)
+ * and keywords named names[]; missing ones stay NULL. -1 with TypeError. */
+int fast_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+              const char *const *names, int nout, int npos, PyObject **out);
+
+/* context.c */
+extern PyType_Spec SpanContext_spec;
+PyObject *context_new(module_state *st, const ituna_span_context *c);
+/* Fill *tmp from a SpanContext or Span object and return the context to use
+ * (may point into the live span). NULL with TypeError for other objects. */
+const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp);
+/* The current context from the ContextVar, or NULL (no exception) if none. */
+const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp);
+PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *py_traceparent_parse(PyObject *m, PyObject *arg);
+
+/* span.c */
+extern PyType_Spec Span_spec;
+extern PyType_Spec Tracer_spec;
+/* A borrowed Span wrapper around a span owned elsewhere (a consumer message). */
+PyObject *span_wrap_borrowed(module_state *st, ituna_span *span, PyObject *tracer);
+/* Mark a Span wrapper ended (copies the ids); does not end the C span if borrowed. */
+void span_detach(SpanObject *s);
+/* Record a Python exception (type, message, formatted stack) on a span and set ERROR. */
+int span_record_pyexc(module_state *st, ituna_span *span, PyObject *exc, int set_status);
+
+/* attrs.c: Python values -> ituna_attr. The buffer keeps temporary arrays alive
+ * until attrbuf_free(). */
+typedef struct {
+    ituna_attr *attrs;
+    size_t n;
+    ituna_attr inline_attrs[8];
+    void **allocs;   /* PyMem blocks to free */
+    size_t n_allocs, cap_allocs;
+} attrbuf;
+void attrbuf_init(attrbuf *b);
+void attrbuf_free(attrbuf *b);
+/* Convert a dict (or None) into b->attrs. -1 with an exception set. */
+int attrbuf_from_dict(attrbuf *b, PyObject *dict);
+/* Convert one key/value into *out; uses b for temporary arrays. -1 with an exception set. */
+int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out);
+
+/* kafka.c */
+extern PyType_Spec Producer_spec;
+extern PyType_Spec Consumer_spec;
+extern PyType_Spec Message_spec;
+extern PyType_Spec Broker_spec;
+extern PyStructSequence_Desc DeliveryReport_desc;
+PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
+
+#endif

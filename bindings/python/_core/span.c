@@ -1,0 +1,766 @@
+/* span.c - the Tracer and Span types: tracer setup from config, span start with
+ * the parent taken from the current-span ContextVar, the span context manager
+ * (current inside `with`, error + exception recorded on the way out), and the
+ * span's attribute, event, status and link methods. */
+#include "module.h"
+
+#include <strings.h>
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int parse_kind(PyObject *o, ituna_span_kind *out)
+{
+    static const char *const names[] = {"unspecified", "internal", "server", "client", "producer", "consumer"};
+    if (!o || o == Py_None) {
+        *out = ITUNA_SPAN_KIND_INTERNAL;
+        return 0;
+    }
+    if (PyLong_Check(o) && !PyBool_Check(o)) {
+        long k = PyLong_AsLong(o);
+        if (k >= 0 && k <= 5) {
+            *out = (ituna_span_kind)k;
+            return 0;
+        }
+        if (k == -1 && PyErr_Occurred()) return -1;
+    } else if (PyUnicode_Check(o)) {
+        const char *s = PyUnicode_AsUTF8(o);
+        if (!s) return -1;
+        for (int i = 0; i < 6; i++)
+            if (strcasecmp(s, names[i]) == 0) {
+                *out = (ituna_span_kind)i;
+                return 0;
+            }
+    } else {
+        PyErr_Format(PyExc_TypeError, "kind must be an ituna.SpanKind, int or str, not %.100s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown span kind %R (internal, server, client, producer, consumer)", o);
+    return -1;
+}
+
+static int parse_status(PyObject *o, ituna_status_code *out)
+{
+    static const char *const names[] = {"unset", "ok", "error"};
+    if (PyLong_Check(o) && !PyBool_Check(o)) {
+        long k = PyLong_AsLong(o);
+        if (k >= 0 && k <= 2) {
+            *out = (ituna_status_code)k;
+            return 0;
+        }
+        if (k == -1 && PyErr_Occurred()) return -1;
+    } else if (PyUnicode_Check(o)) {
+        const char *s = PyUnicode_AsUTF8(o);
+        if (!s) return -1;
+        for (int i = 0; i < 3; i++)
+            if (strcasecmp(s, names[i]) == 0) {
+                *out = (ituna_status_code)i;
+                return 0;
+            }
+    } else {
+        PyErr_Format(PyExc_TypeError, "status must be an ituna.StatusCode, int or str, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown status %R (unset, ok, error)", o);
+    return -1;
+}
+
+/* Nanoseconds since the epoch from an int (ns) or None (0 = now). */
+static int parse_time_ns(PyObject *o, uint64_t *out, const char *what)
+{
+    *out = 0;
+    if (!o || o == Py_None) return 0;
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be int nanoseconds since the epoch, not %.100s", what,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *str_arg(PyObject *o, const char *what)
+{
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(o);
+}
+
+int span_record_pyexc(module_state *st, ituna_span *span, PyObject *exc, int set_status)
+{
+    PyObject *tp = (PyObject *)Py_TYPE(exc);
+    PyObject *qual = PyObject_GetAttrString(tp, "__qualname__");
+    PyObject *mod = PyObject_GetAttrString(tp, "__module__");
+    PyObject *msg = PyObject_Str(exc);
+    PyObject *tbl = PyObject_CallOneArg(st->format_exception, exc);
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *stack = (tbl && empty) ? PyUnicode_Join(empty, tbl) : NULL;
+    PyObject *name = NULL;
+    int rc = -1;
+    if (!qual || !mod || !msg || !stack) goto done;
+    if (PyUnicode_Check(mod) && PyUnicode_CompareWithASCIIString(mod, "builtins") != 0)
+        name = PyUnicode_FromFormat("%U.%U", mod, qual);
+    else
+        name = Py_NewRef(qual);
+    if (!name) goto done;
+    const char *n = PyUnicode_AsUTF8(name), *m = PyUnicode_AsUTF8(msg), *s = PyUnicode_AsUTF8(stack);
+    if (!n || !m || !s) goto done;
+    ituna_span_record_exception(span, n, m, s);
+    if (set_status) {
+        PyObject *desc = PyUnicode_FromFormat("%U: %U", qual, msg);
+        if (!desc) goto done;
+        const char *d = PyUnicode_AsUTF8(desc);
+        if (d) ituna_span_set_status(span, ITUNA_STATUS_ERROR, d);
+        Py_DECREF(desc);
+        if (!d) goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(qual);
+    Py_XDECREF(mod);
+    Py_XDECREF(msg);
+    Py_XDECREF(tbl);
+    Py_XDECREF(empty);
+    Py_XDECREF(stack);
+    Py_XDECREF(name);
+    return rc;
+}
+
+/* ---- Span ----------------------------------------------------------------------- */
+
+void span_detach(SpanObject *s)
+{
+    if (!s->span) return;
+    const ituna_span_context *c = ituna_span_get_context(s->span);
+    memcpy(s->trace_id, c->trace_id, 16);
+    memcpy(s->span_id, c->span_id, 8);
+    s->trace_flags = c->trace_flags;
+    s->recording = 0;
+    if (c->tracestate_len && !s->tracestate) {
+        s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
+        if (!s->tracestate) PyErr_Clear(); /* out of memory: the context loses only its tracestate */
+    }
+    if (!s->borrowed) ituna_span_end(s->span, 0);
+    s->span = NULL;
+}
+
+static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *tracer, int borrowed)
+{
+    SpanObject *s = PyObject_New(SpanObject, st->SpanType);
+    if (!s) return NULL;
+    s->span = span;
+    s->tracer = Py_NewRef(tracer);
+    s->token = NULL;
+    s->ctx_obj = NULL;
+    s->tracestate = NULL;
+    s->borrowed = (uint8_t)borrowed;
+    s->recording = (uint8_t)ituna_span_is_recording(span);
+    return s;
+}
+
+PyObject *span_wrap_borrowed(module_state *st, ituna_span *span, PyObject *tracer)
+{
+    return (PyObject *)span_alloc(st, span, tracer, 1);
+}
+
+static void span_dealloc(PyObject *self)
+{
+    SpanObject *s = (SpanObject *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    /* A span never ended is ended when collected, so the core frees it and the
+     * tracer can shut down; an exported span's end time is then the GC time. */
+    if (s->span && !s->borrowed) ituna_span_end(s->span, 0);
+    s->span = NULL;
+    Py_CLEAR(s->token);
+    Py_CLEAR(s->ctx_obj);
+    Py_CLEAR(s->tracestate);
+    Py_CLEAR(s->tracer);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *span_enter(PyObject *self, PyObject *Py_UNUSED(a))
+{
+    SpanObject *s = (SpanObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    if (s->token) {
+        PyErr_SetString(st->StateError, "span is already entered (a span can be used in one `with` at a time)");
+        return NULL;
+    }
+    s->token = PyContextVar_Set(st->current, self);
+    if (!s->token) return NULL;
+    return Py_NewRef(self);
+}
+
+static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    SpanObject *s = (SpanObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    PyObject *exc = nargs >= 2 ? args[1] : Py_None;
+    if (s->span && exc != Py_None && s->recording) {
+        if (span_record_pyexc(st, s->span, exc, 1) < 0) PyErr_Clear(); /* never mask the user's error */
+    } else if (s->span && exc != Py_None) {
+        ituna_span_set_status(s->span, ITUNA_STATUS_ERROR, NULL);
+    }
+    if (s->token) {
+        PyObject *tok = s->token;
+        s->token = NULL;
+        /* a token from another Context (the span crossed threads or tasks) cannot be
+         * reset there; the other Context is left as it was */
+        if (PyContextVar_Reset(st->current, tok) < 0) PyErr_Clear();
+        Py_DECREF(tok);
+    }
+    span_detach(s);
+    Py_RETURN_FALSE;
+}
+
+static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"end_time"};
+    PyObject *a[1];
+    if (fast_args("end", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
+    SpanObject *s = (SpanObject *)self;
+    uint64_t t;
+    if (parse_time_ns(a[0], &t, "end_time") < 0) return NULL;
+    if (s->span && !s->borrowed) {
+        const ituna_span_context *c = ituna_span_get_context(s->span);
+        ituna_span *sp = s->span;
+        memcpy(s->trace_id, c->trace_id, 16);
+        memcpy(s->span_id, c->span_id, 8);
+        s->trace_flags = c->trace_flags;
+        if (c->tracestate_len && !s->tracestate) {
+            s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
+            if (!s->tracestate) PyErr_Clear();
+        }
+        s->span = NULL;
+        s->recording = 0;
+        ituna_span_end(sp, t);
+    }
+    Py_RETURN_NONE; /* ending twice, or a message's span, is a no-op */
+}
+
+static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "set_attribute() takes 2 arguments (%zd given)", nargs);
+    SpanObject *s = (SpanObject *)self;
+    attrbuf b;
+    ituna_attr a;
+    attrbuf_init(&b);
+    /* convert even when not recording, so a wrong type is reported the same way */
+    if (attr_convert(&b, args[0], args[1], &a) < 0) {
+        attrbuf_free(&b);
+        return NULL;
+    }
+    if (s->span && s->recording) ituna_span_set_attr(s->span, &a);
+    attrbuf_free(&b);
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_set_attributes(PyObject *self, PyObject *dict)
+{
+    SpanObject *s = (SpanObject *)self;
+    attrbuf b;
+    attrbuf_init(&b);
+    if (attrbuf_from_dict(&b, dict) < 0) {
+        attrbuf_free(&b);
+        return NULL;
+    }
+    if (s->span && s->recording)
+        for (size_t i = 0; i < b.n; i++) ituna_span_set_attr(s->span, &b.attrs[i]);
+    attrbuf_free(&b);
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "attributes", "timestamp"};
+    PyObject *a[3];
+    if (fast_args("add_event", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_event() missing required argument 'name'");
+    SpanObject *s = (SpanObject *)self;
+    const char *name = str_arg(a[0], "event name");
+    uint64_t t;
+    if (!name || parse_time_ns(a[2], &t, "timestamp") < 0) return NULL;
+    attrbuf b;
+    attrbuf_init(&b);
+    if (attrbuf_from_dict(&b, a[1]) < 0) {
+        attrbuf_free(&b);
+        return NULL;
+    }
+    ituna_err err = ITUNA_OK;
+    if (s->span && s->recording) err = ituna_span_add_event(s->span, name, b.attrs, b.n, t);
+    attrbuf_free(&b);
+    if (err != ITUNA_OK) return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"context", "attributes"};
+    PyObject *a[2];
+    if (fast_args("add_link", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
+    if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_link() missing required argument 'context'");
+    SpanObject *s = (SpanObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    ituna_span_context tmp;
+    const ituna_span_context *c = context_from_object(st, a[0], &tmp);
+    if (!c) return NULL;
+    attrbuf b;
+    attrbuf_init(&b);
+    if (attrbuf_from_dict(&b, a[1]) < 0) {
+        attrbuf_free(&b);
+        return NULL;
+    }
+    ituna_err err = ITUNA_OK;
+    if (s->span && s->recording) err = ituna_span_add_link(s->span, c, b.attrs, b.n);
+    attrbuf_free(&b);
+    if (err != ITUNA_OK) return raise_err(st, err, NULL);
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_set_status(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"status", "description"};
+    PyObject *a[2];
+    if (fast_args("set_status", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
+    if (!a[0]) return PyErr_Format(PyExc_TypeError, "set_status() missing required argument 'status'");
+    ituna_status_code code;
+    if (parse_status(a[0], &code) < 0) return NULL;
+    const char *desc = NULL;
+    if (a[1] && a[1] != Py_None && !(desc = str_arg(a[1], "description"))) return NULL;
+    SpanObject *s = (SpanObject *)self;
+    if (s->span) ituna_span_set_status(s->span, code, desc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_record_exception(PyObject *self, PyObject *exc)
+{
+    if (!PyExceptionInstance_Check(exc))
+        return PyErr_Format(PyExc_TypeError, "record_exception() needs an exception instance, not %.100s",
+                            Py_TYPE(exc)->tp_name);
+    SpanObject *s = (SpanObject *)self;
+    if (s->span && s->recording && span_record_pyexc(state_of_type(Py_TYPE(self)), s->span, exc, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_update_name(PyObject *self, PyObject *name)
+{
+    const char *n = str_arg(name, "span name");
+    if (!n) return NULL;
+    SpanObject *s = (SpanObject *)self;
+    if (s->span) {
+        ituna_err err = ituna_span_update_name(s->span, n);
+        if (err != ITUNA_OK) return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *span_get_context(PyObject *self, void *c)
+{
+    (void)c;
+    SpanObject *s = (SpanObject *)self;
+    if (s->ctx_obj) return Py_NewRef(s->ctx_obj);
+    module_state *st = state_of_type(Py_TYPE(self));
+    ituna_span_context tmp;
+    const ituna_span_context *ctx = context_from_object(st, self, &tmp);
+    if (!ctx) return NULL;
+    PyObject *o = context_new(st, ctx);
+    if (!o) return NULL;
+    ((SpanContextObject *)o)->is_remote = 0;
+    s->ctx_obj = Py_NewRef(o);
+    return o;
+}
+
+static PyObject *span_get_recording(PyObject *self, void *c)
+{
+    (void)c;
+    SpanObject *s = (SpanObject *)self;
+    return PyBool_FromLong(s->span && s->recording);
+}
+
+static PyObject *span_get_ended(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(((SpanObject *)self)->span == NULL);
+}
+
+static PyObject *span_repr(PyObject *self)
+{
+    PyObject *ctx = span_get_context(self, NULL);
+    if (!ctx) return NULL;
+    PyObject *r = PyUnicode_FromFormat("<ituna.Span %R%s>", ctx, ((SpanObject *)self)->span ? "" : " ended");
+    Py_DECREF(ctx);
+    return r;
+}
+
+static PyMethodDef span_methods[] = {
+    {"__enter__", span_enter, METH_NOARGS, "Make the span current in this context; returns the span."},
+    {"__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL,
+     "Restore the previous current span and end this one; an exception marks the span\n"
+     "ERROR, is recorded as an event (type, message, stack) and propagates."},
+    {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL | METH_KEYWORDS,
+     "end(end_time=None): end the span (end_time: ns since the epoch). Ending twice is a no-op."},
+    {"set_attribute", (PyCFunction)(void (*)(void))span_set_attribute, METH_FASTCALL,
+     "set_attribute(key, value): value is str, bool, int, float or a homogeneous list of them."},
+    {"set_attributes", span_set_attributes, METH_O, "set_attributes(dict): set_attribute for each item."},
+    {"add_event", (PyCFunction)(void (*)(void))span_add_event, METH_FASTCALL | METH_KEYWORDS,
+     "add_event(name, attributes=None, timestamp=None): add a timed event (timestamp in ns)."},
+    {"add_link", (PyCFunction)(void (*)(void))span_add_link, METH_FASTCALL | METH_KEYWORDS,
+     "add_link(context, attributes=None): link to another span's context."},
+    {"set_status", (PyCFunction)(void (*)(void))span_set_status, METH_FASTCALL | METH_KEYWORDS,
+     "set_status(status, description=None): status is ituna.StatusCode or 'unset'/'ok'/'error'.\n"
+     "OK is final; the description is kept with ERROR only (OpenTelemetry rules)."},
+    {"record_exception", span_record_exception, METH_O,
+     "record_exception(exc): add an 'exception' event with exception.type, .message and\n"
+     ".stacktrace. Does not change the status."},
+    {"update_name", span_update_name, METH_O, "update_name(name): rename the span."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef span_getset[] = {
+    {"context", span_get_context, NULL, "The span's SpanContext (.trace_id, .span_id); valid after end too.", NULL},
+    {"is_recording", span_get_recording, NULL, "True while the span records (sampled, not ended).", NULL},
+    {"ended", span_get_ended, NULL, "True once the span has ended.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyObject *span_new_refused(PyTypeObject *tp, PyObject *a, PyObject *k)
+{
+    (void)a;
+    (void)k;
+    return PyErr_Format(PyExc_TypeError, "cannot create '%s' instances: use tracer.span()", tp->tp_name);
+}
+
+static PyType_Slot span_slots[] = {
+    {Py_tp_doc, "A span started by Tracer.span(). Use it with `with` to make it current and end it\n"
+                "on exit, or call end(). A span that is garbage-collected unended is ended then."},
+    {Py_tp_new, span_new_refused},
+    {Py_tp_dealloc, span_dealloc},
+    {Py_tp_methods, span_methods},
+    {Py_tp_getset, span_getset},
+    {Py_tp_repr, span_repr},
+    {0, NULL},
+};
+
+PyType_Spec Span_spec = {
+    .name = "ituna.Span",
+    .basicsize = sizeof(SpanObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = span_slots,
+};
+
+/* ---- Tracer ---------------------------------------------------------------------- */
+
+static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"config", "env", "settings", NULL};
+    PyObject *path = Py_None, *settings = Py_None, *path_bytes = NULL, *seq = NULL;
+    int env = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpO:Tracer", kwlist, &path, &env, &settings)) return NULL;
+    module_state *st = state_of_type(tp);
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_err err = ITUNA_OK;
+    ituna_tracer *t = NULL;
+    PyObject *res = NULL;
+    ituna_config *cfg = ituna_config_new();
+    if (!cfg) return PyErr_NoMemory();
+    if (path != Py_None) {
+        if (!PyUnicode_FSConverter(path, &path_bytes)) goto done;
+        err = ituna_config_load_file(cfg, PyBytes_AS_STRING(path_bytes), errstr, sizeof errstr);
+        if (err != ITUNA_OK) goto done;
+    }
+    if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto done;
+    if (settings != Py_None) {
+        seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs");
+        if (!seq) goto done;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
+                PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
+                goto done;
+            }
+            const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0));
+            const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1));
+            if (!k || !v) goto done;
+            if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    err = ituna_tracer_create(cfg, &t, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS
+    if (err != ITUNA_OK) goto done;
+    TracerObject *o = (TracerObject *)tp->tp_alloc(tp, 0);
+    if (!o) {
+        Py_BEGIN_ALLOW_THREADS
+        ituna_tracer_destroy(t);
+        Py_END_ALLOW_THREADS
+        goto done;
+    }
+    o->tracer = t;
+    o->shut_down = 0;
+    res = (PyObject *)o;
+done:
+    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
+    ituna_config_destroy(cfg);
+    Py_XDECREF(path_bytes);
+    Py_XDECREF(seq);
+    return res;
+}
+
+static void tracer_dealloc(PyObject *self)
+{
+    TracerObject *o = (TracerObject *)self;
+    PyTypeObject *tp = Py_TYPE(self);
+    if (o->tracer) {
+        if (ituna_tracer_global() == o->tracer) ituna_tracer_set_global(NULL);
+        ituna_tracer *t = o->tracer;
+        o->tracer = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        ituna_tracer_destroy(t); /* every Span holds a reference, so all spans have ended */
+        Py_END_ALLOW_THREADS
+    }
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"name", "attributes", "kind", "parent", "links", "start_time", "root"};
+    PyObject *a[7];
+    if (fast_args("span", args, nargs, kwnames, names, 7, 4, a) < 0) return NULL;
+    if (!a[0]) return PyErr_Format(PyExc_TypeError, "span() missing required argument 'name'");
+    TracerObject *t = (TracerObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *name = str_arg(a[0], "span name");
+    if (!name) return NULL;
+    ituna_span_options o;
+    memset(&o, 0, sizeof o);
+    if (parse_kind(a[2], &o.kind) < 0 || parse_time_ns(a[5], &o.start_time_ns, "start_time") < 0) return NULL;
+    int root = 0;
+    if (a[6] && (root = PyObject_IsTrue(a[6])) < 0) return NULL;
+    ituna_span_context ptmp;
+    ituna_span_context *links = NULL;
+    if (a[3] && a[3] != Py_None) {
+        if (!(o.parent = context_from_object(st, a[3], &ptmp))) return NULL;
+    } else if (!root) {
+        o.parent = context_current(st, &ptmp);
+    }
+    /* Python's current span lives in the ContextVar, never in the core's
+     * thread-local, so with no parent this is a new trace. */
+    o.root = o.parent == NULL;
+    attrbuf b;
+    attrbuf_init(&b);
+    PyObject *res = NULL;
+    if (attrbuf_from_dict(&b, a[1]) < 0) goto done;
+    o.attrs = b.attrs;
+    o.n_attrs = b.n;
+    if (a[4] && a[4] != Py_None) {
+        PyObject *seq = PySequence_Fast(a[4], "links must be a sequence of SpanContext or Span");
+        if (!seq) goto done;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        links = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *links);
+        if (!links) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const ituna_span_context *c = context_from_object(st, PySequence_Fast_GET_ITEM(seq, i), &links[i]);
+            if (!c) {
+                Py_DECREF(seq);
+                goto done;
+            }
+            if (c != &links[i]) memcpy(&links[i], c, sizeof *c);
+        }
+        Py_DECREF(seq);
+        o.links = links;
+        o.n_links = (size_t)n;
+    }
+    if (!t->tracer) {
+        PyErr_SetString(st->StateError, "tracer is destroyed");
+        goto done;
+    }
+    ituna_span *span = NULL;
+    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
+    if (err != ITUNA_OK) {
+        raise_err(st, err, NULL);
+        goto done;
+    }
+    res = (PyObject *)span_alloc(st, span, self, 0);
+    if (!res) ituna_span_end(span, 0);
+done:
+    attrbuf_free(&b);
+    PyMem_Free(links);
+    return res;
+}
+
+static PyObject *tracer_flush(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"timeout"};
+    PyObject *a[1];
+    if (fast_args("flush", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
+    int ms = timeout_ms_from(a[0], -1);
+    if (ms == -2) return NULL;
+    TracerObject *t = (TracerObject *)self;
+    ituna_err err;
+    Py_BEGIN_ALLOW_THREADS
+    err = ituna_tracer_flush(t->tracer, ms);
+    Py_END_ALLOW_THREADS
+    if (err == ITUNA_OK) Py_RETURN_TRUE;
+    if (err == ITUNA_ERR_TIMEOUT || err == ITUNA_ERR_STATE) Py_RETURN_FALSE;
+    return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
+}
+
+static PyObject *tracer_shutdown(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"timeout"};
+    PyObject *a[1];
+    if (fast_args("shutdown", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
+    int ms = timeout_ms_from(a[0], -1);
+    if (ms == -2) return NULL;
+    TracerObject *t = (TracerObject *)self;
+    ituna_err err;
+    Py_BEGIN_ALLOW_THREADS
+    err = ituna_tracer_shutdown(t->tracer, ms);
+    Py_END_ALLOW_THREADS
+    t->shut_down = 1;
+    if (err == ITUNA_OK) Py_RETURN_TRUE;
+    if (err == ITUNA_ERR_TIMEOUT) Py_RETURN_FALSE;
+    return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
+}
+
+static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a))
+{
+    ituna_tracer_stats s;
+    memset(&s, 0, sizeof s);
+    ituna_tracer_get_stats(((TracerObject *)self)->tracer, &s);
+    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "spans_started", (unsigned long long)s.spans_started,
+                         "spans_not_sampled", (unsigned long long)s.spans_not_sampled, "spans_ended",
+                         (unsigned long long)s.spans_ended, "spans_enqueued", (unsigned long long)s.spans_enqueued,
+                         "spans_dropped", (unsigned long long)s.spans_dropped, "spans_exported",
+                         (unsigned long long)s.spans_exported, "spans_export_failed",
+                         (unsigned long long)s.spans_export_failed, "export_requests",
+                         (unsigned long long)s.export_requests, "export_retries",
+                         (unsigned long long)s.export_retries, "export_partial_rejected",
+                         (unsigned long long)s.export_partial_rejected, "attributes_dropped",
+                         (unsigned long long)s.attributes_dropped, "attributes_truncated",
+                         (unsigned long long)s.attributes_truncated, "events_dropped",
+                         (unsigned long long)s.events_dropped, "links_dropped", (unsigned long long)s.links_dropped);
+}
+
+static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"section", "key", "default"};
+    PyObject *a[3];
+    if (fast_args("config_get", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_get(section, key, default=None)");
+    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
+    if (!key) return NULL;
+    const char *v = ituna_config_get(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
+    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
+    return PyUnicode_FromString(v);
+}
+
+static PyObject *tracer_config_section(PyObject *self, PyObject *arg)
+{
+    const char *sec = str_arg(arg, "section");
+    if (!sec) return NULL;
+    const ituna_config *cfg = ituna_tracer_config(((TracerObject *)self)->tracer);
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    size_t it = 0;
+    const char *k, *v;
+    while (ituna_config_next(cfg, sec, &it, &k, &v)) {
+        PyObject *pv = PyUnicode_FromString(v);
+        if (!pv || PyDict_SetItemString(d, k, pv) < 0) {
+            Py_XDECREF(pv);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(pv);
+    }
+    return d;
+}
+
+static PyObject *tracer_traced(PyObject *self, PyObject *args, PyObject *kw)
+{
+    /* the decorator is Python-level code (sync, async and generator functions) */
+    PyObject *mod = PyImport_ImportModule("ituna._decorators");
+    if (!mod) return NULL;
+    PyObject *fn = PyObject_GetAttrString(mod, "traced");
+    Py_DECREF(mod);
+    if (!fn) return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *full = PyTuple_New(n + 1);
+    if (!full) {
+        Py_DECREF(fn);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(full, 0, Py_NewRef(self));
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(full, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+    PyObject *r = PyObject_Call(fn, full, kw);
+    Py_DECREF(full);
+    Py_DECREF(fn);
+    return r;
+}
+
+static PyObject *tracer_service_name(PyObject *self, void *c)
+{
+    (void)c;
+    const char *n = ituna_tracer_service_name(((TracerObject *)self)->tracer);
+    return PyUnicode_FromString(n ? n : "");
+}
+
+#define SPAN_DOC                                                                                            \
+    "span(name, attributes=None, kind=None, parent=None, links=None, start_time=None, root=False) -> Span\n\n" \
+    "Start a span. Its parent is `parent` (a Span or SpanContext) or else the current span\n"                 \
+    "of this thread/task (contextvars); root=True starts a new trace. Use the result with\n"                  \
+    "`with` to make it current and end it on exit."
+
+static PyMethodDef tracer_methods[] = {
+    {"span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS, SPAN_DOC},
+    {"start_span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
+     "Same as span(): the span is current only inside `with`."},
+    {"flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
+     "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"
+     "None: the configured export timeout) passed first. Releases the GIL."},
+    {"shutdown", (PyCFunction)(void (*)(void))tracer_shutdown, METH_FASTCALL | METH_KEYWORDS,
+     "shutdown(timeout=None) -> bool: flush, stop the export thread. Idempotent."},
+    {"stats", tracer_stats, METH_NOARGS, "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)."},
+    {"config_get", (PyCFunction)(void (*)(void))tracer_config_get, METH_FASTCALL | METH_KEYWORDS,
+     "config_get(section, key, default=None) -> str: a setting as loaded (file, env, overrides)."},
+    {"config_section", tracer_config_section, METH_O, "config_section(section) -> dict of the keys set there."},
+    {"traced", (PyCFunction)(void (*)(void))tracer_traced, METH_VARARGS | METH_KEYWORDS,
+     "traced(name=None, attributes=None, kind=None): decorator running the function inside\n"
+     "`with self.span(name or function.__qualname__)`; works on async functions too."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tracer_getset[] = {
+    {"service_name", tracer_service_name, NULL, "service.name of this tracer.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot tracer_slots[] = {
+    {Py_tp_doc, "Tracer(config=None, env=True, settings=())\n\n"
+                "Build a tracer from an INI file, then the OTEL_* environment (env=True), then\n"
+                "settings: (key, value) string pairs for ituna_config_set. Use ituna.init()."},
+    {Py_tp_new, tracer_new},
+    {Py_tp_dealloc, tracer_dealloc},
+    {Py_tp_methods, tracer_methods},
+    {Py_tp_getset, tracer_getset},
+    {0, NULL},
+};
+
+PyType_Spec Tracer_spec = {
+    .name = "ituna.Tracer",
+    .basicsize = sizeof(TracerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = tracer_slots,
+};

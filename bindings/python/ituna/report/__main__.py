@@ -1,0 +1,8 @@
+"""`python -m ituna.report` runs the ituna-report command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""The analysis behind ituna-report: spans grouped into traces as they stream in, each
+trace finalised once (skew correction, critical path, broken-trace checks) and folded
+into bounded aggregates (per-stage histograms, queue waits, bottleneck ranking).
+
+Memory grows with the number of distinct stages and with the traces in flight, not with
+the number of spans: a trace is finalised when it has not been seen for a generation of
+`max_in_flight / 2` new traces, or at the end of the input.
+
+Decisions where the spec is silent (also in the README of the report):
+- Clock skew: only a cross-service edge (parent/child or producer/consumer in different
+  services) can be skewed. When the child (consumer) starts before its parent (producer)
+  started, or its ituna.queue_wait_ms is negative, the child's service clock is behind.
+  The child and its same-service descendants are shifted forward by the smallest amount
+  that removes the violation (a lower bound of the real skew: we never invent time that
+  causality does not force). A clock that is ahead cannot be told from a real wait.
+- Critical path: from the span that ends last, walk back through parent/child and
+  producer->consumer edges; the gap between a producer's end and its consumer's start is
+  the stage "queue wait <topic>"; time where no child runs is the parent's self time.
+- Outcome of an order: "served" when a kitchen span is present, "rejected" when a span
+  sends to the rejection topic (or validation ended in error), else "incomplete".
+"""
+
+import heapq
+
+from .histogram import LogHistogram
+from .load import attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id
+
+__all__ = ["Analyzer", "Report", "analyze_paths", "analyze_requests", "TraceAssembler"]
+
+INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER = 1, 2, 3, 4, 5
+KIND_LABEL = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+_KIND_BY_NAME = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
+                 "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+_STATUS_BY_NAME = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+# The restaurant's shape (DESIGN.md). Traces of other shapes still get every figure;
+# only the served/rejected outcome and the source fallback use these names.
+KITCHEN_SERVICES = {"kitchen-service"}
+KITCHEN_SPANS = {"main-kitchen"}
+REJECT_TOPICS = {"ituna-rejected"}
+VALIDATION_SPANS = {"main-order-validation"}
+SOURCE_BY_ROOT = {"main-website-order": "website", "main-onsite-order": "on-site",
+                  "main-direct-order": "direct"}
+MAX_EXAMPLES = 50          # trace ids listed per broken-trace category
+SLOWEST_KEPT = 20          # waterfalls of the slowest traces in the report
+MAX_EMBEDDED = 5000        # traces whose waterfall the HTML page can open by search
+MAX_DONE_IDS = 4_000_000   # finalised trace ids remembered to detect late spans
+
+
+def _int(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _kind(v):
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        return _KIND_BY_NAME.get(v, _int(v))
+    return 0
+
+
+class Span:
+    __slots__ = ("sid", "pid", "name", "kind", "start", "end", "service", "status", "raw",
+                 "parent", "pred", "hop", "children", "succ", "shift", "cp_self", "topic",
+                 "depth", "tid")
+
+    def __init__(self, service, d):
+        self.raw = d
+        self.service = service
+        self.sid = d.get("spanId") or ""
+        self.pid = d.get("parentSpanId") or ""
+        self.tid = d.get("traceId") or ""
+        self.name = d.get("name") or ""
+        self.kind = _kind(d.get("kind", 0))
+        self.start = _int(d.get("startTimeUnixNano"))
+        self.end = _int(d.get("endTimeUnixNano"))
+        if self.end < self.start:
+            self.end = self.start
+        st = d.get("status")
+        code = st.get("code", 0) if st else 0
+        self.status = code if isinstance(code, int) else _STATUS_BY_NAME.get(code, _int(code))
+        self.parent = None
+        self.pred = None       # parent, or the producer for a consumer (hop)
+        self.hop = False       # consumer span reached from a producer span
+        self.children = []     # parent/child children except hops, for the critical path
+        self.succ = []         # everything whose pred is this span
+        self.shift = 0
+        self.cp_self = 0
+        self.topic = None
+        self.depth = 0
+
+    def attr(self, key):
+        return find_attr(self.raw.get("attributes"), key)
+
+
+def _topic_of(sp):
+    t = sp.attr("messaging.destination.name")
+    if t:
+        return str(t)
+    n = sp.name
+    for prefix in ("send ", "process ", "publish ", "receive ", "deliver "):
+        if n.startswith(prefix):
+            return n[len(prefix):]
+    return n
+
+
+def _normalise(sp):
+    sp["traceId"] = norm_id(sp.get("traceId"), 16)
+    sp["spanId"] = norm_id(sp.get("spanId"), 8)
+    sp["parentSpanId"] = norm_id(sp.get("parentSpanId"), 8)
+    for ln in sp.get("links") or ():
+        ln["traceId"] = norm_id(ln.get("traceId"), 16)
+        ln["spanId"] = norm_id(ln.get("spanId"), 8)
+
+
+class TraceAssembler:
+    """Groups streamed spans by trace and calls on_trace(trace_id, items) once per trace.
+    Two generations of in-flight traces: when the current one holds `limit` traces, every
+    trace of the previous generation (untouched for a whole generation) is finalised.
+    A consumer root span linking to a producer in another trace (link mode) merges its
+    trace into the producer's, so one order is analysed as one trace."""
+
+    def __init__(self, on_trace, max_in_flight=20000):
+        self.on_trace = on_trace
+        self.limit = max(1, int(max_in_flight) // 2)
+        self.cur = {}
+        self.prev = {}
+        self.done = set()
+        self.late_spans = 0
+        self.alias = {}
+        self.alias_of = {}
+        self.spans = 0
+
+    def add(self, service, sp):
+        self.spans += 1
+        tid = sp.get("traceId") or ""
+        if len(tid) != 32:  # not our lowercase hex: base64 from a receiver dump, or junk
+            _normalise(sp)
+            tid = sp.get("traceId") or ""
+        alias = self.alias
+        if alias:
+            while tid in alias:
+                tid = alias[tid]
+        lst = self.cur.get(tid)
+        if lst is None:
+            lst = self.prev.pop(tid, None)
+            if lst is None:
+                if tid in self.done:
+                    self.late_spans += 1
+                    return
+                lst = []
+                if len(self.cur) >= self.limit:
+                    self._rotate()
+            self.cur[tid] = lst
+        lst.append((service, sp))
+        if sp.get("links") and not sp.get("parentSpanId"):
+            self._link_merge(tid, sp)
+
+    def _link_merge(self, tid, sp):
+        for ln in sp["links"]:
+            target = ln.get("traceId") or ""
+            while target in self.alias:
+                target = self.alias[target]
+            if not target or target == tid or target in self.done:
+                continue
+            if _kind(sp.get("kind")) != CONSUMER:
+                return
+            moved = self.cur.pop(tid, None) or []
+            dest = self.cur.get(target)
+            if dest is None:
+                dest = self.prev.pop(target, None) or []
+                self.cur[target] = dest
+            dest.extend(moved)
+            self.alias[tid] = target
+            lst = self.alias_of.setdefault(target, [])
+            lst.append(tid)
+            lst.extend(self.alias_of.pop(tid, ()))
+            return
+
+    def _finalise(self, tid, items):
+        if len(self.done) < MAX_DONE_IDS:
+            self.done.add(tid)
+        for a in self.alias_of.pop(tid, ()):
+            self.alias.pop(a, None)
+            if len(self.done) < MAX_DONE_IDS:
+                self.done.add(a)
+        self.on_trace(tid, items)
+
+    def _rotate(self):
+        prev, self.prev, self.cur = self.prev, self.cur, {}
+        for tid, items in prev.items():
+            self._finalise(tid, items)
+
+    def finish(self):
+        for gen in (self.prev, self.cur):
+            for tid, items in list(gen.items()):
+                self._finalise(tid, items)
+        self.prev, self.cur = {}, {}
+
+
+class _StageStats:
+    __slots__ = ("hist", "errors", "kind")
+
+    def __init__(self, kind):
+        self.hist = LogHistogram()
+        self.errors = 0
+        self.kind = kind
+
+
+class _QueueStats:
+    __slots__ = ("wait", "attr_wait", "overlap", "missing_producer")
+
+    def __init__(self):
+        self.wait = LogHistogram()
+        self.attr_wait = LogHistogram()
+        self.overlap = 0           # consumer started before the producer span ended
+        self.missing_producer = 0
+
+
+class Analyzer:
+    """Feed spans (add_span) or requests (add_request), then call finish() -> Report."""
+
+    def __init__(self, max_in_flight=20000, want_trace=None, want_order=None,
+                 max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT):
+        self.asm = TraceAssembler(self._on_trace, max_in_flight)
+        self.want_trace = want_trace.lower() if want_trace else None
+        self.want_order = want_order
+        self.max_embedded = max_embedded
+        self.slowest_n = slowest
+        self.stages = {}
+        self.queues = {}
+        self.e2e = {}
+        self.cp = {}
+        self.cp_traces = {}
+        self.cp_total = 0
+        self.broken = {}
+        self.broken_examples = {}
+        self.skew = {}
+        self.edges = {}
+        self.outcomes = {}
+        self.traces = 0
+        self.slowest = []   # min-heap of (e2e, seq, compact)
+        self.embedded = []  # min-heap of (e2e, seq, compact)
+        self.found = []
+        self._seq = 0
+        self._tid_kinds = None
+
+    # ---- input
+    def add_span(self, service, span_dict):
+        self.asm.add(service, span_dict)
+
+    def add_spans(self, it):
+        add = self.asm.add
+        for service, sp in it:
+            add(service, sp)
+
+    def add_request(self, req, normalise_ids=False):
+        self.add_spans(iter_spans((req,), normalise_ids))
+
+    def finish(self):
+        self.asm.finish()
+        return Report(self)
+
+    # ---- one trace
+    def _broken(self, kind, tid):
+        """Count a trace once per kind of problem, and keep a few ids as examples."""
+        if self._tid_kinds is not None:
+            if kind in self._tid_kinds:
+                return
+            self._tid_kinds.add(kind)
+        self.broken[kind] = self.broken.get(kind, 0) + 1
+        ex = self.broken_examples.setdefault(kind, [])
+        if len(ex) < MAX_EXAMPLES and tid not in ex:
+            ex.append(tid)
+
+    def _on_trace(self, tid, items):
+        self.traces += 1
+        self._tid_kinds = set()
+        byid = {}
+        spans = []
+        for service, d in items:
+            sp = Span(service, d)
+            if sp.sid in byid:
+                continue  # a duplicate export of the same span
+            byid[sp.sid] = sp
+            spans.append(sp)
+        if not spans:
+            return
+
+        # Relations: parent, and producer for consumers (by parent or by link).
+        roots = []
+        for sp in spans:
+            par = byid.get(sp.pid) if sp.pid else None
+            sp.parent = par
+            if sp.kind == CONSUMER:
+                prod = par if par is not None and par.kind == PRODUCER else None
+                if prod is None:
+                    for ln in sp.raw.get("links") or ():
+                        cand = byid.get(ln.get("spanId") or "")
+                        if cand is not None and cand is not sp:
+                            prod = cand
+                            break
+                sp.topic = _topic_of(sp)
+                if prod is not None:
+                    sp.pred = prod
+                    sp.hop = True
+                else:
+                    sp.pred = par
+                    self._broken("consumer without producer", tid)
+                    self.queues.setdefault(sp.topic, _QueueStats()).missing_producer += 1
+            else:
+                sp.pred = par
+                if sp.pid and par is None:
+                    self._broken("orphan span (parent missing)", tid)
+            if sp.pred is None:
+                roots.append(sp)
+            else:
+                sp.pred.succ.append(sp)
+                if not sp.hop and sp.pred is par:
+                    par.children.append(sp)
+        if not roots:  # a cycle of ids: bad input, analyse from the earliest span
+            roots = [min(spans, key=lambda s: s.start)]
+            self._broken("cyclic parent ids", tid)
+
+        # Clock skew: top-down, cross-service edges only.
+        order = []
+        stack = sorted(roots, key=lambda s: s.start, reverse=True)
+        seen = set()
+        while stack:
+            sp = stack.pop()
+            if id(sp) in seen:
+                continue
+            seen.add(id(sp))
+            order.append(sp)
+            p = sp.pred
+            if p is not None:
+                sp.depth = p.depth + 1
+                if p.service == sp.service:
+                    sp.shift = p.shift
+                else:
+                    need = p.start - sp.start  # p is already corrected: no start before it
+                    raw_bound = p.start - p.shift - sp.start
+                    if sp.hop:
+                        qw = sp.attr("ituna.queue_wait_ms")
+                        if isinstance(qw, (int, float)) and qw < 0:
+                            need = max(need, p.shift - int(qw * 1e6))
+                            raw_bound = max(raw_bound, -int(qw * 1e6))
+                    if need > 0:
+                        sp.shift = need
+                        key = (p.service, sp.service)
+                        s = self.skew.get(key)
+                        if s is None:
+                            s = self.skew[key] = [0, 0, 0]  # traces, max bound, sum of shifts
+                        s[0] += 1
+                        s[1] = max(s[1], raw_bound)
+                        s[2] += need
+                    else:
+                        sp.shift = 0
+                if sp.shift:
+                    sp.start += sp.shift
+                    sp.end += sp.shift
+                if sp.start < p.start and p.service == sp.service:
+                    self._broken("child starts before parent (same service)", tid)
+            stack.extend(sp.succ)
+        if len(order) < len(spans):
+            for sp in spans:
+                if id(sp) not in seen:
+                    order.append(sp)
+
+        # Per-stage durations and errors, messaging edges, queue waits.
+        stages = self.stages
+        edges = self.edges
+        for sp in spans:
+            key = (sp.service, sp.name)
+            st = stages.get(key)
+            if st is None:
+                st = stages[key] = _StageStats(sp.kind)
+            st.hist.add(sp.end - sp.start)
+            if sp.status == 2:
+                st.errors += 1
+            if sp.kind == PRODUCER:
+                topic = sp.topic = _topic_of(sp)
+                ek = (sp.service, "topic:" + topic)
+                e = edges.get(ek)
+                if e is None:
+                    e = edges[ek] = [0, None]
+                e[0] += 1
+            elif sp.kind == CONSUMER:
+                ek = ("topic:" + sp.topic, sp.service)
+                e = edges.get(ek)
+                if e is None:
+                    e = edges[ek] = [0, LogHistogram()]
+                e[0] += 1
+                if sp.hop:
+                    q = self.queues.get(sp.topic)
+                    if q is None:
+                        q = self.queues[sp.topic] = _QueueStats()
+                    w = sp.start - sp.pred.end
+                    if w < 0:
+                        q.overlap += 1
+                        w = 0
+                    q.wait.add(w)
+                    e[1].add(w)
+                    qw = sp.attr("ituna.queue_wait_ms")
+                    if isinstance(qw, (int, float)):
+                        q.attr_wait.add(int(max(qw, 0) * 1e6))
+
+        # Critical path.
+        last = max(spans, key=lambda s: s.end)
+        segs = {}
+        try:
+            origin = self._critical_path(last, segs)
+        except RecursionError:
+            self._broken("trace too deep to analyse", tid)
+            origin = min(roots, key=lambda s: s.start)
+            segs = {}
+        for k, v in segs.items():
+            if v <= 0:
+                continue
+            self.cp[k] = self.cp.get(k, 0) + v
+            self.cp_traces[k] = self.cp_traces.get(k, 0) + 1
+            self.cp_total += v
+
+        # Order source, outcome, end-to-end latency.
+        root = min(roots, key=lambda s: s.start)
+        source = root.attr("order.source")
+        order_id = root.attr("order.id")
+        kitchen_end = None
+        rejected = False
+        for sp in spans:
+            if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS:
+                if kitchen_end is None or sp.end > kitchen_end:
+                    kitchen_end = sp.end
+            elif sp.kind == PRODUCER and sp.topic in REJECT_TOPICS:
+                rejected = True
+            elif sp.name in VALIDATION_SPANS and sp.status == 2:
+                rejected = True
+            if source is None or order_id is None:
+                if source is None:
+                    source = sp.attr("order.source")
+                if order_id is None:
+                    order_id = sp.attr("order.id")
+        if source is None:
+            source = SOURCE_BY_ROOT.get(root.name, "unknown")
+        source = str(source)
+        if kitchen_end is not None:
+            outcome, end = "served", kitchen_end
+        elif rejected:
+            outcome, end = "rejected", last.end
+        else:
+            outcome, end = "incomplete", last.end
+            self._broken("cut short (no kitchen, no rejection)", tid)
+        e2e = end - root.start
+        h = self.e2e.get((source, outcome))
+        if h is None:
+            h = self.e2e[(source, outcome)] = LogHistogram()
+        h.add(e2e)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+        # Keep waterfalls: the slowest, a bounded set for search, and the one asked for.
+        self._seq += 1
+        want = (self.want_trace is not None and (tid == self.want_trace or
+                                                 any(sp.tid == self.want_trace for sp in spans))) or \
+               (self.want_order is not None and order_id is not None and str(order_id) == str(self.want_order))
+        need_slow = len(self.slowest) < self.slowest_n or e2e > self.slowest[0][0]
+        need_emb = len(self.embedded) < self.max_embedded or e2e > self.embedded[0][0]
+        if want or need_slow or need_emb:
+            compact = _compact(tid, order_id, source, outcome, root, e2e, order, spans)
+            if want:
+                self.found.append(compact)
+            if need_slow:
+                item = (e2e, self._seq, compact)
+                if len(self.slowest) < self.slowest_n:
+                    heapq.heappush(self.slowest, item)
+                else:
+                    heapq.heapreplace(self.slowest, item)
+            if need_emb:
+                item = (e2e, self._seq, compact)
+                if len(self.embedded) < self.max_embedded:
+                    heapq.heappush(self.embedded, item)
+                else:
+                    heapq.heapreplace(self.embedded, item)
+
+    def _critical_path(self, last, segs):
+        """Fill segs {stage: ns} for the path ending at `last`; return the span it starts at."""
+        def self_time(sp, ns):
+            if ns > 0:
+                k = sp.service + " / " + sp.name
+                segs[k] = segs.get(k, 0) + ns
+                sp.cp_self += ns
+
+        def descend(sp, t):
+            t = min(t, sp.end)
+            cursor = t
+            kids = sp.children
+            if kids:
+                for c in sorted(kids, key=lambda c: c.end, reverse=True):
+                    if c.start >= cursor:
+                        continue
+                    ce = min(c.end, cursor)
+                    self_time(sp, cursor - ce)
+                    descend(c, ce)
+                    cursor = max(c.start, sp.start)
+                    if cursor <= sp.start:
+                        break
+            self_time(sp, cursor - sp.start)
+
+        cur = last
+        descend(cur, cur.end)
+        t = cur.start
+        guard = 0
+        while cur.pred is not None and guard < 100000:
+            guard += 1
+            p = cur.pred
+            if cur.hop:
+                qs = min(p.end, t)
+                if t > qs:
+                    k = "queue wait " + (cur.topic or "?")
+                    segs[k] = segs.get(k, 0) + (t - qs)
+                t = qs
+            elif t > p.end:
+                self_time(p, t - p.end)  # child outlived by a gap after its parent ended
+                t = p.end
+            if t < p.start:
+                t = p.start
+            descend(p, t)
+            t = p.start
+            cur = p
+        return cur
+
+
+def _compact(tid, order_id, source, outcome, root, e2e, order, spans):
+    """JSON-ready waterfall of one trace: spans in tree order with offsets in ms."""
+    t0 = root.start
+    for sp in spans:
+        if sp.start < t0:
+            t0 = sp.start
+    idx = {}
+    # Tree order: depth-first by start time, following succ (children and hops).
+    out_order = []
+    seen = set()
+    stack = sorted((s for s in spans if s.pred is None), key=lambda s: s.start, reverse=True)
+    if not stack:
+        stack = [order[0]]
+    while stack:
+        sp = stack.pop()
+        if id(sp) in seen:
+            continue
+        seen.add(id(sp))
+        out_order.append(sp)
+        stack.extend(sorted(sp.succ, key=lambda s: s.start, reverse=True))
+    for sp in spans:
+        if id(sp) not in seen:
+            out_order.append(sp)
+    for i, sp in enumerate(out_order):
+        idx[id(sp)] = i
+    rows = []
+    for sp in out_order:
+        raw = sp.raw
+        row = {
+            "id": sp.sid, "parent": idx.get(id(sp.pred), -1) if sp.pred is not None else -1,
+            "service": sp.service, "name": sp.name, "kind": KIND_LABEL.get(sp.kind, str(sp.kind)),
+            "startMs": round((sp.start - t0) / 1e6, 3), "durMs": round((sp.end - sp.start) / 1e6, 3),
+            "depth": sp.depth, "error": sp.status == 2,
+            "cpMs": round(sp.cp_self / 1e6, 3),
+            "attrs": attrs_to_dict(raw.get("attributes")),
+        }
+        if sp.shift:
+            row["skewShiftMs"] = round(sp.shift / 1e6, 3)
+        st = raw.get("status") or {}
+        if st.get("message"):
+            row["statusMessage"] = st["message"]
+        if sp.hop:
+            row["queueWaitMs"] = round(max(0, sp.start - sp.pred.end) / 1e6, 3)
+            row["topic"] = sp.topic
+        evs = raw.get("events")
+        if evs:
+            row["events"] = [{"name": e.get("name", ""),
+                              "atMs": round((_int(e.get("timeUnixNano")) + sp.shift - t0) / 1e6, 3),
+                              "attrs": attrs_to_dict(e.get("attributes"))} for e in evs[:32]]
+        lk = raw.get("links")
+        if lk:
+            row["links"] = [{"traceId": ln.get("traceId", ""), "spanId": ln.get("spanId", "")} for ln in lk[:16]]
+        rows.append(row)
+    return {"traceId": tid, "orderId": None if order_id is None else str(order_id), "source": source,
+            "outcome": outcome, "startUnixNano": str(t0), "e2eMs": round(e2e / 1e6, 3),
+            "totalMs": round((max(s.end for s in spans) - t0) / 1e6, 3), "spans": rows}
+
+
+def _pcts(h):
+    p50, p95, p99 = h.percentiles((50, 95, 99))
+    return {"count": h.n, "p50Ms": _ms(p50), "p95Ms": _ms(p95), "p99Ms": _ms(p99),
+            "maxMs": _ms(h.max), "meanMs": _ms(h.mean())}
+
+
+def _ms(ns):
+    return None if ns is None else round(ns / 1e6, 3)
+
+
+class Report:
+    """Every figure of one analysis. to_text(), to_dict(), to_json(path), to_html(path)."""
+
+    def __init__(self, a):
+        self.spans = a.asm.spans
+        self.late_spans = a.asm.late_spans
+        self.traces = a.traces
+        self.outcomes = dict(a.outcomes)
+        total = a.cp_total or 1
+        self.ranking = sorted(
+            ({"stage": k, "totalMs": _ms(v), "share": v / total, "traces": a.cp_traces[k],
+              "meanPerTraceMs": _ms(v / max(1, a.traces))}
+             for k, v in a.cp.items()),
+            key=lambda r: (-r["share"], r["stage"]))
+        self.cp_total_ms = _ms(a.cp_total)
+        self.stages = []
+        for (svc, name), st in sorted(a.stages.items()):
+            d = {"service": svc, "name": name, "kind": KIND_LABEL.get(st.kind, str(st.kind)),
+                 "errors": st.errors, "errorRate": st.errors / st.hist.n if st.hist.n else 0.0}
+            d.update(_pcts(st.hist))
+            d["histogram"] = [[_ms(lo), _ms(hi), c] for lo, hi, c in st.hist.bins(24)]
+            self.stages.append(d)
+        self.queues = []
+        for topic, q in sorted(a.queues.items()):
+            d = {"topic": topic, "overlap": q.overlap, "missingProducer": q.missing_producer}
+            d.update(_pcts(q.wait))
+            ap = _pcts(q.attr_wait)
+            d["attr"] = {"count": ap["count"], "p50Ms": ap["p50Ms"], "p95Ms": ap["p95Ms"], "p99Ms": ap["p99Ms"]}
+            self.queues.append(d)
+        self.e2e = []
+        for (src, outcome), h in sorted(a.e2e.items()):
+            d = {"source": src, "outcome": outcome}
+            d.update(_pcts(h))
+            self.e2e.append(d)
+        self.broken = [{"kind": k, "count": v, "examples": list(a.broken_examples.get(k, []))}
+                       for k, v in sorted(a.broken.items())]
+        self.skew = [{"from": f, "to": t, "traces": s[0], "estimatedSkewMs": _ms(s[1]),
+                      "meanShiftMs": _ms(s[2] / s[0])}
+                     for (f, t), s in sorted(a.skew.items())]
+        self.graph = _graph(a.edges)
+        self.slowest = [c for _, _, c in sorted(a.slowest, key=lambda x: (-x[0], x[1]))]
+        self.embedded = [c for _, _, c in sorted(a.embedded, key=lambda x: (-x[0], x[1]))]
+        self.found = a.found
+
+    def bottleneck(self):
+        return self.ranking[0]["stage"] if self.ranking else None
+
+    def to_dict(self, include_traces=True):
+        d = {"spans": self.spans, "traces": self.traces, "outcomes": self.outcomes,
+             "lateSpans": self.late_spans, "criticalPathTotalMs": self.cp_total_ms,
+             "ranking": self.ranking, "stages": self.stages, "queueWait": self.queues,
+             "endToEnd": self.e2e, "broken": self.broken, "clockSkew": self.skew,
+             "serviceGraph": self.graph,
+             "slowestTraces": [t["traceId"] for t in self.slowest]}
+        if include_traces:
+            d["traces_embedded"] = self.embedded
+        return d
+
+    def to_json(self, path, include_traces=False):
+        import json
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(include_traces), f, indent=1)
+            f.write("\n")
+
+    def to_text(self, width=80):
+        from .render_text import render_report
+        return render_report(self, width)
+
+    def waterfall_text(self, trace=None, width=80):
+        from .render_text import render_waterfall
+        return render_waterfall(trace or (self.found[0] if self.found else self.slowest[0]), width)
+
+    def to_html(self, path=None):
+        from .render_html import render_html
+        html = render_html(self)
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(html)
+        return html
+
+
+def _graph(edges):
+    """Services and topics as nodes in layers (longest path from a source), edges with
+    message counts and queue-wait percentiles."""
+    nodes = set()
+    out = {}
+    for (a, b) in edges:
+        nodes.add(a)
+        nodes.add(b)
+        out.setdefault(a, []).append(b)
+    indeg = {n: 0 for n in nodes}
+    for a, bs in out.items():
+        for b in bs:
+            indeg[b] += 1
+    layer = {n: 0 for n in nodes}
+    # Longest-path layering with a bound on passes (cycles simply stop growing).
+    for _ in range(len(nodes) + 1):
+        changed = False
+        for a, bs in out.items():
+            for b in bs:
+                if layer[b] < layer[a] + 1 and layer[a] + 1 <= 2 * len(nodes):
+                    layer[b] = layer[a] + 1
+                    changed = True
+        if not changed:
+            break
+    node_list = []
+    for n in sorted(nodes, key=lambda n: (layer[n], n)):
+        is_topic = n.startswith("topic:")
+        node_list.append({"id": n, "label": n[6:] if is_topic else n, "type": "topic" if is_topic else "service",
+                          "layer": layer[n]})
+    edge_list = []
+    for (a, b), (count, h) in sorted(edges.items()):
+        e = {"from": a, "to": b, "messages": count}
+        if h is not None and h.n:
+            p50, p95 = h.percentiles((50, 95))
+            e["queueWaitP50Ms"] = _ms(p50)
+            e["queueWaitP95Ms"] = _ms(p95)
+        edge_list.append(e)
+    return {"nodes": node_list, "edges": edge_list}
+
+
+def analyze_requests(requests, normalise_ids=False, **kw):
+    a = Analyzer(**kw)
+    a.add_spans(iter_spans(requests, normalise_ids))
+    return a.finish()
+
+
+def analyze_paths(paths, **kw):
+    """Report for OTLP JSON files or directories (one path or a list)."""
+    return analyze_requests(iter_requests(paths), **kw)

@@ -1,0 +1,88 @@
+"""Command line of ituna-report (console entry point ituna.report.cli:main)."""
+
+import argparse
+import os
+import shutil
+import sys
+
+from .analyze import MAX_EMBEDDED, analyze_paths, analyze_requests
+from .load import ReportInputError, fetch_jaeger
+
+EPILOG = """examples:
+  ituna-report traces.jsonl                      table of where the time goes
+  ituna-report run-dir/ --html report.html       also a self-contained page
+  ituna-report traces.jsonl --order ORDER_ID     one order as a waterfall
+  ituna-report --jaeger http://127.0.0.1:16686 --service kitchen-service --since 10m
+"""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="ituna-report", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Which stage makes orders slow? Per-stage latency, Kafka queue wait, the "
+                    "critical-path bottleneck ranking and trace waterfalls from OTLP JSON traces.")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="OTLP JSON-lines file(s), or directories of *.jsonl / *.json files")
+    p.add_argument("--jaeger", metavar="URL", help="read from Jaeger's query API (/api/v3) at URL")
+    p.add_argument("--service", help="with --jaeger: the service whose traces to fetch")
+    p.add_argument("--since", default="10m", help="with --jaeger: how far back (30s, 10m, 2h; default 10m)")
+    p.add_argument("--limit", type=int, default=1000, help="with --jaeger: at most this many traces")
+    p.add_argument("--order", metavar="ID", help="show this order's trace as a waterfall")
+    p.add_argument("--trace", metavar="ID", help="show this trace (hex id) as a waterfall")
+    p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    p.add_argument("--width", type=int, default=None, help="terminal width (default: the terminal's, or 80)")
+    p.add_argument("--max-in-flight", type=int, default=20000,
+                   help="traces kept open while reading (memory bound; default 20000)")
+    p.add_argument("--max-embedded", type=int, default=MAX_EMBEDDED,
+                   help="traces the HTML page can open by search (the slowest; default %d)" % MAX_EMBEDDED)
+    p.add_argument("--quiet", action="store_true", help="no table on stdout")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not args.paths and not args.jaeger:
+        print("ituna-report: give a trace file or directory, or --jaeger URL --service NAME", file=sys.stderr)
+        return 2
+    if args.jaeger and not args.service:
+        print("ituna-report: --jaeger needs --service NAME", file=sys.stderr)
+        return 2
+    width = args.width or min(shutil.get_terminal_size((80, 24)).columns, 120)
+    kw = {"max_in_flight": args.max_in_flight, "want_trace": args.trace, "want_order": args.order,
+          "max_embedded": args.max_embedded}
+    try:
+        if args.jaeger:
+            report = analyze_requests(fetch_jaeger(args.jaeger, args.service, args.since, args.limit),
+                                      normalise_ids=True, **kw)
+        else:
+            report = analyze_paths(args.paths, **kw)
+    except ReportInputError as e:
+        print("ituna-report: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if args.order or args.trace:
+        if not report.found:
+            print("ituna-report: no trace found for %s %s (read %d traces)"
+                  % ("order" if args.order else "trace", args.order or args.trace, report.traces),
+                  file=sys.stderr)
+            return 1
+        for t in report.found:
+            sys.stdout.write(report.waterfall_text(t, width))
+    elif not args.quiet:
+        sys.stdout.write(report.to_text(width))
+    try:
+        if args.json:
+            report.to_json(args.json)
+            print("ituna-report: figures written to %s" % os.path.abspath(args.json), file=sys.stderr)
+        if args.html:
+            report.to_html(args.html)
+            print("ituna-report: page written to %s" % os.path.abspath(args.html), file=sys.stderr)
+    except OSError as e:
+        print("ituna-report: cannot write: %s" % e, file=sys.stderr)
+        return 1
+    if report.traces == 0:
+        print("ituna-report: the input held no spans", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,893 @@
+"""ituna-restaurant: run the ITuna restaurant - five services, each its own OS
+process in Lua or Python, talking through Kafka - and report where orders spend
+their time.
+
+Kafka: --bootstrap HOST:PORT (or ITUNA_KAFKA_BOOTSTRAP, or [queue] bootstrap in the
+config) names a real broker; otherwise the launcher starts the embedded broker
+(librdkafka's built-in Kafka-protocol test cluster, not Apache Kafka) inside this
+process on 127.0.0.1 and hands its address to every service.
+
+Traces: --otlp-endpoint URL (or an OTLP endpoint in the environment or the config)
+sends spans to a collector or Jaeger; otherwise every service writes OTLP JSON lines
+into the run directory and the launcher merges them into --traces-file at the end.
+
+The run ends after --orders N (split across the ordering services by their rates),
+after --duration S, or on Ctrl-C; then the launcher waits until every placed order
+is served or rejected, stops the services with SIGTERM (they commit offsets and
+flush spans), merges the traces and prints the per-stage summary.
+"""
+
+import argparse
+import collections
+import configparser
+import datetime
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+__all__ = ["main", "Restaurant", "RestaurantError"]
+
+SERVICES = ["order-validation", "kitchen-service", "website-ordering", "onsite-ordering",
+            "direct-kitchen-ordering"]
+CONSUMERS = ("order-validation", "kitchen-service")
+ORDERING = {"website-ordering": "website", "onsite-ordering": "on-site", "direct-kitchen-ordering": "direct"}
+# Defaults of core/src/config_schema.c, for keys absent from the file.
+DEFAULT_LANG = {"website-ordering": "python", "onsite-ordering": "lua", "order-validation": "python",
+                "direct-kitchen-ordering": "lua", "kitchen-service": "lua"}
+DEFAULT_RATE = {"website-ordering": 1.0, "onsite-ordering": 1.0, "direct-kitchen-ordering": 0.5}
+TOPIC_DEFAULTS = {("initial-order", "queue-topic"): "ituna-orders",
+                  ("kitchen-queue", "queue-topic"): "kitchen-orders",
+                  ("topics", "rejected"): "ituna-rejected", ("topics", "ready"): "ituna-ready"}
+
+_UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+RE_READY = re.compile(r" - INFO - READY (\S+)")
+RE_DONE = re.compile(r" - INFO - DONE (\S+)")
+RE_PLACED = re.compile(r" - INFO - (?:Placing an online order with id|Placing an on-site order with id"
+                       r"|Placing a direct order for the kitchen:) " + _UUID)
+RE_VALIDATED = re.compile(r" - INFO - Validated and republished order for kitchen: " + _UUID)
+RE_REJECTED = re.compile(r" - INFO - Rejected order " + _UUID + ":")
+RE_SERVED = re.compile(r" - INFO - Your order is ready\. .* - Order id = " + _UUID)
+
+TAIL_LINES = 15
+
+
+class RestaurantError(Exception):
+    """A run that cannot start or did not finish cleanly; the message says why."""
+
+
+# ---- locating the scripts and ituna-lua ----------------------------------------------
+
+def _package_dir():
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def find_scripts_dir(explicit=None):
+    """scripts/ holding python/ and lua/: --scripts-dir, $ITUNA_SCRIPTS_DIR, the copy
+    installed with the package, the source tree this file lives in, or the current
+    directory and its parents."""
+    candidates = []
+    if explicit:
+        candidates.append(explicit)
+    if os.environ.get("ITUNA_SCRIPTS_DIR"):
+        candidates.append(os.environ["ITUNA_SCRIPTS_DIR"])
+    pkg = _package_dir()
+    candidates.append(os.path.join(pkg, "scripts"))
+    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(pkg))), "scripts"))
+    d = os.getcwd()
+    while True:
+        candidates.append(os.path.join(d, "scripts"))
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    for c in candidates:
+        if os.path.isdir(os.path.join(c, "python")) and os.path.isdir(os.path.join(c, "lua")):
+            return os.path.abspath(c)
+    if explicit:
+        raise RestaurantError(f"--scripts-dir {explicit}: no python/ and lua/ service scripts there")
+    raise RestaurantError("cannot find the restaurant's scripts/ directory (python/ and lua/); "
+                          "run from the source tree or set ITUNA_SCRIPTS_DIR")
+
+
+def find_ituna_lua(scripts_dir):
+    """$ITUNA_LUA, ituna-lua on PATH, next to this Python, or a build tree of the repository."""
+    env = os.environ.get("ITUNA_LUA")
+    if env:
+        if os.access(env, os.X_OK):
+            return env
+        raise RestaurantError(f"ITUNA_LUA={env} is not an executable file")
+    found = shutil.which("ituna-lua")
+    if found:
+        return found
+    near = os.path.join(os.path.dirname(sys.executable), "ituna-lua")
+    if os.access(near, os.X_OK):
+        return near
+    root = os.path.dirname(scripts_dir)
+    hits = sorted(glob.glob(os.path.join(root, "build*", "**", "ituna-lua"), recursive=True),
+                  key=lambda p: os.path.getmtime(p), reverse=True)
+    for h in hits:
+        if os.path.isfile(h) and os.access(h, os.X_OK):
+            return h
+    return None
+
+
+# ---- configuration ---------------------------------------------------------------------
+
+class RunConfig:
+    """The values the launcher itself reads from the INI file (the services read
+    theirs through the core, which validates the whole file)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cp = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            if not self.cp.read(path, encoding="utf-8"):
+                raise RestaurantError(f"cannot read config file {path}")
+        except configparser.Error as exc:
+            raise RestaurantError(f"{path}: {exc}") from None
+
+    def get(self, section, key, default=None):
+        if self.cp.has_option(section, key):
+            v = self.cp.get(section, key).strip()
+            return v if v != "" else default
+        return default
+
+    def _number(self, section, key, default, kind):
+        text = self.get(section, key)
+        if text is None:
+            return default
+        try:
+            return kind(text)
+        except ValueError:
+            raise RestaurantError(f"{self.path}: [{section}] {key} = {text!r} is not a number") from None
+
+    def language(self, service):
+        return (self.get("services", service) or DEFAULT_LANG[service]).lower()
+
+    def rate(self, service):
+        return self._number("rates", service, DEFAULT_RATE[service], float)
+
+    def topic(self, section, key):
+        return self.get(section, key) or TOPIC_DEFAULTS[(section, key)]
+
+
+# ---- one service process ----------------------------------------------------------------
+
+class Proc:
+    """One service instance: its process (own process group), its log file, the
+    tail of its output, and the events read from it."""
+
+    def __init__(self, instance, service, lang, cmd, env, log_path):
+        self.instance = instance
+        self.service = service
+        self.lang = lang
+        self.cmd = cmd
+        self.env = env
+        self.log_path = log_path
+        self.popen = None
+        self.tail = collections.deque(maxlen=TAIL_LINES)
+        self.ready = threading.Event()
+        self.done = False          # printed DONE (an ordering service that finished its orders)
+        self.reader = None
+        self.returncode = None
+        self.stop_sent = False
+
+    def start(self, on_line):
+        kwargs = {}
+        if sys.platform.startswith("linux"):
+            kwargs["preexec_fn"] = _die_with_parent
+        self.popen = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        self.reader = threading.Thread(target=self._read, args=(on_line,), name=f"log-{self.instance}", daemon=True)
+        self.reader.start()
+
+    def _read(self, on_line):
+        with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
+            for raw in self.popen.stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                log.write(line + "\n")
+                log.flush()
+                self.tail.append(line)
+                if RE_READY.search(line):
+                    self.ready.set()
+                elif RE_DONE.search(line):
+                    self.done = True
+                on_line(self, line)
+
+    def poll(self):
+        if self.popen is None:
+            return None
+        rc = self.popen.poll()
+        if rc is not None:
+            self.returncode = rc
+        return rc
+
+    def signal(self, sig):
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait_reader(self, timeout=5.0):
+        if self.reader is not None:
+            self.reader.join(timeout)
+
+
+def _die_with_parent():
+    """In the child before exec: get SIGKILL if the launcher dies without cleaning up,
+    so a killed launcher leaves no orphan services."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+# ---- counting orders from the services' log lines ---------------------------------------------
+
+class Tally:
+    """Orders seen in the log lines, by id: placed (with source), validated, rejected,
+    served. Thread-safe (one reader thread per service)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.placed = {}                       # order id -> instance that placed it
+        self.validated = collections.Counter()
+        self.rejected = collections.Counter()
+        self.served = collections.Counter()
+
+    def on_line(self, proc, line):
+        m = RE_PLACED.search(line)
+        if m:
+            with self.lock:
+                self.placed[m.group(1)] = proc.service
+            return
+        m = RE_VALIDATED.search(line)
+        if m:
+            with self.lock:
+                self.validated[m.group(1)] += 1
+            return
+        m = RE_REJECTED.search(line)
+        if m:
+            with self.lock:
+                self.rejected[m.group(1)] += 1
+            return
+        m = RE_SERVED.search(line)
+        if m:
+            with self.lock:
+                self.served[m.group(1)] += 1
+
+    def counts(self):
+        with self.lock:
+            return (len(self.placed), sum(self.validated.values()), sum(self.rejected.values()),
+                    sum(self.served.values()))
+
+    def unfinished(self):
+        with self.lock:
+            return [o for o in self.placed if o not in self.served and o not in self.rejected]
+
+    def summary(self):
+        with self.lock:
+            by_source = collections.OrderedDict()
+            for service in ORDERING:
+                by_source[ORDERING[service]] = {"placed": 0, "served": 0, "rejected": 0, "unfinished": 0}
+            for oid, service in self.placed.items():
+                row = by_source[ORDERING.get(service, service)]
+                row["placed"] += 1
+                if oid in self.served:
+                    row["served"] += 1
+                elif oid in self.rejected:
+                    row["rejected"] += 1
+                else:
+                    row["unfinished"] += 1
+            twice = sorted(o for o in set(self.served) | set(self.rejected)
+                           if self.served[o] + self.rejected[o] > 1)
+            unknown = sorted(o for o in set(self.served) | set(self.rejected) if o not in self.placed)
+            return by_source, twice, unknown
+
+
+# ---- progress ---------------------------------------------------------------------------------
+
+class Progress:
+    """Orders placed/validated/rejected/served and their rates over the last few
+    seconds: one updating line on a terminal, a plain line every few seconds otherwise."""
+
+    WINDOW = 5.0
+
+    def __init__(self, tally, stream, enabled=True, interval=5.0):
+        self.tally = tally
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.interval = 0.5 if self.tty else interval
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.history = collections.deque()
+        self.dirty = False
+
+    def tick(self, force=False):
+        now = time.monotonic()
+        counts = self.tally.counts()
+        self.history.append((now, counts))
+        while len(self.history) > 2 and now - self.history[0][0] > self.WINDOW:
+            self.history.popleft()
+        if not self.enabled or (not force and now - self.last < self.interval):
+            return
+        self.last = now
+        t0, c0 = self.history[0]
+        span = max(now - t0, 1e-9)
+        rates = [(c - b) / span for c, b in zip(counts, c0)] if span > 0.5 else [0.0] * 4
+        placed, validated, rejected, served = counts
+        text = (f"[{now - self.started:6.1f}s] placed {placed} ({rates[0]:.1f}/s)  validated {validated} "
+                f"({rates[1]:.1f}/s)  rejected {rejected}  served {served} ({rates[3]:.1f}/s)  "
+                f"in flight {max(0, placed - rejected - served)}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self.dirty = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end_line(self):
+        if self.tty and self.dirty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.dirty = False
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+def split_orders(total, rates):
+    """Split total orders across sources in proportion to their rates (largest remainder)."""
+    active = {s: r for s, r in rates.items() if r > 0}
+    if not active or total <= 0:
+        return {s: 0 for s in rates}
+    whole = sum(active.values())
+    exact = {s: total * r / whole for s, r in active.items()}
+    share = {s: int(v) for s, v in exact.items()}
+    left = total - sum(share.values())
+    for s in sorted(active, key=lambda s: (exact[s] - share[s], active[s]), reverse=True)[:left]:
+        share[s] += 1
+    return {s: share.get(s, 0) for s in rates}
+
+
+def parse_assignments(items, what, allowed_values=None, services=SERVICES):
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        value = value.strip()
+        if not sep or not name or not value:
+            raise RestaurantError(f"--{what} {item!r}: expected SERVICE=VALUE")
+        if name not in services:
+            raise RestaurantError(f"--{what} {item!r}: unknown service {name!r} (one of {', '.join(services)})")
+        if allowed_values is not None and value not in allowed_values:
+            raise RestaurantError(f"--{what} {item!r}: {value!r} is not one of {', '.join(allowed_values)}")
+        out[name] = value
+    return out
+
+
+class Restaurant:
+    """One run of the restaurant. Use run(); it returns the exit status."""
+
+    def __init__(self, args, out=sys.stdout, err=sys.stderr):
+        self.args = args
+        self.out = out
+        self.err = err
+        self.procs = []
+        self.broker = None
+        self.tally = Tally()
+        self.interrupted = 0
+        self.failed = None           # (proc, returncode) of a service that died
+
+    # -- set-up --
+    def _say(self, text):
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def prepare(self):
+        a = self.args
+        self.scripts_dir = find_scripts_dir(a.scripts_dir)
+        self.config_path = os.path.abspath(a.config or os.path.join(self.scripts_dir, "ituna-config.ini"))
+        if not os.path.isfile(self.config_path):
+            raise RestaurantError(f"config file not found: {self.config_path}")
+        self.cfg = RunConfig(self.config_path)
+
+        langs = {s: self.cfg.language(s) for s in SERVICES}
+        for s, lang in langs.items():
+            if lang not in ("lua", "python"):
+                raise RestaurantError(f"{self.config_path}: [services] {s} = {lang!r}: expected lua or python")
+        langs.update(parse_assignments(a.lang, "lang", ("lua", "python")))
+        self.langs = langs
+
+        scale = {s: 1 for s in SERVICES}
+        cfg_scale = self.cfg._number("restaurant", "scale-kitchen-service", 1, int)
+        scale["kitchen-service"] = cfg_scale
+        for s, v in parse_assignments(a.scale, "scale").items():
+            if s not in CONSUMERS:
+                raise RestaurantError(f"--scale {s}={v}: only consumer services scale "
+                                      f"({', '.join(CONSUMERS)}); ordering rates are set in [rates]")
+            try:
+                n = int(v)
+            except ValueError:
+                raise RestaurantError(f"--scale {s}={v}: expected a whole number") from None
+            if not 1 <= n <= 64:
+                raise RestaurantError(f"--scale {s}={v}: expected 1 to 64 instances")
+            scale[s] = n
+        self.scale = scale
+
+        orders = a.orders
+        duration = a.duration
+        if orders is None and duration is None:
+            orders = self.cfg._number("restaurant", "orders", 30, int)
+            duration = self.cfg._number("restaurant", "duration", 0.0, float)
+        if orders is not None and orders < 0:
+            raise RestaurantError("--orders must be >= 0")
+        if duration is not None and duration < 0:
+            raise RestaurantError("--duration must be >= 0")
+        self.orders = orders or None
+        self.duration = duration or None
+        if self.orders is None and self.duration is None:
+            raise RestaurantError("nothing ends the run: give --orders N or --duration S (or press Ctrl-C)")
+
+        self.rates = {s: self.cfg.rate(s) for s in ORDERING}
+        if all(r <= 0 for r in self.rates.values()):
+            raise RestaurantError(f"{self.config_path}: every rate in [rates] is 0, so no order is ever placed")
+        self.limits = split_orders(self.orders, self.rates) if self.orders else {s: None for s in ORDERING}
+
+        if any(l == "lua" for l in langs.values()):
+            self.ituna_lua = find_ituna_lua(self.scripts_dir)
+            if self.ituna_lua is None:
+                lua_services = ", ".join(s for s in SERVICES if langs[s] == "lua")
+                raise RestaurantError(
+                    f"ituna-lua not found, but these services run in Lua: {lua_services}. Build it "
+                    "(see README.md), put it on PATH or set ITUNA_LUA=/path/to/ituna-lua, or run them "
+                    "in Python with --lang SERVICE=python")
+        else:
+            self.ituna_lua = None
+
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        if a.run_dir:
+            self.run_dir = os.path.abspath(a.run_dir)
+        else:
+            log_dir = self.cfg.get("restaurant", "log-dir", "logs")
+            self.run_dir = os.path.abspath(os.path.join(log_dir, f"run-{stamp}"))
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.traces_dir = os.path.join(self.run_dir, "traces")
+        self.traces_file = os.path.abspath(a.traces_file) if a.traces_file else os.path.join(self.run_dir, "traces.jsonl")
+
+        self.topics = {
+            "orders": self.cfg.topic("initial-order", "queue-topic"),
+            "kitchen": self.cfg.topic("kitchen-queue", "queue-topic"),
+            "rejected": self.cfg.topic("topics", "rejected"),
+            "ready": self.cfg.topic("topics", "ready"),
+        }
+
+    def _exporter_env(self):
+        """The exporter settings every service gets: an OTLP endpoint, or a JSON-lines
+        file of its own in the run directory."""
+        a = self.args
+        if a.otlp_endpoint:
+            self.export_mode = "otlp"
+            self.export_target = a.otlp_endpoint
+            return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint}
+        env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        cfg_endpoint = self.cfg.get("exporter", "traces-endpoint") or self.cfg.get("exporter", "endpoint")
+        chosen = os.environ.get("OTEL_TRACES_EXPORTER") or self.cfg.get("exporter", "type")
+        if chosen in ("console", "none"):
+            self.export_mode = chosen
+            self.export_target = None
+            return {}
+        if env_endpoint or cfg_endpoint or chosen == "otlp":
+            self.export_mode = "otlp"
+            self.export_target = env_endpoint or cfg_endpoint or "http://localhost:4318"
+            return {}
+        self.export_mode = "file"
+        self.export_target = self.traces_file
+        os.makedirs(self.traces_dir, exist_ok=True)
+        return {"OTEL_TRACES_EXPORTER": "file"}
+
+    def _kafka(self):
+        a = self.args
+        bootstrap = a.bootstrap or os.environ.get("ITUNA_KAFKA_BOOTSTRAP") or self.cfg.get("queue", "bootstrap")
+        if bootstrap:
+            self.bootstrap = bootstrap
+            self.kafka_kind = "broker"
+            self._ensure_partitions()
+            return
+        import ituna
+        parts = max(3, max(self.scale.values()), a.partitions or 0)
+        try:
+            self.broker = ituna.start_embedded_broker(brokers=1, partitions=parts)
+        except TypeError:
+            self.broker = ituna.start_embedded_broker()
+        self.bootstrap = _broker_bootstrap(self.broker)
+        self.kafka_kind = "embedded"
+
+    def _ensure_partitions(self):
+        """On a real broker, a scaled consumer group needs at least that many partitions."""
+        need = {self.topics["orders"]: self.scale["order-validation"],
+                self.topics["kitchen"]: self.scale["kitchen-service"]}
+        if self.args.partitions:
+            need = {t: max(n, self.args.partitions) for t, n in need.items()}
+        need = {t: n for t, n in need.items() if n > 1}
+        if not need:
+            return
+        try:
+            from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+        except ImportError:
+            self.err.write("note: confluent-kafka is not installed, so topic partitions were not checked; "
+                           f"scaled consumers need {need}\n")
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        md = admin.list_topics(timeout=15)
+        create, grow = [], []
+        for topic, n in need.items():
+            t = md.topics.get(topic)
+            if t is None or t.error is not None:
+                create.append(NewTopic(topic, num_partitions=n, replication_factor=-1))
+            elif len(t.partitions) < n:
+                grow.append(NewPartitions(topic, n))
+        futures = {}
+        if create:
+            futures.update(admin.create_topics(create, request_timeout=15))
+        if grow:
+            futures.update(admin.create_partitions(grow, request_timeout=15))
+        for topic, fut in futures.items():
+            try:
+                fut.result(20)
+            except Exception as exc:  # an existing topic raced us: fine if it has enough partitions now
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RestaurantError(f"cannot give topic {topic} {need[topic]} partitions: {exc}") from None
+
+    def _service_cmd(self, service, lang):
+        if lang == "python":
+            script = os.path.join(self.scripts_dir, "python", f"{service}.py")
+            cmd = [sys.executable, "-u", script, "--config", self.config_path]
+        else:
+            script = os.path.join(self.scripts_dir, "lua", f"{service}.lua")
+            cmd = [self.ituna_lua, script, "--config", self.config_path]
+        if not os.path.isfile(script):
+            raise RestaurantError(f"service script missing: {script}")
+        return cmd
+
+    def _base_env(self, export_env):
+        env = dict(os.environ)
+        env.update(export_env)
+        env["ITUNA_KAFKA_BOOTSTRAP"] = self.bootstrap
+        env["ITUNA_CONFIG"] = self.config_path
+        env["PYTHONUNBUFFERED"] = "1"
+        # The services import the same ituna package as this launcher.
+        pkg_parent = os.path.dirname(_package_dir())
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [pkg_parent, env.get("PYTHONPATH", "")] if p)
+        lua_dir = os.path.join(self.scripts_dir, "lua")
+        env["LUA_PATH"] = f"{lua_dir}/?.lua;" + (env.get("LUA_PATH") or ";")
+        env.pop("ITUNA_ORDERS_LIMIT", None)
+        return env
+
+    def build_procs(self):
+        export_env = self._exporter_env()
+        base = self._base_env(export_env)
+        for service in SERVICES:
+            lang = self.langs[service]
+            if service in ORDERING:
+                if self.rates[service] <= 0 or self.limits[service] == 0:
+                    continue
+            n = self.scale[service]
+            for i in range(1, n + 1):
+                instance = service if n == 1 else f"{service}-{i}"
+                env = dict(base)
+                env["OTEL_SERVICE_NAME"] = service
+                env["ITUNA_SERVICE_INSTANCE"] = instance
+                if self.export_mode == "file":
+                    env["ITUNA_TRACES_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
+                if service in ORDERING and self.limits[service] is not None:
+                    env["ITUNA_ORDERS_LIMIT"] = str(self.limits[service])
+                self.procs.append(Proc(instance, service, lang, self._service_cmd(service, lang), env,
+                                       os.path.join(self.run_dir, f"{instance}.log")))
+
+    # -- supervision --
+    def _on_signal(self, signum, frame):
+        self.interrupted += 1
+        if self.interrupted >= 2:
+            raise KeyboardInterrupt
+
+    def _check_deaths(self, expected_exit=()):
+        """The first service that exited unexpectedly, or None. Ordering services exit
+        0 by themselves after placing their share (they print DONE)."""
+        for p in self.procs:
+            rc = p.poll()
+            if rc is None or p.stop_sent:
+                continue
+            if rc == 0 and (p.done or p.service in expected_exit):
+                continue
+            return p
+        return None
+
+    def _report_death(self, p):
+        p.wait_reader(2.0)
+        rc = p.returncode
+        how = f"was killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with code {rc}"
+        self.err.write(f"\nerror: service {p.instance} ({p.lang}) {how}. Last lines of {p.log_path}:\n")
+        for line in list(p.tail):
+            self.err.write(f"    {line}\n")
+        self.err.flush()
+
+    def _start_group(self, procs, deadline):
+        for p in procs:
+            p.start(self.tally.on_line)
+        while True:
+            dead = self._check_deaths()
+            if dead is not None:
+                self.failed = dead
+                self._report_death(dead)
+                return False
+            if all(p.ready.is_set() for p in procs):
+                return True
+            if self.interrupted:
+                return False
+            if time.monotonic() > deadline:
+                late = ", ".join(p.instance for p in procs if not p.ready.is_set())
+                raise RestaurantError(f"not ready after {self.args.ready_timeout:.0f} s: {late} "
+                                      f"(logs in {self.run_dir})")
+            time.sleep(0.05)
+
+    def _stop(self, procs, timeout):
+        for p in procs:
+            if p.poll() is None:
+                p.stop_sent = True
+                p.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in procs:
+            if p.popen is None:
+                continue
+            try:
+                p.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.err.write(f"warning: {p.instance} did not stop within {timeout:.0f} s of SIGTERM; killing it\n")
+                p.signal(signal.SIGKILL)
+                try:
+                    p.popen.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            p.poll()
+            # Anything left in the service's process group goes too.
+            p.signal(signal.SIGKILL)
+            p.wait_reader(2.0)
+
+    def run(self):
+        self.prepare()
+        self._kafka()
+        self.build_procs()
+        progress = Progress(self.tally, self.out, enabled=not self.args.no_progress,
+                            interval=self.args.progress_interval)
+        old_int = signal.signal(signal.SIGINT, self._on_signal)
+        old_term = signal.signal(signal.SIGTERM, self._on_signal)
+        status = 0
+        started = time.monotonic()
+        try:
+            lang_text = ", ".join(f"{s}={self.langs[s]}" + (f" x{self.scale[s]}" if self.scale[s] > 1 else "")
+                                  for s in SERVICES)
+            kafka_text = (f"embedded test broker (librdkafka mock cluster) at {self.bootstrap}"
+                          if self.kafka_kind == "embedded" else f"Kafka at {self.bootstrap}")
+            target = f"OTLP {self.export_target}" if self.export_mode == "otlp" else (
+                f"{self.traces_file}" if self.export_mode == "file" else self.export_mode)
+            ends = []
+            if self.orders:
+                ends.append(f"{self.orders} orders (" + ", ".join(
+                    f"{ORDERING[s]} {n}" for s, n in self.limits.items() if n) + ")")
+            if self.duration:
+                ends.append(f"{self.duration:g} s")
+            self._say(f"ITuna restaurant: {lang_text}")
+            self._say(f"  kafka: {kafka_text}")
+            self._say(f"  traces: {target}")
+            self._say(f"  run: {' or '.join(ends)}; logs in {self.run_dir}")
+
+            deadline = time.monotonic() + self.args.ready_timeout
+            consumers = [p for p in self.procs if p.service in CONSUMERS]
+            ordering = [p for p in self.procs if p.service in ORDERING]
+            ok = self._start_group(consumers, deadline) and self._start_group(ordering, deadline)
+            if ok:
+                status = self._supervise(progress, ordering, started)
+            progress.end_line()
+        except KeyboardInterrupt:
+            progress.end_line()
+            self.err.write("interrupted twice: stopping now\n")
+            status = 130
+        finally:
+            # Ordering services first, so no new orders arrive while consumers shut down.
+            self._stop([p for p in self.procs if p.service in ORDERING], self.args.stop_timeout)
+            self._stop([p for p in self.procs if p.service not in ORDERING], self.args.stop_timeout)
+            if self.broker is not None:
+                _broker_stop(self.broker)
+                self.broker = None
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+        if self.failed is not None:
+            self.err.write(f"the run stopped because {self.failed.instance} died\n")
+            status = 1
+        elapsed = time.monotonic() - started
+        self._merge_traces()
+        if self._summary(elapsed) and status == 0:
+            status = 1
+        return status
+
+    def _supervise(self, progress, ordering, started):
+        """Run until the orders are placed (or the duration ends, or Ctrl-C), then
+        until every placed order is served or rejected (bounded)."""
+        stop_ordering_at = started + self.duration if self.duration else None
+        stopped_ordering = False
+        drain_deadline = None
+        while True:
+            progress.tick()
+            dead = self._check_deaths()
+            if dead is not None:
+                progress.end_line()
+                self.failed = dead
+                self._report_death(dead)
+                return 1
+            now = time.monotonic()
+            if not stopped_ordering:
+                finished = all(p.poll() is not None for p in ordering)
+                timed_out = stop_ordering_at is not None and now >= stop_ordering_at
+                if finished or timed_out or self.interrupted:
+                    if not finished:
+                        why = "interrupted" if self.interrupted else "duration reached"
+                        progress.end_line()
+                        self._say(f"{why}: no more orders; waiting for the orders in flight")
+                        self._stop(ordering, self.args.stop_timeout)
+                    stopped_ordering = True
+                    drain_deadline = time.monotonic() + self.args.drain_timeout
+                    interrupts_at_drain = self.interrupted
+            else:
+                if not self.tally.unfinished():
+                    progress.tick(force=True)
+                    return 0
+                if now >= drain_deadline or self.interrupted > interrupts_at_drain:
+                    progress.tick(force=True)
+                    progress.end_line()
+                    n = len(self.tally.unfinished())
+                    why = "interrupted" if self.interrupted > interrupts_at_drain else \
+                        f"after waiting {self.args.drain_timeout:.0f} s"
+                    self.err.write(f"warning: {n} orders neither served nor rejected ({why})\n")
+                    return 0
+            time.sleep(0.1)
+
+    def _merge_traces(self):
+        if self.export_mode != "file":
+            return
+        parts = sorted(glob.glob(os.path.join(self.traces_dir, "*.jsonl")))
+        os.makedirs(os.path.dirname(self.traces_file) or ".", exist_ok=True)
+        tmp = self.traces_file + ".tmp"
+        lines = 0
+        with open(tmp, "w", encoding="utf-8") as out:
+            for part in parts:
+                with open(part, "r", encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        if line.strip():
+                            out.write(line if line.endswith("\n") else line + "\n")
+                            lines += 1
+        os.replace(tmp, self.traces_file)
+        self.trace_lines = lines
+
+    def _summary(self, elapsed):
+        """Print the outcome; True if orders were lost or handled twice."""
+        by_source, twice, unknown = self.tally.summary()
+        placed = sum(r["placed"] for r in by_source.values())
+        served = sum(r["served"] for r in by_source.values())
+        rejected = sum(r["rejected"] for r in by_source.values())
+        unfinished = sum(r["unfinished"] for r in by_source.values())
+        self._say("")
+        self._say(f"Orders in {elapsed:.1f} s: placed {placed}, served {served}, rejected {rejected}, "
+                  f"unfinished {unfinished}")
+        for source, r in by_source.items():
+            if r["placed"]:
+                self._say(f"  {source:8s} placed {r['placed']:4d}  served {r['served']:4d}  "
+                          f"rejected {r['rejected']:4d}  unfinished {r['unfinished']:4d}")
+        if twice:
+            self._say(f"  handled twice: {len(twice)} orders, e.g. {twice[0]}")
+        if unknown:
+            self._say(f"  {len(unknown)} orders from an earlier run were finished too")
+        if self.export_mode == "file" and os.path.exists(self.traces_file):
+            self._report()
+        self._say(f"Logs:   {self.run_dir}/<service>.log")
+        if self.export_mode == "file":
+            self._say(f"Traces: {self.traces_file} (OTLP JSON lines; "
+                      f"`ituna-report {self.traces_file} --html report.html` for the full report)")
+        elif self.export_mode == "otlp":
+            self._say(f"Traces: sent to {self.export_target}")
+        return bool(twice) or (unfinished > 0 and self.failed is None and not self.interrupted)
+
+    def _report(self):
+        """The per-stage latency summary from ituna.report, when it is there."""
+        try:
+            from ituna import report
+        except Exception as exc:  # the report package is optional for a run
+            self._say(f"(per-stage report unavailable: {exc})")
+            return
+        fn = getattr(report, "print_summary", None)
+        try:
+            if fn is not None:
+                fn(self.traces_file, out=self.out)
+            elif hasattr(report, "main"):
+                self.out.flush()
+                report.main([self.traces_file])
+        except SystemExit:
+            pass
+        except Exception as exc:
+            self._say(f"(per-stage report failed: {exc})")
+
+
+def _broker_bootstrap(broker):
+    bs = getattr(broker, "bootstrap", None)
+    if callable(bs):
+        bs = bs()
+    if not bs:
+        raise RestaurantError("the embedded broker gave no bootstrap address")
+    return bs
+
+
+def _broker_stop(broker):
+    for name in ("stop", "close"):
+        fn = getattr(broker, name, None)
+        if fn is not None:
+            fn()
+            return
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="ituna-restaurant",
+        description="Run the ITuna restaurant: five services as separate processes (Lua or Python) "
+                    "talking through Kafka, one trace per order.")
+    p.add_argument("--orders", type=int, metavar="N",
+                   help="orders to place in total, split across the ordering services by [rates] "
+                        "(default: [restaurant] orders)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop placing orders after S seconds")
+    p.add_argument("--config", metavar="PATH", help="INI file (default: scripts/ituna-config.ini)")
+    p.add_argument("--bootstrap", metavar="HOST:PORT",
+                   help="a real Kafka broker (default: $ITUNA_KAFKA_BOOTSTRAP, else the embedded test broker)")
+    p.add_argument("--otlp-endpoint", metavar="URL",
+                   help="send traces to this OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--traces-file", metavar="PATH",
+                   help="merge the services' trace files into PATH (default: RUN_DIR/traces.jsonl)")
+    p.add_argument("--scale", action="append", metavar="SERVICE=N",
+                   help="run N instances of a consumer service in one group (repeatable)")
+    p.add_argument("--lang", action="append", metavar="SERVICE=lua|python",
+                   help="run a service in this language (repeatable)")
+    p.add_argument("--run-dir", metavar="DIR", help="logs and traces of this run (default: logs/run-<time>)")
+    p.add_argument("--scripts-dir", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--partitions", type=int, default=0, metavar="N",
+                   help="partitions per topic (embedded broker: default 3 or the largest --scale)")
+    p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",
+                   help="how long to wait for orders in flight once ordering stops (default 60)")
+    p.add_argument("--ready-timeout", type=float, default=60.0, metavar="S",
+                   help="how long services may take to start (default 60)")
+    p.add_argument("--stop-timeout", type=float, default=15.0, metavar="S",
+                   help="how long a service may take to stop after SIGTERM (default 15)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--progress-interval", type=float, default=5.0, metavar="S",
+                   help="seconds between progress lines when not on a terminal (default 5)")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return Restaurant(args).run()
+    except RestaurantError as exc:
+        sys.stderr.write(f"ituna-restaurant: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

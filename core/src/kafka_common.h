@@ -1,0 +1,83 @@
+/* kafka_common.h - what the producer, the consumer and the mock cluster share:
+ * building an rd_kafka_conf_t from defaults + [kafka] + API properties, the
+ * broker endpoint for server.address/port, the header and payload carriers of
+ * the trace context, and the messaging attributes common to both span kinds.
+ * Private to core/. */
+#ifndef ITUNA_KAFKA_COMMON_H
+#define ITUNA_KAFKA_COMMON_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "internal.h"
+
+/* Broker address as resolved for a client. */
+typedef struct ituna_kafka_endpoint {
+    char bootstrap[1024]; /* the bootstrap.servers value given to librdkafka */
+    char host[256];       /* first entry's host, for server.address */
+    int port;             /* first entry's port (9092 when absent), for server.port */
+    char client_id[256];
+} ituna_kafka_endpoint;
+
+/* Resolve the tracer (NULL: the global one) and the config (NULL: the tracer's).
+ * ITUNA_ERR_INVALID_ARG when there is no tracer at all. */
+ITUNA_HIDDEN ituna_err ituna_kafka_resolve(ituna_tracer **t, const ituna_config **cfg, char *errstr,
+                                           size_t errstr_size);
+
+/* Build a librdkafka configuration: defaults (key, value, ..., NULL), then the
+ * config's [kafka] section, then props (API), then forced, then the bootstrap
+ * (explicit > props' bootstrap.servers > ITUNA_KAFKA_BOOTSTRAP / [queue] > [kafka]).
+ * Logs go through ituna_log. An unknown or invalid property fails with
+ * ITUNA_ERR_CONFIG naming it. The caller owns *out (rd_kafka_conf_destroy, or
+ * hand it to rd_kafka_new). */
+ITUNA_HIDDEN ituna_err ituna_kafka_conf_build(const ituna_config *cfg, const char *explicit_bootstrap,
+                                              const char *const *defaults, const char *const *props,
+                                              const char *const *forced, rd_kafka_conf_t **out,
+                                              ituna_kafka_endpoint *ep, char *errstr, size_t errstr_size);
+
+/* Route librdkafka's log lines to ituna_log (syslog levels mapped). */
+ITUNA_HIDDEN void ituna_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* 1 if p[0..n) is valid UTF-8 without NUL bytes. */
+ITUNA_HIDDEN int ituna_kafka_utf8_text(const void *p, size_t n);
+
+/* New header list: the extra headers (any traceparent/tracestate among them is
+ * replaced), then traceparent and tracestate of ctx (when valid). NULL on OOM. */
+ITUNA_HIDDEN rd_kafka_headers_t *ituna_kafka_headers_build(const ituna_header *extra, size_t n,
+                                                           const ituna_span_context *ctx);
+
+/* Where a consumed message's context came from. */
+typedef enum ituna_ctx_source {
+    ITUNA_CTX_NONE = 0,
+    ITUNA_CTX_HEADER = 1,
+    ITUNA_CTX_PAYLOAD = 2
+} ituna_ctx_source;
+
+/* Extract the producer's context: the traceparent/tracestate headers, or, when
+ * there is no traceparent header, the seed's payload "carrier" field (a JSON
+ * string holding a JSON object, or an object). Returns the source; on
+ * ITUNA_CTX_NONE *out is zeroed and reason says why (e.g. "no traceparent header",
+ * "traceparent: invalid version ff"). */
+ITUNA_HIDDEN ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void *payload,
+                                                  size_t payload_len, ituna_span_context *out, char *reason,
+                                                  size_t reason_size);
+
+/* When value is a JSON object, write into out a copy with the seed's "carrier"
+ * field set to the JSON text of {"traceparent": ..., "tracestate": ...}, formatted
+ * as Python's json.dumps does. Returns 1 when out holds the new payload, 0 when
+ * the value is not a JSON object (send it unchanged), -1 on OOM. */
+ITUNA_HIDDEN int ituna_kafka_payload_inject(const void *value, size_t len, const ituna_span_context *ctx,
+                                            ituna_buf *out);
+
+/* Attributes common to both span kinds: messaging.system, operation name/type,
+ * destination, key (when UTF-8 text), body size, server.address/port, client id. */
+ITUNA_HIDDEN void ituna_kafka_span_attrs(ituna_span *span, const char *operation, const char *topic,
+                                         const void *key, size_t key_len, size_t body_size,
+                                         const ituna_kafka_endpoint *ep);
+
+/* JSON string escaping (quotes included), as Python's json.dumps with ensure_ascii. */
+ITUNA_HIDDEN void ituna_kafka_json_str(ituna_buf *b, const char *s, size_t n);
+
+/* Milliseconds on a monotonic clock. */
+ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
+
+#endif

@@ -1,0 +1,555 @@
+/* kafka_consumer.c - the traced Kafka consumer: group subscription, CONSUMER
+ * spans "process <topic>" continuing the producer's context (headers, else the
+ * seed's payload carrier), at-least-once offset storage after the handler's
+ * verdict, redelivery by rewinding on handler errors, the dead-letter topic for
+ * malformed payloads, wakeup, and a bounded "broker unreachable" error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kafka_common.h"
+
+#define DLQ_CONFIRM_MS 10000
+
+struct ituna_consumer {
+    rd_kafka_t *rk;
+    ituna_tracer *tracer;
+    ituna_kafka_endpoint ep;
+    char *group;
+    char *dlq_suffix;
+    int link_mode;
+    int64_t connect_timeout_ms;
+    int64_t max_redeliveries;
+    ituna_producer *dlq; /* publishes to <topic><dlq_suffix> */
+    atomic_int wakeup;
+    atomic_llong down_since_ms; /* monotonic ms of the first "all brokers down", 0 = up */
+    pthread_mutex_t lock;       /* guards last_error (written from librdkafka threads) */
+    char last_error[256];
+    int closed;
+    int outstanding;            /* messages polled and not yet finished */
+    /* Recent handler failures per (partition, offset) for max-redeliveries. */
+    struct { char topic[128]; int32_t partition; int64_t offset; int count; } fails[32];
+    unsigned fails_next;
+};
+
+struct ituna_message {
+    ituna_consumer *c;
+    rd_kafka_message_t *rkm;
+    ituna_span *span;
+    ituna_span_context ctx;
+    int64_t timestamp_ms;
+};
+
+static void note_error(ituna_consumer *c, rd_kafka_resp_err_t err, const char *reason) {
+    pthread_mutex_lock(&c->lock);
+    snprintf(c->last_error, sizeof c->last_error, "%s: %s", rd_kafka_err2name(err), reason);
+    pthread_mutex_unlock(&c->lock);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE) {
+        long long zero = 0;
+        atomic_compare_exchange_strong(&c->down_since_ms, &zero, (long long)ituna_kafka_mono_ms());
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    ituna_consumer *c = opaque;
+    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO, "kafka %s: %s: %s",
+              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    note_error(c, (rd_kafka_resp_err_t)err, reason);
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+typedef struct dlq_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    ituna_err err;
+    char errstr[256];
+} dlq_wait;
+
+static void dlq_delivered(const ituna_delivery_report *r, void *opaque) {
+    (void)opaque;
+    dlq_wait *w = r->msg_opaque;
+    pthread_mutex_lock(&w->mu);
+    w->err = r->err;
+    snprintf(w->errstr, sizeof w->errstr, "%s%s%s", r->error_name, r->err ? ": " : "", r->errstr);
+    w->done = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ituna_consumer_destroy(ituna_consumer *c);
+
+ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const ituna_consumer_options *opts,
+                                ituna_consumer **out, char *errstr, size_t errstr_size) {
+    if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!opts || !opts->group || !*opts->group)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer: a group is required");
+    if (!opts->topics || !opts->topics[0])
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer: at least one topic is required");
+    ituna_err e = ituna_kafka_resolve(&t, &cfg, errstr, errstr_size);
+    if (e) return e;
+    ituna_consumer *c = calloc(1, sizeof *c);
+    if (!c) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    c->tracer = t;
+    c->group = dup_str(opts->group);
+    const char *suffix = opts->dlq_suffix ? opts->dlq_suffix : ituna_config_str(cfg, "messaging", "dlq-suffix", ".dlq");
+    c->dlq_suffix = dup_str(suffix && *suffix ? suffix : ".dlq");
+    if (opts->context_mode == ITUNA_CONTEXT_LINK) c->link_mode = 1;
+    else if (opts->context_mode == ITUNA_CONTEXT_FROM_CONFIG) {
+        const char *m = ituna_config_str(cfg, "messaging", "consumer-context", "parent");
+        c->link_mode = m && strcmp(m, "link") == 0;
+    }
+    c->connect_timeout_ms = ituna_config_int(cfg, "messaging", "connect-timeout", 10000);
+    c->max_redeliveries = ituna_config_int(cfg, "messaging", "max-redeliveries", 0);
+    if (!c->group || !c->dlq_suffix) {
+        ituna_consumer_destroy(c);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+    }
+
+    const char *svc = ituna_tracer_service_name(t);
+    const char *defaults[] = {"enable.auto.commit", "true", "auto.offset.reset", "earliest",
+                              "enable.partition.eof", "false", "client.id", svc && *svc ? svc : "ituna", NULL};
+    /* At-least-once: only offsets stored by ituna_message_done(OK) are committed. */
+    const char *forced[] = {"group.id", opts->group, "enable.auto.offset.store", "false", NULL};
+    rd_kafka_conf_t *conf;
+    e = ituna_kafka_conf_build(cfg, opts->bootstrap, defaults, opts->properties, forced, &conf, &c->ep, errstr,
+                               errstr_size);
+    if (e) {
+        ituna_consumer_destroy(c);
+        return e;
+    }
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, c);
+    char msg[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        ituna_consumer_destroy(c);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "kafka consumer: %s", msg);
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+
+    /* The DLQ producer shares the bootstrap and the pass-through properties. */
+    ituna_producer_options po = {.bootstrap = c->ep.bootstrap, .properties = opts->properties,
+                                 .on_delivery = dlq_delivered, .payload_carrier = 0};
+    e = ituna_producer_create(t, cfg, &po, &c->dlq, errstr, errstr_size);
+    if (e) {
+        ituna_consumer_destroy(c);
+        return e;
+    }
+
+    size_t n = 0;
+    while (opts->topics[n]) n++;
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(topics, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        ituna_consumer_destroy(c);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka subscribe: %s", rd_kafka_err2str(err));
+    }
+    *out = c;
+    return ITUNA_OK;
+}
+
+/* Broker unreachable for longer than connect-timeout: confirm with a metadata
+ * request before reporting, so a broker that came back is not misreported. */
+static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_size) {
+    long long since = atomic_load(&c->down_since_ms);
+    if (!since || ituna_kafka_mono_ms() - since < c->connect_timeout_ms) return ITUNA_OK;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, NULL, &md, 1000);
+    if (!err) {
+        rd_kafka_metadata_destroy(md);
+        atomic_store(&c->down_since_ms, 0);
+        return ITUNA_OK;
+    }
+    char last[256];
+    pthread_mutex_lock(&c->lock);
+    snprintf(last, sizeof last, "%s", c->last_error);
+    pthread_mutex_unlock(&c->lock);
+    return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA,
+                         "no Kafka broker reachable at %s for %lld ms (last error: %s)", c->ep.bootstrap,
+                         (long long)(ituna_kafka_mono_ms() - since), last[0] ? last : rd_kafka_err2str(err));
+}
+
+static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
+    ituna_message *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->c = c;
+    m->rkm = rkm;
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
+
+    ituna_span_context remote, current;
+    char reason[160];
+    ituna_ctx_source src = ituna_kafka_extract(hdrs, rkm->payload, rkm->len, &remote, reason, sizeof reason);
+    int has_current = ituna_context_current(&current) && ituna_span_context_is_valid(&current);
+    ituna_span_options so = {.kind = ITUNA_SPAN_KIND_CONSUMER, .start_time_ns = ituna_now_ns()};
+    if (c->link_mode) {
+        /* parent: the thread's current context, else a new root; producer: a link */
+        so.root = !has_current;
+        if (src != ITUNA_CTX_NONE) {
+            so.links = &remote;
+            so.n_links = 1;
+        }
+    } else if (src != ITUNA_CTX_NONE) {
+        so.parent = &remote;
+        if (has_current) {
+            so.links = &current;
+            so.n_links = 1;
+        }
+    } else {
+        so.root = 1; /* a missing context starts a new trace, never a stray parent */
+        if (has_current) {
+            so.links = &current;
+            so.n_links = 1;
+        }
+    }
+    char name[300];
+    snprintf(name, sizeof name, "process %s", topic);
+    if (ituna_span_start(c->tracer, name, &so, &m->span) != ITUNA_OK || !m->span) {
+        free(m);
+        return NULL;
+    }
+    m->ctx = *ituna_span_get_context(m->span);
+    rd_kafka_timestamp_type_t tstype;
+    m->timestamp_ms = rd_kafka_message_timestamp(rkm, &tstype);
+    ituna_span *s = m->span;
+    if (ituna_span_is_recording(s)) {
+        ituna_kafka_span_attrs(s, "process", topic, rkm->key, rkm->key_len, rkm->len, &c->ep);
+        char part[16];
+        snprintf(part, sizeof part, "%d", (int)rkm->partition);
+        ituna_span_set_str(s, "messaging.destination.partition.id", part);
+        ituna_span_set_int(s, "messaging.kafka.offset", rkm->offset);
+        ituna_span_set_str(s, "messaging.consumer.group.name", c->group);
+        ituna_span_set_str(s, "ituna.context.source",
+                           src == ITUNA_CTX_HEADER ? "header" : src == ITUNA_CTX_PAYLOAD ? "payload-carrier" : "none");
+        if (src == ITUNA_CTX_NONE) ituna_span_set_str(s, "ituna.context.error", reason);
+        if (m->timestamp_ms >= 0) {
+            ituna_span_set_int(s, "ituna.message.timestamp_ms", m->timestamp_ms);
+            ituna_span_set_str(s, "ituna.message.timestamp_type",
+                               tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append_time" : "create_time");
+            /* time between the message's timestamp and the start of processing */
+            double wait = (double)so.start_time_ns / 1e6 - (double)m->timestamp_ms;
+            ituna_span_set_double(s, "ituna.queue_wait_ms", wait < 0 ? 0 : wait);
+        }
+    }
+    return m;
+}
+
+ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                              size_t errstr_size) {
+    if (!c || !out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
+    *out = NULL;
+    if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        if (atomic_exchange(&c->wakeup, 0)) return ITUNA_OK;
+        int64_t left = deadline - ituna_kafka_mono_ms();
+        /* 100 ms slices so a wakeup is seen promptly */
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0 ? 0 : left < 100 ? left : 100));
+        if (rkm && rkm->err) {
+            rd_kafka_resp_err_t err = rkm->err;
+            char reason[256];
+            snprintf(reason, sizeof reason, "%s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[256];
+                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
+                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka fatal error: %s: %s",
+                                     rd_kafka_err2name(ferr), fatal);
+            }
+            if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
+                note_error(c, err, reason);
+            }
+        } else if (rkm) {
+            atomic_store(&c->down_since_ms, 0);
+            ituna_message *m = message_new(c, rkm);
+            if (!m) {
+                /* Not stored: rewind so it is redelivered rather than lost. */
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset = rkm->offset;
+                rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 2000);
+                if (se) rd_kafka_error_destroy(se);
+                rd_kafka_topic_partition_list_destroy(l);
+                rd_kafka_message_destroy(rkm);
+                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            }
+            c->outstanding++;
+            *out = m;
+            return ITUNA_OK;
+        }
+        ituna_err e = check_reachable(c, errstr, errstr_size);
+        if (e) return e;
+        if (deadline - ituna_kafka_mono_ms() <= 0) return ITUNA_OK;
+    }
+}
+
+static ituna_err store_offset(ituna_message *m, char *errstr, size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition)->offset =
+        m->rkm->offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(m->c->rk, l);
+    if (!err) err = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE) /* __STATE: partition revoked meanwhile; redelivered elsewhere */
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka offset store: %s", rd_kafka_err2str(err));
+    if (err)
+        ituna_log(ITUNA_LOG_INFO, "kafka offset not stored for %s [%d] @%lld: partition no longer assigned",
+                  rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset);
+    return ITUNA_OK;
+}
+
+/* Rewind the partition to this message so the next poll redelivers it. */
+static void rewind_partition(ituna_message *m) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition)->offset =
+        m->rkm->offset;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(m->c->rk, l, 5000);
+    if (se) {
+        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d] to %lld failed: %s", rd_kafka_topic_name(m->rkm->rkt),
+                  (int)m->rkm->partition, (long long)m->rkm->offset, rd_kafka_error_string(se));
+        rd_kafka_error_destroy(se);
+    } else if (l->elems[0].err) {
+        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d]: %s", rd_kafka_topic_name(m->rkm->rkt),
+                  (int)m->rkm->partition, rd_kafka_err2str(l->elems[0].err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Count handler failures of one message; returns the count including this one. */
+static int count_failure(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
+    for (unsigned i = 0; i < 32; i++)
+        if (c->fails[i].count && c->fails[i].partition == partition && c->fails[i].offset == offset &&
+            strcmp(c->fails[i].topic, topic) == 0)
+            return ++c->fails[i].count;
+    unsigned i = c->fails_next++ % 32;
+    snprintf(c->fails[i].topic, sizeof c->fails[i].topic, "%s", topic);
+    c->fails[i].partition = partition;
+    c->fails[i].offset = offset;
+    c->fails[i].count = 1;
+    return 1;
+}
+
+/* Republish the message to <topic><suffix> with the reason, and wait for the broker's ack. */
+static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr, size_t errstr_size) {
+    ituna_consumer *c = m->c;
+    rd_kafka_message_t *rkm = m->rkm;
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    char dlq_topic[512], part[16], off[24];
+    snprintf(dlq_topic, sizeof dlq_topic, "%s%s", topic, c->dlq_suffix);
+    snprintf(part, sizeof part, "%d", (int)rkm->partition);
+    snprintf(off, sizeof off, "%lld", (long long)rkm->offset);
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
+    size_t n = hdrs ? rd_kafka_header_cnt(hdrs) : 0;
+    ituna_header *h = calloc(n + 4, sizeof *h);
+    if (!h) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const void *val;
+        size_t size;
+        if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size)) break;
+        if (strncmp(name, "ituna.dlq.", 10) == 0) continue; /* a message dead-lettered twice keeps the latest */
+        h[k++] = (ituna_header){name, val, size};
+    }
+    const char *why = reason && *reason ? reason : "malformed payload";
+    h[k++] = (ituna_header){"ituna.dlq.reason", why, strlen(why)};
+    h[k++] = (ituna_header){"ituna.dlq.topic", topic, strlen(topic)};
+    h[k++] = (ituna_header){"ituna.dlq.partition", part, strlen(part)};
+    h[k++] = (ituna_header){"ituna.dlq.offset", off, strlen(off)};
+
+    dlq_wait w = {.done = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    ituna_message_out mo = {.topic = dlq_topic, .key = rkm->key, .key_len = rkm->key_len, .value = rkm->payload,
+                            .value_len = rkm->len, .headers = h, .n_headers = k, .partition = -1,
+                            .parent = &m->ctx, .opaque = &w};
+    ituna_err e = ituna_producer_publish(c->dlq, &mo, errstr, errstr_size);
+    free(h);
+    if (!e) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += DLQ_CONFIRM_MS / 1000;
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            if (pthread_cond_timedwait(&w.cv, &w.mu, &ts) != 0) break;
+        int done = w.done;
+        pthread_mutex_unlock(&w.mu);
+        if (!done) {
+            /* The report will still come: wait for it so w outlives the callback. */
+            ituna_producer_flush(c->dlq, 60000);
+            pthread_mutex_lock(&w.mu);
+            while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
+            pthread_mutex_unlock(&w.mu);
+            e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
+                              "DLQ write to '%s' not confirmed within %d ms", dlq_topic, DLQ_CONFIRM_MS);
+        } else if (w.err) {
+            e = ituna_set_err(errstr, errstr_size, w.err, "DLQ write to '%s' failed: %s", dlq_topic, w.errstr);
+        }
+    }
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return e;
+}
+
+ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
+                             size_t errstr_size) {
+    if (!m) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "message is NULL");
+    ituna_consumer *c = m->c;
+    ituna_err e = ITUNA_OK;
+    const char *topic = rd_kafka_topic_name(m->rkm->rkt);
+    char why[512];
+    if (result == ITUNA_HANDLED_ERROR && c->max_redeliveries > 0 &&
+        count_failure(c, topic, m->rkm->partition, m->rkm->offset) > c->max_redeliveries) {
+        snprintf(why, sizeof why, "handler failed %lld times: %s", (long long)c->max_redeliveries + 1,
+                 reason && *reason ? reason : "handler error");
+        reason = why;
+        result = ITUNA_HANDLED_MALFORMED;
+    }
+    switch (result) {
+    case ITUNA_HANDLED_OK:
+        e = store_offset(m, errstr, errstr_size);
+        break;
+    case ITUNA_HANDLED_MALFORMED:
+        ituna_span_set_str(m->span, "error.type", "malformed_payload");
+        ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "malformed payload");
+        e = dead_letter(m, reason, errstr, errstr_size);
+        if (!e) {
+            char dlq_topic[512];
+            snprintf(dlq_topic, sizeof dlq_topic, "%s%s", topic, c->dlq_suffix);
+            ituna_span_set_str(m->span, "ituna.dlq.topic", dlq_topic);
+            e = store_offset(m, errstr, errstr_size);
+            break;
+        }
+        ituna_log(ITUNA_LOG_ERROR, "kafka %s [%d] @%lld: %s; the message will be redelivered", topic,
+                  (int)m->rkm->partition, (long long)m->rkm->offset, errstr ? errstr : "DLQ write failed");
+        ituna_span_set_str(m->span, "ituna.dlq.error", errstr && *errstr ? errstr : ituna_err2str(e));
+        rewind_partition(m);
+        break;
+    case ITUNA_HANDLED_ERROR:
+    default:
+        ituna_span_set_str(m->span, "error.type", "handler_error");
+        ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "handler error");
+        rewind_partition(m);
+        break;
+    }
+    ituna_span_end(m->span, 0);
+    rd_kafka_message_destroy(m->rkm);
+    c->outstanding--;
+    free(m);
+    return e;
+}
+
+const char *ituna_message_topic(const ituna_message *m) { return m ? rd_kafka_topic_name(m->rkm->rkt) : NULL; }
+int32_t ituna_message_partition(const ituna_message *m) { return m ? m->rkm->partition : -1; }
+int64_t ituna_message_offset(const ituna_message *m) { return m ? m->rkm->offset : -1; }
+int64_t ituna_message_timestamp_ms(const ituna_message *m) { return m ? m->timestamp_ms : -1; }
+
+const void *ituna_message_key(const ituna_message *m, size_t *len) {
+    if (len) *len = m && m->rkm->key ? m->rkm->key_len : 0;
+    return m ? m->rkm->key : NULL;
+}
+
+const void *ituna_message_value(const ituna_message *m, size_t *len) {
+    if (len) *len = m && m->rkm->payload ? m->rkm->len : 0;
+    return m ? m->rkm->payload : NULL;
+}
+
+size_t ituna_message_header_count(const ituna_message *m) {
+    rd_kafka_headers_t *h;
+    if (!m || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    return rd_kafka_header_cnt(h);
+}
+
+int ituna_message_header(const ituna_message *m, size_t i, const char **key, const void **value,
+                         size_t *value_len) {
+    rd_kafka_headers_t *h;
+    if (!m || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    const char *k;
+    const void *v;
+    size_t n;
+    if (rd_kafka_header_get_all(h, i, &k, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (key) *key = k;
+    if (value) *value = v;
+    if (value_len) *value_len = n;
+    return 1;
+}
+
+ituna_span *ituna_message_span(ituna_message *m) { return m ? m->span : NULL; }
+
+ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handler_fn handler, void *opaque,
+                                  int *handled, char *errstr, size_t errstr_size) {
+    if (handled) *handled = 0;
+    if (!c || !handler) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and handler are required");
+    ituna_message *m = NULL;
+    ituna_err e = ituna_consumer_poll(c, timeout_ms, &m, errstr, errstr_size);
+    if (e || !m) return e;
+    int token = -1;
+    int attached = ituna_context_attach(&m->ctx, &token) == ITUNA_OK;
+    char reason[512] = "";
+    ituna_handler_result r = handler(m, opaque, reason, sizeof reason);
+    if (attached) ituna_context_detach(token);
+    if (handled) *handled = 1;
+    return ituna_message_done(m, r, reason, errstr, errstr_size);
+}
+
+ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size) {
+    if (!c) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer is NULL");
+    if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka commit: %s", rd_kafka_err2str(err));
+    return ITUNA_OK;
+}
+
+ituna_err ituna_consumer_close(ituna_consumer *c) {
+    if (!c) return ITUNA_ERR_INVALID_ARG;
+    if (c->closed || !c->rk) return ITUNA_OK;
+    ituna_err e = ITUNA_OK;
+    char errstr[256];
+    if (ituna_consumer_commit(c, errstr, sizeof errstr) != ITUNA_OK) {
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, errstr);
+        e = ITUNA_ERR_KAFKA;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+    if (err) {
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s close: %s", c->group, rd_kafka_err2str(err));
+        e = ITUNA_ERR_KAFKA;
+    }
+    c->closed = 1;
+    return e;
+}
+
+void ituna_consumer_destroy(ituna_consumer *c) {
+    if (!c) return;
+    if (c->rk) {
+        if (c->outstanding)
+            ituna_log(ITUNA_LOG_WARN, "kafka consumer %s destroyed with %d unfinished message(s)", c->group,
+                      c->outstanding);
+        ituna_consumer_close(c);
+        rd_kafka_destroy(c->rk);
+    }
+    if (c->dlq) ituna_producer_destroy(c->dlq, 10000);
+    pthread_mutex_destroy(&c->lock);
+    free(c->group);
+    free(c->dlq_suffix);
+    free(c);
+}
+
+void ituna_consumer_wakeup(ituna_consumer *c) {
+    if (c) atomic_store(&c->wakeup, 1);
+}

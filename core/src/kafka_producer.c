@@ -1,0 +1,247 @@
+/* kafka_producer.c - the traced Kafka producer: PRODUCER spans "send <topic>",
+ * context injected into the message headers (and optionally the seed's payload
+ * carrier), a delivery thread that serves librdkafka's delivery reports so each
+ * span ends when its report arrives, flush and close. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kafka_common.h"
+
+struct ituna_producer {
+    rd_kafka_t *rk;
+    ituna_tracer *tracer;
+    ituna_kafka_endpoint ep;
+    ituna_delivery_fn on_delivery;
+    void *opaque;
+    int payload_carrier;
+    atomic_int in_flight;
+    atomic_uint_fast64_t failures;
+    atomic_int stop;
+    pthread_t thread;
+    int thread_started;
+};
+
+/* One published message, from producev to its delivery report. */
+typedef struct pub_op {
+    ituna_producer *p;
+    ituna_span *span;
+    ituna_span_context ctx;
+    void *user_opaque;
+} pub_op;
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    ituna_producer *p = opaque;
+    pub_op *op = m->_private;
+    if (!op) return;
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+    ituna_delivery_report r = {.topic = topic, .partition = m->partition, .offset = -1, .err = ITUNA_OK,
+                               .errstr = "", .error_name = "", .msg_opaque = op->user_opaque, .span = op->ctx};
+    if (m->err) {
+        r.err = m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? ITUNA_ERR_TIMEOUT : ITUNA_ERR_KAFKA;
+        r.errstr = rd_kafka_err2str(m->err);
+        r.error_name = rd_kafka_err2name(m->err);
+        ituna_span_set_str(op->span, "error.type", r.error_name);
+        ituna_span_set_status(op->span, ITUNA_STATUS_ERROR, r.errstr);
+        atomic_fetch_add(&p->failures, 1);
+    } else {
+        r.offset = m->offset;
+        char part[16];
+        snprintf(part, sizeof part, "%d", (int)m->partition);
+        ituna_span_set_str(op->span, "messaging.destination.partition.id", part);
+        ituna_span_set_int(op->span, "messaging.kafka.offset", m->offset);
+    }
+    ituna_span_end(op->span, 0);
+    if (p->on_delivery) {
+        p->on_delivery(&r, p->opaque);
+    } else if (m->err) {
+        char tid[33];
+        ituna_trace_id_hex(&op->ctx, tid);
+        ituna_log(ITUNA_LOG_ERROR, "kafka delivery to %s [%d] failed: %s (%s), trace %s", topic,
+                  (int)m->partition, r.errstr, r.error_name, tid);
+    }
+    free(op);
+    atomic_fetch_sub(&p->in_flight, 1);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)opaque;
+    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO, "kafka %s: %s: %s",
+              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* Serves delivery reports while the application is idle, so spans end promptly. */
+static void *delivery_thread(void *arg) {
+    ituna_producer *p = arg;
+    while (!atomic_load(&p->stop)) rd_kafka_poll(p->rk, 100);
+    return NULL;
+}
+
+ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const ituna_producer_options *opts,
+                                ituna_producer **out, char *errstr, size_t errstr_size) {
+    if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    ituna_producer_options zero = {.payload_carrier = -1};
+    if (!opts) opts = &zero;
+    ituna_err e = ituna_kafka_resolve(&t, &cfg, errstr, errstr_size);
+    if (e) return e;
+    ituna_producer *p = calloc(1, sizeof *p);
+    if (!p) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+    p->tracer = t;
+    p->on_delivery = opts->on_delivery;
+    p->opaque = opts->opaque;
+    p->payload_carrier = opts->payload_carrier >= 0 ? opts->payload_carrier
+                                                    : ituna_config_bool(cfg, "compat", "payload-carrier", 0);
+    const char *svc = ituna_tracer_service_name(t);
+    /* message.timeout.ms bounds how long an undeliverable message (broker down)
+     * waits before its failure is reported: 30 s instead of librdkafka's 5 min. */
+    const char *defaults[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
+                              "message.timeout.ms", "30000", "client.id", svc && *svc ? svc : "ituna", NULL};
+    rd_kafka_conf_t *conf;
+    e = ituna_kafka_conf_build(cfg, opts->bootstrap, defaults, opts->properties, NULL, &conf, &p->ep, errstr,
+                               errstr_size);
+    if (e) {
+        free(p);
+        return e;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, p);
+    char msg[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, msg, sizeof msg);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "kafka producer: %s", msg);
+    }
+    if (pthread_create(&p->thread, NULL, delivery_thread, p) != 0) {
+        rd_kafka_destroy(p->rk);
+        free(p);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "cannot start the delivery thread");
+    }
+    p->thread_started = 1;
+    *out = p;
+    return ITUNA_OK;
+}
+
+ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg, char *errstr,
+                                 size_t errstr_size) {
+    if (!p || !msg || !msg->topic || !*msg->topic)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "producer, message and topic are required");
+    if (msg->n_headers && !msg->headers)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "n_headers > 0 but headers is NULL");
+    char name[300];
+    snprintf(name, sizeof name, "send %s", msg->topic);
+    ituna_span_options so = {.kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent};
+    ituna_span *span = NULL;
+    ituna_err e = ituna_span_start(p->tracer, name, &so, &span);
+    if (e || !span) return ituna_set_err(errstr, errstr_size, e ? e : ITUNA_ERR_NOMEM, "cannot start the span");
+    ituna_kafka_span_attrs(span, "send", msg->topic, msg->key, msg->key_len, msg->value_len, &p->ep);
+    int32_t partition = msg->partition_set || msg->partition > 0 ? msg->partition : RD_KAFKA_PARTITION_UA;
+    if (msg->partition_set && msg->partition >= 0) {
+        char part[16];
+        snprintf(part, sizeof part, "%d", (int)msg->partition);
+        ituna_span_set_str(span, "messaging.destination.partition.id", part);
+    }
+
+    pub_op *op = calloc(1, sizeof *op);
+    rd_kafka_headers_t *hdrs = NULL;
+    ituna_buf payload;
+    ituna_buf_init(&payload);
+    const void *value = msg->value;
+    size_t value_len = msg->value_len;
+    if (!op) {
+        e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    op->p = p;
+    op->span = span;
+    op->ctx = *ituna_span_get_context(span);
+    op->user_opaque = msg->opaque;
+    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx);
+    if (!hdrs) {
+        e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (p->payload_carrier) {
+        int r = ituna_kafka_payload_inject(msg->value, msg->value_len, &op->ctx, &payload);
+        if (r < 0) {
+            e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        if (r == 1) {
+            value = payload.data;
+            value_len = payload.len;
+        }
+    }
+
+    atomic_fetch_add(&p->in_flight, 1);
+    int64_t deadline = ituna_kafka_mono_ms() + 1000;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        /* The span may end on the delivery thread as soon as producev returns:
+         * nothing touches it after a successful call. */
+        err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(msg->topic), RD_KAFKA_V_PARTITION(partition),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY((void *)msg->key, msg->key ? msg->key_len : 0),
+                                RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0), RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ituna_kafka_mono_ms() >= deadline) break;
+        rd_kafka_poll(p->rk, 50);
+    }
+    ituna_buf_free(&payload);
+    if (!err) return ITUNA_OK;
+    atomic_fetch_sub(&p->in_flight, 1);
+    e = ituna_set_err(errstr, errstr_size,
+                      err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
+                      "kafka publish to '%s': %s (%s)", msg->topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
+    ituna_span_set_str(span, "error.type", rd_kafka_err2name(err));
+    ituna_span_set_status(span, ITUNA_STATUS_ERROR, rd_kafka_err2str(err));
+    goto fail_span;
+fail:
+    ituna_span_set_str(span, "error.type", ituna_err2name(e));
+    ituna_span_set_status(span, ITUNA_STATUS_ERROR, ituna_err2str(e));
+fail_span:
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    ituna_buf_free(&payload);
+    free(op);
+    ituna_span_end(span, 0);
+    return e;
+}
+
+ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms) {
+    if (!p) return ITUNA_ERR_INVALID_ARG;
+    int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    /* Reports may be served by the delivery thread or here; wait on our count. */
+    while (atomic_load(&p->in_flight) > 0) {
+        int64_t left = deadline - ituna_kafka_mono_ms();
+        if (left <= 0) break;
+        rd_kafka_flush(p->rk, (int)(left < 50 ? left : 50));
+    }
+    return atomic_load(&p->in_flight) > 0 ? ITUNA_ERR_TIMEOUT : ITUNA_OK;
+}
+
+int ituna_producer_in_flight(ituna_producer *p) { return p ? atomic_load(&p->in_flight) : 0; }
+
+uint64_t ituna_producer_failures(ituna_producer *p) { return p ? atomic_load(&p->failures) : 0; }
+
+ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
+    if (!p) return ITUNA_OK;
+    ituna_err e = ituna_producer_flush(p, timeout_ms);
+    if (e) {
+        /* Undelivered messages are purged and reported as failed, never dropped silently. */
+        ituna_log(ITUNA_LOG_WARN, "kafka producer closing with %d undelivered message(s)",
+                  atomic_load(&p->in_flight));
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        int64_t deadline = ituna_kafka_mono_ms() + 5000;
+        while (atomic_load(&p->in_flight) > 0 && ituna_kafka_mono_ms() < deadline) rd_kafka_poll(p->rk, 50);
+    }
+    atomic_store(&p->stop, 1);
+    if (p->thread_started) pthread_join(p->thread, NULL);
+    rd_kafka_poll(p->rk, 0);
+    rd_kafka_destroy(p->rk);
+    free(p);
+    return e;
+}

@@ -1,0 +1,358 @@
+"""common.py - what the five Python services of the ITuna restaurant share: the
+config values they read (delays, rates, failure rates, topics), the menu and the
+order payload, the seed-format log line with trace ids, failure injection, the
+tracer/producer/consumer set-up on the ituna binding, and clean stop on SIGTERM.
+
+scripts/lua/common.lua is the same for the Lua services: topics, span names,
+attributes and log lines must stay identical between the two.
+"""
+
+import configparser
+import datetime
+import os
+import random
+import signal
+import sys
+import time
+import uuid
+
+import ituna
+
+# The seed's ITuna menu (dish -> in stock). "UNAGI DON" is sold out, so an order
+# naming it fails inventory validation; ordering services never put it on an order
+# unless a test writes one by hand.
+MENU = [
+    "ITUNA ROLL", "SPICY ITUNA ROLL", "TUNA NIGIRI", "SALMON NIGIRI", "CALIFORNIA ROLL",
+    "EBI TEMPURA", "MISO SOUP", "EDAMAME", "SEAWEED SALAD", "TUNA TATAKI",
+    "DRAGON ROLL", "TEKKA MAKI",
+]
+SOLD_OUT = {"UNAGI DON"}
+
+FIRST_NAMES = ["Aiko", "Ben", "Chiara", "Dmitri", "Emeka", "Fatima", "Goro", "Hana", "Ivan", "Jun",
+               "Kemal", "Lena", "Mateo", "Noor", "Oskar", "Priya", "Quinn", "Rei", "Sven", "Tomoko"]
+LAST_NAMES = ["Sato", "Okafor", "Rossi", "Novak", "Kim", "Haddad", "Silva", "Tanaka", "Berg", "Costa"]
+STREETS = ["Harbour Street", "Fish Market Lane", "Pier Road", "Kelp Avenue", "Tide Way", "Wharf Street"]
+ZIP_CODES = ["90901", "90902", "90903", "90910"]
+
+# Defaults as in core/src/config_schema.c, used when a key is absent from the file
+# (the core already validated every value that is present).
+DEFAULTS = {
+    ("initial-order", "queue-topic"): "ituna-orders",
+    ("kitchen-queue", "queue-topic"): "kitchen-orders",
+    ("topics", "rejected"): "ituna-rejected",
+    ("topics", "ready"): "ituna-ready",
+    ("simulated-delays", "website-ordering"): "2000",
+    ("simulated-delays", "on-site-ordering"): "3000",
+    ("simulated-delays", "direct-kitchen-ordering"): "4000",
+    ("simulated-delays", "order-validation-address"): "70",
+    ("simulated-delays", "order-validation-name"): "50",
+    ("simulated-delays", "order-validation-inventory"): "120",
+    ("simulated-delays", "order-validation-pub"): "100",
+    ("simulated-delays", "kitchen-service"): "140",
+    ("rates", "website-ordering"): "1",
+    ("rates", "onsite-ordering"): "1",
+    ("rates", "direct-kitchen-ordering"): "0.5",
+    ("failure-rates", "order-validation-address"): "0",
+    ("failure-rates", "order-validation-name"): "0",
+    ("failure-rates", "order-validation-inventory"): "0",
+    ("failure-rates", "kitchen-service"): "0",
+}
+
+CONSUMER_GROUP = "ituna"  # the seed's group id; one group per consuming service below
+ZERO_TRACE = "0" * 32
+ZERO_SPAN = "0" * 16
+
+
+def default_config_path():
+    """--config PATH, else $ITUNA_CONFIG, else scripts/ituna-config.ini."""
+    argv = sys.argv[1:]
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1]
+    env = os.environ.get("ITUNA_CONFIG")
+    if env:
+        return env
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ituna-config.ini")
+
+
+class Config:
+    """The INI file as plain values. The core validated it at ituna.init()."""
+
+    def __init__(self, path):
+        self.path = path
+        self._cp = configparser.ConfigParser(interpolation=None, strict=False)
+        if path is not None:
+            if not self._cp.read(path, encoding="utf-8"):
+                raise SystemExit(f"cannot read config file {path}")
+
+    def get(self, section, key):
+        if self._cp.has_option(section, key):
+            return self._cp.get(section, key).strip()
+        return DEFAULTS.get((section, key))
+
+    def delay_s(self, key):
+        """One draw of [simulated-delays] key in seconds: "140" or a range "2000-4000" (ms)."""
+        text = self.get("simulated-delays", key) or "0"
+        lo, sep, hi = text.partition("-")
+        lo_ms = float(lo)
+        hi_ms = float(hi) if sep else lo_ms
+        return random.uniform(lo_ms, hi_ms) / 1000.0
+
+    def rate(self, service):
+        return float(self.get("rates", service) or 0)
+
+    def failure_rate(self, key):
+        return float(self.get("failure-rates", key) or 0)
+
+    def topic(self, which):
+        return {
+            "orders": self.get("initial-order", "queue-topic"),
+            "kitchen": self.get("kitchen-queue", "queue-topic"),
+            "rejected": self.get("topics", "rejected"),
+            "ready": self.get("topics", "ready"),
+        }[which]
+
+
+def fails(rate):
+    """Failure injection: True with probability rate."""
+    return rate > 0 and random.random() < rate
+
+
+# ---- logging ---------------------------------------------------------------------
+
+def _ids(span):
+    if span is None:
+        return ZERO_TRACE, ZERO_SPAN
+    ctx = span.context
+    return ctx.trace_id, ctx.span_id
+
+
+class Log:
+    """The seed's line format, plus the ids of the span the line belongs to:
+    `YYYY-mm-dd HH:MM:SS - <service> - INFO - <message> trace_id=<32hex> span_id=<16hex>`.
+    Lines outside any span carry all-zero ids (W3C's "no trace")."""
+
+    def __init__(self, service):
+        self.service = service
+
+    def _emit(self, level, message, span):
+        trace_id, span_id = _ids(span)
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        sys.stdout.write(f"{stamp} - {self.service} - {level} - {message} trace_id={trace_id} span_id={span_id}\n")
+        sys.stdout.flush()
+
+    def info(self, message, span=None):
+        self._emit("INFO", message, span)
+
+    def error(self, message, span=None):
+        self._emit("ERROR", message, span)
+
+
+# ---- orders ---------------------------------------------------------------------
+
+def make_order(source):
+    """The seed's payload plus source and customer_name. source: website, on-site, direct."""
+    dishes = random.sample(MENU, random.randint(2, 5))
+    order = {
+        "order_id": str(uuid.uuid4()),
+        "customer_id": str(uuid.uuid4()),
+        "order_details": {d: random.randint(1, 3) for d in dishes},
+    }
+    if source == "website":
+        order["address"] = f"{random.randint(1, 250)} {random.choice(STREETS)}, {random.choice(ZIP_CODES)} ITuna Bay"
+    elif source == "on-site":
+        order["table"] = random.randint(1, 24)
+    order["source"] = source
+    order["customer_name"] = f"{random.choice(FIRST_NAMES)} {random.choice(LAST_NAMES)}"
+    return order
+
+
+def first_dish(order):
+    """The dish the kitchen names: alphabetically first, so that Lua (whose tables
+    have no key order) and Python name the same one."""
+    details = order.get("order_details") or {}
+    return sorted(details)[0] if details else "food"
+
+
+def order_attrs(order):
+    """order.id and order.source: on every span of an order."""
+    return {"order.id": str(order.get("order_id", "")), "order.source": str(order.get("source", "unknown"))}
+
+
+def mark_error(span, description):
+    span.set_status("error", description)
+
+
+# ---- process set-up -----------------------------------------------------------------
+
+class Service:
+    """One service process: config, tracer, log, and the stop flag set by SIGTERM/SIGINT."""
+
+    def __init__(self, name):
+        self.name = name
+        self.config_path = default_config_path()
+        self.config = Config(self.config_path)
+        self.log = Log(name)
+        self.tracer = ituna.init(service_name=os.environ.get("OTEL_SERVICE_NAME") or name,
+                                 config=self.config_path)
+        self.stopping = False
+        self._busy = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    # A signal while the service waits (poll, sleep) ends the wait at once; while it
+    # handles an order it only sets the flag, so the order finishes and is committed.
+    def _on_signal(self, signum, frame):
+        self.stopping = True
+        if not self._busy:
+            raise _Stop()
+
+    def busy(self):
+        return _Busy(self)
+
+    def sleep(self, seconds):
+        """Interruptible wait: returns early (False) once a stop was requested."""
+        end = time.monotonic() + seconds
+        try:
+            while not self.stopping:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return True
+                time.sleep(min(left, 0.2))
+        except _Stop:
+            pass
+        return False
+
+    def ready(self, what):
+        self.log.info(f"READY {self.name} ({what})")
+
+    def producer(self):
+        return ituna.Producer()
+
+    def consumer(self, topic):
+        # earliest: a group that has never committed must not skip the orders placed
+        # while it was joining.
+        return ituna.Consumer([topic], CONSUMER_GROUP + "-" + self.name,
+                              **{"auto.offset.reset": "earliest"})
+
+    def shutdown(self, *closables):
+        for c in closables:
+            try:
+                c.close()
+            except Exception as exc:  # report, and still close the others and flush spans
+                self.log.error(f"close failed: {exc}")
+        ituna.shutdown(timeout=10)
+        self.log.info(f"Stopped {self.name}")
+
+
+class _Stop(BaseException):
+    """Raised by the signal handler to leave a blocking wait."""
+
+
+class _Busy:
+    def __init__(self, svc):
+        self.svc = svc
+
+    def __enter__(self):
+        self.svc._busy = True
+        return self
+
+    def __exit__(self, *exc):
+        self.svc._busy = False
+        return False
+
+
+Stop = _Stop
+
+
+def orders_limit():
+    """ITUNA_ORDERS_LIMIT: orders this ordering service places before it exits (None: no limit)."""
+    text = os.environ.get("ITUNA_ORDERS_LIMIT")
+    if not text:
+        return None
+    n = int(text)
+    if n < 0:
+        raise SystemExit(f"ITUNA_ORDERS_LIMIT must be >= 0, got {text}")
+    return n
+
+
+def run_ordering(service_name, source, span_name, delay_key, topic_which, placing_line, placed_line):
+    """The loop every ordering service runs: on a timer (rate from [rates]), an order
+    inside span_name, the simulated work delay, a publish to the topic."""
+    svc = Service(service_name)
+    topic = svc.config.topic(topic_which)
+    rate = svc.config.rate(service_name)
+    limit = orders_limit()
+    producer = svc.producer()
+    svc.ready(f"publishing to {topic}")
+    placed = 0
+    try:
+        while not svc.stopping and (limit is None or placed < limit) and rate > 0:
+            started = time.monotonic()
+            with svc.busy():
+                order = make_order(source)
+                with svc.tracer.span(span_name, attributes=order_attrs(order)) as span:
+                    span.set_attribute("order.items", len(order["order_details"]))
+                    svc.log.info(placing_line(order["order_id"]), span)
+                    # The seed's simulated work happens inside the order span.
+                    time.sleep(svc.config.delay_s(delay_key))
+                    producer.publish(topic, order, key=order["order_id"])
+                    producer.flush(10)
+                    svc.log.info(placed_line, span)
+                placed += 1
+            if limit is not None and placed >= limit:
+                break
+            svc.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
+    except _Stop:
+        pass
+    svc.log.info(f"DONE {service_name} placed={placed}")
+    svc.shutdown(producer)
+
+
+# ---- consuming services ---------------------------------------------------------------
+
+def parse_order(msg):
+    """The order in a message, or ituna.MalformedPayload (the message then goes to the DLQ)."""
+    try:
+        order = msg.json()
+    except ituna.MalformedPayload:
+        raise
+    except ValueError as exc:
+        raise ituna.MalformedPayload(f"payload is not JSON: {exc}") from None
+    if not isinstance(order, dict) or not isinstance(order.get("order_id"), str) or not order["order_id"]:
+        raise ituna.MalformedPayload("payload is not an order: no order_id")
+    if not isinstance(order.get("order_details"), dict):
+        raise ituna.MalformedPayload("payload is not an order: no order_details")
+    order.pop("carrier", None)  # the seed's context field: never forwarded as stale context
+    order.setdefault("source", "unknown")
+    return order
+
+
+def run_consumer(service_name, topic_which, handle):
+    """The loop every consuming service runs: one CONSUMER span per message (current
+    while handle runs), commit after handle returns, stop on SIGTERM/SIGINT."""
+    svc = Service(service_name)
+    topic = svc.config.topic(topic_which)
+    producer = svc.producer()
+    consumer = svc.consumer(topic)
+    svc.ready(f"consuming {topic} as group {CONSUMER_GROUP}-{service_name}")
+    handled = 0
+    try:
+        for msg in consumer:
+            with svc.busy():
+                with msg as entered:
+                    cspan = entered if isinstance(entered, ituna.Span) else getattr(msg, "span", None)
+                    order = parse_order(msg)
+                    if cspan is not None:
+                        for k, v in order_attrs(order).items():
+                            cspan.set_attribute(k, v)
+                    handle(svc, producer, order)
+                handled += 1
+            if svc.stopping:
+                break
+    except _Stop:
+        pass
+    svc.log.info(f"DONE {service_name} handled={handled}")
+    svc.shutdown(consumer, producer)

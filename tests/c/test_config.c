@@ -1,0 +1,553 @@
+/* test_config.c - configuration: INI syntax, schema types, error messages naming
+ * file/line/key, precedence (file < env < API), bootstrap resolution, the seed's
+ * file and the restaurant's file, transactional loads. */
+#include <libgen.h>
+#include <stdlib.h>
+
+#include "config_schema.h"
+#include "internal.h"
+#include "testutil.h"
+
+static char errbuf[1024];
+
+/* Path of a file relative to the repository root, found from this source file. */
+static const char *repo_path(const char *rel)
+{
+    static char out[4096];
+    char here[4096];
+    snprintf(here, sizeof here, "%s", __FILE__);
+    char *dir = dirname(here); /* .../tests/c */
+    snprintf(out, sizeof out, "%s/../../%s", dir, rel);
+    return out;
+}
+
+/* Remove every variable the schema reads, so the tests see a known environment. */
+static void clear_env(void)
+{
+    size_t n;
+    const ituna_cfg_key *k = ituna_cfg_schema(&n);
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++)
+            if (k[i].env[j]) unsetenv(k[i].env[j]);
+}
+
+static int set_ok(ituna_config *c, const char *key, const char *val)
+{
+    errbuf[0] = '\0';
+    ituna_err rc = ituna_config_set(c, key, val, errbuf, sizeof errbuf);
+    if (rc != ITUNA_OK) fprintf(stderr, "  set %s=%s failed: %s\n", key, val, errbuf);
+    return rc == ITUNA_OK;
+}
+
+static int set_fails(ituna_config *c, const char *key, const char *val, const char *needle)
+{
+    errbuf[0] = '\0';
+    ituna_err rc = ituna_config_set(c, key, val, errbuf, sizeof errbuf);
+    if (rc == ITUNA_OK) {
+        fprintf(stderr, "  set %s=%s unexpectedly accepted\n", key, val);
+        return 0;
+    }
+    if (needle && !strstr(errbuf, needle)) {
+        fprintf(stderr, "  set %s=%s: message '%s' lacks '%s'\n", key, val, errbuf, needle);
+        return 0;
+    }
+    return 1;
+}
+
+static int test_every_type_accepts_valid_and_rejects_invalid(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    /* int with range */
+    CHECK(set_ok(c, "queue.port", "1"));
+    CHECK(set_ok(c, "queue.port", "65535"));
+    CHECK(set_fails(c, "queue.port", "0", "from 1 to 65535"));
+    CHECK(set_fails(c, "queue.port", "65536", "got '65536'"));
+    CHECK(set_fails(c, "queue.port", "12x", "got '12x'"));
+    CHECK(set_ok(c, "exporter.max-queue-size", "10"));
+    CHECK(set_fails(c, "exporter.max-queue-size", "0", "positive integer"));
+    CHECK(set_fails(c, "exporter.max-queue-size", "99999999999999999999999", "positive integer"));
+    /* ms */
+    CHECK(set_ok(c, "timeout", "0"));
+    CHECK(set_fails(c, "timeout", "-1", "non-negative"));
+    CHECK(set_fails(c, "timeout", "1.5", "milliseconds"));
+    /* delay: ms or LO-HI */
+    CHECK(set_ok(c, "simulated-delays.kitchen-service", "140"));
+    CHECK(set_ok(c, "simulated-delays.kitchen-service", "2000-4000"));
+    CHECK(set_fails(c, "simulated-delays.kitchen-service", "4000-2000", "range"));
+    CHECK(set_fails(c, "simulated-delays.kitchen-service", "-5", "range"));
+    CHECK(set_fails(c, "simulated-delays.kitchen-service", "fast", "got 'fast'"));
+    /* float with range */
+    CHECK(set_ok(c, "sampler_arg", "0.25"));
+    CHECK(set_ok(c, "sampler-arg", "1"));
+    CHECK(set_fails(c, "sampler-arg", "1.5", "from 0 to 1"));
+    CHECK(set_fails(c, "sampler-arg", "nan", "got 'nan'"));
+    CHECK(set_ok(c, "rates.website-ordering", "12.5"));
+    CHECK(set_fails(c, "rates.website-ordering", "-1", ">= 0"));
+    /* bool */
+    const char *truthy[] = {"true", "1", "yes", "on", "TRUE", "On"};
+    const char *falsy[] = {"false", "0", "no", "off", "False"};
+    for (size_t i = 0; i < sizeof truthy / sizeof *truthy; i++) {
+        CHECK(set_ok(c, "compat.payload-carrier", truthy[i]));
+        CHECK(ituna_config_bool(c, "compat", "payload-carrier", 0) == 1);
+    }
+    for (size_t i = 0; i < sizeof falsy / sizeof *falsy; i++) {
+        CHECK(set_ok(c, "payload_carrier", falsy[i]));
+        CHECK(ituna_config_bool(c, "compat", "payload-carrier", 1) == 0);
+    }
+    CHECK(set_fails(c, "disabled", "maybe", "true or false"));
+    /* enum */
+    CHECK(set_ok(c, "sampler", "parentbased_traceidratio"));
+    CHECK(set_fails(c, "sampler", "sometimes", "expected one of always_on"));
+    CHECK(set_fails(c, "protocol", "grpc", "grpc is not supported by ituna-core; use http/protobuf"));
+    CHECK(set_ok(c, "protocol", "http/json"));
+    CHECK(set_fails(c, "exporter.type", "jaeger", "not supported"));
+    CHECK(set_fails(c, "exporter.type", "zipkin", "use otlp"));
+    CHECK(set_fails(c, "exporter.type", "otlp,console", "one exporter"));
+    CHECK(set_ok(c, "exporter.type", "file"));
+    CHECK(set_fails(c, "services.kitchen-service", "ruby", "lua, python"));
+    /* url */
+    CHECK(set_ok(c, "endpoint", "http://127.0.0.1:4318"));
+    CHECK(set_ok(c, "traces_endpoint", "https://collector.example/v1/traces"));
+    CHECK(set_fails(c, "endpoint", "localhost:4318", "http:// or https://"));
+    CHECK(set_fails(c, "endpoint", "http://", "with a host"));
+    /* path */
+    CHECK(set_ok(c, "exporter.file", "/tmp/spans.jsonl"));
+    CHECK(set_fails(c, "exporter.certificate", "", "file path"));
+    /* k=v lists */
+    CHECK(set_ok(c, "resource_attributes", "deployment.environment=dev, team=a%20b"));
+    CHECK(set_ok(c, "headers", "api-key=secret"));
+    CHECK(set_fails(c, "resource-attributes", "novalue", "key=value"));
+    CHECK(set_fails(c, "resource-attributes", "=x", "empty key"));
+    CHECK(set_fails(c, "headers", "a=%zz", "percent"));
+    CHECK(set_fails(c, "headers", "a=%2", "percent"));
+    /* any: [kafka] passes through, keys keep their dots */
+    CHECK(set_ok(c, "kafka.security.protocol", "whatever librdkafka decides"));
+    CHECK_STR(ituna_config_get(c, "kafka", "security.protocol"), "whatever librdkafka decides");
+    /* string */
+    CHECK(set_ok(c, "service_name", "kitchen-service"));
+    CHECK_STR(ituna_config_get(c, "tracer", "service-name"), "kitchen-service");
+    /* unknown names */
+    CHECK(set_fails(c, "no_such_key", "1", "unknown key 'no_such_key'"));
+    CHECK(set_fails(c, "tracer.no-such", "1", "unknown key"));
+    CHECK(set_fails(c, "nosection.key", "1", "unknown section"));
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_error_names_file_line_and_key(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *text = "[queue]\nhost = broker\nport = ninety\n";
+    ituna_err rc = ituna_config_load_string(c, "dir/my.ini", text, errbuf, sizeof errbuf);
+    CHECK(rc == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "dir/my.ini:3:") != NULL);
+    CHECK(strstr(errbuf, "[queue] port") != NULL);
+    CHECK(strstr(errbuf, "'ninety'") != NULL);
+
+    rc = ituna_config_load_string(c, "a.ini", "\n[tracer]\n\nsampler-ratio = 1\n", errbuf, sizeof errbuf);
+    CHECK(rc == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "a.ini:4:") && strstr(errbuf, "[tracer] sampler-ratio") && strstr(errbuf, "unknown key"));
+    CHECK(strstr(errbuf, "sampler-arg") != NULL); /* lists the known keys */
+
+    rc = ituna_config_load_string(c, "b.ini", "; hi\n[kitchen]\nx = 1\n", errbuf, sizeof errbuf);
+    CHECK(rc == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "b.ini:2:") && strstr(errbuf, "[kitchen]") && strstr(errbuf, "unknown section"));
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_syntax_errors_name_the_line(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue]\nhost broker\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(strstr(errbuf, "s.ini:2:") && strstr(errbuf, "key = value"));
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue\nhost = b\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(strstr(errbuf, "s.ini:1:") && strstr(errbuf, "unterminated"));
+    CHECK(ituna_config_load_string(c, "s.ini", "host = b\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(strstr(errbuf, "s.ini:1:") && strstr(errbuf, "before any [section]"));
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue]\n = b\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(strstr(errbuf, "s.ini:2:") && strstr(errbuf, "missing key"));
+    CHECK(ituna_config_load_string(c, "s.ini", "[]\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue] x\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    /* a key twice in one file is taken for a mistake */
+    CHECK(ituna_config_load_string(c, "d.ini", "[queue]\nport = 1\n\nport = 2\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "d.ini:4:") && strstr(errbuf, "[queue] port") && strstr(errbuf, "line 2"));
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_dialect_comments_quotes_delimiters(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *text = "\xEF\xBB\xBF# leading comment\r\n"
+                       "[queue]   ; section comment\r\n"
+                       "  host:   broker.local  \r\n"
+                       "port=9093 ; inline\n"
+                       "[exporter]\n"
+                       "endpoint = http://h:4318/#frag # url keeps its '#'\n"
+                       "headers = \"a=b ; c\"\n"
+                       "[resource]\n"
+                       "team = 'kitchen'\n"
+                       "note = \n"
+                       "[queue]\n"
+                       "bootstrap = x:1";
+    ituna_err rc = ituna_config_load_string(c, "t.ini", text, errbuf, sizeof errbuf);
+    if (rc) fprintf(stderr, "  %s\n", errbuf);
+    REQUIRE(rc == ITUNA_OK);
+    CHECK_STR(ituna_config_get(c, "queue", "host"), "broker.local");
+    CHECK_STR(ituna_config_get(c, "queue", "port"), "9093");
+    CHECK_STR(ituna_config_get(c, "exporter", "endpoint"), "http://h:4318/#frag");
+    CHECK_STR(ituna_config_get(c, "exporter", "headers"), "a=b ; c");
+    CHECK_STR(ituna_config_get(c, "resource", "team"), "kitchen");
+    CHECK_STR(ituna_config_get(c, "resource", "note"), "");
+    CHECK_STR(ituna_config_get(c, "queue", "bootstrap"), "x:1");
+    CHECK_STR(ituna_config_origin(c, "queue", "port"), "t.ini:4");
+    /* iteration is per section, in load order */
+    size_t it = 0;
+    const char *k, *v;
+    const char *want[] = {"host", "port", "bootstrap"};
+    int i = 0;
+    while (ituna_config_next(c, "queue", &it, &k, &v)) {
+        CHECK(i < 3);
+        if (i < 3) CHECK_STR(k, want[i]);
+        i++;
+    }
+    CHECK(i == 3);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_failed_load_leaves_config_unchanged(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    REQUIRE(ituna_config_load_string(c, "ok.ini", "[queue]\nhost = a\nport = 1\n", errbuf, sizeof errbuf) == ITUNA_OK);
+    /* the first two lines are fine, the third is not: nothing of the file may stick */
+    ituna_err rc = ituna_config_load_string(c, "bad.ini", "[queue]\nhost = b\n[kafka]\nlinger.ms = 5\n[queue]\nport = x\n",
+                                            errbuf, sizeof errbuf);
+    CHECK(rc == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "bad.ini:6:") != NULL);
+    CHECK_STR(ituna_config_get(c, "queue", "host"), "a");
+    CHECK(ituna_config_get(c, "kafka", "linger.ms") == NULL);
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "a:1");
+    /* same for the environment */
+    clear_env();
+    setenv("OTEL_SERVICE_NAME", "svc", 1);
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "abc", 1);
+    rc = ituna_config_load_env(c, errbuf, sizeof errbuf);
+    CHECK(rc == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "environment OTEL_BSP_MAX_QUEUE_SIZE: expected a positive integer, got 'abc'") != NULL);
+    CHECK(ituna_config_get(c, "tracer", "service-name") == NULL);
+    /* and for a rejected set */
+    CHECK(ituna_config_set(c, "queue.port", "0", errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK_STR(ituna_config_get(c, "queue", "port"), "1");
+    clear_env();
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_precedence_file_env_api(void)
+{
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    REQUIRE(ituna_config_load_string(c, "p.ini",
+                                     "[tracer]\nservice-name = from-file\nsampler = always_off\n"
+                                     "[exporter]\ntimeout = 111\nprotocol = http/json\n",
+                                     errbuf, sizeof errbuf) == ITUNA_OK);
+    setenv("OTEL_SERVICE_NAME", "from-env", 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "222", 1);
+    setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "333", 1); /* the traces-specific one wins */
+    setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", 1);   /* empty = unset, generic applies */
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", 1);
+    setenv("OTEL_TRACES_SAMPLER", "", 1); /* empty = unset: the file's value stays */
+    setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "  ", 1);
+    setenv("OTEL_ATTRIBUTE_COUNT_LIMIT", "7", 1);
+    ituna_err rc = ituna_config_load_env(c, errbuf, sizeof errbuf);
+    if (rc) fprintf(stderr, "  %s\n", errbuf);
+    REQUIRE(rc == ITUNA_OK);
+    CHECK_STR(ituna_config_get(c, "tracer", "service-name"), "from-env");
+    CHECK_STR(ituna_config_origin(c, "tracer", "service-name"), "env OTEL_SERVICE_NAME");
+    CHECK(ituna_config_int(c, "exporter", "timeout", -1) == 333);
+    CHECK_STR(ituna_config_get(c, "exporter", "protocol"), "http/protobuf");
+    CHECK_STR(ituna_config_get(c, "tracer", "sampler"), "always_off");
+    CHECK(ituna_config_int(c, "tracer", "attribute-count-limit", -1) == 7);
+    /* the API wins over both */
+    CHECK(set_ok(c, "service_name", "from-api"));
+    CHECK_STR(ituna_config_get(c, "tracer", "service-name"), "from-api");
+    CHECK_STR(ituna_config_origin(c, "tracer", "service-name"), "api");
+    clear_env();
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_env_errors_name_the_variable(void)
+{
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "environment OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported") != NULL);
+    clear_env();
+    setenv("OTEL_TRACES_SAMPLER_ARG", "2", 1);
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "OTEL_TRACES_SAMPLER_ARG") != NULL);
+    clear_env();
+    setenv("OTEL_RESOURCE_ATTRIBUTES", "a=1,broken", 1);
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "OTEL_RESOURCE_ATTRIBUTES") && strstr(errbuf, "broken"));
+    clear_env();
+    setenv("OTEL_SDK_DISABLED", "true", 1);
+    setenv("ITUNA_TRACES_FILE", "/tmp/x.jsonl", 1);
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(ituna_config_bool(c, "tracer", "disabled", 0) == 1);
+    CHECK_STR(ituna_config_get(c, "exporter", "file"), "/tmp/x.jsonl");
+    clear_env();
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_bootstrap_precedence(void)
+{
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_bootstrap(c, NULL) == NULL);
+    CHECK(set_ok(c, "kafka.bootstrap.servers", "k1:9092"));
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "k1:9092");
+    CHECK(set_ok(c, "queue.host", "qhost"));
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "qhost:9092"); /* port defaults to 9092 */
+    CHECK(set_ok(c, "queue.port", "19092"));
+    const char *b = ituna_config_bootstrap(c, NULL);
+    CHECK_STR(b, "qhost:19092");
+    CHECK_STR(ituna_config_bootstrap(c, NULL), b);
+    setenv("ITUNA_KAFKA_BOOTSTRAP", "envhost:1", 1);
+    REQUIRE(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "envhost:1");
+    CHECK_STR(ituna_config_bootstrap(c, "explicit:2"), "explicit:2");
+    CHECK_STR(ituna_config_bootstrap(c, ""), "envhost:1");
+    clear_env();
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_seed_file_loads_unchanged(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *path = repo_path("tests/fixtures/seed-ituna-config.ini");
+    ituna_err rc = ituna_config_load_file(c, path, errbuf, sizeof errbuf);
+    if (rc) fprintf(stderr, "  %s\n", errbuf);
+    REQUIRE(rc == ITUNA_OK);
+    CHECK_STR(ituna_config_get(c, "queue", "host"), "broker");
+    CHECK(ituna_config_int(c, "queue", "port", 0) == 9092);
+    CHECK_STR(ituna_config_get(c, "jaeger-exporter", "host"), "jaeger");
+    CHECK_STR(ituna_config_get(c, "initial-order", "queue-topic"), "ituna-orders");
+    CHECK_STR(ituna_config_get(c, "kitchen-queue", "queue-topic"), "kitchen-orders");
+    CHECK(ituna_config_int(c, "simulated-delays", "kitchen-service", 0) == 140);
+    CHECK(ituna_config_delay_ms(c, "simulated-delays", "website-ordering", 0) == 2000);
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "broker:9092");
+    size_t it = 0;
+    int n = 0;
+    while (ituna_config_next(c, "simulated-delays", &it, NULL, NULL)) n++;
+    CHECK(n == 8);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_restaurant_file_loads(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *path = repo_path("scripts/ituna-config.ini");
+    ituna_err rc = ituna_config_load_file(c, path, errbuf, sizeof errbuf);
+    if (rc) fprintf(stderr, "  %s\n", errbuf);
+    REQUIRE(rc == ITUNA_OK);
+    /* a superset of the seed's file */
+    const char *seed_keys[][2] = {{"queue", "host"},
+                                  {"queue", "port"},
+                                  {"jaeger-exporter", "host"},
+                                  {"jaeger-exporter", "port"},
+                                  {"initial-order", "queue-topic"},
+                                  {"kitchen-queue", "queue-topic"},
+                                  {"simulated-delays", "website-ordering"},
+                                  {"simulated-delays", "on-site-ordering"},
+                                  {"simulated-delays", "direct-kitchen-ordering"},
+                                  {"simulated-delays", "order-validation-address"},
+                                  {"simulated-delays", "order-validation-name"},
+                                  {"simulated-delays", "order-validation-inventory"},
+                                  {"simulated-delays", "order-validation-pub"},
+                                  {"simulated-delays", "kitchen-service"}};
+    for (size_t i = 0; i < sizeof seed_keys / sizeof *seed_keys; i++)
+        CHECK(ituna_config_get(c, seed_keys[i][0], seed_keys[i][1]) != NULL);
+    /* the planted bottleneck is the slowest stage */
+    int64_t inv = ituna_config_int(c, "simulated-delays", "order-validation-inventory", 0);
+    size_t it = 0;
+    const char *k, *v;
+    while (ituna_config_next(c, "simulated-delays", &it, &k, &v)) {
+        if (strstr(k, "ordering") || strcmp(k, "order-validation-inventory") == 0) continue;
+        CHECK(ituna_config_int(c, "simulated-delays", k, 0) < inv);
+    }
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_missing_file_is_io_error_naming_path(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_load_file(c, "/nonexistent/dir/ituna.ini", errbuf, sizeof errbuf) == ITUNA_ERR_IO);
+    CHECK(strstr(errbuf, "/nonexistent/dir/ituna.ini") != NULL);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_dup_is_deep_and_destroy_null_is_noop(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    REQUIRE(set_ok(c, "queue.host", "h1"));
+    REQUIRE(set_ok(c, "kafka.linger.ms", "5"));
+    ituna_config *d = ituna_config_dup(c);
+    REQUIRE(d);
+    REQUIRE(set_ok(c, "queue.host", "h2"));
+    CHECK_STR(ituna_config_get(d, "queue", "host"), "h1");
+    CHECK_STR(ituna_config_get(d, "kafka", "linger.ms"), "5");
+    CHECK_STR(ituna_config_bootstrap(d, NULL), "h1:9092");
+    CHECK_STR(ituna_config_bootstrap(c, NULL), "h2:9092");
+    ituna_config_destroy(c);
+    CHECK_STR(ituna_config_get(d, "queue", "host"), "h1");
+    ituna_config_destroy(d);
+    ituna_config_destroy(NULL);
+    CHECK(ituna_config_dup(NULL) == NULL);
+    return 0;
+}
+
+static int test_typed_reads_use_schema_defaults(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_int(c, "exporter", "max-queue-size", -1) == 2048);
+    CHECK(ituna_config_int(c, "exporter", "schedule-delay", -1) == 5000);
+    CHECK(ituna_config_double(c, "tracer", "sampler-arg", -1) == 1.0);
+    CHECK_STR(ituna_config_str(c, "tracer", "sampler", NULL), "parentbased_always_on");
+    CHECK_STR(ituna_config_str(c, "tracer", "service-name", "dflt"), "dflt");
+    CHECK(ituna_config_bool(c, "compat", "payload-carrier", 1) == 0);
+    CHECK(ituna_config_int(c, "nosuch", "key", 42) == 42);
+    CHECK(set_ok(c, "exporter.max-queue-size", "100"));
+    CHECK(ituna_config_int(c, "exporter", "max-queue-size", -1) == 100);
+    /* a drawn delay stays inside its range */
+    CHECK(set_ok(c, "simulated-delays.kitchen-service", "10-20"));
+    int lo_seen = 0, hi_seen = 0, out = 0;
+    for (int i = 0; i < 2000; i++) {
+        int64_t d = ituna_config_delay_ms(c, "simulated-delays", "kitchen-service", -1);
+        if (d < 10 || d > 20) out++;
+        lo_seen |= d == 10;
+        hi_seen |= d == 20;
+    }
+    CHECK(out == 0 && lo_seen && hi_seen);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_validate_batch_not_above_queue(void)
+{
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(set_ok(c, "exporter.max-queue-size", "100"));
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "max-export-batch-size (512, default)") && strstr(errbuf, "max-queue-size (100, api)"));
+    CHECK(set_ok(c, "max_export_batch_size", "100"));
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+struct kv_seen {
+    int n;
+    char keys[4][32], vals[4][32];
+};
+
+static int collect(void *opaque, const char *k, const char *v)
+{
+    struct kv_seen *s = opaque;
+    if (s->n < 4) {
+        snprintf(s->keys[s->n], 32, "%s", k);
+        snprintf(s->vals[s->n], 32, "%s", v);
+    }
+    s->n++;
+    return 0;
+}
+
+static int test_kvlist_decodes_and_trims(void)
+{
+    struct kv_seen s = {0};
+    char msg[256];
+    CHECK(ituna_kvlist_parse(" service.namespace = shop ,, k2=a%2Cb%3Dc ,empty=", collect, &s, msg, sizeof msg) ==
+          ITUNA_OK);
+    REQUIRE(s.n == 3);
+    CHECK_STR(s.keys[0], "service.namespace");
+    CHECK_STR(s.vals[0], "shop");
+    CHECK_STR(s.keys[1], "k2");
+    CHECK_STR(s.vals[1], "a,b=c");
+    CHECK_STR(s.keys[2], "empty");
+    CHECK_STR(s.vals[2], "");
+    return 0;
+}
+
+/* docs/config.md lists every key of the schema under its section's heading */
+static int test_docs_list_every_key(void)
+{
+    FILE *f = fopen(repo_path("docs/config.md"), "rb");
+    REQUIRE(f);
+    static char doc[65536];
+    size_t len = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[len] = '\0';
+    size_t n;
+    const ituna_cfg_key *k = ituna_cfg_schema(&n);
+    for (size_t i = 0; i < n; i++) {
+        char head[128], row[128];
+        snprintf(head, sizeof head, "### [%s]", k[i].section);
+        snprintf(row, sizeof row, "\n| %s |", k[i].key);
+        const char *sec = strstr(doc, head);
+        CHECK(sec != NULL);
+        if (!sec) continue;
+        const char *end = strstr(sec + 1, "\n### ");
+        const char *hit = strstr(sec, row);
+        if (!hit || (end && hit > end)) {
+            fprintf(stderr, "  docs/config.md lacks [%s] %s\n", k[i].section, k[i].key);
+            CHECK(0);
+        }
+    }
+    return 0;
+}
+
+int main(void)
+{
+    RUN(test_every_type_accepts_valid_and_rejects_invalid);
+    RUN(test_error_names_file_line_and_key);
+    RUN(test_syntax_errors_name_the_line);
+    RUN(test_dialect_comments_quotes_delimiters);
+    RUN(test_failed_load_leaves_config_unchanged);
+    RUN(test_precedence_file_env_api);
+    RUN(test_env_errors_name_the_variable);
+    RUN(test_bootstrap_precedence);
+    RUN(test_seed_file_loads_unchanged);
+    RUN(test_restaurant_file_loads);
+    RUN(test_missing_file_is_io_error_naming_path);
+    RUN(test_dup_is_deep_and_destroy_null_is_noop);
+    RUN(test_typed_reads_use_schema_defaults);
+    RUN(test_validate_batch_not_above_queue);
+    RUN(test_kvlist_decodes_and_trims);
+    RUN(test_docs_list_every_key);
+    TEST_MAIN_END();
+}

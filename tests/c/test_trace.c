@@ -1,0 +1,444 @@
+/* test_trace.c - the tracer: ids, nesting and the current span across threads,
+ * sampling decisions, span limits and their counters, status rules, the batch
+ * queue (full-queue drops counted exactly, flush loses nothing, span end does
+ * not wait on a stuck exporter). Spans are captured by an in-memory exporter. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+/* ---- an in-memory exporter ---------------------------------------------------- */
+typedef struct {
+    pthread_mutex_t mu;
+    ituna_span *spans[4096]; /* kept alive by copying what the tests read */
+    size_t n;
+    int block;               /* 1: export waits until unblocked */
+    pthread_cond_t cv;
+    int exports;
+} mem_state;
+
+typedef struct {
+    char name[64];
+    uint8_t trace_id[16], span_id[8], parent[8];
+    int has_parent, kind, status, n_attrs, dropped_attrs, n_events, dropped_events, n_links, dropped_links;
+    char first_str[600];
+} captured;
+
+static captured cap[8192];
+static size_t ncap;
+static pthread_mutex_t cap_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static ituna_err mem_export(ituna_exporter *e, ituna_span *const *spans, size_t n, const ituna_resource *res,
+                            uint64_t deadline_ns, ituna_export_result *out) {
+    (void)res;
+    (void)out;
+    mem_state *st = e->state;
+    pthread_mutex_lock(&st->mu);
+    st->exports++;
+    while (st->block && ituna_now_ns() < deadline_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+    }
+    pthread_mutex_unlock(&st->mu);
+    pthread_mutex_lock(&cap_mu);
+    for (size_t i = 0; i < n && ncap < sizeof cap / sizeof cap[0]; i++) {
+        const ituna_span *s = spans[i];
+        captured *c = &cap[ncap++];
+        memset(c, 0, sizeof *c);
+        snprintf(c->name, sizeof c->name, "%.*s", (int)s->name_len, s->name);
+        memcpy(c->trace_id, s->ctx.trace_id, 16);
+        memcpy(c->span_id, s->ctx.span_id, 8);
+        memcpy(c->parent, s->parent_span_id, 8);
+        c->has_parent = s->has_parent;
+        c->kind = s->kind;
+        c->status = s->status_code;
+        c->n_attrs = (int)s->n_attrs;
+        c->dropped_attrs = (int)s->dropped_attrs;
+        c->n_events = (int)s->n_events;
+        c->dropped_events = (int)s->dropped_events;
+        c->n_links = (int)s->n_links;
+        c->dropped_links = (int)s->dropped_links;
+        if (s->n_attrs && s->attrs[0].type == ITUNA_ATTR_STRING)
+            snprintf(c->first_str, sizeof c->first_str, "%.*s", (int)s->attrs[0].v.s.len, s->attrs[0].v.s.ptr);
+    }
+    pthread_mutex_unlock(&cap_mu);
+    return ITUNA_OK;
+}
+
+static void mem_destroy(ituna_exporter *e) {
+    mem_state *st = e->state;
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+    free(e);
+}
+
+static mem_state *last_state;
+
+static ituna_tracer *make_tracer(const char *const *kv, int block) {
+    ituna_config *cfg = ituna_config_new();
+    char err[256];
+    for (; kv && kv[0]; kv += 2)
+        if (ituna_config_set(cfg, kv[0], kv[1], err, sizeof err) != ITUNA_OK) {
+            fprintf(stderr, "config %s: %s\n", kv[0], err);
+            ituna_config_destroy(cfg);
+            return NULL;
+        }
+    ituna_exporter *e = calloc(1, sizeof *e);
+    mem_state *st = calloc(1, sizeof *st);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->block = block;
+    e->state = st;
+    e->export_batch = mem_export;
+    e->destroy = mem_destroy;
+    last_state = st;
+    ituna_tracer *t = NULL;
+    ituna_err rc = ituna_tracer_create_ex(cfg, e, &t, err, sizeof err);
+    if (rc) fprintf(stderr, "tracer: %s\n", err);
+    ituna_config_destroy(cfg);
+    ncap = 0;
+    return t;
+}
+
+static captured *find(const char *name) {
+    for (size_t i = 0; i < ncap; i++)
+        if (strcmp(cap[i].name, name) == 0) return &cap[i];
+    return NULL;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static int test_ids_are_nonzero_and_unique(void) {
+    enum { N = 20000 };
+    static uint8_t ids[N][8];
+    for (int i = 0; i < N; i++) {
+        uint8_t tid[16];
+        ituna_random_trace_id(tid);
+        ituna_random_span_id(ids[i]);
+        uint8_t z[16] = {0};
+        CHECK(memcmp(tid, z, 16) != 0);
+        CHECK(memcmp(ids[i], z, 8) != 0);
+    }
+    int dup = 0;
+    for (int i = 1; i < N; i++) dup += memcmp(ids[i], ids[i - 1], 8) == 0;
+    CHECK(dup == 0);
+    return 0;
+}
+
+static int test_nesting_through_current_context(void) {
+    const char *kv[] = {"tracer.service-name", "t", "exporter.schedule-delay", "50", NULL};
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span *outer, *inner, *rootspan;
+    REQUIRE(ituna_span_start(t, "outer", NULL, &outer) == ITUNA_OK);
+    int tok;
+    REQUIRE(ituna_context_attach(ituna_span_get_context(outer), &tok) == ITUNA_OK);
+    REQUIRE(ituna_span_start(t, "inner", NULL, &inner) == ITUNA_OK);
+    ituna_span_options ro = {.root = 1};
+    REQUIRE(ituna_span_start(t, "rooted", &ro, &rootspan) == ITUNA_OK);
+    ituna_span_context cur;
+    CHECK(ituna_context_current(&cur) == 1);
+    CHECK(memcmp(cur.span_id, ituna_span_get_context(outer)->span_id, 8) == 0);
+    ituna_span_end(inner, 0);
+    ituna_span_end(rootspan, 0);
+    CHECK(ituna_context_detach(tok) == ITUNA_OK);
+    CHECK(ituna_context_current(NULL) == 0);
+    CHECK(ituna_context_detach(tok) == ITUNA_ERR_STATE);
+    ituna_span_end(outer, 0);
+    CHECK(ituna_tracer_flush(t, 2000) == ITUNA_OK);
+    captured *o = find("outer"), *i = find("inner"), *r = find("rooted");
+    REQUIRE(o && i && r);
+    CHECK(!o->has_parent);
+    CHECK(i->has_parent && memcmp(i->parent, o->span_id, 8) == 0);
+    CHECK(memcmp(i->trace_id, o->trace_id, 16) == 0);
+    CHECK(!r->has_parent && memcmp(r->trace_id, o->trace_id, 16) != 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_explicit_remote_parent(void) {
+    const char *kv[] = {"tracer.service-name", "t", NULL};
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span_context remote;
+    memset(&remote, 0, sizeof remote);
+    for (int k = 0; k < 16; k++) remote.trace_id[k] = (uint8_t)(k + 1);
+    for (int k = 0; k < 8; k++) remote.span_id[k] = (uint8_t)(0xa0 + k);
+    remote.trace_flags = 1;
+    remote.is_remote = 1;
+    strcpy(remote.tracestate, "ven=1");
+    remote.tracestate_len = 5;
+    ituna_span_options o = {.parent = &remote, .kind = ITUNA_SPAN_KIND_CONSUMER};
+    ituna_span *s;
+    REQUIRE(ituna_span_start(t, "process x", &o, &s) == ITUNA_OK);
+    const ituna_span_context *c = ituna_span_get_context(s);
+    CHECK(memcmp(c->trace_id, remote.trace_id, 16) == 0);
+    CHECK_STR(c->tracestate, "ven=1");
+    CHECK(c->is_remote == 0);
+    ituna_span_end(s, 0);
+    ituna_tracer_flush(t, 2000);
+    captured *p = find("process x");
+    REQUIRE(p);
+    CHECK(p->kind == ITUNA_SPAN_KIND_CONSUMER);
+    CHECK(memcmp(p->parent, remote.span_id, 8) == 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+typedef struct {
+    ituna_tracer *t;
+    ituna_span_context seen;
+    int had_current;
+} thr_arg;
+
+static void *other_thread(void *p) {
+    thr_arg *a = p;
+    a->had_current = ituna_context_current(&a->seen);
+    ituna_span *s;
+    ituna_span_start(a->t, "other-thread", NULL, &s);
+    ituna_span_end(s, 0);
+    return NULL;
+}
+
+static int test_current_span_is_per_thread(void) {
+    const char *kv[] = {"tracer.service-name", "t", NULL};
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span *main_span;
+    ituna_span_start(t, "main-thread", NULL, &main_span);
+    int tok;
+    ituna_context_attach(ituna_span_get_context(main_span), &tok);
+    thr_arg a = {.t = t};
+    pthread_t th;
+    pthread_create(&th, NULL, other_thread, &a);
+    pthread_join(th, NULL);
+    CHECK(a.had_current == 0);
+    ituna_context_detach(tok);
+    ituna_span_end(main_span, 0);
+    ituna_tracer_flush(t, 2000);
+    captured *o = find("other-thread");
+    REQUIRE(o);
+    CHECK(!o->has_parent);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_sampling_decisions(void) {
+    const char *off[] = {"tracer.sampler", "always_off", NULL};
+    ituna_tracer *t = make_tracer(off, 0);
+    REQUIRE(t);
+    ituna_span *s;
+    ituna_span_start(t, "x", NULL, &s);
+    CHECK(!ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 0);
+    CHECK(ituna_span_context_is_valid(ituna_span_get_context(s)));
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+
+    const char *ratio[] = {"tracer.sampler", "traceidratio", "tracer.sampler-arg", "0.25", NULL};
+    t = make_tracer(ratio, 0);
+    REQUIRE(t);
+    int rec = 0;
+    for (int i = 0; i < 20000; i++) {
+        ituna_span_start(t, "r", NULL, &s);
+        rec += ituna_span_is_recording(s);
+        ituna_span_end(s, 0);
+    }
+    CHECK(rec > 4500 && rec < 5500);
+    /* traceidratio ignores the parent's flag; the decision follows the trace id. */
+    ituna_span_context p;
+    memset(&p, 0, sizeof p);
+    p.trace_id[0] = 1; /* low 64 bits zero: always below the bound */
+    p.span_id[0] = 1;
+    ituna_span_options o = {.parent = &p};
+    ituna_span_start(t, "r", &o, &s);
+    CHECK(ituna_span_is_recording(s));
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+
+    const char *pb[] = {"tracer.sampler", "parentbased_always_on", NULL};
+    t = make_tracer(pb, 0);
+    REQUIRE(t);
+    p.trace_flags = 0; /* unsampled remote parent: child not recorded, flag propagates */
+    ituna_span_start(t, "c", &o, &s);
+    CHECK(!ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 0);
+    ituna_span_end(s, 0);
+    p.trace_flags = 1;
+    ituna_span_start(t, "c", &o, &s);
+    CHECK(ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 1);
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+
+    const char *pboff[] = {"tracer.sampler", "parentbased_always_off", NULL};
+    t = make_tracer(pboff, 0);
+    REQUIRE(t);
+    ituna_span_start(t, "root", NULL, &s);
+    CHECK(!ituna_span_is_recording(s));
+    ituna_span_end(s, 0);
+    ituna_span_start(t, "c", &o, &s); /* sampled parent still wins */
+    CHECK(ituna_span_is_recording(s));
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_limits_drop_and_count(void) {
+    const char *kv[] = {"tracer.attribute-count-limit", "3", "tracer.attribute-value-length-limit", "5",
+                        "tracer.event-count-limit", "2", "tracer.link-count-limit", "1", NULL};
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span *s;
+    ituna_span_start(t, "limited", NULL, &s);
+    ituna_span_set_str(s, "a", "0123456789");
+    ituna_span_set_int(s, "b", 1);
+    ituna_span_set_int(s, "c", 2);
+    ituna_span_set_int(s, "d", 3); /* dropped */
+    ituna_span_set_int(s, "b", 5); /* replace: not a drop */
+    for (int i = 0; i < 4; i++) ituna_span_add_event(s, "e", NULL, 0, 0);
+    ituna_span_context l;
+    memset(&l, 0, sizeof l);
+    l.trace_id[3] = 9;
+    l.span_id[2] = 9;
+    ituna_span_add_link(s, &l, NULL, 0);
+    ituna_span_add_link(s, &l, NULL, 0);
+    ituna_span_end(s, 0);
+    ituna_tracer_flush(t, 2000);
+    captured *c = find("limited");
+    REQUIRE(c);
+    CHECK(c->n_attrs == 3 && c->dropped_attrs == 1);
+    CHECK_STR(c->first_str, "01234");
+    CHECK(c->n_events == 2 && c->dropped_events == 2);
+    CHECK(c->n_links == 1 && c->dropped_links == 1);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.attributes_dropped == 1);
+    CHECK(st.attributes_truncated == 1);
+    CHECK(st.events_dropped == 2);
+    CHECK(st.links_dropped == 1);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_status_rules(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    ituna_span *s;
+    ituna_span_start(t, "st", NULL, &s);
+    ituna_span_set_status(s, ITUNA_STATUS_ERROR, "boom");
+    CHECK(s->status_code == ITUNA_STATUS_ERROR && s->status_msg && strcmp(s->status_msg, "boom") == 0);
+    ituna_span_set_status(s, ITUNA_STATUS_UNSET, NULL); /* ignored */
+    CHECK(s->status_code == ITUNA_STATUS_ERROR);
+    ituna_span_set_status(s, ITUNA_STATUS_OK, "ignored description");
+    CHECK(s->status_code == ITUNA_STATUS_OK && s->status_msg == NULL);
+    ituna_span_set_status(s, ITUNA_STATUS_ERROR, "late"); /* OK is final */
+    CHECK(s->status_code == ITUNA_STATUS_OK);
+    CHECK(ituna_span_record_exception(s, "ValueError", "bad", "trace") == ITUNA_OK);
+    CHECK(s->n_events == 1 && strcmp(s->events[0].name, "exception") == 0 && s->events[0].n_attrs == 3);
+    ituna_span_end(s, 0);
+    /* bad input is an error, not a crash */
+    CHECK(ituna_span_start(t, NULL, NULL, &s) == ITUNA_ERR_INVALID_ARG);
+    CHECK(ituna_span_start(NULL, "x", NULL, &s) == ITUNA_ERR_INVALID_ARG);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_full_queue_drops_are_counted_exactly(void) {
+    const char *kv[] = {"exporter.max-queue-size", "64", "exporter.max-export-batch-size", "16",
+                        "exporter.schedule-delay", "10", NULL};
+    ituna_tracer *t = make_tracer(kv, 1); /* exporter blocks */
+    REQUIRE(t);
+    mem_state *st = last_state;
+    for (int i = 0; i < 1000; i++) {
+        ituna_span *s;
+        ituna_span_start(t, "q", NULL, &s);
+        ituna_span_end(s, 0);
+    }
+    pthread_mutex_lock(&st->mu);
+    st->block = 0;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    CHECK(ituna_tracer_flush(t, 5000) == ITUNA_OK);
+    ituna_tracer_stats s;
+    ituna_tracer_get_stats(t, &s);
+    CHECK(s.spans_ended == 1000);
+    CHECK(s.spans_enqueued + s.spans_dropped == 1000);
+    CHECK(s.spans_dropped > 0);
+    CHECK(s.spans_exported == s.spans_enqueued);
+    CHECK(ncap == s.spans_enqueued);
+    /* at most queue + one batch in the exporter's hands can be in flight */
+    CHECK(s.spans_enqueued <= 64 + 16);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_shutdown_flushes_everything_that_fit(void) {
+    const char *kv[] = {"exporter.max-queue-size", "4096", "exporter.schedule-delay", "60000", NULL};
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    for (int i = 0; i < 3000; i++) {
+        ituna_span *s;
+        ituna_span_start(t, "f", NULL, &s);
+        ituna_span_end(s, 0);
+    }
+    CHECK(ituna_tracer_shutdown(t, 5000) == ITUNA_OK);
+    ituna_tracer_stats s;
+    ituna_tracer_get_stats(t, &s);
+    CHECK(s.spans_dropped == 0);
+    CHECK(s.spans_exported == 3000);
+    CHECK(ncap == 3000);
+    /* after shutdown, spans are counted as dropped, not lost silently */
+    ituna_span *late;
+    ituna_span_start(t, "late", NULL, &late);
+    ituna_span_end(late, 0);
+    ituna_tracer_get_stats(t, &s);
+    CHECK(s.spans_exported == 3000);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_span_end_does_not_wait_on_a_stuck_exporter(void) {
+    const char *kv[] = {"exporter.max-queue-size", "256", "exporter.max-export-batch-size", "8",
+                        "exporter.export-timeout", "200", NULL};
+    ituna_tracer *t = make_tracer(kv, 1);
+    REQUIRE(t);
+    uint64_t t0 = ituna_now_ns();
+    for (int i = 0; i < 100000; i++) {
+        ituna_span *s;
+        ituna_span_start(t, "fast", NULL, &s);
+        ituna_span_end(s, 0);
+    }
+    double per = (double)(ituna_now_ns() - t0) / 100000.0;
+    fprintf(stderr, "  span start+end while the exporter is stuck: %.0f ns\n", per);
+    CHECK(per < 20000); /* generous: only proves no waiting on the exporter's 200 ms */
+    uint64_t s0 = ituna_now_ns();
+    ituna_tracer_shutdown(t, 300);
+    CHECK(ituna_now_ns() - s0 < 3000000000ull);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+int main(void) {
+    RUN(test_ids_are_nonzero_and_unique);
+    RUN(test_nesting_through_current_context);
+    RUN(test_explicit_remote_parent);
+    RUN(test_current_span_is_per_thread);
+    RUN(test_sampling_decisions);
+    RUN(test_limits_drop_and_count);
+    RUN(test_status_rules);
+    RUN(test_full_queue_drops_are_counted_exactly);
+    RUN(test_shutdown_flushes_everything_that_fit);
+    RUN(test_span_end_does_not_wait_on_a_stuck_exporter);
+    TEST_MAIN_END();
+}
