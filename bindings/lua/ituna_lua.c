@@ -4,6 +4,7 @@
  * ilua_kafka.c and JSON in ilua_json.c. Type conversion and Lua idioms only:
  * every behaviour is the core's. */
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -628,13 +629,10 @@ static int tracer_start_span(lua_State *L) {
     return 1;
 }
 
-/* Registry key where span_msgh leaves the traceback of the error it saw. */
-#define ILUA_REG_TRACEBACK "ituna.traceback"
-
 /* Message handler for tracer:span: keeps the original error value (so error
  * objects such as ituna.malformed travel on) and leaves a traceback aside.
  * [-0, +0, m] */
-static int span_msgh(lua_State *L) {
+int ilua_msgh(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
     if (!msg)
         msg = luaL_tolstring(L, 1, NULL);
@@ -679,7 +677,7 @@ static int tracer_span(lua_State *L) {
     }
     ilua_span *s = start_span(L, t->t, 2, opts); /* span at fn+1 */
     int sidx = lua_gettop(L);
-    lua_pushcfunction(L, span_msgh);
+    lua_pushcfunction(L, ilua_msgh);
     int base = lua_gettop(L);
     lua_pushvalue(L, fn);
     lua_pushvalue(L, sidx);
@@ -1053,7 +1051,8 @@ static void new_class(lua_State *L, const char *tname, const luaL_Reg *mm, const
     luaL_newmetatable(L, tname);
     luaL_setfuncs(L, mm, 0);
     if (methods) {
-        luaL_newlib(L, methods);
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

@@ -12,23 +12,26 @@
 extern "C" {
 #endif
 
+/* Exported from the module .so even though the build hides symbols by default. */
+#define ITUNA_LUA_API __attribute__((visibility("default")))
+
 /* The module opener, for luaL_requiref() or package.preload.
  * [-0, +1, m] */
-int luaopen_ituna(lua_State *L);
+ITUNA_LUA_API int luaopen_ituna(lua_State *L);
 
 /* Make t the tracer that ituna.init() returns in L (module already required).
  * The host keeps ownership: it must call ituna_tracer_shutdown()/destroy() after
  * lua_close(L). Not thread-safe: the thread that runs L.
  * [-0, +0, m] */
-void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t);
+ITUNA_LUA_API void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t);
 
 /* Ask every consumer loop to end at its next iteration (committing what was
  * handled), wake consumers blocked in poll, and make ituna.running() false and
  * ituna.sleep() return early. Async-signal-safe; may be called from any thread. */
-void ituna_lua_request_stop(void);
+ITUNA_LUA_API void ituna_lua_request_stop(void);
 
 /* 1 once ituna_lua_request_stop() was called. Thread-safe. */
-int ituna_lua_stop_requested(void);
+ITUNA_LUA_API int ituna_lua_stop_requested(void);
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,12 @@ void ilua_open_kafka(lua_State *L);
  * [-0, +(0|1), -] */
 int ilua_is_malformed(lua_State *L, int idx);
 
+/* Message handler for lua_pcall: returns the original error value and leaves a
+ * traceback string in the registry at ILUA_REG_TRACEBACK.
+ * [-0, +0, m] */
+#define ILUA_REG_TRACEBACK "ituna.traceback"
+int ilua_msgh(lua_State *L);
+
 /* Milliseconds from a timeout in seconds at idx (none/nil: def_ms; negative: wait as
  * long as the core's default).
  * [-0, +0, v] */

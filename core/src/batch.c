@@ -40,10 +40,11 @@ static uint64_t mono_ns(void) {
 
 int ituna_batch_push(ituna_batch *b, ituna_span *s) {
     if (atomic_load_explicit(&b->stop, memory_order_relaxed)) return 0;
-    if (!ituna_ring_push(&b->ring, s, b->max_queue)) return 0;
-    /* Wake the worker once a batch is ready; sem_post needs no lock. */
-    if (ituna_ring_size(&b->ring) >= b->max_batch && !atomic_load_explicit(&b->wake_pending, memory_order_relaxed) &&
-        !atomic_exchange_explicit(&b->wake_pending, 1, memory_order_acq_rel))
+    size_t pos = ituna_ring_push(&b->ring, s, b->max_queue);
+    if (!pos) return 0;
+    /* Wake the worker each time another batch's worth has come in; sem_post
+     * needs no lock, and the position alone decides, so no shared read here. */
+    if (pos % b->max_batch == 0 && !atomic_exchange_explicit(&b->wake_pending, 1, memory_order_acq_rel))
         sem_post(&b->wake);
     return 1;
 }

@@ -49,6 +49,34 @@ static ituna_err conf_set_list(rd_kafka_conf_t *conf, const char *const *kv, cha
     return ITUNA_OK;
 }
 
+static int has_prefix(const char *key, const char *const *prefixes) {
+    for (int i = 0; prefixes[i]; i++)
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+/* Properties only one client type uses (librdkafka warns when the other gets them). */
+static int other_type_property(rd_kafka_type_t type, const char *key) {
+    static const char *const consumer_only[] = {
+        "group.", "session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
+        "auto.offset.reset", "enable.auto.", "auto.commit.", "fetch.", "max.poll.interval.ms", "queued.",
+        "isolation.level", "check.crcs", "enable.partition.eof", "coordinator.query.interval.ms",
+        "consume.callback.max.messages", "offset.store.", NULL};
+    static const char *const producer_only[] = {
+        "acks", "request.required.acks", "enable.idempotence", "enable.gapless.guarantee", "linger.ms",
+        "queue.buffering.", "message.timeout.ms", "delivery.timeout.ms", "batch.", "compression.",
+        "retries", "message.send.max.retries", "transactional.id", "transaction.timeout.ms", "partitioner",
+        "sticky.partitioning.linger.ms", "request.timeout.ms", "delivery.report.only.error",
+        "queuing.strategy", "produce.offset.report", NULL};
+    return has_prefix(key, type == RD_KAFKA_PRODUCER ? consumer_only : producer_only);
+}
+
+static ituna_err conf_set_typed(rd_kafka_conf_t *conf, rd_kafka_type_t type, const char *key, const char *value,
+                                char *errstr, size_t errstr_size) {
+    if (key && other_type_property(type, key)) return ITUNA_OK;
+    return conf_set(conf, key, value, errstr, errstr_size);
+}
+
 static const char *list_get(const char *const *kv, const char *key) {
     const char *v = NULL;
     for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2)
@@ -88,7 +116,7 @@ static void endpoint_parse(ituna_kafka_endpoint *ep) {
     snprintf(ep->host, sizeof ep->host, "%s", first);
 }
 
-ituna_err ituna_kafka_conf_build(const ituna_config *cfg, const char *explicit_bootstrap,
+ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type, const char *explicit_bootstrap,
                                  const char *const *defaults, const char *const *props,
                                  const char *const *forced, rd_kafka_conf_t **out, ituna_kafka_endpoint *ep,
                                  char *errstr, size_t errstr_size) {
@@ -102,9 +130,10 @@ ituna_err ituna_kafka_conf_build(const ituna_config *cfg, const char *explicit_b
     size_t it = 0;
     while (!e && cfg && ituna_config_next(cfg, "kafka", &it, &k, &v)) {
         if (strcmp(k, "bootstrap.servers") == 0) kafka_bootstrap = v;
-        e = conf_set(conf, k, v, errstr, errstr_size);
+        e = conf_set_typed(conf, type, k, v, errstr, errstr_size);
     }
-    if (!e) e = conf_set_list(conf, props, errstr, errstr_size);
+    for (size_t i = 0; !e && props && props[i]; i += 2)
+        e = conf_set_typed(conf, type, props[i], props[i + 1], errstr, errstr_size);
     if (!e) e = conf_set_list(conf, forced, errstr, errstr_size);
     if (e) {
         rd_kafka_conf_destroy(conf);
@@ -192,7 +221,7 @@ static int carrier_object(const cJSON *obj, ituna_span_context *out, char *reaso
     }
     const char *why = NULL;
     if (ituna_traceparent_parse(tp->valuestring, strlen(tp->valuestring), out, &why) != ITUNA_OK) {
-        reasonf(reason, reason_size, "payload carrier traceparent: ", why);
+        reasonf(reason, reason_size, "payload carrier: ", why);
         memset(out, 0, sizeof *out);
         return 0;
     }
@@ -242,7 +271,7 @@ ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void 
         const char *why = NULL;
         if (!val || ituna_traceparent_parse(val, size, out, &why) != ITUNA_OK) {
             memset(out, 0, sizeof *out);
-            reasonf(reason, reason_size, "traceparent: ", val ? why : "null header value");
+            reasonf(reason, reason_size, "", val ? why : "traceparent: null header value");
             return ITUNA_CTX_NONE;
         }
         if (rd_kafka_header_get_last(hdrs, "tracestate", &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val &&

@@ -23,13 +23,16 @@ typedef struct ituna_kafka_endpoint {
 ITUNA_HIDDEN ituna_err ituna_kafka_resolve(ituna_tracer **t, const ituna_config **cfg, char *errstr,
                                            size_t errstr_size);
 
-/* Build a librdkafka configuration: defaults (key, value, ..., NULL), then the
- * config's [kafka] section, then props (API), then forced, then the bootstrap
+/* Build a librdkafka configuration for a client of type: defaults (key, value,
+ * ..., NULL), then the config's [kafka] section, then props (API), then forced
+ * (properties of the other client type are skipped in [kafka] and props, since
+ * one section serves both), then the bootstrap
  * (explicit > props' bootstrap.servers > ITUNA_KAFKA_BOOTSTRAP / [queue] > [kafka]).
  * Logs go through ituna_log. An unknown or invalid property fails with
  * ITUNA_ERR_CONFIG naming it. The caller owns *out (rd_kafka_conf_destroy, or
  * hand it to rd_kafka_new). */
-ITUNA_HIDDEN ituna_err ituna_kafka_conf_build(const ituna_config *cfg, const char *explicit_bootstrap,
+ITUNA_HIDDEN ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type,
+                                              const char *explicit_bootstrap,
                                               const char *const *defaults, const char *const *props,
                                               const char *const *forced, rd_kafka_conf_t **out,
                                               ituna_kafka_endpoint *ep, char *errstr, size_t errstr_size);

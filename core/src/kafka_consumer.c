@@ -120,7 +120,7 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     /* At-least-once: only offsets stored by ituna_message_done(OK) are committed. */
     const char *forced[] = {"group.id", opts->group, "enable.auto.offset.store", "false", NULL};
     rd_kafka_conf_t *conf;
-    e = ituna_kafka_conf_build(cfg, opts->bootstrap, defaults, opts->properties, forced, &conf, &c->ep, errstr,
+    e = ituna_kafka_conf_build(cfg, RD_KAFKA_CONSUMER, opts->bootstrap, defaults, opts->properties, forced, &conf, &c->ep, errstr,
                                errstr_size);
     if (e) {
         ituna_consumer_destroy(c);
@@ -137,7 +137,8 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     }
     rd_kafka_poll_set_consumer(c->rk);
 
-    /* The DLQ producer shares the bootstrap and the pass-through properties. */
+    /* The DLQ producer shares the bootstrap and the pass-through properties
+     * (the consumer-only ones are left out by the conf builder). */
     ituna_producer_options po = {.bootstrap = c->ep.bootstrap, .properties = opts->properties,
                                  .on_delivery = dlq_delivered, .payload_carrier = 0};
     e = ituna_producer_create(t, cfg, &po, &c->dlq, errstr, errstr_size);

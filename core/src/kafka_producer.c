@@ -100,7 +100,7 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
     const char *defaults[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
                               "message.timeout.ms", "30000", "client.id", svc && *svc ? svc : "ituna", NULL};
     rd_kafka_conf_t *conf;
-    e = ituna_kafka_conf_build(cfg, opts->bootstrap, defaults, opts->properties, NULL, &conf, &p->ep, errstr,
+    e = ituna_kafka_conf_build(cfg, RD_KAFKA_PRODUCER, opts->bootstrap, defaults, opts->properties, NULL, &conf, &p->ep, errstr,
                                errstr_size);
     if (e) {
         free(p);

@@ -13,9 +13,14 @@
  *   other bits are reserved and "Vendors MUST set those to zero".
  * - tracestate keys use the Level 1 grammar (simple-key, or tenant@system with
  *   tenant <= 241 and system <= 14 chars), which the W3C test suite checks.
+ *   Any invalid member drops the whole tracestate (the suite expects that).
+ * - Truncation to ITUNA_TRACESTATE_MAX removes whole entries: entries over 128
+ *   chars first, scanning from the end, then entries from the end, stopping as
+ *   soon as it fits.
+ * - *reason on an ITUNA_OK result: NULL, or (tracestate_parse, extract) why the
+ *   tracestate was dropped or truncated, so callers can log it.
  */
 #include "internal.h"
-
 
 /* ---- traceparent ----------------------------------------------------------- */
 

@@ -150,14 +150,21 @@ static ituna_kv *kv_list_copy(ituna_span *s, const ituna_attr *attrs, size_t n, 
 
 #define SPAN_POOL_SIZE 1024
 
-void ituna_span_free(ituna_span *s) {
-    if (!s) return;
+static void span_release(ituna_span *s) {
     ituna_arena_free(&s->arena);
     if (s->attrs != s->inline_attrs) free(s->attrs);
     free(s->events);
     free(s->links);
+}
+
+/* Recycled spans go back to the pool untouched: the export thread only reads a
+ * span, and the thread that reuses it does the cleanup, so span memory does not
+ * bounce between cores in modified state. */
+void ituna_span_free(ituna_span *s) {
+    if (!s) return;
     ituna_tracer *t = s->tracer;
     if (t && t->pool.cells && ituna_ring_push(&t->pool, s, 0)) return;
+    span_release(s);
     free(s);
 }
 
@@ -222,7 +229,8 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     else if (!opts->root) parent = current_ctx();
 
     ituna_span *s = t->pool.cells ? ituna_ring_pop(&t->pool) : NULL;
-    if (!s && !(s = malloc(sizeof *s))) return ITUNA_ERR_NOMEM;
+    if (s) span_release(s);
+    else if (!(s = malloc(sizeof *s))) return ITUNA_ERR_NOMEM;
     /* Zero the header but not the tracestate buffer or the inline storage:
      * both are written before they are read. */
     memset(s, 0, offsetof(ituna_span, ctx) + offsetof(ituna_span_context, tracestate) + 1);
@@ -784,7 +792,10 @@ void ituna_tracer_destroy(ituna_tracer *t) {
     ituna_batch_destroy(t->batch);
     if (t->pool.cells) {
         void *p;
-        while ((p = ituna_ring_pop(&t->pool)) != NULL) free(p);
+        while ((p = ituna_ring_pop(&t->pool)) != NULL) {
+            span_release(p);
+            free(p);
+        }
         ituna_ring_free(&t->pool);
     }
     ituna_arena_free(&t->resource.arena);

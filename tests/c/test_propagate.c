@@ -590,6 +590,75 @@ static int inject_null_uses_the_current_context(void)
     return 0;
 }
 
+/* ---- robustness ------------------------------------------------------------- */
+
+static uint32_t rng_state = 2463534242u;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* Mutated and random inputs: a failure must leave a zeroed context, a success
+ * must re-format and re-parse to the same ids; tracestate normalisation must be
+ * idempotent and within 512 chars. Run under ASan this also proves no overreads
+ * (inputs are heap copies of exactly len bytes). */
+static int parsers_survive_mutated_input(void)
+{
+    static const char alphabet[] = "0123456789abcdefABCDEF-=,@ \t_*/xz;%\x7f\x80";
+    const char *seeds[] = {"00-" TID "-" SID "-01", "cc-" TID2 "-" SID2 "-01-future", "foo=1,bar@baz=2 , x=y z",
+                           "a=1,,b= 2\t"};
+    int accepted_tp = 0, accepted_ts = 0;
+    for (int n = 0; n < 40000; n++) {
+        const char *seed = seeds[n % 4];
+        size_t len = strlen(seed);
+        char tmp[128];
+        memcpy(tmp, seed, len);
+        int edits = 1 + (int)(rng() % 3);
+        for (int e = 0; e < edits; e++) {
+            uint32_t r = rng();
+            switch (r % 4) {
+            case 0: if (len) tmp[r / 4 % len] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)]; break;
+            case 1: if (len) len--; break; /* cut the end */
+            case 2: if (len < sizeof(tmp) - 1) tmp[len++] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)]; break;
+            default: if (len) tmp[r / 4 % len] = (char)(r >> 16); break;
+            }
+        }
+        char *in = malloc(len ? len : 1);
+        REQUIRE(in);
+        memcpy(in, tmp, len);
+        ituna_span_context ctx, again;
+        const char *reason = NULL;
+        if (ituna_traceparent_parse(in, len, &ctx, &reason) == ITUNA_OK) {
+            accepted_tp++;
+            char buf[56];
+            CHECK(ituna_traceparent_format(&ctx, buf, sizeof(buf)) == 55);
+            CHECK(ituna_traceparent_parse(buf, 55, &again, NULL) == ITUNA_OK);
+            CHECK(memcmp(ctx.trace_id, again.trace_id, 24) == 0);
+        } else {
+            CHECK(ctx_is_zero(&ctx));
+            CHECK(reason != NULL && strncmp(reason, "traceparent: ", 13) == 0);
+        }
+        memset(&ctx, 0, sizeof(ctx));
+        if (ituna_tracestate_parse(in, len, &ctx, &reason) == ITUNA_OK) {
+            accepted_ts++;
+            CHECK(ctx.tracestate_len <= ITUNA_TRACESTATE_MAX && strlen(ctx.tracestate) == ctx.tracestate_len);
+            memset(&again, 0, sizeof(again));
+            CHECK(ituna_tracestate_parse(ctx.tracestate, ctx.tracestate_len, &again, NULL) == ITUNA_OK);
+            CHECK_STR(again.tracestate, ctx.tracestate);
+        } else {
+            CHECK(ctx.tracestate_len == 0 && reason != NULL);
+        }
+        free(in);
+    }
+    /* Both outcomes were exercised, or the loop proved nothing. */
+    CHECK(accepted_tp > 100 && accepted_tp < 20000);
+    CHECK(accepted_ts > 100 && accepted_ts < 40000);
+    return 0;
+}
+
 int main(void)
 {
     RUN(traceparent_vectors_parse_as_the_spec_says);
@@ -604,5 +673,6 @@ int main(void)
     RUN(extract_keeps_traceparent_when_tracestate_is_invalid);
     RUN(inject_then_extract_round_trips);
     RUN(inject_null_uses_the_current_context);
+    RUN(parsers_survive_mutated_input);
     TEST_MAIN_END();
 }

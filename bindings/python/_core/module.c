@@ -175,7 +175,44 @@ static PyObject *py_set_log_level(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Close every open Producer and Consumer; returns the exceptions raised (never raises
+ * them, so one failure does not keep the others open). */
+static PyObject *py_close_all(PyObject *m, PyObject *timeout)
+{
+    module_state *st = state_of_module(m);
+    PyObject *objs = PySequence_List(st->live);
+    if (!objs) return NULL;
+    PyObject *errors = PyList_New(0);
+    if (!errors) {
+        Py_DECREF(objs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objs); i++) {
+        PyObject *o = PyList_GET_ITEM(objs, i);
+        PyObject *r = PyObject_IsInstance(o, (PyObject *)st->ProducerType) == 1
+                          ? PyObject_CallMethod(o, "close", "O", timeout)
+                          : PyObject_CallMethod(o, "close", NULL);
+        if (r) {
+            Py_DECREF(r);
+            continue;
+        }
+        PyObject *t, *v, *tb;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (tb && v) PyException_SetTraceback(v, tb);
+        int rc = v ? PyList_Append(errors, v) : 0;
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        if (rc < 0) break;
+    }
+    Py_DECREF(objs);
+    return errors;
+}
+
 static PyMethodDef module_methods[] = {
+    {"close_all", py_close_all, METH_O,
+     "close_all(timeout) -> list of exceptions: close every open Producer and Consumer."},
     {"version", py_version, METH_NOARGS, "version() -> str: the C core's version string."},
     {"set_default_tracer", py_set_default_tracer, METH_O,
      "set_default_tracer(tracer or None): tracer used by Producer/Consumer when none is given;\n"
@@ -279,6 +316,11 @@ static int module_exec(PyObject *m)
     st->format_exception = PyObject_GetAttrString(tb, "format_exception");
     Py_DECREF(tb);
     if (!st->format_exception) return -1;
+    PyObject *weakref = PyImport_ImportModule("_weakrefset");
+    if (!weakref) return -1;
+    st->live = PyObject_CallMethod(weakref, "WeakSet", NULL);
+    Py_DECREF(weakref);
+    if (!st->live) return -1;
     st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
     if (!st->json_kw) return -1;
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
@@ -313,6 +355,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->json_loads);
     Py_VISIT(st->format_exception);
     Py_VISIT(st->json_kw);
+    Py_VISIT(st->live);
     return 0;
 }
 
@@ -341,6 +384,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->json_kw);
+    Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);
     Py_CLEAR(st->str_tracestate);
     return 0;

@@ -37,6 +37,7 @@ typedef struct {
     PyObject *json_dumps;
     PyObject *json_loads;
     PyObject *format_exception;
+    PyObject *live; /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_kw; /* {"separators": (",", ":")} for compact payloads */
     /* interned strings */
     PyObject *str_traceparent;

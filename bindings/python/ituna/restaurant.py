@@ -514,28 +514,35 @@ class Restaurant:
         self.kafka_kind = "embedded"
 
     def _ensure_partitions(self):
-        """On a real broker, a scaled consumer group needs at least that many partitions."""
-        need = {self.topics["orders"]: self.scale["order-validation"],
-                self.topics["kitchen"]: self.scale["kitchen-service"]}
+        """On a real broker: create the restaurant's topics that are missing (so consumers
+        never wait on a topic that does not exist yet), and give a scaled consumer group
+        at least as many partitions as members."""
+        if self.args.no_topic_setup:
+            return
+        need = {t: 0 for t in self.topics.values()}
+        need[self.topics["orders"]] = self.scale["order-validation"]
+        need[self.topics["kitchen"]] = self.scale["kitchen-service"]
         if self.args.partitions:
             need = {t: max(n, self.args.partitions) for t, n in need.items()}
-        need = {t: n for t, n in need.items() if n > 1}
-        if not need:
-            return
         try:
             from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
         except ImportError:
-            self.err.write("note: confluent-kafka is not installed, so topic partitions were not checked; "
-                           f"scaled consumers need {need}\n")
+            if any(n > 1 for n in need.values()):
+                self.err.write("note: confluent-kafka is not installed, so topic partitions were not checked; "
+                               f"scaled consumers need {need}\n")
             return
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        md = admin.list_topics(timeout=15)
+        try:
+            md = admin.list_topics(timeout=15)
+        except Exception as exc:
+            raise RestaurantError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from None
         create, grow = [], []
         for topic, n in need.items():
             t = md.topics.get(topic)
             if t is None or t.error is not None:
-                create.append(NewTopic(topic, num_partitions=n, replication_factor=-1))
-            elif len(t.partitions) < n:
+                # -1: the broker's default partition count (num.partitions)
+                create.append(NewTopic(topic, num_partitions=n if n > 1 else -1, replication_factor=-1))
+            elif n > 1 and len(t.partitions) < n:
                 grow.append(NewPartitions(topic, n))
         futures = {}
         if create:
@@ -545,9 +552,10 @@ class Restaurant:
         for topic, fut in futures.items():
             try:
                 fut.result(20)
-            except Exception as exc:  # an existing topic raced us: fine if it has enough partitions now
+            except Exception as exc:  # created meanwhile by someone else: fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise RestaurantError(f"cannot give topic {topic} {need[topic]} partitions: {exc}") from None
+                    raise RestaurantError(f"cannot set up topic {topic} ({need[topic] or 'default'} partitions): "
+                                          f"{exc}") from None
 
     def _service_cmd(self, service, lang):
         if lang == "python":
@@ -555,7 +563,7 @@ class Restaurant:
             cmd = [sys.executable, "-u", script, "--config", self.config_path]
         else:
             script = os.path.join(self.scripts_dir, "lua", f"{service}.lua")
-            cmd = [self.ituna_lua, script, "--config", self.config_path]
+            cmd = [self.ituna_lua, "--config", self.config_path, script]
         if not os.path.isfile(script):
             raise RestaurantError(f"service script missing: {script}")
         return cmd
@@ -866,6 +874,7 @@ def build_parser():
                    help="run a service in this language (repeatable)")
     p.add_argument("--run-dir", metavar="DIR", help="logs and traces of this run (default: logs/run-<time>)")
     p.add_argument("--scripts-dir", metavar="DIR", help=argparse.SUPPRESS)
+    p.add_argument("--no-topic-setup", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--partitions", type=int, default=0, metavar="N",
                    help="partitions per topic (embedded broker: default 3 or the largest --scale)")
     p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",

@@ -43,7 +43,7 @@ SOURCE_BY_ROOT = {"main-website-order": "website", "main-onsite-order": "on-site
                   "main-direct-order": "direct"}
 MAX_EXAMPLES = 50          # trace ids listed per broken-trace category
 SLOWEST_KEPT = 20          # waterfalls of the slowest traces in the report
-MAX_EMBEDDED = 5000        # traces whose waterfall the HTML page can open by search
+MAX_EMBEDDED = 1000        # traces whose waterfall the HTML page can open by search
 MAX_DONE_IDS = 4_000_000   # finalised trace ids remembered to detect late spans
 
 
@@ -133,6 +133,7 @@ class TraceAssembler:
         self.alias = {}
         self.alias_of = {}
         self.spans = 0
+        self.peak_in_flight = 0
 
     def add(self, service, sp):
         self.spans += 1
@@ -190,11 +191,13 @@ class TraceAssembler:
         self.on_trace(tid, items)
 
     def _rotate(self):
+        self.peak_in_flight = max(self.peak_in_flight, len(self.prev) + len(self.cur))
         prev, self.prev, self.cur = self.prev, self.cur, {}
         for tid, items in prev.items():
             self._finalise(tid, items)
 
     def finish(self):
+        self.peak_in_flight = max(self.peak_in_flight, len(self.prev) + len(self.cur))
         for gen in (self.prev, self.cur):
             for tid, items in list(gen.items()):
                 self._finalise(tid, items)
@@ -606,6 +609,7 @@ class Report:
     def __init__(self, a):
         self.spans = a.asm.spans
         self.late_spans = a.asm.late_spans
+        self.peak_in_flight = a.asm.peak_in_flight
         self.traces = a.traces
         self.outcomes = dict(a.outcomes)
         total = a.cp_total or 1

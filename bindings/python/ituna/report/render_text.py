@@ -77,7 +77,7 @@ def render_report(r, width=80):
 
     L.append("")
     L.append("STAGES - duration of every span, by service / span name")
-    widths = [width - 48, 7, 6, 8, 8, 8, 8]
+    widths = [width - 51, 7, 6, 8, 8, 8, 8]
     aligns = ["<", ">", ">", ">", ">", ">", ">"]
     L.append(_row(["service:  span", "count", "err%", "p50", "p95", "p99", "max"], widths, aligns))
     svc = None

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Python binding benchmark: ituna against opentelemetry-sdk, run side by side.
+
+1. span: ``with tracer.span(name, attributes={2 attrs})`` against the SDK's
+   ``start_as_current_span`` with a BatchSpanProcessor + OTLPSpanExporter (http)
+   pointed at an unreachable endpoint with a long schedule delay, so only the
+   span cost is measured (both sides queue and drop when their queue is full).
+2. propagation: ``ituna.inject()`` + ``ituna.extract()`` against
+   ``TraceContextTextMapPropagator`` inject + extract, each inside a current span.
+
+Prints ns/op and the ratio for each; targets: 50x (span) and 20x (inject+extract).
+Usage: python3 bench/bench_python.py [--n N] [--repeat R] [--profile]
+"""
+import argparse
+import gc
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "bindings", "python"))
+
+DEAD_ENDPOINT = "http://127.0.0.1:9"  # discard port: nothing listens, and nothing is sent in time
+
+
+def best_ns(fn, n, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        fn(n)
+        best = min(best, (time.perf_counter_ns() - t0) / n)
+    return best
+
+
+def setup_ituna():
+    import ituna
+    tracer = ituna.init(service_name="bench-ituna", env=False,
+                        settings={"exporter.type": "otlp", "exporter.endpoint": DEAD_ENDPOINT,
+                                  "exporter.schedule-delay": "3600000", "exporter.max-queue-size": "2048"})
+    return ituna, tracer
+
+
+def setup_otel():
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench-otel"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=DEAD_ENDPOINT + "/v1/traces"),
+                                                   schedule_delay_millis=3_600_000, max_queue_size=2048))
+    return trace, provider, provider.get_tracer("bench"), TraceContextTextMapPropagator()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200_000, help="iterations for ituna (otel runs n/10)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="cProfile the ituna loops")
+    args = ap.parse_args()
+
+    ituna, itracer = setup_ituna()
+    trace, provider, otracer, prop = setup_otel()
+    n_it, n_ot = args.n, max(args.n // 10, 1000)
+
+    def ituna_span(n):
+        span = itracer.span
+        for _ in range(n):
+            with span("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
+                pass
+
+    def otel_span(n):
+        start = otracer.start_as_current_span
+        for _ in range(n):
+            with start("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
+                pass
+
+    def ituna_prop(n):
+        inject, extract = ituna.inject, ituna.extract
+        with itracer.span("parent"):
+            for _ in range(n):
+                extract(inject())
+
+    def otel_prop(n):
+        with otracer.start_as_current_span("parent"):
+            for _ in range(n):
+                carrier = {}
+                prop.inject(carrier)
+                prop.extract(carrier)
+
+    # sanity: both sides really propagate
+    with itracer.span("check") as s:
+        assert ituna.extract(ituna.inject()).trace_id == s.context.trace_id
+    with otracer.start_as_current_span("check") as s:
+        c = {}
+        prop.inject(c)
+        assert trace.get_current_span(prop.extract(c)).get_span_context().trace_id == s.get_span_context().trace_id
+
+    if args.profile:
+        import cProfile
+        import pstats
+        pr = cProfile.Profile()
+        pr.enable()
+        ituna_span(args.n)
+        ituna_prop(args.n)
+        pr.disable()
+        pstats.Stats(pr).sort_stats("tottime").print_stats(8)
+
+    results = []
+    for label, f_it, f_ot, target in (("span (with + 2 attributes)", ituna_span, otel_span, 50),
+                                      ("inject + extract", ituna_prop, otel_prop, 20)):
+        it = best_ns(f_it, n_it, args.repeat)
+        ot = best_ns(f_ot, n_ot, args.repeat)
+        ratio = ot / it
+        results.append((label, it, ot, ratio, target))
+
+    print("python %s, ituna core %s, best of %d" % (sys.version.split()[0], ituna.CORE_VERSION, args.repeat))
+    print("%-28s %12s %16s %8s %7s" % ("benchmark", "ituna ns/op", "otel-sdk ns/op", "ratio", "target"))
+    for label, it, ot, ratio, target in results:
+        print("%-28s %12.0f %16.0f %7.1fx %6dx %s" % (label, it, ot, ratio, target,
+                                                      "ok" if ratio >= target else "MISSED"))
+    st = itracer.stats()
+    print("ituna stats: started=%d enqueued=%d dropped=%d (queue full: nothing is exported, by design)"
+          % (st["spans_started"], st["spans_enqueued"], st["spans_dropped"]))
+    provider.shutdown = lambda *a, **k: None  # do not wait on the dead endpoint at exit
+    itracer.shutdown(timeout=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+/* host.c - ituna-lua: a Lua 5.4 interpreter with ituna-core built in, and the
+ * worked example of embedding the core in a C host. It sets the tracer up from
+ * the INI file and the environment before the script runs (ituna.init in the
+ * script returns that tracer), turns SIGINT/SIGTERM into a graceful stop
+ * (consumer loops end and commit, sleeps return), and on the way out closes Lua
+ * (finishing spans, consumers, producers) and flushes the spans.
+ *
+ *   ituna-lua [--config PATH] [--service NAME] script.lua [args...]
+ *
+ * Exit status: the script's os.exit code, 0 after a normal end or a stop by
+ * signal, 1 on a script error, 2 on bad usage or configuration. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "ituna/ituna.h"
+#include "ituna_lua.h"
+
+#define EXIT_TNAME "ituna-lua.exit"
+#define SHUTDOWN_TIMEOUT_MS 10000
+
+static const char *progname = "ituna-lua";
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: %s [--config PATH] [--service NAME] script.lua [args...]\n"
+            "  --config PATH   INI file (default: $ITUNA_CONFIG when set)\n"
+            "  --service NAME  service.name (default: OTEL_SERVICE_NAME, the INI's\n"
+            "                  [tracer] service-name, else the script's base name)\n"
+            "  --version       print the versions and exit\n"
+            "Settings: INI file < environment (OTEL_*, ITUNA_*) < command line.\n"
+            "SIGINT/SIGTERM stop consumer loops gracefully; a second one exits at once.\n",
+            progname);
+}
+
+/* ---- signals: a dedicated thread waits for them, so no async-signal rules apply --- */
+
+static sigset_t stop_signals;
+
+static void *signal_thread(void *arg) {
+    (void)arg;
+    int count = 0;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&stop_signals, &sig) != 0)
+            continue;
+        if (++count == 1) {
+            fprintf(stderr, "%s: %s received, stopping (again to exit at once)\n", progname, strsignal(sig));
+            ituna_lua_request_stop();
+        } else {
+            fprintf(stderr, "%s: second %s, exiting without flushing\n", progname, strsignal(sig));
+            _exit(128 + sig);
+        }
+    }
+    return NULL;
+}
+
+/* Block the stop signals in every thread (threads created later inherit the mask)
+ * and start the thread that waits for them. 0 on success. */
+static int start_signal_thread(void) {
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0)
+        return -1;
+    pthread_t th;
+    if (pthread_create(&th, NULL, signal_thread, NULL) != 0)
+        return -1;
+    pthread_detach(th);
+    return 0;
+}
+
+/* ---- Lua side ----------------------------------------------------------------------- */
+
+/* os.exit replacement: unwinds to the host with an exit object so that spans,
+ * consumers and producers are still finished (the stock os.exit skips that).
+ * [-0, +0, e] */
+static int host_exit(lua_State *L) {
+    int code;
+    if (lua_isnoneornil(L, 1) || lua_isboolean(L, 1))
+        code = lua_isnoneornil(L, 1) || lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
+    else
+        code = (int)luaL_checkinteger(L, 1);
+    int *u = lua_newuserdatauv(L, sizeof(int), 0);
+    *u = code;
+    luaL_setmetatable(L, EXIT_TNAME);
+    return lua_error(L);
+}
+
+/* Message handler: an exit object passes through; anything else gets a traceback.
+ * [-1, +1, m] */
+static int host_msgh(lua_State *L) {
+    if (luaL_testudata(L, 1, EXIT_TNAME))
+        return 1;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Set the global `arg` as lua.c does: arg[0] the script, arg[1..] its arguments,
+ * negative indices the host's own options. [-0, +0, m] */
+static void set_arg_table(lua_State *L, char **argv, int argc, int script) {
+    lua_createtable(L, argc - script - 1, script + 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - script);
+    }
+    lua_setglobal(L, "arg");
+}
+
+/* Load and run the script with its arguments. Returns the exit status. */
+static int run_script(lua_State *L, const char *path, char **argv, int argc, int script) {
+    luaL_newmetatable(L, EXIT_TNAME);
+    lua_pop(L, 1);
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, host_exit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
+    set_arg_table(L, argv, argc, script);
+
+    lua_pushcfunction(L, host_msgh);
+    int msgh = lua_gettop(L);
+    if (luaL_loadfile(L, path) != LUA_OK) {
+        fprintf(stderr, "%s: cannot run %s: %s\n", progname, path, lua_tostring(L, -1));
+        return EXIT_FAILURE;
+    }
+    int nargs = argc - script - 1;
+    luaL_checkstack(L, nargs, "too many arguments");
+    for (int i = script + 1; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    if (lua_pcall(L, nargs, 0, msgh) == LUA_OK)
+        return EXIT_SUCCESS;
+    int *code = luaL_testudata(L, -1, EXIT_TNAME);
+    if (code)
+        return *code;
+    fprintf(stderr, "%s: error in %s: %s\n", progname, path, lua_tostring(L, -1));
+    return EXIT_FAILURE;
+}
+
+/* Base name of path without its extension, for the default service.name. */
+static void script_service_name(const char *path, char *out, size_t size) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, size, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out)
+        *dot = '\0';
+}
+
+int main(int argc, char **argv) {
+    const char *config_path = getenv("ITUNA_CONFIG"), *service = NULL;
+    int script = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
+            service = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return EXIT_SUCCESS;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("ituna-lua %s (%s)\n", ituna_version(), LUA_RELEASE);
+            return EXIT_SUCCESS;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "%s: unknown or incomplete option '%s'\n", progname, argv[i]);
+            usage(stderr);
+            return 2;
+        } else {
+            script = i;
+            break;
+        }
+    }
+    if (!script) {
+        fprintf(stderr, "%s: no script given\n", progname);
+        usage(stderr);
+        return 2;
+    }
+    if (start_signal_thread() != 0) {
+        fprintf(stderr, "%s: cannot set up signal handling: %s\n", progname, strerror(errno));
+        return 2;
+    }
+
+    /* configuration: file, then environment, then the command line */
+    char err[512] = "";
+    ituna_config *cfg = ituna_config_new();
+    if (!cfg) {
+        fprintf(stderr, "%s: out of memory\n", progname);
+        return 2;
+    }
+    ituna_err rc = ITUNA_OK;
+    if (config_path && config_path[0])
+        rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
+    if (rc == ITUNA_OK)
+        rc = ituna_config_load_env(cfg, err, sizeof err);
+    char default_name[256];
+    if (rc == ITUNA_OK && !service && !ituna_config_get(cfg, "tracer", "service-name")) {
+        script_service_name(argv[script], default_name, sizeof default_name);
+        service = default_name;
+    }
+    if (rc == ITUNA_OK && service)
+        rc = ituna_config_set(cfg, "tracer.service-name", service, err, sizeof err);
+    ituna_tracer *tracer = NULL;
+    if (rc == ITUNA_OK)
+        rc = ituna_tracer_create(cfg, &tracer, err, sizeof err);
+    ituna_config_destroy(cfg);
+    if (rc != ITUNA_OK) {
+        fprintf(stderr, "%s: configuration error: %s\n", progname, err[0] ? err : ituna_err2str(rc));
+        return 2;
+    }
+    ituna_tracer_set_global(tracer);
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "%s: cannot create a Lua state (out of memory)\n", progname);
+        ituna_tracer_destroy(tracer);
+        return 2;
+    }
+    luaL_openlibs(L);
+    luaL_requiref(L, "ituna", luaopen_ituna, 0); /* require "ituna" finds this one */
+    lua_pop(L, 1);
+    ituna_lua_set_host_tracer(L, tracer);
+
+    int status = run_script(L, argv[script], argv, argc, script);
+
+    lua_close(L); /* ends open spans, closes consumers (commit), flushes producers */
+    rc = ituna_tracer_shutdown(tracer, SHUTDOWN_TIMEOUT_MS);
+    if (rc != ITUNA_OK)
+        fprintf(stderr, "%s: flushing spans: %s\n", progname, ituna_err2str(rc));
+    ituna_tracer_set_global(NULL);
+    ituna_tracer_destroy(tracer);
+    return status;
+}

@@ -1,0 +1,201 @@
+"""ituna: tracing for Kafka pipelines, on the ituna-core C library.
+
+Spans are exported over OTLP (or to an OTLP JSON-lines file), the W3C trace
+context travels in Kafka headers, and the current span follows ``contextvars``,
+so threads and asyncio tasks each see their own.
+
+Quick start::
+
+    import ituna
+    tracer = ituna.init(service_name="kitchen-service", config="ituna-config.ini")
+    with tracer.span("cook", attributes={"dish": "tuna"}) as span:
+        span.set_attribute("minutes", 12)
+
+All tracing and Kafka logic lives in the C core; this package holds only type
+conversion (in the ``ituna._core`` extension) and Python idioms.
+"""
+from __future__ import annotations
+
+import atexit as _atexit
+import contextlib as _contextlib
+import enum as _enum
+import os as _os
+from typing import Any, Iterator, Mapping, Optional, Union
+
+from . import _core
+from ._core import (  # noqa: F401  (re-exported names)
+    ConfigError,
+    Consumer,
+    DeliveryError,
+    DeliveryReport,
+    EmbeddedBroker,
+    Error,
+    KafkaError,
+    MalformedPayload,
+    Message,
+    Producer,
+    Span,
+    SpanContext,
+    StateError,
+    TimeoutError,
+    Tracer,
+    extract,
+    inject,
+    start_embedded_broker,
+    traceparent_parse,
+)
+
+__version__ = "0.1.0"
+CORE_VERSION: str = _core.CORE_VERSION
+
+__all__ = [
+    "init", "shutdown", "get_tracer", "span", "current_span", "current_context", "use_context",
+    "inject", "extract", "traceparent_parse",
+    "Tracer", "Span", "SpanContext", "SpanKind", "StatusCode",
+    "Producer", "Consumer", "Message", "DeliveryReport", "start_embedded_broker", "EmbeddedBroker",
+    "Error", "ConfigError", "KafkaError", "TimeoutError", "DeliveryError", "MalformedPayload", "StateError",
+]
+
+
+class SpanKind(_enum.IntEnum):
+    """Span kinds, with the OTLP proto's numbers."""
+
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+
+class StatusCode(_enum.IntEnum):
+    """Span status codes, with the OTLP proto's numbers."""
+
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+def _setting_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, _os.PathLike):
+        return _os.fspath(value)
+    if isinstance(value, Mapping):  # e.g. resource_attributes={"team": "kitchen"}
+        return ",".join("%s=%s" % (k, v) for k, v in value.items())
+    raise TypeError("setting value must be str, int, float, bool, a path or a dict, not %s"
+                    % type(value).__name__)
+
+
+def init(service_name: Optional[str] = None, config: Union[str, "_os.PathLike[str]", None] = None, *,
+         env: bool = True, settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> Tracer:
+    """Set up the process's tracer and return it.
+
+    Settings are applied in this order, later ones winning: the INI file ``config``,
+    the ``OTEL_*`` environment variables (``env=True``), ``settings`` (a dict with
+    ``"section.key"`` names, e.g. ``{"exporter.endpoint": "http://127.0.0.1:4318"}``),
+    then ``service_name`` and the keyword ``overrides``. A keyword is a bare key of the
+    core (``sampler="always_on"``, ``file="spans.jsonl"``; ``_`` is read as ``-``) or
+    ``section__key`` for ``section.key``. Booleans become ``true``/``false``.
+    Unknown keys and bad values raise :class:`ituna.ConfigError` naming them.
+
+    The tracer becomes the default for :class:`Producer`/:class:`Consumer` and for
+    :func:`span`; calling ``init()`` again replaces the default (objects made with the
+    previous tracer keep it). At interpreter exit, open producers and consumers are
+    closed and the tracer is flushed and shut down (see :func:`shutdown`).
+    """
+    pairs = []
+    for key, value in (settings or {}).items():
+        pairs.append((str(key), _setting_value(value)))
+    if service_name is not None:
+        if not isinstance(service_name, str):
+            raise TypeError("service_name must be str, not %s" % type(service_name).__name__)
+        pairs.append(("service_name", service_name))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        pairs.append((key.replace("__", "."), _setting_value(value)))
+    tracer = _core.Tracer(config=config, env=env, settings=pairs)
+    previous = _core.get_default_tracer()
+    _core.set_default_tracer(tracer)
+    if previous is not None:
+        previous.flush(timeout=5.0)
+    _register_atexit()
+    return tracer
+
+
+def get_tracer() -> Optional[Tracer]:
+    """The tracer set up by :func:`init`, or None."""
+    return _core.get_default_tracer()
+
+
+def _require_tracer() -> Tracer:
+    t = _core.get_default_tracer()
+    if t is None:
+        raise StateError("no tracer: call ituna.init() first")
+    return t
+
+
+def span(name: str, attributes: Optional[Mapping[str, Any]] = None, kind: Any = None,
+         parent: Union[Span, SpanContext, None] = None, **kwargs: Any) -> Span:
+    """Start a span on the default tracer (see :meth:`Tracer.span`)."""
+    return _require_tracer().span(name, attributes, kind, parent, **kwargs)
+
+
+def shutdown(timeout: Optional[float] = 5.0) -> bool:
+    """Close open producers and consumers, flush the default tracer (waiting at most
+    ``timeout`` seconds) and stop it. Returns False if spans were still queued when
+    the timeout passed. Safe to call twice; also run at interpreter exit."""
+    errors = _core.close_all(timeout if timeout is not None else 30.0)
+    t = _core.get_default_tracer()
+    ok = True if t is None else t.shutdown(timeout=timeout)
+    if errors:
+        raise errors[0]  # e.g. DeliveryError: undelivered messages are never silent
+    return ok
+
+
+def current_span() -> Optional[Span]:
+    """The current span of this thread/task, or None (a remote context set with
+    :func:`use_context` is not a span: see :func:`current_context`)."""
+    cur = _core.current()
+    return cur if isinstance(cur, Span) else None
+
+
+def current_context() -> Optional[SpanContext]:
+    """The current span context of this thread/task, or None."""
+    cur = _core.current()
+    if cur is None:
+        return None
+    return cur.context if isinstance(cur, Span) else cur
+
+
+@_contextlib.contextmanager
+def use_context(context: Union[Span, SpanContext, None]) -> Iterator[None]:
+    """Make ``context`` (e.g. from :func:`extract`) current inside the ``with``, so new
+    spans and published messages continue it. ``None`` clears the current span."""
+    if context is not None and not isinstance(context, (Span, SpanContext)):
+        raise TypeError("context must be a Span, a SpanContext or None, not %s" % type(context).__name__)
+    token = _core.current_var.set(context)
+    try:
+        yield
+    finally:
+        _core.current_var.reset(token)
+
+
+_atexit_done = False
+
+
+def _register_atexit() -> None:
+    global _atexit_done
+    if not _atexit_done:
+        _atexit_done = True
+        _atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    try:
+        shutdown(timeout=5.0)
+    except Exception as exc:  # exit path: report, never hide
+        import sys
+        print("ituna: at exit: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)

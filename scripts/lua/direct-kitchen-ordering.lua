@@ -1,0 +1,10 @@
+-- direct-kitchen-ordering.lua - the seed's management request: `main-direct-order`
+-- span, published straight onto kitchen-orders, bypassing validation.
+local common = require "common"
+
+common.run_ordering {
+    service = "direct-kitchen-ordering", source = "direct", span = "main-direct-order",
+    delay = "direct-kitchen-ordering", topic = "kitchen",
+    placing = function(id) return "Placing a direct order for the kitchen: " .. id end,
+    placed = "The direct order has been placed successfully!",
+}

@@ -1,0 +1,195 @@
+-- test_api.lua - the Lua module's tracing API end to end: spans from tracer:span
+-- and start_span with <close>, attributes of every type, events, status,
+-- exceptions, links, nesting and the current context, inject/extract, and the
+-- spans read back from the file exporter (each ended exactly once).
+local T = require "testlib"
+local ituna = require "ituna"
+
+local path = T.tmpfile("api.jsonl")
+local tracer = ituna.init(T.file_tracer_opts("lua-api-test", path))
+T.eq(tracer:service_name(), "lua-api-test", "service name from init")
+T.check(ituna.init{} == tracer, "a second init returns the same tracer")
+T.eq(ituna.tracer(), tracer, "ituna.tracer()")
+
+T.section("tracer:span and nesting")
+local outer_ctx, inner_ctx, deep_ctx
+local r1, r2 = tracer:span("outer", { a = 1, b = "x" }, function(span)
+  outer_ctx = span:context()
+  T.eq(ituna.current_context().span_id, outer_ctx.span_id, "outer is current inside tracer:span")
+  do
+    local inner <close> = tracer:start_span("inner", { f = 1.5, yes = true, arr = { 1, 2, 3 }, sarr = { "p", "q" } })
+    inner_ctx = inner:context()
+    T.eq(ituna.current_context().span_id, inner_ctx.span_id, "start_span makes the span current")
+    tracer:span("deep", function(s) deep_ctx = s:context() end)
+  end
+  T.eq(ituna.current_context().span_id, outer_ctx.span_id, "closing inner restores outer as current")
+  return "r1", 2
+end)
+T.eq(r1, "r1", "tracer:span returns the function's results")
+T.eq(r2, 2, "second result")
+T.eq(ituna.current_context(), nil, "no current context after the outermost span")
+T.eq(#outer_ctx.trace_id, 32, "trace_id is 32 hex")
+T.eq(#outer_ctx.span_id, 16, "span_id is 16 hex")
+T.check(outer_ctx.trace_id:match("^[0-9a-f]+$"), "lowercase hex")
+T.eq(inner_ctx.trace_id, outer_ctx.trace_id, "child in the same trace")
+T.eq(deep_ctx.trace_id, outer_ctx.trace_id, "grandchild in the same trace")
+
+T.section("span methods")
+local span_methods_ctx
+do
+  local s <close> = tracer:start_span("methods", nil, { kind = "producer" })
+  T.eq(s:set_attribute("k.int", 42), s, "set_attribute returns the span (chainable)")
+  s:set_attribute("k.str", "v"):set_attribute("k.bool", false):set_attribute("k.float", 0.25)
+  s:add_event("ev", { n = 7 })
+  s:add_event("plain")
+  s:record_exception("something odd", "a traceback")
+  s:set_status("error", "bad thing")
+  s:update_name("methods-renamed")
+  s:add_link(outer_ctx, { why = "test" })
+  T.check(s:is_recording(), "recording")
+  T.check(not s:is_ended(), "not ended yet")
+  span_methods_ctx = s:context()
+  T.raises("expected string, number, boolean or array", s.set_attribute, s, "bad", function() end)
+  T.raises("attribute keys must be strings", s.add_event, s, "e", { [1] = "x" })
+  T.raises("array mixes", s.set_attribute, s, "mixed", { 1, "a" })
+  T.raises("invalid option 'weird'", s.set_status, s, "weird")
+  T.raises("bad option 'kind'", tracer.start_span, tracer, "x", nil, { kind = "sideways" })
+  T.raises("string expected, got no value", s.set_attribute, s)
+end
+
+T.section("ended spans")
+local kept
+tracer:span("kept", function(s) kept = s end)
+T.check(kept:is_ended(), "the span given to tracer:span ends with it")
+T.raises("span has already ended", kept.set_attribute, kept, "late", 1)
+T.eq(kept:context().span_id:len(), 16, "context() still works after the end")
+kept:finish() -- a second end is a no-op
+
+T.section("errors inside tracer:span")
+local err_ctx
+local ok, err = pcall(tracer.span, tracer, "failing", nil, function(s)
+  err_ctx = s:context()
+  error("kaboom")
+end)
+T.check(not ok, "the error propagates")
+T.check(tostring(err):find("kaboom", 1, true), "the original message is re-raised")
+local errobj = setmetatable({ code = 7 }, { __tostring = function() return "custom error object" end })
+local ok2, err2 = pcall(tracer.span, tracer, "failing-object", function() error(errobj) end)
+T.check(not ok2 and rawequal(err2, errobj), "a non-string error object is re-raised as is")
+T.eq(ituna.current_context(), nil, "context restored after an error")
+
+T.section("parents, roots and links")
+local remote = { trace_id = "4bf92f3577b34da6a3ce929d0e0e4736", span_id = "00f067aa0ba902b7", trace_flags = 1 }
+local child_of_remote
+tracer:span("child-of-remote", nil, { parent = remote, kind = "consumer" }, function(s)
+  child_of_remote = s:context()
+  local root <close> = tracer:start_span("new-root", nil, { root = true })
+  T.check(root:context().trace_id ~= remote.trace_id, "root = true starts a new trace")
+end)
+T.eq(child_of_remote.trace_id, remote.trace_id, "explicit parent's trace id")
+T.raises("bad option 'parent'", tracer.start_span, tracer, "x", nil, { parent = { trace_id = "zz", span_id = "00f067aa0ba902b7" } })
+T.raises("bad option 'parent'", tracer.start_span, tracer, "x", nil, { parent = { trace_id = ("0"):rep(32), span_id = "00f067aa0ba902b7" } })
+
+T.section("inject / extract")
+local carrier
+tracer:span("inject-here", function(s)
+  carrier = ituna.inject()
+  T.eq(carrier.traceparent, ("00-%s-%s-01"):format(s:context().trace_id, s:context().span_id), "traceparent of the current span")
+end)
+T.eq(next(ituna.inject()), nil, "no current context: empty carrier")
+local ctx = ituna.extract(carrier)
+T.eq(ctx.trace_id, carrier.traceparent:sub(4, 35), "extract gives the trace id")
+T.check(ctx.is_remote, "extracted context is remote")
+local ctx2 = ituna.extract({ TraceParent = carrier.traceparent, tracestate = "vendor=abc" })
+T.eq(ctx2 and ctx2.tracestate, "vendor=abc", "case-insensitive key and tracestate")
+local none, why = ituna.extract({ traceparent = "00-zz-00f067aa0ba902b7-01" })
+T.check(none == nil and type(why) == "string" and #why > 0, "a bad traceparent gives nil, reason: " .. tostring(why))
+local none2, why2 = ituna.extract({})
+T.check(none2 == nil and why2, "missing traceparent gives nil, reason")
+local injected = ituna.inject(remote)
+T.eq(injected.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "inject of an explicit context")
+T.raises("bad argument #1 to 'ituna.extract' (table expected, got string)", ituna.extract, "not a table")
+
+T.section("init, config and argument errors")
+T.raises("bad argument #1 to 'ituna.init' (table expected, got string)", ituna.init, "nope")
+T.raises("bad argument #1 to 'ituna.inject' (expected a context table or a span)", ituna.inject, 42)
+T.raises("(string expected, got table)", tracer.start_span, tracer, {}, nil)
+T.raises("attribute 'x' is a function", tracer.start_span, tracer, "n", { x = print })
+T.raises("bad argument #1 to 'ituna.sleep' (seconds out of range)", ituna.sleep, -1)
+T.eq(tracer:config("tracer", "service-name"), "lua-api-test", "tracer:config reads a set key")
+T.eq(tracer:config("tracer", "sampler"), nil, "tracer:config: unset keys are nil")
+
+T.section("__gc ends leaked spans exactly once")
+local leaked_id
+do
+  local leaked = tracer:start_span("leaked") -- no <close>: the collector ends it
+  leaked_id = leaked:context().span_id
+  leaked:finish() -- the explicit end; __gc later must not end it again
+end
+do
+  local gc_only = tracer:start_span("gc-only")
+  ituna.current_context() -- (it is current until ended)
+  gc_only = nil
+end
+collectgarbage(); collectgarbage()
+T.eq(ituna.current_context(), nil, "the collected span left the context stack")
+
+local stats = tracer:stats()
+T.eq(stats.spans_started, stats.spans_ended, "every started span ended")
+T.check(ituna.shutdown(5), "shutdown")
+T.check(ituna.tracer() == nil, "no tracer after shutdown")
+T.raises("no tracer; call ituna.init", ituna.producer, {})
+
+T.section("exported spans")
+local spans = T.read_spans(path)
+local counts = {}
+for _, s in ipairs(spans) do counts[s.name] = (counts[s.name] or 0) + 1 end
+for _, name in ipairs { "outer", "inner", "deep", "methods-renamed", "kept", "failing", "failing-object",
+  "child-of-remote", "new-root", "inject-here", "leaked", "gc-only" } do
+  T.eq(counts[name], 1, "exported exactly once: " .. name)
+end
+T.eq(#spans, stats.spans_ended, "file holds every ended span, no duplicates")
+
+local outer = T.find(spans, "outer")
+local inner = T.find(spans, "inner")
+local deep = T.find(spans, "deep")
+T.eq(outer.parentSpanId or "", "", "outer is a root")
+T.eq(inner.parentSpanId, outer.spanId, "inner's parent is outer")
+T.eq(deep.parentSpanId, inner.spanId, "deep's parent is inner")
+T.eq(T.attr(outer, "a"), 1, "int attribute")
+T.eq(T.attr(outer, "b"), "x", "string attribute")
+T.eq(T.attr(inner, "f"), 1.5, "double attribute")
+T.eq(T.attr(inner, "yes"), true, "bool attribute")
+T.eq(#T.attr(inner, "arr").values, 3, "int array attribute")
+T.eq(T.attr(inner, "sarr").values[2].stringValue, "q", "string array attribute")
+T.eq(outer.service, "lua-api-test", "resource service.name")
+
+local m = T.find(spans, "methods-renamed")
+T.eq(m.kind, 4, "kind producer")
+T.eq(T.attr(m, "k.int"), 42, "set_attribute int")
+T.eq(T.attr(m, "k.bool"), false, "set_attribute bool")
+T.eq(m.status and m.status.code, 2, "status error")
+T.eq(m.status and m.status.message, "bad thing", "status description")
+local evnames = {}
+for _, e in ipairs(m.events or {}) do evnames[#evnames + 1] = e.name end
+T.eq(table.concat(evnames, ","), "ev,plain,exception", "events in order")
+T.eq(T.attr(m.events[3], "exception.message"), "something odd", "record_exception message")
+T.eq(#(m.links or {}), 1, "one link")
+T.eq(m.links[1].spanId, outer.spanId, "link to outer")
+
+local f = T.find(spans, "failing")
+T.eq(f.status and f.status.code, 2, "error inside tracer:span marks the span error")
+T.check(f.status.message:find("kaboom", 1, true), "status carries the message")
+local exc = f.events and f.events[1]
+T.eq(exc and exc.name, "exception", "exception event recorded")
+T.check(exc and tostring(T.attr(exc, "exception.stacktrace")):find("stack traceback", 1, true),
+  "exception event carries the Lua traceback")
+local fo = T.find(spans, "failing-object")
+T.eq(fo.status and fo.status.message, "custom error object", "error objects are described by __tostring")
+
+local cr = T.find(spans, "child-of-remote")
+T.eq(cr.parentSpanId, remote.span_id, "explicit remote parent")
+T.eq(cr.kind, 5, "kind consumer")
+T.eq(T.find(spans, "new-root").parentSpanId or "", "", "root option")
+
+T.done()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# tools/install-deps.sh - install what building and testing ituna-core needs on a
+# fresh Debian 12: the C libraries, Lua, Chromium for the report's page test,
+# and the Python test tools. Safe to run again (everything is skipped when there).
+#   tools/install-deps.sh          runtime + build deps (for the quickstart)
+#   tools/install-deps.sh --test   also the test tools (valgrind, chromium, pytest, ...)
+set -euo pipefail
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+pkgs="build-essential cmake pkg-config librdkafka-dev liblua5.4-dev lua5.4 libcurl4-openssl-dev
+      libcjson-dev zlib1g-dev maven default-jdk-headless"
+[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# Tools that the machine may already have from elsewhere (pyenv Python, Go, Node, JDK).
+for alt in "nodejs:node" "npm:npm" "golang-go:go" "maven:mvn" "default-jdk-headless:java"; do
+    pkg=${alt%%:*}; cmd=${alt##*:}
+    if command -v "$cmd" >/dev/null 2>&1; then missing=$(echo "$missing" | tr ' ' '\n' | grep -vx "$pkg" | tr '\n' ' '); fi
+done
+if [ -n "$(echo $missing)" ]; then
+    echo "install-deps: apt-get install$missing" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+PY=${PYTHON:-python3}
+if [ $want_test = 1 ]; then
+    $PY -m pip install -q --disable-pip-version-check -r "$(dirname "$0")/requirements-test.txt"
+fi

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# tools/test.sh - run every test of ituna-core, from a fresh clone:
+#   1. C unit tests (ctest) built plain, then under ASan+UBSan with LeakSanitizer,
+#      and the deterministic ones again under valgrind memcheck;
+#   2. the Python package installed with pip, its tests (pytest);
+#   3. a real Apache Kafka broker (tools/kafka.sh) and a real Jaeger v2
+#      (tools/jaeger.sh) started on 127.0.0.1 for the Kafka, Lua, integration and
+#      end-to-end tests, and stopped at the end.
+# Exits non-zero when anything fails; never passes without running tests.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY=${PYTHON:-python3}
+JOBS=${ITUNA_JOBS:-2}
+export ITUNA_ARTIFACTS="${ITUNA_ARTIFACTS:-$ROOT/artifacts}"
+mkdir -p "$ITUNA_ARTIFACTS"
+step() { printf '\n=== %s ===\n' "$*"; }
+
+if [ "${ITUNA_SKIP_DEPS:-0}" != 1 ]; then
+    step "dependencies"
+    bash tools/install-deps.sh --test
+fi
+
+step "C build (plain, -Wall -Wextra -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DITUNA_WERROR=ON >/dev/null
+cmake --build build -j"$JOBS"
+
+step "C build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DITUNA_SANITIZE=ON -DITUNA_WERROR=ON -DITUNA_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$JOBS"
+
+step "real Kafka broker and Jaeger"
+cleanup() {
+    bash tools/kafka.sh stop >/dev/null 2>&1 || true
+    bash tools/jaeger.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+bash tools/jaeger.sh build
+bash tools/kafka.sh start
+bash tools/jaeger.sh start
+export ITUNA_TEST_KAFKA="$(bash tools/kafka.sh status | awk '{print $2}')"
+eval "$(bash tools/jaeger.sh env)"
+export ITUNA_TEST_JAEGER_OTLP ITUNA_TEST_JAEGER_QUERY
+echo "kafka at $ITUNA_TEST_KAFKA, jaeger OTLP at $ITUNA_TEST_JAEGER_OTLP, query at $ITUNA_TEST_JAEGER_QUERY"
+
+step "C, Lua and embedding tests (plain build)"
+(cd build && ctest --output-on-failure -j"$JOBS")
+
+step "C tests under ASan + UBSan + LeakSanitizer"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -L unit -j"$JOBS")
+
+step "C tests under valgrind memcheck"
+for t in test_propagate test_baggage test_config test_encode; do
+    if [ -x "build/tests/$t" ]; then
+        valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+            "build/tests/$t" >/dev/null 2>"$ITUNA_ARTIFACTS/valgrind-$t.log" ||
+            { cat "$ITUNA_ARTIFACTS/valgrind-$t.log"; echo "valgrind: $t failed"; exit 1; }
+        echo "valgrind: $t clean"
+    fi
+done
+
+step "Python package (pip install .)"
+$PY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
+export ITUNA_LUA="$ROOT/build/bindings/lua/ituna-lua"
+export LUA_CPATH="$ROOT/build/bindings/lua/?.so;;"
+
+step "Python, integration and end-to-end tests (pytest)"
+dirs=""
+for d in tests/python tests/integration tests/e2e; do [ -d "$d" ] && dirs="$dirs $d"; done
+set +e
+$PY -m pytest -q -p no:cacheprovider $dirs
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi
+exit $rc
