@@ -259,7 +259,7 @@ ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value
     if (!b || !key || !value || !token_ok(key, strlen(key))) return ITUNA_ERR_INVALID_ARG;
     size_t kn = strlen(key), vn = strlen(value), mn = 0;
     char *meta = NULL;
-    if (metadata) {
+    if (metadata && *metadata) { /* "" means no properties, like NULL */
         size_t n = strlen(metadata);
         meta = malloc(n + 1);
         if (!meta) return ITUNA_ERR_NOMEM;

@@ -198,31 +198,25 @@ class Service:
         self.tracer = ituna.init(service_name=os.environ.get("OTEL_SERVICE_NAME") or name,
                                  config=self.config_path)
         self.stopping = False
-        self._busy = False
+        self._consumers = []
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
-    # A signal while the service waits (poll, sleep) ends the wait at once; while it
-    # handles an order it only sets the flag, so the order finishes and is committed.
+    # A stop request ends waits and consumer loops; an order in hand is finished
+    # (and committed) first.
     def _on_signal(self, signum, frame):
         self.stopping = True
-        if not self._busy:
-            raise _Stop()
-
-    def busy(self):
-        return _Busy(self)
+        for c in self._consumers:
+            c.stop()
 
     def sleep(self, seconds):
         """Interruptible wait: returns early (False) once a stop was requested."""
         end = time.monotonic() + seconds
-        try:
-            while not self.stopping:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return True
-                time.sleep(min(left, 0.2))
-        except _Stop:
-            pass
+        while not self.stopping:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, 0.1))
         return False
 
     def ready(self, what):
@@ -234,8 +228,11 @@ class Service:
     def consumer(self, topic):
         # earliest: a group that has never committed must not skip the orders placed
         # while it was joining.
-        return ituna.Consumer([topic], CONSUMER_GROUP + "-" + self.name,
-                              **{"auto.offset.reset": "earliest"})
+        c = ituna.Consumer([topic], CONSUMER_GROUP + "-" + self.name, **{"auto.offset.reset": "earliest"})
+        self._consumers.append(c)
+        if self.stopping:
+            c.stop()
+        return c
 
     def shutdown(self, *closables):
         for c in closables:
@@ -245,26 +242,6 @@ class Service:
                 self.log.error(f"close failed: {exc}")
         ituna.shutdown(timeout=10)
         self.log.info(f"Stopped {self.name}")
-
-
-class _Stop(BaseException):
-    """Raised by the signal handler to leave a blocking wait."""
-
-
-class _Busy:
-    def __init__(self, svc):
-        self.svc = svc
-
-    def __enter__(self):
-        self.svc._busy = True
-        return self
-
-    def __exit__(self, *exc):
-        self.svc._busy = False
-        return False
-
-
-Stop = _Stop
 
 
 def orders_limit():
@@ -288,25 +265,21 @@ def run_ordering(service_name, source, span_name, delay_key, topic_which, placin
     producer = svc.producer()
     svc.ready(f"publishing to {topic}")
     placed = 0
-    try:
-        while not svc.stopping and (limit is None or placed < limit) and rate > 0:
-            started = time.monotonic()
-            with svc.busy():
-                order = make_order(source)
-                with svc.tracer.span(span_name, attributes=order_attrs(order)) as span:
-                    span.set_attribute("order.items", len(order["order_details"]))
-                    svc.log.info(placing_line(order["order_id"]), span)
-                    # The seed's simulated work happens inside the order span.
-                    time.sleep(svc.config.delay_s(delay_key))
-                    producer.publish(topic, order, key=order["order_id"])
-                    producer.flush(10)
-                    svc.log.info(placed_line, span)
-                placed += 1
-            if limit is not None and placed >= limit:
-                break
-            svc.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
-    except _Stop:
-        pass
+    while not svc.stopping and (limit is None or placed < limit) and rate > 0:
+        started = time.monotonic()
+        order = make_order(source)
+        with svc.tracer.span(span_name, attributes=order_attrs(order)) as span:
+            span.set_attribute("order.items", len(order["order_details"]))
+            svc.log.info(placing_line(order["order_id"]), span)
+            # The seed's simulated work happens inside the order span.
+            time.sleep(svc.config.delay_s(delay_key))
+            producer.publish(topic, order, key=order["order_id"])
+            producer.flush(10)
+            svc.log.info(placed_line, span)
+        placed += 1
+        if limit is not None and placed >= limit:
+            break
+        svc.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
     svc.log.info(f"DONE {service_name} placed={placed}")
     svc.shutdown(producer)
 
@@ -339,20 +312,21 @@ def run_consumer(service_name, topic_which, handle):
     consumer = svc.consumer(topic)
     svc.ready(f"consuming {topic} as group {CONSUMER_GROUP}-{service_name}")
     handled = 0
-    try:
-        for msg in consumer:
-            with svc.busy():
-                with msg as entered:
-                    cspan = entered if isinstance(entered, ituna.Span) else getattr(msg, "span", None)
-                    order = parse_order(msg)
-                    if cspan is not None:
-                        for k, v in order_attrs(order).items():
-                            cspan.set_attribute(k, v)
-                    handle(svc, producer, order)
-                handled += 1
-            if svc.stopping:
-                break
-    except _Stop:
-        pass
+    for msg in consumer:
+        try:
+            # `with msg`: its CONSUMER span is current; a normal exit commits,
+            # MalformedPayload sends it to the DLQ, another exception leaves it
+            # uncommitted (redelivered) and is logged here so the loop goes on.
+            with msg:
+                order = parse_order(msg)
+                for k, v in order_attrs(order).items():
+                    msg.span.set_attribute(k, v)
+                handle(svc, producer, order)
+            handled += 1
+        except Exception as exc:
+            svc.log.error(f"Failed to handle a message from {msg.topic} [{msg.partition}] @{msg.offset} "
+                          f"(it will be redelivered): {type(exc).__name__}: {exc}")
+        if svc.stopping:
+            break
     svc.log.info(f"DONE {service_name} handled={handled}")
     svc.shutdown(consumer, producer)

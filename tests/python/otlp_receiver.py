@@ -132,7 +132,8 @@ def _as_response(r):
 
 
 class OtlpReceiver:
-    def __init__(self, responses=(), default=200, host="127.0.0.1", port=0):
+    def __init__(self, responses=(), default=200, host="127.0.0.1", port=0, tls=None):
+        """tls: (certfile, keyfile) to serve HTTPS instead of HTTP."""
         self._script = [_as_response(r) for r in responses]
         self._default = _as_response(default)
         self._lock = threading.Condition()
@@ -151,6 +152,13 @@ class OtlpReceiver:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        self._tls = tls is not None
+        if tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- lifecycle ------------------------------------------------------------
@@ -174,7 +182,7 @@ class OtlpReceiver:
 
     @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def traces_url(self):

@@ -231,3 +231,24 @@ def test_partial_success_warning_without_rejections_is_logged():
         rx.check()
     assert stats["export_partial_rejected"] == 0 and stats["spans_exported"] == 4
     assert "schema is deprecated" in err, err
+
+
+def test_https_with_a_ca_file(tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not installed: cannot make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                    str(cert)], check=True, capture_output=True)
+    with OtlpReceiver(tls=(str(cert), str(key))) as rx:
+        assert rx.endpoint.startswith("https://")
+        stats, _ = run_driver(["-n", "7", "-flush-ms", "5000"] + otlp(rx, "http/protobuf",
+                                                                     f"exporter.certificate={cert}"))
+        rx.check()
+        assert stats["spans_exported"] == 7 and len(rx.spans()) == 7
+        # without the CA the self-signed collector is refused, and that is not retried
+        stats, err = run_driver(["-n", "2", "-flush-ms", "5000"] + otlp(rx))
+        assert stats["spans_export_failed"] == 2 and stats["export_retries"] == 0
+        assert "certificate" in err.lower() or "ssl" in err.lower(), err

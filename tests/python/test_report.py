@@ -237,7 +237,7 @@ def test_order_waterfall_in_the_terminal(restaurant):
         assert any(line.strip().startswith(name[:14]) for line in lines), name
     roll = next(line for line in lines if line.strip().startswith("roll "))
     assert roll.count("#") >= 15  # 200 of 284 ms of bar, on the critical path
-    assert "." in next(line for line in lines if line.strip().startswith("process kitchen"))
+    assert "." in next(line for line in lines if line.strip().startswith("process kit"))
     by_trace = run_cli(path, "--trace", o.trace_id).stdout
     assert by_trace.splitlines()[0] == lines[0]
     miss = run_cli(path, "--order", "no-such-order", check=False)

@@ -322,7 +322,9 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
         /* fast path for the common dict carrier: same output as ituna_inject() */
         char buf[64];
         size_t n = ituna_traceparent_format(ctx, buf, sizeof buf);
-        PyObject *v = PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
+        /* the value is ASCII by construction: build it without the generic decoder */
+        PyObject *v = PyUnicode_New((Py_ssize_t)n, 127);
+        if (v) memcpy(PyUnicode_1BYTE_DATA(v), buf, n);
         if (!v || PyDict_SetItem(carrier, st->str_traceparent, v) < 0) goto fail_v;
         Py_DECREF(v);
         if (ctx->tracestate_len) {
@@ -354,6 +356,7 @@ typedef struct {
     PyObject *obj;
     PyObject *keep; /* list, created lazily */
     int failed;
+    module_state *st;
 } get_carrier;
 
 static const char *value_chars(get_carrier *c, PyObject *v)
@@ -397,8 +400,16 @@ static const char *carrier_get(void *carrier, const char *key)
     if (c->failed) return NULL;
     PyObject *o = c->obj;
     if (PyDict_Check(o)) {
-        PyObject *v = PyDict_GetItemString(o, key); /* borrowed, the dict keeps it */
+        /* the interned names hash once; other keys go through a temporary str */
+        PyObject *name = strcmp(key, "traceparent") == 0  ? c->st->str_traceparent
+                         : strcmp(key, "tracestate") == 0 ? c->st->str_tracestate
+                                                          : NULL;
+        PyObject *v = name ? PyDict_GetItemWithError(o, name) : PyDict_GetItemString(o, key); /* borrowed */
         if (v) return value_chars(c, v);
+        if (PyErr_Occurred()) {
+            c->failed = 1;
+            return NULL;
+        }
         PyObject *k, *val;
         Py_ssize_t pos = 0;
         while (PyDict_Next(o, &pos, &k, &val))
@@ -446,7 +457,7 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     int errors = a[1] ? PyObject_IsTrue(a[1]) : 0;
     if (errors < 0) return NULL;
     module_state *st = state_of_module(m);
-    get_carrier gc = {a[0], NULL, 0};
+    get_carrier gc = {a[0], NULL, 0, st};
     ituna_span_context ctx;
     const char *reason = NULL;
     ituna_err err;
@@ -467,7 +478,8 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
         if (!reason) reason = ituna_err2str(err);
     }
     if (!errors) return res;
-    PyObject *r = err == ITUNA_OK ? Py_NewRef(Py_None) : PyUnicode_FromString(reason);
+    /* on success a reason means an invalid tracestate was dropped (W3C) */
+    PyObject *r = !reason ? Py_NewRef(Py_None) : PyUnicode_FromString(reason);
     if (!r) {
         Py_DECREF(res);
         return NULL;

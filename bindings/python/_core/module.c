@@ -229,10 +229,11 @@ static PyMethodDef module_methods[] = {
      "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
      "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
      "headers. Returns None for a missing or invalid traceparent. With errors=True\n"
-     "returns (context_or_None, reason_or_None) so the reason for None is available."},
+     "returns (context_or_None, reason_or_None): the reason says why the context is None,\n"
+     "or, with a context, why an invalid tracestate was dropped."},
     {"traceparent_parse", py_traceparent_parse, METH_O,
-     "traceparent_parse(value) -> SpanContext: strict W3C parse; ituna.ConfigError subclass\n"
-     "ituna.Error is raised with the reason on invalid input."},
+     "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
+     "ituna.ConfigError (a ValueError) carrying the reason."},
     {"start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
      METH_VARARGS | METH_KEYWORDS,
      "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"

@@ -409,7 +409,8 @@ class Analyzer:
                     e[1].add(w)
                     qw = sp.attr("ituna.queue_wait_ms")
                     if isinstance(qw, (int, float)):
-                        q.attr_wait.add(int(max(qw, 0) * 1e6))
+                        # Consumer clock minus the producer's timestamp: apply both corrections.
+                        q.attr_wait.add(max(0, int(qw * 1e6) + sp.shift - sp.pred.shift))
 
         # Critical path.
         last = max(spans, key=lambda s: s.end)

@@ -67,7 +67,7 @@ def render_report(r, width=80):
         L.append("")
         L.append("QUEUE WAIT per topic (producer span end -> consumer span start; 'kafka ts' is")
         L.append("the consumer's own figure from the message timestamp, ituna.queue_wait_ms)")
-        widths = [width - 60, 6, 8, 8, 8, 8, 9, 8]
+        widths = [width - 62, 6, 8, 8, 8, 8, 8, 8]
         aligns = ["<", ">", ">", ">", ">", ">", ">", ">"]
         L.append(_row(["topic", "msgs", "p50", "p95", "p99", "max", "ts p50", "ts p95"], widths, aligns))
         for q in r.queues:

@@ -1,0 +1,49 @@
+#!/bin/sh
+# run.sh BUILD_DIR SOURCE_DIR - the install-prefix test: install the built
+# project into a temporary prefix, then build examples/embed_host against it
+# with pkg-config (shared and static) and with find_package(ituna), and run each
+# build (embedded test broker unless ITUNA_KAFKA_BOOTSTRAP is set).
+set -eu
+build=$1
+src=$2
+work=$(mktemp -d "${TMPDIR:-/tmp}/ituna-embed.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+echo "== install into $prefix"
+cmake --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; exit 1; }
+libdir=$(dirname "$(find "$prefix" -name 'libituna.so' | head -n1)")
+pcdir=$libdir/pkgconfig
+test -f "$pcdir/ituna.pc" || { echo "no ituna.pc under $prefix"; exit 1; }
+test -f "$libdir/cmake/ituna/ituna-config.cmake" || { echo "no CMake package under $prefix"; exit 1; }
+
+export ITUNA_TRACES_FILE="$work/traces.jsonl"
+run_example() {
+    echo "== run $1"
+    LD_LIBRARY_PATH=$libdir "$1"
+}
+
+echo "== pkg-config, shared"
+mkdir -p "$work/pc"
+PKG_CONFIG_PATH=$pcdir make -s -C "$src/examples" OUT="$work/pc"
+run_example "$work/pc/embed_host"
+# it must have linked the installed libituna, not some other copy
+LD_LIBRARY_PATH=$libdir ldd "$work/pc/embed_host" | grep -q "$libdir/libituna.so" ||
+    { echo "embed_host does not use $libdir/libituna.so"; exit 1; }
+
+echo "== pkg-config, static"
+mkdir -p "$work/pc-static"
+PKG_CONFIG_PATH=$pcdir make -s -C "$src/examples" OUT="$work/pc-static" \
+    LDLIBS="-Wl,-Bstatic -lituna -Wl,-Bdynamic $(PKG_CONFIG_PATH=$pcdir pkg-config --libs --static ituna | sed 's/-lituna//')"
+! ldd "$work/pc-static/embed_host" | grep -q libituna || { echo "static build still links libituna.so"; exit 1; }
+run_example "$work/pc-static/embed_host"
+
+echo "== find_package(ituna)"
+cmake -S "$src/examples" -B "$work/cm" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 ||
+    { cat "$work/cmake.log"; exit 1; }
+cmake --build "$work/cm" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+run_example "$work/cm/embed_host"
+
+spans=$(grep -o '"name":"process embed-example-' "$ITUNA_TRACES_FILE" | wc -l)
+test "$spans" -ge 3 || { echo "expected 3 CONSUMER spans in the traces file, found $spans"; exit 1; }
+echo "ok: installed package builds and runs with pkg-config and find_package"
