@@ -31,19 +31,29 @@ run_example "$work/pc/embed_host"
 LD_LIBRARY_PATH=$libdir ldd "$work/pc/embed_host" | grep -q "$libdir/libituna.so" ||
     { echo "embed_host does not use $libdir/libituna.so"; exit 1; }
 
-echo "== pkg-config, static"
+echo "== pkg-config, static libituna.a"
+# Requires.private must name the core's dependencies for a static link
+static_libs=$(PKG_CONFIG_PATH=$pcdir pkg-config --static --libs ituna 2>/dev/null || true)
+for dep in -lrdkafka -lcurl -lcjson -lz; do
+    echo " $static_libs " | grep -q -- " $dep " || { echo "pkg-config --static --libs ituna lacks $dep"; exit 1; }
+done
+# Debian ships no static lz4/zstd/sasl for librdkafka, so link libituna.a
+# statically and its dependencies (Requires.private, non-static) dynamically
 mkdir -p "$work/pc-static"
 PKG_CONFIG_PATH=$pcdir make -s -C "$src/examples" OUT="$work/pc-static" \
-    LDLIBS="-Wl,-Bstatic -lituna -Wl,-Bdynamic $(PKG_CONFIG_PATH=$pcdir pkg-config --libs --static ituna | sed 's/-lituna//')"
-! ldd "$work/pc-static/embed_host" | grep -q libituna || { echo "static build still links libituna.so"; exit 1; }
+    LDLIBS="-L$libdir -Wl,-Bstatic -lituna -Wl,-Bdynamic $(pkg-config --libs rdkafka libcurl libcjson zlib) -pthread -lm"
+if ldd "$work/pc-static/embed_host" | grep -q libituna; then echo "static build still links libituna.so"; exit 1; fi
 run_example "$work/pc-static/embed_host"
 
-echo "== find_package(ituna)"
-cmake -S "$src/examples" -B "$work/cm" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 ||
-    { cat "$work/cmake.log"; exit 1; }
-cmake --build "$work/cm" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-run_example "$work/cm/embed_host"
+for variant in shared static; do
+    echo "== find_package(ituna), ituna::ituna$( [ $variant = static ] && echo _static)"
+    opt=OFF; [ $variant = static ] && opt=ON
+    cmake -S "$src/examples" -B "$work/cm-$variant" -DCMAKE_PREFIX_PATH="$prefix" -DITUNA_EXAMPLE_STATIC=$opt \
+        >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
+    cmake --build "$work/cm-$variant" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+    run_example "$work/cm-$variant/embed_host"
+done
 
 spans=$(grep -o '"name":"process embed-example-' "$ITUNA_TRACES_FILE" | wc -l)
-test "$spans" -ge 3 || { echo "expected 3 CONSUMER spans in the traces file, found $spans"; exit 1; }
+test "$spans" -ge 4 || { echo "expected 4 CONSUMER spans in the traces file, found $spans"; exit 1; }
 echo "ok: installed package builds and runs with pkg-config and find_package"

@@ -505,11 +505,13 @@ class Restaurant:
             self._ensure_partitions()
             return
         import ituna
-        parts = max(3, max(self.scale.values()), a.partitions or 0)
+        # librdkafka's test cluster auto-creates topics with its own partition count
+        # (4 in librdkafka 2.0); ask for more only when a scaled group needs them.
+        parts = max([4, self.args.partitions or 0] + list(self.scale.values()))
         try:
-            self.broker = ituna.start_embedded_broker(brokers=1, partitions=parts)
-        except TypeError:
-            self.broker = ituna.start_embedded_broker()
+            self.broker = ituna.start_embedded_broker(n_brokers=1, partitions=parts)
+        except ituna.Error as exc:
+            raise RestaurantError(f"cannot start the embedded broker with {parts} partitions per topic: {exc}") from None
         self.bootstrap = _broker_bootstrap(self.broker)
         self.kafka_kind = "embedded"
 
