@@ -29,5 +29,8 @@ if [ -n "$(echo $missing)" ]; then
 fi
 PY=${PYTHON:-python3}
 if [ $want_test = 1 ]; then
+    # The report's page test drives Debian's chromium with npm's playwright-core (no browser download).
+    (cd "$(dirname "$0")/../tests/browser" && [ -d node_modules ] ||
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund)
     $PY -m pip install -q --disable-pip-version-check -r "$(dirname "$0")/requirements-test.txt"
 fi

@@ -13,6 +13,7 @@ cd "$ROOT"
 PY=${PYTHON:-python3}
 JOBS=${ITUNA_JOBS:-2}
 export ITUNA_ARTIFACTS="${ITUNA_ARTIFACTS:-$ROOT/artifacts}"
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 mkdir -p "$ITUNA_ARTIFACTS"
 step() { printf '\n=== %s ===\n' "$*"; }
 

@@ -103,8 +103,7 @@ static void on_delivery(const ituna_delivery_report *r, void *opaque) {
     pthread_mutex_lock(&p->mu);
     if (r->err != ITUNA_OK) {
         if (p->failures++ == 0)
-            snprintf(p->first_error, sizeof p->first_error, "%s [%s]: %s (%s)", topic,
-                     r->partition >= 0 ? "assigned" : "unassigned", es, en);
+            snprintf(p->first_error, sizeof p->first_error, "topic %s: %s (%s)", topic, es, en);
     }
     if (q) {
         q->next = NULL;
@@ -173,10 +172,10 @@ static void drain_reports(lua_State *L, int pidx, ilua_producer *p) {
         if (lua_isfunction(L, fn) && !failed) {
             lua_pushvalue(L, fn);
             push_report(L, r);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK)
                 failed = 1; /* keep the error on the stack, free the rest */
-            } else if (r->err != ITUNA_OK) {
-                pthread_mutex_lock(&p->mu); /* reported to the callback: not raised again */
+            if (r->err != ITUNA_OK) {
+                pthread_mutex_lock(&p->mu); /* handed to the callback: not raised again */
                 if (p->failures)
                     p->failures--;
                 pthread_mutex_unlock(&p->mu);

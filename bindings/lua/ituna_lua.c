@@ -284,9 +284,27 @@ int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char *
 
 /* ---- tracer ----------------------------------------------------------------------- */
 
+/* Tracer and span functions carry both metatables as upvalues, so the hot path
+ * checks types by identity instead of luaL_checkudata's registry lookup by name. */
+#define UV_TRACER_MT lua_upvalueindex(1)
+#define UV_SPAN_MT lua_upvalueindex(2)
+
+/* The userdata at idx if its metatable is the upvalue uv, else raise as
+ * luaL_checkudata does.  [-0, +0, v] */
+static void *fast_checkudata(lua_State *L, int idx, int uv, const char *tname) {
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        int same = lua_rawequal(L, -1, uv);
+        lua_pop(L, 1);
+        if (same)
+            return p;
+    }
+    return luaL_checkudata(L, idx, tname);
+}
+
 /* [-0, +0, v] */
 static ilua_tracer *check_tracer(lua_State *L, int idx) {
-    ilua_tracer *t = luaL_checkudata(L, idx, ILUA_TRACER);
+    ilua_tracer *t = fast_checkudata(L, idx, UV_TRACER_MT, ILUA_TRACER);
     if (!t->t)
         luaL_error(L, "tracer is destroyed");
     return t;
@@ -319,7 +337,7 @@ static ilua_tracer *push_tracer(lua_State *L, ituna_tracer *t, int owned) {
  * finalises them first (reverse order of marking).
  * [-0, +0, -] */
 static int tracer_gc(lua_State *L) {
-    ilua_tracer *t = luaL_checkudata(L, 1, ILUA_TRACER);
+    ilua_tracer *t = fast_checkudata(L, 1, UV_TRACER_MT, ILUA_TRACER);
     if (t->t && t->owned) {
         if (ituna_tracer_global() == t->t)
             ituna_tracer_set_global(NULL);
@@ -355,8 +373,8 @@ static int l_init(lua_State *L) {
         return luaL_error(L, "ituna.init: out of memory");
     ituna_err rc = ITUNA_OK;
     if (lua_getfield(L, 1, "config") != LUA_TNIL) {
-        const char *path = lua_tostring(L, -1);
-        if (!path || lua_type(L, -1) != LUA_TSTRING) {
+        const char *path = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!path) {
             ituna_config_destroy(cfg);
             return luaL_error(L, "ituna.init: config must be a file path (string), got %s", luaL_typename(L, -1));
         }
@@ -520,7 +538,7 @@ static void span_finish(ilua_span *s) {
 /* __close and __gc share this: ends the span once; a second call does nothing.
  * [-0, +0, -] */
 static int span_close(lua_State *L) {
-    span_finish(luaL_checkudata(L, 1, ILUA_SPAN));
+    span_finish(fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN));
     return 0;
 }
 
@@ -535,7 +553,7 @@ void ilua_span_invalidate(ilua_span *s) {
 
 /* [-0, +0, v] */
 static ilua_span *check_live_span(lua_State *L, int idx) {
-    ilua_span *s = luaL_checkudata(L, idx, ILUA_SPAN);
+    ilua_span *s = fast_checkudata(L, idx, UV_SPAN_MT, ILUA_SPAN);
     if (!s->span)
         luaL_error(L, "span has already ended");
     return s;
@@ -602,7 +620,13 @@ static ilua_span *start_span(lua_State *L, ituna_tracer *t, int i, int opts_idx)
         span_options(L, opts_idx, &o, &parent);
     o.attrs = attrs.v;
     o.n_attrs = attrs.n;
-    ilua_span *u = ilua_push_span(L, NULL, 0); /* before starting: a memory error leaks nothing */
+    /* created "ended" before starting: a memory error leaks nothing */
+    ilua_span *u = lua_newuserdatauv(L, sizeof(*u), 0);
+    u->span = NULL;
+    u->token = -1;
+    u->borrowed = 0;
+    lua_pushvalue(L, UV_SPAN_MT);
+    lua_setmetatable(L, -2);
     ituna_span *s = NULL;
     ituna_err rc = ituna_span_start(t, name, &o, &s);
     if (rc != ITUNA_OK) {
@@ -1045,23 +1069,31 @@ static const luaL_Reg span_metamethods[] = {
     {NULL, NULL},
 };
 
-/* Create metatable tname with metamethods mm and __index = methods.
- * [-0, +0, m] */
-static void new_class(lua_State *L, const char *tname, const luaL_Reg *mm, const luaL_Reg *methods) {
-    luaL_newmetatable(L, tname);
-    luaL_setfuncs(L, mm, 0);
-    if (methods) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
+/* Fill metatable mt (absolute index) with metamethods mm and __index = methods;
+ * every function gets the tracer and span metatables as upvalues 1 and 2.
+ * [-0, +0, m] (tracer and span metatables at tmt, smt) */
+static void fill_class(lua_State *L, int mt, int tmt, int smt, const luaL_Reg *mm, const luaL_Reg *methods) {
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, tmt);
+    lua_pushvalue(L, smt);
+    luaL_setfuncs(L, mm, 2);
+    lua_newtable(L);
+    lua_pushvalue(L, tmt);
+    lua_pushvalue(L, smt);
+    luaL_setfuncs(L, methods, 2);
+    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }
 
 int luaopen_ituna(lua_State *L) {
     luaL_checkversion(L);
-    new_class(L, ILUA_TRACER, tracer_metamethods, tracer_methods);
-    new_class(L, ILUA_SPAN, span_metamethods, span_methods);
+    luaL_newmetatable(L, ILUA_TRACER);
+    int tmt = lua_gettop(L);
+    luaL_newmetatable(L, ILUA_SPAN);
+    int smt = lua_gettop(L);
+    fill_class(L, tmt, tmt, smt, tracer_metamethods, tracer_methods);
+    fill_class(L, smt, tmt, smt, span_metamethods, span_methods);
+    lua_pop(L, 2);
     luaL_newmetatable(L, ILUA_MALFORMED);
     lua_pushcfunction(L, malformed_tostring);
     lua_setfield(L, -2, "__tostring");

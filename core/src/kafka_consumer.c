@@ -272,7 +272,8 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
                                      rd_kafka_err2name(ferr), fatal);
             }
             if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
+                /* a subscribed topic not created yet is routine: info, not warn */
+                ituna_log(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? ITUNA_LOG_INFO : ITUNA_LOG_WARN, "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
                 note_error(c, err, reason);
             }
         } else if (rkm) {
@@ -532,6 +533,10 @@ ituna_err ituna_consumer_close(ituna_consumer *c) {
         e = ITUNA_ERR_KAFKA;
     }
     c->closed = 1;
+    /* DLQ copies already confirmed; hand this consumer's spans to the exporter too. */
+    if (c->dlq) ituna_producer_flush(c->dlq, 5000);
+    if (ituna_tracer_flush(c->tracer, 5000) == ITUNA_ERR_TIMEOUT)
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: spans still queued for export after close", c->group);
     return e;
 }
 

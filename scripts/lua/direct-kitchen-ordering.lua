@@ -1,5 +1,7 @@
 -- direct-kitchen-ordering.lua - the seed's management request: `main-direct-order`
 -- span, published straight onto kitchen-orders, bypassing validation.
+-- common.lua sits next to this script, wherever it is run from
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
 
 common.run_ordering {

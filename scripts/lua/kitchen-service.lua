@@ -1,6 +1,8 @@
 -- kitchen-service.lua - consumes kitchen-orders; `main-kitchen` with the cooking
 -- steps cut-fish, roll and plate as children; cooked orders go to ituna-ready (a
 -- spoiled one, by [failure-rates] kitchen-service, to ituna-rejected).
+-- common.lua sits next to this script, wherever it is run from
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
 
 -- Cooking steps and their share of the [simulated-delays] kitchen-service time.

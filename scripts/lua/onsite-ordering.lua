@@ -1,5 +1,7 @@
 -- onsite-ordering.lua - places on-site (table) orders on a timer:
 -- `main-onsite-order` span, the seed's payload with a table, published to ituna-orders.
+-- common.lua sits next to this script, wherever it is run from
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
 
 common.run_ordering {

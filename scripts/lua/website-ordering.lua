@@ -1,5 +1,7 @@
 -- website-ordering.lua - places online orders on a timer: `main-website-order`
 -- span, the seed's payload with an address, published to ituna-orders.
+-- common.lua sits next to this script, wherever it is run from
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local common = require "common"
 
 common.run_ordering {

@@ -435,7 +435,7 @@ static int test_handler_error_redelivers_and_ok_commits(void) {
     /* committed: a new member of the group gets nothing */
     c = make_consumer("g-redo", "t-redo", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    m = poll_one(c, 6000);
+    m = poll_one(c, 4000);
     CHECK(m == NULL);
     if (m) ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
     ituna_consumer_destroy(c);
@@ -515,11 +515,46 @@ static int test_malformed_goes_to_dlq_with_reason(void) {
     /* the original offset was committed after the DLQ write */
     c = make_consumer("g-dlq", "t-dlq", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    m = poll_one(c, 6000);
+    m = poll_one(c, 4000);
     CHECK(m == NULL);
     if (m) ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
     ituna_consumer_destroy(c);
     ituna_producer_destroy(p, 5000);
+    return 0;
+}
+
+static int test_max_redeliveries_sends_a_failing_message_to_the_dlq(void) {
+    ituna_config *cfg = ituna_config_dup(ituna_tracer_config(tracer));
+    char err[512];
+    REQUIRE(ituna_config_set(cfg, "messaging.max-redeliveries", "1", err, sizeof err) == ITUNA_OK);
+    ituna_producer *p = make_producer(NULL, 0);
+    REQUIRE(p);
+    ituna_message_out mo = {.topic = "t-maxre", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1};
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    ituna_producer_flush(p, 10000);
+    const char *topics[] = {"t-maxre", NULL};
+    ituna_consumer_options co = {.bootstrap = bootstrap, .group = "g-maxre", .topics = topics, .properties = FAST_PROPS};
+    ituna_consumer *c = NULL;
+    REQUIRE(ituna_consumer_create(tracer, cfg, &co, &c, err, sizeof err) == ITUNA_OK);
+    ituna_message *m = poll_one(c, 20000);
+    REQUIRE(m);
+    int64_t off = ituna_message_offset(m);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_ERROR, "flaky", err, sizeof err) == ITUNA_OK);
+    m = poll_one(c, 10000);
+    REQUIRE(m);
+    CHECK(ituna_message_offset(m) == off);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_ERROR, "flaky", err, sizeof err) == ITUNA_OK);
+    ituna_consumer_destroy(c);
+    ituna_consumer *dc = make_consumer("g-maxre-dlq", "t-maxre.dlq", ITUNA_CONTEXT_PARENT);
+    REQUIRE(dc);
+    m = poll_one(dc, 20000);
+    REQUIRE(m);
+    char hv[128];
+    CHECK_STR(header_value(m, "ituna.dlq.reason", hv, sizeof hv), "handler failed 2 times: flaky");
+    ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    ituna_consumer_destroy(dc);
+    ituna_producer_destroy(p, 5000);
+    ituna_config_destroy(cfg);
     return 0;
 }
 
@@ -715,6 +750,7 @@ int main(void) {
     RUN(test_handler_error_redelivers_and_ok_commits);
     RUN(test_unfinished_message_is_redelivered_to_next_member);
     RUN(test_malformed_goes_to_dlq_with_reason);
+    RUN(test_max_redeliveries_sends_a_failing_message_to_the_dlq);
     RUN(test_link_mode_links_producer_and_parents_on_current);
     RUN(test_bad_property_is_a_config_error_naming_it);
     RUN(test_wakeup_interrupts_poll);

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import FIXTURES, launcher_env, processes_mentioning, run_launcher
+from e2e_common import FIXTURES, launcher_env, processes_mentioning, run_launcher
 
 SERVICES = ["website-ordering", "onsite-ordering", "direct-kitchen-ordering", "order-validation", "kitchen-service"]
 

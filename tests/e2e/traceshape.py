@@ -223,13 +223,23 @@ def check_order_trace(spans, order_id, source, outcome, topics):
     TraceCheck(spans, order_id, source, outcome, topics).run()
 
 
-def shape(spans):
+def shape(spans, topics=None):
     """A language-free description of a trace: per span (name, kind, parent's name,
     service, sorted attribute keys), sorted. Equal shapes = same span names, kinds,
-    parents, processes and attribute keys."""
+    parents, processes and attribute keys. topics (role -> name) are written as
+    <role> in span names, so runs with topics of their own compare."""
     by_id = {s.span_id: s for s in spans}
+    names = {}
+    for s in spans:
+        n = s.name
+        for role, topic in (topics or {}).items():
+            if n.endswith(" " + topic):
+                n = n[:-len(topic)] + f"<{role}>"
+        names[s.span_id] = n
     rows = []
     for s in spans:
         parent = by_id.get(s.parent)
-        rows.append((s.name, s.kind, parent.name if parent else "", s.service, tuple(sorted(s.attrs))))
+        # Jaeger adds "@jaeger@warnings" (its clock-skew notes) depending on timing: not ours.
+        keys = tuple(sorted(k for k in s.attrs if not k.startswith("@jaeger@")))
+        rows.append((names[s.span_id], s.kind, names[parent.span_id] if parent else "", s.service, keys))
     return sorted(rows)

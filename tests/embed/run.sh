@@ -51,8 +51,20 @@ for variant in shared static; do
     cmake -S "$src/examples" -B "$work/cm-$variant" -DCMAKE_PREFIX_PATH="$prefix" -DITUNA_EXAMPLE_STATIC=$opt \
         >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
     cmake --build "$work/cm-$variant" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+    if [ $variant = static ] && ldd "$work/cm-$variant/embed_host" | grep -q libituna; then
+        echo "ituna::ituna_static build links libituna.so"; exit 1
+    fi
     run_example "$work/cm-$variant/embed_host"
 done
+
+echo "== installed Lua module and ituna-lua"
+cmod=$(find "$prefix" -name ituna.so | head -n1)
+test -n "$cmod" || { echo "no Lua module ituna.so under $prefix"; exit 1; }
+LUA_CPATH="$(dirname "$cmod")/?.so" lua5.4 -e 'local i = require "ituna"; assert(i.version, "no version"); print("lua5.4 loads the installed module " .. i.version)'
+echo 'print("ituna-lua runs as " .. require("ituna").tracer():service_name())' >"$work/hello.lua"
+out=$(env -u LD_LIBRARY_PATH "$prefix/bin/ituna-lua" --service installed-host "$work/hello.lua")
+echo "$out"
+test "$out" = "ituna-lua runs as installed-host" || { echo "installed ituna-lua misbehaves"; exit 1; }
 
 spans=$(grep -o '"name":"process embed-example-' "$ITUNA_TRACES_FILE" | wc -l)
 test "$spans" -ge 4 || { echo "expected 4 CONSUMER spans in the traces file, found $spans"; exit 1; }

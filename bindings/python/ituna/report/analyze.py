@@ -20,10 +20,12 @@ Decisions where the spec is silent (also in the README of the report):
   sends to the rejection topic (or validation ended in error), else "incomplete".
 """
 
+import gc
 import heapq
+import operator
 
 from .histogram import LogHistogram
-from .load import attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id
+from .load import attr_value, attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id
 
 __all__ = ["Analyzer", "Report", "analyze_paths", "analyze_requests", "TraceAssembler"]
 
@@ -43,6 +45,7 @@ SOURCE_BY_ROOT = {"main-website-order": "website", "main-onsite-order": "on-site
                   "main-direct-order": "direct"}
 MAX_EXAMPLES = 50          # trace ids listed per broken-trace category
 SLOWEST_KEPT = 20          # waterfalls of the slowest traces in the report
+MAX_IN_FLIGHT = 4000       # traces kept open while reading: memory ~ this x spans x ~3 KB
 MAX_EMBEDDED = 1000        # traces whose waterfall the HTML page can open by search
 MAX_DONE_IDS = 4_000_000   # finalised trace ids remembered to detect late spans
 
@@ -65,46 +68,76 @@ def _kind(v):
 class Span:
     __slots__ = ("sid", "pid", "name", "kind", "start", "end", "service", "status", "raw",
                  "parent", "pred", "hop", "children", "succ", "shift", "cp_self", "topic",
-                 "depth", "tid")
+                 "depth", "tid", "qw", "vis")
 
     def __init__(self, service, d):
+        g = d.get
         self.raw = d
         self.service = service
-        self.sid = d.get("spanId") or ""
-        self.pid = d.get("parentSpanId") or ""
-        self.tid = d.get("traceId") or ""
-        self.name = d.get("name") or ""
-        self.kind = _kind(d.get("kind", 0))
-        self.start = _int(d.get("startTimeUnixNano"))
-        self.end = _int(d.get("endTimeUnixNano"))
+        try:  # the usual, complete span: subscripts are cheaper than get()
+            self.sid = d["spanId"]
+            self.tid = d["traceId"]
+            self.name = d["name"]
+            self.start = int(d["startTimeUnixNano"])
+            self.end = int(d["endTimeUnixNano"])
+        except (KeyError, TypeError, ValueError):
+            self.sid = g("spanId") or ""
+            self.tid = g("traceId") or ""
+            self.name = g("name") or ""
+            self.start = _int(g("startTimeUnixNano"))
+            self.end = _int(g("endTimeUnixNano"))
+        self.pid = g("parentSpanId") or ""
+        k = g("kind", 0)
+        self.kind = k if k.__class__ is int else _kind(k)
         if self.end < self.start:
             self.end = self.start
-        st = d.get("status")
-        code = st.get("code", 0) if st else 0
-        self.status = code if isinstance(code, int) else _STATUS_BY_NAME.get(code, _int(code))
+        st = g("status")
+        if st:
+            code = st.get("code", 0)
+            self.status = code if code.__class__ is int else _STATUS_BY_NAME.get(code, _int(code))
+        else:
+            self.status = 0
         self.parent = None
         self.pred = None       # parent, or the producer for a consumer (hop)
         self.hop = False       # consumer span reached from a producer span
-        self.children = []     # parent/child children except hops, for the critical path
-        self.succ = []         # everything whose pred is this span
+        self.children = _NONE  # parent/child children except hops, for the critical path
+        self.succ = _NONE      # everything whose pred is this span
         self.shift = 0
         self.cp_self = 0
         self.topic = None
+        self.qw = None
         self.depth = 0
+        self.vis = False
 
     def attr(self, key):
         return find_attr(self.raw.get("attributes"), key)
 
+    def messaging(self):
+        """Topic and ituna.queue_wait_ms of a producer/consumer span, in one scan."""
+        topic = qw = None
+        for kv in self.raw.get("attributes") or ():
+            try:
+                key = kv["key"]
+            except (KeyError, TypeError):
+                continue
+            if key[0] == "m" and key == "messaging.destination.name":
+                topic = attr_value(kv.get("value"))
+            elif key == "ituna.queue_wait_ms":
+                qw = attr_value(kv.get("value"))
+        if not topic:
+            n = self.name
+            topic = n
+            for prefix in ("send ", "process ", "publish ", "receive ", "deliver "):
+                if n.startswith(prefix):
+                    topic = n[len(prefix):]
+                    break
+        self.topic = str(topic)
+        self.qw = qw if isinstance(qw, (int, float)) and not isinstance(qw, bool) else None
 
-def _topic_of(sp):
-    t = sp.attr("messaging.destination.name")
-    if t:
-        return str(t)
-    n = sp.name
-    for prefix in ("send ", "process ", "publish ", "receive ", "deliver "):
-        if n.startswith(prefix):
-            return n[len(prefix):]
-    return n
+
+_NONE = ()
+_END = operator.attrgetter("end")
+_START = operator.attrgetter("start")
 
 
 def _normalise(sp):
@@ -123,7 +156,7 @@ class TraceAssembler:
     A consumer root span linking to a producer in another trace (link mode) merges its
     trace into the producer's, so one order is analysed as one trace."""
 
-    def __init__(self, on_trace, max_in_flight=20000):
+    def __init__(self, on_trace, max_in_flight=MAX_IN_FLIGHT):
         self.on_trace = on_trace
         self.limit = max(1, int(max_in_flight) // 2)
         self.cur = {}
@@ -157,7 +190,7 @@ class TraceAssembler:
                     self._rotate()
             self.cur[tid] = lst
         lst.append((service, sp))
-        if sp.get("links") and not sp.get("parentSpanId"):
+        if not sp.get("parentSpanId") and sp.get("links"):
             self._link_merge(tid, sp)
 
     def _link_merge(self, tid, sp):
@@ -205,12 +238,17 @@ class TraceAssembler:
 
 
 class _StageStats:
-    __slots__ = ("hist", "errors", "kind")
+    __slots__ = ("hist", "errors", "kind", "pend")
 
     def __init__(self, kind):
         self.hist = LogHistogram()
         self.errors = 0
         self.kind = kind
+        self.pend = []  # durations not yet in the histogram (bounded: flushed at 4096)
+
+    def flush(self):
+        self.hist.add_many(self.pend)
+        self.pend = []
 
 
 class _QueueStats:
@@ -226,7 +264,7 @@ class _QueueStats:
 class Analyzer:
     """Feed spans (add_span) or requests (add_request), then call finish() -> Report."""
 
-    def __init__(self, max_in_flight=20000, want_trace=None, want_order=None,
+    def __init__(self, max_in_flight=MAX_IN_FLIGHT, want_trace=None, want_order=None,
                  max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT):
         self.asm = TraceAssembler(self._on_trace, max_in_flight)
         self.want_trace = want_trace.lower() if want_trace else None
@@ -292,13 +330,41 @@ class Analyzer:
             spans.append(sp)
         if not spans:
             return
+        try:
+            self._analyse(tid, spans, byid)
+        finally:
+            # Break the parent/child reference cycles so memory is freed by reference
+            # counting at once (the analysis runs with the cyclic GC paused).
+            for sp in spans:  # lists only point down: clearing the up-links is enough
+                sp.parent = sp.pred = None
 
-        # Relations: parent, and producer for consumers (by parent or by link).
+    def _analyse(self, tid, spans, byid):
+
+        # Pass 1 - relations (parent; producer of a consumer, by parent or by link) and
+        # per-stage durations and errors (durations do not depend on skew correction).
         roots = []
+        stages = self.stages
+        kitchen_end = None
+        rejected = False
         for sp in spans:
             par = byid.get(sp.pid) if sp.pid else None
             sp.parent = par
-            if sp.kind == CONSUMER:
+            kind = sp.kind
+            key = (sp.service, sp.name)
+            st = stages.get(key)
+            if st is None:
+                st = stages[key] = _StageStats(kind)
+            pend = st.pend
+            pend.append(sp.end - sp.start)
+            if len(pend) >= 4096:
+                st.flush()
+            if sp.status == 2:
+                st.errors += 1
+                if sp.name in VALIDATION_SPANS:
+                    rejected = True
+            if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS:
+                kitchen_end = True
+            if kind == CONSUMER:
                 prod = par if par is not None and par.kind == PRODUCER else None
                 if prod is None:
                     for ln in sp.raw.get("links") or ():
@@ -306,7 +372,7 @@ class Analyzer:
                         if cand is not None and cand is not sp:
                             prod = cand
                             break
-                sp.topic = _topic_of(sp)
+                sp.messaging()
                 if prod is not None:
                     sp.pred = prod
                     sp.hop = True
@@ -315,28 +381,40 @@ class Analyzer:
                     self._broken("consumer without producer", tid)
                     self.queues.setdefault(sp.topic, _QueueStats()).missing_producer += 1
             else:
+                if kind == PRODUCER:
+                    sp.messaging()
+                    if sp.topic in REJECT_TOPICS:
+                        rejected = True
                 sp.pred = par
-                if sp.pid and par is None:
+                if par is None and sp.pid:
                     self._broken("orphan span (parent missing)", tid)
-            if sp.pred is None:
+            pr = sp.pred
+            if pr is None:
                 roots.append(sp)
             else:
-                sp.pred.succ.append(sp)
-                if not sp.hop and sp.pred is par:
-                    par.children.append(sp)
+                if pr.succ is _NONE:
+                    pr.succ = [sp]
+                else:
+                    pr.succ.append(sp)
+                if not sp.hop and pr is par:
+                    if par.children is _NONE:
+                        par.children = [sp]
+                    else:
+                        par.children.append(sp)
         if not roots:  # a cycle of ids: bad input, analyse from the earliest span
             roots = [min(spans, key=lambda s: s.start)]
             self._broken("cyclic parent ids", tid)
 
-        # Clock skew: top-down, cross-service edges only.
+        # Pass 2 - top-down: clock skew on cross-service edges, then the messaging edges
+        # and queue waits, on corrected times.
+        edges = self.edges
         order = []
-        stack = sorted(roots, key=lambda s: s.start, reverse=True)
-        seen = set()
+        stack = sorted(roots, key=_START, reverse=True) if len(roots) > 1 else list(roots)
         while stack:
             sp = stack.pop()
-            if id(sp) in seen:
+            if sp.vis:
                 continue
-            seen.add(id(sp))
+            sp.vis = True
             order.append(sp)
             p = sp.pred
             if p is not None:
@@ -347,19 +425,19 @@ class Analyzer:
                     need = p.start - sp.start  # p is already corrected: no start before it
                     raw_bound = p.start - p.shift - sp.start
                     if sp.hop:
-                        qw = sp.attr("ituna.queue_wait_ms")
-                        if isinstance(qw, (int, float)) and qw < 0:
+                        qw = sp.qw
+                        if qw is not None and qw < 0:
                             need = max(need, p.shift - int(qw * 1e6))
                             raw_bound = max(raw_bound, -int(qw * 1e6))
                     if need > 0:
                         sp.shift = need
                         key = (p.service, sp.service)
-                        s = self.skew.get(key)
-                        if s is None:
-                            s = self.skew[key] = [0, 0, 0]  # traces, max bound, sum of shifts
-                        s[0] += 1
-                        s[1] = max(s[1], raw_bound)
-                        s[2] += need
+                        sk = self.skew.get(key)
+                        if sk is None:
+                            sk = self.skew[key] = [0, 0, 0]  # traces, max bound, sum of shifts
+                        sk[0] += 1
+                        sk[1] = max(sk[1], raw_bound)
+                        sk[2] += need
                     else:
                         sp.shift = 0
                 if sp.shift:
@@ -367,32 +445,15 @@ class Analyzer:
                     sp.end += sp.shift
                 if sp.start < p.start and p.service == sp.service:
                     self._broken("child starts before parent (same service)", tid)
-            stack.extend(sp.succ)
-        if len(order) < len(spans):
-            for sp in spans:
-                if id(sp) not in seen:
-                    order.append(sp)
-
-        # Per-stage durations and errors, messaging edges, queue waits.
-        stages = self.stages
-        edges = self.edges
-        for sp in spans:
-            key = (sp.service, sp.name)
-            st = stages.get(key)
-            if st is None:
-                st = stages[key] = _StageStats(sp.kind)
-            st.hist.add(sp.end - sp.start)
-            if sp.status == 2:
-                st.errors += 1
-            if sp.kind == PRODUCER:
-                topic = sp.topic = _topic_of(sp)
-                ek = (sp.service, "topic:" + topic)
+            kind = sp.kind
+            if kind == PRODUCER:
+                ek = (sp.service, sp.topic)
                 e = edges.get(ek)
                 if e is None:
                     e = edges[ek] = [0, None]
                 e[0] += 1
-            elif sp.kind == CONSUMER:
-                ek = ("topic:" + sp.topic, sp.service)
+            elif kind == CONSUMER:
+                ek = (sp.topic, sp.service, 1)
                 e = edges.get(ek)
                 if e is None:
                     e = edges[ek] = [0, LogHistogram()]
@@ -401,16 +462,26 @@ class Analyzer:
                     q = self.queues.get(sp.topic)
                     if q is None:
                         q = self.queues[sp.topic] = _QueueStats()
-                    w = sp.start - sp.pred.end
+                    w = sp.start - p.end
                     if w < 0:
                         q.overlap += 1
                         w = 0
                     q.wait.add(w)
                     e[1].add(w)
-                    qw = sp.attr("ituna.queue_wait_ms")
-                    if isinstance(qw, (int, float)):
+                    qw = sp.qw
+                    if qw is not None:
                         # Consumer clock minus the producer's timestamp: apply both corrections.
-                        q.attr_wait.add(max(0, int(qw * 1e6) + sp.shift - sp.pred.shift))
+                        q.attr_wait.add(max(0, int(qw * 1e6) + sp.shift - p.shift))
+            if sp.succ:
+                stack.extend(sp.succ)
+        if len(order) < len(spans):
+            for sp in spans:
+                if not sp.vis:
+                    order.append(sp)
+        if kitchen_end:
+            kitchen_end = max(sp.end for sp in spans if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS)
+        else:
+            kitchen_end = None
 
         # Critical path.
         last = max(spans, key=lambda s: s.end)
@@ -432,21 +503,14 @@ class Analyzer:
         root = min(roots, key=lambda s: s.start)
         source = root.attr("order.source")
         order_id = root.attr("order.id")
-        kitchen_end = None
-        rejected = False
-        for sp in spans:
-            if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS:
-                if kitchen_end is None or sp.end > kitchen_end:
-                    kitchen_end = sp.end
-            elif sp.kind == PRODUCER and sp.topic in REJECT_TOPICS:
-                rejected = True
-            elif sp.name in VALIDATION_SPANS and sp.status == 2:
-                rejected = True
-            if source is None or order_id is None:
+        if source is None or order_id is None:
+            for sp in spans:
                 if source is None:
                     source = sp.attr("order.source")
                 if order_id is None:
                     order_id = sp.attr("order.id")
+                if source is not None and order_id is not None:
+                    break
         if source is None:
             source = SOURCE_BY_ROOT.get(root.name, "unknown")
         source = str(source)
@@ -469,8 +533,8 @@ class Analyzer:
         want = (self.want_trace is not None and (tid == self.want_trace or
                                                  any(sp.tid == self.want_trace for sp in spans))) or \
                (self.want_order is not None and order_id is not None and str(order_id) == str(self.want_order))
-        need_slow = len(self.slowest) < self.slowest_n or e2e > self.slowest[0][0]
-        need_emb = len(self.embedded) < self.max_embedded or e2e > self.embedded[0][0]
+        need_slow = self.slowest_n > 0 and (len(self.slowest) < self.slowest_n or e2e > self.slowest[0][0])
+        need_emb = self.max_embedded > 0 and (len(self.embedded) < self.max_embedded or e2e > self.embedded[0][0])
         if want or need_slow or need_emb:
             compact = _compact(tid, order_id, source, outcome, root, e2e, order, spans)
             if want:
@@ -489,31 +553,11 @@ class Analyzer:
                     heapq.heapreplace(self.embedded, item)
 
     def _critical_path(self, last, segs):
-        """Fill segs {stage: ns} for the path ending at `last`; return the span it starts at."""
-        def self_time(sp, ns):
-            if ns > 0:
-                k = sp.service + " / " + sp.name
-                segs[k] = segs.get(k, 0) + ns
-                sp.cp_self += ns
-
-        def descend(sp, t):
-            t = min(t, sp.end)
-            cursor = t
-            kids = sp.children
-            if kids:
-                for c in sorted(kids, key=lambda c: c.end, reverse=True):
-                    if c.start >= cursor:
-                        continue
-                    ce = min(c.end, cursor)
-                    self_time(sp, cursor - ce)
-                    descend(c, ce)
-                    cursor = max(c.start, sp.start)
-                    if cursor <= sp.start:
-                        break
-            self_time(sp, cursor - sp.start)
-
+        """Fill segs {stage: ns} for the path ending at `last`; return the span it starts at.
+        (Plain functions, no closures: a self-referencing closure is a reference cycle,
+        and the analysis runs with the cyclic GC paused.)"""
         cur = last
-        descend(cur, cur.end)
+        _descend(cur, cur.end, segs)
         t = cur.start
         guard = 0
         while cur.pred is not None and guard < 100000:
@@ -522,18 +566,45 @@ class Analyzer:
             if cur.hop:
                 qs = min(p.end, t)
                 if t > qs:
-                    k = "queue wait " + (cur.topic or "?")
+                    k = (None, cur.topic or "?")
                     segs[k] = segs.get(k, 0) + (t - qs)
                 t = qs
             elif t > p.end:
-                self_time(p, t - p.end)  # child outlived by a gap after its parent ended
+                _self_time(p, t - p.end, segs)  # child outlived by a gap after its parent ended
                 t = p.end
             if t < p.start:
                 t = p.start
-            descend(p, t)
+            _descend(p, t, segs)
             t = p.start
             cur = p
         return cur
+
+
+def _self_time(sp, ns, segs):
+    if ns > 0:
+        k = (sp.service, sp.name)
+        segs[k] = segs.get(k, 0) + ns
+        sp.cp_self += ns
+
+
+def _descend(sp, t, segs):
+    """Critical path inside sp up to time t: the child that ends last before the cursor,
+    recursively, and the gaps between children as sp's own time."""
+    if t > sp.end:
+        t = sp.end
+    cursor = t
+    kids = sp.children
+    if kids:
+        for c in (sorted(kids, key=_END, reverse=True) if len(kids) > 1 else kids):
+            if c.start >= cursor:
+                continue
+            ce = c.end if c.end < cursor else cursor
+            _self_time(sp, cursor - ce, segs)
+            _descend(c, ce, segs)
+            cursor = c.start if c.start > sp.start else sp.start
+            if cursor <= sp.start:
+                break
+    _self_time(sp, cursor - sp.start, segs)
 
 
 def _compact(tid, order_id, source, outcome, root, e2e, order, spans):
@@ -614,8 +685,11 @@ class Report:
         self.traces = a.traces
         self.outcomes = dict(a.outcomes)
         total = a.cp_total or 1
+        for st in a.stages.values():
+            if st.pend:
+                st.flush()
         self.ranking = sorted(
-            ({"stage": k, "totalMs": _ms(v), "share": v / total, "traces": a.cp_traces[k],
+            ({"stage": _stage_label(k), "totalMs": _ms(v), "share": v / total, "traces": a.cp_traces[k],
               "meanPerTraceMs": _ms(v / max(1, a.traces))}
              for k, v in a.cp.items()),
             key=lambda r: (-r["share"], r["stage"]))
@@ -686,9 +760,15 @@ class Report:
         return html
 
 
+def _stage_label(k):
+    return "queue wait " + k[1] if k[0] is None else k[0] + " / " + k[1]
+
+
 def _graph(edges):
     """Services and topics as nodes in layers (longest path from a source), edges with
     message counts and queue-wait percentiles."""
+    # Keys as collected: (service, topic) for producers, (topic, service, 1) for consumers.
+    edges = {((k[0], "topic:" + k[1]) if len(k) == 2 else ("topic:" + k[0], k[1])): v for k, v in edges.items()}
     nodes = set()
     out = {}
     for (a, b) in edges:
@@ -727,9 +807,45 @@ def _graph(edges):
 
 
 def analyze_requests(requests, normalise_ids=False, **kw):
+    """Report for an iterable of ExportTraceServiceRequest dicts (streamed)."""
     a = Analyzer(**kw)
-    a.add_spans(iter_spans(requests, normalise_ids))
-    return a.finish()
+    # The cyclic GC would rescan every live span dict again and again (2x the run time);
+    # the analysis frees its own cycles, so it is paused meanwhile.
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        if normalise_ids:
+            a.add_spans(iter_spans(requests, True))
+        else:
+            asm = a.asm
+            add = asm.add
+            for req in requests:
+                for rs in req.get("resourceSpans") or ():
+                    service = _service_of(rs)
+                    for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
+                        # Fast path of TraceAssembler.add, inlined: a span of a trace already
+                        # open in the current generation, with a plain parent.
+                        cur = asm.cur
+                        for sp in ss.get("spans") or ():
+                            lst = cur.get(sp.get("traceId"))
+                            if lst is not None and sp.get("parentSpanId") and not asm.alias:
+                                lst.append((service, sp))
+                                asm.spans += 1
+                            else:
+                                add(service, sp)
+                                cur = asm.cur
+        return a.finish()
+    finally:
+        if was:
+            gc.enable()
+
+
+def _service_of(rs):
+    for kv in (rs.get("resource") or {}).get("attributes") or ():
+        if kv.get("key") == "service.name":
+            v = kv.get("value") or {}
+            return str(v.get("stringValue", attrs_to_dict([kv]).get("service.name")))
+    return "unknown_service"
 
 
 def analyze_paths(paths, **kw):

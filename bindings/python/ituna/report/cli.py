@@ -5,7 +5,7 @@ import os
 import shutil
 import sys
 
-from .analyze import MAX_EMBEDDED, analyze_paths, analyze_requests
+from .analyze import MAX_EMBEDDED, MAX_IN_FLIGHT, analyze_paths, analyze_requests
 from .load import ReportInputError, fetch_jaeger
 
 EPILOG = """examples:
@@ -32,8 +32,9 @@ def build_parser():
     p.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="PATH", help="write every figure as JSON")
     p.add_argument("--width", type=int, default=None, help="terminal width (default: the terminal's, or 80)")
-    p.add_argument("--max-in-flight", type=int, default=20000,
-                   help="traces kept open while reading (memory bound; default 20000)")
+    p.add_argument("--max-in-flight", type=int, default=MAX_IN_FLIGHT,
+                   help="traces kept open while reading, the memory bound (~3 KB per span of "
+                        "an open trace; default %d)" % MAX_IN_FLIGHT)
     p.add_argument("--max-embedded", type=int, default=MAX_EMBEDDED,
                    help="traces the HTML page can open by search (the slowest; default %d)" % MAX_EMBEDDED)
     p.add_argument("--quiet", action="store_true", help="no table on stdout")

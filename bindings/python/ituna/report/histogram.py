@@ -45,6 +45,29 @@ class LogHistogram:
         if self.max is None or v > self.max:
             self.max = v
 
+    def add_many(self, values):
+        """add() for a list of non-negative ints, in one tight loop."""
+        if not values:
+            return
+        c = self.counts
+        get = c.get
+        total = 0
+        for v in values:
+            if v < 0:
+                v = 0
+            bl = v.bit_length()
+            key = v if bl <= 8 else (((bl - 8) << 8) | (v >> (bl - 8)))
+            c[key] = get(key, 0) + 1
+            total += v
+        lo, hi = min(values), max(values)
+        lo = max(lo, 0)
+        self.n += len(values)
+        self.total += total
+        if self.min is None or lo < self.min:
+            self.min = lo
+        if self.max is None or hi > self.max:
+            self.max = max(hi, 0)
+
     def merge(self, other):
         for k, c in other.counts.items():
             self.counts[k] = self.counts.get(k, 0) + c

@@ -181,7 +181,7 @@ _JS = r"""
     if (!g.nodes.length) { host.appendChild(el('p', { cls: 'small', text: 'No services.' })); return; }
     var layers = {}, maxLayer = 0;
     g.nodes.forEach(function (n) { (layers[n.layer] = layers[n.layer] || []).push(n); maxLayer = Math.max(maxLayer, n.layer); });
-    var colW = 250, rowH = 70, nw = 150, nh = 40, maxRows = 1, top = 44;
+    var colW = 265, rowH = 70, nw = 172, nh = 40, maxRows = 1, top = 44;
     for (var l in layers) maxRows = Math.max(maxRows, layers[l].length);
     var W = maxLayer * colW + nw + 20, H = maxRows * rowH + top + 10, pos = {}, layerOf = {};
     for (var l2 in layers) layers[l2].forEach(function (n, i) {
@@ -402,7 +402,7 @@ _PAGE = """<!DOCTYPE html>
 </section>
 <section>
   <h2>Every stage</h2>
-  <p class="explain">How long each kind of span took, whether or not it held orders up. The small chart shows how durations spread out (left: fastest, right: slowest).</p>
+  <p class="explain">How long each kind of span took, whether or not it held orders up. The small chart shows how durations spread out (left: fastest, right: slowest). Percentiles come from a log-bucket histogram and are within 0.4% of the exact value.</p>
   <div id="stages"></div>
 </section>
 <section>

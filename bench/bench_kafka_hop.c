@@ -1,0 +1,195 @@
+/* bench_kafka_hop.c - messages/s through one Kafka hop (publish -> consume ->
+ * handler -> offset store) with tracing on against the same code with tracing
+ * off ([tracer] disabled=true) (and with spans recorded but not exported), on the embedded mock cluster and, when
+ * ITUNA_TEST_KAFKA=host:port is set, on that real broker. Prints the ratio
+ * (target >= 0.97) and the time tracing adds per message.
+ * Usage: bench_kafka_hop [messages (default 20000)] [rounds (default 3)] */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ituna/ituna.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+typedef struct pub_args {
+    ituna_producer *p;
+    const char *topic;
+    int n;
+    int failed;
+} pub_args;
+
+static const char PAYLOAD[] =
+    "{\"order_id\": \"6f1c1c1e-3c55-4d8e-9a59-8d0f6c3c1e11\", \"customer_id\": "
+    "\"0b7d0c62-5f0e-4b9a-8a49-1e2b4a7f9c3d\", \"order_details\": {\"tuna roll\": 2, \"miso soup\": 1, "
+    "\"edamame\": 3}, \"table\": 12, \"source\": \"onsite\", \"customer_name\": \"Ada\"}";
+
+static void *publisher(void *arg) {
+    pub_args *a = arg;
+    char err[256], key[32];
+    for (int i = 0; i < a->n; i++) {
+        snprintf(key, sizeof key, "order-%d", i);
+        ituna_message_out mo = {.topic = a->topic, .key = key, .key_len = strlen(key), .value = PAYLOAD,
+                                .value_len = sizeof PAYLOAD - 1, .partition = -1};
+        while (ituna_producer_publish(a->p, &mo, err, sizeof err) != ITUNA_OK) {
+            if (strstr(err, "Queue full") == NULL) {
+                fprintf(stderr, "publish: %s\n", err);
+                a->failed = 1;
+                return NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+static ituna_handler_result handler(ituna_message *m, void *opaque, char *reason, size_t size) {
+    (void)reason, (void)size;
+    size_t n;
+    const char *v = ituna_message_value(m, &n);
+    /* minimal "processing": look at the payload */
+    *(size_t *)opaque += v && memchr(v, '}', n) ? 1 : 0;
+    return ITUNA_HANDLED_OK;
+}
+
+/* One timed run; returns messages/s or -1. */
+static double run(const char *bootstrap, int traced, int n, const char *traces) {
+    ituna_config *cfg = ituna_config_new();
+    char err[512], topic[64], group[64];
+    static int seq;
+    snprintf(topic, sizeof topic, "bench-%d-%d-%d", (int)getpid(), traced, seq);
+    snprintf(group, sizeof group, "bench-g-%d-%d", (int)getpid(), seq++);
+    ituna_config_set(cfg, "tracer.service-name", "bench-kafka-hop", err, sizeof err);
+    if (traced == 2) {
+        ituna_config_set(cfg, "exporter.type", "none", err, sizeof err); /* spans recorded, not exported */
+    } else if (traced) {
+        ituna_config_set(cfg, "exporter.type", "file", err, sizeof err);
+        ituna_config_set(cfg, "exporter.file", traces, err, sizeof err);
+        ituna_config_set(cfg, "exporter.max-queue-size", "65536", err, sizeof err);
+    } else {
+        ituna_config_set(cfg, "tracer.disabled", "true", err, sizeof err);
+        ituna_config_set(cfg, "exporter.type", "none", err, sizeof err);
+    }
+    ituna_tracer *t = NULL;
+    if (ituna_tracer_create(cfg, &t, err, sizeof err)) {
+        fprintf(stderr, "tracer: %s\n", err);
+        ituna_config_destroy(cfg);
+        return -1;
+    }
+    const char *props[] = {"linger.ms", "5", NULL};
+    ituna_producer_options po = {.bootstrap = bootstrap, .properties = props, .payload_carrier = 0};
+    ituna_producer *p = NULL;
+    const char *topics[] = {topic, NULL};
+    const char *cprops[] = {"session.timeout.ms", "6000", "heartbeat.interval.ms", "500", NULL};
+    ituna_consumer_options co = {.bootstrap = bootstrap, .group = group, .topics = topics, .properties = cprops};
+    ituna_consumer *c = NULL;
+    double rate = -1;
+    if (ituna_producer_create(t, cfg, &po, &p, err, sizeof err) || ituna_consumer_create(t, cfg, &co, &c, err, sizeof err)) {
+        fprintf(stderr, "client: %s\n", err);
+        goto out;
+    }
+    /* warm-up: topic created, group joined, before the clock starts */
+    pub_args warm = {p, topic, 1, 0};
+    publisher(&warm);
+    size_t seen = 0;
+    int handled = 0;
+    double deadline = now_s() + 30;
+    while (!handled && now_s() < deadline)
+        if (ituna_consumer_run_once(c, 100, handler, &seen, &handled, err, sizeof err)) break;
+    if (!handled) {
+        fprintf(stderr, "warm-up message not consumed\n");
+        goto out;
+    }
+    pub_args pa = {p, topic, n, 0};
+    pthread_t th;
+    double t0 = now_s();
+    pthread_create(&th, NULL, publisher, &pa);
+    int got = 0;
+    deadline = t0 + 120;
+    while (got < n && now_s() < deadline) {
+        if (ituna_consumer_run_once(c, 100, handler, &seen, &handled, err, sizeof err)) {
+            fprintf(stderr, "consume: %s\n", err);
+            break;
+        }
+        got += handled;
+    }
+    double t1 = now_s();
+    pthread_join(th, NULL);
+    if (got == n && !pa.failed) rate = n / (t1 - t0);
+    else fprintf(stderr, "only %d of %d messages consumed\n", got, n);
+out:
+    if (c) {
+        ituna_consumer_close(c);
+        ituna_consumer_destroy(c);
+    }
+    if (p) ituna_producer_destroy(p, 10000);
+    ituna_tracer_shutdown(t, 30000);
+    ituna_tracer_destroy(t);
+    ituna_config_destroy(cfg);
+    return rate;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench(const char *label, const char *bootstrap, int n, int rounds) {
+    double on[16], off[16], noexp[16];
+    char traces[] = "/tmp/bench_kafka_hop_XXXXXX";
+    int fd = mkstemp(traces);
+    if (fd >= 0) close(fd);
+    int k = 0;
+    for (int r = 0; r < rounds && r < 16; r++) {
+        /* alternate so drift (page cache, broker state) hits both sides */
+        off[k] = run(bootstrap, 0, n, traces);
+        on[k] = run(bootstrap, 1, n, traces);
+        noexp[k] = run(bootstrap, 2, n, traces);
+        if (off[k] <= 0 || on[k] <= 0 || noexp[k] <= 0) {
+            fprintf(stderr, "%s: round %d failed\n", label, r);
+            continue;
+        }
+        printf("  %s round %d: tracing off %.0f msg/s, on %.0f msg/s, on without export %.0f msg/s\n", label, r,
+               off[k], on[k], noexp[k]);
+        k++;
+    }
+    unlink(traces);
+    if (!k) return;
+    qsort(on, (size_t)k, sizeof *on, cmp);
+    qsort(off, (size_t)k, sizeof *off, cmp);
+    qsort(noexp, (size_t)k, sizeof *noexp, cmp);
+    double mon = on[k / 2], moff = off[k / 2], mne = noexp[k / 2];
+    printf("%s: %d messages/run, median of %d: off %.0f msg/s, on %.0f msg/s, ratio %.3f (target >= 0.97), "
+           "added %.2f us/message\n",
+           label, n, k, moff, mon, mon / moff, (1.0 / mon - 1.0 / moff) * 1e6);
+    printf("%s: spans recorded but not exported (exporter none): %.0f msg/s, ratio %.3f, added %.2f us/message\n",
+           label, mne, mne / moff, (1.0 / mne - 1.0 / moff) * 1e6);
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 20000;
+    int rounds = argc > 2 ? atoi(argv[2]) : 3;
+    if (n <= 0 || rounds <= 0) {
+        fprintf(stderr, "usage: bench_kafka_hop [messages] [rounds]\n");
+        return 2;
+    }
+    ituna_log_set_level(ITUNA_LOG_ERROR);
+    ituna_mock_cluster *mock = NULL;
+    char err[256];
+    if (ituna_mock_cluster_start(1, 0, &mock, err, sizeof err)) {
+        fprintf(stderr, "mock cluster: %s\n", err);
+        return 1;
+    }
+    bench("mock cluster", ituna_mock_cluster_bootstrap(mock), n, rounds);
+    ituna_mock_cluster_stop(mock);
+    const char *real = getenv("ITUNA_TEST_KAFKA");
+    if (real && *real) bench("real broker", real, n, rounds);
+    else printf("real broker: skipped (ITUNA_TEST_KAFKA not set)\n");
+    return 0;
+}

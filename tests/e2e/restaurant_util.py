@@ -1,0 +1,184 @@
+"""restaurant_util.py - what the restaurant's end-to-end tests share: a test config
+with topics of its own, running the launcher, reading the run's logs (orders placed,
+their trace ids and outcomes), reading the outcome topics back from Kafka, and
+fetching traces from Jaeger."""
+import collections
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.error
+import uuid
+
+from e2e_common import FIXTURES, REPO, fetch_json, launcher_env
+import traceshape
+
+import subprocess
+
+SOURCES = {"website-ordering": "website", "onsite-ordering": "on-site", "direct-kitchen-ordering": "direct"}
+RE_PLACED = re.compile(r" - INFO - (?:Placing an online order with id|Placing an on-site order with id|"
+                       r"Placing a direct order for the kitchen:) (\S+) trace_id=([0-9a-f]{32}) span_id=([0-9a-f]{16})$")
+RE_REJECTED = re.compile(r" - INFO - Rejected order (\S+): (.*) trace_id=([0-9a-f]{32}) span_id=")
+RE_SERVED = re.compile(r" - INFO - Your order is ready\. Please enjoy your (.+) and other food! - Order id = (\S+) "
+                       r"trace_id=([0-9a-f]{32}) span_id=")
+RE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - [a-z-]+ - (INFO|ERROR) - .* trace_id=[0-9a-f]{32} "
+                     r"span_id=[0-9a-f]{16}$")
+# The reason each stage gives when it rejects (identical in Lua and Python).
+REASON_STEP = {
+    "the address could not be validated": "address_validation",
+    "the customer name could not be validated": "name_validation",
+    "an ingredient ran out": "inventory_validation",
+    "the kitchen spoiled the order": "kitchen-service",
+}
+ALL_PYTHON = ["--lang", "website-ordering=python", "--lang", "onsite-ordering=python", "--lang",
+              "order-validation=python", "--lang", "direct-kitchen-ordering=python", "--lang", "kitchen-service=python"]
+ALL_LUA = ["--lang", "website-ordering=lua", "--lang", "onsite-ordering=lua", "--lang", "order-validation=lua",
+           "--lang", "direct-kitchen-ordering=lua", "--lang", "kitchen-service=lua"]
+MIXED = ["--lang", "website-ordering=python", "--lang", "onsite-ordering=lua", "--lang", "order-validation=python",
+         "--lang", "direct-kitchen-ordering=lua", "--lang", "kitchen-service=lua"]
+
+
+def write_config(directory, extra=""):
+    """The e2e fixture config with topics of this run; returns (path, topics)."""
+    run = uuid.uuid4().hex[:10]
+    with open(os.path.join(FIXTURES, "e2e.ini"), encoding="utf-8") as f:
+        text = f.read().replace("{run}", run)
+    path = os.path.join(str(directory), f"e2e-{run}.ini")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n" + extra)
+    topics = {"orders": f"e2e-{run}-orders", "kitchen": f"e2e-{run}-kitchen",
+              "rejected": f"e2e-{run}-rejected", "ready": f"e2e-{run}-ready"}
+    return path, topics
+
+
+def launcher_cmd():
+    exe = shutil.which("ituna-restaurant")
+    return [exe] if exe else [sys.executable, "-m", "ituna.restaurant"]
+
+
+def run_restaurant(args, cwd=None, env_extra=None, timeout=240):
+    env = launcher_env(env_extra)
+    t0 = time.monotonic()
+    r = subprocess.run(launcher_cmd() + list(args), env=env, capture_output=True, text=True,
+                       timeout=timeout, cwd=cwd or REPO)
+    r.elapsed = time.monotonic() - t0
+    return r
+
+
+class RunLogs:
+    """Orders read from one run directory's service logs."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self.placed = {}       # order id -> (source, trace id, instance)
+        self.served = collections.Counter()
+        self.rejected = {}     # order id -> stage
+        self.rejected_count = collections.Counter()
+        self.served_by = collections.defaultdict(list)  # instance -> order ids
+        self.log_trace = {}    # order id -> trace ids seen on its lines
+        self.bad_lines = []
+        for name in sorted(os.listdir(run_dir)):
+            if not name.endswith(".log"):
+                continue
+            instance = name[:-4]
+            service = re.sub(r"-\d+$", "", instance) if instance.startswith("kitchen-service-") or \
+                instance.startswith("order-validation-") else instance
+            with open(os.path.join(run_dir, name), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    line = line.rstrip("\n")
+                    if " - INFO - " in line and not RE_LINE.match(line):
+                        self.bad_lines.append(line)
+                    m = RE_PLACED.search(line)
+                    if m:
+                        self.placed[m.group(1)] = (SOURCES[service], m.group(2), instance)
+                        continue
+                    m = RE_REJECTED.search(line)
+                    if m:
+                        self.rejected[m.group(1)] = REASON_STEP.get(m.group(2), "unknown reason " + m.group(2))
+                        self.rejected_count[m.group(1)] += 1
+                        self.log_trace.setdefault(m.group(1), set()).add(m.group(3))
+                        continue
+                    m = RE_SERVED.search(line)
+                    if m:
+                        self.served[m.group(2)] += 1
+                        self.served_by[instance].append(m.group(2))
+                        self.log_trace.setdefault(m.group(2), set()).add(m.group(3))
+
+    def outcome(self, oid):
+        if oid in self.rejected:
+            return ("rejected", self.rejected[oid])
+        return "served"
+
+
+def consume_outcomes(bootstrap, topics, want_ids, timeout=45):
+    """Read the ready and rejected topics from the start: order id -> list of
+    (topic, payload, traceparent header)."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-check-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topics["ready"], topics["rejected"]])
+    seen = collections.defaultdict(list)
+    deadline = time.monotonic() + timeout
+    quiet_until = None
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                if want_ids <= set(seen):
+                    # everything is there; keep reading briefly to catch duplicates
+                    quiet_until = quiet_until or time.monotonic() + 2
+                    if time.monotonic() >= quiet_until:
+                        break
+                continue
+            if m.error():
+                continue
+            payload = json.loads(m.value())
+            headers = dict((k, v.decode() if v else None) for k, v in (m.headers() or []))
+            seen[payload.get("order_id")].append((m.topic(), payload, headers.get("traceparent")))
+    finally:
+        c.close()
+    return seen
+
+
+def jaeger_trace(query_url, trace_id):
+    """Spans of one trace from Jaeger's /api/v3 (OTLP JSON); [] when not (yet) there."""
+    try:
+        answer = fetch_json(f"{query_url}/api/v3/traces/{trace_id}")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return []
+        raise
+    return traceshape.spans_of_jaeger_v3(answer)
+
+
+def check_trace_in_jaeger(query_url, oid, source, outcome, trace_id, topics, timeout=30):
+    """Poll Jaeger until the order's trace passes the checks (ingestion is
+    asynchronous); the last failure is raised when time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = jaeger_trace(query_url, trace_id)
+        try:
+            traceshape.check_order_trace(spans, oid, source, outcome, topics)
+            return spans
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
+
+
+def processes_in(directory):
+    """Pids of live processes whose working directory is under directory."""
+    out = []
+    directory = os.path.realpath(str(directory))
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if cwd == directory or cwd.startswith(directory + os.sep):
+            out.append(int(pid))
+    return out
