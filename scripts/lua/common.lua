@@ -206,8 +206,21 @@ end
 
 -- ---- process set-up ------------------------------------------------------------------
 
+-- Seed from the OS: processes started in the same instant must not draw the same
+-- order ids (math.randomseed() alone seeds from the clock).
+local function seed_random()
+    local f = io.open("/dev/urandom", "rb")
+    local bytes = f and f:read(16)
+    if f then f:close() end
+    if bytes and #bytes == 16 then
+        math.randomseed(string.unpack("<i8<i8", bytes))
+    else
+        math.randomseed(ituna.now(), os.time())
+    end
+end
+
 function M.service(name)
-    math.randomseed()
+    seed_random()
     local path = M.config_path()
     local tracer = ituna.init { service_name = os.getenv("OTEL_SERVICE_NAME") or name, config = path }
     local svc = {

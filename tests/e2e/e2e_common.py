@@ -88,9 +88,12 @@ def ituna_lua_path():
     if found:
         return found
     import glob
-    hits = sorted(glob.glob(os.path.join(REPO, "build*", "**", "ituna-lua"), recursive=True),
-                  key=os.path.getmtime, reverse=True)
-    return next((h for h in hits if os.access(h, os.X_OK)), None)
+    # as the launcher: build/ first, sanitizer builds last, newest first
+    hits = [p for p in glob.glob(os.path.join(REPO, "build*", "**", "ituna-lua"), recursive=True)
+            if os.path.isfile(p) and os.access(p, os.X_OK)]
+    hits.sort(key=lambda p: (os.path.relpath(p, REPO).split(os.sep)[0] != "build",
+                             "san" in os.path.relpath(p, REPO).split(os.sep)[0], -os.path.getmtime(p)))
+    return hits[0] if hits else None
 
 
 def have_binding():

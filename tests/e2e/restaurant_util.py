@@ -40,11 +40,17 @@ MIXED = ["--lang", "website-ordering=python", "--lang", "onsite-ordering=lua", "
          "--lang", "direct-kitchen-ordering=lua", "--lang", "kitchen-service=lua"]
 
 
-def write_config(directory, extra=""):
-    """The e2e fixture config with topics of this run; returns (path, topics)."""
+def write_config(directory, extra="", failures=True):
+    """The e2e fixture config with topics of this run (failures=False: every failure
+    rate 0); returns (path, topics)."""
     run = uuid.uuid4().hex[:10]
     with open(os.path.join(FIXTURES, "e2e.ini"), encoding="utf-8") as f:
         text = f.read().replace("{run}", run)
+    if not failures:
+        head, sep, rest = text.partition("[failure-rates]")
+        body, nxt, tail = rest.partition("\n[")
+        body = re.sub(r"(?m)^([a-z-]+) = [0-9.]+$", r"\1 = 0", body)
+        text = head + sep + body + nxt + tail
     path = os.path.join(str(directory), f"e2e-{run}.ini")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text + "\n" + extra)

@@ -51,7 +51,7 @@ def stage(tmp_path):
 def launch(stage, *extra, mode="", timeout=120):
     tmp, scripts, cfg, spool = stage
     env = launcher_env({"DUMMY_SPOOL": str(spool), "DUMMY_MODE": mode})
-    args = ["--scripts-dir", str(scripts), "--config", str(cfg), "--bootstrap", "127.0.0.1:9",
+    args = ["--scripts-dir", str(scripts), "--config", str(cfg), "--bootstrap", "127.0.0.1:9", "--no-topic-setup",
             "--run-dir", str(tmp / "run"), "--progress-interval", "0.5"] + list(extra)
     t0 = time.monotonic()
     r = run_launcher(args, env=env, timeout=timeout)
@@ -116,7 +116,7 @@ def test_ctrl_c_stops_cleanly(stage):
     tmp, scripts, cfg, spool = stage
     env = launcher_env({"DUMMY_SPOOL": str(spool)})
     p = subprocess.Popen([sys.executable, "-m", "ituna.restaurant", "--scripts-dir", str(scripts), "--config",
-                          str(cfg), "--bootstrap", "127.0.0.1:9", "--run-dir", str(tmp / "run"), "--duration", "60"],
+                          str(cfg), "--bootstrap", "127.0.0.1:9", "--no-topic-setup", "--run-dir", str(tmp / "run"), "--duration", "60"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)
     p.send_signal(2)

@@ -1,8 +1,9 @@
-"""--scale kitchen-service=3: three kitchen processes in one consumer group split
-the partitions (disjoint partition sets, each cooks), and no order is lost or
-cooked twice. On the real broker when CI provides one, else on the embedded one."""
+"""--scale kitchen-service=3 on the real broker: three kitchen processes in one
+consumer group split the partitions (disjoint partition sets, each cooks), and no
+order is lost or cooked twice. (The real broker, because the launcher waits there
+until the group is stable before orders flow; librdkafka's test cluster cannot
+describe groups, so on it a late rebalance may redeliver an uncommitted order.)"""
 import collections
-import os
 
 import traceshape
 from restaurant_util import RunLogs, consume_outcomes, processes_in, run_restaurant, write_config
@@ -10,15 +11,12 @@ from restaurant_util import RunLogs, consume_outcomes, processes_in, run_restaur
 ORDERS = 40
 
 
-def test_three_kitchens_split_the_partitions_and_cook_each_order_once(binding, ituna_lua, tmp_path):
-    kafka = os.environ.get("ITUNA_TEST_KAFKA")
+def test_three_kitchens_split_the_partitions_and_cook_each_order_once(binding, ituna_lua, kafka_bootstrap,
+                                                                      tmp_path):
+    kafka = kafka_bootstrap
     cfg, topics = write_config(tmp_path)
     args = ["--config", cfg, "--orders", str(ORDERS), "--scale", "kitchen-service=3", "--run-dir",
-            str(tmp_path / "run"), "--traces-file", str(tmp_path / "traces.jsonl")]
-    if kafka:
-        args += ["--bootstrap", kafka]
-    else:
-        print("no ITUNA_TEST_KAFKA: running on the embedded broker")
+            str(tmp_path / "run"), "--traces-file", str(tmp_path / "traces.jsonl"), "--bootstrap", kafka]
     r = run_restaurant(args, cwd=str(tmp_path), env_extra={"ITUNA_LUA": ituna_lua})
     assert r.returncode == 0, r.stdout + r.stderr
     assert processes_in(tmp_path) == []
@@ -40,7 +38,6 @@ def test_three_kitchens_split_the_partitions_and_cook_each_order_once(binding, i
     assert len(parts) == 3, parts
     all_parts = [p for ps in parts.values() for p in ps]
     assert len(all_parts) == len(set(all_parts)), f"a partition was consumed by two kitchens: {dict(parts)}"
-    if kafka:
-        seen = consume_outcomes(kafka, topics, set(logs.placed))
-        assert set(seen) == set(logs.placed)
-        assert all(len(v) == 1 for v in seen.values())
+    seen = consume_outcomes(kafka, topics, set(logs.placed))
+    assert set(seen) == set(logs.placed)
+    assert all(len(v) == 1 for v in seen.values())

@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-_TREE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bindings", "python")
+# ITUNA_PYTHON_TREE: a directory holding an ituna package to test (e.g. an ASan build)
+_TREE = os.environ.get("ITUNA_PYTHON_TREE") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                             "..", "..", "bindings", "python")
 if any(f.startswith("_core.") for f in os.listdir(os.path.join(_TREE, "ituna"))):
     sys.path.insert(0, os.path.abspath(_TREE))
 import ituna  # noqa: E402
@@ -462,6 +464,32 @@ def test_export_to_a_real_otlp_receiver():
         with tracer.span("after-shutdown") as late:
             assert not late.is_recording  # the core records nothing after shutdown
         assert tracer.stats()["spans_not_sampled"] == 1
+
+
+def _run_script(code, tmp_path):
+    import subprocess
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(ituna.__file__)))
+    return subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_exit_flushes_spans_without_shutdown(tmp_path):
+    out = tmp_path / "exit.jsonl"
+    r = _run_script("import ituna\n"
+                    "t = ituna.init(service_name='exiting', env=False, type='file', file=%r,\n"
+                    "               settings={'exporter.schedule-delay': '3600000'})\n"
+                    "with t.span('last-words'):\n    pass\n" % str(out), tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "last-words" in out.read_text()
+
+
+def test_exit_reports_undelivered_messages(tmp_path):
+    r = _run_script("import ituna\n"
+                    "ituna.init(service_name='exiting', env=False, type='none')\n"
+                    "p = ituna.Producer('127.0.0.1:1')\n"
+                    "p.publish('t', b'x')\n", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "DeliveryError" in r.stderr and "not delivered" in r.stderr
 
 
 def test_shutdown_is_idempotent():

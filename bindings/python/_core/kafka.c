@@ -210,6 +210,7 @@ typedef struct {
     size_t n_fail;
     int busy; /* publishes running without the GIL; guarded by the GIL */
     int closed;
+    int has_callback; /* set once at creation: whether reports need the GIL */
 } ProducerObject;
 
 static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports)
@@ -239,7 +240,9 @@ static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, 
                  r->error_name);
         Py_DECREF(err);
         err = make_delivery_error(st, msg, r->err, NULL);
-        if (err && PyObject_SetAttrString(err, "error_name", PyUnicode_FromString(r->error_name)) < 0) Py_CLEAR(err);
+        PyObject *ename = err ? PyUnicode_FromString(r->error_name) : NULL;
+        if (!ename || PyObject_SetAttrString(err, "error_name", ename) < 0) Py_CLEAR(err);
+        Py_XDECREF(ename);
     }
     PyObject *ctx = context_new(st, &r->span);
     PyObject *topic = PyUnicode_DecodeUTF8(r->topic, (Py_ssize_t)strlen(r->topic), "replace");
@@ -266,16 +269,22 @@ static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, 
 static void on_delivery_cb(const ituna_delivery_report *r, void *opaque)
 {
     ProducerObject *self = opaque;
-    if (self->on_delivery) {
+    if (self->has_callback) {
         PyGILState_STATE g = PyGILState_Ensure();
-        module_state *st = state_of_type(Py_TYPE(self));
-        PyObject *rep = report_to_py(st, r, 1);
-        PyObject *res = rep ? PyObject_CallOneArg(self->on_delivery, rep) : NULL;
-        if (!res) PyErr_WriteUnraisable(self->on_delivery); /* printed with its traceback */
-        Py_XDECREF(res);
-        Py_XDECREF(rep);
+        /* re-read under the GIL: the garbage collector may have cleared it */
+        PyObject *cb = self->on_delivery ? Py_NewRef(self->on_delivery) : NULL;
+        if (cb) {
+            module_state *st = state_of_type(Py_TYPE(self));
+            PyObject *rep = report_to_py(st, r, 1);
+            PyObject *res = rep ? PyObject_CallOneArg(cb, rep) : NULL;
+            if (!res) PyErr_WriteUnraisable(cb); /* printed with its traceback */
+            Py_XDECREF(res);
+            Py_XDECREF(rep);
+            Py_DECREF(cb);
+            PyGILState_Release(g);
+            return;
+        }
         PyGILState_Release(g);
-        return;
     }
     if (r->err == ITUNA_OK) return; /* success without a callback: no GIL needed */
     failure *f = calloc(1, sizeof *f);
@@ -309,7 +318,7 @@ static int raise_failures(ProducerObject *self)
     PyObject *reports = PyList_New(0);
     int ok = reports != NULL;
     for (failure *f = head; f && ok; f = f->next) {
-        PyObject *rep = report_to_py(st, &f->r, 0);
+        PyObject *rep = report_to_py(st, &f->r, 1);
         ok = rep && PyList_Append(reports, rep) == 0;
         Py_XDECREF(rep);
     }
@@ -366,6 +375,7 @@ static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     self->fail_tail = &self->fail_head;
     self->tracer = Py_NewRef(tracer);
     self->on_delivery = (a[3] && a[3] != Py_None) ? Py_NewRef(a[3]) : NULL;
+    self->has_callback = self->on_delivery != NULL;
     ituna_producer_options o;
     memset(&o, 0, sizeof o);
     o.bootstrap = bootstrap;
@@ -653,6 +663,14 @@ static int producer_traverse(PyObject *op, visitproc visit, void *arg)
     return 0;
 }
 
+/* Breaks cycles through the callback (a closure holding the producer). The C
+ * producer stays until dealloc; reports then fall back to the failure list. */
+static int producer_clear(PyObject *op)
+{
+    Py_CLEAR(((ProducerObject *)op)->on_delivery);
+    return 0;
+}
+
 static void producer_dealloc(PyObject *op)
 {
     ProducerObject *self = (ProducerObject *)op;
@@ -718,11 +736,13 @@ static PyType_Slot producer_slots[] = {
                 "A traced Kafka producer. bootstrap: 'host:port,...' (None: ITUNA_KAFKA_BOOTSTRAP or\n"
                 "the INI's [queue]). Keyword properties map '_' to '.' (linger_ms=5 -> linger.ms);\n"
                 "config={...} passes properties whose names are not identifiers. on_delivery(report)\n"
-                "is called for every message with an ituna.DeliveryReport (on another thread);\n"
-                "without it, failures are raised by flush()/close() as ituna.DeliveryError."},
+                "is called for every message with an ituna.DeliveryReport (on another thread; what it\n"
+                "raises is printed through sys.unraisablehook); without it, failures are raised by\n"
+                "flush()/close() as ituna.DeliveryError."},
     {Py_tp_new, producer_new},
     {Py_tp_dealloc, producer_dealloc},
     {Py_tp_traverse, producer_traverse},
+    {Py_tp_clear, producer_clear},
     {Py_tp_methods, producer_methods},
     {Py_tp_getset, producer_getset},
     {Py_tp_members, producer_members},

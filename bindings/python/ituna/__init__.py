@@ -81,7 +81,7 @@ def _setting_value(value: Any) -> str:
     if isinstance(value, (str, int, float)):
         return str(value)
     if isinstance(value, _os.PathLike):
-        return _os.fspath(value)
+        return str(_os.fspath(value))
     if isinstance(value, Mapping):  # e.g. resource_attributes={"team": "kitchen"}
         return ",".join("%s=%s" % (k, v) for k, v in value.items())
     raise TypeError("setting value must be str, int, float, bool, a path or a dict, not %s"
@@ -121,7 +121,6 @@ def init(service_name: Optional[str] = None, config: Union[str, "_os.PathLike[st
     _core.set_default_tracer(tracer)
     if previous is not None:
         previous.flush(timeout=5.0)
-    _register_atexit()
     return tracer
 
 
@@ -183,19 +182,14 @@ def use_context(context: Union[Span, SpanContext, None]) -> Iterator[None]:
         _core.current_var.reset(token)
 
 
-_atexit_done = False
-
-
-def _register_atexit() -> None:
-    global _atexit_done
-    if not _atexit_done:
-        _atexit_done = True
-        _atexit.register(_at_exit)
-
-
 def _at_exit() -> None:
     try:
         shutdown(timeout=5.0)
     except Exception as exc:  # exit path: report, never hide
         import sys
         print("ituna: at exit: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+
+
+# Registered at import, so clients made with an explicit tracer= are closed too
+# before the interpreter (and the GIL their delivery threads may need) goes away.
+_atexit.register(_at_exit)

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Dict, Optional, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def traced(tracer: Any, name: Optional[str] = None, attributes: Optional[dict] = None,
+def traced(tracer: Any, name: Optional[str] = None, attributes: Optional[Dict[str, Any]] = None,
            kind: Any = None) -> Callable[[F], F]:
     """Return a decorator that wraps each call of the function in a span named
     ``name`` (default: the function's ``__qualname__``)."""
     if callable(name) and not isinstance(name, str):
         # used bare: @tracer.traced
-        return traced(tracer)(name)  # type: ignore[return-value]
+        return traced(tracer)(name)
 
     def decorate(fn: F) -> F:
         span_name = name or fn.__qualname__

@@ -108,13 +108,14 @@ def find_ituna_lua(scripts_dir):
     near = os.path.join(os.path.dirname(sys.executable), "ituna-lua")
     if os.access(near, os.X_OK):
         return near
+    # A source tree: the README's build/ first, then other build directories,
+    # newest first, sanitizer builds last (slow, and noisy on stderr).
     root = os.path.dirname(scripts_dir)
-    hits = sorted(glob.glob(os.path.join(root, "build*", "**", "ituna-lua"), recursive=True),
-                  key=lambda p: os.path.getmtime(p), reverse=True)
-    for h in hits:
-        if os.path.isfile(h) and os.access(h, os.X_OK):
-            return h
-    return None
+    hits = [p for p in glob.glob(os.path.join(root, "build*", "**", "ituna-lua"), recursive=True)
+            if os.path.isfile(p) and os.access(p, os.X_OK)]
+    hits.sort(key=lambda p: (os.path.relpath(p, root).split(os.sep)[0] != "build",
+                             "san" in os.path.relpath(p, root).split(os.sep)[0], -os.path.getmtime(p)))
+    return hits[0] if hits else None
 
 
 # ---- configuration ---------------------------------------------------------------------
@@ -533,7 +534,7 @@ class Restaurant:
                 self.err.write("note: confluent-kafka is not installed, so topic partitions were not checked; "
                                f"scaled consumers need {need}\n")
             return
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
         try:
             md = admin.list_topics(timeout=15)
         except Exception as exc:
@@ -651,6 +652,47 @@ class Restaurant:
                                       f"(logs in {self.run_dir})")
             time.sleep(0.05)
 
+    def _wait_groups_stable(self, timeout=30.0):
+        """Wait until each consumer group has all its members with partitions assigned,
+        so no rebalance moves partitions while orders are in flight (a message handled
+        by one member and not yet committed would be handled again by the next).
+        Needs confluent-kafka's admin client; without it (or if the broker cannot
+        describe groups) the run goes on at once."""
+        groups = {f"ituna-{s}": self.scale[s] for s in CONSUMERS}
+        if self.kafka_kind == "embedded":
+            # librdkafka's test cluster cannot describe groups: give a scaled group time
+            # for its rebalances (a few heartbeat intervals of 3 s) instead.
+            if any(n > 1 for n in groups.values()):
+                end = time.monotonic() + 6.0
+                while time.monotonic() < end and not self.interrupted:
+                    time.sleep(0.1)
+            return
+        try:
+            from confluent_kafka.admin import AdminClient
+        except ImportError:
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
+        deadline = time.monotonic() + timeout
+        pending = dict(groups)
+        while pending and time.monotonic() < deadline and not self.interrupted:
+            if self._check_deaths() is not None:
+                return
+            try:
+                futures = admin.describe_consumer_groups(list(pending), request_timeout=5)
+                for gid, fut in futures.items():
+                    d = fut.result(6)
+                    members = [m for m in d.members if m.assignment and m.assignment.topic_partitions]
+                    if str(d.state).endswith("STABLE") and len(d.members) == pending[gid] and \
+                            len(members) == len(d.members):
+                        del pending[gid]
+            except Exception as exc:
+                self.err.write(f"note: cannot describe consumer groups ({exc}); not waiting for them to settle\n")
+                return
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            self.err.write(f"warning: consumer groups not settled after {timeout:.0f} s: {', '.join(pending)}\n")
+
     def _stop(self, procs, timeout):
         for p in procs:
             if p.poll() is None:
@@ -705,7 +747,10 @@ class Restaurant:
             deadline = time.monotonic() + self.args.ready_timeout
             consumers = [p for p in self.procs if p.service in CONSUMERS]
             ordering = [p for p in self.procs if p.service in ORDERING]
-            ok = self._start_group(consumers, deadline) and self._start_group(ordering, deadline)
+            ok = self._start_group(consumers, deadline)
+            if ok:
+                self._wait_groups_stable()
+            ok = ok and self._start_group(ordering, deadline)
             if ok:
                 status = self._supervise(progress, ordering, started)
             progress.end_line()
@@ -716,7 +761,10 @@ class Restaurant:
         finally:
             # Ordering services first, so no new orders arrive while consumers shut down.
             self._stop([p for p in self.procs if p.service in ORDERING], self.args.stop_timeout)
-            self._stop([p for p in self.procs if p.service not in ORDERING], self.args.stop_timeout)
+            # Consumers one at a time: members of one group leaving together make their
+            # final commits race the rebalance their leaving starts (and fail).
+            for p in [p for p in self.procs if p.service not in ORDERING]:
+                self._stop([p], self.args.stop_timeout)
             if self.broker is not None:
                 _broker_stop(self.broker)
                 self.broker = None
