@@ -90,8 +90,8 @@ typedef struct ituna_link {
     uint32_t dropped_attrs;
 } ituna_link;
 
-#define ITUNA_SPAN_INLINE_ATTRS 4
-#define ITUNA_SPAN_INLINE_MEM 256
+#define ITUNA_SPAN_INLINE_ATTRS 16
+#define ITUNA_SPAN_INLINE_MEM 1024
 
 struct ituna_span {
     struct ituna_tracer *tracer;
