@@ -659,6 +659,8 @@ class Restaurant:
         Needs confluent-kafka's admin client; without it (or if the broker cannot
         describe groups) the run goes on at once."""
         groups = {f"ituna-{s}": self.scale[s] for s in CONSUMERS}
+        if self.args.no_topic_setup:
+            return
         if self.kafka_kind == "embedded":
             # librdkafka's test cluster cannot describe groups: give a scaled group time
             # for its rebalances (a few heartbeat intervals of 3 s) instead.
@@ -753,6 +755,9 @@ class Restaurant:
             ok = ok and self._start_group(ordering, deadline)
             if ok:
                 status = self._supervise(progress, ordering, started)
+            elif self.interrupted and self.failed is None:
+                self._say("interrupted while the services started; stopping")
+                status = 130
             progress.end_line()
         except KeyboardInterrupt:
             progress.end_line()
