@@ -10,6 +10,8 @@ import sys
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_CONFIG_MODULES = ["rdkafka", "libcurl", "libcjson", "zlib"]
@@ -54,6 +56,22 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+class BuildPy(build_py):
+    """Ships the restaurant's service scripts and default INI inside the package
+    (ituna/scripts/), so an installed ituna-restaurant runs without the source tree."""
+
+    def run(self):
+        super().run()
+        src = os.path.join(HERE, "scripts")
+        if not os.path.isdir(src):
+            return
+        dst = os.path.join(self.build_lib, "ituna", "scripts")
+        for sub, pattern in (("python", "*.py"), ("lua", "*.lua"), ("", "ituna-config.ini")):
+            os.makedirs(os.path.join(dst, sub), exist_ok=True)
+            for f in glob.glob(os.path.join(src, sub, pattern)):
+                shutil.copy2(f, os.path.join(dst, sub, os.path.basename(f)))
+
+
 README_PATH = os.path.join(HERE, "README.md")
 README = open(README_PATH, encoding="utf-8").read() if os.path.exists(README_PATH) else ""
 
@@ -74,7 +92,7 @@ setup(
                         + glob.glob(os.path.join(HERE, "bindings", "python", "_core", "*.h"))),
         )
     ],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     # build-py/ keeps setuptools out of the CMake build directories at the root
     options={"build": {"build_base": "build-py"}},
     long_description=README,

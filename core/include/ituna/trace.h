@@ -118,7 +118,8 @@ ITUNA_API ituna_err ituna_tracer_create(const ituna_config *cfg, ituna_tracer **
 ITUNA_API ituna_err ituna_tracer_flush(ituna_tracer *t, int timeout_ms);
 
 /* Flush within timeout_ms, stop the export thread and shut the exporter down.
- * Spans ended afterwards are counted as dropped. Idempotent. Thread-safe. May block up to timeout_ms. */
+ * Spans started afterwards do not record; spans ended afterwards are counted as
+ * dropped. Idempotent. Thread-safe. May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_tracer_shutdown(ituna_tracer *t, int timeout_ms);
 
 /* Shut down (if not yet) and free. Every span of this tracer must have ended.
