@@ -24,7 +24,7 @@ struct ituna_consumer {
     atomic_int wakeup;
     atomic_llong down_since_ms; /* monotonic ms of the first "all brokers down", 0 = up */
     pthread_mutex_t lock;       /* guards last_error (written from librdkafka threads) */
-    char last_error[256];
+    char last_error[512]; /* error name + a reason of up to 255 chars */
     int closed;
     int outstanding;            /* messages polled and not yet finished */
     /* Recent handler failures per (partition, offset) for max-redeliveries. */

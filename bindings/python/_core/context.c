@@ -271,36 +271,11 @@ static void carrier_set(void *carrier, const char *key, const char *value)
     Py_XDECREF(v);
 }
 
-static int parse_kw(PyObject *kwnames, PyObject *const *args, Py_ssize_t nargs, const char *const *names,
-                    PyObject **out, Py_ssize_t nout, const char *fname)
-{
-    for (Py_ssize_t i = 0; i < nargs; i++) out[i] = args[i];
-    if (!kwnames) return 0;
-    Py_ssize_t nk = PyTuple_GET_SIZE(kwnames);
-    for (Py_ssize_t i = 0; i < nk; i++) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        Py_ssize_t j;
-        for (j = 0; j < nout; j++)
-            if (PyUnicode_CompareWithASCIIString(k, names[j]) == 0) break;
-        if (j == nout) {
-            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, k);
-            return -1;
-        }
-        if (out[j]) {
-            PyErr_Format(PyExc_TypeError, "%s() got multiple values for argument '%s'", fname, names[j]);
-            return -1;
-        }
-        out[j] = args[nargs + i];
-    }
-    return 0;
-}
-
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"carrier", "context"};
     PyObject *a[2] = {NULL, NULL};
-    if (nargs > 2) return PyErr_Format(PyExc_TypeError, "inject() takes at most 2 arguments");
-    if (parse_kw(kwnames, args, nargs, names, a, 2, "inject") < 0) return NULL;
+    if (fast_args("inject", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     module_state *st = state_of_module(m);
     ituna_span_context tmp;
     const ituna_span_context *ctx;
@@ -451,8 +426,7 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
 {
     static const char *const names[] = {"carrier", "errors"};
     PyObject *a[2] = {NULL, NULL};
-    if (nargs > 2) return PyErr_Format(PyExc_TypeError, "extract() takes at most 2 arguments");
-    if (parse_kw(kwnames, args, nargs, names, a, 2, "extract") < 0) return NULL;
+    if (fast_args("extract", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "extract() missing required argument 'carrier'");
     int errors = a[1] ? PyObject_IsTrue(a[1]) : 0;
     if (errors < 0) return NULL;
