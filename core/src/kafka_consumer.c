@@ -174,7 +174,7 @@ static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_
         atomic_store(&c->down_since_ms, 0);
         return ITUNA_OK;
     }
-    char last[256];
+    char last[sizeof c->last_error];
     pthread_mutex_lock(&c->lock);
     snprintf(last, sizeof last, "%s", c->last_error);
     pthread_mutex_unlock(&c->lock);
