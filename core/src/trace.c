@@ -334,6 +334,18 @@ ituna_err ituna_span_set_bool(ituna_span *s, const char *key, int value) {
     return ituna_span_set_attr(s, &a);
 }
 
+/* Make room for one more element in a heap array: doubles *cap (starting at
+ * first) when full. 0 on OOM, leaving the array as it was. */
+static int grow(void **arr, uint32_t n, uint32_t *cap, uint32_t first, size_t elem) {
+    if (n < *cap) return 1;
+    uint32_t ncap = *cap ? *cap * 2 : first;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p) return 0;
+    *arr = p;
+    *cap = ncap;
+    return 1;
+}
+
 ituna_err ituna_span_add_event(ituna_span *s, const char *name, const ituna_attr *attrs, size_t n_attrs,
                                uint64_t time_ns) {
     if (!s || !name || (n_attrs && !attrs)) return ITUNA_ERR_INVALID_ARG;
@@ -344,13 +356,7 @@ ituna_err ituna_span_add_event(ituna_span *s, const char *name, const ituna_attr
         CNT_INC(t, events_dropped);
         return ITUNA_OK;
     }
-    if (s->n_events == s->cap_events) {
-        uint32_t ncap = s->cap_events ? s->cap_events * 2 : 4;
-        ituna_event *n = realloc(s->events, ncap * sizeof *n);
-        if (!n) return ITUNA_ERR_NOMEM;
-        s->events = n;
-        s->cap_events = ncap;
-    }
+    if (!grow((void **)&s->events, s->n_events, &s->cap_events, 4, sizeof *s->events)) return ITUNA_ERR_NOMEM;
     ituna_event *e = &s->events[s->n_events];
     memset(e, 0, sizeof *e);
     size_t nlen = strlen(name);
@@ -374,13 +380,7 @@ ituna_err ituna_span_add_link(ituna_span *s, const ituna_span_context *ctx, cons
         CNT_INC(t, links_dropped);
         return ITUNA_OK;
     }
-    if (s->n_links == s->cap_links) {
-        uint32_t ncap = s->cap_links ? s->cap_links * 2 : 2;
-        ituna_link *n = realloc(s->links, ncap * sizeof *n);
-        if (!n) return ITUNA_ERR_NOMEM;
-        s->links = n;
-        s->cap_links = ncap;
-    }
+    if (!grow((void **)&s->links, s->n_links, &s->cap_links, 2, sizeof *s->links)) return ITUNA_ERR_NOMEM;
     ituna_link *l = &s->links[s->n_links];
     memset(l, 0, sizeof *l);
     memcpy(l->trace_id, ctx->trace_id, 16);
