@@ -389,6 +389,7 @@ class Restaurant:
         self.tally = Tally()
         self.interrupted = 0
         self.failed = None           # (proc, returncode) of a service that died
+        self.consumers_ready_at = None
 
     # -- set-up --
     def _say(self, text):
@@ -662,12 +663,20 @@ class Restaurant:
         if self.args.no_topic_setup:
             return
         if self.kafka_kind == "embedded":
-            # librdkafka's test cluster cannot describe groups: give a scaled group time
-            # for its rebalances (a few heartbeat intervals of 3 s) instead.
+            # librdkafka's test cluster cannot describe groups, and the services cannot
+            # report their assignment (the bindings expose no rebalance callback). Its
+            # first JoinGroup is held 3 s (the broker's group.initial.rebalance.delay.ms),
+            # then come SyncGroup, OffsetFetch and the first Fetch: wait that out, so the
+            # first orders do not sit in the topic while the group forms (it would show
+            # as queue wait). A scaled group also rebalances as members join: longer.
+            wait = self.args.embedded_join_wait
             if any(n > 1 for n in groups.values()):
-                end = time.monotonic() + 6.0
-                while time.monotonic() < end and not self.interrupted:
-                    time.sleep(0.1)
+                wait = max(wait, 6.0)
+            end = (self.consumers_ready_at or time.monotonic()) + wait
+            while time.monotonic() < end and not self.interrupted:
+                if self._check_deaths() is not None:
+                    return
+                time.sleep(0.05)
             return
         try:
             from confluent_kafka.admin import AdminClient
@@ -750,6 +759,7 @@ class Restaurant:
             consumers = [p for p in self.procs if p.service in CONSUMERS]
             ordering = [p for p in self.procs if p.service in ORDERING]
             ok = self._start_group(consumers, deadline)
+            self.consumers_ready_at = time.monotonic()
             if ok:
                 self._wait_groups_stable()
             ok = ok and self._start_group(ordering, deadline)
@@ -930,6 +940,8 @@ def build_parser():
     p.add_argument("--run-dir", metavar="DIR", help="logs and traces of this run (default: logs/run-<time>)")
     p.add_argument("--scripts-dir", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--no-topic-setup", action="store_true", help=argparse.SUPPRESS)
+    # Seconds the consumer groups get to form on the embedded broker before orders start.
+    p.add_argument("--embedded-join-wait", type=float, default=4.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--partitions", type=int, default=0, metavar="N",
                    help="partitions per topic (embedded broker: default 3 or the largest --scale)")
     p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",
