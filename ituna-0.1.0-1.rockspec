@@ -33,5 +33,6 @@ build = {
     ITUNA_LUA_CMOD_DIR = "$(LIBDIR)",
     BUILD_TESTING = "OFF",
     ITUNA_BUILD_BENCH = "OFF",
+    ITUNA_INSTALL_CORE = "OFF", -- the module alone: it links the core statically
   },
 }

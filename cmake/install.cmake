@@ -3,9 +3,13 @@
 # pkg-config file ituna.pc, plus the install-prefix test of the embedding example.
 include(CMakePackageConfigHelpers)
 
+# OFF installs the Lua module alone (what the luarocks rockspec asks for).
+option(ITUNA_INSTALL_CORE "install libituna, ituna-lua and the pkg-config and CMake package files" ON)
+
 set(ITUNA_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ituna CACHE STRING
     "where the CMake package files are installed, relative to the prefix")
 
+if(ITUNA_INSTALL_CORE)
 install(TARGETS ituna ituna_static EXPORT ituna-targets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -42,6 +46,7 @@ else()
 endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/ituna.pc.in ${CMAKE_CURRENT_BINARY_DIR}/ituna.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ituna.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()
 
 if(BUILD_TESTING)
   # install into a temporary prefix, then build and run examples/ against it with

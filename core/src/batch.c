@@ -77,7 +77,7 @@ static void export_one_batch(ituna_batch *b, size_t n, uint64_t deadline_wall) {
         atomic_fetch_add_explicit(&t->spans_export_failed, n, memory_order_relaxed);
         ituna_log(ITUNA_LOG_WARN, "export of %zu spans failed (%s): %s", n, ituna_err2str(err), res.message);
     }
-    for (size_t i = 0; i < n; i++) ituna_span_free(b->scratch[i]);
+    for (size_t i = 0; i < n; i++) ituna_span_recycle(b->tracer, b->scratch[i]);
 }
 
 /* Drain the ring in batches. Past the stop deadline, what is left is dropped. */
@@ -94,7 +94,7 @@ static void drain(ituna_batch *b) {
         uint64_t now_mono = mono_ns();
         if (stop_dl && now_mono >= (uint64_t)stop_dl) {
             atomic_fetch_add_explicit(&b->tracer->spans_export_failed, n, memory_order_relaxed); /* given up at shutdown */
-            for (size_t i = 0; i < n; i++) ituna_span_free(b->scratch[i]);
+            for (size_t i = 0; i < n; i++) ituna_span_recycle(b->tracer, b->scratch[i]);
         } else {
             uint64_t budget = (uint64_t)b->export_timeout_ms * 1000000ull;
             if (stop_dl && (uint64_t)stop_dl - now_mono < budget) budget = (uint64_t)stop_dl - now_mono;

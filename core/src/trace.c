@@ -146,8 +146,12 @@ static void span_release(ituna_span *s) {
  * span, and the thread that reuses it does the cleanup, so span memory does not
  * bounce between cores in modified state. */
 void ituna_span_free(ituna_span *s) {
-    if (!s) return;
-    ituna_tracer *t = s->tracer;
+    if (s) ituna_span_recycle(s->tracer, s);
+}
+
+/* The export thread calls this with the tracer it already knows, so it never
+ * reads the span's first cache line just to find the pool. */
+void ituna_span_recycle(ituna_tracer *t, ituna_span *s) {
     if (t && t->pool.cells && ituna_ring_push(&t->pool, s, 0)) return;
     span_release(s);
     free(s);
