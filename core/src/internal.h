@@ -122,6 +122,8 @@ struct ituna_span {
 
 /* Free a span and everything in its arena. */
 ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
+/* Same, for a span known to belong to tracer t (no read of the span itself). */
+ITUNA_HIDDEN void ituna_span_recycle(struct ituna_tracer *t, ituna_span *s);
 
 /* ---- resource ------------------------------------------------------------- */
 typedef struct ituna_resource {
