@@ -363,8 +363,16 @@ static int l_init(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
     ilua_tracer *cur = luaL_testudata(L, -1, ILUA_TRACER);
-    if (cur && cur->t)
+    if (cur && cur->t) {
+        /* set up already (earlier init, or the ituna-lua host): say so when the
+         * caller asked for another service name, since the table is ignored */
+        if (lua_getfield(L, 1, "service_name") == LUA_TSTRING &&
+            strcmp(lua_tostring(L, -1), ituna_tracer_service_name(cur->t)) != 0)
+            ituna_log(ITUNA_LOG_WARN, "ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored",
+                      ituna_tracer_service_name(cur->t), lua_tostring(L, -1));
+        lua_pop(L, 1);
         return 1;
+    }
     lua_pop(L, 1);
 
     char err[ILUA_ERRSTR] = "";

@@ -120,6 +120,23 @@ struct ituna_span {
     char inline_mem[ITUNA_SPAN_INLINE_MEM] __attribute__((aligned(8)));
 };
 
+/* Set an attribute whose key (ITUNA_LIT_KEY) and/or string value (ITUNA_LIT_VALUE)
+ * live for the whole process (string literals): they are referenced, not copied.
+ * klen is strlen(attr->key). For the core's own spans (Kafka layer). */
+#define ITUNA_LIT_KEY 1
+#define ITUNA_LIT_VALUE 2
+ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit);
+#define ITUNA_SET_STR_LIT(span, k, val, lit)                                         \
+    do {                                                                             \
+        ituna_attr a_ = ituna_attr_str(k, val);                                      \
+        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit)); \
+    } while (0)
+#define ITUNA_SET_INT_LIT(span, k, val)                                      \
+    do {                                                                     \
+        ituna_attr a_ = ituna_attr_int(k, val);                              \
+        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY); \
+    } while (0)
+
 /* Free a span and everything in its arena. */
 ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
 /* Same, for a span known to belong to tracer t (no read of the span itself). */

@@ -72,7 +72,8 @@ ITUNA_HIDDEN int ituna_kafka_payload_inject(const void *value, size_t len, const
                                             ituna_buf *out);
 
 /* Attributes common to both span kinds: messaging.system, operation name/type,
- * destination, key (when UTF-8 text), body size, server.address/port, client id. */
+ * destination, key (when UTF-8 text), body size, server.address/port, client id.
+ * operation must be a string literal ("send", "process"): it is referenced, not copied. */
 ITUNA_HIDDEN void ituna_kafka_span_attrs(ituna_span *span, const char *operation, const char *topic,
                                          const void *key, size_t key_len, size_t body_size,
                                          const ituna_kafka_endpoint *ep);

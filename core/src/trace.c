@@ -40,8 +40,8 @@ static uint32_t utf8_cut(const char *s, size_t len, size_t limit) {
 }
 
 static int kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t klen, uint32_t len_limit,
-                     int *truncated) {
-    out->key = ituna_arena_strndup(a, in->key, klen);
+                     int *truncated, int lit) {
+    out->key = (lit & ITUNA_LIT_KEY) ? in->key : ituna_arena_strndup(a, in->key, klen);
     if (!out->key) return 0;
     out->key_len = (uint32_t)klen;
     out->type = (uint8_t)in->type;
@@ -51,7 +51,7 @@ static int kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t
         size_t len = in->v.s.len == SIZE_MAX ? strlen(p) : in->v.s.len;
         uint32_t n = utf8_cut(p, len, len_limit);
         if (n < len) *truncated = 1;
-        out->v.s.ptr = ituna_arena_strndup(a, p, n);
+        out->v.s.ptr = (lit & ITUNA_LIT_VALUE) && n == len ? p : ituna_arena_strndup(a, p, n);
         out->v.s.len = n;
         return out->v.s.ptr != NULL;
     }
@@ -100,7 +100,7 @@ static int kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t
 }
 
 static int kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in, uint32_t len_limit, int *truncated) {
-    return kv_copy_k(a, out, in, strlen(in->key), len_limit, truncated);
+    return kv_copy_k(a, out, in, strlen(in->key), len_limit, truncated, 0);
 }
 
 static int attr_ok(const ituna_attr *a) {
@@ -274,14 +274,17 @@ int ituna_span_is_recording(const ituna_span *span) { return span && span->recor
 
 ituna_err ituna_span_set_attr(ituna_span *s, const ituna_attr *attr) {
     if (!s || !attr_ok(attr)) return ITUNA_ERR_INVALID_ARG;
+    return ituna_span_set_attr_lit(s, attr, strlen(attr->key), 0);
+}
+
+ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit) {
     if (!s->recording) return ITUNA_OK;
     ituna_tracer *t = s->tracer;
     int trunc = 0;
-    size_t klen = strlen(attr->key);
     for (uint32_t i = 0; i < s->n_attrs; i++) {
         ituna_kv *kv = &s->attrs[i];
         if (kv->key_len == klen && memcmp(kv->key, attr->key, klen) == 0) {
-            if (!kv_copy_k(&s->arena, kv, attr, klen, t->attr_len_limit, &trunc)) return ITUNA_ERR_NOMEM;
+            if (!kv_copy_k(&s->arena, kv, attr, klen, t->attr_len_limit, &trunc, lit)) return ITUNA_ERR_NOMEM;
             if (trunc) CNT_INC(t, attributes_truncated);
             return ITUNA_OK;
         }
@@ -300,7 +303,8 @@ ituna_err ituna_span_set_attr(ituna_span *s, const ituna_attr *attr) {
         s->attrs = n;
         s->cap_attrs = ncap;
     }
-    if (!kv_copy_k(&s->arena, &s->attrs[s->n_attrs], attr, klen, t->attr_len_limit, &trunc)) return ITUNA_ERR_NOMEM;
+    if (!kv_copy_k(&s->arena, &s->attrs[s->n_attrs], attr, klen, t->attr_len_limit, &trunc, lit))
+        return ITUNA_ERR_NOMEM;
     s->n_attrs++;
     if (trunc) CNT_INC(t, attributes_truncated);
     return ITUNA_OK;
@@ -441,11 +445,20 @@ void ituna_span_end(ituna_span *s, uint64_t end_time_ns) {
 
 /* ---- current context ---------------------------------------------------------- */
 
+/* The stack is allocated once per thread and freed when the thread exits (a
+ * pthread key destructor), not each time it empties: top-level spans are common. */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static void ctx_free(void *p) { free(p); }
+static void ctx_key_init(void) { pthread_key_create(&ctx_key, ctx_free); }
+
 ituna_err ituna_context_attach(const ituna_span_context *ctx, int *token) {
     if (!ctx || !token) return ITUNA_ERR_INVALID_ARG;
     if (!ctx_stack) {
-        ctx_stack = calloc(CTX_STACK_MAX, sizeof *ctx_stack);
+        pthread_once(&ctx_once, ctx_key_init);
+        ctx_stack = malloc(CTX_STACK_MAX * sizeof *ctx_stack);
         if (!ctx_stack) return ITUNA_ERR_NOMEM;
+        pthread_setspecific(ctx_key, ctx_stack);
     }
     if (ctx_depth >= CTX_STACK_MAX) return ITUNA_ERR_STATE;
     ctx_entry *e = &ctx_stack[ctx_depth];
@@ -466,10 +479,6 @@ ituna_err ituna_context_detach(int token) {
                 ituna_log(ITUNA_LOG_DEBUG, "context detached out of order; %d newer entries dropped",
                           ctx_depth - 1 - i);
             ctx_depth = i;
-            if (ctx_depth == 0) { /* free per-thread memory when the thread goes idle */
-                free(ctx_stack);
-                ctx_stack = NULL;
-            }
             return ITUNA_OK;
         }
     }
