@@ -15,12 +15,7 @@ import uuid
 
 import pytest
 
-# ITUNA_PYTHON_TREE: a directory holding an ituna package to test (e.g. an ASan build)
-_TREE = os.environ.get("ITUNA_PYTHON_TREE") or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                             "..", "..", "bindings", "python")
-if any(f.startswith("_core.") for f in os.listdir(os.path.join(_TREE, "ituna"))):
-    sys.path.insert(0, os.path.abspath(_TREE))
-import ituna  # noqa: E402
+import ituna  # noqa: E402  (conftest.py picks which ituna)
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
