@@ -125,16 +125,17 @@ struct ituna_span {
  * klen is strlen(attr->key). For the core's own spans (Kafka layer). */
 #define ITUNA_LIT_KEY 1
 #define ITUNA_LIT_VALUE 2
+#define ITUNA_LIT_FRESH 4 /* the caller knows the key is not set yet: skip the duplicate scan */
 ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit);
 #define ITUNA_SET_STR_LIT(span, k, val, lit)                                         \
     do {                                                                             \
         ituna_attr a_ = ituna_attr_str(k, val);                                      \
         ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit)); \
     } while (0)
-#define ITUNA_SET_INT_LIT(span, k, val)                                      \
-    do {                                                                     \
-        ituna_attr a_ = ituna_attr_int(k, val);                              \
-        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY); \
+#define ITUNA_SET_INT_LIT(span, k, val, lit)                                         \
+    do {                                                                             \
+        ituna_attr a_ = ituna_attr_int(k, val);                                      \
+        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit)); \
     } while (0)
 
 /* Free a span and everything in its arena. */

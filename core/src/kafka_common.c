@@ -365,21 +365,22 @@ int ituna_kafka_payload_inject(const void *value, size_t len, const ituna_span_c
 void ituna_kafka_span_attrs(ituna_span *span, const char *operation, const char *topic, const void *key,
                             size_t key_len, size_t body_size, const ituna_kafka_endpoint *ep) {
     if (!ituna_span_is_recording(span)) return;
-    /* Keys (and the two literal values) are string literals: referenced, not copied. */
-    ITUNA_SET_STR_LIT(span, "messaging.system", "kafka", ITUNA_LIT_VALUE);
-    ITUNA_SET_STR_LIT(span, "messaging.operation.name", operation, ITUNA_LIT_VALUE);
-    ITUNA_SET_STR_LIT(span, "messaging.operation.type", operation, ITUNA_LIT_VALUE);
-    ITUNA_SET_STR_LIT(span, "messaging.destination.name", topic, 0);
+    /* Called on a fresh span: keys are new (no duplicate scan), and the keys and the
+     * two literal values are string literals, referenced rather than copied. */
+    ITUNA_SET_STR_LIT(span, "messaging.system", "kafka", ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
+    ITUNA_SET_STR_LIT(span, "messaging.operation.name", operation, ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
+    ITUNA_SET_STR_LIT(span, "messaging.operation.type", operation, ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
+    ITUNA_SET_STR_LIT(span, "messaging.destination.name", topic, ITUNA_LIT_FRESH);
     if (key && key_len > 0 && ituna_kafka_utf8_text(key, key_len)) {
         ituna_attr a = {.key = "messaging.kafka.message.key", .type = ITUNA_ATTR_STRING};
         a.v.s.ptr = key;
         a.v.s.len = key_len;
-        ituna_span_set_attr_lit(span, &a, sizeof "messaging.kafka.message.key" - 1, ITUNA_LIT_KEY);
+        ituna_span_set_attr_lit(span, &a, sizeof "messaging.kafka.message.key" - 1, ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
     }
-    ITUNA_SET_INT_LIT(span, "messaging.message.body.size", (int64_t)body_size);
+    ITUNA_SET_INT_LIT(span, "messaging.message.body.size", (int64_t)body_size, ITUNA_LIT_FRESH);
     if (ep->host[0]) {
-        ITUNA_SET_STR_LIT(span, "server.address", ep->host, 0);
-        ITUNA_SET_INT_LIT(span, "server.port", ep->port);
+        ITUNA_SET_STR_LIT(span, "server.address", ep->host, ITUNA_LIT_FRESH);
+        ITUNA_SET_INT_LIT(span, "server.port", ep->port, ITUNA_LIT_FRESH);
     }
-    if (ep->client_id[0]) ITUNA_SET_STR_LIT(span, "messaging.client.id", ep->client_id, 0);
+    if (ep->client_id[0]) ITUNA_SET_STR_LIT(span, "messaging.client.id", ep->client_id, ITUNA_LIT_FRESH);
 }

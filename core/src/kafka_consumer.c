@@ -231,20 +231,20 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         ituna_kafka_span_attrs(s, "process", topic, rkm->key, rkm->key_len, rkm->len, &c->ep);
         char part[16];
         snprintf(part, sizeof part, "%d", (int)rkm->partition);
-        ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", part, 0);
-        ITUNA_SET_INT_LIT(s, "messaging.kafka.offset", rkm->offset);
-        ITUNA_SET_STR_LIT(s, "messaging.consumer.group.name", c->group, 0);
+        ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", part, ITUNA_LIT_FRESH);
+        ITUNA_SET_INT_LIT(s, "messaging.kafka.offset", rkm->offset, ITUNA_LIT_FRESH);
+        ITUNA_SET_STR_LIT(s, "messaging.consumer.group.name", c->group, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "ituna.context.source",
                           src == ITUNA_CTX_HEADER    ? "header"
                           : src == ITUNA_CTX_PAYLOAD ? "payload-carrier"
                                                      : "none",
-                          ITUNA_LIT_VALUE);
-        if (src == ITUNA_CTX_NONE) ITUNA_SET_STR_LIT(s, "ituna.context.error", reason, 0);
+                          ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
+        if (src == ITUNA_CTX_NONE) ITUNA_SET_STR_LIT(s, "ituna.context.error", reason, ITUNA_LIT_FRESH);
         if (m->timestamp_ms >= 0) {
-            ITUNA_SET_INT_LIT(s, "ituna.message.timestamp_ms", m->timestamp_ms);
+            ITUNA_SET_INT_LIT(s, "ituna.message.timestamp_ms", m->timestamp_ms, ITUNA_LIT_FRESH);
             ITUNA_SET_STR_LIT(s, "ituna.message.timestamp_type",
                               tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append_time" : "create_time",
-                              ITUNA_LIT_VALUE);
+                              ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
             /* time between the message's timestamp and the start of processing */
             double wait = (double)so.start_time_ns / 1e6 - (double)m->timestamp_ms;
             ituna_span_set_double(s, "ituna.queue_wait_ms", wait < 0 ? 0 : wait);

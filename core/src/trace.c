@@ -281,7 +281,7 @@ ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t 
     if (!s->recording) return ITUNA_OK;
     ituna_tracer *t = s->tracer;
     int trunc = 0;
-    for (uint32_t i = 0; i < s->n_attrs; i++) {
+    for (uint32_t i = 0; !(lit & ITUNA_LIT_FRESH) && i < s->n_attrs; i++) {
         ituna_kv *kv = &s->attrs[i];
         if (kv->key_len == klen && memcmp(kv->key, attr->key, klen) == 0) {
             if (!kv_copy_k(&s->arena, kv, attr, klen, t->attr_len_limit, &trunc, lit)) return ITUNA_ERR_NOMEM;
