@@ -93,7 +93,7 @@ ituna.shutdown(5)
 local function find_peer()
   local env = os.getenv("ITUNA_BENCH_PEER")
   if env then return env end
-  for _, d in ipairs { "build-lua", "build", "build-lead", "build-bench" } do
+  for _, d in ipairs { "build", "build-lua", "build-lead", "build-bench" } do
     local p = ("%s/%s/bench/bench_lua_peer"):format(root, d)
     local f = io.open(p)
     if f then f:close(); return p end
@@ -115,8 +115,10 @@ end
 -- the Python binding
 local py = {}
 local pycode = ([[
-import sys, time, gc
-sys.path.insert(0, %q)
+import sys, time, gc, glob, os
+tree = %q  # the in-tree build when there is one, else the installed package
+if glob.glob(os.path.join(tree, "ituna", "_core.*.so")):
+    sys.path.insert(0, tree)
 import ituna
 t = ituna.init(service_name="bench-py", env=False, settings={"exporter.type": "none",
     "exporter.max-queue-size": "65536", "exporter.max-export-batch-size": "4096"})

@@ -5,8 +5,8 @@
 
 #include "internal.h"
 
-static _Thread_local uint64_t rng_s[4];
-static _Thread_local pid_t rng_pid = 0;
+static ITUNA_TLS uint64_t rng_s[4];
+static ITUNA_TLS pid_t rng_pid = 0;
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 

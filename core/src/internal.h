@@ -15,6 +15,11 @@
 
 #define ITUNA_HIDDEN __attribute__((visibility("hidden")))
 
+/* Our few bytes of thread-locals use the initial-exec model: a module loaded with
+ * dlopen (the Lua and Python bindings) would otherwise call __tls_get_addr on
+ * every span. glibc keeps surplus static TLS for exactly this. */
+#define ITUNA_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 /* errstr helper: formats into buf when buf/size are usable. Returns err. */
 ITUNA_HIDDEN ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, ...)
     ITUNA_PRINTF(4, 5);

@@ -198,9 +198,9 @@ typedef struct {
     ituna_span_context ctx;
     int token;
 } ctx_entry;
-static _Thread_local ctx_entry *ctx_stack = NULL;
-static _Thread_local int ctx_depth = 0;
-static _Thread_local int ctx_next_token = 1;
+static ITUNA_TLS ctx_entry *ctx_stack = NULL;
+static ITUNA_TLS int ctx_depth = 0;
+static ITUNA_TLS int ctx_next_token = 1;
 
 static const ituna_span_context *current_ctx(void) {
     return ctx_depth > 0 ? &ctx_stack[ctx_depth - 1].ctx : NULL;
