@@ -18,7 +18,10 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "bindings", "python"))
+_TREE = os.path.join(HERE, "..", "bindings", "python")
+# the in-tree build (setup.py build_ext --inplace) when there is one, else the installed package
+if any(f.startswith("_core.") and f.endswith(".so") for f in os.listdir(os.path.join(_TREE, "ituna"))):
+    sys.path.insert(0, _TREE)
 
 DEAD_ENDPOINT = "http://127.0.0.1:9"  # discard port: nothing listens, and nothing is sent in time
 
