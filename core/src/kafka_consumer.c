@@ -2,7 +2,8 @@
  * spans "process <topic>" continuing the producer's context (headers, else the
  * seed's payload carrier), at-least-once offset storage after the handler's
  * verdict, redelivery by rewinding on handler errors, the dead-letter topic for
- * malformed payloads, wakeup, and a bounded "broker unreachable" error. */
+ * malformed payloads, wakeup, a bounded "broker unreachable" error, and the
+ * current partition assignment (tracked by our rebalance callback). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,6 +28,7 @@ struct ituna_consumer {
     char last_error[512]; /* error name + a reason of up to 255 chars */
     int closed;
     int outstanding;            /* messages polled and not yet finished */
+    atomic_int assigned;        /* partitions currently assigned (rebalance callback) */
     /* Recent handler failures per (partition, offset) for max-redeliveries. */
     struct { char topic[128]; int32_t partition; int64_t offset; int count; } fails[32];
     unsigned fails_next;
@@ -83,6 +85,68 @@ static void dlq_delivered(const ituna_delivery_report *r, void *opaque) {
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Apply a rebalance ourselves so the assignment size is known. Runs on the
+ * polling thread, inside rd_kafka_consumer_poll()/close(). Cooperative
+ * assignors (a pass-through property) need the incremental calls. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                         void *opaque) {
+    ituna_consumer *c = opaque;
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    int cooperative = proto && strcmp(proto, "COOPERATIVE") == 0;
+    rd_kafka_error_t *ae = NULL;
+    rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (cooperative) ae = rd_kafka_incremental_assign(rk, parts);
+        else aerr = rd_kafka_assign(rk, parts);
+        if (!ae && !aerr) {
+            int n = cooperative ? atomic_load(&c->assigned) + parts->cnt : parts->cnt;
+            atomic_store(&c->assigned, n);
+            ituna_log(ITUNA_LOG_INFO, "kafka consumer %s: %d partition(s) assigned", c->group, n);
+            return;
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        /* Commit what the handlers finished before another member takes over;
+         * unfinished messages are redelivered there (at-least-once). */
+        if (!rd_kafka_assignment_lost(rk)) {
+            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
+            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: commit on revoke: %s", c->group, rd_kafka_err2str(cerr));
+        }
+        if (cooperative) {
+            ae = rd_kafka_incremental_unassign(rk, parts);
+            if (!ae) {
+                int n = atomic_load(&c->assigned) - parts->cnt;
+                atomic_store(&c->assigned, n < 0 ? 0 : n);
+                return;
+            }
+        } else {
+            aerr = rd_kafka_assign(rk, NULL);
+            atomic_store(&c->assigned, 0);
+            if (!aerr) return;
+        }
+    } else {
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: rebalance error: %s", c->group, rd_kafka_err2str(err));
+    }
+    if (ae) {
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: rebalance: %s", c->group, rd_kafka_error_string(ae));
+        rd_kafka_error_destroy(ae);
+    } else if (aerr) {
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: rebalance: %s", c->group, rd_kafka_err2str(aerr));
+    }
+    /* Any failure: drop the whole assignment; the group rebalances again. */
+    if (cooperative) {
+        rd_kafka_topic_partition_list_t *cur = NULL;
+        if (!rd_kafka_assignment(rk, &cur) && cur) {
+            rd_kafka_error_t *ue = rd_kafka_incremental_unassign(rk, cur);
+            if (ue) rd_kafka_error_destroy(ue);
+            rd_kafka_topic_partition_list_destroy(cur);
+        }
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+    atomic_store(&c->assigned, 0);
+}
+
 void ituna_consumer_destroy(ituna_consumer *c);
 
 ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const ituna_consumer_options *opts,
@@ -127,6 +191,7 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
         return e;
     }
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
     char msg[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg);
@@ -559,6 +624,8 @@ void ituna_consumer_destroy(ituna_consumer *c) {
     free(c->dlq_suffix);
     free(c);
 }
+
+int ituna_consumer_assignment_count(ituna_consumer *c) { return c ? atomic_load(&c->assigned) : 0; }
 
 void ituna_consumer_wakeup(ituna_consumer *c) {
     if (c) atomic_store(&c->wakeup, 1);

@@ -8,6 +8,35 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
+/* An enum given as an IntEnum/int in 0..n-1 or its name (any case). what names the
+ * argument and hint lists the accepted names in messages. */
+static int parse_enum(PyObject *o, const char *const *names, int n, const char *what, const char *type,
+                      const char *hint, int *out)
+{
+    if (PyLong_Check(o) && !PyBool_Check(o)) {
+        long k = PyLong_AsLong(o);
+        if (k >= 0 && k < n) {
+            *out = (int)k;
+            return 0;
+        }
+        if (k == -1 && PyErr_Occurred()) return -1;
+    } else if (PyUnicode_Check(o)) {
+        const char *s = PyUnicode_AsUTF8(o);
+        if (!s) return -1;
+        for (int i = 0; i < n; i++)
+            if (strcasecmp(s, names[i]) == 0) {
+                *out = i;
+                return 0;
+            }
+    } else {
+        PyErr_Format(PyExc_TypeError, "%s must be an ituna.%s, int or str, not %.100s", what, type,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown %s %R (%s)", what, o, hint);
+    return -1;
+}
+
 static int parse_kind(PyObject *o, ituna_span_kind *out)
 {
     static const char *const names[] = {"unspecified", "internal", "server", "client", "producer", "consumer"};
@@ -15,54 +44,20 @@ static int parse_kind(PyObject *o, ituna_span_kind *out)
         *out = ITUNA_SPAN_KIND_INTERNAL;
         return 0;
     }
-    if (PyLong_Check(o) && !PyBool_Check(o)) {
-        long k = PyLong_AsLong(o);
-        if (k >= 0 && k <= 5) {
-            *out = (ituna_span_kind)k;
-            return 0;
-        }
-        if (k == -1 && PyErr_Occurred()) return -1;
-    } else if (PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
-        if (!s) return -1;
-        for (int i = 0; i < 6; i++)
-            if (strcasecmp(s, names[i]) == 0) {
-                *out = (ituna_span_kind)i;
-                return 0;
-            }
-    } else {
-        PyErr_Format(PyExc_TypeError, "kind must be an ituna.SpanKind, int or str, not %.100s", Py_TYPE(o)->tp_name);
+    int v;
+    if (parse_enum(o, names, 6, "kind", "SpanKind", "internal, server, client, producer, consumer", &v) < 0)
         return -1;
-    }
-    PyErr_Format(PyExc_ValueError, "unknown span kind %R (internal, server, client, producer, consumer)", o);
-    return -1;
+    *out = (ituna_span_kind)v;
+    return 0;
 }
 
 static int parse_status(PyObject *o, ituna_status_code *out)
 {
     static const char *const names[] = {"unset", "ok", "error"};
-    if (PyLong_Check(o) && !PyBool_Check(o)) {
-        long k = PyLong_AsLong(o);
-        if (k >= 0 && k <= 2) {
-            *out = (ituna_status_code)k;
-            return 0;
-        }
-        if (k == -1 && PyErr_Occurred()) return -1;
-    } else if (PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
-        if (!s) return -1;
-        for (int i = 0; i < 3; i++)
-            if (strcasecmp(s, names[i]) == 0) {
-                *out = (ituna_status_code)i;
-                return 0;
-            }
-    } else {
-        PyErr_Format(PyExc_TypeError, "status must be an ituna.StatusCode, int or str, not %.100s",
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    PyErr_Format(PyExc_ValueError, "unknown status %R (unset, ok, error)", o);
-    return -1;
+    int v;
+    if (parse_enum(o, names, 3, "status", "StatusCode", "unset, ok, error", &v) < 0) return -1;
+    *out = (ituna_status_code)v;
+    return 0;
 }
 
 /* Nanoseconds since the epoch from an int (ns) or None (0 = now). */

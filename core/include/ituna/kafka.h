@@ -176,6 +176,12 @@ ITUNA_API ituna_err ituna_consumer_close(ituna_consumer *c);
 /* Close if needed and free. Every message must have been finished. Not thread-safe. */
 ITUNA_API void ituna_consumer_destroy(ituna_consumer *c);
 
+/* Number of partitions currently assigned to this member, 0 before the first
+ * rebalance and after a revoke. Assignment only happens while the consumer is
+ * polled (ituna_consumer_poll()/run_once()): poll until this is > 0 to know the
+ * member has joined. Thread-safe. */
+ITUNA_API int ituna_consumer_assignment_count(ituna_consumer *c);
+
 /* Ask a blocked ituna_consumer_poll() to return early (e.g. from a signal handler
  * thread). Thread-safe; async-signal-safe. */
 ITUNA_API void ituna_consumer_wakeup(ituna_consumer *c);
