@@ -419,6 +419,7 @@ typedef struct ilua_consumer {
     int slot;          /* stop-registry slot, -1 */
     int stopping;      /* consumer:stop() */
     int busy;          /* a message is out (one at a time per consumer) */
+    ituna_message *held; /* polled by wait_assigned(), not handed out yet: the next poll returns it */
 } ilua_consumer;
 
 typedef struct ilua_message {
@@ -639,6 +640,7 @@ static int l_consumer(lua_State *L) {
     c->slot = -1;
     c->stopping = 0;
     c->busy = 0;
+    c->held = NULL;
     luaL_setmetatable(L, ILUA_CONSUMER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_create(t, ituna_tracer_config(t), &o, &c->c, err, sizeof err);
@@ -665,6 +667,11 @@ static int should_stop(const ilua_consumer *c) { return !c->c || c->stopping || 
  * forever). Returns the message or NULL; raises on a fatal consumer error.
  * [-0, +0, e] */
 static ituna_message *poll_message(lua_State *L, ilua_consumer *c, int idle_ms) {
+    if (c->held && c->c) { /* kept by wait_assigned(): handed out before polling again */
+        ituna_message *m = c->held;
+        c->held = NULL;
+        return m;
+    }
     uint64_t deadline = idle_ms >= 0 ? ituna_now_ns() + (uint64_t)idle_ms * 1000000u : 0;
     for (;;) {
         if (should_stop(c))
@@ -889,6 +896,58 @@ static int consumer_each(lua_State *L) {
     return 1;
 }
 
+/* consumer:assignment_count() -> partitions currently assigned to this member
+ * (0 before the first rebalance, or once closed).  [-0, +1, -] */
+static int consumer_assignment_count(lua_State *L) {
+    ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
+    lua_pushinteger(L, c->c ? ituna_consumer_assignment_count(c->c) : 0);
+    return 1;
+}
+
+/* consumer:wait_assigned(seconds) -> boolean: poll until the group assigned
+ * partitions to this member (true), or seconds passed / a stop request (false).
+ * A message that arrives meanwhile is kept (one at most: a message means an
+ * assignment, so polling ends there) and is the next one poll()/messages()/
+ * each() hands out.  [-0, +1, e] */
+static int consumer_wait_assigned(lua_State *L) {
+    ilua_consumer *c = check_consumer(L, 1);
+    lua_Number s = luaL_checknumber(L, 2);
+    luaL_argcheck(L, s >= 0 && s <= 86400.0, 2, "seconds from 0 to 86400 expected");
+    uint64_t deadline = ituna_now_ns() + (uint64_t)(s * 1e9);
+    for (;;) {
+        if (ituna_consumer_assignment_count(c->c) > 0) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        /* no second buffer: a held message must be handed out first */
+        uint64_t now = ituna_now_ns();
+        if (c->held || should_stop(c) || now >= deadline)
+            break;
+        uint64_t left = (deadline - now) / 1000000u;
+        int slice = left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS;
+        ituna_message *m = NULL;
+        char err[ILUA_ERRSTR] = "";
+        ituna_err rc = ituna_consumer_poll(c->c, slice, &m, err, sizeof err);
+        if (rc != ITUNA_OK)
+            return ilua_raise(L, rc, err);
+        c->held = m;
+    }
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+/* A message polled by wait_assigned() and never handed out is not committed: it
+ * is redelivered.  [-0, +0, -] */
+static void drop_held(ilua_consumer *c) {
+    if (!c->held || !c->c)
+        return;
+    ituna_message *m = c->held;
+    c->held = NULL;
+    char err[ILUA_ERRSTR] = "";
+    ituna_message_done(m, ITUNA_HANDLED_ERROR, "consumer closed before the message was handed out", err,
+                       sizeof err);
+}
+
 /* consumer:stop(): end the running loop at its next iteration.  [-0, +0, -] */
 static int consumer_stop(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
@@ -916,6 +975,7 @@ static int consumer_close(lua_State *L) {
         return 0;
     if (c->busy)
         return luaL_error(L, "consumer:close: a message is still being handled (finish it first)");
+    drop_held(c);
     ilua_unregister_consumer(c->slot);
     c->slot = -1;
     ituna_consumer *cc = c->c;
@@ -933,6 +993,7 @@ static int consumer_gc(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
     if (!c->c)
         return 0;
+    drop_held(c);
     ilua_unregister_consumer(c->slot);
     c->slot = -1;
     ituna_consumer *cc = c->c;
@@ -1027,6 +1088,8 @@ static const luaL_Reg consumer_methods[] = {
     {"each", consumer_each},
     {"poll", consumer_poll},
     {"stop", consumer_stop},
+    {"wait_assigned", consumer_wait_assigned},
+    {"assignment_count", consumer_assignment_count},
     {"commit", consumer_commit},
     {"close", consumer_close},
     {NULL, NULL},

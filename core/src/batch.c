@@ -193,8 +193,9 @@ ituna_err ituna_batch_shutdown(ituna_batch *b, int64_t timeout_ms) {
     if (!b || !b->thread_started) return ITUNA_OK;
     /* One deadline for the whole shutdown: batches exported from now on get only
      * what is left of it, and whatever is still queued at the deadline is dropped. */
-    atomic_store(&b->stop_deadline_ns,
-                 (int64_t)(mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull));
+    uint64_t budget = (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+    atomic_store(&b->stop_deadline_ns, (int64_t)(mono_ns() + budget));
+    if (b->exporter) atomic_store(&b->exporter->deadline_cap_ns, ituna_now_ns() + budget);
     ituna_err err = ituna_batch_flush(b, timeout_ms);
     atomic_store(&b->stop, 1);
     sem_post(&b->wake);

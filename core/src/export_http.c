@@ -31,6 +31,8 @@ typedef struct http_state {
     z_stream zs;
     int zs_ready;
     int64_t retry_after_ms; /* from the last response; -1 when absent */
+    ituna_exporter *self;   /* for the shutdown cap, read by the progress callback */
+    char curl_err[CURL_ERROR_SIZE];
 } http_state;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -47,6 +49,15 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *ud) {
         ituna_buf_append(&h->resp, p, keep);
     }
     return n;
+}
+
+/* Called by libcurl during a transfer (at least once a second): a non-zero
+ * return aborts it once shutdown's deadline has passed. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    http_state *h = ud;
+    uint64_t cap = atomic_load_explicit(&h->self->deadline_cap_ns, memory_order_relaxed);
+    return cap && ituna_now_ns() >= cap;
 }
 
 /* Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3). */
@@ -222,10 +233,16 @@ static void error_excerpt(http_state *h, char *out, size_t size) {
         if (*c == '\n' || *c == '\r') *c = ' ';
 }
 
-static void sleep_ms(int64_t ms) {
-    if (ms <= 0) return;
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+/* Sleep ms, in slices, returning early once shutdown's cap passes. */
+static void sleep_ms(ituna_exporter *e, int64_t ms) {
+    while (ms > 0) {
+        int64_t step = ms < 50 ? ms : 50;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+        ms -= step;
+        uint64_t cap = atomic_load_explicit(&e->deadline_cap_ns, memory_order_relaxed);
+        if (cap && ituna_now_ns() >= cap) return;
     }
 }
 
@@ -254,6 +271,7 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
 
     for (int attempt = 0;; attempt++) {
         uint64_t now = ituna_now_ns();
+        deadline_ns = ituna_export_deadline(e, deadline_ns);
         if (now >= deadline_ns) {
             if (!out->message[0]) snprintf(out->message, sizeof out->message, "export deadline passed before sending");
             return ITUNA_ERR_TIMEOUT;
@@ -266,6 +284,7 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
         h->resp.len = 0;
         h->resp.oom = 0;
         h->retry_after_ms = -1;
+        h->curl_err[0] = '\0';
 
         CURLcode rc = curl_easy_perform(h->curl);
         long code = 0;
@@ -291,8 +310,10 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
             snprintf(out->message, sizeof out->message, "HTTP %ld from %s%s%s", code, h->url, ex[0] ? ": " : "", ex);
             retry = retryable_status(code);
         } else {
-            snprintf(out->message, sizeof out->message, "%s: %s", h->url, curl_easy_strerror(rc));
-            retry = retryable_curl(rc);
+            /* libcurl's error buffer says why (e.g. the TLS alert), strerror only what kind */
+            snprintf(out->message, sizeof out->message, "%s: %.200s", h->url,
+                     h->curl_err[0] ? h->curl_err : curl_easy_strerror(rc));
+            retry = retryable_curl(rc) && rc != CURLE_ABORTED_BY_CALLBACK;
         }
         if (!retry) return ITUNA_ERR_EXPORT;
 
@@ -307,13 +328,14 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
             wait_ms = (int64_t)(ituna_random_u64() % (uint64_t)(cap + 1));
         }
         now = ituna_now_ns();
+        deadline_ns = ituna_export_deadline(e, deadline_ns);
         if (now + (uint64_t)wait_ms * 1000000ull >= deadline_ns) {
             size_t l = strlen(out->message);
             snprintf(out->message + l, sizeof out->message - l, " (gave up after %d retries: next try at %lld ms "
                      "would pass the deadline)", attempt, (long long)wait_ms);
             return code ? ITUNA_ERR_EXPORT : ITUNA_ERR_TIMEOUT;
         }
-        sleep_ms(wait_ms);
+        sleep_ms(e, wait_ms);
         out->retries++;
     }
 }
@@ -334,6 +356,7 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
     }
     e->state = h;
+    h->self = e;
     e->export_batch = http_export;
     e->destroy = http_destroy;
     ituna_err err = ITUNA_OK;
@@ -398,6 +421,10 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "ituna-core/" ITUNA_VERSION_STRING);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* we run on a worker thread */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_err);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);

@@ -173,7 +173,16 @@ typedef struct ituna_exporter {
                               const ituna_resource *res, uint64_t deadline_ns, ituna_export_result *out);
     void (*destroy)(struct ituna_exporter *e); /* flush files, free */
     void *state;
+    /* Wall-clock ns set by shutdown (0 = none): an export already running must
+     * give up by then, whatever deadline it was handed. */
+    _Atomic uint64_t deadline_cap_ns;
 } ituna_exporter;
+
+/* The earlier of an export's own deadline and the shutdown cap. */
+static inline uint64_t ituna_export_deadline(ituna_exporter *e, uint64_t deadline_ns) {
+    uint64_t cap = atomic_load_explicit(&e->deadline_cap_ns, memory_order_relaxed);
+    return cap && cap < deadline_ns ? cap : deadline_ns;
+}
 
 /* Exporter constructors (export_*.c). They read what they need from cfg. */
 ITUNA_HIDDEN ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporter **out,

@@ -54,6 +54,7 @@ local DEFAULTS = {
 }
 
 M.CONSUMER_GROUP = "ituna"
+M.ASSIGN_TIMEOUT_S = 30 -- how long a consuming service waits for its partitions before going on
 local ZERO_TRACE = string.rep("0", 32)
 local ZERO_SPAN = string.rep("0", 16)
 
@@ -246,6 +247,19 @@ function M.consumer(svc, topic)
     }
 end
 
+-- Poll until the group gave this member partitions, then say so with an ASSIGNED
+-- line (the launcher waits for it before orders start). A message that arrives
+-- meanwhile is kept by the module for the loop; a stop request ends the wait early.
+function M.wait_assigned(svc, consumer, timeout)
+    timeout = timeout or M.ASSIGN_TIMEOUT_S
+    if not ituna.running() then return end
+    if consumer:wait_assigned(timeout) then
+        svc.log:info(string.format("ASSIGNED %s partitions=%d", svc.name, consumer:assignment_count()))
+    elseif ituna.running() then
+        svc.log:error(string.format("no partitions assigned to %s within %g s; consuming anyway", svc.name, timeout))
+    end
+end
+
 -- ITUNA_ORDERS_LIMIT: orders this ordering service places before it exits (nil: no limit).
 function M.orders_limit()
     local text = os.getenv("ITUNA_ORDERS_LIMIT")
@@ -319,6 +333,7 @@ function M.run_consumer(opts)
     local producer = M.producer()
     local consumer = M.consumer(svc, topic)
     svc.ready(string.format("consuming %s as group %s-%s", topic, M.CONSUMER_GROUP, opts.service))
+    M.wait_assigned(svc, consumer)
     -- consumer:each: a handler error leaves the message uncommitted (redelivered) and
     -- the loop goes on; ituna.malformed sends it to the DLQ; a stop request ends it.
     local handled = consumer:each(function(msg)

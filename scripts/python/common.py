@@ -59,6 +59,7 @@ DEFAULTS = {
 }
 
 CONSUMER_GROUP = "ituna"  # the seed's group id; one group per consuming service below
+ASSIGN_TIMEOUT_S = 30.0   # how long a consuming service waits for its partitions before going on
 ZERO_TRACE = "0" * 32
 ZERO_SPAN = "0" * 16
 
@@ -225,6 +226,18 @@ class Service:
     def producer(self):
         return ituna.Producer()
 
+    def wait_assigned(self, consumer, timeout=ASSIGN_TIMEOUT_S):
+        """Poll until the group gave this member partitions, then say so with an
+        ASSIGNED line (the launcher waits for it before orders start). A message that
+        arrives meanwhile is kept by the binding for the loop; a stop request ends the
+        wait early."""
+        if self.stopping:
+            return
+        if consumer.wait_assigned(timeout):
+            self.log.info(f"ASSIGNED {self.name} partitions={consumer.assignment_count}")
+        elif not self.stopping:
+            self.log.error(f"no partitions assigned to {self.name} within {timeout:g} s; consuming anyway")
+
     def consumer(self, topic):
         # earliest: a group that has never committed must not skip the orders placed
         # while it was joining.
@@ -311,6 +324,7 @@ def run_consumer(service_name, topic_which, handle):
     producer = svc.producer()
     consumer = svc.consumer(topic)
     svc.ready(f"consuming {topic} as group {CONSUMER_GROUP}-{service_name}")
+    svc.wait_assigned(consumer)
     handled = 0
     for msg in consumer:
         try:

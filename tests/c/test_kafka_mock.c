@@ -720,6 +720,57 @@ static int test_mock_cluster_serves_another_process(void) {
     return 0;
 }
 
+/* Poll c (messages are acknowledged) until it has partitions or timeout_ms pass. */
+static int poll_until_assigned(ituna_consumer *c, int timeout_ms) {
+    int64_t end = ituna_kafka_mono_ms() + timeout_ms;
+    char err[512];
+    while (ituna_consumer_assignment_count(c) == 0 && ituna_kafka_mono_ms() < end) {
+        ituna_message *m = NULL;
+        if (ituna_consumer_poll(c, 100, &m, err, sizeof err) != ITUNA_OK) return 0;
+        if (m) ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    }
+    return ituna_consumer_assignment_count(c);
+}
+
+static int test_assignment_count_tracks_rebalances(void) {
+    CHECK(ituna_consumer_assignment_count(NULL) == 0);
+    /* create the topic (4 partitions, the mock's auto-create count) */
+    REQUIRE(raw_produce("t-assign", "x", NULL, NULL) == 0);
+    ituna_consumer *a = make_consumer("g-assign", "t-assign", ITUNA_CONTEXT_PARENT);
+    REQUIRE(a);
+    /* nothing is assigned until the consumer is polled */
+    usleep(300 * 1000);
+    CHECK(ituna_consumer_assignment_count(a) == 0);
+    CHECK(poll_until_assigned(a, 20000) == 4);
+    /* a second member: the group rebalances and the partitions are split */
+    ituna_consumer *b = make_consumer("g-assign", "t-assign", ITUNA_CONTEXT_PARENT);
+    REQUIRE(b);
+    CHECK(ituna_consumer_assignment_count(b) == 0);
+    int64_t end = ituna_kafka_mono_ms() + 30000;
+    char err[512];
+    while (ituna_kafka_mono_ms() < end &&
+           !(ituna_consumer_assignment_count(a) > 0 && ituna_consumer_assignment_count(b) > 0 &&
+             ituna_consumer_assignment_count(a) + ituna_consumer_assignment_count(b) == 4)) {
+        ituna_consumer *cs[2] = {a, b};
+        for (int i = 0; i < 2; i++) {
+            ituna_message *m = NULL;
+            if (ituna_consumer_poll(cs[i], 50, &m, err, sizeof err) == ITUNA_OK && m)
+                ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+        }
+    }
+    int na = ituna_consumer_assignment_count(a), nb = ituna_consumer_assignment_count(b);
+    fprintf(stderr, "  assignment split: %d + %d\n", na, nb);
+    CHECK(na > 0);
+    CHECK(nb > 0);
+    CHECK(na + nb == 4);
+    /* close revokes: the count goes back to 0 */
+    CHECK(ituna_consumer_close(b) == ITUNA_OK);
+    CHECK(ituna_consumer_assignment_count(b) == 0);
+    ituna_consumer_destroy(b);
+    ituna_consumer_destroy(a);
+    return 0;
+}
+
 int main(void) {
     ituna_log_set_level(ITUNA_LOG_ERROR);
     ituna_config *cfg = ituna_config_new();
@@ -754,6 +805,7 @@ int main(void) {
     RUN(test_link_mode_links_producer_and_parents_on_current);
     RUN(test_bad_property_is_a_config_error_naming_it);
     RUN(test_wakeup_interrupts_poll);
+    RUN(test_assignment_count_tracks_rebalances);
     RUN(test_mock_cluster_serves_another_process);
     RUN(test_unreachable_broker_gives_clear_error_in_bounded_time);
 

@@ -119,6 +119,7 @@ class Request:
     message: ExportTraceServiceRequest = None
     error: str = None
     status: int = 0
+    peer_cert: dict = None  # the client's verified certificate (mutual TLS), else None
 
 
 def _as_response(r):
@@ -132,8 +133,10 @@ def _as_response(r):
 
 
 class OtlpReceiver:
-    def __init__(self, responses=(), default=200, host="127.0.0.1", port=0, tls=None):
-        """tls: (certfile, keyfile) to serve HTTPS instead of HTTP."""
+    def __init__(self, responses=(), default=200, host="127.0.0.1", port=0, tls=None, client_ca=None):
+        """tls: (certfile, keyfile) to serve HTTPS instead of HTTP. client_ca (with tls):
+        a CA file; then a client certificate signed by it is required (mutual TLS) and
+        a client without one fails the handshake."""
         self._script = [_as_response(r) for r in responses]
         self._default = _as_response(default)
         self._lock = threading.Condition()
@@ -158,6 +161,9 @@ class OtlpReceiver:
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(tls[0], tls[1])
+            if client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cafile=client_ca)
             self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -199,6 +205,8 @@ class OtlpReceiver:
         headers = {k.lower(): v for k, v in h.headers.items()}
         ctype = headers.get("content-type", "")
         req = Request(t=time.monotonic(), path=h.path, headers=headers, raw=raw, body=raw, content_type=ctype)
+        if self._tls:
+            req.peer_cert = h.connection.getpeercert() or None
         try:
             if h.path != "/v1/traces":
                 raise DecodeError(f"unexpected path {h.path}")

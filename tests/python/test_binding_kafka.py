@@ -337,3 +337,87 @@ def test_other_threads_run_while_polling(embedded, traced):
     t.join()
     c.close()
     assert counter[0] > 100_000
+
+
+# ---- partition assignment -------------------------------------------------------------------
+
+def test_wait_assigned_reports_partitions_and_loses_no_message(embedded, traced):
+    topic = topic_name("assign")
+    n = 40
+    with ituna.Producer(embedded.bootstrap, linger_ms=1) as p:
+        for i in range(n):
+            p.publish(topic, b"m%d" % i, key=b"k%d" % i)
+        p.flush(timeout=30)
+    with consumer(topic, embedded.bootstrap) as c:
+        assert c.assignment_count == 0, "nothing is assigned before the consumer is polled"
+        assert c.wait_assigned(0) is False or c.assignment_count > 0
+        assert c.wait_assigned(30) is True
+        assert c.assignment_count == 4  # the embedded broker's 4 partitions, one member
+        assert c.wait_assigned(30) is True  # already assigned: returns at once
+        seen = []
+        while len(seen) < n:
+            m = next_message(c, timeout=15)
+            with m:
+                seen.append(m.value)
+        assert sorted(seen) == sorted(b"m%d" % i for i in range(n)), "every message once, none lost"
+        assert c.poll(timeout=1.0) is None
+    assert c.assignment_count == 0
+
+
+def test_wait_assigned_is_interruptible_and_checks_its_arguments(embedded, traced):
+    c = consumer(topic_name("assign-stop"), embedded.bootstrap)
+    with pytest.raises(TypeError):
+        c.wait_assigned()
+    with pytest.raises(ValueError):
+        c.wait_assigned(-1)
+    with pytest.raises(TypeError):
+        c.wait_assigned("1")
+    c.stop()
+    t0 = time.monotonic()
+    assert c.wait_assigned(30) is False, "stop() ends the wait"
+    assert time.monotonic() - t0 < 5
+    assert list(c) == [], "the stop request still ends the following iteration"
+    c.close()
+    with pytest.raises(ituna.StateError):
+        c.wait_assigned(1)
+    assert c.assignment_count == 0
+
+
+def split_done(a, b):
+    na, nb = a.assignment_count, b.assignment_count
+    return na > 0 and nb > 0 and na + nb == 4
+
+
+def test_two_members_split_the_partitions(embedded, traced):
+    topic = topic_name("assign-split")
+    group = "g-" + uuid.uuid4().hex[:8]
+    with ituna.Producer(embedded.bootstrap) as p:
+        p.publish(topic, b"x")
+    fast = dict(session_timeout_ms=6000, heartbeat_interval_ms=500)
+    a = consumer(topic, embedded.bootstrap, group, **fast)
+    b = consumer(topic, embedded.bootstrap, group, **fast)
+    got = []
+
+    def run_a():  # one thread per consumer; a's rebalance happens only while it polls
+        assert a.wait_assigned(30)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not split_done(a, b):
+            m = a.poll(timeout=0.1)
+            if m is not None:
+                got.append(m.value)
+                m.ack()
+
+    t = threading.Thread(target=run_a)
+    t.start()
+    assert b.wait_assigned(30)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and not split_done(a, b):
+        m = b.poll(timeout=0.1)
+        if m is not None:
+            got.append(m.value)
+            m.ack()
+    t.join()
+    assert a.assignment_count > 0 and b.assignment_count > 0
+    assert a.assignment_count + b.assignment_count == 4
+    a.close()
+    b.close()

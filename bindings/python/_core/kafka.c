@@ -766,6 +766,7 @@ typedef struct {
     PyObject *tracer;
     MessageObject *pending; /* borrowed: the last message handed out and not finished */
     MessageObject *open;    /* borrowed: every unfinished message (linked through open_next) */
+    ituna_message *held;    /* polled by wait_assigned() and not handed out yet: the next poll returns it */
     PyObject *weakreflist;
     atomic_int stop;
     int busy; /* a poll/finish runs without the GIL; guarded by the GIL */
@@ -898,6 +899,11 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
     /* the program moved on without finishing the previous message: it is done */
     if (self->pending && self->pending->m && !self->pending->token) {
         if (message_finish(self->pending, ITUNA_HANDLED_OK, NULL) < 0) return NULL;
+    }
+    if (self->held) { /* kept by wait_assigned(): handed out before polling again */
+        ituna_message *m = self->held;
+        self->held = NULL;
+        return message_from(self, m);
     }
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
     for (;;) {
@@ -1039,6 +1045,78 @@ static PyObject *consumer_iternext(PyObject *op)
     return r;
 }
 
+/* Poll in slices until partitions are assigned, stop() or timeout_ms. A message
+ * that arrives meanwhile is kept in self->held (one at most: a message means an
+ * assignment, so polling ends there) and returned by the next poll/iteration.
+ * Returns 1 assigned, 0 not, -1 with an exception. */
+static int consumer_wait_assigned_ms(ConsumerObject *self, int timeout_ms)
+{
+    module_state *st = state_of_type(Py_TYPE(self));
+    if (self->closed || !self->c) {
+        PyErr_SetString(st->StateError, "consumer is closed");
+        return -1;
+    }
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        if (ituna_consumer_assignment_count(self->c) > 0) return 1;
+        /* a held message must be handed out before polling again (no second buffer);
+         * stop() stays pending for the loop that follows */
+        if (self->held || atomic_load(&self->stop)) return 0;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) return 0;
+        int slice = left < SLICE_MS ? (int)left : SLICE_MS;
+        if (consumer_enter_busy(self) < 0) return -1;
+        ituna_message *m = NULL;
+        char errstr[ERRSTR_SIZE] = "";
+        ituna_err err;
+        Py_BEGIN_ALLOW_THREADS
+        err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
+        Py_END_ALLOW_THREADS
+        self->busy = 0;
+        if (err != ITUNA_OK) {
+            raise_err(st, err, errstr);
+            return -1;
+        }
+        if (m) self->held = m;
+        if (PyErr_CheckSignals() < 0) return -1;
+    }
+}
+
+static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"timeout"};
+    PyObject *a[1];
+    if (fast_args("wait_assigned", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
+    if (!a[0]) {
+        PyErr_SetString(PyExc_TypeError, "wait_assigned() missing required argument 'timeout' (seconds)");
+        return NULL;
+    }
+    int ms = timeout_ms_from(a[0], 0);
+    if (ms == -2) return NULL;
+    int r = consumer_wait_assigned_ms((ConsumerObject *)op, ms);
+    if (r < 0) return NULL;
+    return PyBool_FromLong(r);
+}
+
+static PyObject *consumer_assignment_count(PyObject *op, void *c)
+{
+    (void)c;
+    ConsumerObject *self = (ConsumerObject *)op;
+    return PyLong_FromLong(self->c ? ituna_consumer_assignment_count(self->c) : 0);
+}
+
+/* A message polled by wait_assigned() and never handed out is not committed: it
+ * is redelivered (to this member or, after close, to another). */
+static void consumer_drop_held(ConsumerObject *self)
+{
+    if (!self->held || !self->c) return;
+    ituna_message *m = self->held;
+    self->held = NULL;
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_message_done(m, ITUNA_HANDLED_ERROR, "consumer closed before the message was handed out", errstr,
+                       sizeof errstr);
+}
+
 static PyObject *consumer_stop(PyObject *op, PyObject *Py_UNUSED(a))
 {
     ConsumerObject *self = (ConsumerObject *)op;
@@ -1066,6 +1144,7 @@ static int consumer_close_impl(ConsumerObject *self)
             else PyErr_Clear();
         }
     }
+    consumer_drop_held(self);
     ituna_consumer *c = self->c;
     self->c = NULL;
     self->closed = 1;
@@ -1132,6 +1211,7 @@ static void consumer_dealloc(PyObject *op)
     if (self->weakreflist) PyObject_ClearWeakRefs(op);
     /* every Message holds a reference, so none is outstanding here */
     if (self->c) {
+        consumer_drop_held(self);
         ituna_consumer *c = self->c;
         self->c = NULL;
         Py_BEGIN_ALLOW_THREADS
@@ -1148,6 +1228,10 @@ static PyMethodDef consumer_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))consumer_poll, METH_FASTCALL | METH_KEYWORDS,
      "poll(timeout=None) -> Message or None: wait up to timeout seconds (None: until a\n"
      "message or stop()). Releases the GIL; Ctrl-C interrupts it."},
+    {"wait_assigned", (PyCFunction)(void (*)(void))consumer_wait_assigned, METH_FASTCALL | METH_KEYWORDS,
+     "wait_assigned(timeout) -> bool: poll until the group gave this member partitions (True)\n"
+     "or timeout seconds passed / stop() was called (False). Releases the GIL. A message\n"
+     "that arrives meanwhile is not lost: the next poll()/iteration returns it."},
     {"stop", consumer_stop, METH_NOARGS,
      "stop(): make a blocked poll() return None and end iteration. Thread-safe."},
     {"commit", consumer_commit, METH_NOARGS, "commit(): commit the offsets of finished messages now."},
@@ -1161,6 +1245,9 @@ static PyMethodDef consumer_methods[] = {
 
 static PyGetSetDef consumer_getset[] = {
     {"closed", consumer_closed, NULL, "True after close().", NULL},
+    {"assignment_count", consumer_assignment_count, NULL,
+     "Partitions currently assigned to this member (0 before the first rebalance; assignment\n"
+     "only happens while the consumer is polled, see wait_assigned()).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

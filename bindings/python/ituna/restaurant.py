@@ -48,6 +48,7 @@ TOPIC_DEFAULTS = {("initial-order", "queue-topic"): "ituna-orders",
 _UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
 RE_READY = re.compile(r" - INFO - READY (\S+)")
 RE_DONE = re.compile(r" - INFO - DONE (\S+)")
+RE_ASSIGNED = re.compile(r" - INFO - ASSIGNED (\S+) partitions=(\d+)")
 RE_PLACED = re.compile(r" - INFO - (?:Placing an online order with id|Placing an on-site order with id"
                        r"|Placing a direct order for the kitchen:) " + _UUID)
 RE_VALIDATED = re.compile(r" - INFO - Validated and republished order for kitchen: " + _UUID)
@@ -174,6 +175,8 @@ class Proc:
         self.popen = None
         self.tail = collections.deque(maxlen=TAIL_LINES)
         self.ready = threading.Event()
+        self.assigned = threading.Event()  # printed ASSIGNED: its consumer group gave it partitions
+        self.partitions = None             # the count that line reported
         self.done = False          # printed DONE (an ordering service that finished its orders)
         self.reader = None
         self.returncode = None
@@ -195,8 +198,12 @@ class Proc:
                 log.write(line + "\n")
                 log.flush()
                 self.tail.append(line)
+                m = RE_ASSIGNED.search(line)
                 if RE_READY.search(line):
                     self.ready.set()
+                elif m:
+                    self.partitions = int(m.group(2))
+                    self.assigned.set()
                 elif RE_DONE.search(line):
                     self.done = True
                 on_line(self, line)
@@ -657,8 +664,163 @@ class Restaurant:
         """Wait until each consumer group has all its members with partitions assigned,
         so no rebalance moves partitions while orders are in flight (a message handled
         by one member and not yet committed would be handled again by the next).
-        Needs confluent-kafka's admin client; without it (or if the broker cannot
-        describe groups) the run goes on at once."""
+        On the embedded broker: every consuming instance's ASSIGNED line (bounded by
+        --embedded-join-wait). On a real broker: confluent-kafka's admin client;
+        without it (or if the broker cannot describe groups) the run goes on at once."""
+        groups = {f"ituna-{s}": self.scale[s] for s in CONSUMERS}
+        if self.args.no_topic_setup:
+            return
+        if self.kafka_kind == "embedded":
+            # librdkafka's test cluster cannot describe groups: each consuming service
+            # says ASSIGNED once its member has partitions (it polls until then, so
+            # the group forms: the broker's 3 s initial rebalance delay, SyncGroup,
+            # OffsetFetch). Wait for every instance, scaled ones too, so the first
+            # orders do not sit in a topic while the group forms (it would show as
+            # queue wait). --embedded-join-wait bounds the wait.
+            procs = [p for p in self.procs if p.service in CONSUMERS]
+            end = (self.consumers_ready_at or time.monotonic()) + self.args.embedded_join_wait
+            while not all(p.assigned.is_set() for p in procs):
+                if self.interrupted or self._check_deaths() is not None:
+                    return
+                if time.monotonic() >= end:
+                    late = ", ".join(p.instance for p in procs if not p.assigned.is_set())
+                    self.err.write(f"warning: no partitions assigned after {self.args.embedded_join_wait:g} s: "
+                                   f"{late}; starting the orders anyway\n")
+                    return
+                time.sleep(0.05)
+            return
+        try:
+            from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+        except ImportError:
+            if any(n > 1 for n in need.values()):
+                self.err.write("note: confluent-kafka is not installed, so topic partitions were not checked; "
+                               f"scaled consumers need {need}\n")
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
+        try:
+            md = admin.list_topics(timeout=15)
+        except Exception as exc:
+            raise RestaurantError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from None
+        create, grow = [], []
+        for topic, n in need.items():
+            t = md.topics.get(topic)
+            if t is None or t.error is not None:
+                # -1: the broker's default partition count (num.partitions)
+                create.append(NewTopic(topic, num_partitions=n if n > 1 else -1, replication_factor=-1))
+            elif n > 1 and len(t.partitions) < n:
+                grow.append(NewPartitions(topic, n))
+        futures = {}
+        if create:
+            futures.update(admin.create_topics(create, request_timeout=15))
+        if grow:
+            futures.update(admin.create_partitions(grow, request_timeout=15))
+        for topic, fut in futures.items():
+            try:
+                fut.result(20)
+            except Exception as exc:  # created meanwhile by someone else: fine
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RestaurantError(f"cannot set up topic {topic} ({need[topic] or 'default'} partitions): "
+                                          f"{exc}") from None
+
+    def _service_cmd(self, service, lang):
+        if lang == "python":
+            script = os.path.join(self.scripts_dir, "python", f"{service}.py")
+            cmd = [sys.executable, "-u", script, "--config", self.config_path]
+        else:
+            script = os.path.join(self.scripts_dir, "lua", f"{service}.lua")
+            cmd = [self.ituna_lua, "--config", self.config_path, script]
+        if not os.path.isfile(script):
+            raise RestaurantError(f"service script missing: {script}")
+        return cmd
+
+    def _base_env(self, export_env):
+        env = dict(os.environ)
+        env.update(export_env)
+        env["ITUNA_KAFKA_BOOTSTRAP"] = self.bootstrap
+        env["ITUNA_CONFIG"] = self.config_path
+        env["PYTHONUNBUFFERED"] = "1"
+        # The services import the same ituna package as this launcher.
+        pkg_parent = os.path.dirname(_package_dir())
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [pkg_parent, env.get("PYTHONPATH", "")] if p)
+        lua_dir = os.path.join(self.scripts_dir, "lua")
+        env["LUA_PATH"] = f"{lua_dir}/?.lua;" + (env.get("LUA_PATH") or ";")
+        env.pop("ITUNA_ORDERS_LIMIT", None)
+        return env
+
+    def build_procs(self):
+        export_env = self._exporter_env()
+        base = self._base_env(export_env)
+        for service in SERVICES:
+            lang = self.langs[service]
+            if service in ORDERING:
+                if self.rates[service] <= 0 or self.limits[service] == 0:
+                    continue
+            n = self.scale[service]
+            for i in range(1, n + 1):
+                instance = service if n == 1 else f"{service}-{i}"
+                env = dict(base)
+                env["OTEL_SERVICE_NAME"] = service
+                env["ITUNA_SERVICE_INSTANCE"] = instance
+                if self.export_mode == "file":
+                    env["ITUNA_TRACES_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
+                if service in ORDERING and self.limits[service] is not None:
+                    env["ITUNA_ORDERS_LIMIT"] = str(self.limits[service])
+                self.procs.append(Proc(instance, service, lang, self._service_cmd(service, lang), env,
+                                       os.path.join(self.run_dir, f"{instance}.log")))
+
+    # -- supervision --
+    def _on_signal(self, signum, frame):
+        self.interrupted += 1
+        if self.interrupted >= 2:
+            raise KeyboardInterrupt
+
+    def _check_deaths(self, expected_exit=()):
+        """The first service that exited unexpectedly, or None. Ordering services exit
+        0 by themselves after placing their share (they print DONE)."""
+        for p in self.procs:
+            rc = p.poll()
+            if rc is None or p.stop_sent:
+                continue
+            if rc == 0 and (p.done or p.service in expected_exit):
+                continue
+            return p
+        return None
+
+    def _report_death(self, p):
+        p.wait_reader(2.0)
+        rc = p.returncode
+        how = f"was killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with code {rc}"
+        self.err.write(f"\nerror: service {p.instance} ({p.lang}) {how}. Last lines of {p.log_path}:\n")
+        for line in list(p.tail):
+            self.err.write(f"    {line}\n")
+        self.err.flush()
+
+    def _start_group(self, procs, deadline):
+        for p in procs:
+            p.start(self.tally.on_line)
+        while True:
+            dead = self._check_deaths()
+            if dead is not None:
+                self.failed = dead
+                self._report_death(dead)
+                return False
+            if all(p.ready.is_set() for p in procs):
+                return True
+            if self.interrupted:
+                return False
+            if time.monotonic() > deadline:
+                late = ", ".join(p.instance for p in procs if not p.ready.is_set())
+                raise RestaurantError(f"not ready after {self.args.ready_timeout:.0f} s: {late} "
+                                      f"(logs in {self.run_dir})")
+            time.sleep(0.05)
+
+    def _wait_groups_stable(self, timeout=30.0):
+        """Wait until each consumer group has all its members with partitions assigned,
+        so no rebalance moves partitions while orders are in flight (a message handled
+        by one member and not yet committed would be handled again by the next).
+        On the embedded broker: every consuming instance's ASSIGNED line (bounded by
+        --embedded-join-wait). On a real broker: confluent-kafka's admin client;
+        without it (or if the broker cannot describe groups) the run goes on at once."""
         groups = {f"ituna-{s}": self.scale[s] for s in CONSUMERS}
         if self.args.no_topic_setup:
             return
@@ -940,8 +1102,9 @@ def build_parser():
     p.add_argument("--run-dir", metavar="DIR", help="logs and traces of this run (default: logs/run-<time>)")
     p.add_argument("--scripts-dir", metavar="DIR", help=argparse.SUPPRESS)
     p.add_argument("--no-topic-setup", action="store_true", help=argparse.SUPPRESS)
-    # Seconds the consumer groups get to form on the embedded broker before orders start.
-    p.add_argument("--embedded-join-wait", type=float, default=4.0, metavar="S", help=argparse.SUPPRESS)
+    # Upper bound, in seconds, on the wait for every consuming service's ASSIGNED line
+    # on the embedded broker before orders start.
+    p.add_argument("--embedded-join-wait", type=float, default=30.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--partitions", type=int, default=0, metavar="N",
                    help="partitions per topic (embedded broker: default 3 or the largest --scale)")
     p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",

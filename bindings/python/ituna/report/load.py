@@ -308,8 +308,10 @@ def fetch_jaeger(base, service, since="10m", limit=1000, timeout=30.0):
             body = r.read().decode("utf-8")
     except urllib.error.HTTPError as e:
         detail = e.read().decode("utf-8", "replace")[:300]
-        if e.code == 404 and "not found" in detail.lower():
-            return  # Jaeger answers 404 when no trace matches
+        # Jaeger answers 404 when no trace matches: v1 "trace not found", v2's /api/v3
+        # {"error":{"httpCode":404,"message":"No traces found"}}
+        if e.code == 404 and re.search(r"not found|no traces found", detail, re.I):
+            return
         raise ReportInputError("%s: HTTP %d: %s" % (url, e.code, detail)) from None
     except (urllib.error.URLError, OSError) as e:
         raise ReportInputError("%s: cannot reach Jaeger: %s" % (url, getattr(e, "reason", e))) from None
