@@ -21,6 +21,8 @@
 #define ITUNA_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 /* errstr helper: formats into buf when buf/size are usable. Returns err. */
+/* 1 if ituna_now_ns() extrapolates from the TSC (clock.c). */
+ITUNA_HIDDEN int ituna_clock_is_tsc(void);
 ITUNA_HIDDEN ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, ...)
     ITUNA_PRINTF(4, 5);
 
@@ -262,9 +264,14 @@ struct ituna_tracer {
     ituna_batch *batch;
     ituna_ring pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
     atomic_int shut_down;
-    _Atomic uint64_t spans_started, spans_not_sampled, spans_ended, spans_enqueued, spans_dropped,
-        spans_exported, spans_export_failed, export_requests, export_retries, export_partial_rejected,
+    /* Written by span start/end: a line of their own, away from the fields every
+     * span reads and from the export thread's counters (false sharing). Enqueued
+     * is not counted: it is ended - dropped. */
+    _Alignas(64) _Atomic uint64_t spans_started, spans_not_sampled, spans_ended, spans_dropped,
         attributes_dropped, attributes_truncated, events_dropped, links_dropped;
+    /* Written by the export thread. */
+    _Alignas(64) _Atomic uint64_t spans_exported, spans_export_failed, export_requests, export_retries,
+        export_partial_rejected;
 };
 
 #endif

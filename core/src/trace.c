@@ -435,10 +435,7 @@ void ituna_span_end(ituna_span *s, uint64_t end_time_ns) {
     s->end_ns = end_time_ns ? end_time_ns : ituna_now_ns();
     if (s->end_ns < s->start_ns) s->end_ns = s->start_ns;
     CNT_INC(t, spans_ended);
-    if (t->batch && ituna_batch_push(t->batch, s)) {
-        CNT_INC(t, spans_enqueued);
-        return;
-    }
+    if (t->batch && ituna_batch_push(t->batch, s)) return;
     CNT_INC(t, spans_dropped);
     ituna_span_free(s);
 }
@@ -807,9 +804,10 @@ void ituna_tracer_get_stats(ituna_tracer *t, ituna_tracer_stats *o) {
 #define LD(f) o->f = atomic_load_explicit(&t->f, memory_order_relaxed)
     LD(spans_started);
     LD(spans_not_sampled);
-    LD(spans_ended);
-    LD(spans_enqueued);
     LD(spans_dropped);
+    LD(spans_ended);
+    /* Every span that ended was either enqueued or dropped. */
+    o->spans_enqueued = o->spans_ended > o->spans_dropped ? o->spans_ended - o->spans_dropped : 0;
     LD(spans_exported);
     LD(spans_export_failed);
     LD(export_requests);

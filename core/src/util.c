@@ -48,12 +48,6 @@ const char *ituna_err2name(ituna_err err) {
 
 const char *ituna_version(void) { return ITUNA_VERSION_STRING; }
 
-uint64_t ituna_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, ...) {
     if (buf && size > 0) {
         va_list ap;

@@ -62,7 +62,9 @@ ITUNA_API const char *ituna_err2name(ituna_err err);
 /* Runtime version string, e.g. "0.1.0". Thread-safe. Borrowed: static storage. */
 ITUNA_API const char *ituna_version(void);
 
-/* Wall-clock time in ns since the Unix epoch (CLOCK_REALTIME). Thread-safe. Does not block. */
+/* Wall-clock time in ns since the Unix epoch: CLOCK_REALTIME, extrapolated from
+ * the TSC between re-reads every 50 ms where the kernel keeps time on an
+ * invariant TSC (ITUNA_CLOCK=syscall turns that off). Thread-safe. Does not block. */
 ITUNA_API uint64_t ituna_now_ns(void);
 
 typedef enum ituna_log_level {
