@@ -8,6 +8,11 @@
 2. propagation: ``ituna.inject()`` + ``ituna.extract()`` against
    ``TraceContextTextMapPropagator`` inject + extract, each inside a current span.
 
+3. span, exported: the same span loop with both tracers exporting for real
+   (OTLP/HTTP protobuf, default batch settings, a queue big enough that nothing
+   drops) to a local sink in another process, timed until flush returns: the
+   whole cost of a span, the SDK's Python encoder and export thread included.
+
 Prints ns/op and the ratio for each; targets: 50x (span) and 20x (inject+extract).
 Usage: python3 bench/bench_python.py [--n N] [--repeat R] [--profile]
 """
@@ -34,6 +39,77 @@ def best_ns(fn, n, repeat):
         fn(n)
         best = min(best, (time.perf_counter_ns() - t0) / n)
     return best
+
+
+SINK = r"""
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"""
+
+
+def start_sink():
+    """An OTLP/HTTP sink in its own process (so it takes no GIL from either side)."""
+    import subprocess
+    proc = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline())
+    return proc, "http://127.0.0.1:%d" % port
+
+
+def exported_pair(sink, n_it, n_ot):
+    """ns per span, loop + flush, both tracers exporting to the sink."""
+    import ituna
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    it = ituna._core.Tracer(env=False, settings=[("tracer.service-name", "bench-ituna-exp"),
+                                                 ("exporter.type", "otlp"), ("exporter.endpoint", sink),
+                                                 ("exporter.max-queue-size", str(n_it * 2))])
+    prov = TracerProvider(resource=Resource.create({"service.name": "bench-otel-exp"}))
+    prov.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sink + "/v1/traces"),
+                                               max_queue_size=n_ot * 2))
+    ot = prov.get_tracer("bench")
+
+    def run_it():
+        span = it.span
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for _ in range(n_it):
+            with span("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
+                pass
+        it.flush(timeout=60)
+        return (time.perf_counter_ns() - t0) / n_it
+
+    def run_ot():
+        start = ot.start_as_current_span
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for _ in range(n_ot):
+            with start("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
+                pass
+        prov.force_flush(60_000)
+        return (time.perf_counter_ns() - t0) / n_ot
+
+    a = min(run_it() for _ in range(3))
+    b = min(run_ot() for _ in range(3))
+    st = it.stats()
+    ok = st["spans_dropped"] == 0 and st["spans_exported"] == st["spans_ended"]
+    it.shutdown(timeout=10)
+    prov.shutdown()
+    return a, b, ok, st
 
 
 def setup_ituna():
@@ -67,6 +143,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile the ituna loops")
     ap.add_argument("--breakdown", action="store_true", help="time the parts of the ituna span loop")
+    ap.add_argument("--no-export", action="store_true", help="skip the exporting comparison")
     args = ap.parse_args()
 
     ituna, itracer = setup_ituna()
@@ -158,6 +235,16 @@ def main():
     st = itracer.stats()
     print("ituna stats: started=%d enqueued=%d dropped=%d (queue full: nothing is exported, by design)"
           % (st["spans_started"], st["spans_enqueued"], st["spans_dropped"]))
+    if not args.no_export:
+        proc, sink = start_sink()
+        try:
+            it, ot, ok, est = exported_pair(sink, n_it, n_ot)
+        finally:
+            proc.kill()
+        print("%-28s %12.0f %16.0f %7.1fx %6dx %s" % ("span, exported (loop+flush)", it, ot, ot / it, 50,
+                                                      "ok" if ot / it >= 50 else "MISSED"))
+        print("  ituna exported %d of %d spans, %d dropped%s" % (est["spans_exported"], est["spans_ended"],
+              est["spans_dropped"], "" if ok else "  <- NOT ALL EXPORTED: figure invalid"))
     provider.shutdown = lambda *a, **k: None  # do not wait on the dead endpoint at exit
     itracer.shutdown(timeout=0)
 
