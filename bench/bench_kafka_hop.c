@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -170,6 +171,10 @@ static void bench(const char *label, const char *bootstrap, int n, int rounds) {
                label, r, off[k], on[k], noexp[k], wire[k]);
         k++;
     }
+    struct stat st;
+    if (k && stat(traces, &st) == 0)
+        printf("%s: the traced runs wrote %.0f bytes of OTLP JSON per message (2 spans)\n", label,
+               (double)st.st_size / ((double)rounds * (n + 1)));
     unlink(traces);
     if (!k) return;
     qsort(on, (size_t)k, sizeof *on, cmp);
