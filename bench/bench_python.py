@@ -83,28 +83,18 @@ def exported_pair(sink, n_it, n_ot):
                                                max_queue_size=n_ot * 2))
     ot = prov.get_tracer("bench")
 
-    def run_it():
-        span = it.span
+    def timed(start, n, flush):
+        """ns per span for n spans through start(), flush included."""
         gc.collect()
         t0 = time.perf_counter_ns()
-        for _ in range(n_it):
-            with span("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
-                pass
-        it.flush(timeout=60)
-        return (time.perf_counter_ns() - t0) / n_it
-
-    def run_ot():
-        start = ot.start_as_current_span
-        gc.collect()
-        t0 = time.perf_counter_ns()
-        for _ in range(n_ot):
+        for _ in range(n):
             with start("validate-address", attributes={"order.id": "a1b2", "order.dishes": 3}):
                 pass
-        prov.force_flush(60_000)
-        return (time.perf_counter_ns() - t0) / n_ot
+        flush()
+        return (time.perf_counter_ns() - t0) / n
 
-    a = min(run_it() for _ in range(3))
-    b = min(run_ot() for _ in range(3))
+    a = min(timed(it.span, n_it, lambda: it.flush(timeout=60)) for _ in range(3))
+    b = min(timed(ot.start_as_current_span, n_ot, lambda: prov.force_flush(60_000)) for _ in range(3))
     st = it.stats()
     ok = st["spans_dropped"] == 0 and st["spans_exported"] == st["spans_ended"]
     it.shutdown(timeout=10)
