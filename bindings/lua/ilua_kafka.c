@@ -250,9 +250,11 @@ static int l_producer(lua_State *L) {
     return 1;
 }
 
-/* Collect publish opts {key=, headers={k=v}, partition=, parent=} at idx into m.
+/* Collect publish opts {key=, headers={k=v}, partition=, parent=, attributes={k=v}}
+ * at idx into m (attrs: storage for the attributes, alive until the publish is done).
  * [-0, +k, v] scratch values, restored by the caller */
-static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span_context *parent) {
+static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span_context *parent,
+                         ilua_attrs *attrs) {
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -309,6 +311,13 @@ static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span
         m->parent = parent;
     }
     lua_pop(L, 1);
+    /* The table stays on the stack: the converted strings point into it. */
+    int at = lua_getfield(L, idx, "attributes");
+    if (at != LUA_TNIL && at != LUA_TTABLE)
+        luaL_error(L, "publish: attributes must be a table, got %s", lua_typename(L, at));
+    ilua_attrs_from_table(L, -1, idx, attrs);
+    m->attrs = attrs->v;
+    m->n_attrs = attrs->n;
 }
 
 /* producer:publish(topic, value[, opts]) -> producer. value: string, or a table
@@ -323,7 +332,8 @@ static int producer_publish(lua_State *L) {
     ituna_message_out m;
     memset(&m, 0, sizeof m);
     ituna_span_context parent;
-    publish_opts(L, 4, &m, &parent);
+    ilua_attrs attrs;
+    publish_opts(L, 4, &m, &parent, &attrs);
     m.topic = topic;
     char err[ILUA_ERRSTR] = "";
     char *json = NULL;

@@ -132,6 +132,15 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "producer, message and topic are required");
     if (msg->n_headers && !msg->headers)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "n_headers > 0 but headers is NULL");
+    if (msg->n_attrs && !msg->attrs)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "n_attrs > 0 but attrs is NULL");
+    /* Checked before the span starts: a bad attribute must not leave a half-made span. */
+    for (size_t i = 0; i < msg->n_attrs; i++) {
+        const ituna_attr *a = &msg->attrs[i];
+        if (!a->key || !a->key[0] || (unsigned)a->type > ITUNA_ATTR_BOOL_ARRAY)
+            return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                                 "attribute %zu has an empty key or an unknown type", i);
+    }
     char name[300];
     snprintf(name, sizeof name, "send %s", msg->topic);
     ituna_span_options so = {.kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent};
@@ -139,6 +148,8 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
     ituna_err e = ituna_span_start(p->tracer, name, &so, &span);
     if (e || !span) return ituna_set_err(errstr, errstr_size, e ? e : ITUNA_ERR_NOMEM, "cannot start the span");
     ituna_kafka_span_attrs(span, "send", msg->topic, msg->key, msg->key_len, msg->value_len, &p->ep);
+    /* After the messaging attributes, which assume a fresh span (no duplicate scan). */
+    for (size_t i = 0; i < msg->n_attrs; i++) ituna_span_set_attr(span, &msg->attrs[i]);
     int32_t partition = msg->partition_set || msg->partition > 0 ? msg->partition : RD_KAFKA_PARTITION_UA;
     if (msg->partition_set && msg->partition >= 0) {
         char part[16];

@@ -296,7 +296,7 @@ function M.run_ordering(opts)
             svc.log:info(opts.placing(order.order_id), span)
             -- The seed's simulated work happens inside the order span.
             M.work(svc.config:delay_s(opts.delay))
-            producer:publish(topic, order, { key = order.order_id })
+            producer:publish(topic, order, { key = order.order_id, attributes = M.order_attrs(order) })
             producer:flush(10)
             svc.log:info(opts.placed, span)
         end)

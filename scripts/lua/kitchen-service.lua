@@ -24,7 +24,7 @@ local function handle(svc, producer, order)
             local rejected = common.copy(order)
             rejected.rejected_by = "kitchen-service"
             rejected.reason = SPOILED
-            producer:publish(cfg:topic("rejected"), rejected, { key = id })
+            producer:publish(cfg:topic("rejected"), rejected, { key = id, attributes = attrs })
             producer:flush(10)
             log:info("Rejected order " .. id .. ": " .. SPOILED, span)
             return
@@ -32,7 +32,7 @@ local function handle(svc, producer, order)
         local dish = common.first_dish(order)
         local ready = common.copy(order)
         ready.ready = true
-        producer:publish(cfg:topic("ready"), ready, { key = id })
+        producer:publish(cfg:topic("ready"), ready, { key = id, attributes = attrs })
         producer:flush(10)
         log:info(string.format("Your order is ready. Please enjoy your %s and other food! - Order id = %s", dish, id), span)
     end)

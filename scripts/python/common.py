@@ -286,7 +286,7 @@ def run_ordering(service_name, source, span_name, delay_key, topic_which, placin
             svc.log.info(placing_line(order["order_id"]), span)
             # The seed's simulated work happens inside the order span.
             time.sleep(svc.config.delay_s(delay_key))
-            producer.publish(topic, order, key=order["order_id"])
+            producer.publish(topic, order, key=order["order_id"], attributes=order_attrs(order))
             producer.flush(10)
             svc.log.info(placed_line, span)
         placed += 1

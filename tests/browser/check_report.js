@@ -1,7 +1,8 @@
 // Opens an ituna-report HTML page in Debian's Chromium (headless, through playwright-core,
 // which downloads no browser) and checks what a reader relies on: no console error, no
 // network request but the file itself, the expected bottleneck first in the ranking, the
-// search box opening an order's waterfall, span attributes on click. Saves a screenshot.
+// search box opening an order's waterfall, a send span's attributes (order.id) on click.
+// Saves a screenshot.
 //
 // node check_report.js --html PAGE --expect-first STAGE --order ORDER_ID --screenshot PNG
 'use strict';
@@ -63,11 +64,22 @@ async function main() {
     if (!head || head.indexOf(opt.order) < 0) failures.push('searching ' + opt.order + ' did not open its waterfall (head: ' + head + ')');
     const rows = await page.$$('#waterfall .wf-row');
     if (rows.length < 2) failures.push('waterfall has ' + rows.length + ' rows');
-    if (rows.length) {
-      await rows[rows.length - 1].click();
-      const details = await page.textContent('#details');
-      if (!details || details.indexOf('order.id') < 0 || details.indexOf(opt.order) < 0) {
-        failures.push('clicking a span did not show its attributes');
+    // A PRODUCER "send <topic>" row: the services put order.id on every span, send spans
+    // included (issue 7), so the order can be found from any span.
+    let sendRow = null;
+    for (const r of rows) {
+      const label = await r.$eval('.wf-label', (e) => e.textContent);
+      if (/^(\u26a0 )?send /.test(label)) { sendRow = r; break; }
+    }
+    if (!sendRow) {
+      failures.push('the waterfall has no send span row');
+    } else {
+      await sendRow.click();
+      const attrs = await page.$$eval('#details #attrs tr', (trs) =>
+        Object.fromEntries(trs.map((tr) => [tr.cells[0].textContent, tr.cells[1].textContent])));
+      if (attrs['order.id'] !== JSON.stringify(opt.order) || !attrs['order.source']) {
+        failures.push('clicking a send span did not show its order.id/order.source (order.id: ' +
+                      attrs['order.id'] + ', order.source: ' + attrs['order.source'] + ')');
       }
     }
     await page.screenshot({ path: opt.screenshot, fullPage: true });

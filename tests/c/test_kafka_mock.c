@@ -284,6 +284,41 @@ static int test_publish_consume_is_one_trace_with_semconv_attributes(void) {
     return 0;
 }
 
+static int test_publish_attributes_are_on_the_send_span(void) {
+    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    ituna_producer *p = make_producer(&d, 0);
+    REQUIRE(p);
+    ituna_attr attrs[] = {ituna_attr_str("order.id", "o-77"), ituna_attr_str("order.source", "website"),
+                          ituna_attr_int("order.items", 3)};
+    ituna_message_out mo = {.topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1,
+                            .attrs = attrs, .n_attrs = 3};
+    char err[512];
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    attrs[0] = ituna_attr_str("order.id", "changed"); /* copied: the caller's array may change */
+    CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
+    CHECK(d.n == 1 && d.failed == 0);
+    rec_span *ps = find_span(d.last.span.span_id);
+    REQUIRE(ps);
+    CHECK_STR(ps->name, "send t-attrs");
+    CHECK_ATTR(ps, "order.id", "o-77");
+    CHECK_ATTR(ps, "order.source", "website");
+    CHECK_ATTR(ps, "order.items", "3");
+    CHECK_ATTR(ps, "messaging.destination.name", "t-attrs");
+
+    /* bad input is refused before anything is sent */
+    ituna_attr bad[] = {{.key = "", .type = ITUNA_ATTR_STRING}};
+    ituna_message_out mb = {.topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1,
+                            .attrs = bad, .n_attrs = 1};
+    CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
+    CHECK(strstr(err, "attribute 0") != NULL);
+    mb.attrs = NULL;
+    CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
+    CHECK(ituna_producer_in_flight(p) == 0);
+    CHECK(ituna_producer_destroy(p, 5000) == ITUNA_OK);
+    CHECK(d.n == 1);
+    return 0;
+}
+
 static int test_span_is_current_in_handler_and_children_nest(void);
 static ituna_span_context handler_child;
 static ituna_handler_result nesting_handler(ituna_message *m, void *opaque, char *reason, size_t size) {
@@ -794,6 +829,7 @@ int main(void) {
 
     RUN(test_mock_cluster_binds_loopback);
     RUN(test_publish_consume_is_one_trace_with_semconv_attributes);
+    RUN(test_publish_attributes_are_on_the_send_span);
     RUN(test_span_is_current_in_handler_and_children_nest);
     RUN(test_malformed_traceparent_header_starts_root_with_reason);
     RUN(test_seed_payload_carrier_is_continued);

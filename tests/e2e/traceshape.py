@@ -151,6 +151,7 @@ class TraceCheck:
         """PRODUCER 'send topic' under producer_parent, CONSUMER 'process topic' under it."""
         send = self.one_child(producer_parent, f"send {topic}", PRODUCER, producer_parent.service)
         self.messaging(send, topic, "send")
+        self.order_attrs(send)
         if consumer_service is None:
             return send, None
         proc = self.one_child(send, f"process {topic}", CONSUMER, consumer_service)
@@ -189,6 +190,7 @@ class TraceCheck:
                 if steps[-1].status != 2 or val.status != 2:
                     self.fail("the failing step and main-order-validation must have error status")
                 self.hop(val, t["rejected"], None)
+                self.whole_trace(root)
                 return
             if names != VALIDATION_STEPS:
                 self.fail(f"validation steps {names}, expected {VALIDATION_STEPS}")
@@ -209,6 +211,9 @@ class TraceCheck:
             self.hop(kit, t["rejected"], None)
         else:
             self.hop(kit, t["ready"], None)
+        self.whole_trace(root)
+
+    def whole_trace(self, root):
         # every span of the order is reachable from the root: nothing stray in the trace
         seen, stack = set(), [root]
         while stack:
@@ -217,6 +222,9 @@ class TraceCheck:
             stack.extend(self.children[s.span_id])
         if len(seen) != len(self.spans):
             self.fail(f"{len(self.spans) - len(seen)} spans not connected to the root")
+        # the issue's rule is "every span of an order": none may slip past the checks above
+        for s in self.spans:
+            self.order_attrs(s)
 
 
 def check_order_trace(spans, order_id, source, outcome, topics):

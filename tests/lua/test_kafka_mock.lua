@@ -49,6 +49,37 @@ do
   c2:close()
   ituna.shutdown(5)
 end
+
+T.section("mock: publish attributes land on the send span")
+do
+  local path = T.tmpfile("kafka-attrs.jsonl")
+  ituna.init(T.file_tracer_opts("lua-kafka-attrs", path))
+  local topic = ("lua-attrs-%d%d"):format(os.time(), math.random(1, 1e6))
+  local producer = ituna.producer { bootstrap = broker.bootstrap }
+  local attrs = { ["order.id"] = "o-5", ["order.source"] = "on-site", ["order.items"] = 2 }
+  producer:publish(topic, { order_id = "o-5" }, { key = "o-5", attributes = attrs })
+  producer:publish(topic, "plain")
+  T.raises("attributes must be a table", producer.publish, producer, topic, "x", { attributes = "order.id" })
+  T.raises("attribute 'order.id' is a function", producer.publish, producer, topic, "x",
+    { attributes = { ["order.id"] = print } })
+  T.raises("empty key", producer.publish, producer, topic, "x", { attributes = { [""] = "x" } })
+  producer:flush(30)
+  producer:close()
+  T.check(ituna.shutdown(10), "shutdown flushes")
+  local _, sends = T.find(T.read_spans(path), "send " .. topic)
+  T.eq(#sends, 2, "two PRODUCER spans (the refused publishes made none)")
+  local with, without
+  for _, s in ipairs(sends) do
+    if T.attr(s, "order.id") then with = s else without = s end
+  end
+  T.check(with and without, "one send span has the attributes, the other has none")
+  if with then
+    T.eq(T.attr(with, "order.id"), "o-5", "order.id on the send span")
+    T.eq(T.attr(with, "order.source"), "on-site", "order.source on the send span")
+    T.eq(T.attr(with, "order.items"), 2, "integer attribute")
+    T.eq(T.attr(with, "messaging.destination.name"), topic, "messaging attributes kept")
+  end
+end
 broker:stop()
 broker:stop() -- idempotent
 T.raises("embedded broker is stopped", function() return broker.bootstrap end)

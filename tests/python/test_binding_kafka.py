@@ -119,6 +119,25 @@ def test_round_trip_continues_the_trace(bootstrap, traced):
     assert kitchen and kitchen[0]["parentSpanId"] == proc[0]["spanId"]
 
 
+def test_publish_attributes_are_on_the_send_span(embedded, traced):
+    tracer, path = traced
+    topic = topic_name("attrs")
+    attrs = {"order.id": "o-9", "order.source": "website", "order.items": 3, "order.dishes": ["tuna", "roll"]}
+    with ituna.Producer(embedded.bootstrap, linger_ms=1) as p:
+        p.publish(topic, {"order_id": "o-9"}, key="o-9", attributes=attrs)
+        attrs["order.id"] = "changed"  # copied at publish time
+        p.publish(topic, b"plain", attributes=None)
+        p.flush(timeout=30)
+    send = [s for s in spans_of(tracer, path) if s["name"] == "send " + topic]
+    assert len(send) == 2
+    with_attrs = [s for s in send if "order.id" in s["attrs"]]
+    assert len(with_attrs) == 1, send
+    a = with_attrs[0]["attrs"]
+    assert a["order.id"] == "o-9" and a["order.source"] == "website"
+    assert a["order.items"] in (3, "3")  # OTLP JSON writes int64 as a string
+    assert a["messaging.destination.name"] == topic
+
+
 def test_message_json_on_a_non_json_payload_goes_to_the_dlq(bootstrap, traced):
     tracer, path = traced
     topic = topic_name("dlq")
@@ -290,6 +309,12 @@ def test_bad_arguments(embedded, traced):
             p.publish("t", b"x", headers=[("k", 1)])
         with pytest.raises(ValueError):
             p.publish("t", b"x", partition=-3)
+        with pytest.raises(TypeError, match="attributes must be a dict"):
+            p.publish("t", b"x", attributes=[("order.id", "o-1")])
+        with pytest.raises(TypeError, match="order.id"):
+            p.publish("t", b"x", attributes={"order.id": object()})
+        with pytest.raises(ValueError, match="empty"):
+            p.publish("t", b"x", attributes={"": "x"})
         with pytest.raises(TypeError):
             p.flush(timeout="soon")
 

@@ -169,3 +169,26 @@ int attrbuf_from_dict(attrbuf *b, PyObject *dict)
     }
     return 0;
 }
+
+int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep)
+{
+    *keep = NULL;
+    if (!dict || dict == Py_None || !PyDict_Check(dict)) return attrbuf_from_dict(b, dict);
+    /* The copy owns every value, and lists become tuples, so the borrowed strings
+     * survive another thread changing the caller's dict or lists meanwhile. */
+    PyObject *snap = PyDict_New();
+    if (!snap) return -1;
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &k, &v)) {
+        PyObject *v2 = PyList_Check(v) ? PySequence_Tuple(v) : Py_NewRef(v);
+        int rc = v2 ? PyDict_SetItem(snap, k, v2) : -1;
+        Py_XDECREF(v2);
+        if (rc < 0) {
+            Py_DECREF(snap);
+            return -1;
+        }
+    }
+    *keep = snap;
+    return attrbuf_from_dict(b, snap);
+}

@@ -422,12 +422,14 @@ static int producer_wait(ProducerObject *self, int timeout_ms)
 
 static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"topic", "value", "key", "headers", "partition"};
-    PyObject *a[5];
-    if (fast_args("publish", args, nargs, kwnames, names, 5, 5, a) < 0) return NULL;
+    static const char *const names[] = {"topic", "value", "key", "headers", "partition", "attributes"};
+    PyObject *a[6];
+    if (fast_args("publish", args, nargs, kwnames, names, 6, 6, a) < 0) return NULL;
     ProducerObject *self = (ProducerObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
-    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "publish(topic, value, key=None, headers=None, partition=None)");
+    if (!a[0] || !a[1])
+        return PyErr_Format(PyExc_TypeError,
+                            "publish(topic, value, key=None, headers=None, partition=None, attributes=None)");
     if (self->closed) {
         PyErr_SetString(st->StateError, "producer is closed");
         return NULL;
@@ -435,9 +437,11 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     ituna_message_out m;
     memset(&m, 0, sizeof m);
     m.partition = -1;
-    PyObject *json = NULL, *keep = NULL, *res = NULL;
+    PyObject *json = NULL, *keep = NULL, *akeep = NULL, *res = NULL;
     Py_buffer vbuf = {0}, kbuf = {0};
     ituna_header *hdrs = NULL;
+    attrbuf ab;
+    attrbuf_init(&ab);
     if (!(m.topic = opt_str(a[0], "topic"))) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "topic must be str");
         return NULL;
@@ -528,6 +532,9 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
         m.partition = (int32_t)part;
         m.partition_set = 1;
     }
+    if (attrbuf_from_dict_snapshot(&ab, a[5], &akeep) < 0) goto done;
+    m.attrs = ab.attrs;
+    m.n_attrs = ab.n;
     ituna_span_context ptmp;
     m.parent = context_current(st, &ptmp); /* NULL: no current span, a new trace */
     char errstr[ERRSTR_SIZE] = "";
@@ -546,6 +553,8 @@ done:
     if (vbuf.obj) PyBuffer_Release(&vbuf);
     if (kbuf.obj) PyBuffer_Release(&kbuf);
     PyMem_Free(hdrs);
+    attrbuf_free(&ab);
+    Py_XDECREF(akeep);
     Py_XDECREF(keep);
     Py_XDECREF(json);
     return res;
@@ -702,10 +711,11 @@ static void producer_dealloc(PyObject *op)
 
 static PyMethodDef producer_methods[] = {
     {"publish", (PyCFunction)(void (*)(void))producer_publish, METH_FASTCALL | METH_KEYWORDS,
-     "publish(topic, value, key=None, headers=None, partition=None)\n\n"
+     "publish(topic, value, key=None, headers=None, partition=None, attributes=None)\n\n"
      "Publish one message in a PRODUCER span 'send <topic>' whose parent is the current span;\n"
      "the context travels in the traceparent/tracestate headers. value: bytes, str, or a\n"
      "dict/list sent as compact JSON. headers: dict or list of (str, bytes|str|None).\n"
+     "attributes: dict of extra attributes for the send span, as Span.set_attributes().\n"
      "Does not wait for delivery; failures surface in on_delivery or flush()/close()."},
     {"flush", (PyCFunction)(void (*)(void))producer_flush, METH_FASTCALL | METH_KEYWORDS,
      "flush(timeout=None): wait for every delivery report (timeout in seconds, None: no limit).\n"

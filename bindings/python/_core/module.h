@@ -126,6 +126,9 @@ void attrbuf_init(attrbuf *b);
 void attrbuf_free(attrbuf *b);
 /* Convert a dict (or None) into b->attrs. -1 with an exception set. */
 int attrbuf_from_dict(attrbuf *b, PyObject *dict);
+/* attrbuf_from_dict() for use with the GIL released: *keep (new reference or NULL,
+ * release after the call) keeps every borrowed value alive. -1 with an exception set. */
+int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep);
 /* Convert one key/value into *out; uses b for temporary arrays. -1 with an exception set. */
 int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out);
 

@@ -71,10 +71,13 @@ typedef struct ituna_message_out {
     int partition_set;
     const ituna_span_context *parent;      /* NULL: the thread's current context */
     void *opaque;                          /* returned in the delivery report */
+    const ituna_attr *attrs; size_t n_attrs; /* extra PRODUCER span attributes, copied */
 } ituna_message_out;
 
 /* Start the PRODUCER span, inject the context into the headers and enqueue the
- * message; the span ends when the delivery report arrives. A local failure (queue
+ * message; the span ends when the delivery report arrives. msg->attrs are set after
+ * the messaging attributes (a same key replaces one); an attribute with an empty key
+ * or unknown type fails with ITUNA_ERR_INVALID_ARG. A local failure (queue
  * full, unknown topic, ...) returns an error, ends the span with error status and
  * does not call the delivery callback. Thread-safe. Does not block (waits up to
  * 1 s only while librdkafka's own queue is full). */
@@ -196,7 +199,7 @@ typedef struct ituna_mock_cluster ituna_mock_cluster;
  * inside this process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
 ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions,
                                              ituna_mock_cluster **out, char *errstr, size_t errstr_size);
-/* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). */
+/* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). Thread-safe. */
 ITUNA_API const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m);
 /* Stop and free (NULL is a no-op). Not thread-safe. */
 ITUNA_API void ituna_mock_cluster_stop(ituna_mock_cluster *m);
