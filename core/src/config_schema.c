@@ -138,6 +138,9 @@ static const ituna_cfg_key SCHEMA[] = {
     K_FLT("restaurant", "duration", NULL, "0", 0.0, 1e9, "seconds to run; 0 = until all orders are served"),
     K_INT("restaurant", "scale-kitchen-service", NULL, NULL, "1", 1, 1024, "kitchen-service consumers in its group"),
     K_PATH("restaurant", "log-dir", NULL, NULL, "logs", "directory of the services' logs"),
+    K_ENUM("restaurant", "broker", NULL, NULL, "auto", "auto|embedded|queue",
+           "the launcher's Kafka: queue = [queue] bootstrap or host/port, embedded = its test broker, "
+           "auto = queue when [queue] names a broker, else embedded"),
 };
 
 static const ituna_cfg_section SECTIONS[] = {

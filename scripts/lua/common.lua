@@ -55,6 +55,7 @@ local DEFAULTS = {
 
 M.CONSUMER_GROUP = "ituna"
 M.ASSIGN_TIMEOUT_S = 30 -- how long a consuming service waits for its partitions before going on
+local MALFORMED_MT = getmetatable(ituna.malformed("probe")) -- ituna.malformed's error objects
 local ZERO_TRACE = string.rep("0", 32)
 local ZERO_SPAN = string.rep("0", 16)
 
@@ -269,13 +270,23 @@ function M.orders_limit()
     return n
 end
 
+-- Close consumers (final commit) and producers, flush the spans; exit 1 when any
+-- of it failed, so the launcher knows the stop was not clean.
 function M.shutdown(svc, ...)
+    local clean = true
     for _, c in ipairs({ ... }) do
         local ok, err = pcall(function() c:close() end)
-        if not ok then svc.log:error("close failed: " .. tostring(err)) end
+        if not ok then
+            clean = false
+            svc.log:error("close failed: " .. tostring(err))
+        end
     end
-    ituna.shutdown(10)
+    if not ituna.shutdown(10) then
+        clean = false
+        svc.log:error("spans not all exported within 10 s of shutdown")
+    end
     svc.log:info("Stopped " .. svc.name)
+    if not clean then os.exit(1) end
 end
 
 -- The loop every ordering service runs: on a timer (rate from [rates]), an order
@@ -336,7 +347,19 @@ function M.run_consumer(opts)
     M.wait_assigned(svc, consumer)
     -- consumer:each: a handler error leaves the message uncommitted (redelivered) and
     -- the loop goes on; ituna.malformed sends it to the DLQ; a stop request ends it.
-    local handled = consumer:each(function(msg)
+    local handled = 0 -- as common.py counts: handled or dead-lettered, not failed
+    consumer:each(function(msg)
+        -- Closed when the body ends, with the error if it failed; the error then goes on
+        -- to the module unchanged (traceback included).
+        local _ <close> = setmetatable({}, { __close = function(_, err)
+            if err == nil or getmetatable(err) == MALFORMED_MT then
+                handled = handled + 1
+            else
+                -- the same line as common.py's, with the ids of the message's CONSUMER span
+                svc.log:error(string.format("Failed to handle a message from %s [%d] @%d (it will be redelivered): %s",
+                    msg.topic, msg.partition, msg.offset, tostring(err)), msg:span())
+            end
+        end })
         local order = M.parse_order(msg)
         local cspan = msg:span()
         for k, v in pairs(M.order_attrs(order)) do cspan:set_attribute(k, v) end

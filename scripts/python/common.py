@@ -248,13 +248,21 @@ class Service:
         return c
 
     def shutdown(self, *closables):
+        """Close consumers (final commit) and producers, flush the spans; exit 1 when
+        any of it failed, so the launcher knows the stop was not clean."""
+        ok = True
         for c in closables:
             try:
                 c.close()
             except Exception as exc:  # report, and still close the others and flush spans
+                ok = False
                 self.log.error(f"close failed: {exc}")
-        ituna.shutdown(timeout=10)
+        if not ituna.shutdown(timeout=10):
+            ok = False
+            self.log.error("spans not all exported within 10 s of shutdown")
         self.log.info(f"Stopped {self.name}")
+        if not ok:
+            raise SystemExit(1)
 
 
 def orders_limit():
@@ -338,8 +346,9 @@ def run_consumer(service_name, topic_which, handle):
                 handle(svc, producer, order)
             handled += 1
         except Exception as exc:
+            # the same line as common.lua's, with the ids of the message's CONSUMER span
             svc.log.error(f"Failed to handle a message from {msg.topic} [{msg.partition}] @{msg.offset} "
-                          f"(it will be redelivered): {type(exc).__name__}: {exc}")
+                          f"(it will be redelivered): {type(exc).__name__}: {exc}", msg.span)
         if svc.stopping:
             break
     svc.log.info(f"DONE {service_name} handled={handled}")

@@ -23,6 +23,24 @@ RE_PLACED = re.compile(r" - INFO - (?:Placing an online order with id|Placing an
 RE_REJECTED = re.compile(r" - INFO - Rejected order (\S+): (.*) trace_id=([0-9a-f]{32}) span_id=")
 RE_SERVED = re.compile(r" - INFO - Your order is ready\. Please enjoy your (.+) and other food! - Order id = (\S+) "
                        r"trace_id=([0-9a-f]{32}) span_id=")
+_IDS = r" trace_id=([0-9a-f]{32}) span_id=([0-9a-f]{16})$"
+# The log lines issue 7 names, per service (identical in Lua and Python): kind ->
+# pattern whose first group is the order id (None: the line names no order).
+ORDER_LINES = {
+    "website-ordering": {"placing": (r"Placing an online order with id (\S+)", 1),
+                         "placed": (r"The online order has been placed successfully!", None)},
+    "onsite-ordering": {"placing": (r"Placing an on-site order with id (\S+)", 1),
+                        "placed": (r"The on-site order has been placed successfully!", None)},
+    "direct-kitchen-ordering": {"placing": (r"Placing a direct order for the kitchen: (\S+)", 1)},
+    "order-validation": {"received": (r"Received order (\S+) for validation", 1),
+                         "validated": (r"Validated and republished order for kitchen: (\S+)", 1)},
+    "kitchen-service": {"received": (r"Received order (\S+) for processing", 1),
+                        "ready": (r"Your order is ready\. Please enjoy your (.+) and other food! - Order id = (\S+)", 2)},
+}
+_ORDER_LINE_RE = {svc: {kind: (re.compile(r" - INFO - " + pat + _IDS), grp) for kind, (pat, grp) in kinds.items()}
+                  for svc, kinds in ORDER_LINES.items()}
+RE_FAILED = re.compile(r" - ERROR - Failed to handle a message from (\S+) \[(\d+)\] @(\d+) "
+                       r"\(it will be redelivered\): (.*)" + _IDS)
 RE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - [a-z-]+ - (INFO|ERROR) - .* trace_id=[0-9a-f]{32} "
                      r"span_id=[0-9a-f]{16}$")
 # The reason each stage gives when it rejects (identical in Lua and Python).
@@ -40,9 +58,9 @@ MIXED = ["--lang", "website-ordering=python", "--lang", "onsite-ordering=lua", "
          "--lang", "direct-kitchen-ordering=lua", "--lang", "kitchen-service=lua"]
 
 
-def write_config(directory, extra="", failures=True):
+def write_config(directory, extra="", failures=True, failure_rates=None):
     """The e2e fixture config with topics of this run (failures=False: every failure
-    rate 0); returns (path, topics)."""
+    rate 0; failure_rates: {key: rate} set in [failure-rates]); returns (path, topics)."""
     run = uuid.uuid4().hex[:10]
     with open(os.path.join(FIXTURES, "e2e.ini"), encoding="utf-8") as f:
         text = f.read().replace("{run}", run)
@@ -50,6 +68,12 @@ def write_config(directory, extra="", failures=True):
         head, sep, rest = text.partition("[failure-rates]")
         body, nxt, tail = rest.partition("\n[")
         body = re.sub(r"(?m)^([a-z-]+) = [0-9.]+$", r"\1 = 0", body)
+        text = head + sep + body + nxt + tail
+    for key, rate in (failure_rates or {}).items():
+        head, sep, rest = text.partition("[failure-rates]")
+        body, nxt, tail = rest.partition("\n[")
+        body, n = re.subn(rf"(?m)^{re.escape(key)} = [0-9.]+$", f"{key} = {rate}", body)
+        assert n == 1, f"[failure-rates] {key} is not in e2e.ini"
         text = head + sep + body + nxt + tail
     path = os.path.join(str(directory), f"e2e-{run}.ini")
     with open(path, "w", encoding="utf-8") as f:
@@ -85,6 +109,10 @@ class RunLogs:
         self.served_by = collections.defaultdict(list)  # instance -> order ids
         self.log_trace = {}    # order id -> trace ids seen on its lines
         self.bad_lines = []
+        # service -> kind -> count of ORDER_LINES lines seen with non-zero ids
+        self.line_kinds = collections.defaultdict(collections.Counter)
+        self.line_ids = collections.defaultdict(list)  # order id -> [(service, kind, trace id, span id)]
+        self.dish = {}         # order id -> the dish its ready line names
         for name in sorted(os.listdir(run_dir)):
             if not name.endswith(".log"):
                 continue
@@ -96,6 +124,17 @@ class RunLogs:
                     line = line.rstrip("\n")
                     if " - INFO - " in line and not RE_LINE.match(line):
                         self.bad_lines.append(line)
+                    for kind, (rx, grp) in _ORDER_LINE_RE.get(service, {}).items():
+                        m = rx.search(line)
+                        if not m:
+                            continue
+                        tid, sid = m.group(m.lastindex - 1), m.group(m.lastindex)
+                        if tid != "0" * 32 and sid != "0" * 16:
+                            self.line_kinds[service][kind] += 1
+                        if grp is not None:
+                            self.line_ids[m.group(grp)].append((service, kind, tid, sid))
+                            if kind == "ready":
+                                self.dish[m.group(2)] = m.group(1)
                     m = RE_PLACED.search(line)
                     if m:
                         self.placed[m.group(1)] = (SOURCES[service], m.group(2), instance)
@@ -111,6 +150,10 @@ class RunLogs:
                         self.served[m.group(2)] += 1
                         self.served_by[instance].append(m.group(2))
                         self.log_trace.setdefault(m.group(2), set()).add(m.group(3))
+
+    def missing_lines(self, services=None):
+        """(service, kind) of ORDER_LINES never logged with real ids."""
+        return [(s, k) for s in (services or ORDER_LINES) for k in ORDER_LINES[s] if not self.line_kinds[s][k]]
 
     def outcome(self, oid):
         if oid in self.rejected:

@@ -2,7 +2,8 @@
 real OS processes printing the real services' log lines, no Kafka): every service
 started and ready, orders split across sources and counted, the run drained and
 stopped with no process left behind, a dying service reported with its exit code
-and last lines, a service that ignores SIGTERM killed."""
+and last lines, a service that ignores SIGTERM killed, and a stop that is not clean
+(killed, or a non-zero exit after SIGTERM) failing the run."""
 import os
 import re
 import shutil
@@ -97,11 +98,27 @@ def test_a_dying_service_is_reported_and_the_run_stops(stage):
     assert processes_mentioning(str(tmp)) == []
 
 
-def test_a_service_ignoring_sigterm_is_killed(stage):
+def test_a_service_ignoring_sigterm_is_killed_and_fails_the_run(stage):
+    # Killed, it committed no offsets and flushed no spans: the run is not a success.
     tmp = stage[0]
     r, took = launch(stage, "--orders", "6", "--stop-timeout", "1", mode="hang-order-validation")
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.returncode == 1, r.stdout + r.stderr
     assert "order-validation did not stop within 1 s of SIGTERM; killing it" in r.stderr
+    assert "error: service order-validation (python) did not stop within 1 s of SIGTERM and was killed" in r.stderr
+    assert "READY order-validation" in r.stderr  # its last lines are shown
+    assert "the run failed: not stopped cleanly: order-validation" in r.stderr
+    # the orders themselves went through
+    assert re.search(r"placed 6, served \d+, rejected \d+, unfinished 0", r.stdout), r.stdout
+    assert processes_mentioning(str(tmp)) == []
+
+
+def test_a_service_failing_its_stop_fails_the_run(stage):
+    tmp = stage[0]
+    r, took = launch(stage, "--orders", "6", mode="failstop-kitchen-service")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "error: service kitchen-service (python) exited with code 4 after SIGTERM" in r.stderr
+    assert "close failed: Local: Broker transport failure (simulated)" in r.stderr  # its last lines
+    assert "the run failed: not stopped cleanly: kitchen-service" in r.stderr
     assert processes_mentioning(str(tmp)) == []
 
 

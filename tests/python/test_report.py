@@ -136,6 +136,57 @@ def test_rejected_order_ends_at_rejection_and_is_not_broken(restaurant):
     assert graph[("order-validation", "topic:ituna-rejected")] == n_rej
 
 
+def test_order_the_kitchen_rejects_counts_as_rejected(tmp_path):
+    """main-kitchen in error with the order sent to the rejection topic (kitchen-service's
+    spoiled order), and main-kitchen in error with no message at all: both rejected, not
+    served, ending at the order's last span; a served order beside them stays served."""
+    rng = random.Random(21)
+    spoiled = mf.build_spoiled_order(rng, "order-spoiled", "website", 0)
+    direct = mf.build_spoiled_order(rng, "order-spoiled-direct", "direct", 400)
+    silent = mf.build_spoiled_order(rng, "order-spoiled-silent", "on-site", 800, publish=False)
+    good = mf.build_order(rng, "order-served", "website", 1200)
+    path = tmp_path / "kitchen-reject.jsonl"
+    mf.write_jsonl(path, mf.to_requests([s for o in (spoiled, direct, silent, good) for s in o.spans]))
+    r = R.analyze_paths(path)
+    assert r.outcomes == {"rejected": 3, "served": 1}
+    assert r.broken == []
+    by = {(e["source"], e["outcome"]): e for e in r.e2e}
+    assert set(by) == {("website", "rejected"), ("direct", "rejected"), ("on-site", "rejected"),
+                       ("website", "served")}
+    # the kitchen's consumer span is the spoiled order's last span: it ends there
+    assert near(by[("website", "rejected")]["maxMs"], mf.chain_ms("website"))
+    assert near(by[("direct", "rejected")]["maxMs"], mf.chain_ms("direct"))
+    graph = {(e["from"], e["to"]): e["messages"] for e in r.graph["edges"]}
+    assert graph[("kitchen-service", "topic:ituna-rejected")] == 2
+    assert graph[("kitchen-service", "topic:ituna-ready")] == 1
+    assert "(1 served, 3 rejected, 0 incomplete)" in r.to_text()
+    w = R.analyze_paths(path, want_order="order-spoiled").found[0]
+    assert w["outcome"] == "rejected"
+
+
+def test_rejection_topic_comes_from_the_cli_or_the_config(tmp_path):
+    """A run with topics of its own (as the e2e tests have): sends to that topic count as
+    rejections once the report is told the name, by --rejected-topic or --config."""
+    rng = random.Random(22)
+    orders = [mf.build_spoiled_order(rng, "order-own-topic-%d" % i, "direct", i * 400.0, topic="run7-rejected")
+              for i in range(2)]
+    # the kitchen sent the order away without marking its span: only the topic tells
+    for o in orders:
+        for _, d in o.spans:
+            if d["name"] == "main-kitchen":
+                d["status"] = {}
+    path = tmp_path / "own-topic.jsonl"
+    mf.write_jsonl(path, mf.to_requests([s for o in orders for s in o.spans]))
+    assert R.analyze_paths(path).outcomes == {"served": 2}
+    assert R.analyze_paths(path, reject_topics={"run7-rejected"}).outcomes == {"rejected": 2}
+    out = run_cli(path, "--rejected-topic", "run7-rejected", "--width", "80").stdout
+    assert "(0 served, 2 rejected, 0 incomplete)" in out
+    cfg = tmp_path / "run.ini"
+    cfg.write_text("[topics]\nrejected = run7-rejected\n")
+    out = run_cli(path, "--config", cfg, "--width", "80").stdout
+    assert "(0 served, 2 rejected, 0 incomplete)" in out
+
+
 def test_direct_kitchen_order_skips_validation(restaurant):
     orders, path, r = restaurant
     direct = [o for o in orders if o.source == "direct"]

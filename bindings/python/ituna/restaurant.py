@@ -2,19 +2,29 @@
 process in Lua or Python, talking through Kafka - and report where orders spend
 their time.
 
-Kafka: --bootstrap HOST:PORT (or ITUNA_KAFKA_BOOTSTRAP, or [queue] bootstrap in the
-config) names a real broker; otherwise the launcher starts the embedded broker
-(librdkafka's built-in Kafka-protocol test cluster, not Apache Kafka) inside this
-process on 127.0.0.1 and hands its address to every service.
+Kafka, first match: --bootstrap HOST:PORT, ITUNA_KAFKA_BOOTSTRAP, then the config:
+[restaurant] broker = embedded, else [queue] bootstrap, else the seed's [queue]
+host/port. Nothing set (or --bootstrap embedded, or broker = embedded as in the
+shipped config): the launcher starts the embedded broker (librdkafka's built-in
+Kafka-protocol test cluster, not Apache Kafka) inside this process on 127.0.0.1 and
+hands its address to every service.
 
 Traces: --otlp-endpoint URL (or an OTLP endpoint in the environment or the config)
 sends spans to a collector or Jaeger; otherwise every service writes OTLP JSON lines
 into the run directory and the launcher merges them into --traces-file at the end.
+Either way the run ends with ituna-report's table of where the time goes: from the
+merged file, or, with an endpoint, from the traces read back through --jaeger-query
+URL (Jaeger's query API; they are also saved as the run's traces file). The core
+exports to one place at a time, so without --jaeger-query an OTLP run cannot show
+the table and says how to get it.
 
 The run ends after --orders N (split across the ordering services by their rates),
 after --duration S, or on Ctrl-C; then the launcher waits until every placed order
 is served or rejected, stops the services with SIGTERM (they commit offsets and
-flush spans), merges the traces and prints the per-stage summary.
+flush spans), merges the traces and prints the per-stage summary. A service that
+exits non-zero after SIGTERM (a failed commit or flush), or that has to be killed
+because it did not stop in time, fails the run (exit 1) with its exit code and last
+log lines.
 """
 
 import argparse
@@ -22,10 +32,12 @@ import collections
 import configparser
 import datetime
 import glob
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,7 +62,7 @@ RE_READY = re.compile(r" - INFO - READY (\S+)")
 RE_DONE = re.compile(r" - INFO - DONE (\S+)")
 RE_ASSIGNED = re.compile(r" - INFO - ASSIGNED (\S+) partitions=(\d+)")
 RE_PLACED = re.compile(r" - INFO - (?:Placing an online order with id|Placing an on-site order with id"
-                       r"|Placing a direct order for the kitchen:) " + _UUID)
+                       r"|Placing a direct order for the kitchen:) " + _UUID + r"(?: trace_id=([0-9a-f]{32}))?")
 RE_VALIDATED = re.compile(r" - INFO - Validated and republished order for kitchen: " + _UUID)
 RE_REJECTED = re.compile(r" - INFO - Rejected order " + _UUID + ":")
 RE_SERVED = re.compile(r" - INFO - Your order is ready\. .* - Order id = " + _UUID)
@@ -181,6 +193,7 @@ class Proc:
         self.reader = None
         self.returncode = None
         self.stop_sent = False
+        self.killed = False        # did not stop after SIGTERM in time: SIGKILLed
 
     def start(self, on_line):
         kwargs = {}
@@ -249,6 +262,7 @@ class Tally:
     def __init__(self):
         self.lock = threading.Lock()
         self.placed = {}                       # order id -> instance that placed it
+        self.trace_of = {}                     # order id -> its trace id (from the log line)
         self.validated = collections.Counter()
         self.rejected = collections.Counter()
         self.served = collections.Counter()
@@ -258,6 +272,8 @@ class Tally:
         if m:
             with self.lock:
                 self.placed[m.group(1)] = proc.service
+                if m.group(2) and m.group(2) != "0" * 32:
+                    self.trace_of[m.group(1)] = m.group(2)
             return
         m = RE_VALIDATED.search(line)
         if m:
@@ -396,6 +412,7 @@ class Restaurant:
         self.tally = Tally()
         self.interrupted = 0
         self.failed = None           # (proc, returncode) of a service that died
+        self.stop_failures = []      # services that did not stop cleanly on SIGTERM
         self.consumers_ready_at = None
 
     # -- set-up --
@@ -505,9 +522,39 @@ class Restaurant:
         os.makedirs(self.traces_dir, exist_ok=True)
         return {"OTEL_TRACES_EXPORTER": "file"}
 
+    def _config_broker(self):
+        """(bootstrap, where it came from) named by the config, or (None, None) for the
+        embedded broker: [restaurant] broker, then [queue] bootstrap, then the seed's
+        [queue] host and port."""
+        path = self.config_path
+        mode = (self.cfg.get("restaurant", "broker") or "auto").lower()
+        if mode not in ("auto", "embedded", "queue"):
+            raise RestaurantError(f"{path}: [restaurant] broker = {mode!r}: expected auto, embedded or queue")
+        if mode == "embedded":
+            return None, None
+        bootstrap = self.cfg.get("queue", "bootstrap")
+        if bootstrap:
+            return bootstrap, f"[queue] bootstrap of {path}"
+        host = self.cfg.get("queue", "host")
+        if host:
+            return f"{host}:{self.cfg.get('queue', 'port') or '9092'}", f"[queue] host/port of {path}"
+        if mode == "queue":
+            raise RestaurantError(f"{path}: [restaurant] broker = queue, but [queue] names no broker "
+                                  "(bootstrap, or host and port)")
+        return None, None
+
     def _kafka(self):
         a = self.args
-        bootstrap = a.bootstrap or os.environ.get("ITUNA_KAFKA_BOOTSTRAP") or self.cfg.get("queue", "bootstrap")
+        chosen = (a.bootstrap or "").strip()
+        if chosen == "embedded":
+            bootstrap, origin = None, None
+        elif chosen:
+            bootstrap, origin = chosen, "--bootstrap"
+        elif os.environ.get("ITUNA_KAFKA_BOOTSTRAP"):
+            bootstrap, origin = os.environ["ITUNA_KAFKA_BOOTSTRAP"], "ITUNA_KAFKA_BOOTSTRAP"
+        else:
+            bootstrap, origin = self._config_broker()
+        self.bootstrap_origin = origin
         if bootstrap:
             self.bootstrap = bootstrap
             self.kafka_kind = "broker"
@@ -530,6 +577,11 @@ class Restaurant:
         at least as many partitions as members."""
         if self.args.no_topic_setup:
             return
+        why = _unreachable(self.bootstrap)
+        if why:
+            raise RestaurantError(f"cannot reach Kafka at {self.bootstrap} (from {self.bootstrap_origin}): {why}. "
+                                  "Name a reachable broker with --bootstrap HOST:PORT, or run on the embedded "
+                                  "test broker with --bootstrap embedded")
         need = {t: 0 for t in self.topics.values()}
         need[self.topics["orders"]] = self.scale["order-validation"]
         need[self.topics["kitchen"]] = self.scale["kitchen-service"]
@@ -632,14 +684,37 @@ class Restaurant:
             return p
         return None
 
-    def _report_death(self, p):
+    def _report_death(self, p, how=None):
         p.wait_reader(2.0)
         rc = p.returncode
-        how = f"was killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with code {rc}"
+        if how is None:
+            how = f"was killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with code {rc}"
         self.err.write(f"\nerror: service {p.instance} ({p.lang}) {how}. Last lines of {p.log_path}:\n")
         for line in list(p.tail):
             self.err.write(f"    {line}\n")
         self.err.flush()
+
+    def _check_stopped(self, p, timeout):
+        """After p ended: a stop that was not clean fails the run. A service asked to stop
+        exits 0 once it has committed its offsets and flushed its spans; one that exits
+        otherwise, or had to be killed, may have lost both. (An ordering service that
+        ended by itself exits 0 too; the service that died during the run is reported
+        already.)"""
+        rc = p.returncode
+        if p is self.failed or p in self.stop_failures or (rc == 0 and not p.killed):
+            return
+        if p.killed:
+            how = (f"did not stop within {timeout:g} s of SIGTERM and was killed (exit {rc}): "
+                   "its offsets and spans may be lost")
+        elif rc is None:
+            how = "could not be stopped"
+        elif rc < 0:
+            how = f"was killed by signal {-rc} while stopping"
+        else:
+            how = (f"exited with code {rc}" + (" after SIGTERM" if p.stop_sent else "") +
+                   " (a clean stop exits 0: a commit or a span flush may have failed)")
+        self.stop_failures.append(p)
+        self._report_death(p, how)
 
     def _start_group(self, procs, deadline):
         for p in procs:
@@ -728,6 +803,7 @@ class Restaurant:
                 p.popen.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.err.write(f"warning: {p.instance} did not stop within {timeout:.0f} s of SIGTERM; killing it\n")
+                p.killed = True
                 p.signal(signal.SIGKILL)
                 try:
                     p.popen.wait(5)
@@ -737,6 +813,7 @@ class Restaurant:
             # Anything left in the service's process group goes too.
             p.signal(signal.SIGKILL)
             p.wait_reader(2.0)
+            self._check_stopped(p, timeout)
 
     def run(self):
         self.prepare()
@@ -748,11 +825,13 @@ class Restaurant:
         old_term = signal.signal(signal.SIGTERM, self._on_signal)
         status = 0
         started = time.monotonic()
+        self.started_wall = time.time()
         try:
             lang_text = ", ".join(f"{s}={self.langs[s]}" + (f" x{self.scale[s]}" if self.scale[s] > 1 else "")
                                   for s in SERVICES)
             kafka_text = (f"embedded test broker (librdkafka mock cluster) at {self.bootstrap}"
-                          if self.kafka_kind == "embedded" else f"Kafka at {self.bootstrap}")
+                          if self.kafka_kind == "embedded" else
+                          f"Kafka at {self.bootstrap} (from {self.bootstrap_origin})")
             target = f"OTLP {self.export_target}" if self.export_mode == "otlp" else (
                 f"{self.traces_file}" if self.export_mode == "file" else self.export_mode)
             ends = []
@@ -799,6 +878,10 @@ class Restaurant:
         if self.failed is not None:
             self.err.write(f"the run stopped because {self.failed.instance} died\n")
             status = 1
+        if self.stop_failures:
+            self.err.write("the run failed: not stopped cleanly: "
+                           + ", ".join(p.instance for p in self.stop_failures) + "\n")
+            status = status or 1
         elapsed = time.monotonic() - started
         self._merge_traces()
         if self._summary(elapsed) and status == 0:
@@ -881,14 +964,20 @@ class Restaurant:
             self._say(f"  handled twice: {len(twice)} orders, e.g. {twice[0]}")
         if unknown:
             self._say(f"  {len(unknown)} orders from an earlier run were finished too")
+        fetched = None
         if self.export_mode == "file" and os.path.exists(self.traces_file):
             self._report()
+        elif self.export_mode == "otlp":
+            fetched = self._report_from_jaeger()
         self._say(f"Logs:   {self.run_dir}/<service>.log")
         if self.export_mode == "file":
             self._say(f"Traces: {self.traces_file} (OTLP JSON lines; "
                       f"`ituna-report {self.traces_file} --html report.html` for the full report)")
         elif self.export_mode == "otlp":
             self._say(f"Traces: sent to {self.export_target}")
+            if fetched:
+                self._say(f"        {fetched} of them read back from {self.args.jaeger_query} into {self.traces_file} "
+                          f"(`ituna-report {self.traces_file} --html report.html` for the full report)")
         return bool(twice) or (unfinished > 0 and self.failed is None and not self.interrupted)
 
     def _report(self):
@@ -901,7 +990,7 @@ class Restaurant:
         fn = getattr(report, "print_summary", None)
         try:
             if fn is not None:
-                fn(self.traces_file, out=self.out)
+                fn(self.traces_file, out=self.out, reject_topics={self.topics["rejected"]})
             elif hasattr(report, "main"):
                 self.out.flush()
                 report.main([self.traces_file])
@@ -909,6 +998,117 @@ class Restaurant:
             pass
         except Exception as exc:
             self._say(f"(per-stage report failed: {exc})")
+
+    def _report_from_jaeger(self):
+        """With --jaeger-query: read this run's traces back from Jaeger, save them as the
+        run's traces file and print the report's table. Returns the number of traces
+        read, or None."""
+        q = self.args.jaeger_query
+        if not q:
+            self._say(f"(no per-stage table: the spans went to {self.export_target} and each service exports "
+                      "to one place only; when that is a Jaeger, add --jaeger-query URL (its query API, e.g. "
+                      "http://127.0.0.1:16686) to get the table here, or run `ituna-report --jaeger URL "
+                      "--service website-ordering --since 10m`)")
+            return None
+        with self.tally.lock:
+            want = dict(self.tally.trace_of)  # order id -> trace id
+            services = sorted({self.tally.placed[o] for o in want})
+        if not want:
+            self._say("(no per-stage table: no order was placed)")
+            return None
+        try:
+            from ituna.report import analyze_requests
+            requests, found = _fetch_run_traces(q, services, set(want.values()), self.started_wall,
+                                                self.args.jaeger_wait)
+        except Exception as exc:
+            self._say(f"(per-stage table unavailable: reading the traces back from {q} failed: {exc})")
+            return None
+        missing = len(set(want.values())) - found
+        if missing:
+            self._say(f"note: {missing} of {len(want)} orders' traces were not in Jaeger at {q} after "
+                      f"{self.args.jaeger_wait:g} s; the table covers the other {found}")
+        if not found:
+            return None
+        os.makedirs(os.path.dirname(self.traces_file) or ".", exist_ok=True)
+        with open(self.traces_file, "w", encoding="utf-8") as f:
+            for req in requests:
+                f.write(json.dumps(req, separators=(",", ":")) + "\n")
+        try:
+            report = analyze_requests(requests, normalise_ids=True, reject_topics={self.topics["rejected"]})
+            self.out.write(report.to_text(min(shutil.get_terminal_size((80, 24)).columns, 120)))
+            self.out.flush()
+        except Exception as exc:
+            self._say(f"(per-stage report failed: {exc})")
+        return found
+
+
+def _jaeger_get(url, timeout=15.0):
+    """Body of a Jaeger query API answer; '' when it found no trace (HTTP 404)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return ""
+        raise RuntimeError(f"{url}: HTTP {e.code}: {e.read().decode('utf-8', 'replace')[:200]}") from None
+
+
+def _fetch_run_traces(query, services, trace_ids, started_wall, wait_s):
+    """OTLP requests holding only the spans of trace_ids, searched per ordering service
+    (each order's root is in one) over the run's time range of Jaeger's /api/v3. Jaeger
+    ingests asynchronously: search again until every trace is there and the span count
+    held still between two searches, or wait_s passed. Returns (requests, traces found)."""
+    from ituna.report.load import jaeger_url, norm_id, parse_jaeger_body
+    deadline = time.monotonic() + wait_s
+    last = None
+    limit = 2 * len(trace_ids) + 100
+    while True:
+        now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=5)
+        since = time.time() - started_wall + 30
+        requests, seen, spans = [], set(), 0
+        for service in services:
+            url = jaeger_url(query, service, since, now=now, limit=limit)
+            for req in parse_jaeger_body(_jaeger_get(url), url):
+                out_rs = []
+                for rs in req.get("resourceSpans") or ():
+                    out_ss = []
+                    for ss in rs.get("scopeSpans") or ():
+                        keep = [sp for sp in ss.get("spans") or () if norm_id(sp.get("traceId"), 16) in trace_ids]
+                        if keep:
+                            seen.update(norm_id(sp.get("traceId"), 16) for sp in keep)
+                            spans += len(keep)
+                            out_ss.append(dict(ss, spans=keep))
+                    if out_ss:
+                        out_rs.append(dict(rs, scopeSpans=out_ss))
+                if out_rs:
+                    requests.append({"resourceSpans": out_rs})
+        complete = seen >= trace_ids
+        if (complete and spans == last) or time.monotonic() >= deadline:
+            return requests, len(seen)
+        last = spans if complete else None
+        time.sleep(1.0)
+
+
+def _unreachable(bootstrap, timeout=5.0):
+    """None when a TCP connection to one of the bootstrap servers succeeds, else why not
+    (a broker that is down or a host that does not resolve fails here at once, not as
+    services that never get ready)."""
+    errors = []
+    for item in bootstrap.split(","):
+        hostport = item.strip().split("://", 1)[-1]
+        if not hostport:
+            continue
+        host, sep, port = hostport.rpartition(":")
+        if not sep:
+            host, port = hostport, "9092"
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                return None
+        except (OSError, ValueError) as exc:
+            errors.append(f"{hostport}: {exc}")
+    return "; ".join(errors) or "no address"
 
 
 def _broker_bootstrap(broker):
@@ -939,9 +1139,17 @@ def build_parser():
     p.add_argument("--duration", type=float, metavar="S", help="stop placing orders after S seconds")
     p.add_argument("--config", metavar="PATH", help="INI file (default: scripts/ituna-config.ini)")
     p.add_argument("--bootstrap", metavar="HOST:PORT",
-                   help="a real Kafka broker (default: $ITUNA_KAFKA_BOOTSTRAP, else the embedded test broker)")
+                   help="a real Kafka broker, or 'embedded' for the built-in test broker whatever the config "
+                        "says (default: $ITUNA_KAFKA_BOOTSTRAP, else the config's [restaurant] broker / "
+                        "[queue] bootstrap / [queue] host+port, else the embedded test broker)")
     p.add_argument("--otlp-endpoint", metavar="URL",
                    help="send traces to this OTLP/HTTP endpoint (e.g. http://127.0.0.1:4318)")
+    p.add_argument("--jaeger-query", metavar="URL",
+                   help="with an OTLP endpoint that is a Jaeger: its query API (e.g. http://127.0.0.1:16686); "
+                        "the run's traces are read back from it for the table at the end and saved as the "
+                        "traces file")
+    # How long to wait for Jaeger to hold every trace of the run (it ingests asynchronously).
+    p.add_argument("--jaeger-wait", type=float, default=20.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--traces-file", metavar="PATH",
                    help="merge the services' trace files into PATH (default: RUN_DIR/traces.jsonl)")
     p.add_argument("--scale", action="append", metavar="SERVICE=N",
@@ -955,7 +1163,7 @@ def build_parser():
     # on the embedded broker before orders start.
     p.add_argument("--embedded-join-wait", type=float, default=30.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--partitions", type=int, default=0, metavar="N",
-                   help="partitions per topic (embedded broker: default 3 or the largest --scale)")
+                   help="partitions per topic (embedded broker: default 4 or the largest --scale)")
     p.add_argument("--drain-timeout", type=float, default=60.0, metavar="S",
                    help="how long to wait for orders in flight once ordering stops (default 60)")
     p.add_argument("--ready-timeout", type=float, default=60.0, metavar="S",

@@ -21,13 +21,13 @@ def analyze_jaeger(url, service, since="10m", limit=1000, **kw):
     return analyze_requests(fetch_jaeger(url, service, since, limit), normalise_ids=True, **kw)
 
 
-def print_summary(paths, out=None, width=None):
+def print_summary(paths, out=None, width=None, **kw):
     """Print the bottleneck table for trace files (what ituna-restaurant shows at the end
-    of a run). Returns the Report."""
+    of a run). kw go to the Analyzer (reject_topics=...). Returns the Report."""
     import shutil
     import sys
     out = out or sys.stdout
-    report = analyze_paths(paths)
+    report = analyze_paths(paths, **kw)
     out.write(report.to_text(width or min(shutil.get_terminal_size((80, 24)).columns, 120)))
     out.flush()
     return report

@@ -16,8 +16,12 @@ Decisions where the spec is silent (also in the README of the report):
 - Critical path: from the span that ends last, walk back through parent/child and
   producer->consumer edges; the gap between a producer's end and its consumer's start is
   the stage "queue wait <topic>"; time where no child runs is the parent's self time.
-- Outcome of an order: "served" when a kitchen span is present, "rejected" when a span
-  sends to the rejection topic (or validation ended in error), else "incomplete".
+- Outcome of an order, decided in this order: "rejected" when a span sends to a
+  rejection topic (default ituna-rejected; --rejected-topic / [topics] rejected), when
+  the kitchen's spans all ended in error (a kitchen that spoils without publishing), or
+  when validation ended in error and no kitchen span follows; else "served" when a
+  kitchen span is present; else "incomplete". (A kitchen span in error followed by a
+  good one is a redelivered message that was then cooked: served.)
 """
 
 import gc
@@ -39,7 +43,7 @@ _STATUS_BY_NAME = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERR
 # only the served/rejected outcome and the source fallback use these names.
 KITCHEN_SERVICES = {"kitchen-service"}
 KITCHEN_SPANS = {"main-kitchen"}
-REJECT_TOPICS = {"ituna-rejected"}
+REJECT_TOPICS = frozenset({"ituna-rejected"})  # the default; Analyzer(reject_topics=...)
 VALIDATION_SPANS = {"main-order-validation"}
 SOURCE_BY_ROOT = {"main-website-order": "website", "main-onsite-order": "on-site",
                   "main-direct-order": "direct"}
@@ -265,8 +269,9 @@ class Analyzer:
     """Feed spans (add_span) or requests (add_request), then call finish() -> Report."""
 
     def __init__(self, max_in_flight=MAX_IN_FLIGHT, want_trace=None, want_order=None,
-                 max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT):
+                 max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT, reject_topics=None):
         self.asm = TraceAssembler(self._on_trace, max_in_flight)
+        self.reject_topics = frozenset(reject_topics) if reject_topics else REJECT_TOPICS
         self.want_trace = want_trace.lower() if want_trace else None
         self.want_order = want_order
         self.max_embedded = max_embedded
@@ -345,7 +350,10 @@ class Analyzer:
         roots = []
         stages = self.stages
         kitchen_end = None
-        rejected = False
+        kitchen_main = kitchen_ok = False  # a main-kitchen span; one that ended without error
+        validation_error = False
+        rejected = False         # sent to a rejection topic
+        reject_topics = self.reject_topics
         for sp in spans:
             par = byid.get(sp.pid) if sp.pid else None
             sp.parent = par
@@ -361,9 +369,13 @@ class Analyzer:
             if sp.status == 2:
                 st.errors += 1
                 if sp.name in VALIDATION_SPANS:
-                    rejected = True
+                    validation_error = True
             if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS:
                 kitchen_end = True
+                if sp.name in KITCHEN_SPANS:
+                    kitchen_main = True
+                    if sp.status != 2:
+                        kitchen_ok = True
             if kind == CONSUMER:
                 prod = par if par is not None and par.kind == PRODUCER else None
                 if prod is None:
@@ -383,7 +395,7 @@ class Analyzer:
             else:
                 if kind == PRODUCER:
                     sp.messaging()
-                    if sp.topic in REJECT_TOPICS:
+                    if sp.topic in reject_topics:
                         rejected = True
                 sp.pred = par
                 if par is None and sp.pid:
@@ -514,10 +526,13 @@ class Analyzer:
         if source is None:
             source = SOURCE_BY_ROOT.get(root.name, "unknown")
         source = str(source)
-        if kitchen_end is not None:
-            outcome, end = "served", kitchen_end
-        elif rejected:
+        # Rejection first: a kitchen that spoils an order has spans too.
+        if kitchen_main and not kitchen_ok:
+            rejected = True  # every main-kitchen ended in error
+        if rejected or (validation_error and kitchen_end is None):
             outcome, end = "rejected", last.end
+        elif kitchen_end is not None:
+            outcome, end = "served", kitchen_end
         else:
             outcome, end = "incomplete", last.end
             self._broken("cut short (no kitchen, no rejection)", tid)

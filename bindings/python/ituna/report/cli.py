@@ -5,7 +5,7 @@ import os
 import shutil
 import sys
 
-from .analyze import MAX_EMBEDDED, MAX_IN_FLIGHT, analyze_paths, analyze_requests
+from .analyze import MAX_EMBEDDED, MAX_IN_FLIGHT, REJECT_TOPICS, analyze_paths, analyze_requests
 from .load import ReportInputError, fetch_jaeger
 
 EPILOG = """examples:
@@ -37,8 +37,32 @@ def build_parser():
                         "an open trace; default %d)" % MAX_IN_FLIGHT)
     p.add_argument("--max-embedded", type=int, default=MAX_EMBEDDED,
                    help="traces the HTML page can open by search (the slowest; default %d)" % MAX_EMBEDDED)
+    p.add_argument("--rejected-topic", action="append", metavar="TOPIC",
+                   help="a topic of rejected orders: an order sent there counts as rejected "
+                        "(repeatable; default: [topics] rejected of --config, else %s)"
+                        % ", ".join(sorted(REJECT_TOPICS)))
+    p.add_argument("--config", metavar="PATH",
+                   help="the restaurant's INI file, for its [topics] rejected")
     p.add_argument("--quiet", action="store_true", help="no table on stdout")
     return p
+
+
+def reject_topics(args):
+    """--rejected-topic, else --config's [topics] rejected, else the default."""
+    if args.rejected_topic:
+        return set(args.rejected_topic)
+    if args.config:
+        import configparser
+        cp = configparser.ConfigParser(interpolation=None, strict=False)
+        try:
+            if not cp.read(args.config, encoding="utf-8"):
+                raise ReportInputError("%s: cannot read the config file" % args.config)
+        except configparser.Error as e:
+            raise ReportInputError("%s: %s" % (args.config, e)) from None
+        topic = cp.get("topics", "rejected", fallback="").strip()
+        if topic:
+            return {topic}
+    return set(REJECT_TOPICS)
 
 
 def main(argv=None):
@@ -50,9 +74,9 @@ def main(argv=None):
         print("ituna-report: --jaeger needs --service NAME", file=sys.stderr)
         return 2
     width = args.width or min(shutil.get_terminal_size((80, 24)).columns, 120)
-    kw = {"max_in_flight": args.max_in_flight, "want_trace": args.trace, "want_order": args.order,
-          "max_embedded": args.max_embedded}
     try:
+        kw = {"max_in_flight": args.max_in_flight, "want_trace": args.trace, "want_order": args.order,
+              "max_embedded": args.max_embedded, "reject_topics": reject_topics(args)}
         if args.jaeger:
             report = analyze_requests(fetch_jaeger(args.jaeger, args.service, args.since, args.limit),
                                       normalise_ids=True, **kw)
