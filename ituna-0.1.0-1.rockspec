@@ -18,7 +18,7 @@ tracer:span(), spans as to-be-closed values, inject/extract, ituna.producer and
 ituna.consumer with at-least-once commits and a dead-letter topic.
 ]],
   homepage = "https://github.com/ituna/ituna-core",
-  license = "Apache-2.0",
+  license = "MIT",
 }
 dependencies = {
   "lua >= 5.4, < 5.5",
