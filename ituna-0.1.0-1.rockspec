@@ -1,7 +1,11 @@
 -- LuaRocks package of the `ituna` Lua module (bindings/lua), built with CMake
 -- together with the core it links statically. Needs the C dependencies first:
 -- librdkafka-dev, libcurl4-openssl-dev, libcjson-dev, zlib1g-dev, liblua5.4-dev.
---   luarocks --lua-version 5.4 make ituna-0.1.0-1.rockspec
+-- From a checkout (make builds the current directory; source is not fetched):
+--   luarocks --lua-version 5.4 make ituna-0.1.0-1.rockspec [--tree DIR]
+-- (ctest lua_luarocks_make runs exactly that). The git tag v0.1.0 named below is
+-- created when 0.1.0 is released; `luarocks install`/`build` from the rockspec
+-- alone needs it, and each release adds its own ituna-X.Y.Z-1.rockspec.
 package = "ituna"
 version = "0.1.0-1"
 source = {
