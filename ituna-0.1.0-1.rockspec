@@ -1,7 +1,11 @@
 -- LuaRocks package of the `ituna` Lua module (bindings/lua), built with CMake
 -- together with the core it links statically. Needs the C dependencies first:
 -- librdkafka-dev, libcurl4-openssl-dev, libcjson-dev, zlib1g-dev, liblua5.4-dev.
---   luarocks --lua-version 5.4 make ituna-0.1.0-1.rockspec
+-- From a checkout (make builds the current directory; source is not fetched):
+--   luarocks --lua-version 5.4 make ituna-0.1.0-1.rockspec [--tree DIR]
+-- (ctest lua_luarocks_make runs exactly that). The git tag v0.1.0 named below is
+-- created when 0.1.0 is released; `luarocks install`/`build` from the rockspec
+-- alone needs it, and each release adds its own ituna-X.Y.Z-1.rockspec.
 package = "ituna"
 version = "0.1.0-1"
 source = {
@@ -18,7 +22,7 @@ tracer:span(), spans as to-be-closed values, inject/extract, ituna.producer and
 ituna.consumer with at-least-once commits and a dead-letter topic.
 ]],
   homepage = "https://github.com/ituna/ituna-core",
-  license = "Apache-2.0",
+  license = "MIT",
 }
 dependencies = {
   "lua >= 5.4, < 5.5",

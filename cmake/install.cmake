@@ -3,9 +3,7 @@
 # pkg-config file ituna.pc, plus the install-prefix test of the embedding example.
 include(CMakePackageConfigHelpers)
 
-# OFF installs the Lua module alone (what the luarocks rockspec asks for).
-option(ITUNA_INSTALL_CORE "install libituna, ituna-lua and the pkg-config and CMake package files" ON)
-
+# ITUNA_INSTALL_CORE (root CMakeLists.txt): OFF installs the Lua module alone.
 set(ITUNA_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/ituna CACHE STRING
     "where the CMake package files are installed, relative to the prefix")
 

@@ -12,7 +12,7 @@ SUDO=""
 
 pkgs="build-essential cmake pkg-config librdkafka-dev liblua5.4-dev lua5.4 libcurl4-openssl-dev
       libcjson-dev zlib1g-dev maven default-jdk-headless"
-[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go"
+[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -26,6 +26,11 @@ if [ -n "$(echo $missing)" ]; then
     echo "install-deps: apt-get install$missing" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+    # Debian's luarocks pulls in lua5.1, whose higher priority takes /usr/bin/lua:
+    # give `lua` back to the 5.4 this project targets
+    case " $missing " in *" luarocks "*)
+        [ -x /usr/bin/lua5.4 ] && $SUDO update-alternatives --set lua-interpreter /usr/bin/lua5.4 >/dev/null 2>&1 || true;;
+    esac
 fi
 PY=${PYTHON:-python3}
 if [ $want_test = 1 ]; then

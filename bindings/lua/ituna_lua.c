@@ -543,10 +543,23 @@ static void span_finish(ilua_span *s) {
     s->span = NULL;
 }
 
-/* __close and __gc share this: ends the span once; a second call does nothing.
+/* __gc and span:finish(): end the span once; a second call does nothing.
  * [-0, +0, -] */
 static int span_close(lua_State *L) {
     span_finish(fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN));
+    return 0;
+}
+
+static void span_mark_error(lua_State *L, ilua_span *s, int eidx, const char *traceback);
+
+/* __close(span, err): a scope left by an error passes the error object as err;
+ * the span records it (status error + exception event) before ending once.
+ * Normal exit (err nil) only ends it. [-0, +0, m] */
+static int span_dunder_close(lua_State *L) {
+    ilua_span *s = fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN);
+    if (!lua_isnoneornil(L, 2))
+        span_mark_error(L, s, 2, NULL);
+    span_finish(s);
     return 0;
 }
 
@@ -1070,7 +1083,7 @@ static const luaL_Reg span_methods[] = {
 };
 
 static const luaL_Reg span_metamethods[] = {
-    {"__close", span_close},
+    {"__close", span_dunder_close},
     {"__gc", span_close},
     {"__tostring", span_tostring},
     {"__index", NULL},

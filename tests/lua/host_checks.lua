@@ -2,7 +2,8 @@
 -- up before the script (service name from --service, env, INI or the script's
 -- name; ituna.init returns it), exit codes and messages on script errors and
 -- os.exit, spans flushed on every way out, and SIGINT/SIGTERM stopping a timer
--- loop and a consumer loop gracefully.
+-- loop and a consumer loop gracefully, also while a message body is running
+-- (real broker: the body finishes and is committed, nothing is redelivered).
 local T = require "testlib"
 
 local host = assert(os.getenv("ITUNA_LUA_HOST"), "ITUNA_LUA_HOST (path of ituna-lua) is not set")
@@ -83,13 +84,17 @@ code, out = run({ OTEL_BSP_MAX_QUEUE_SIZE = "lots" }, { dir .. "/ok.lua" })
 T.eq(code, 2, "bad environment value exits 2")
 T.check(out:find("OTEL_BSP_MAX_QUEUE_SIZE", 1, true), "names the variable: " .. out)
 
--- start ituna-lua in the background, wait for its marker, send sig, wait
-local function run_and_signal(script, sig)
+-- start ituna-lua in the background (script marker args...), wait for its marker,
+-- wait delay seconds (0.3 by default), send sig, wait for the exit
+local function run_and_signal(script, sig, args, delay)
   local traces, marker, outf = T.tmpfile("sig.jsonl"), T.tmpfile("marker"), T.tmpfile("sig.out")
-  local cmd = ("ITUNA_TRACES_FILE=%s OTEL_BSP_SCHEDULE_DELAY=50 %s %s %s >%s 2>&1 & pid=$!; " ..
-    "i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; " ..
-    "sleep 0.3; kill -%s $pid; wait $pid; exit $?")
-    :format(sh_quote(traces), sh_quote(host), sh_quote(script), sh_quote(marker), sh_quote(outf), sh_quote(marker), sig)
+  local extra = {}
+  for _, a in ipairs(args or {}) do extra[#extra + 1] = sh_quote(a) end
+  local cmd = ("ITUNA_TRACES_FILE=%s OTEL_BSP_SCHEDULE_DELAY=50 %s %s %s %s >%s 2>&1 & pid=$!; " ..
+    "i=0; while [ ! -e %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; " ..
+    "sleep %s; kill -%s $pid; wait $pid; exit $?")
+    :format(sh_quote(traces), sh_quote(host), sh_quote(script), sh_quote(marker), table.concat(extra, " "),
+      sh_quote(outf), sh_quote(marker), delay or 0.3, sig)
   local t0 = os.time()
   local _, how, c = os.execute(cmd)
   local fh = io.open(outf)
@@ -113,6 +118,73 @@ local _, processes = T.find(s2, "process host-topic")
 T.eq(#processes, 3, "three CONSUMER spans flushed")
 for _, p in ipairs(processes) do
   T.check(not (p.status and p.status.code == 2), "no CONSUMER span marked error by the stop")
+end
+
+T.section("SIGINT stops a consumer loop")
+local c3, o3, s3 = run_and_signal(dir .. "/consume.lua", "INT")
+T.eq(c3, 0, "exit 0 after SIGINT: " .. o3)
+T.check(o3:find("loop ended normally after 3 message(s)", 1, true), "the for loop ended normally: " .. o3)
+local _, processes3 = T.find(s3, "process host-topic")
+T.eq(#processes3, 3, "three CONSUMER spans flushed")
+
+-- A signal while a body runs (real broker): the body runs to its end, its offset
+-- is committed, no further message is taken; the same group later gets exactly
+-- the messages never handled (none redelivered), and every span is flushed.
+local bootstrap = os.getenv("ITUNA_TEST_KAFKA")
+if not bootstrap or bootstrap == "" then
+  local why = "ITUNA_TEST_KAFKA is not set: the in-flight signal checks need the real broker"
+  if os.getenv("CI") == "true" then
+    T.check(false, why .. " (required when CI=true)")
+  else
+    io.write("SKIP: ", why, "\n")
+  end
+else
+  local ituna = require "ituna"
+  ituna.init(T.file_tracer_opts("host-checks-harness", T.tmpfile("harness.jsonl")))
+  for _, sig in ipairs { "TERM", "INT" } do
+    T.section("SIG" .. sig .. " while a message body runs (real broker)")
+    local suffix = ("%s-%d-%d"):format(sig, os.time(), math.random(1, 1e9))
+    local topic, group = "lua-host-inflight-" .. suffix, "lua-host-inflight-g-" .. suffix
+    local p = ituna.producer { bootstrap = bootstrap }
+    for i = 1, 5 do p:publish(topic, "m" .. i, { key = "k" .. i }) end
+    p:flush(30)
+    p:close()
+    local code, out, spans = run_and_signal(dir .. "/consume_inflight.lua", sig, { bootstrap, topic, group }, 0.2)
+    T.eq(code, 0, "exit 0 after SIG" .. sig .. ": " .. out)
+    T.check(out:find("finished, running=false", 1, true),
+      "the signal came while the 3rd body ran, and that body ran to its end: " .. out)
+    local list = out:match("loop ended normally after 3 message%(s%): (%S+)")
+    T.check(list, "the loop ended normally after the in-flight message, taking no other: " .. out)
+    local handled = {}
+    for v in (list or ""):gmatch("[^,]+") do handled[v] = true end
+    local _, processes = T.find(spans, "process " .. topic)
+    T.eq(#processes, 3, "three CONSUMER spans flushed")
+    local by_id = {}
+    for _, ps in ipairs(processes) do
+      by_id[ps.spanId] = ps
+      T.check(not (ps.status and ps.status.code == 2), "no CONSUMER span marked error by the stop")
+    end
+    local bodies = 0
+    for v in pairs(handled) do
+      local h = T.find(spans, "handle " .. v)
+      T.check(h and by_id[h.parentSpanId], "the body's span of " .. v .. " flushed, under its CONSUMER span")
+      bodies = bodies + 1
+    end
+    T.eq(bodies, 3, "three bodies ran")
+    -- the same group again: only what was never handled (the in-flight one was committed)
+    local again = ituna.consumer { bootstrap = bootstrap, group = group, topics = { topic },
+      ["auto.offset.reset"] = "earliest" }
+    T.check(again:wait_assigned(30), "re-consuming member assigned")
+    local got = {}
+    again:each(function(msg) got[#got + 1] = msg.value end, { idle = 5 })
+    again:close()
+    local expected = {}
+    for i = 1, 5 do if not handled["m" .. i] then expected[#expected + 1] = "m" .. i end end
+    table.sort(got)
+    T.eq(table.concat(got, ","), table.concat(expected, ","),
+      "the same group gets only the 2 unhandled messages: the 3 handled ones (in-flight included) were committed")
+  end
+  ituna.shutdown(5)
 end
 
 T.done()

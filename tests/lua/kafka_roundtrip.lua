@@ -2,7 +2,8 @@
 -- the embedded-broker test and the real-broker test: publish (string and JSON
 -- table, key, headers, on_delivery), consume with messages() and each(), the
 -- CONSUMER span current in the body, commit on success, redelivery on error,
--- DLQ on ituna.malformed, nothing redelivered after a clean close; then the
+-- DLQ on ituna.malformed (from msg:json() and raised by the body, with the
+-- reason header checked), nothing redelivered after a clean close; then the
 -- exported spans: one trace per message across producer and consumer.
 local T = require "testlib"
 local ituna = require "ituna"
@@ -129,6 +130,49 @@ function M.run(bootstrap, label)
   T.eq(table.concat(got, ","), "m1,m2,m3", "each: m2 redelivered after its error, order kept")
   T.eq(n, 4, "each counts every handler run")
   c2:close()
+
+  T.section(label .. ": error(ituna.malformed(reason)) in a messages() body goes to the DLQ")
+  local topic3 = topic .. "-mal"
+  producer:publish(topic3, "no order id here", { key = "k", partition = 0 })
+  producer:publish(topic3, "fine", { key = "k", partition = 0 })
+  producer:flush(30)
+  local c3 = ituna.consumer { bootstrap = bootstrap, group = group .. "-mal", topics = { topic3 },
+    ["auto.offset.reset"] = "earliest" }
+  local bad_offset, got3, left_with = nil, {}, nil
+  for _ = 1, 3 do
+    local ok, err = pcall(function()
+      for msg in c3:messages { idle = 15 } do
+        if msg.value == "no order id here" then
+          bad_offset = msg.offset
+          error(ituna.malformed("order has no order_id"))
+        end
+        got3[#got3 + 1] = msg.value
+        if #got3 == 1 then break end
+      end
+    end)
+    if ok then break end
+    left_with = err
+  end
+  T.check(type(left_with) == "table" and left_with.reason == "order has no order_id",
+    "the malformed error object propagates out of the loop: " .. tostring(left_with))
+  T.eq(table.concat(got3, ","), "fine", "the loop goes on after the DLQ'd message, which is not redelivered")
+  c3:close()
+  local d3 = ituna.consumer { bootstrap = bootstrap, group = group .. "-mal-dlq", topics = { topic3 .. ".dlq" },
+    ["auto.offset.reset"] = "earliest" }
+  local dlq3 = {}
+  d3:each(function(msg)
+    dlq3[#dlq3 + 1] = { value = msg.value, headers = msg.headers }
+  end, { max = 1, idle = 20 })
+  d3:close()
+  T.eq(#dlq3, 1, "one message in " .. topic3 .. ".dlq")
+  if dlq3[1] then
+    local h = dlq3[1].headers
+    T.eq(dlq3[1].value, "no order id here", "the DLQ holds the original payload")
+    T.eq(h["ituna.dlq.reason"], "order has no order_id", "the reason header")
+    T.eq(h["ituna.dlq.topic"], topic3, "the origin topic header")
+    T.eq(h["ituna.dlq.partition"], "0", "the origin partition header")
+    T.eq(h["ituna.dlq.offset"], tostring(bad_offset), "the origin offset header")
+  end
   producer:close()
   T.raises("producer is closed", producer.publish, producer, topic, "x")
 
@@ -164,6 +208,12 @@ function M.run(bootstrap, label)
     if s.status and s.status.code == 2 then errored = errored + 1 end
   end
   T.eq(errored, 2, "the malformed and the failed message have error status")
+  local _, procs3 = T.find(spans, "process " .. topic .. "-mal")
+  T.eq(#procs3, 2, "two CONSUMER spans for the malformed section")
+  local mal
+  for _, s in ipairs(procs3) do if s.status and s.status.code == 2 then mal = s end end
+  T.eq(mal and mal.status.message, "order has no order_id", "the DLQ'd message's span: error status with the reason")
+  T.eq(mal and T.attr(mal, "ituna.dlq.topic"), topic .. "-mal.dlq", "the span names the DLQ topic")
 end
 
 return M

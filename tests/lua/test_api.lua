@@ -119,6 +119,22 @@ T.raises("bad argument #1 to 'ituna.sleep' (seconds out of range)", ituna.sleep,
 T.eq(tracer:config("tracer", "service-name"), "lua-api-test", "tracer:config reads a set key")
 T.eq(tracer:config("tracer", "sampler"), nil, "tracer:config: unset keys are nil")
 
+T.section("<close> records the error that leaves its scope")
+local ok3, err3 = pcall(function()
+  local s <close> = tracer:start_span("closed-by-error")
+  error("boom")
+end)
+T.check(not ok3 and tostring(err3):find("boom", 1, true), "the error propagates through <close>")
+T.eq(ituna.current_context(), nil, "context restored after <close> on error")
+local ok4, err4 = pcall(function()
+  local s <close> = tracer:start_span("closed-by-error-object")
+  error(errobj)
+end)
+T.check(not ok4 and rawequal(err4, errobj), "an error object passes through <close> unchanged")
+do
+  local s <close> = tracer:start_span("closed-normally")
+end
+
 T.section("__gc ends leaked spans exactly once")
 local leaked_id
 do
@@ -145,7 +161,8 @@ local spans = T.read_spans(path)
 local counts = {}
 for _, s in ipairs(spans) do counts[s.name] = (counts[s.name] or 0) + 1 end
 for _, name in ipairs { "outer", "inner", "deep", "methods-renamed", "kept", "failing", "failing-object",
-  "child-of-remote", "new-root", "inject-here", "leaked", "gc-only" } do
+  "child-of-remote", "new-root", "inject-here", "leaked", "gc-only", "closed-by-error",
+  "closed-by-error-object", "closed-normally" } do
   T.eq(counts[name], 1, "exported exactly once: " .. name)
 end
 T.eq(#spans, stats.spans_ended, "file holds every ended span, no duplicates")
@@ -186,6 +203,18 @@ T.check(exc and tostring(T.attr(exc, "exception.stacktrace")):find("stack traceb
   "exception event carries the Lua traceback")
 local fo = T.find(spans, "failing-object")
 T.eq(fo.status and fo.status.message, "custom error object", "error objects are described by __tostring")
+
+local cbe = T.find(spans, "closed-by-error")
+T.eq(cbe and cbe.status and cbe.status.code, 2, "<close> on error marks the span error")
+T.check(cbe and cbe.status and tostring(cbe.status.message):find("boom", 1, true), "status carries the error message")
+local cexc = cbe and cbe.events and cbe.events[1]
+T.eq(cexc and cexc.name, "exception", "<close> on error records an exception event")
+T.check(cexc and tostring(T.attr(cexc, "exception.message")):find("boom", 1, true), "exception.message is the error")
+local cbo = T.find(spans, "closed-by-error-object")
+T.eq(cbo and cbo.status and cbo.status.message, "custom error object", "<close>: error object described by __tostring")
+local cn = T.find(spans, "closed-normally")
+T.check(cn and (cn.status == nil or (cn.status.code or 0) ~= 2), "<close> on normal exit leaves the status unset")
+T.eq(cn and #(cn.events or {}), 0, "<close> on normal exit records no event")
 
 local cr = T.find(spans, "child-of-remote")
 T.eq(cr.parentSpanId, remote.span_id, "explicit remote parent")

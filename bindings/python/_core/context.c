@@ -235,7 +235,7 @@ static PyGetSetDef sc_getset[] = {
 };
 
 static PyType_Slot sc_slots[] = {
-    {Py_tp_doc, "SpanContext(trace_id, span_id, trace_flags=1, tracestate=None, is_remote=True)\n\n"
+    {Py_tp_doc, "SpanContext(trace_id, span_id, trace_flags=1, tracestate=None, is_remote=True)\n--\n\n"
                 "An immutable W3C trace context: usable as parent= and with inject()."},
     {Py_tp_new, sc_new},
     {Py_tp_dealloc, sc_dealloc},

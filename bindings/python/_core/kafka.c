@@ -711,6 +711,7 @@ static void producer_dealloc(PyObject *op)
 
 static PyMethodDef producer_methods[] = {
     {"publish", (PyCFunction)(void (*)(void))producer_publish, METH_FASTCALL | METH_KEYWORDS,
+     "publish($self, /, topic, value, key=None, headers=None, partition=None, attributes=None)\n--\n\n"
      "publish(topic, value, key=None, headers=None, partition=None, attributes=None)\n\n"
      "Publish one message in a PRODUCER span 'send <topic>' whose parent is the current span;\n"
      "the context travels in the traceparent/tracestate headers. value: bytes, str, or a\n"
@@ -718,14 +719,18 @@ static PyMethodDef producer_methods[] = {
      "attributes: dict of extra attributes for the send span, as Span.set_attributes().\n"
      "Does not wait for delivery; failures surface in on_delivery or flush()/close()."},
     {"flush", (PyCFunction)(void (*)(void))producer_flush, METH_FASTCALL | METH_KEYWORDS,
+     "flush($self, /, timeout=None)\n--\n\n"
      "flush(timeout=None): wait for every delivery report (timeout in seconds, None: no limit).\n"
      "Raises ituna.DeliveryError for failed deliveries (when no on_delivery callback is set)\n"
      "and ituna.TimeoutError if messages are still in flight. Releases the GIL."},
     {"close", (PyCFunction)(void (*)(void))producer_close, METH_FASTCALL | METH_KEYWORDS,
+     "close($self, /, timeout=30.0)\n--\n\n"
      "close(timeout=30.0): flush, then close; messages still undelivered are reported as\n"
      "failed (DeliveryError). Idempotent."},
-    {"__enter__", producer_enter, METH_NOARGS, "Return the producer."},
-    {"__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, "close() the producer."},
+    {"__enter__", producer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
+     "Return the producer."},
+    {"__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+     "close() the producer."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -741,8 +746,8 @@ static PyMemberDef producer_members[] = {
 };
 
 static PyType_Slot producer_slots[] = {
-    {Py_tp_doc, "Producer(bootstrap=None, *, tracer=None, config=None, on_delivery=None,\n"
-                "         payload_carrier=None, **librdkafka_conf)\n\n"
+    {Py_tp_doc, "Producer(bootstrap=None, *, tracer=None, config=None, on_delivery=None, "
+                "payload_carrier=None, **librdkafka_conf)\n--\n\n"
                 "A traced Kafka producer. bootstrap: 'host:port,...' (None: ITUNA_KAFKA_BOOTSTRAP or\n"
                 "the INI's [queue]). Keyword properties map '_' to '.' (linger_ms=5 -> linger.ms);\n"
                 "config={...} passes properties whose names are not identifiers. on_delivery(report)\n"
@@ -1236,20 +1241,27 @@ static void consumer_dealloc(PyObject *op)
 
 static PyMethodDef consumer_methods[] = {
     {"poll", (PyCFunction)(void (*)(void))consumer_poll, METH_FASTCALL | METH_KEYWORDS,
+     "poll($self, /, timeout=None)\n--\n\n"
      "poll(timeout=None) -> Message or None: wait up to timeout seconds (None: until a\n"
      "message or stop()). Releases the GIL; Ctrl-C interrupts it."},
     {"wait_assigned", (PyCFunction)(void (*)(void))consumer_wait_assigned, METH_FASTCALL | METH_KEYWORDS,
+     "wait_assigned($self, /, timeout)\n--\n\n"
      "wait_assigned(timeout) -> bool: poll until the group gave this member partitions (True)\n"
      "or timeout seconds passed / stop() was called (False). Releases the GIL. A message\n"
      "that arrives meanwhile is not lost: the next poll()/iteration returns it."},
     {"stop", consumer_stop, METH_NOARGS,
+     "stop($self, /)\n--\n\n"
      "stop(): make a blocked poll() return None and end iteration. Thread-safe."},
-    {"commit", consumer_commit, METH_NOARGS, "commit(): commit the offsets of finished messages now."},
+    {"commit", consumer_commit, METH_NOARGS, "commit($self, /)\n--\n\n"
+     "commit(): commit the offsets of finished messages now."},
     {"close", consumer_close, METH_NOARGS,
+     "close($self, /)\n--\n\n"
      "close(): commit finished messages, leave the group and close. An unfinished message is\n"
      "not committed (it is redelivered). Idempotent; later polls raise ituna.StateError."},
-    {"__enter__", consumer_enter, METH_NOARGS, "Return the consumer."},
-    {"__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL, "close() the consumer."},
+    {"__enter__", consumer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
+     "Return the consumer."},
+    {"__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+     "close() the consumer."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1269,8 +1281,8 @@ static PyMemberDef consumer_members[] = {
 static PyObject *self_iter(PyObject *self) { return Py_NewRef(self); }
 
 static PyType_Slot consumer_slots[] = {
-    {Py_tp_doc, "Consumer(topics, group, bootstrap=None, *, tracer=None, config=None,\n"
-                "         context_mode=None, dlq_suffix=None, **librdkafka_conf)\n\n"
+    {Py_tp_doc, "Consumer(topics, group, bootstrap=None, *, tracer=None, config=None, "
+                "context_mode=None, dlq_suffix=None, **librdkafka_conf)\n--\n\n"
                 "A traced Kafka consumer in group `group` subscribed to `topics` (str or list).\n"
                 "Iterating yields Messages (blocking, Ctrl-C and stop() end it). Use each message\n"
                 "with `with`: its CONSUMER span is current inside; a normal exit commits, an exception\n"
@@ -1466,16 +1478,22 @@ static void message_dealloc(PyObject *op)
 }
 
 static PyMethodDef message_methods[] = {
-    {"__enter__", message_enter, METH_NOARGS, "Make the message's CONSUMER span current; returns the message."},
+    {"__enter__", message_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
+     "Make the message's CONSUMER span current; returns the message."},
     {"__exit__", (PyCFunction)(void (*)(void))message_exit, METH_FASTCALL,
+     "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
      "Finish the message: normal exit -> committed; ituna.MalformedPayload -> dead-letter topic,\n"
      "exception swallowed; any other exception -> span error, redelivered, exception propagates."},
-    {"ack", message_ack, METH_NOARGS, "ack(): finish as handled; the offset is committed."},
+    {"ack", message_ack, METH_NOARGS, "ack($self, /)\n--\n\n"
+     "ack(): finish as handled; the offset is committed."},
     {"nack", (PyCFunction)(void (*)(void))message_nack, METH_FASTCALL | METH_KEYWORDS,
+     "nack($self, /, reason=None)\n--\n\n"
      "nack(reason=None): finish as failed; span error, the message is redelivered."},
     {"dead_letter", message_dead_letter, METH_O,
+     "dead_letter($self, reason, /)\n--\n\n"
      "dead_letter(reason): send to <topic>.dlq with the reason in a header; then commit."},
     {"json", message_json, METH_NOARGS,
+     "json($self, /)\n--\n\n"
      "json(): the value parsed as JSON; raises ituna.MalformedPayload if it is not JSON."},
     {NULL, NULL, 0, NULL},
 };
@@ -1588,9 +1606,12 @@ static void broker_dealloc(PyObject *op)
 }
 
 static PyMethodDef broker_methods[] = {
-    {"stop", broker_stop, METH_NOARGS, "stop(): stop the embedded broker. Idempotent."},
-    {"__enter__", consumer_enter, METH_NOARGS, "Return the broker."},
-    {"__exit__", (PyCFunction)(void (*)(void))broker_exit, METH_FASTCALL, "stop() the broker."},
+    {"stop", broker_stop, METH_NOARGS, "stop($self, /)\n--\n\n"
+     "stop(): stop the embedded broker. Idempotent."},
+    {"__enter__", consumer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
+     "Return the broker."},
+    {"__exit__", (PyCFunction)(void (*)(void))broker_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+     "stop() the broker."},
     {NULL, NULL, 0, NULL},
 };
 

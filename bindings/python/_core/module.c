@@ -212,19 +212,26 @@ static PyObject *py_close_all(PyObject *m, PyObject *timeout)
 
 static PyMethodDef module_methods[] = {
     {"close_all", py_close_all, METH_O,
+     "close_all($module, timeout, /)\n--\n\n"
      "close_all(timeout) -> list of exceptions: close every open Producer and Consumer."},
-    {"version", py_version, METH_NOARGS, "version() -> str: the C core's version string."},
+    {"version", py_version, METH_NOARGS, "version($module, /)\n--\n\n"
+     "version() -> str: the C core's version string."},
     {"set_default_tracer", py_set_default_tracer, METH_O,
+     "set_default_tracer($module, tracer, /)\n--\n\n"
      "set_default_tracer(tracer or None): tracer used by Producer/Consumer when none is given;\n"
      "also made the core's global tracer."},
-    {"get_default_tracer", py_get_default_tracer, METH_NOARGS, "get_default_tracer() -> Tracer or None."},
-    {"current", py_current, METH_NOARGS, "current() -> Span, SpanContext or None: this context's current span."},
+    {"get_default_tracer", py_get_default_tracer, METH_NOARGS, "get_default_tracer($module, /)\n--\n\n"
+     "get_default_tracer() -> Tracer or None."},
+    {"current", py_current, METH_NOARGS, "current($module, /)\n--\n\n"
+     "current() -> Span, SpanContext or None: this context's current span."},
     {"inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
+     "inject($module, /, carrier=None, context=None)\n--\n\n"
      "inject(carrier=None, context=None) -> carrier\n\n"
      "Write 'traceparent' (and 'tracestate' when set) for context (a Span or SpanContext;\n"
      "default: the current span) into carrier (a mutable mapping; default: a new dict)\n"
      "and return it. With no context, the carrier is returned unchanged."},
     {"extract", (PyCFunction)(void (*)(void))py_extract, METH_FASTCALL | METH_KEYWORDS,
+     "extract($module, /, carrier, errors=False)\n--\n\n"
      "extract(carrier, errors=False) -> SpanContext or None\n\n"
      "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
      "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
@@ -232,17 +239,22 @@ static PyMethodDef module_methods[] = {
      "returns (context_or_None, reason_or_None): the reason says why the context is None,\n"
      "or, with a context, why an invalid tracestate was dropped."},
     {"traceparent_parse", py_traceparent_parse, METH_O,
+     "traceparent_parse($module, value, /)\n--\n\n"
      "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
      "ituna.ConfigError (a ValueError) carrying the reason."},
     {"start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
      METH_VARARGS | METH_KEYWORDS,
+     "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
      "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"
      "Start librdkafka's built-in Kafka-protocol TEST cluster (not Apache Kafka) inside\n"
      "this process on 127.0.0.1. .bootstrap gives its address; .stop() ends it."},
-    {"err2name", py_err2name, METH_O, "err2name(code) -> str: the core's enum name of an error code."},
+    {"err2name", py_err2name, METH_O, "err2name($module, code, /)\n--\n\n"
+     "err2name(code) -> str: the core's enum name of an error code."},
     {"set_log_handler", py_set_log_handler, METH_O,
+     "set_log_handler($module, fn, /)\n--\n\n"
      "set_log_handler(fn(level:int, message:str) or None): route the core's diagnostics."},
-    {"set_log_level", py_set_log_level, METH_O, "set_log_level(level:int): 0 debug .. 4 none."},
+    {"set_log_level", py_set_log_level, METH_O, "set_log_level($module, level, /)\n--\n\n"
+     "set_log_level(level:int): 0 debug .. 4 none."},
     {NULL, NULL, 0, NULL},
 };
 

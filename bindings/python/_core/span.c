@@ -394,26 +394,36 @@ static PyObject *span_repr(PyObject *self)
 }
 
 static PyMethodDef span_methods[] = {
-    {"__enter__", span_enter, METH_NOARGS, "Make the span current in this context; returns the span."},
+    {"__enter__", span_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
+     "Make the span current in this context; returns the span."},
     {"__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL,
+     "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
      "Restore the previous current span and end this one; an exception marks the span\n"
      "ERROR, is recorded as an event (type, message, stack) and propagates."},
     {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL | METH_KEYWORDS,
+     "end($self, /, end_time=None)\n--\n\n"
      "end(end_time=None): end the span (end_time: ns since the epoch). Ending twice is a no-op."},
     {"set_attribute", (PyCFunction)(void (*)(void))span_set_attribute, METH_FASTCALL,
+     "set_attribute($self, key, value, /)\n--\n\n"
      "set_attribute(key, value): value is str, bool, int, float or a homogeneous list of them."},
-    {"set_attributes", span_set_attributes, METH_O, "set_attributes(dict): set_attribute for each item."},
+    {"set_attributes", span_set_attributes, METH_O, "set_attributes($self, attributes, /)\n--\n\n"
+     "set_attributes(dict): set_attribute for each item."},
     {"add_event", (PyCFunction)(void (*)(void))span_add_event, METH_FASTCALL | METH_KEYWORDS,
+     "add_event($self, /, name, attributes=None, timestamp=None)\n--\n\n"
      "add_event(name, attributes=None, timestamp=None): add a timed event (timestamp in ns)."},
     {"add_link", (PyCFunction)(void (*)(void))span_add_link, METH_FASTCALL | METH_KEYWORDS,
+     "add_link($self, /, context, attributes=None)\n--\n\n"
      "add_link(context, attributes=None): link to another span's context."},
     {"set_status", (PyCFunction)(void (*)(void))span_set_status, METH_FASTCALL | METH_KEYWORDS,
+     "set_status($self, /, status, description=None)\n--\n\n"
      "set_status(status, description=None): status is ituna.StatusCode or 'unset'/'ok'/'error'.\n"
      "OK is final; the description is kept with ERROR only (OpenTelemetry rules)."},
     {"record_exception", span_record_exception, METH_O,
+     "record_exception($self, exc, /)\n--\n\n"
      "record_exception(exc): add an 'exception' event with exception.type, .message and\n"
      ".stacktrace. Does not change the status."},
-    {"update_name", span_update_name, METH_O, "update_name(name): rename the span."},
+    {"update_name", span_update_name, METH_O, "update_name($self, name, /)\n--\n\n"
+     "update_name(name): rename the span."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -719,19 +729,29 @@ static PyObject *tracer_service_name(PyObject *self, void *c)
     "`with` to make it current and end it on exit."
 
 static PyMethodDef tracer_methods[] = {
-    {"span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS, SPAN_DOC},
+    {"span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
+     "span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
+     "root=False)\n--\n\n" SPAN_DOC},
     {"start_span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
+     "start_span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
+     "root=False)\n--\n\n"
      "Same as span(): the span is current only inside `with`."},
     {"flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
+     "flush($self, /, timeout=None)\n--\n\n"
      "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"
      "None: the configured export timeout) passed first. Releases the GIL."},
     {"shutdown", (PyCFunction)(void (*)(void))tracer_shutdown, METH_FASTCALL | METH_KEYWORDS,
+     "shutdown($self, /, timeout=None)\n--\n\n"
      "shutdown(timeout=None) -> bool: flush, stop the export thread. Idempotent."},
-    {"stats", tracer_stats, METH_NOARGS, "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)."},
+    {"stats", tracer_stats, METH_NOARGS, "stats($self, /)\n--\n\n"
+     "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)."},
     {"config_get", (PyCFunction)(void (*)(void))tracer_config_get, METH_FASTCALL | METH_KEYWORDS,
+     "config_get($self, /, section, key, default=None)\n--\n\n"
      "config_get(section, key, default=None) -> str: a setting as loaded (file, env, overrides)."},
-    {"config_section", tracer_config_section, METH_O, "config_section(section) -> dict of the keys set there."},
+    {"config_section", tracer_config_section, METH_O, "config_section($self, section, /)\n--\n\n"
+     "config_section(section) -> dict of the keys set there."},
     {"traced", (PyCFunction)(void (*)(void))tracer_traced, METH_VARARGS | METH_KEYWORDS,
+     "traced($self, /, name=None, attributes=None, kind=None)\n--\n\n"
      "traced(name=None, attributes=None, kind=None): decorator running the function inside\n"
      "`with self.span(name or function.__qualname__)`; works on async functions too."},
     {NULL, NULL, 0, NULL},
@@ -743,7 +763,7 @@ static PyGetSetDef tracer_getset[] = {
 };
 
 static PyType_Slot tracer_slots[] = {
-    {Py_tp_doc, "Tracer(config=None, env=True, settings=())\n\n"
+    {Py_tp_doc, "Tracer(config=None, env=True, settings=())\n--\n\n"
                 "Build a tracer from an INI file, then the OTEL_* environment (env=True), then\n"
                 "settings: (key, value) string pairs for ituna_config_set. Use ituna.init()."},
     {Py_tp_new, tracer_new},
