@@ -12,7 +12,8 @@ SUDO=""
 
 pkgs="build-essential cmake pkg-config librdkafka-dev liblua5.4-dev lua5.4 libcurl4-openssl-dev
       libcjson-dev zlib1g-dev maven default-jdk-headless"
-[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks"
+# openssl: the TLS export tests make their certificates with the openssl CLI
+[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks openssl"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -438,6 +438,17 @@ const char *ituna_config_origin(const ituna_config *cfg, const char *section, co
     return at >= 0 ? cfg->list.v[at].origin : NULL;
 }
 
+ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section, const char *key)
+{
+    if (!cfg || !section || !key) return ITUNA_CFG_SRC_UNSET;
+    long at = list_find(&cfg->list, section, key);
+    if (at < 0) return ITUNA_CFG_SRC_UNSET;
+    const cfg_entry *e = &cfg->list.v[at];
+    if (e->line > 0) return ITUNA_CFG_SRC_FILE; /* only INI entries have a line */
+    if (strncmp(e->origin, "env ", 4) == 0) return ITUNA_CFG_SRC_ENV;
+    return ITUNA_CFG_SRC_API;
+}
+
 int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter, const char **key,
                       const char **value)
 {

@@ -556,14 +556,17 @@ ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size
 ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size)
 {
     if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
+    /* The OTel SDK spec: maxExportBatchSize must be <= maxQueueSize. Only a batch
+     * size actually set can break it; the default one follows a smaller queue. */
+    const char *bo = ituna_config_origin(cfg, "exporter", "max-export-batch-size");
+    if (!bo) return ITUNA_OK;
     int64_t batch = ituna_config_int(cfg, "exporter", "max-export-batch-size", 512);
     int64_t queue = ituna_config_int(cfg, "exporter", "max-queue-size", 2048);
     if (batch > queue) {
-        const char *bo = ituna_config_origin(cfg, "exporter", "max-export-batch-size");
         const char *qo = ituna_config_origin(cfg, "exporter", "max-queue-size");
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
-                             "[exporter] max-export-batch-size (%lld, %s) must not exceed max-queue-size (%lld, %s)",
-                             (long long)batch, bo ? bo : "default", (long long)queue, qo ? qo : "default");
+                             "%s: [exporter] max-export-batch-size %lld must not exceed max-queue-size (%lld, %s)",
+                             bo, (long long)batch, (long long)queue, qo ? qo : "default");
     }
     return ITUNA_OK;
 }

@@ -89,11 +89,17 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud) {
 
 /* ---- configuration ----------------------------------------------------------- */
 
-/* Endpoint per the OTLP exporter spec, plus the seed's [jaeger-exporter]. */
-static char *resolve_url(const ituna_config *cfg) {
-    const char *t = ituna_config_str(cfg, "exporter", "traces-endpoint", NULL);
-    if (t && *t) return strdup(t);
-    const char *base = ituna_config_str(cfg, "exporter", "endpoint", NULL);
+/* Endpoint per the OTLP exporter spec, plus the seed's [jaeger-exporter]. The
+ * stronger source wins (API > environment > file), so OTEL_EXPORTER_OTLP_ENDPOINT
+ * beats a file's traces-endpoint; within one source traces-endpoint beats endpoint.
+ * With no endpoint anywhere: [jaeger-exporter] host/port (the seed file's meaning),
+ * else the spec's http://localhost:4318. */
+char *ituna_otlp_http_url(const ituna_config *cfg) {
+    ituna_cfg_source ts = ituna_config_source(cfg, "exporter", "traces-endpoint");
+    ituna_cfg_source bs = ituna_config_source(cfg, "exporter", "endpoint");
+    const char *t = ituna_config_get(cfg, "exporter", "traces-endpoint");
+    if (ts && ts >= bs && t && *t) return strdup(t);
+    const char *base = ituna_config_get(cfg, "exporter", "endpoint");
     char *u = NULL;
     if (base && *base) {
         size_t l = strlen(base);
@@ -361,7 +367,7 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
     e->destroy = http_destroy;
     ituna_err err = ITUNA_OK;
 
-    h->url = resolve_url(cfg);
+    h->url = ituna_otlp_http_url(cfg);
     if (!h->url) {
         err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
         goto fail;

@@ -186,6 +186,10 @@ static inline uint64_t ituna_export_deadline(ituna_exporter *e, uint64_t deadlin
     return cap && cap < deadline_ns ? cap : deadline_ns;
 }
 
+/* The OTLP/HTTP traces URL the exporter posts to (precedence in export_http.c).
+ * The caller frees it; NULL on OOM. */
+ITUNA_HIDDEN char *ituna_otlp_http_url(const ituna_config *cfg);
+
 /* Exporter constructors (export_*.c). They read what they need from cfg. */
 ITUNA_HIDDEN ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporter **out,
                                                        char *errstr, size_t errstr_size);

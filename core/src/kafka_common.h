@@ -84,4 +84,8 @@ ITUNA_HIDDEN void ituna_kafka_json_str(ituna_buf *b, const char *s, size_t n);
 /* Milliseconds on a monotonic clock. */
 ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
 
+/* The mock cluster's rd_kafka_mock_cluster_t (as void *, so this header needs no
+ * rdkafka_mock.h), for tests that inject broker errors. Borrowed. (kafka_mock.c) */
+ITUNA_HIDDEN void *ituna_mock_cluster_rd(ituna_mock_cluster *m);
+
 #endif

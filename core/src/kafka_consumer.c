@@ -243,7 +243,8 @@ static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_
     pthread_mutex_lock(&c->lock);
     snprintf(last, sizeof last, "%s", c->last_error);
     pthread_mutex_unlock(&c->lock);
-    return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA,
+    /* A timeout, not a broker error: nothing answered within connect-timeout. */
+    return ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
                          "no Kafka broker reachable at %s for %lld ms (last error: %s)", c->ep.bootstrap,
                          (long long)(ituna_kafka_mono_ms() - since), last[0] ? last : rd_kafka_err2str(err));
 }

@@ -56,6 +56,8 @@ ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_
     return ITUNA_OK;
 }
 
+void *ituna_mock_cluster_rd(ituna_mock_cluster *m) { return m ? m->mc : NULL; }
+
 const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m) { return m ? m->bootstrap : NULL; }
 
 void ituna_mock_cluster_stop(ituna_mock_cluster *m) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "config_schema.h"
 #include "internal.h"
 
 #define CNT_INC(t, f) atomic_fetch_add_explicit(&(t)->f, 1, memory_order_relaxed)
@@ -692,12 +693,15 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
     }
     cfg = t->cfg;
 
-    const char *lvl = ituna_config_str(cfg, "tracer", "log-level", NULL);
+    /* Only a level actually set (file, env, API) applies: the schema default would
+     * undo an earlier ituna_log_set_level() on every tracer creation. */
+    const char *lvl = ituna_config_get(cfg, "tracer", "log-level");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error", "none"};
         for (int i = 0; i < 5; i++)
             if (strcmp(lvl, names[i]) == 0) ituna_log_set_level((ituna_log_level)i);
     }
+    if ((err = ituna_config_validate(cfg, errstr, errstr_size)) != ITUNA_OK) goto fail;
     t->disabled = ituna_config_bool(cfg, "tracer", "disabled", 0);
     const char *sampler = ituna_config_str(cfg, "tracer", "sampler", "parentbased_always_on");
     t->parent_based = strncmp(sampler, "parentbased_", 12) == 0;
@@ -746,7 +750,9 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
                 err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "queue and batch sizes must be >= 1");
                 goto fail;
             }
-            if (bsz > q) bsz = q; /* the spec: batch size must not exceed the queue */
+            /* An explicit batch > queue was refused by ituna_config_validate(); the
+             * default batch (512) follows a smaller queue. */
+            if (bsz > q) bsz = q;
             err = ituna_batch_create(t, e, (size_t)q, ituna_config_int(cfg, "exporter", "schedule-delay", 5000),
                                      ituna_config_int(cfg, "exporter", "export-timeout", 30000), (size_t)bsz,
                                      &t->batch, errstr, errstr_size);

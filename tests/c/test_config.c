@@ -462,11 +462,113 @@ static int test_validate_batch_not_above_queue(void)
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    /* the default batch (512) follows a smaller queue: not an error */
     CHECK(set_ok(c, "exporter.max-queue-size", "100"));
-    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "max-export-batch-size (512, default)") && strstr(errbuf, "max-queue-size (100, api)"));
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
     CHECK(set_ok(c, "max_export_batch_size", "100"));
     CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    /* a batch size set above the queue is, naming both keys and their sources */
+    CHECK(set_ok(c, "max_export_batch_size", "101"));
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "api: [exporter] max-export-batch-size 101 must not exceed max-queue-size (100, api)"));
+    ituna_config_destroy(c);
+
+    /* from a file: file and line of the batch size, and where the queue size came from */
+    clear_env();
+    c = ituna_config_new();
+    REQUIRE(c);
+    REQUIRE(ituna_config_load_string(c, "bsp.ini", "[exporter]\n# big batches\nmax-export-batch-size = 4096\n",
+                                     errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "bsp.ini:3: [exporter] max-export-batch-size 4096 must not exceed max-queue-size "
+                         "(2048, default)"));
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "1000", 1);
+    REQUIRE(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "bsp.ini:3:") && strstr(errbuf, "(1000, env OTEL_BSP_MAX_QUEUE_SIZE)"));
+    clear_env();
+    ituna_config_destroy(c);
+    return 0;
+}
+
+static int test_source_kinds(void)
+{
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_UNSET);
+    REQUIRE(ituna_config_load_string(c, "api", "[tracer]\nservice-name = f\n", errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_FILE); /* even a file named "api" */
+    setenv("OTEL_SERVICE_NAME", "e", 1);
+    REQUIRE(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_ENV);
+    CHECK(set_ok(c, "service_name", "a"));
+    CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_API);
+    ituna_config *d = ituna_config_dup(c);
+    REQUIRE(d);
+    CHECK(ituna_config_source(d, "tracer", "service-name") == ITUNA_CFG_SRC_API);
+    clear_env();
+    ituna_config_destroy(d);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+/* The OTLP URL for a config loaded from ini (may be NULL), then the environment
+ * given as NAME, VALUE, ..., NULL. */
+static int url_is(const char *ini, const char *const *env, const char *want)
+{
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    if (!c) return 0;
+    if (ini && ituna_config_load_string(c, "x.ini", ini, errbuf, sizeof errbuf) != ITUNA_OK) {
+        fprintf(stderr, "  %s\n", errbuf);
+        ituna_config_destroy(c);
+        return 0;
+    }
+    for (; env && env[0]; env += 2) setenv(env[0], env[1], 1);
+    ituna_err rc = ituna_config_load_env(c, errbuf, sizeof errbuf);
+    char *u = rc == ITUNA_OK ? ituna_otlp_http_url(c) : NULL;
+    int ok = u && strcmp(u, want) == 0;
+    if (!ok) fprintf(stderr, "  url %s, want %s\n", u ? u : "(null)", want);
+    free(u);
+    clear_env();
+    ituna_config_destroy(c);
+    return ok;
+}
+
+static int test_otlp_endpoint_precedence_by_source(void)
+{
+    const char *file_traces = "[exporter]\ntraces-endpoint = http://file-t:1/custom\n";
+    const char *file_both = "[exporter]\nendpoint = http://file-b:2\ntraces-endpoint = http://file-t:1/custom\n";
+    const char *seed = "[jaeger-exporter]\nhost: jaeger\nport: 4318\n";
+    const char *env_base[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3/", NULL};
+    const char *env_both[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3",
+                              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env-t:4/x", NULL};
+    const char *otlp_only[] = {"OTEL_TRACES_EXPORTER", "otlp", NULL};
+    /* env wins over the file, whichever of the two keys each one sets */
+    CHECK(url_is(file_traces, env_base, "http://env-b:3/v1/traces"));
+    CHECK(url_is(file_both, env_base, "http://env-b:3/v1/traces"));
+    /* within one source, the traces-specific key wins */
+    CHECK(url_is(file_both, NULL, "http://file-t:1/custom"));
+    CHECK(url_is(NULL, env_both, "http://env-t:4/x"));
+    CHECK(url_is(file_both, env_both, "http://env-t:4/x"));
+    /* an explicit endpoint anywhere beats the seed's [jaeger-exporter] */
+    CHECK(url_is(seed, env_base, "http://env-b:3/v1/traces"));
+    /* otlp with no endpoint: the seed file's collector, else the spec's default */
+    CHECK(url_is(seed, otlp_only, "http://jaeger:4318/v1/traces"));
+    CHECK(url_is(NULL, otlp_only, "http://localhost:4318/v1/traces"));
+    CHECK(url_is("[jaeger-exporter]\nhost = ::1\n", NULL, "http://[::1]:4318/v1/traces"));
+    /* the API wins over the environment */
+    clear_env();
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env-t:4/x", 1);
+    REQUIRE(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK(set_ok(c, "exporter.endpoint", "http://api:5"));
+    char *u = ituna_otlp_http_url(c);
+    CHECK_STR(u, "http://api:5/v1/traces");
+    free(u);
+    clear_env();
     ituna_config_destroy(c);
     return 0;
 }
@@ -547,6 +649,8 @@ int main(void)
     RUN(test_dup_is_deep_and_destroy_null_is_noop);
     RUN(test_typed_reads_use_schema_defaults);
     RUN(test_validate_batch_not_above_queue);
+    RUN(test_source_kinds);
+    RUN(test_otlp_endpoint_precedence_by_source);
     RUN(test_kvlist_decodes_and_trims);
     RUN(test_docs_list_every_key);
     TEST_MAIN_END();

@@ -398,12 +398,168 @@ static int test_shutdown_flushes_everything_that_fit(void) {
     CHECK(s.spans_dropped == 0);
     CHECK(s.spans_exported == 3000);
     CHECK(ncap == 3000);
-    /* after shutdown, spans are counted as dropped, not lost silently */
+    /* a span started after shutdown is a no-op span, counted as not sampled */
     ituna_span *late;
     ituna_span_start(t, "late", NULL, &late);
+    CHECK(!ituna_span_is_recording(late));
     ituna_span_end(late, 0);
     ituna_tracer_get_stats(t, &s);
     CHECK(s.spans_exported == 3000);
+    CHECK(s.spans_not_sampled == 1);
+    CHECK(s.spans_dropped == 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_span_ended_after_shutdown_is_counted_as_dropped(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    ituna_span *open_span, *done;
+    ituna_span_start(t, "done-before", NULL, &done);
+    ituna_span_end(done, 0);
+    ituna_span_start(t, "ends-after", NULL, &open_span);
+    REQUIRE(ituna_span_is_recording(open_span));
+    CHECK(ituna_tracer_shutdown(t, 5000) == ITUNA_OK);
+    ituna_span_end(open_span, 0); /* the queue is closed: dropped and counted, not lost silently */
+    ituna_tracer_stats s;
+    ituna_tracer_get_stats(t, &s);
+    CHECK(s.spans_started == 2 && s.spans_ended == 2);
+    CHECK(s.spans_exported == 1);
+    CHECK(s.spans_dropped == 1);
+    CHECK(s.spans_enqueued + s.spans_dropped == s.spans_ended);
+    CHECK(find("done-before") != NULL && find("ends-after") == NULL);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static int test_parentbased_traceidratio(void) {
+    /* ratio 0: a root is never sampled, a child follows its parent's flag */
+    const char *zero[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0", NULL};
+    ituna_tracer *t = make_tracer(zero, 0);
+    REQUIRE(t);
+    ituna_span *s;
+    ituna_span_start(t, "root", NULL, &s);
+    CHECK(!ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 0);
+    ituna_span_end(s, 0);
+    ituna_span_context p;
+    memset(&p, 0, sizeof p);
+    p.trace_id[0] = 1; /* low 64 bits zero: a root with this id would be sampled at any ratio > 0 */
+    p.span_id[0] = 1;
+    p.is_remote = 1;
+    p.trace_flags = 1;
+    ituna_span_options o = {.parent = &p};
+    ituna_span_start(t, "sampled-parent", &o, &s);
+    CHECK(ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 1);
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+
+    /* ratio 1 for roots; an unsampled parent still wins */
+    const char *one[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "1", NULL};
+    t = make_tracer(one, 0);
+    REQUIRE(t);
+    ituna_span_start(t, "root", NULL, &s);
+    CHECK(ituna_span_is_recording(s));
+    ituna_span *local_child;
+    ituna_span_options lo = {.parent = ituna_span_get_context(s)};
+    ituna_span_start(t, "local-child", &lo, &local_child);
+    CHECK(ituna_span_is_recording(local_child));
+    ituna_span_end(local_child, 0);
+    ituna_span_end(s, 0);
+    p.trace_flags = 0;
+    ituna_span_start(t, "unsampled-parent", &o, &s);
+    CHECK(!ituna_span_is_recording(s));
+    CHECK((ituna_span_get_context(s)->trace_flags & 1) == 0);
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+
+    /* ratio 0.25: about a quarter of the roots, decided by the trace id */
+    const char *q[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0.25", NULL};
+    t = make_tracer(q, 0);
+    REQUIRE(t);
+    int rec = 0;
+    for (int i = 0; i < 20000; i++) {
+        ituna_span_start(t, "r", NULL, &s);
+        rec += ituna_span_is_recording(s);
+        ituna_span_end(s, 0);
+    }
+    CHECK(rec > 4500 && rec < 5500);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.spans_not_sampled == (uint64_t)(20000 - rec));
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+/* OTEL_LOG_LEVEL applies only when set: a tracer without it keeps the level the
+ * program chose with ituna_log_set_level(). */
+static int nlogged[5];
+static void count_log(ituna_log_level level, const char *msg, void *opaque) {
+    (void)msg, (void)opaque;
+    if ((int)level >= 0 && (int)level < 5) nlogged[level]++;
+}
+
+static int log_probe(void) { /* which of debug and error get through, as bits 1 and 2 */
+    memset(nlogged, 0, sizeof nlogged);
+    ituna_log(ITUNA_LOG_DEBUG, "probe");
+    ituna_log(ITUNA_LOG_ERROR, "probe");
+    return (nlogged[ITUNA_LOG_DEBUG] ? 1 : 0) | (nlogged[ITUNA_LOG_ERROR] ? 2 : 0);
+}
+
+static int test_log_level_applies_only_when_set(void) {
+    ituna_log_set_handler(count_log, NULL);
+    ituna_log_set_level(ITUNA_LOG_DEBUG);
+    CHECK(log_probe() == 3);
+    ituna_tracer *t = make_tracer(NULL, 0); /* log-level unset */
+    REQUIRE(t);
+    CHECK(log_probe() == 3); /* still debug: the schema default "warn" did not apply */
+    ituna_tracer_destroy(t);
+    const char *err_only[] = {"tracer.log-level", "error", NULL};
+    t = make_tracer(err_only, 0);
+    REQUIRE(t);
+    CHECK(log_probe() == 2); /* set: debug is now filtered, error passes */
+    ituna_tracer_destroy(t);
+    ituna_log_set_level(ITUNA_LOG_ERROR);
+    t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    CHECK(log_probe() == 2); /* and a tracer without it does not lower it back to warn */
+    ituna_tracer_destroy(t);
+    const char *dbg[] = {"tracer.log-level", "debug", NULL};
+    t = make_tracer(dbg, 0);
+    REQUIRE(t);
+    CHECK(log_probe() == 3);
+    ituna_tracer_destroy(t);
+    ituna_log_set_level(ITUNA_LOG_WARN);
+    ituna_log_set_handler(NULL, NULL);
+    return 0;
+}
+
+static int test_batch_above_queue_is_a_config_error(void) {
+    /* an explicit batch size above the queue: creation fails naming both keys */
+    ituna_config *cfg = ituna_config_new();
+    REQUIRE(cfg);
+    char err[512] = "";
+    REQUIRE(ituna_config_load_string(cfg, "bsp.ini", "[exporter]\nmax-queue-size = 64\nmax-export-batch-size = 128\n",
+                                     err, sizeof err) == ITUNA_OK);
+    ituna_tracer *t = NULL;
+    ituna_exporter *e = calloc(1, sizeof *e);
+    mem_state *st = calloc(1, sizeof *st);
+    REQUIRE(e && st);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    e->state = st;
+    e->export_batch = mem_export;
+    e->destroy = mem_destroy;
+    CHECK(ituna_tracer_create_ex(cfg, e, &t, err, sizeof err) == ITUNA_ERR_CONFIG); /* frees e */
+    CHECK(t == NULL);
+    CHECK(strstr(err, "bsp.ini:3: [exporter] max-export-batch-size 128 must not exceed max-queue-size (64, bsp.ini:2)"));
+    fprintf(stderr, "  %s\n", err);
+    ituna_config_destroy(cfg);
+    /* the default batch (512) follows a smaller queue */
+    const char *small[] = {"exporter.max-queue-size", "100", NULL};
+    t = make_tracer(small, 0);
+    CHECK(t != NULL);
     ituna_tracer_destroy(t);
     return 0;
 }
@@ -439,6 +595,10 @@ int main(void) {
     RUN(test_status_rules);
     RUN(test_full_queue_drops_are_counted_exactly);
     RUN(test_shutdown_flushes_everything_that_fit);
+    RUN(test_span_ended_after_shutdown_is_counted_as_dropped);
+    RUN(test_parentbased_traceidratio);
+    RUN(test_log_level_applies_only_when_set);
+    RUN(test_batch_above_queue_is_a_config_error);
     RUN(test_span_end_does_not_wait_on_a_stuck_exporter);
     TEST_MAIN_END();
 }

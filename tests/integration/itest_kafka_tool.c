@@ -279,7 +279,7 @@ static int cmd_unreachable(const args *a) {
     ituna_producer_destroy(p, 1000);
     ituna_tracer_shutdown(t, 5000);
     ituna_tracer_destroy(t);
-    return e == ITUNA_ERR_KAFKA ? 0 : 1;
+    return e == ITUNA_ERR_TIMEOUT ? 0 : 1;
 }
 
 int main(int argc, char **argv) {

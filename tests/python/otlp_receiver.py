@@ -296,6 +296,21 @@ class OtlpReceiver:
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
+def skip_or_fail(why, module=False):
+    """The project's rule for a missing prerequisite: skip, printing why, locally;
+    fail when CI=true (CI installs and builds everything, so a skip there hides a gap).
+    module=True when called at import time of a test module."""
+    import os
+    import sys
+
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true but {why}", pytrace=False)
+    print(f"SKIP: {why}", file=sys.stderr)
+    pytest.skip(why, allow_module_level=module)
+
+
 def find_driver(name):
     """Path of a built driver: $ITUNA_BUILD_DIR/tests/drivers/<name>, else the
     newest <repo>/build*/tests/drivers/<name>; None when not built."""

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlp_receiver import decode_json_request, decode_proto_request, find_driver
+from otlp_receiver import decode_json_request, decode_proto_request, find_driver, skip_or_fail
 
 Span = trace_pb2.Span
 
@@ -15,7 +15,7 @@ Span = trace_pb2.Span
 def dump(tmp_path, fmt):
     exe = find_driver("encode_dump")
     if exe is None:
-        pytest.skip("encode_dump driver not built: build the project first (cmake --build <build dir>)")
+        skip_or_fail("encode_dump driver not built: build the project first (cmake --build <build dir>)")
     out = tmp_path / f"dump.{fmt}"
     subprocess.run([exe, fmt, str(out)], check=True)
     return out.read_bytes()

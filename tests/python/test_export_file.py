@@ -2,12 +2,10 @@
 span_driver program: every line of the file decodes with opentelemetry-proto's
 json_format (after the OTLP hex-id check), one ExportTraceServiceRequest per
 line; the console prints one readable line per span."""
-import pytest
+from otlp_receiver import decode_json_request, find_driver, run_driver, skip_or_fail
 
-from otlp_receiver import decode_json_request, find_driver, run_driver
-
-pytestmark = pytest.mark.skipif(find_driver("span_driver") is None,
-                                reason="span_driver not built: run cmake --build <build dir> first")
+if find_driver("span_driver") is None:
+    skip_or_fail("span_driver not built: run cmake --build <build dir> first", module=True)
 
 
 def test_file_lines_decode_one_request_each(tmp_path):

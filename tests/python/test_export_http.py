@@ -8,14 +8,14 @@ import time
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from otlp_receiver import OtlpReceiver, Response, find_driver, run_driver
+from otlp_receiver import OtlpReceiver, Response, find_driver, run_driver, skip_or_fail
 
 Span = trace_pb2.Span
 HAS_REMOTE = trace_pb2.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 IS_REMOTE = trace_pb2.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 
-pytestmark = pytest.mark.skipif(find_driver("span_driver") is None,
-                                reason="span_driver not built: run cmake --build <build dir> first")
+if find_driver("span_driver") is None:
+    skip_or_fail("span_driver not built: run cmake --build <build dir> first", module=True)
 
 # fast batches for tests: export as soon as possible
 FAST = ["exporter.schedule-delay=20"]
@@ -102,11 +102,12 @@ def test_every_field_decodes_with_opentelemetry_proto(protocol, ctype):
     assert child.end_time_unix_nano >= child.start_time_unix_nano > 0
 
 
-def test_retry_on_503_then_200():
-    with OtlpReceiver(responses=[503, 200]) as rx:
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_retry_on_retryable_status_then_200(status):
+    with OtlpReceiver(responses=[status, 200]) as rx:
         stats, _ = run_driver(["-n", "50", "-flush-ms", "10000"] + otlp(rx))
         rx.check()
-    assert [r.status for r in rx.requests] == [503, 200]
+    assert [r.status for r in rx.requests] == [status, 200]
     assert rx.requests[0].body == rx.requests[1].body
     assert stats["spans_exported"] == 50 and stats["spans_export_failed"] == 0
     assert stats["export_retries"] == 1 and stats["export_requests"] == 2
@@ -121,6 +122,31 @@ def test_429_retry_after_is_honoured():
     gap = rx.requests[1].t - rx.requests[0].t
     assert 0.95 <= gap < 2.5, f"retry came {gap:.3f}s after a Retry-After: 1"
     assert stats["spans_exported"] == 10
+
+
+def test_503_retry_after_is_honoured():
+    with OtlpReceiver(responses=[(503, {"Retry-After": "1"}), 200]) as rx:
+        stats, _ = run_driver(["-n", "10", "-flush-ms", "10000"] + otlp(rx))
+        rx.check()
+    assert [r.status for r in rx.requests] == [503, 200]
+    gap = rx.requests[1].t - rx.requests[0].t
+    # the backoff alone would retry within 200 ms (first step, full jitter)
+    assert 0.95 <= gap < 2.5, f"retry came {gap:.3f}s after a Retry-After: 1"
+    assert stats["spans_exported"] == 10 and stats["export_retries"] == 1
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    from email.utils import formatdate
+
+    # An HTTP-date has whole seconds: 3 s ahead, truncated, is 2..3 s after the answer.
+    when = formatdate(time.time() + 3, usegmt=True)
+    with OtlpReceiver(responses=[(429, {"Retry-After": when}), 200]) as rx:
+        stats, _ = run_driver(["-n", "5", "-flush-ms", "10000"] + otlp(rx))
+        rx.check()
+    assert [r.status for r in rx.requests] == [429, 200]
+    gap = rx.requests[1].t - rx.requests[0].t
+    assert 1.8 <= gap < 4.0, f"retry came {gap:.3f}s after Retry-After: {when}"
+    assert stats["spans_exported"] == 5 and stats["export_retries"] == 1
 
 
 def test_400_is_not_retried():
@@ -174,6 +200,9 @@ def test_dead_endpoint_span_end_stays_fast_and_shutdown_is_bounded():
                              "exporter.export-timeout=1000", "exporter.max-export-batch-size=256"])
     assert stats["spans_exported"] == 0
     assert stats["spans_export_failed"] > 0
+    # a refused connection is retried (with backoff) before a batch is given up
+    assert stats["export_retries"] > 0, stats
+    assert stats["export_requests"] > stats["export_retries"], stats
     assert stats["spans_enqueued"] + stats["spans_dropped"] == 20000
     # span end is an enqueue: it does not wait on the failing network
     assert stats["end_ns_median"] < 5000, stats
@@ -215,6 +244,39 @@ def test_env_traces_endpoint_is_used_as_is():
     assert stats["spans_exported"] == 3
 
 
+def test_env_endpoint_beats_a_file_traces_endpoint(tmp_path):
+    # env wins over the file, even the generic variable over the file's signal-specific key
+    ini = tmp_path / "x.ini"
+    ini.write_text(f"[exporter]\ntraces-endpoint = http://127.0.0.1:{closed_port()}/v1/traces\n")
+    with OtlpReceiver() as rx:
+        stats, _ = run_driver(["-config", ini, "-n", "3", "-flush-ms", "5000"] + FAST,
+                              env_extra={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint})
+        rx.check()
+    assert [r.path for r in rx.requests] == ["/v1/traces"]
+    assert stats["spans_exported"] == 3
+
+
+def test_env_traces_endpoint_beats_env_endpoint():
+    with OtlpReceiver() as rx:
+        stats, _ = run_driver(["-n", "2", "-flush-ms", "5000"] + FAST,
+                              env_extra={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+                                         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": rx.traces_url})
+        rx.check()
+    assert stats["spans_exported"] == 2 and len(rx.spans()) == 2
+
+
+def test_otlp_without_endpoint_uses_the_seed_jaeger_exporter(tmp_path):
+    # OTEL_TRACES_EXPORTER=otlp and no endpoint: the seed file's [jaeger-exporter]
+    # host/port (without it, the spec's http://localhost:4318: see test_config.c)
+    with OtlpReceiver() as rx:
+        ini = tmp_path / "seed.ini"
+        ini.write_text(f"[jaeger-exporter]\nhost: 127.0.0.1\nport: {rx.port}\n")
+        stats, _ = run_driver(["-config", ini, "-n", "4", "-flush-ms", "5000"] + FAST,
+                              env_extra={"OTEL_TRACES_EXPORTER": "otlp"})
+        rx.check()
+    assert stats["spans_exported"] == 4 and len(rx.spans()) == 4
+
+
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_partial_success_is_counted_and_logged(protocol):
     with OtlpReceiver(responses=[Response(rejected_spans=2, error_message="2 spans too old")]) as rx:
@@ -237,7 +299,7 @@ def test_https_with_a_ca_file(tmp_path):
     import shutil
     import subprocess
     if shutil.which("openssl") is None:
-        pytest.skip("openssl CLI not installed: cannot make a test certificate")
+        skip_or_fail("openssl CLI not installed: cannot make a test certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
                     "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",

@@ -36,7 +36,8 @@ ITUNA_API void ituna_config_destroy(ituna_config *cfg);
 ITUNA_API ituna_err ituna_config_load_file(ituna_config *cfg, const char *path,
                                            char *errstr, size_t errstr_size);
 
-/* Same as ituna_config_load_file() on an in-memory text; name is used in messages. */
+/* Same as ituna_config_load_file() on an in-memory text; name is used in messages.
+ * Not thread-safe: one thread at a time per handle. */
 ITUNA_API ituna_err ituna_config_load_string(ituna_config *cfg, const char *name, const char *text,
                                              char *errstr, size_t errstr_size);
 
@@ -55,12 +56,14 @@ ITUNA_API ituna_err ituna_config_set(ituna_config *cfg, const char *key, const c
 ITUNA_API const char *ituna_config_get(const ituna_config *cfg, const char *section, const char *key);
 
 /* Iterate over the keys set in one section, in load order: call with *iter = 0
- * first; returns 0 when done. Borrowed pointers as for ituna_config_get(). */
+ * first; returns 0 when done. Borrowed pointers as for ituna_config_get().
+ * Thread-safe if cfg is not being modified. */
 ITUNA_API int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter,
                                 const char **key, const char **value);
 
 /* Kafka bootstrap servers: explicit (may be NULL), then ITUNA_KAFKA_BOOTSTRAP as
- * loaded, then [queue] host:port. NULL if none. Borrowed as ituna_config_get(). */
+ * loaded, then [queue] host:port. NULL if none. Borrowed as ituna_config_get().
+ * Thread-safe if cfg is not being modified. */
 ITUNA_API const char *ituna_config_bootstrap(const ituna_config *cfg, const char *explicit_bootstrap);
 
 #ifdef __cplusplus

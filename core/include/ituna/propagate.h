@@ -66,9 +66,10 @@ ITUNA_API ituna_err ituna_baggage_parse(ituna_baggage *b, const char *s, size_t 
  * One thread at a time per handle. */
 ITUNA_API ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value,
                                       const char *metadata);
-/* Decoded value for key or NULL. Borrowed: valid until b changes. */
+/* Decoded value for key or NULL. Borrowed: valid until b changes. Thread-safe if b is not being modified. */
 ITUNA_API const char *ituna_baggage_get(const ituna_baggage *b, const char *key);
-/* Number of entries; entry i via ituna_baggage_entry(). Borrowed pointers. */
+/* Number of entries; entry i via ituna_baggage_entry(). Borrowed pointers.
+ * Thread-safe if b is not being modified. */
 ITUNA_API size_t ituna_baggage_count(const ituna_baggage *b);
 ITUNA_API int ituna_baggage_entry(const ituna_baggage *b, size_t i, const char **key, const char **value,
                                   const char **metadata);

@@ -5,6 +5,7 @@
  * object on stdout.
  *
  * usage: span_driver [options] [section.key=value ...]
+ *   -config PATH    load this INI file first (then the environment, then the arguments)
  *   -n N            typical spans to make (name "work-<i>", 2 attributes), default 10
  *   -rich           also make one CONSUMER span with a remote parent, every attribute
  *                   type, 3 events (one an exception), 3 links, error status, and an
@@ -52,11 +53,16 @@ int main(int argc, char **argv) {
     char err[512] = "";
     ituna_config *cfg = ituna_config_new();
     if (!cfg) return fail("config", ITUNA_ERR_NOMEM, NULL);
-    ituna_err e = ituna_config_load_env(cfg, err, sizeof err);
+    ituna_err e;
+    for (int i = 1; i + 1 < argc; i++) /* the file first: the environment wins over it */
+        if (strcmp(argv[i], "-config") == 0 && (e = ituna_config_load_file(cfg, argv[i + 1], err, sizeof err)))
+            return fail("config file", e, err);
+    e = ituna_config_load_env(cfg, err, sizeof err);
     if (e != ITUNA_OK) return fail("environment", e, err);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-n") == 0 && i + 1 < argc) n = atol(argv[++i]);
+        if (strcmp(a, "-config") == 0 && i + 1 < argc) i++;
+        else if (strcmp(a, "-n") == 0 && i + 1 < argc) n = atol(argv[++i]);
         else if (strcmp(a, "-rich") == 0) rich = 1;
         else if (strcmp(a, "-extra-attrs") == 0 && i + 1 < argc) extra_attrs = atol(argv[++i]);
         else if (strcmp(a, "-flush-ms") == 0 && i + 1 < argc) flush_ms = atol(argv[++i]);
