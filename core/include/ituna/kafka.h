@@ -125,7 +125,8 @@ ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *c
 
 /* Poll for one message. On ITUNA_OK *out is the message with its CONSUMER span
  * started (not made current) or NULL if timeout_ms passed. Broker/partition errors
- * are logged and polling goes on; fatal errors return ITUNA_ERR_KAFKA.
+ * are logged and polling goes on; fatal errors return ITUNA_ERR_KAFKA, and no
+ * broker reachable within the connect timeout returns ITUNA_ERR_TIMEOUT.
  * The caller owns *out and must finish it with ituna_message_done().
  * Not thread-safe: one thread at a time per consumer. May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out,
