@@ -32,6 +32,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -55,6 +56,34 @@ def _hex_to_b64(obj, key, nbytes, where, required):
     obj[key] = base64.b64encode(bytes.fromhex(v)).decode()
 
 
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64,
+          FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_SINT64}
+
+
+def _strict_otlp_json(obj, desc, where):
+    """The OTLP JSON rules json_format.Parse lets through: keys must be the
+    camelCase json_name (Parse also takes snake_case), enums integers (Parse also
+    takes names), 64-bit integers strings (Parse also takes numbers)."""
+    if not isinstance(obj, dict):
+        raise DecodeError(f"{where} is not a JSON object")
+    fields = {f.json_name: f for f in desc.fields}
+    for key, v in obj.items():
+        f = fields.get(key)
+        if f is None:
+            raise DecodeError(f"{where}: {key!r} is not a camelCase field of {desc.full_name}")
+        repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == FieldDescriptor.LABEL_REPEATED
+        if repeated and not isinstance(v, list):
+            raise DecodeError(f"{where}.{key} is repeated but not a JSON array")
+        for i, x in enumerate(v if repeated else [v]):
+            w = f"{where}.{key}" + (f"[{i}]" if repeated else "")
+            if f.type == FieldDescriptor.TYPE_MESSAGE:
+                _strict_otlp_json(x, f.message_type, w)
+            elif f.type == FieldDescriptor.TYPE_ENUM and (not isinstance(x, int) or isinstance(x, bool)):
+                raise DecodeError(f"{w}: an enum is an integer in OTLP JSON, got {x!r}")
+            elif f.type in _INT64 and not isinstance(x, str):
+                raise DecodeError(f"{w}: a 64-bit integer is a decimal string in OTLP JSON, got {x!r}")
+
+
 def decode_json_request(text):
     """OTLP JSON (hex ids) -> ExportTraceServiceRequest; DecodeError when invalid."""
     try:
@@ -63,6 +92,7 @@ def decode_json_request(text):
         raise DecodeError(f"not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise DecodeError("top level is not an object")
+    _strict_otlp_json(obj, ExportTraceServiceRequest.DESCRIPTOR, "request")
     for i, rs in enumerate(obj.get("resourceSpans", [])):
         for j, ss in enumerate(rs.get("scopeSpans", [])):
             for k, sp in enumerate(ss.get("spans", [])):
