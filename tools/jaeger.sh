@@ -43,11 +43,42 @@ OTLP_URL="http://127.0.0.1:$ITUNA_JAEGER_OTLP_PORT"
 say() { printf 'jaeger.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+GO_MIN=1.24
+GO_FETCH=1.24.6   # tools/jaeger/go.mod's go line
+
+go_ok() { # $1: a go binary; true when it runs and is >= GO_MIN
+    local v; v="$("$1" env GOVERSION 2>/dev/null)" || return 1
+    v="${v#go}"
+    [ "$(printf '%s\n%s\n' "$GO_MIN" "${v%%[!0-9.]*}" | sort -V | head -n1)" = "$GO_MIN" ]
+}
+
+# A Go toolchain is itself a module on the Go module proxy (golang.org/toolchain):
+# fetched once into the cache when the machine's Go is missing or too old (Debian
+# 12's golang-go is 1.19).
+fetch_go() {
+    local dir="$HOME/.cache/ituna/go-$GO_FETCH" arch
+    case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) die "no Go toolchain for $(uname -m)" ;; esac
+    if [ ! -x "$dir/bin/go" ]; then
+        local proxy="${GOPROXY:-https://proxy.golang.org}"; proxy="${proxy%%,*}"
+        local url="$proxy/golang.org/toolchain/@v/v0.0.1-go$GO_FETCH.linux-$arch.zip" tmp="$dir.tmp.$$"
+        say "fetching Go $GO_FETCH from $url"
+        mkdir -p "$tmp"
+        curl -fsSL --retry 3 -o "$tmp/go.zip" "$url" || die "cannot fetch $url"
+        python3 -m zipfile -e "$tmp/go.zip" "$tmp/x" || die "cannot unpack $tmp/go.zip"
+        rm -rf "$dir" && mv "$tmp/x/golang.org/toolchain@v0.0.1-go$GO_FETCH.linux-$arch" "$dir" && rm -rf "$tmp"
+        # zipfile keeps no file modes: the tools must be executable again
+        chmod +x "$dir"/bin/* "$dir"/pkg/tool/*/* 2>/dev/null || true
+    fi
+    printf '%s\n' "$dir/bin/go"
+}
+
 find_go() {
-    if [ -n "${GO:-}" ]; then printf '%s\n' "$GO"; return; fi
-    if command -v go >/dev/null 2>&1; then command -v go; return; fi
-    if [ -x /usr/local/go/bin/go ]; then printf '%s\n' /usr/local/go/bin/go; return; fi
-    die "no Go toolchain found (install Go >= 1.24, or set GO=/path/to/go)"
+    local c
+    for c in "${GO:-}" "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
+        if [ -n "$c" ] && [ -x "$c" ] && go_ok "$c"; then printf '%s\n' "$c"; return; fi
+    done
+    [ -n "${GO:-}" ] && die "GO=$GO is not a Go >= $GO_MIN"
+    fetch_go
 }
 
 cmd_build() {

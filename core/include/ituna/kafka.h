@@ -196,8 +196,10 @@ typedef struct ituna_mock_cluster ituna_mock_cluster;
 
 /* Start librdkafka's built-in Kafka-protocol TEST cluster (rdkafka_mock.h) with
  * n_brokers brokers listening on 127.0.0.1, topics auto-created with
- * default_partitions partitions. It is a test broker, not Apache Kafka. It runs
- * inside this process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
+ * default_partitions partitions. It is a test broker, not Apache Kafka: it keeps
+ * messages in memory and only the newest ~5 MB (or 100k message sets) per partition,
+ * so a consumer lagging further behind misses the oldest. It runs inside this
+ * process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
 ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions,
                                              ituna_mock_cluster **out, char *errstr, size_t errstr_size);
 /* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). Thread-safe. */
