@@ -12,6 +12,9 @@ SUDO=""
 
 pkgs="build-essential cmake pkg-config librdkafka-dev liblua5.4-dev lua5.4 libcurl4-openssl-dev
       libcjson-dev zlib1g-dev maven default-jdk-headless"
+# Debian's own Python (no pyenv or other Python first on PATH) needs its headers and pip.
+PY=${PYTHON:-python3}
+case "$(command -v "$PY" || true)" in /usr/bin/*|"") pkgs="$pkgs python3-dev python3-pip python3-venv" ;; esac
 # openssl: the TLS export tests make their certificates with the openssl CLI
 [ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks openssl"
 missing=""
@@ -33,7 +36,10 @@ if [ -n "$(echo $missing)" ]; then
         [ -x /usr/bin/lua5.4 ] && $SUDO update-alternatives --set lua-interpreter /usr/bin/lua5.4 >/dev/null 2>&1 || true;;
     esac
 fi
-PY=${PYTHON:-python3}
+# Debian's Python refuses pip installs outside a venv (PEP 668); this script sets the
+# machine up on purpose, so it says so. pyenv's Python has no such marker.
+[ -f "$($PY -c 'import sysconfig; print(sysconfig.get_path("stdlib"))' 2>/dev/null)/EXTERNALLY-MANAGED" ] &&
+    export PIP_BREAK_SYSTEM_PACKAGES=1
 if [ $want_test = 1 ]; then
     # The report's page test drives Debian's chromium with npm's playwright-core (no browser download).
     (cd "$(dirname "$0")/../tests/browser" && [ -d node_modules ] ||

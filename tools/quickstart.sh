@@ -13,6 +13,10 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 bash tools/install-deps.sh
+# Debian's Python refuses pip installs outside a venv (PEP 668); this script sets the
+# machine up on purpose, so it says so. pyenv's Python has no such marker.
+[ -f "$($PY -c 'import sysconfig; print(sysconfig.get_path("stdlib"))' 2>/dev/null)/EXTERNALLY-MANAGED" ] &&
+    export PIP_BREAK_SYSTEM_PACKAGES=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 $SUDO cmake --install build >/dev/null          # libituna, headers, ituna.pc, ituna-lua, the Lua module

@@ -61,6 +61,10 @@ for t in test_propagate test_baggage test_config test_encode; do
     fi
 done
 
+# Debian's Python refuses pip installs outside a venv (PEP 668); this script sets the
+# machine up on purpose, so it says so. pyenv's Python has no such marker.
+[ -f "$($PY -c 'import sysconfig; print(sysconfig.get_path("stdlib"))' 2>/dev/null)/EXTERNALLY-MANAGED" ] &&
+    export PIP_BREAK_SYSTEM_PACKAGES=1
 step "Python package (pip install .)"
 $PY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
 export ITUNA_LUA="$ROOT/build/bindings/lua/ituna-lua"
