@@ -20,61 +20,7 @@ import pytest
 import ituna  # noqa: E402  (conftest.py picks which ituna)
 
 
-@pytest.fixture(scope="module")
-def embedded():
-    b = ituna.start_embedded_broker(n_brokers=1, partitions=4)
-    yield b
-    b.stop()
-
-
-@pytest.fixture(params=["embedded", "real"])
-def bootstrap(request, embedded):
-    if request.param == "embedded":
-        return embedded.bootstrap
-    real = os.environ.get("ITUNA_TEST_KAFKA")
-    if not real:
-        msg = "ITUNA_TEST_KAFKA not set (start a broker with tools/kafka.sh start)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("real Kafka broker required in CI: " + msg)
-        print("SKIP real broker: " + msg, file=sys.stderr)
-        pytest.skip(msg)
-    return real
-
-
-@pytest.fixture
-def traced(tmp_path):
-    path = tmp_path / "spans.jsonl"
-    tracer = ituna.init(service_name="kafka-binding", env=False, type="file", file=str(path),
-                        settings={"exporter.schedule-delay": "50"})
-    yield tracer, path
-    ituna.shutdown(timeout=5)
-
-
-def topic_name(tag):
-    return "py-%s-%s" % (tag, uuid.uuid4().hex[:10])
-
-
-def spans_of(tracer, path):
-    assert tracer.flush(timeout=10)
-    out = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        for rs in json.loads(line)["resourceSpans"]:
-            for ss in rs["scopeSpans"]:
-                for s in ss["spans"]:
-                    s["attrs"] = {a["key"]: next(iter(a["value"].values())) for a in s.get("attributes", [])}
-                    out.append(s)
-    return out
-
-
-def consumer(topics, bootstrap, group=None, **kw):
-    return ituna.Consumer(topics, group or "g-" + uuid.uuid4().hex[:8], bootstrap,
-                          auto_offset_reset="earliest", **kw)
-
-
-def next_message(c, timeout=30.0):
-    m = c.poll(timeout=timeout)
-    assert m is not None, "no message within %.0f s" % timeout
-    return m
+from kafka_helpers import bootstrap, consumer, embedded, next_message, spans_of, topic_name, traced  # noqa: F401
 
 
 # ---- round trip -------------------------------------------------------------------------
