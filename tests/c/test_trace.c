@@ -233,6 +233,18 @@ static int test_current_span_is_per_thread(void) {
     return 0;
 }
 
+/* Roots recorded out of 20000 from a ratio sampler of 0.25: about a quarter. */
+static int count_recorded_roots(ituna_tracer *t) {
+    int rec = 0;
+    ituna_span *s;
+    for (int i = 0; i < 20000; i++) {
+        ituna_span_start(t, "r", NULL, &s);
+        rec += ituna_span_is_recording(s);
+        ituna_span_end(s, 0);
+    }
+    return rec;
+}
+
 static int test_sampling_decisions(void) {
     const char *off[] = {"tracer.sampler", "always_off", NULL};
     ituna_tracer *t = make_tracer(off, 0);
@@ -248,12 +260,7 @@ static int test_sampling_decisions(void) {
     const char *ratio[] = {"tracer.sampler", "traceidratio", "tracer.sampler-arg", "0.25", NULL};
     t = make_tracer(ratio, 0);
     REQUIRE(t);
-    int rec = 0;
-    for (int i = 0; i < 20000; i++) {
-        ituna_span_start(t, "r", NULL, &s);
-        rec += ituna_span_is_recording(s);
-        ituna_span_end(s, 0);
-    }
+    int rec = count_recorded_roots(t);
     CHECK(rec > 4500 && rec < 5500);
     /* traceidratio ignores the parent's flag; the decision follows the trace id. */
     ituna_span_context p;
@@ -478,12 +485,7 @@ static int test_parentbased_traceidratio(void) {
     const char *q[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0.25", NULL};
     t = make_tracer(q, 0);
     REQUIRE(t);
-    int rec = 0;
-    for (int i = 0; i < 20000; i++) {
-        ituna_span_start(t, "r", NULL, &s);
-        rec += ituna_span_is_recording(s);
-        ituna_span_end(s, 0);
-    }
+    int rec = count_recorded_roots(t);
     CHECK(rec > 4500 && rec < 5500);
     ituna_tracer_stats st;
     ituna_tracer_get_stats(t, &st);
