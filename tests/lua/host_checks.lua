@@ -110,22 +110,17 @@ T.check(o1:find("timer stopped after 1 tick", 1, true), "ituna.sleep returned ea
 T.check(secs < 25, "stopped promptly (" .. secs .. " s), not after the 30 s sleep")
 T.check(T.find(s1, "tick"), "spans flushed after the signal")
 
-T.section("SIGTERM stops a consumer loop")
-local c2, o2, s2 = run_and_signal(dir .. "/consume.lua", "TERM")
-T.eq(c2, 0, "exit 0 after SIGTERM: " .. o2)
-T.check(o2:find("loop ended normally after 3 message(s)", 1, true), "the for loop ended normally: " .. o2)
-local _, processes = T.find(s2, "process host-topic")
-T.eq(#processes, 3, "three CONSUMER spans flushed")
-for _, p in ipairs(processes) do
-  T.check(not (p.status and p.status.code == 2), "no CONSUMER span marked error by the stop")
+for _, sig in ipairs({"TERM", "INT"}) do
+  T.section("SIG" .. sig .. " stops a consumer loop")
+  local code, out, spans = run_and_signal(dir .. "/consume.lua", sig)
+  T.eq(code, 0, "exit 0 after SIG" .. sig .. ": " .. out)
+  T.check(out:find("loop ended normally after 3 message(s)", 1, true), "the for loop ended normally: " .. out)
+  local _, processes = T.find(spans, "process host-topic")
+  T.eq(#processes, 3, "three CONSUMER spans flushed")
+  for _, p in ipairs(processes) do
+    T.check(not (p.status and p.status.code == 2), "no CONSUMER span marked error by the stop")
+  end
 end
-
-T.section("SIGINT stops a consumer loop")
-local c3, o3, s3 = run_and_signal(dir .. "/consume.lua", "INT")
-T.eq(c3, 0, "exit 0 after SIGINT: " .. o3)
-T.check(o3:find("loop ended normally after 3 message(s)", 1, true), "the for loop ended normally: " .. o3)
-local _, processes3 = T.find(s3, "process host-topic")
-T.eq(#processes3, 3, "three CONSUMER spans flushed")
 
 -- A signal while a body runs (real broker): the body runs to its end, its offset
 -- is committed, no further message is taken; the same group later gets exactly
