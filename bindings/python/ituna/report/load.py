@@ -11,6 +11,11 @@ import binascii
 import datetime as _dt
 import heapq
 import json
+
+try:  # orjson parses OTLP JSON lines ~3x faster than the json module, the fallback
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _loads = json.loads
 import os
 import re
 import urllib.error
@@ -105,7 +110,7 @@ def _iter_json_objects(path):
     """Yield (line_no, obj) for every top-level JSON object in path: one per line
     (JSON lines) or, for pretty-printed files, objects spanning several lines."""
     dec = json.JSONDecoder()
-    loads = json.loads
+    loads = _loads
     try:
         f = open(path, "r", encoding="utf-8")
     except OSError as e:
