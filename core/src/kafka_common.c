@@ -2,6 +2,7 @@
  * cluster: librdkafka configuration from defaults + [kafka] + API properties,
  * the broker endpoint, trace-context carriers (message headers and the seed's
  * payload "carrier" field) and the common messaging span attributes. */
+#include "config_schema.h"
 #include "kafka_common.h"
 
 #include <cjson/cJSON.h>
@@ -131,6 +132,14 @@ ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type, 
     while (!e && cfg && ituna_config_next(cfg, "kafka", &it, &k, &v)) {
         if (strcmp(k, "bootstrap.servers") == 0) kafka_bootstrap = v;
         e = conf_set_typed(conf, type, k, v, errstr, errstr_size);
+        if (e && errstr && errstr_size) { /* say where the property came from: file:line or env */
+            const char *where = ituna_config_origin(cfg, "kafka", k);
+            if (where) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s", errstr);
+                snprintf(errstr, errstr_size, "%s: %s", where, msg);
+            }
+        }
     }
     for (size_t i = 0; !e && props && props[i]; i += 2)
         e = conf_set_typed(conf, type, props[i], props[i + 1], errstr, errstr_size);

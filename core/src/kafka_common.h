@@ -87,5 +87,7 @@ ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
 /* The mock cluster's rd_kafka_mock_cluster_t (as void *, so this header needs no
  * rdkafka_mock.h), for tests that inject broker errors. Borrowed. (kafka_mock.c) */
 ITUNA_HIDDEN void *ituna_mock_cluster_rd(ituna_mock_cluster *m);
+/* The producer's librdkafka handle (tests read its effective configuration). */
+ITUNA_HIDDEN void *ituna_producer_rd(ituna_producer *p);
 
 #endif

@@ -234,6 +234,8 @@ ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms) {
     return atomic_load(&p->in_flight) > 0 ? ITUNA_ERR_TIMEOUT : ITUNA_OK;
 }
 
+void *ituna_producer_rd(ituna_producer *p) { return p ? p->rk : NULL; }
+
 int ituna_producer_in_flight(ituna_producer *p) { return p ? atomic_load(&p->in_flight) : 0; }
 
 uint64_t ituna_producer_failures(ituna_producer *p) { return p ? atomic_load(&p->failures) : 0; }

@@ -708,6 +708,55 @@ static int test_bad_property_is_a_config_error_naming_it(void) {
     return 0;
 }
 
+/* At-least-once delivery needs the idempotent producer and acks=all by default;
+ * a [kafka] property from the INI file passes through and a bad one is an error
+ * naming the file, line and property. */
+static int test_producer_defaults_and_ini_properties(void) {
+    ituna_producer_options po = {.bootstrap = bootstrap, .payload_carrier = -1};
+    ituna_producer *p = NULL;
+    char err[512] = "", v[64];
+    REQUIRE(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_OK);
+    const rd_kafka_conf_t *conf = rd_kafka_conf(ituna_producer_rd(p));
+    size_t n = sizeof v;
+    CHECK(rd_kafka_conf_get(conf, "enable.idempotence", v, &n) == RD_KAFKA_CONF_OK && strcmp(v, "true") == 0);
+    n = sizeof v;
+    CHECK(rd_kafka_conf_get(conf, "acks", v, &n) == RD_KAFKA_CONF_OK && strcmp(v, "-1") == 0);
+    ituna_producer_destroy(p, 1000);
+
+    char path[] = "/tmp/ituna_kafka_ini_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("[kafka]\nlinger.ms = 7\n", f);
+    fclose(f);
+    ituna_config *cfg = ituna_config_new();
+    REQUIRE(ituna_config_load_file(cfg, path, err, sizeof err) == ITUNA_OK);
+    p = NULL;
+    REQUIRE(ituna_producer_create(tracer, cfg, &po, &p, err, sizeof err) == ITUNA_OK);
+    n = sizeof v;
+    CHECK(rd_kafka_conf_get(rd_kafka_conf(ituna_producer_rd(p)), "linger.ms", v, &n) == RD_KAFKA_CONF_OK &&
+          strcmp(v, "7") == 0);
+    ituna_producer_destroy(p, 1000);
+    ituna_config_destroy(cfg);
+
+    f = fopen(path, "w");
+    REQUIRE(f);
+    fputs("[kafka]\nlinger.ms = 7\nno.such.property = 1\n", f);
+    fclose(f);
+    cfg = ituna_config_new();
+    ituna_err le = ituna_config_load_file(cfg, path, err, sizeof err);
+    ituna_err ce = le ? le : ituna_producer_create(tracer, cfg, &po, &p, err, sizeof err);
+    fprintf(stderr, "  %s\n", err);
+    CHECK(ce == ITUNA_ERR_CONFIG);
+    CHECK(strstr(err, "no.such.property") != NULL);
+    char where[64];
+    snprintf(where, sizeof where, "%s:3", path);
+    CHECK(strstr(err, where) != NULL);
+    ituna_config_destroy(cfg);
+    unlink(path);
+    return 0;
+}
+
 typedef struct waker { ituna_consumer *c; } waker;
 static void *wake_later(void *arg) {
     usleep(300 * 1000);
@@ -897,6 +946,7 @@ int main(void) {
     RUN(test_failed_dlq_write_is_reported_and_not_committed);
     RUN(test_link_mode_links_producer_and_parents_on_current);
     RUN(test_bad_property_is_a_config_error_naming_it);
+    RUN(test_producer_defaults_and_ini_properties);
     RUN(test_wakeup_interrupts_poll);
     RUN(test_assignment_count_tracks_rebalances);
     RUN(test_mock_cluster_serves_another_process);
