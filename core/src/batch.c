@@ -195,7 +195,7 @@ ituna_err ituna_batch_shutdown(ituna_batch *b, int64_t timeout_ms) {
      * what is left of it, and whatever is still queued at the deadline is dropped. */
     uint64_t budget = (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     atomic_store(&b->stop_deadline_ns, (int64_t)(mono_ns() + budget));
-    if (b->exporter) atomic_store(&b->exporter->deadline_cap_ns, ituna_now_ns() + budget);
+    if (b->exporter) ituna_exporter_set_cap(b->exporter, ituna_now_ns() + budget);
     ituna_err err = ituna_batch_flush(b, timeout_ms);
     atomic_store(&b->stop, 1);
     sem_post(&b->wake);

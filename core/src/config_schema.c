@@ -71,6 +71,8 @@ static const ituna_cfg_key SCHEMA[] = {
            "client certificate (PEM), mTLS"),
     K_PATH("exporter", "file", "ITUNA_TRACES_FILE", NULL, NULL,
            "OTLP JSON-lines output of the file exporter (default: a file in the working directory)"),
+    K_PATH("exporter", "copy-file", "ITUNA_TRACES_COPY_FILE", NULL, NULL,
+           "with the otlp or console exporter: also append every batch to this OTLP JSON-lines file"),
     K_INT("exporter", "max-queue-size", "OTEL_BSP_MAX_QUEUE_SIZE", NULL, "2048", 1, IMAX,
           "spans held for export; more are dropped and counted"),
     K_MS("exporter", "schedule-delay", "OTEL_BSP_SCHEDULE_DELAY", NULL, "5000", "ms between two exports"),

@@ -90,6 +90,11 @@ static char *default_path(const ituna_config *cfg) {
 
 ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **out, char *errstr,
                                      size_t errstr_size) {
+    return ituna_exporter_file_open(cfg, ituna_config_str(cfg, "exporter", "file", NULL), out, errstr, errstr_size);
+}
+
+ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path, ituna_exporter **out, char *errstr,
+                                   size_t errstr_size) {
     if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     ituna_exporter *e = calloc(1, sizeof *e);
@@ -103,7 +108,6 @@ ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **o
     e->state = f;
     e->export_batch = file_export;
     e->destroy = file_destroy;
-    const char *path = ituna_config_str(cfg, "exporter", "file", NULL);
     f->path = path && *path ? strdup(path) : default_path(cfg);
     if (!f->path) {
         file_destroy(e);

@@ -178,7 +178,15 @@ typedef struct ituna_exporter {
     /* Wall-clock ns set by shutdown (0 = none): an export already running must
      * give up by then, whatever deadline it was handed. */
     _Atomic uint64_t deadline_cap_ns;
+    /* Optional: set the cap on inner exporters too (the tee). */
+    void (*set_cap)(struct ituna_exporter *e, uint64_t cap_ns);
 } ituna_exporter;
+
+/* Cap every export of e, running or to come, at cap_ns (wall clock). */
+static inline void ituna_exporter_set_cap(ituna_exporter *e, uint64_t cap_ns) {
+    atomic_store(&e->deadline_cap_ns, cap_ns);
+    if (e->set_cap) e->set_cap(e, cap_ns);
+}
 
 /* The earlier of an export's own deadline and the shutdown cap. */
 static inline uint64_t ituna_export_deadline(ituna_exporter *e, uint64_t deadline_ns) {

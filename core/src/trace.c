@@ -7,12 +7,12 @@
 #include <unistd.h>
 
 #include "config_schema.h"
+#include "export_file.h"
 #include "internal.h"
 
 #define CNT_INC(t, f) atomic_fetch_add_explicit(&(t)->f, 1, memory_order_relaxed)
 
 /* Set by export_file.c; weak so the tracer links even where it is absent. */
-const char *ituna_exporter_file_path(ituna_exporter *e) __attribute__((weak));
 
 /* ---- attributes --------------------------------------------------------------- */
 
@@ -640,7 +640,28 @@ static uint32_t limit_of(const ituna_config *cfg, const char *key, int64_t def) 
     return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
+static ituna_err make_primary(ituna_tracer *t, ituna_exporter **out, char *errstr, size_t errstr_size);
+
+/* The configured exporter, plus a local JSON-lines copy of each batch when
+ * [exporter] copy-file is set beside otlp or console. */
 static ituna_err make_exporter(ituna_tracer *t, ituna_exporter **out, char *errstr, size_t errstr_size) {
+    ituna_err err = make_primary(t, out, errstr, errstr_size);
+    const char *copy = ituna_config_get(t->cfg, "exporter", "copy-file");
+    if (err || !*out || !copy || !*copy || ituna_exporter_file_path(*out)) return err;
+    ituna_exporter *f = NULL, *tee = NULL;
+    err = ituna_exporter_file_open(t->cfg, copy, &f, errstr, errstr_size);
+    if (!err) err = ituna_exporter_tee_create(*out, f, &tee, errstr, errstr_size);
+    if (err) {
+        if (f) f->destroy(f);
+        (*out)->destroy(*out);
+        *out = NULL;
+        return err;
+    }
+    *out = tee;
+    return ITUNA_OK;
+}
+
+static ituna_err make_primary(ituna_tracer *t, ituna_exporter **out, char *errstr, size_t errstr_size) {
     const ituna_config *cfg = t->cfg;
     const char *type = ituna_config_str(cfg, "exporter", "type", NULL);
     *out = NULL;
@@ -656,7 +677,7 @@ static ituna_err make_exporter(ituna_tracer *t, ituna_exporter **out, char *errs
     if (strcmp(type, "console") == 0) return ituna_exporter_console_create(cfg, out, errstr, errstr_size);
     if (strcmp(type, "file") == 0) {
         ituna_err err = ituna_exporter_file_create(cfg, out, errstr, errstr_size);
-        if (err == ITUNA_OK && ituna_exporter_file_path && !ituna_config_get(cfg, "exporter", "type"))
+        if (err == ITUNA_OK && !ituna_config_get(cfg, "exporter", "type"))
             fprintf(stderr, "ituna: no OTLP endpoint set; %s traces go to %s\n", t->service_name,
                     ituna_exporter_file_path(*out));
         return err;

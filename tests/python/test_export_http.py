@@ -314,3 +314,35 @@ def test_https_with_a_ca_file(tmp_path):
         stats, err = run_driver(["-n", "2", "-flush-ms", "5000"] + otlp(rx))
         assert stats["spans_export_failed"] == 2 and stats["export_retries"] == 0
         assert "certificate" in err.lower() or "ssl" in err.lower(), err
+
+
+def test_copy_file_keeps_a_local_copy_beside_otlp(tmp_path):
+    """[exporter] copy-file (ITUNA_TRACES_COPY_FILE): every batch goes to the
+    collector and, as OTLP JSON lines, to a local file; the same spans in both."""
+    from otlp_receiver import decode_json_request
+
+    copy = tmp_path / "copy.jsonl"
+    with OtlpReceiver() as rx:
+        stats, _ = run_driver(["-n", "25", "-flush-ms", "10000"] + otlp(rx),
+                              env_extra={"ITUNA_TRACES_COPY_FILE": str(copy)})
+        rx.check()
+        sent = {bytes(s.span_id) for _, _, s in rx.spans()}
+    assert stats["spans_exported"] == 25 and len(sent) == 25
+    kept = set()
+    for line in copy.read_text().splitlines():
+        for rs in decode_json_request(line).resource_spans:
+            for ss in rs.scope_spans:
+                kept.update(bytes(s.span_id) for s in ss.spans)
+    assert kept == sent
+
+
+def test_copy_file_that_cannot_be_opened_is_a_clear_error(tmp_path):
+    stats, err = run_driver(["-n", "1"] + otlp_to_nowhere(),
+                            env_extra={"ITUNA_TRACES_COPY_FILE": str(tmp_path / "no" / "such" / "dir.jsonl")},
+                            check=False)
+    assert stats is None
+    assert "cannot open traces file" in err and "dir.jsonl" in err
+
+
+def otlp_to_nowhere():
+    return ["exporter.endpoint=http://127.0.0.1:9", "tracer.service-name=export-test"] + FAST

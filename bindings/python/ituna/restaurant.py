@@ -13,10 +13,9 @@ Traces: --otlp-endpoint URL (or an OTLP endpoint in the environment or the confi
 sends spans to a collector or Jaeger; otherwise every service writes OTLP JSON lines
 into the run directory and the launcher merges them into --traces-file at the end.
 Either way the run ends with ituna-report's table of where the time goes: from the
-merged file, or, with an endpoint, from the traces read back through --jaeger-query
-URL (Jaeger's query API; they are also saved as the run's traces file). The core
-exports to one place at a time, so without --jaeger-query an OTLP run cannot show
-the table and says how to get it.
+merged file, which with an endpoint holds each service's local copy of what it
+exported (the core's [exporter] copy-file), or from the traces read back through
+--jaeger-query URL (Jaeger's query API; they are also saved as the run's traces file).
 
 The run ends after --orders N (split across the ordering services by their rates),
 after --duration S, or on Ctrl-C; then the launcher waits until every placed order
@@ -505,6 +504,7 @@ class Restaurant:
         if a.otlp_endpoint:
             self.export_mode = "otlp"
             self.export_target = a.otlp_endpoint
+            os.makedirs(self.traces_dir, exist_ok=True)  # each service's local copy (copy-file)
             return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint}
         env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         cfg_endpoint = self.cfg.get("exporter", "traces-endpoint") or self.cfg.get("exporter", "endpoint")
@@ -516,6 +516,7 @@ class Restaurant:
         if env_endpoint or cfg_endpoint or chosen == "otlp":
             self.export_mode = "otlp"
             self.export_target = env_endpoint or cfg_endpoint or "http://localhost:4318"
+            os.makedirs(self.traces_dir, exist_ok=True)
             return {}
         self.export_mode = "file"
         self.export_target = self.traces_file
@@ -661,6 +662,8 @@ class Restaurant:
                 env["ITUNA_SERVICE_INSTANCE"] = instance
                 if self.export_mode == "file":
                     env["ITUNA_TRACES_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
+                elif self.export_mode == "otlp":  # the spans go out, and a copy stays for the table
+                    env["ITUNA_TRACES_COPY_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
                 if service in ORDERING and self.limits[service] is not None:
                     env["ITUNA_ORDERS_LIMIT"] = str(self.limits[service])
                 self.procs.append(Proc(instance, service, lang, self._service_cmd(service, lang), env,
@@ -930,7 +933,7 @@ class Restaurant:
             time.sleep(0.1)
 
     def _merge_traces(self):
-        if self.export_mode != "file":
+        if self.export_mode not in ("file", "otlp") or (self.export_mode == "otlp" and self.args.jaeger_query):
             return
         parts = sorted(glob.glob(os.path.join(self.traces_dir, "*.jsonl")))
         os.makedirs(os.path.dirname(self.traces_file) or ".", exist_ok=True)
@@ -967,14 +970,19 @@ class Restaurant:
         fetched = None
         if self.export_mode == "file" and os.path.exists(self.traces_file):
             self._report()
-        elif self.export_mode == "otlp":
+        elif self.export_mode == "otlp" and self.args.jaeger_query:
             fetched = self._report_from_jaeger()
+        elif self.export_mode == "otlp" and os.path.exists(self.traces_file):
+            self._report()  # from the services' local copies
         self._say(f"Logs:   {self.run_dir}/<service>.log")
         if self.export_mode == "file":
             self._say(f"Traces: {self.traces_file} (OTLP JSON lines; "
                       f"`ituna-report {self.traces_file} --html report.html` for the full report)")
         elif self.export_mode == "otlp":
             self._say(f"Traces: sent to {self.export_target}")
+            if not self.args.jaeger_query and os.path.exists(self.traces_file):
+                self._say(f"        a copy in {self.traces_file} (`ituna-report {self.traces_file} --html report.html` "
+                          "for the full report)")
             if fetched:
                 self._say(f"        {fetched} of them read back from {self.args.jaeger_query} into {self.traces_file} "
                           f"(`ituna-report {self.traces_file} --html report.html` for the full report)")
@@ -1005,10 +1013,6 @@ class Restaurant:
         read, or None."""
         q = self.args.jaeger_query
         if not q:
-            self._say(f"(no per-stage table: the spans went to {self.export_target} and each service exports "
-                      "to one place only; when that is a Jaeger, add --jaeger-query URL (its query API, e.g. "
-                      "http://127.0.0.1:16686) to get the table here, or run `ituna-report --jaeger URL "
-                      "--service website-ordering --since 10m`)")
             return None
         with self.tally.lock:
             want = dict(self.tally.trace_of)  # order id -> trace id
