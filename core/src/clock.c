@@ -38,28 +38,33 @@ static _Atomic uint64_t g_tsc, g_wall, g_mult, g_limit; /* mult: ns per tick << 
 static atomic_int g_mode; /* 0 undecided, 1 tsc, -1 syscall */
 static _Atomic uint64_t g_cal_tsc, g_cal_wall; /* calibration start */
 
-static int file_has(const char *path, const char *word) {
+/* 1 if every word of words (NULL-terminated) stands, blank-separated, in path:
+ * one read of the file however many words. */
+static int file_has_all(const char *path, const char *const *words) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
+    unsigned found = 0, all = 0;
+    for (int i = 0; words[i]; i++) all |= 1u << i;
     char line[4096];
-    int found = 0;
-    size_t wl = strlen(word);
-    while (!found && fgets(line, sizeof line, f)) {
-        for (char *p = strstr(line, word); p; p = strstr(p + 1, word))
-            if ((p == line || p[-1] == ' ' || p[-1] == '\t') && (p[wl] == ' ' || p[wl] == '\n' || p[wl] == 0)) {
-                found = 1;
-                break;
-            }
+    while (found != all && fgets(line, sizeof line, f)) {
+        for (int i = 0; words[i]; i++) {
+            size_t wl = strlen(words[i]);
+            for (char *p = strstr(line, words[i]); p && !(found & (1u << i)); p = strstr(p + 1, words[i]))
+                if ((p == line || p[-1] == ' ' || p[-1] == '\t') && (p[wl] == ' ' || p[wl] == '\n' || p[wl] == 0))
+                    found |= 1u << i;
+        }
     }
     fclose(f);
-    return found;
+    return found == all;
 }
 
 static int tsc_usable(void) {
+    static const char *const clocksource[] = {"tsc", NULL};
+    static const char *const flags[] = {"constant_tsc", "nonstop_tsc", NULL};
     const char *env = getenv("ITUNA_CLOCK");
     if (env && strcmp(env, "syscall") == 0) return 0;
-    return file_has("/sys/devices/system/clocksource/clocksource0/current_clocksource", "tsc") &&
-           file_has("/proc/cpuinfo", "constant_tsc") && file_has("/proc/cpuinfo", "nonstop_tsc");
+    return file_has_all("/sys/devices/system/clocksource/clocksource0/current_clocksource", clocksource) &&
+           file_has_all("/proc/cpuinfo", flags);
 }
 
 /* Both clocks read as close together as possible: the TSC on either side of
