@@ -504,7 +504,6 @@ class Restaurant:
         if a.otlp_endpoint:
             self.export_mode = "otlp"
             self.export_target = a.otlp_endpoint
-            os.makedirs(self.traces_dir, exist_ok=True)  # each service's local copy (copy-file)
             return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": a.otlp_endpoint}
         env_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         cfg_endpoint = self.cfg.get("exporter", "traces-endpoint") or self.cfg.get("exporter", "endpoint")
@@ -516,12 +515,17 @@ class Restaurant:
         if env_endpoint or cfg_endpoint or chosen == "otlp":
             self.export_mode = "otlp"
             self.export_target = env_endpoint or cfg_endpoint or "http://localhost:4318"
-            os.makedirs(self.traces_dir, exist_ok=True)
             return {}
         self.export_mode = "file"
         self.export_target = self.traces_file
-        os.makedirs(self.traces_dir, exist_ok=True)
         return {"OTEL_TRACES_EXPORTER": "file"}
+
+    @property
+    def local_traces(self):
+        """True when the run's traces come from the services' own files: the file
+        exporter's, or with an endpoint their copy-file copies (unless --jaeger-query
+        reads them back from Jaeger instead)."""
+        return self.export_mode == "file" or (self.export_mode == "otlp" and not self.args.jaeger_query)
 
     def _config_broker(self):
         """(bootstrap, where it came from) named by the config, or (None, None) for the
@@ -649,6 +653,8 @@ class Restaurant:
     def build_procs(self):
         export_env = self._exporter_env()
         base = self._base_env(export_env)
+        if self.local_traces:
+            os.makedirs(self.traces_dir, exist_ok=True)
         for service in SERVICES:
             lang = self.langs[service]
             if service in ORDERING:
@@ -660,10 +666,9 @@ class Restaurant:
                 env = dict(base)
                 env["OTEL_SERVICE_NAME"] = service
                 env["ITUNA_SERVICE_INSTANCE"] = instance
-                if self.export_mode == "file":
-                    env["ITUNA_TRACES_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
-                elif self.export_mode == "otlp":  # the spans go out, and a copy stays for the table
-                    env["ITUNA_TRACES_COPY_FILE"] = os.path.join(self.traces_dir, f"{instance}.jsonl")
+                if self.local_traces:  # with an endpoint the spans go out and a copy stays for the table
+                    var = "ITUNA_TRACES_FILE" if self.export_mode == "file" else "ITUNA_TRACES_COPY_FILE"
+                    env[var] = os.path.join(self.traces_dir, f"{instance}.jsonl")
                 if service in ORDERING and self.limits[service] is not None:
                     env["ITUNA_ORDERS_LIMIT"] = str(self.limits[service])
                 self.procs.append(Proc(instance, service, lang, self._service_cmd(service, lang), env,
@@ -933,7 +938,7 @@ class Restaurant:
             time.sleep(0.1)
 
     def _merge_traces(self):
-        if self.export_mode not in ("file", "otlp") or (self.export_mode == "otlp" and self.args.jaeger_query):
+        if not self.local_traces:
             return
         parts = sorted(glob.glob(os.path.join(self.traces_dir, "*.jsonl")))
         os.makedirs(os.path.dirname(self.traces_file) or ".", exist_ok=True)
@@ -968,19 +973,18 @@ class Restaurant:
         if unknown:
             self._say(f"  {len(unknown)} orders from an earlier run were finished too")
         fetched = None
-        if self.export_mode == "file" and os.path.exists(self.traces_file):
-            self._report()
-        elif self.export_mode == "otlp" and self.args.jaeger_query:
+        if self.local_traces:
+            if os.path.exists(self.traces_file):
+                self._report()
+        elif self.export_mode == "otlp":
             fetched = self._report_from_jaeger()
-        elif self.export_mode == "otlp" and os.path.exists(self.traces_file):
-            self._report()  # from the services' local copies
         self._say(f"Logs:   {self.run_dir}/<service>.log")
         if self.export_mode == "file":
             self._say(f"Traces: {self.traces_file} (OTLP JSON lines; "
                       f"`ituna-report {self.traces_file} --html report.html` for the full report)")
         elif self.export_mode == "otlp":
             self._say(f"Traces: sent to {self.export_target}")
-            if not self.args.jaeger_query and os.path.exists(self.traces_file):
+            if self.local_traces and os.path.exists(self.traces_file):
                 self._say(f"        a copy in {self.traces_file} (`ituna-report {self.traces_file} --html report.html` "
                           "for the full report)")
             if fetched:
@@ -1012,8 +1016,6 @@ class Restaurant:
         run's traces file and print the report's table. Returns the number of traces
         read, or None."""
         q = self.args.jaeger_query
-        if not q:
-            return None
         with self.tally.lock:
             want = dict(self.tally.trace_of)  # order id -> trace id
             services = sorted({self.tally.placed[o] for o in want})
