@@ -12,8 +12,8 @@
 #include "../tests/c/span_fixture.h"
 
 #define BATCH 512
-#define RUNS 31
-#define REPS 20 /* batches per timed run */
+#define RUNS  31
+#define REPS  20 /* batches per timed run */
 
 static uint64_t mono_ns(void) {
     struct timespec ts;
@@ -160,7 +160,7 @@ int main(void) {
         fx_make_typical(&ts[i], i);
         ps[i] = &ts[i].span;
     }
-    ctx c = {.spans = ps, .res = &res.res};
+    ctx c = { .spans = ps, .res = &res.res };
     ituna_buf_init(&c.buf);
 
     size_t proto_len = run_proto(&c);
@@ -178,7 +178,8 @@ int main(void) {
     free(peer);
     double cj = measure(run_cjson, &c, 2);
 
-    printf("OTLP encoding, batch of %d typical spans (name, parent, 3 attributes), median of %d runs, one core\n",
+    printf("OTLP encoding, batch of %d typical spans (name, parent, 3 attributes), median of %d runs, one "
+           "core\n",
            BATCH, RUNS);
     printf("  protobuf (ours)        %12.0f spans/s  %5.1f bytes/span\n", proto, (double)proto_len / BATCH);
     printf("  memcpy of same bytes   %12.0f spans/s  (floor)   encode/memcpy time ratio %.1fx\n", floor,

@@ -41,9 +41,13 @@ static void *publisher(void *arg) {
     char err[256], key[32];
     for (int i = 0; i < a->n; i++) {
         snprintf(key, sizeof key, "order-%d", i);
-        ituna_header h = {"traceparent", STATIC_TP, sizeof STATIC_TP - 1};
-        ituna_message_out mo = {.topic = a->topic, .key = key, .key_len = strlen(key), .value = PAYLOAD,
-                                .value_len = sizeof PAYLOAD - 1, .partition = -1};
+        ituna_header h = { "traceparent", STATIC_TP, sizeof STATIC_TP - 1 };
+        ituna_message_out mo = { .topic = a->topic,
+                                 .key = key,
+                                 .key_len = strlen(key),
+                                 .value = PAYLOAD,
+                                 .value_len = sizeof PAYLOAD - 1,
+                                 .partition = -1 };
         if (a->static_header) {
             mo.headers = &h;
             mo.n_headers = 1;
@@ -92,20 +96,23 @@ static double run(const char *bootstrap, int traced, int n, const char *traces) 
         ituna_config_destroy(cfg);
         return -1;
     }
-    const char *props[] = {"linger.ms", "5", NULL};
-    ituna_producer_options po = {.bootstrap = bootstrap, .properties = props, .payload_carrier = 0};
+    const char *props[] = { "linger.ms", "5", NULL };
+    ituna_producer_options po = { .bootstrap = bootstrap, .properties = props, .payload_carrier = 0 };
     ituna_producer *p = NULL;
-    const char *topics[] = {topic, NULL};
-    const char *cprops[] = {"session.timeout.ms", "6000", "heartbeat.interval.ms", "500", NULL};
-    ituna_consumer_options co = {.bootstrap = bootstrap, .group = group, .topics = topics, .properties = cprops};
+    const char *topics[] = { topic, NULL };
+    const char *cprops[] = { "session.timeout.ms", "6000", "heartbeat.interval.ms", "500", NULL };
+    ituna_consumer_options co = {
+        .bootstrap = bootstrap, .group = group, .topics = topics, .properties = cprops
+    };
     ituna_consumer *c = NULL;
     double rate = -1;
-    if (ituna_producer_create(t, cfg, &po, &p, err, sizeof err) || ituna_consumer_create(t, cfg, &co, &c, err, sizeof err)) {
+    if (ituna_producer_create(t, cfg, &po, &p, err, sizeof err) ||
+        ituna_consumer_create(t, cfg, &co, &c, err, sizeof err)) {
         fprintf(stderr, "client: %s\n", err);
         goto out;
     }
     /* warm-up: topic created, group joined, before the clock starts */
-    pub_args warm = {p, topic, 1, 0, traced == 3};
+    pub_args warm = { p, topic, 1, 0, traced == 3 };
     publisher(&warm);
     size_t seen = 0;
     int handled = 0;
@@ -116,7 +123,7 @@ static double run(const char *bootstrap, int traced, int n, const char *traces) 
         fprintf(stderr, "warm-up message not consumed\n");
         goto out;
     }
-    pub_args pa = {p, topic, n, 0, traced == 3};
+    pub_args pa = { p, topic, n, 0, traced == 3 };
     pthread_t th;
     double t0 = now_s();
     pthread_create(&th, NULL, publisher, &pa);
@@ -131,8 +138,10 @@ static double run(const char *bootstrap, int traced, int n, const char *traces) 
     }
     double t1 = now_s();
     pthread_join(th, NULL);
-    if (got == n && !pa.failed) rate = n / (t1 - t0);
-    else fprintf(stderr, "only %d of %d messages consumed\n", got, n);
+    if (got == n && !pa.failed)
+        rate = n / (t1 - t0);
+    else
+        fprintf(stderr, "only %d of %d messages consumed\n", got, n);
 out:
     if (c) {
         ituna_consumer_close(c);
@@ -159,7 +168,7 @@ static void bench(const char *label, const char *bootstrap, int n, int rounds) {
     for (int r = 0; r < rounds && r < 16; r++) {
         /* Every variant runs once a round, in an order rotated each round: a
          * broker warming up (JIT, page cache) must not favour whichever runs last. */
-        double *slot[4] = {off, on, noexp, wire};
+        double *slot[4] = { off, on, noexp, wire };
         for (int v = 0; v < 4; v++) {
             int mode = (v + r) % 4;
             slot[mode][k] = run(bootstrap, mode, n, traces);
@@ -187,12 +196,13 @@ static void bench(const char *label, const char *bootstrap, int n, int rounds) {
     printf("%s: %d messages/run, median of %d: off %.0f msg/s, on %.0f msg/s, ratio %.3f (target >= 0.97), "
            "added %.2f us/message\n",
            label, n, k, moff, mon, mon / moff, (1.0 / mon - 1.0 / moff) * 1e6);
-    printf("%s: spans recorded but not exported (exporter none): %.0f msg/s, ratio %.3f, added %.2f us/message\n",
+    printf("%s: spans recorded but not exported (exporter none): %.0f msg/s, ratio %.3f, added %.2f "
+           "us/message\n",
            label, mne, mne / moff, (1.0 / mne - 1.0 / moff) * 1e6);
     /* What the header's bytes cost on their own (no tracing): the part of the gap
      * that W3C propagation in headers brings to any tracer. */
-    printf("%s: untraced + a traceparent-sized header: %.0f msg/s, ratio %.3f; traced vs that peer %.3f\n", label,
-           mw, mw / moff, mon / mw);
+    printf("%s: untraced + a traceparent-sized header: %.0f msg/s, ratio %.3f; traced vs that peer %.3f\n",
+           label, mw, mw / moff, mon / mw);
 }
 
 int main(int argc, char **argv) {
@@ -212,7 +222,9 @@ int main(int argc, char **argv) {
     bench("mock cluster", ituna_mock_cluster_bootstrap(mock), n, rounds);
     ituna_mock_cluster_stop(mock);
     const char *real = getenv("ITUNA_TEST_KAFKA");
-    if (real && *real) bench("real broker", real, n, rounds);
-    else printf("real broker: skipped (ITUNA_TEST_KAFKA not set)\n");
+    if (real && *real)
+        bench("real broker", real, n, rounds);
+    else
+        printf("real broker: skipped (ITUNA_TEST_KAFKA not set)\n");
     return 0;
 }

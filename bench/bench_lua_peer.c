@@ -39,20 +39,17 @@ static double span_loop(ituna_tracer *t, int n, int current) {
     for (int r = 0; r < RUNS; r++) {
         uint64_t t0 = ituna_now_ns();
         for (int i = 0; i < n; i++) {
-            ituna_attr a[2] = {ituna_attr_int("k1", i), ituna_attr_str("k2", "value")};
-            ituna_span_options o = {.attrs = a, .n_attrs = 2};
+            ituna_attr a[2] = { ituna_attr_int("k1", i), ituna_attr_str("k2", "value") };
+            ituna_span_options o = { .attrs = a, .n_attrs = 2 };
             ituna_span *s;
             ituna_span_start(t, "op", &o, &s);
             int tok = -1;
-            if (current)
-                ituna_context_attach(ituna_span_get_context(s), &tok);
-            if (current)
-                ituna_context_detach(tok);
+            if (current) ituna_context_attach(ituna_span_get_context(s), &tok);
+            if (current) ituna_context_detach(tok);
             ituna_span_end(s, 0);
         }
         double ns = (double)(ituna_now_ns() - t0) / n;
-        if (ns < best)
-            best = ns;
+        if (ns < best) best = ns;
         ituna_tracer_flush(t, 10000);
     }
     return best;
@@ -60,8 +57,7 @@ static double span_loop(ituna_tracer *t, int n, int current) {
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 200000;
-    if (n <= 0)
-        n = 200000;
+    if (n <= 0) n = 200000;
     ituna_tracer *t = make_tracer();
     printf("c_span_ns %.1f\n", span_loop(t, n, 0));
     printf("c_span_current_ns %.1f\n", span_loop(t, n, 1));
@@ -80,8 +76,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     ituna_producer *p = NULL;
-    const char *props[] = {"linger.ms", "5", NULL};
-    ituna_producer_options po = {.bootstrap = ituna_mock_cluster_bootstrap(m), .properties = props};
+    const char *props[] = { "linger.ms", "5", NULL };
+    ituna_producer_options po = { .bootstrap = ituna_mock_cluster_bootstrap(m), .properties = props };
     if (ituna_producer_create(t, ituna_tracer_config(t), &po, &p, err, sizeof err) != ITUNA_OK) {
         fprintf(stderr, "producer: %s\n", err);
         return 1;
@@ -91,7 +87,7 @@ int main(int argc, char **argv) {
     payload[100] = '\0';
     int nmsg = n / 10 > 0 ? n / 10 : 1;
     /* warm up: topic metadata and connection */
-    ituna_message_out w = {.topic = "bench-lua-peer", .value = payload, .value_len = 100};
+    ituna_message_out w = { .topic = "bench-lua-peer", .value = payload, .value_len = 100 };
     ituna_producer_publish(p, &w, err, sizeof err);
     ituna_producer_flush(p, 10000);
     double best = 1e18, best_flush = 1e18;
@@ -100,8 +96,11 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nmsg; i++) {
             char key[32];
             int kl = snprintf(key, sizeof key, "k%d", i);
-            ituna_message_out mo = {.topic = "bench-lua-peer", .key = key, .key_len = (size_t)kl,
-                                    .value = payload, .value_len = 100};
+            ituna_message_out mo = { .topic = "bench-lua-peer",
+                                     .key = key,
+                                     .key_len = (size_t)kl,
+                                     .value = payload,
+                                     .value_len = 100 };
             if (ituna_producer_publish(p, &mo, err, sizeof err) != ITUNA_OK) {
                 fprintf(stderr, "publish: %s\n", err);
                 return 1;
@@ -111,10 +110,8 @@ int main(int argc, char **argv) {
         ituna_producer_flush(p, 60000);
         uint64_t t2 = ituna_now_ns();
         double a = (double)(t1 - t0) / nmsg, b = (double)(t2 - t0) / nmsg;
-        if (a < best)
-            best = a;
-        if (b < best_flush)
-            best_flush = b;
+        if (a < best) best = a;
+        if (b < best_flush) best_flush = b;
     }
     printf("c_publish_ns %.1f\n", best);
     printf("c_publish_flush_ns %.1f\n", best_flush);

@@ -9,17 +9,15 @@
 #include "internal.h"
 
 #define ITERS 1000000
-#define RUNS 9
+#define RUNS  9
 
-static uint64_t now_ns(void)
-{
+static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
+static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
@@ -28,8 +26,7 @@ static volatile uint64_t sink;
 
 /* ---- the peer: what one writes without thinking about speed ---------------- */
 
-static size_t naive_format(const ituna_span_context *c, char *buf, size_t size)
-{
+static size_t naive_format(const ituna_span_context *c, char *buf, size_t size) {
     uint64_t hi = 0, lo = 0, sid = 0;
     for (int i = 0; i < 8; i++) {
         hi = hi << 8 | c->trace_id[i];
@@ -41,9 +38,8 @@ static size_t naive_format(const ituna_span_context *c, char *buf, size_t size)
     return n == 55 ? 55 : 0;
 }
 
-static int naive_parse(const char *s, size_t len, ituna_span_context *c)
-{
-    char th[17] = {0}, tl[17] = {0}, sh[17] = {0};
+static int naive_parse(const char *s, size_t len, ituna_span_context *c) {
+    char th[17] = { 0 }, tl[17] = { 0 }, sh[17] = { 0 };
     unsigned version, flags;
     int end = 0;
     if (len != 55) return 0;
@@ -73,8 +69,7 @@ static ituna_span_context g_ctx;
 
 /* Each iteration formats a context whose id changes, then parses the result, so
  * neither half can be hoisted out of the loop. */
-static double run_ituna_roundtrip(void)
-{
+static double run_ituna_roundtrip(void) {
     ituna_span_context c = g_ctx, out;
     char buf[64];
     uint64_t acc = 0, t0 = now_ns();
@@ -89,8 +84,7 @@ static double run_ituna_roundtrip(void)
     return (double)(t1 - t0) / ITERS;
 }
 
-static double run_naive_roundtrip(void)
-{
+static double run_naive_roundtrip(void) {
     ituna_span_context c = g_ctx, out;
     char buf[64];
     uint64_t acc = 0, t0 = now_ns();
@@ -105,8 +99,7 @@ static double run_naive_roundtrip(void)
     return (double)(t1 - t0) / ITERS;
 }
 
-static double run_ituna_parse(void)
-{
+static double run_ituna_parse(void) {
     char buf[64];
     ituna_traceparent_format(&g_ctx, buf, sizeof(buf));
     ituna_span_context out;
@@ -120,8 +113,7 @@ static double run_ituna_parse(void)
     return (double)(t1 - t0) / ITERS;
 }
 
-static double run_ituna_format(void)
-{
+static double run_ituna_format(void) {
     ituna_span_context c = g_ctx;
     char buf[64];
     uint64_t acc = 0, t0 = now_ns();
@@ -135,8 +127,7 @@ static double run_ituna_format(void)
 }
 
 #define TS_ITERS (ITERS / 4)
-static double run_tracestate_parse(void)
-{
+static double run_tracestate_parse(void) {
     static const char ts[] = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7,vendor@tenant=opaque-value-1234";
     ituna_span_context out;
     uint64_t acc = 0, t0 = now_ns();
@@ -148,8 +139,7 @@ static double run_tracestate_parse(void)
     return (double)(t1 - t0) / TS_ITERS;
 }
 
-static double run_baggage_parse(void)
-{
+static double run_baggage_parse(void) {
     static const char bg[] = "userId=alice,serverNode=DF%2028,isProduction=false;p=1";
     uint64_t acc = 0, t0 = now_ns();
     for (uint32_t i = 0; i < TS_ITERS / 4; i++) {
@@ -162,8 +152,7 @@ static double run_baggage_parse(void)
     return (double)(t1 - t0) / (TS_ITERS / 4);
 }
 
-static double median_of(run_fn fn)
-{
+static double median_of(run_fn fn) {
     double r[RUNS];
     fn(); /* warm-up */
     for (int i = 0; i < RUNS; i++) r[i] = fn();
@@ -171,8 +160,7 @@ static double median_of(run_fn fn)
     return r[RUNS / 2];
 }
 
-int main(void)
-{
+int main(void) {
     static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     if (ituna_traceparent_parse(tp, 55, &g_ctx, NULL) != ITUNA_OK) {
         fprintf(stderr, "bench_propagate: reference traceparent did not parse\n");
@@ -208,7 +196,7 @@ int main(void)
     printf("traceparent format only: %.1f ns\n", median_of(run_ituna_format));
     printf("tracestate parse (3 members, 72 chars): %.1f ns\n", median_of(run_tracestate_parse));
     printf("baggage new+parse+destroy (3 members): %.1f ns\n", median_of(run_baggage_parse));
-    printf("(median of %d runs of %d iterations; %d-run spread ours %.1f-%.1f ns, peer %.1f-%.1f ns)\n", RUNS, ITERS,
-           RUNS, ours[0], ours[RUNS - 1], peer[0], peer[RUNS - 1]);
+    printf("(median of %d runs of %d iterations; %d-run spread ours %.1f-%.1f ns, peer %.1f-%.1f ns)\n", RUNS,
+           ITERS, RUNS, ours[0], ours[RUNS - 1], peer[0], peer[RUNS - 1]);
     return 0;
 }

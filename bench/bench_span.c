@@ -13,7 +13,9 @@ static ituna_err discard(ituna_exporter *e, ituna_span *const *spans, size_t n, 
     (void)e, (void)spans, (void)n, (void)res, (void)deadline, (void)out;
     return ITUNA_OK;
 }
-static void discard_destroy(ituna_exporter *e) { free(e); }
+static void discard_destroy(ituna_exporter *e) {
+    free(e);
+}
 
 /* mode 0: export through the queue; 1: SDK disabled; 2: recording, no exporter
  * (the caller's side of the work alone, no export thread). */
@@ -46,7 +48,7 @@ static int cmp(const void *a, const void *b) {
 }
 
 #define RUNS 7
-#define N 200000
+#define N    200000
 
 static double run_spans(ituna_tracer *t) {
     double r[RUNS];
@@ -88,14 +90,16 @@ int main(void) {
     ituna_tracer *on = tracer(0), *off = tracer(1), *local = tracer(2);
     if (!on || !off || !local) return 1;
     run_spans(on); /* warm-up */
-    double traced = run_spans(on), disabled = run_spans(off), caller = run_spans(local), floor_ns = run_floor();
+    double traced = run_spans(on), disabled = run_spans(off), caller = run_spans(local),
+           floor_ns = run_floor();
     ituna_tracer_stats st;
     ituna_tracer_get_stats(on, &st);
     printf("span start+end, 2 attributes:   %7.1f ns/span (target <= 100 ns)\n", traced);
     printf("  peer: disabled tracer         %7.1f ns/span  ratio traced/disabled = %.2f\n", disabled,
            traced / disabled);
     printf("  same spans, no export thread  %7.1f ns/span  (the caller's side alone; the rest is\n"
-           "                                cache lines moving to and from the export thread's core)\n", caller);
+           "                                cache lines moving to and from the export thread's core)\n",
+           caller);
     printf("  peer: malloc+free+2 clock     %7.1f ns       ratio traced/floor    = %.2f\n", floor_ns,
            traced / floor_ns);
     printf("  spans dropped by the queue during the run: %llu of %llu\n",

@@ -22,6 +22,10 @@ if [ "${ITUNA_SKIP_DEPS:-0}" != 1 ]; then
     bash tools/install-deps.sh --test
 fi
 
+step "C format (clang-format, .clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+echo "every C file matches .clang-format"
+
 step "C build (plain, -Wall -Wextra -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DITUNA_WERROR=ON >/dev/null
 cmake --build build -j"$JOBS"

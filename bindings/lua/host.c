@@ -24,7 +24,7 @@
 #include "ituna/ituna.h"
 #include "ituna_lua.h"
 
-#define EXIT_TNAME "ituna-lua.exit"
+#define EXIT_TNAME          "ituna-lua.exit"
 #define SHUTDOWN_TIMEOUT_MS 10000
 
 static const char *progname = "ituna-lua";
@@ -50,8 +50,7 @@ static void *signal_thread(void *arg) {
     int count = 0;
     for (;;) {
         int sig = 0;
-        if (sigwait(&stop_signals, &sig) != 0)
-            continue;
+        if (sigwait(&stop_signals, &sig) != 0) continue;
         if (++count == 1) {
             fprintf(stderr, "%s: %s received, stopping (again to exit at once)\n", progname, strsignal(sig));
             ituna_lua_request_stop();
@@ -69,11 +68,9 @@ static int start_signal_thread(void) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0)
-        return -1;
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) return -1;
     pthread_t th;
-    if (pthread_create(&th, NULL, signal_thread, NULL) != 0)
-        return -1;
+    if (pthread_create(&th, NULL, signal_thread, NULL) != 0) return -1;
     pthread_detach(th);
     return 0;
 }
@@ -98,8 +95,7 @@ static int host_exit(lua_State *L) {
 /* Message handler: an exit object passes through; anything else gets a traceback.
  * [-1, +1, m] */
 static int host_msgh(lua_State *L) {
-    if (luaL_testudata(L, 1, EXIT_TNAME))
-        return 1;
+    if (luaL_testudata(L, 1, EXIT_TNAME)) return 1;
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -140,13 +136,10 @@ static int run_script(lua_State *L, const char *path, char **argv, int argc, int
     }
     int nargs = argc - script - 1;
     luaL_checkstack(L, nargs, "too many arguments");
-    for (int i = script + 1; i < argc; i++)
-        lua_pushstring(L, argv[i]);
-    if (lua_pcall(L, nargs, 0, msgh) == LUA_OK)
-        return EXIT_SUCCESS;
+    for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    if (lua_pcall(L, nargs, 0, msgh) == LUA_OK) return EXIT_SUCCESS;
     int *code = luaL_testudata(L, -1, EXIT_TNAME);
-    if (code)
-        return *code;
+    if (code) return *code;
     fprintf(stderr, "%s: error in %s: %s\n", progname, path, lua_tostring(L, -1));
     return EXIT_FAILURE;
 }
@@ -157,8 +150,7 @@ static void script_service_name(const char *path, char *out, size_t size) {
     base = base ? base + 1 : path;
     snprintf(out, size, "%s", base);
     char *dot = strrchr(out, '.');
-    if (dot && dot != out)
-        *dot = '\0';
+    if (dot && dot != out) *dot = '\0';
 }
 
 int main(int argc, char **argv) {
@@ -202,10 +194,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     ituna_err rc = ITUNA_OK;
-    if (config_path && config_path[0])
-        rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
-    if (rc == ITUNA_OK)
-        rc = ituna_config_load_env(cfg, err, sizeof err);
+    if (config_path && config_path[0]) rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
+    if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
     char default_name[256];
     if (rc == ITUNA_OK && !service && !ituna_config_get(cfg, "tracer", "service-name")) {
         script_service_name(argv[script], default_name, sizeof default_name);
@@ -214,8 +204,7 @@ int main(int argc, char **argv) {
     if (rc == ITUNA_OK && service)
         rc = ituna_config_set(cfg, "tracer.service-name", service, err, sizeof err);
     ituna_tracer *tracer = NULL;
-    if (rc == ITUNA_OK)
-        rc = ituna_tracer_create(cfg, &tracer, err, sizeof err);
+    if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &tracer, err, sizeof err);
     ituna_config_destroy(cfg);
     if (rc != ITUNA_OK) {
         fprintf(stderr, "%s: configuration error: %s\n", progname, err[0] ? err : ituna_err2str(rc));
@@ -238,8 +227,7 @@ int main(int argc, char **argv) {
 
     lua_close(L); /* ends open spans, closes consumers (commit), flushes producers */
     rc = ituna_tracer_shutdown(tracer, SHUTDOWN_TIMEOUT_MS);
-    if (rc != ITUNA_OK)
-        fprintf(stderr, "%s: flushing spans: %s\n", progname, ituna_err2str(rc));
+    if (rc != ITUNA_OK) fprintf(stderr, "%s: flushing spans: %s\n", progname, ituna_err2str(rc));
     ituna_tracer_set_global(NULL);
     ituna_tracer_destroy(tracer);
     return status;

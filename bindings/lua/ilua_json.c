@@ -12,7 +12,9 @@
 
 #define JSON_MAX_DEPTH 64
 
-void ilua_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
+void ilua_push_null(lua_State *L) {
+    lua_pushlightuserdata(L, NULL);
+}
 
 static int is_null(lua_State *L, int idx) {
     return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
@@ -22,8 +24,7 @@ static int is_null(lua_State *L, int idx) {
  * [-0, +0, -] */
 static lua_Integer array_length(lua_State *L, int idx) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
@@ -59,22 +60,20 @@ static cJSON *encode(lua_State *L, int idx, int depth, const char *path, char *e
         }
         return cJSON_CreateNumber(d);
     }
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TBOOLEAN: return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TLIGHTUSERDATA:
-        if (is_null(L, idx))
-            return cJSON_CreateNull();
+        if (is_null(L, idx)) return cJSON_CreateNull();
         break;
     case LUA_TTABLE: {
         if (depth >= JSON_MAX_DEPTH) {
-            snprintf(err, err_size, "cannot encode %s: nested deeper than %d (a cycle?)", path, JSON_MAX_DEPTH);
+            snprintf(err, err_size, "cannot encode %s: nested deeper than %d (a cycle?)", path,
+                     JSON_MAX_DEPTH);
             return NULL;
         }
         luaL_checkstack(L, 4, "json encode");
         lua_Integer n = array_length(L, idx);
         cJSON *out = n > 0 ? cJSON_CreateArray() : cJSON_CreateObject();
-        if (!out)
-            goto oom;
+        if (!out) goto oom;
         if (n > 0) {
             for (lua_Integer i = 1; i <= n; i++) {
                 lua_rawgeti(L, idx, i);
@@ -118,8 +117,7 @@ static cJSON *encode(lua_State *L, int idx, int depth, const char *path, char *e
         }
         return out;
     }
-    default:
-        break;
+    default: break;
     }
     snprintf(err, err_size, "cannot encode %s: a %s has no JSON form", path, luaL_typename(L, idx));
     return NULL;
@@ -132,8 +130,7 @@ char *ilua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t err
     err[0] = '\0';
     cJSON *root = encode(L, idx, 0, "value", err, err_size);
     if (!root) {
-        if (!err[0])
-            snprintf(err, err_size, "out of memory");
+        if (!err[0]) snprintf(err, err_size, "out of memory");
         return NULL;
     }
     char *text = cJSON_PrintUnformatted(root);

@@ -17,7 +17,8 @@ void ilua_span_invalidate(ilua_span *s); /* ituna_lua.c */
 /* Collect the table's keys not in `reserved` as NULL-terminated key, value pairs
  * (strings anchored in a scratch table pushed on the stack).
  * [-0, +2, v] pushes the anchor table and the pointer array userdata */
-static const char *const *collect_properties(lua_State *L, int idx, const char *const *reserved, const char *fn) {
+static const char *const *collect_properties(lua_State *L, int idx, const char *const *reserved,
+                                             const char *fn) {
     lua_newtable(L); /* anchor for converted strings */
     int anchor = lua_gettop(L);
     size_t n = 0;
@@ -35,8 +36,7 @@ static const char *const *collect_properties(lua_State *L, int idx, const char *
         const char *key = lua_tostring(L, -2);
         int skip = 0;
         for (const char *const *r = reserved; *r; r++)
-            if (strcmp(*r, key) == 0)
-                skip = 1;
+            if (strcmp(*r, key) == 0) skip = 1;
         if (!skip) {
             int vt = lua_type(L, -1);
             if (vt == LUA_TBOOLEAN)
@@ -94,8 +94,7 @@ typedef struct ilua_producer {
  * a copy of the report; Lua is touched on the Lua thread alone (drain_reports). */
 static void on_delivery(const ituna_delivery_report *r, void *opaque) {
     ilua_producer *p = opaque;
-    if (r->err == ITUNA_OK && !p->want_success)
-        return;
+    if (r->err == ITUNA_OK && !p->want_success) return;
     const char *topic = r->topic ? r->topic : "", *es = r->errstr ? r->errstr : "",
                *en = r->error_name ? r->error_name : "";
     size_t lt = strlen(topic) + 1, le = strlen(es) + 1, ln = strlen(en) + 1;
@@ -163,8 +162,7 @@ static void push_report(lua_State *L, const ilua_report *r) {
  * [-0, +0, e] */
 static void drain_reports(lua_State *L, int pidx, ilua_producer *p) {
     ilua_report *r = take_reports(p);
-    if (!r)
-        return;
+    if (!r) return;
     lua_getiuservalue(L, pidx, 1);
     int fn = lua_gettop(L), failed = 0;
     while (r) {
@@ -172,28 +170,24 @@ static void drain_reports(lua_State *L, int pidx, ilua_producer *p) {
         if (lua_isfunction(L, fn) && !failed) {
             lua_pushvalue(L, fn);
             push_report(L, r);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-                failed = 1; /* keep the error on the stack, free the rest */
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK) failed = 1; /* keep the error on the stack, free the rest */
             if (r->err != ITUNA_OK) {
                 pthread_mutex_lock(&p->mu); /* handed to the callback: not raised again */
-                if (p->failures)
-                    p->failures--;
+                if (p->failures) p->failures--;
                 pthread_mutex_unlock(&p->mu);
             }
         }
         free(r);
         r = next;
     }
-    if (failed)
-        lua_error(L);
+    if (failed) lua_error(L);
     lua_settop(L, fn - 1);
 }
 
 /* [-0, +0, v] */
 static ilua_producer *check_producer(lua_State *L, int idx) {
     ilua_producer *p = luaL_checkudata(L, idx, ILUA_PRODUCER);
-    if (!p->p)
-        luaL_error(L, "producer is closed");
+    if (!p->p) luaL_error(L, "producer is closed");
     return p;
 }
 
@@ -207,26 +201,23 @@ static void raise_failures(lua_State *L, ilua_producer *p, const char *what) {
     p->failures = 0;
     p->first_error[0] = '\0';
     pthread_mutex_unlock(&p->mu);
-    if (n)
-        luaL_error(L, "%s: %d message(s) failed delivery; first: %s", what, (int)n, first);
+    if (n) luaL_error(L, "%s: %d message(s) failed delivery; first: %s", what, (int)n, first);
 }
 
-static const char *const producer_reserved[] = {"bootstrap", "on_delivery", "payload_carrier", NULL};
+static const char *const producer_reserved[] = { "bootstrap", "on_delivery", "payload_carrier", NULL };
 
 /* ituna.producer{bootstrap=..., on_delivery=fn, payload_carrier=bool, [librdkafka
  * property]=value...} -> producer.  [-0, +1, e] */
 static int l_producer(lua_State *L) {
     ituna_tracer *t = ilua_current_tracer(L, "ituna.producer");
-    if (lua_isnoneornil(L, 1))
-        lua_newtable(L), lua_replace(L, 1);
+    if (lua_isnoneornil(L, 1)) lua_newtable(L), lua_replace(L, 1);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     ituna_producer_options o;
     memset(&o, 0, sizeof o);
     o.bootstrap = opt_string(L, 1, "bootstrap", "ituna.producer");
     o.payload_carrier = -1;
-    if (lua_getfield(L, 1, "payload_carrier") != LUA_TNIL)
-        o.payload_carrier = lua_toboolean(L, -1);
+    if (lua_getfield(L, 1, "payload_carrier") != LUA_TNIL) o.payload_carrier = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "on_delivery");
     if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -245,8 +236,7 @@ static int l_producer(lua_State *L) {
     o.opaque = p;
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_producer_create(t, ituna_tracer_config(t), &o, &p->p, err, sizeof err);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     return 1;
 }
 
@@ -255,8 +245,7 @@ static int l_producer(lua_State *L) {
  * [-0, +k, v] scratch values, restored by the caller */
 static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span_context *parent,
                          ilua_attrs *attrs) {
-    if (lua_isnoneornil(L, idx))
-        return;
+    if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "key") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
@@ -281,8 +270,8 @@ static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span
         lua_pushnil(L);
         while (lua_next(L, h)) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-                luaL_error(L, "publish: headers must map strings to strings (got %s = %s)", luaL_typename(L, -2),
-                           luaL_typename(L, -1));
+                luaL_error(L, "publish: headers must map strings to strings (got %s = %s)",
+                           luaL_typename(L, -2), luaL_typename(L, -1));
             size_t len;
             hs[i].key = lua_tostring(L, -2);
             hs[i].value = lua_tolstring(L, -1, &len);
@@ -306,8 +295,7 @@ static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "parent") != LUA_TNIL) {
         const char *why = NULL;
-        if (!ilua_to_context(L, -1, parent, &why))
-            luaL_error(L, "publish: bad parent (%s)", why);
+        if (!ilua_to_context(L, -1, parent, &why)) luaL_error(L, "publish: bad parent (%s)", why);
         m->parent = parent;
     }
     lua_pop(L, 1);
@@ -344,15 +332,13 @@ static int producer_publish(lua_State *L) {
     } else {
         size_t len = 0;
         json = ilua_json_encode(L, 3, &len, err, sizeof err);
-        if (!json)
-            return luaL_error(L, "publish: %s", err);
+        if (!json) return luaL_error(L, "publish: %s", err);
         m.value = json;
         m.value_len = len;
     }
     ituna_err rc = ituna_producer_publish(p->p, &m, err, sizeof err);
     free(json);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     lua_settop(L, 1);
     return 1;
 }
@@ -384,13 +370,11 @@ static int producer_flush(lua_State *L) {
  * flush. Idempotent.  [-0, +0, e] */
 static int producer_close(lua_State *L) {
     ilua_producer *p = luaL_checkudata(L, 1, ILUA_PRODUCER);
-    if (!p->p)
-        return 0;
+    if (!p->p) return 0;
     ituna_err rc = ituna_producer_destroy(p->p, ilua_timeout_ms(L, 2, 10000));
     p->p = NULL;
     drain_reports(L, 1, p);
-    if (rc != ITUNA_OK && rc != ITUNA_ERR_TIMEOUT)
-        return ilua_raise(L, rc, NULL);
+    if (rc != ITUNA_OK && rc != ITUNA_ERR_TIMEOUT) return ilua_raise(L, rc, NULL);
     raise_failures(L, p, rc == ITUNA_ERR_TIMEOUT ? "close (timed out)" : "close");
     return 0;
 }
@@ -425,17 +409,17 @@ static int producer_in_flight(lua_State *L) {
 /* ---- messages ---------------------------------------------------------------------- */
 
 typedef struct ilua_consumer {
-    ituna_consumer *c; /* NULL once closed */
-    int slot;          /* stop-registry slot, -1 */
-    int stopping;      /* consumer:stop() */
-    int busy;          /* a message is out (one at a time per consumer) */
+    ituna_consumer *c;   /* NULL once closed */
+    int slot;            /* stop-registry slot, -1 */
+    int stopping;        /* consumer:stop() */
+    int busy;            /* a message is out (one at a time per consumer) */
     ituna_message *held; /* polled by wait_assigned(), not handed out yet: the next poll returns it */
 } ilua_consumer;
 
 typedef struct ilua_message {
-    ituna_message *m;  /* NULL once finished */
+    ituna_message *m; /* NULL once finished */
     ilua_consumer *owner;
-    int token;         /* context attach token, -1 */
+    int token; /* context attach token, -1 */
 } ilua_message;
 
 /* Push a message userdata for m (uservalue 1: the consumer, 2: its span userdata),
@@ -459,17 +443,15 @@ static ilua_message *push_message(lua_State *L, int cidx, ilua_consumer *c, itun
 /* Finish the message at idx: detach its context, invalidate its span userdata,
  * ituna_message_done(). Returns the core's result; err filled on failure.
  * [-0, +0, m] */
-static ituna_err finish_message(lua_State *L, int idx, ituna_handler_result res, const char *reason, char *err,
-                                size_t err_size) {
+static ituna_err finish_message(lua_State *L, int idx, ituna_handler_result res, const char *reason,
+                                char *err, size_t err_size) {
     ilua_message *u = luaL_checkudata(L, idx, ILUA_MESSAGE);
-    if (!u->m)
-        return ITUNA_OK;
+    if (!u->m) return ITUNA_OK;
     if (u->token >= 0) {
         ituna_context_detach(u->token);
         u->token = -1;
     }
-    if (lua_getiuservalue(L, idx, 2) == LUA_TUSERDATA)
-        ilua_span_invalidate(lua_touserdata(L, -1));
+    if (lua_getiuservalue(L, idx, 2) == LUA_TUSERDATA) ilua_span_invalidate(lua_touserdata(L, -1));
     lua_pop(L, 1);
     ituna_message *m = u->m;
     u->m = NULL;
@@ -480,8 +462,7 @@ static ituna_err finish_message(lua_State *L, int idx, ituna_handler_result res,
 /* [-0, +0, v] */
 static ilua_message *check_live_message(lua_State *L, int idx) {
     ilua_message *u = luaL_checkudata(L, idx, ILUA_MESSAGE);
-    if (!u->m)
-        luaL_error(L, "message is already finished");
+    if (!u->m) luaL_error(L, "message is already finished");
     return u;
 }
 
@@ -509,21 +490,20 @@ static int message_json(lua_State *L) {
 /* msg:done("ok"|"error"|"malformed"[, reason]) for messages from consumer:poll().
  * [-0, +0, e] */
 static int message_done(lua_State *L) {
-    static const char *const names[] = {"ok", "error", "malformed", NULL};
+    static const char *const names[] = { "ok", "error", "malformed", NULL };
     check_live_message(L, 1);
     int res = luaL_checkoption(L, 2, "ok", names);
     char err[ILUA_ERRSTR] = "";
-    ituna_err rc = finish_message(L, 1, (ituna_handler_result)res, luaL_optstring(L, 3, NULL), err, sizeof err);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    ituna_err rc =
+        finish_message(L, 1, (ituna_handler_result)res, luaL_optstring(L, 3, NULL), err, sizeof err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     return 0;
 }
 
 /* msg:span() -> the CONSUMER span (borrowed: ends with the message).  [-0, +1, m] */
 static int message_span(lua_State *L) {
     ilua_message *u = check_live_message(L, 1);
-    if (lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA)
-        return 1;
+    if (lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA) return 1;
     lua_pop(L, 1);
     ilua_push_span(L, ituna_message_span(u->m), 1);
     lua_pushvalue(L, -1);
@@ -538,11 +518,8 @@ static int message_context(lua_State *L) {
 }
 
 static const luaL_Reg message_methods[] = {
-    {"json", message_json},
-    {"done", message_done},
-    {"span", message_span},
-    {"context", message_context},
-    {NULL, NULL},
+    { "json", message_json },       { "done", message_done }, { "span", message_span },
+    { "context", message_context }, { NULL, NULL },
 };
 
 /* __index: methods, then the fields value, key, topic, partition, offset,
@@ -552,8 +529,7 @@ static int message_index(lua_State *L) {
     const char *k = luaL_checkstring(L, 2);
     lua_getmetatable(L, 1);
     lua_getfield(L, -1, "methods");
-    if (lua_getfield(L, -1, k) != LUA_TNIL)
-        return 1;
+    if (lua_getfield(L, -1, k) != LUA_TNIL) return 1;
     ilua_message *u = check_live_message(L, 1);
     size_t len = 0;
     if (strcmp(k, "value") == 0) {
@@ -593,14 +569,17 @@ static int message_gc(lua_State *L) {
     ilua_message *u = luaL_checkudata(L, 1, ILUA_MESSAGE);
     if (u->m) {
         char err[ILUA_ERRSTR];
-        finish_message(L, 1, ITUNA_HANDLED_ERROR, "message collected without being finished", err, sizeof err);
+        finish_message(L, 1, ITUNA_HANDLED_ERROR, "message collected without being finished", err,
+                       sizeof err);
     }
     return 0;
 }
 
 /* ---- consumer ----------------------------------------------------------------------- */
 
-static const char *const consumer_reserved[] = {"bootstrap", "group", "topics", "context", "dlq_suffix", NULL};
+static const char *const consumer_reserved[] = {
+    "bootstrap", "group", "topics", "context", "dlq_suffix", NULL
+};
 
 /* ituna.consumer{topics={...}, group=..., bootstrap=..., context="parent"|"link",
  * dlq_suffix=..., [librdkafka property]=value...} -> consumer.  [-0, +1, e] */
@@ -613,15 +592,15 @@ static int l_consumer(lua_State *L) {
     o.bootstrap = opt_string(L, 1, "bootstrap", "ituna.consumer");
     o.group = opt_string(L, 1, "group", "ituna.consumer");
     o.dlq_suffix = opt_string(L, 1, "dlq_suffix", "ituna.consumer");
-    if (!o.group)
-        return luaL_error(L, "ituna.consumer: option 'group' (the consumer group id) is required");
+    if (!o.group) return luaL_error(L, "ituna.consumer: option 'group' (the consumer group id) is required");
     const char *ctx = opt_string(L, 1, "context", "ituna.consumer");
     if (ctx && strcmp(ctx, "parent") == 0)
         o.context_mode = ITUNA_CONTEXT_PARENT;
     else if (ctx && strcmp(ctx, "link") == 0)
         o.context_mode = ITUNA_CONTEXT_LINK;
     else if (ctx)
-        return luaL_error(L, "ituna.consumer: option 'context' must be \"parent\" or \"link\", got \"%s\"", ctx);
+        return luaL_error(L, "ituna.consumer: option 'context' must be \"parent\" or \"link\", got \"%s\"",
+                          ctx);
     lua_getfield(L, 1, "topics");
     int tt = lua_gettop(L);
     if (lua_type(L, tt) == LUA_TSTRING) { /* one topic */
@@ -654,8 +633,7 @@ static int l_consumer(lua_State *L) {
     luaL_setmetatable(L, ILUA_CONSUMER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_create(t, ituna_tracer_config(t), &o, &c->c, err, sizeof err);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     c->slot = ilua_register_consumer(c->c);
     return 1;
 }
@@ -663,13 +641,14 @@ static int l_consumer(lua_State *L) {
 /* [-0, +0, v] */
 static ilua_consumer *check_consumer(lua_State *L, int idx) {
     ilua_consumer *c = luaL_checkudata(L, idx, ILUA_CONSUMER);
-    if (!c->c)
-        luaL_error(L, "consumer is closed");
+    if (!c->c) luaL_error(L, "consumer is closed");
     return c;
 }
 
 /* Should loops end? (host stop request, consumer:stop(), closed) */
-static int should_stop(const ilua_consumer *c) { return !c->c || c->stopping || ituna_lua_stop_requested(); }
+static int should_stop(const ilua_consumer *c) {
+    return !c->c || c->stopping || ituna_lua_stop_requested();
+}
 
 #define POLL_SLICE_MS 200
 
@@ -684,16 +663,13 @@ static ituna_message *poll_message(lua_State *L, ilua_consumer *c, int idle_ms) 
     }
     uint64_t deadline = idle_ms >= 0 ? ituna_now_ns() + (uint64_t)idle_ms * 1000000u : 0;
     for (;;) {
-        if (should_stop(c))
-            return NULL;
+        if (should_stop(c)) return NULL;
         int slice = POLL_SLICE_MS;
         if (idle_ms >= 0) {
             uint64_t now = ituna_now_ns();
-            if (now >= deadline)
-                return NULL;
+            if (now >= deadline) return NULL;
             uint64_t left = (deadline - now) / 1000000u;
-            if (left < (uint64_t)slice)
-                slice = (int)left;
+            if (left < (uint64_t)slice) slice = (int)left;
         }
         ituna_message *m = NULL;
         char err[ILUA_ERRSTR] = "";
@@ -702,8 +678,7 @@ static ituna_message *poll_message(lua_State *L, ilua_consumer *c, int idle_ms) 
             ilua_raise(L, rc, err);
             return NULL;
         }
-        if (m)
-            return m;
+        if (m) return m;
     }
 }
 
@@ -735,14 +710,12 @@ typedef struct ilua_loop {
 static void loop_options(lua_State *L, int idx, lua_Integer *max, int *idle_ms) {
     *max = 0;
     *idle_ms = -1;
-    if (lua_isnoneornil(L, idx))
-        return;
+    if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "max") != LUA_TNIL) {
         int isnum;
         *max = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || *max < 0)
-            luaL_error(L, "bad option 'max' (a non-negative integer expected)");
+        if (!isnum || *max < 0) luaL_error(L, "bad option 'max' (a non-negative integer expected)");
     }
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "idle") != LUA_TNIL) {
@@ -756,7 +729,8 @@ static void loop_options(lua_State *L, int idx, lua_Integer *max, int *idle_ms) 
 }
 
 /* Finish the loop's message in hand with result.  [-0, +0, e when raise] */
-static ituna_err loop_finish(lua_State *L, int lidx, ituna_handler_result res, const char *reason, int raise) {
+static ituna_err loop_finish(lua_State *L, int lidx, ituna_handler_result res, const char *reason,
+                             int raise) {
     if (lua_getiuservalue(L, lidx, 2) != LUA_TUSERDATA) {
         lua_pop(L, 1);
         return ITUNA_OK;
@@ -767,8 +741,7 @@ static ituna_err loop_finish(lua_State *L, int lidx, ituna_handler_result res, c
     lua_pushnil(L);
     lua_setiuservalue(L, lidx, 2);
     if (rc != ITUNA_OK) {
-        if (raise)
-            ilua_raise(L, rc, err);
+        if (raise) ilua_raise(L, rc, err);
         ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
     }
     return rc;
@@ -783,8 +756,7 @@ static int loop_next(lua_State *L) {
     lua_getiuservalue(L, 1, 1);
     int cidx = lua_gettop(L);
     ilua_consumer *c = lp->c;
-    if (!c->c)
-        return luaL_error(L, "consumer is closed");
+    if (!c->c) return luaL_error(L, "consumer is closed");
     if (lp->max > 0 && lp->count >= lp->max) {
         lua_pushnil(L);
         return 1;
@@ -815,8 +787,7 @@ static int loop_close(lua_State *L) {
         const char *msg = luaL_tolstring(L, 2, NULL);
         if (lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA) {
             ilua_message *u = lua_touserdata(L, -1);
-            if (u->m)
-                ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, NULL);
+            if (u->m) ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, NULL);
         }
         lua_pop(L, 1);
         loop_finish(L, 1, ITUNA_HANDLED_ERROR, msg, 0);
@@ -834,8 +805,7 @@ static int loop_close(lua_State *L) {
  * [-0, +4, v] */
 static int consumer_messages(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
-    if (c->busy)
-        return luaL_error(L, "consumer:messages: a message is still being handled");
+    if (c->busy) return luaL_error(L, "consumer:messages: a message is still being handled");
     lua_Integer max;
     int idle;
     loop_options(L, 2, &max, &idle);
@@ -862,8 +832,7 @@ static int consumer_messages(lua_State *L) {
 static int consumer_each(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (c->busy)
-        return luaL_error(L, "consumer:each: a message is still being handled");
+    if (c->busy) return luaL_error(L, "consumer:each: a message is still being handled");
     lua_Integer max, handled = 0;
     int idle;
     loop_options(L, 3, &max, &idle);
@@ -871,8 +840,7 @@ static int consumer_each(lua_State *L) {
     c->stopping = 0;
     while (!(max > 0 && handled >= max)) {
         ituna_message *m = poll_message(L, c, idle);
-        if (!m)
-            break;
+        if (!m) break;
         push_message(L, 1, c, m);
         int midx = lua_gettop(L);
         lua_pushcfunction(L, ilua_msgh);
@@ -897,8 +865,7 @@ static int consumer_each(lua_State *L) {
             frc = finish_message(L, midx, ITUNA_HANDLED_ERROR, msg, err, sizeof err);
             lua_pop(L, 2);
         }
-        if (frc != ITUNA_OK)
-            ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
+        if (frc != ITUNA_OK) ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
         lua_settop(L, 3);
         handled++;
     }
@@ -931,15 +898,13 @@ static int consumer_wait_assigned(lua_State *L) {
         }
         /* no second buffer: a held message must be handed out first */
         uint64_t now = ituna_now_ns();
-        if (c->held || should_stop(c) || now >= deadline)
-            break;
+        if (c->held || should_stop(c) || now >= deadline) break;
         uint64_t left = (deadline - now) / 1000000u;
         int slice = left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS;
         ituna_message *m = NULL;
         char err[ILUA_ERRSTR] = "";
         ituna_err rc = ituna_consumer_poll(c->c, slice, &m, err, sizeof err);
-        if (rc != ITUNA_OK)
-            return ilua_raise(L, rc, err);
+        if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
         c->held = m;
     }
     lua_pushboolean(L, 0);
@@ -949,8 +914,7 @@ static int consumer_wait_assigned(lua_State *L) {
 /* A message polled by wait_assigned() and never handed out is not committed: it
  * is redelivered.  [-0, +0, -] */
 static void drop_held(ilua_consumer *c) {
-    if (!c->held || !c->c)
-        return;
+    if (!c->held || !c->c) return;
     ituna_message *m = c->held;
     c->held = NULL;
     char err[ILUA_ERRSTR] = "";
@@ -962,8 +926,7 @@ static void drop_held(ilua_consumer *c) {
 static int consumer_stop(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
     c->stopping = 1;
-    if (c->c)
-        ituna_consumer_wakeup(c->c);
+    if (c->c) ituna_consumer_wakeup(c->c);
     return 0;
 }
 
@@ -972,8 +935,7 @@ static int consumer_commit(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_commit(c->c, err, sizeof err);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     return 0;
 }
 
@@ -981,10 +943,8 @@ static int consumer_commit(lua_State *L) {
  * message is still in hand.  [-0, +0, e] */
 static int consumer_close(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
-    if (!c->c)
-        return 0;
-    if (c->busy)
-        return luaL_error(L, "consumer:close: a message is still being handled (finish it first)");
+    if (!c->c) return 0;
+    if (c->busy) return luaL_error(L, "consumer:close: a message is still being handled (finish it first)");
     drop_held(c);
     ilua_unregister_consumer(c->slot);
     c->slot = -1;
@@ -992,8 +952,7 @@ static int consumer_close(lua_State *L) {
     c->c = NULL;
     ituna_err rc = ituna_consumer_close(cc);
     ituna_consumer_destroy(cc);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "consumer close failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "consumer close failed");
     return 0;
 }
 
@@ -1001,8 +960,7 @@ static int consumer_close(lua_State *L) {
  * later, so Lua finalises them first.  [-0, +0, -] */
 static int consumer_gc(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
-    if (!c->c)
-        return 0;
+    if (!c->c) return 0;
     drop_held(c);
     ilua_unregister_consumer(c->slot);
     c->slot = -1;
@@ -1026,10 +984,8 @@ static int l_start_embedded_broker(lua_State *L) {
     lua_Integer brokers = 1, partitions = 4;
     if (!lua_isnoneornil(L, 1)) {
         luaL_checktype(L, 1, LUA_TTABLE);
-        if (lua_getfield(L, 1, "brokers") != LUA_TNIL)
-            brokers = luaL_checkinteger(L, -1);
-        if (lua_getfield(L, 1, "partitions") != LUA_TNIL)
-            partitions = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 1, "brokers") != LUA_TNIL) brokers = luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 1, "partitions") != LUA_TNIL) partitions = luaL_checkinteger(L, -1);
         lua_pop(L, 2);
     }
     luaL_argcheck(L, brokers >= 1 && brokers <= 16, 1, "brokers must be 1..16");
@@ -1039,8 +995,7 @@ static int l_start_embedded_broker(lua_State *L) {
     luaL_setmetatable(L, ILUA_BROKER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_mock_cluster_start((int)brokers, (int)partitions, &b->m, err, sizeof err);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     return 1;
 }
 
@@ -1057,8 +1012,7 @@ static int broker_index(lua_State *L) {
     ilua_broker *b = luaL_checkudata(L, 1, ILUA_BROKER);
     const char *k = luaL_checkstring(L, 2);
     if (strcmp(k, "bootstrap") == 0) {
-        if (!b->m)
-            return luaL_error(L, "embedded broker is stopped");
+        if (!b->m) return luaL_error(L, "embedded broker is stopped");
         lua_pushstring(L, ituna_mock_cluster_bootstrap(b->m));
         return 1;
     }
@@ -1073,59 +1027,55 @@ static int broker_index(lua_State *L) {
 /* ---- registration ---------------------------------------------------------------------- */
 
 static const luaL_Reg kafka_functions[] = {
-    {"producer", l_producer},
-    {"consumer", l_consumer},
-    {"start_embedded_broker", l_start_embedded_broker},
-    {NULL, NULL},
+    { "producer", l_producer },
+    { "consumer", l_consumer },
+    { "start_embedded_broker", l_start_embedded_broker },
+    { NULL, NULL },
 };
 
 static const luaL_Reg producer_methods[] = {
-    {"publish", producer_publish},
-    {"flush", producer_flush},
-    {"poll", producer_poll},
-    {"close", producer_close},
-    {"in_flight", producer_in_flight},
-    {NULL, NULL},
+    { "publish", producer_publish }, { "flush", producer_flush },         { "poll", producer_poll },
+    { "close", producer_close },     { "in_flight", producer_in_flight }, { NULL, NULL },
 };
 static const luaL_Reg producer_metamethods[] = {
-    {"__gc", producer_gc},
-    {"__close", producer_gc},
-    {NULL, NULL},
+    { "__gc", producer_gc },
+    { "__close", producer_gc },
+    { NULL, NULL },
 };
 
 static const luaL_Reg consumer_methods[] = {
-    {"messages", consumer_messages},
-    {"each", consumer_each},
-    {"poll", consumer_poll},
-    {"stop", consumer_stop},
-    {"wait_assigned", consumer_wait_assigned},
-    {"assignment_count", consumer_assignment_count},
-    {"commit", consumer_commit},
-    {"close", consumer_close},
-    {NULL, NULL},
+    { "messages", consumer_messages },
+    { "each", consumer_each },
+    { "poll", consumer_poll },
+    { "stop", consumer_stop },
+    { "wait_assigned", consumer_wait_assigned },
+    { "assignment_count", consumer_assignment_count },
+    { "commit", consumer_commit },
+    { "close", consumer_close },
+    { NULL, NULL },
 };
 static const luaL_Reg consumer_metamethods[] = {
-    {"__gc", consumer_gc},
-    {"__close", consumer_gc},
-    {NULL, NULL},
+    { "__gc", consumer_gc },
+    { "__close", consumer_gc },
+    { NULL, NULL },
 };
 
 static const luaL_Reg message_metamethods[] = {
-    {"__index", message_index},
-    {"__gc", message_gc},
-    {NULL, NULL},
+    { "__index", message_index },
+    { "__gc", message_gc },
+    { NULL, NULL },
 };
 
 static const luaL_Reg loop_metamethods[] = {
-    {"__close", loop_close},
-    {NULL, NULL},
+    { "__close", loop_close },
+    { NULL, NULL },
 };
 
 static const luaL_Reg broker_metamethods[] = {
-    {"__index", broker_index},
-    {"__gc", broker_stop},
-    {"__close", broker_stop},
-    {NULL, NULL},
+    { "__index", broker_index },
+    { "__gc", broker_stop },
+    { "__close", broker_stop },
+    { NULL, NULL },
 };
 
 /* [-0, +0, m] */

@@ -16,17 +16,14 @@
 /* ---- errors and small helpers --------------------------------------------- */
 
 int ilua_raise(lua_State *L, ituna_err err, const char *errstr) {
-    if (errstr && errstr[0])
-        return luaL_error(L, "%s", errstr);
+    if (errstr && errstr[0]) return luaL_error(L, "%s", errstr);
     return luaL_error(L, "%s (%s)", ituna_err2str(err), ituna_err2name(err));
 }
 
 int ilua_timeout_ms(lua_State *L, int idx, int def_ms) {
-    if (lua_isnoneornil(L, idx))
-        return def_ms;
+    if (lua_isnoneornil(L, idx)) return def_ms;
     lua_Number s = luaL_checknumber(L, idx);
-    if (s < 0)
-        return -1;
+    if (s < 0) return -1;
     luaL_argcheck(L, s <= 86400.0, idx, "timeout over one day");
     return (int)(s * 1000.0 + 0.5);
 }
@@ -43,31 +40,30 @@ void ituna_lua_request_stop(void) {
     atomic_fetch_add(&waking, 1);
     for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
         ituna_consumer *c = atomic_load(&consumer_slots[i]);
-        if (c)
-            ituna_consumer_wakeup(c);
+        if (c) ituna_consumer_wakeup(c);
     }
     atomic_fetch_sub(&waking, 1);
 }
 
-int ituna_lua_stop_requested(void) { return stop_flag != 0; }
+int ituna_lua_stop_requested(void) {
+    return stop_flag != 0;
+}
 
 int ilua_register_consumer(ituna_consumer *c) {
     for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
         ituna_consumer *expected = NULL;
-        if (atomic_compare_exchange_strong(&consumer_slots[i], &expected, c))
-            return i;
+        if (atomic_compare_exchange_strong(&consumer_slots[i], &expected, c)) return i;
     }
     return -1;
 }
 
 void ilua_unregister_consumer(int slot) {
-    if (slot < 0 || slot >= ILUA_MAX_CONSUMERS)
-        return;
+    if (slot < 0 || slot >= ILUA_MAX_CONSUMERS) return;
     atomic_store(&consumer_slots[slot], NULL);
     /* a concurrent request_stop() may still hold the pointer: wait it out before
      * the caller destroys the consumer */
     while (atomic_load(&waking) > 0) {
-        struct timespec ts = {0, 100000};
+        struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
 }
@@ -93,19 +89,21 @@ static void attr_array(lua_State *L, int arg, const char *key, ituna_attr *a) {
     for (lua_Integer i = 1; i <= n; i++) {
         int t = lua_rawgeti(L, -1, i);
         if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-            luaL_error(L, "bad argument #%d (attribute '%s': array item %d is a %s; expected string, number "
-                       "or boolean)", arg, key, (int)i, lua_typename(L, t));
+            luaL_error(L,
+                       "bad argument #%d (attribute '%s': array item %d is a %s; expected string, number "
+                       "or boolean)",
+                       arg, key, (int)i, lua_typename(L, t));
         if (type == LUA_TNIL)
             type = t;
         else if (t != type)
             luaL_error(L, "bad argument #%d (attribute '%s': array mixes %s and %s)", arg, key,
                        lua_typename(L, type), lua_typename(L, t));
-        if (t == LUA_TNUMBER && !lua_isinteger(L, -1))
-            is_float = 1;
+        if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) is_float = 1;
         lua_pop(L, 1);
     }
-    size_t sz = type == LUA_TSTRING ? sizeof(const char *) : type == LUA_TBOOLEAN ? sizeof(int)
-                                                                                   : sizeof(int64_t);
+    size_t sz = type == LUA_TSTRING    ? sizeof(const char *)
+                : type == LUA_TBOOLEAN ? sizeof(int)
+                                       : sizeof(int64_t);
     void *items = lua_newuserdatauv(L, (size_t)n * sz + 1, 0);
     lua_rotate(L, -3, 1); /* keep the scratch below key, value */
     for (lua_Integer i = 1; i <= n; i++) {
@@ -168,9 +166,7 @@ static void attr_value(lua_State *L, int arg, ituna_attr *a) {
         a->type = ITUNA_ATTR_BOOL;
         a->v.b = lua_toboolean(L, -1);
         break;
-    case LUA_TTABLE:
-        attr_array(L, arg, key, a);
-        break;
+    case LUA_TTABLE: attr_array(L, arg, key, a); break;
     default:
         luaL_error(L, "bad argument #%d (attribute '%s' is a %s; expected string, number, boolean or array)",
                    arg, key, luaL_typename(L, -1));
@@ -181,15 +177,13 @@ void ilua_attrs_from_table(lua_State *L, int idx, int arg, ilua_attrs *out) {
     out->v = out->inl;
     out->n = 0;
     out->cap = sizeof(out->inl) / sizeof(out->inl[0]);
-    if (lua_isnoneornil(L, idx))
-        return;
+    if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     idx = lua_absindex(L, idx);
     luaL_checkstack(L, 8, "attributes");
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (out->n == out->cap)
-            attrs_grow(L, out);
+        if (out->n == out->cap) attrs_grow(L, out);
         attr_value(L, arg, &out->v[out->n++]);
         lua_pop(L, 1);
     }
@@ -264,13 +258,11 @@ int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char *
     int n = snprintf(tp, sizeof tp, "00-%s-%s-%02x", tid, sid, (unsigned)flags);
     lua_pop(L, 3);
     if (n < 0 || (size_t)n >= sizeof tp || ituna_traceparent_parse(tp, (size_t)n, out, reason) != ITUNA_OK) {
-        if (n < 0 || (size_t)n >= sizeof tp)
-            *reason = "trace_id or span_id too long";
+        if (n < 0 || (size_t)n >= sizeof tp) *reason = "trace_id or span_id too long";
         return 0;
     }
     lua_getfield(L, idx, "is_remote");
-    if (!lua_isnil(L, -1))
-        out->is_remote = (uint8_t)lua_toboolean(L, -1);
+    if (!lua_isnil(L, -1)) out->is_remote = (uint8_t)lua_toboolean(L, -1);
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "tracestate") == LUA_TSTRING) {
         size_t len;
@@ -287,7 +279,7 @@ int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char *
 /* Tracer and span functions carry both metatables as upvalues, so the hot path
  * checks types by identity instead of luaL_checkudata's registry lookup by name. */
 #define UV_TRACER_MT lua_upvalueindex(1)
-#define UV_SPAN_MT lua_upvalueindex(2)
+#define UV_SPAN_MT   lua_upvalueindex(2)
 
 /* The userdata at idx if its metatable is the upvalue uv, else raise as
  * luaL_checkudata does.  [-0, +0, v] */
@@ -296,8 +288,7 @@ static void *fast_checkudata(lua_State *L, int idx, int uv, const char *tname) {
     if (p && lua_getmetatable(L, idx)) {
         int same = lua_rawequal(L, -1, uv);
         lua_pop(L, 1);
-        if (same)
-            return p;
+        if (same) return p;
     }
     return luaL_checkudata(L, idx, tname);
 }
@@ -305,8 +296,7 @@ static void *fast_checkudata(lua_State *L, int idx, int uv, const char *tname) {
 /* [-0, +0, v] */
 static ilua_tracer *check_tracer(lua_State *L, int idx) {
     ilua_tracer *t = fast_checkudata(L, idx, UV_TRACER_MT, ILUA_TRACER);
-    if (!t->t)
-        luaL_error(L, "tracer is destroyed");
+    if (!t->t) luaL_error(L, "tracer is destroyed");
     return t;
 }
 
@@ -314,8 +304,7 @@ ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn) {
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
     ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
     lua_pop(L, 1); /* the registry keeps it alive */
-    if (!t || !t->t)
-        luaL_error(L, "%s: no tracer; call ituna.init{...} first", fn);
+    if (!t || !t->t) luaL_error(L, "%s: no tracer; call ituna.init{...} first", fn);
     return t->t;
 }
 
@@ -339,8 +328,7 @@ static ilua_tracer *push_tracer(lua_State *L, ituna_tracer *t, int owned) {
 static int tracer_gc(lua_State *L) {
     ilua_tracer *t = fast_checkudata(L, 1, UV_TRACER_MT, ILUA_TRACER);
     if (t->t && t->owned) {
-        if (ituna_tracer_global() == t->t)
-            ituna_tracer_set_global(NULL);
+        if (ituna_tracer_global() == t->t) ituna_tracer_set_global(NULL);
         ituna_tracer_destroy(t->t);
     }
     t->t = NULL;
@@ -368,7 +356,8 @@ static int l_init(lua_State *L) {
          * caller asked for another service name, since the table is ignored */
         if (lua_getfield(L, 1, "service_name") == LUA_TSTRING &&
             strcmp(lua_tostring(L, -1), ituna_tracer_service_name(cur->t)) != 0)
-            ituna_log(ITUNA_LOG_WARN, "ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored",
+            ituna_log(ITUNA_LOG_WARN,
+                      "ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored",
                       ituna_tracer_service_name(cur->t), lua_tostring(L, -1));
         lua_pop(L, 1);
         return 1;
@@ -377,20 +366,19 @@ static int l_init(lua_State *L) {
 
     char err[ILUA_ERRSTR] = "";
     ituna_config *cfg = ituna_config_new();
-    if (!cfg)
-        return luaL_error(L, "ituna.init: out of memory");
+    if (!cfg) return luaL_error(L, "ituna.init: out of memory");
     ituna_err rc = ITUNA_OK;
     if (lua_getfield(L, 1, "config") != LUA_TNIL) {
         const char *path = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         if (!path) {
             ituna_config_destroy(cfg);
-            return luaL_error(L, "ituna.init: config must be a file path (string), got %s", luaL_typename(L, -1));
+            return luaL_error(L, "ituna.init: config must be a file path (string), got %s",
+                              luaL_typename(L, -1));
         }
         rc = ituna_config_load_file(cfg, path, err, sizeof err);
     }
     lua_pop(L, 1);
-    if (rc == ITUNA_OK)
-        rc = ituna_config_load_env(cfg, err, sizeof err);
+    if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
     /* the table's other keys, each validated by the core; stop at the first bad one */
     lua_pushnil(L);
     while (rc == ITUNA_OK && lua_next(L, 1)) {
@@ -407,21 +395,19 @@ static int l_init(lua_State *L) {
             else if (vt == LUA_TNUMBER)
                 val = lua_tostring(L, -1); /* converts the value slot, not the key lua_next needs */
             else {
-                snprintf(err, sizeof err, "ituna.init: option '%s' is a %s; expected string, number or boolean",
-                         key, lua_typename(L, vt));
+                snprintf(err, sizeof err,
+                         "ituna.init: option '%s' is a %s; expected string, number or boolean", key,
+                         lua_typename(L, vt));
                 rc = ITUNA_ERR_CONFIG;
             }
-            if (val)
-                rc = ituna_config_set(cfg, key, val, err, sizeof err);
+            if (val) rc = ituna_config_set(cfg, key, val, err, sizeof err);
         }
         lua_pop(L, rc == ITUNA_OK ? 1 : 2); /* keep the key for lua_next, or leave */
     }
     ituna_tracer *t = NULL;
-    if (rc == ITUNA_OK)
-        rc = ituna_tracer_create(cfg, &t, err, sizeof err);
+    if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &t, err, sizeof err);
     ituna_config_destroy(cfg);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     ituna_tracer_set_global(t);
     push_tracer(L, t, 1);
     return 1;
@@ -472,8 +458,7 @@ static int tracer_flush(lua_State *L) {
     ilua_tracer *t = check_tracer(L, 1);
     ituna_err rc = ituna_tracer_flush(t->t, ilua_timeout_ms(L, 2, -1));
     lua_pushboolean(L, rc == ITUNA_OK);
-    if (rc == ITUNA_OK)
-        return 1;
+    if (rc == ITUNA_OK) return 1;
     lua_pushfstring(L, "flush: %s", ituna_err2str(rc));
     return 2;
 }
@@ -485,10 +470,20 @@ static int tracer_stats(lua_State *L) {
     ituna_tracer_get_stats(t->t, &st);
     lua_createtable(L, 0, 14);
 #define STAT(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
-    STAT(spans_started); STAT(spans_not_sampled); STAT(spans_ended); STAT(spans_enqueued);
-    STAT(spans_dropped); STAT(spans_exported); STAT(spans_export_failed); STAT(export_requests);
-    STAT(export_retries); STAT(export_partial_rejected); STAT(attributes_dropped);
-    STAT(attributes_truncated); STAT(events_dropped); STAT(links_dropped);
+    STAT(spans_started);
+    STAT(spans_not_sampled);
+    STAT(spans_ended);
+    STAT(spans_enqueued);
+    STAT(spans_dropped);
+    STAT(spans_exported);
+    STAT(spans_export_failed);
+    STAT(export_requests);
+    STAT(export_retries);
+    STAT(export_partial_rejected);
+    STAT(attributes_dropped);
+    STAT(attributes_truncated);
+    STAT(events_dropped);
+    STAT(links_dropped);
 #undef STAT
     return 1;
 }
@@ -504,7 +499,8 @@ static int tracer_service_name(lua_State *L) {
  * [-0, +1, v] */
 static int tracer_config(lua_State *L) {
     ilua_tracer *t = check_tracer(L, 1);
-    const char *v = ituna_config_get(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+    const char *v =
+        ituna_config_get(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
     if (v)
         lua_pushstring(L, v);
     else
@@ -528,8 +524,7 @@ ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed) {
  * hand the span to the export queue. Borrowed spans are only detached.
  * [-0, +0, -] */
 static void span_finish(ilua_span *s) {
-    if (!s->span)
-        return;
+    if (!s->span) return;
     if (s->token >= 0) {
         ituna_context_detach(s->token); /* also drops attaches left above it */
         s->token = -1;
@@ -538,8 +533,7 @@ static void span_finish(ilua_span *s) {
     memcpy(s->trace_id, c->trace_id, 16);
     memcpy(s->span_id, c->span_id, 8);
     s->trace_flags = c->trace_flags;
-    if (!s->borrowed)
-        ituna_span_end(s->span, 0);
+    if (!s->borrowed) ituna_span_end(s->span, 0);
     s->span = NULL;
 }
 
@@ -557,8 +551,7 @@ static void span_mark_error(lua_State *L, ilua_span *s, int eidx, const char *tr
  * Normal exit (err nil) only ends it. [-0, +0, m] */
 static int span_dunder_close(lua_State *L) {
     ilua_span *s = fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN);
-    if (!lua_isnoneornil(L, 2))
-        span_mark_error(L, s, 2, NULL);
+    if (!lua_isnoneornil(L, 2)) span_mark_error(L, s, 2, NULL);
     span_finish(s);
     return 0;
 }
@@ -575,34 +568,31 @@ void ilua_span_invalidate(ilua_span *s) {
 /* [-0, +0, v] */
 static ilua_span *check_live_span(lua_State *L, int idx) {
     ilua_span *s = fast_checkudata(L, idx, UV_SPAN_MT, ILUA_SPAN);
-    if (!s->span)
-        luaL_error(L, "span has already ended");
+    if (!s->span) luaL_error(L, "span has already ended");
     return s;
 }
 
-static const char *const kind_names[] = {"internal", "server", "client", "producer", "consumer", NULL};
+static const char *const kind_names[] = { "internal", "server", "client", "producer", "consumer", NULL };
 
 /* Read start options {kind=, parent=, root=, links={ctx...}} at idx into *o.
  * [-0, +k, v] (scratch; the caller restores the top) */
 static void span_options(lua_State *L, int idx, ituna_span_options *o, ituna_span_context *parent) {
-    if (lua_isnoneornil(L, idx))
-        return;
+    if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "kind") != LUA_TNIL) {
         const char *k = lua_tostring(L, -1);
         int i = 0;
-        while (k && kind_names[i] && strcmp(kind_names[i], k) != 0)
-            i++;
+        while (k && kind_names[i] && strcmp(kind_names[i], k) != 0) i++;
         if (!k || !kind_names[i])
-            luaL_error(L, "bad option 'kind' (expected internal, server, client, producer or consumer, got %s)",
+            luaL_error(L,
+                       "bad option 'kind' (expected internal, server, client, producer or consumer, got %s)",
                        k ? k : luaL_typename(L, -1));
         o->kind = (ituna_span_kind)(i + 1);
     }
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "parent") != LUA_TNIL) {
         const char *why = NULL;
-        if (!ilua_to_context(L, -1, parent, &why))
-            luaL_error(L, "bad option 'parent' (%s)", why);
+        if (!ilua_to_context(L, -1, parent, &why)) luaL_error(L, "bad option 'parent' (%s)", why);
         o->parent = parent;
     }
     lua_pop(L, 1);
@@ -637,8 +627,7 @@ static ilua_span *start_span(lua_State *L, ituna_tracer *t, int i, int opts_idx)
     ituna_span_options o;
     memset(&o, 0, sizeof o);
     ituna_span_context parent;
-    if (opts_idx)
-        span_options(L, opts_idx, &o, &parent);
+    if (opts_idx) span_options(L, opts_idx, &o, &parent);
     o.attrs = attrs.v;
     o.n_attrs = attrs.n;
     /* created "ended" before starting: a memory error leaks nothing */
@@ -656,8 +645,7 @@ static ilua_span *start_span(lua_State *L, ituna_tracer *t, int i, int opts_idx)
     }
     u->span = s;
     int token = -1;
-    if (ituna_context_attach(ituna_span_get_context(s), &token) == ITUNA_OK)
-        u->token = token;
+    if (ituna_context_attach(ituna_span_get_context(s), &token) == ITUNA_OK) u->token = token;
     if (lua_gettop(L) > top + 1) { /* drop the scratch values below the span */
         lua_replace(L, top + 1);
         lua_settop(L, top + 1);
@@ -679,8 +667,7 @@ static int tracer_start_span(lua_State *L) {
  * [-0, +0, m] */
 int ilua_msgh(lua_State *L) {
     const char *msg = lua_tostring(L, 1);
-    if (!msg)
-        msg = luaL_tolstring(L, 1, NULL);
+    if (!msg) msg = luaL_tolstring(L, 1, NULL);
     luaL_traceback(L, L, msg, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
     lua_settop(L, 1);
@@ -691,8 +678,7 @@ int ilua_msgh(lua_State *L) {
  * exception event carrying the traceback (may be NULL).
  * [-0, +0, m] */
 static void span_mark_error(lua_State *L, ilua_span *s, int eidx, const char *traceback) {
-    if (!s->span)
-        return;
+    if (!s->span) return;
     int top = lua_gettop(L);
     const char *msg;
     if (ilua_is_malformed(L, eidx))
@@ -750,8 +736,7 @@ static int span_set_attribute(lua_State *L) {
     ituna_attr a;
     attr_value(L, 3, &a);
     ituna_err rc = ituna_span_set_attr(s->span, &a);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "set_attribute failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "set_attribute failed");
     lua_settop(L, 1);
     return 1;
 }
@@ -763,8 +748,7 @@ static int span_add_event(lua_State *L) {
     ilua_attrs attrs;
     ilua_attrs_from_table(L, 3, 3, &attrs);
     ituna_err rc = ituna_span_add_event(s->span, name, attrs.v, attrs.n, 0);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "add_event failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "add_event failed");
     lua_settop(L, 1);
     return 1;
 }
@@ -774,20 +758,18 @@ static int span_add_link(lua_State *L) {
     ilua_span *s = check_live_span(L, 1);
     ituna_span_context ctx;
     const char *why = NULL;
-    if (!ilua_to_context(L, 2, &ctx, &why))
-        return luaL_argerror(L, 2, why);
+    if (!ilua_to_context(L, 2, &ctx, &why)) return luaL_argerror(L, 2, why);
     ilua_attrs attrs;
     ilua_attrs_from_table(L, 3, 3, &attrs);
     ituna_err rc = ituna_span_add_link(s->span, &ctx, attrs.v, attrs.n);
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "add_link failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "add_link failed");
     lua_settop(L, 1);
     return 1;
 }
 
 /* span:set_status("ok"|"error"|"unset"[, description]) -> span.  [-0, +1, v] */
 static int span_set_status(lua_State *L) {
-    static const char *const names[] = {"unset", "ok", "error", NULL};
+    static const char *const names[] = { "unset", "ok", "error", NULL };
     ilua_span *s = check_live_span(L, 1);
     int code = luaL_checkoption(L, 2, NULL, names);
     ituna_span_set_status(s->span, (ituna_status_code)code, luaL_optstring(L, 3, NULL));
@@ -801,8 +783,7 @@ static int span_record_exception(lua_State *L) {
     const char *msg = luaL_tolstring(L, 2, NULL);
     ituna_err rc = ituna_span_record_exception(s->span, luaL_optstring(L, 4, "lua error"), msg,
                                                luaL_optstring(L, 3, NULL));
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "record_exception failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "record_exception failed");
     lua_settop(L, 1);
     return 1;
 }
@@ -811,8 +792,7 @@ static int span_record_exception(lua_State *L) {
 static int span_update_name(lua_State *L) {
     ilua_span *s = check_live_span(L, 1);
     ituna_err rc = ituna_span_update_name(s->span, luaL_checkstring(L, 2));
-    if (rc != ITUNA_OK)
-        return ilua_raise(L, rc, "update_name failed");
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "update_name failed");
     lua_settop(L, 1);
     return 1;
 }
@@ -871,11 +851,9 @@ static const char *carrier_get(void *carrier, const char *key) {
     lua_State *L = c->L;
     const char *v = NULL;
     lua_pushstring(L, key);
-    if (lua_rawget(L, c->idx) == LUA_TSTRING)
-        v = lua_tostring(L, -1);
+    if (lua_rawget(L, c->idx) == LUA_TSTRING) v = lua_tostring(L, -1);
     lua_pop(L, 1);
-    if (v)
-        return v;
+    if (v) return v;
     lua_pushnil(L);
     while (lua_next(L, c->idx)) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
@@ -905,8 +883,7 @@ static int l_inject(lua_State *L) {
     const ituna_span_context *p = NULL;
     if (!lua_isnoneornil(L, 1)) {
         const char *why = NULL;
-        if (!ilua_to_context(L, 1, &ctx, &why))
-            return luaL_argerror(L, 1, why);
+        if (!ilua_to_context(L, 1, &ctx, &why)) return luaL_argerror(L, 1, why);
         p = &ctx;
     }
     if (lua_isnoneornil(L, 2))
@@ -915,7 +892,7 @@ static int l_inject(lua_State *L) {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_pushvalue(L, 2);
     }
-    carrier_ref c = {L, lua_gettop(L)};
+    carrier_ref c = { L, lua_gettop(L) };
     ituna_inject(p, carrier_set, &c);
     return 1;
 }
@@ -924,7 +901,7 @@ static int l_inject(lua_State *L) {
  * [-0, +(1|2), v] */
 static int l_extract(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    carrier_ref c = {L, 1};
+    carrier_ref c = { L, 1 };
     ituna_span_context ctx;
     const char *why = NULL;
     if (ituna_extract(carrier_get, &c, &ctx, &why) != ITUNA_OK) {
@@ -962,13 +939,11 @@ static int l_malformed(lua_State *L) {
 }
 
 int ilua_is_malformed(lua_State *L, int idx) {
-    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx))
-        return 0;
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
     luaL_getmetatable(L, ILUA_MALFORMED);
     int yes = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    if (!yes)
-        return 0;
+    if (!yes) return 0;
     lua_getfield(L, idx, "reason");
     if (lua_type(L, -1) != LUA_TSTRING) {
         lua_pop(L, 1);
@@ -1009,10 +984,9 @@ static int l_sleep(lua_State *L) {
             return 1;
         }
         uint64_t now = ituna_now_ns();
-        if (now >= end)
-            break;
+        if (now >= end) break;
         uint64_t left = end - now, slice = left < 50000000u ? left : 50000000u; /* 50 ms slices */
-        struct timespec ts = {(time_t)(slice / 1000000000u), (long)(slice % 1000000000u)};
+        struct timespec ts = { (time_t)(slice / 1000000000u), (long)(slice % 1000000000u) };
         nanosleep(&ts, NULL); /* EINTR: loop re-checks the flag */
     }
     lua_pushboolean(L, 1);
@@ -1027,7 +1001,7 @@ static int l_now(lua_State *L) {
 
 /* ituna.log(level, message): through ituna's log handler.  [-0, +0, v] */
 static int l_log(lua_State *L) {
-    static const char *const names[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const names[] = { "debug", "info", "warn", "error", NULL };
     int lvl = luaL_checkoption(L, 1, NULL, names);
     ituna_log((ituna_log_level)lvl, "%s", luaL_checkstring(L, 2));
     return 0;
@@ -1036,58 +1010,58 @@ static int l_log(lua_State *L) {
 /* ---- registration ------------------------------------------------------------------ */
 
 static const luaL_Reg module_functions[] = {
-    {"init", l_init},
-    {"shutdown", l_shutdown},
-    {"tracer", l_tracer},
-    {"inject", l_inject},
-    {"extract", l_extract},
-    {"current_context", l_current_context},
-    {"malformed", l_malformed},
-    {"running", l_running},
-    {"stop", l_stop},
-    {"sleep", l_sleep},
-    {"now", l_now},
-    {"log", l_log},
-    {NULL, NULL},
+    { "init", l_init },
+    { "shutdown", l_shutdown },
+    { "tracer", l_tracer },
+    { "inject", l_inject },
+    { "extract", l_extract },
+    { "current_context", l_current_context },
+    { "malformed", l_malformed },
+    { "running", l_running },
+    { "stop", l_stop },
+    { "sleep", l_sleep },
+    { "now", l_now },
+    { "log", l_log },
+    { NULL, NULL },
 };
 
 static const luaL_Reg tracer_methods[] = {
-    {"span", tracer_span},
-    {"start_span", tracer_start_span},
-    {"flush", tracer_flush},
-    {"stats", tracer_stats},
-    {"service_name", tracer_service_name},
-    {"config", tracer_config},
-    {NULL, NULL},
+    { "span", tracer_span },
+    { "start_span", tracer_start_span },
+    { "flush", tracer_flush },
+    { "stats", tracer_stats },
+    { "service_name", tracer_service_name },
+    { "config", tracer_config },
+    { NULL, NULL },
 };
 
 static const luaL_Reg tracer_metamethods[] = {
-    {"__gc", tracer_gc},
-    {"__tostring", tracer_tostring},
-    {"__index", NULL}, /* set to the methods table */
-    {NULL, NULL},
+    { "__gc", tracer_gc },
+    { "__tostring", tracer_tostring },
+    { "__index", NULL }, /* set to the methods table */
+    { NULL, NULL },
 };
 
 static const luaL_Reg span_methods[] = {
-    {"set_attribute", span_set_attribute},
-    {"add_event", span_add_event},
-    {"add_link", span_add_link},
-    {"set_status", span_set_status},
-    {"record_exception", span_record_exception},
-    {"update_name", span_update_name},
-    {"context", span_context},
-    {"is_recording", span_is_recording},
-    {"is_ended", span_is_ended},
-    {"finish", span_close},
-    {NULL, NULL},
+    { "set_attribute", span_set_attribute },
+    { "add_event", span_add_event },
+    { "add_link", span_add_link },
+    { "set_status", span_set_status },
+    { "record_exception", span_record_exception },
+    { "update_name", span_update_name },
+    { "context", span_context },
+    { "is_recording", span_is_recording },
+    { "is_ended", span_is_ended },
+    { "finish", span_close },
+    { NULL, NULL },
 };
 
 static const luaL_Reg span_metamethods[] = {
-    {"__close", span_dunder_close},
-    {"__gc", span_close},
-    {"__tostring", span_tostring},
-    {"__index", NULL},
-    {NULL, NULL},
+    { "__close", span_dunder_close },
+    { "__gc", span_close },
+    { "__tostring", span_tostring },
+    { "__index", NULL },
+    { NULL, NULL },
 };
 
 /* Fill metatable mt (absolute index) with metamethods mm and __index = methods;

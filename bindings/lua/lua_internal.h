@@ -15,13 +15,13 @@
 #include "ituna_lua.h"
 
 /* One type name per userdata: the luaL_newmetatable key and what type errors print. */
-#define ILUA_TRACER "ituna.Tracer"
-#define ILUA_SPAN "ituna.Span"
-#define ILUA_PRODUCER "ituna.Producer"
-#define ILUA_CONSUMER "ituna.Consumer"
-#define ILUA_MESSAGE "ituna.Message"
-#define ILUA_LOOP "ituna.MessageLoop"
-#define ILUA_BROKER "ituna.EmbeddedBroker"
+#define ILUA_TRACER    "ituna.Tracer"
+#define ILUA_SPAN      "ituna.Span"
+#define ILUA_PRODUCER  "ituna.Producer"
+#define ILUA_CONSUMER  "ituna.Consumer"
+#define ILUA_MESSAGE   "ituna.Message"
+#define ILUA_LOOP      "ituna.MessageLoop"
+#define ILUA_BROKER    "ituna.EmbeddedBroker"
 #define ILUA_MALFORMED "ituna.Malformed"
 
 /* Registry key of the tracer ituna.init() made (or the host handed over). */
@@ -37,9 +37,9 @@ typedef struct ilua_tracer {
 /* A span userdata. Created with span == NULL (already "ended"), then the span is
  * started, so a failed start leaves a consistent object. Ends exactly once. */
 typedef struct ilua_span {
-    ituna_span *span; /* NULL once ended (or, borrowed, once its message finished) */
-    int token;        /* ituna_context_attach() token while current, else -1 */
-    int borrowed;     /* a message's CONSUMER span: ituna_message_done() ends it */
+    ituna_span *span;     /* NULL once ended (or, borrowed, once its message finished) */
+    int token;            /* ituna_context_attach() token while current, else -1 */
+    int borrowed;         /* a message's CONSUMER span: ituna_message_done() ends it */
     uint8_t trace_id[16]; /* kept at end so :context() still answers */
     uint8_t span_id[8];
     uint8_t trace_flags;

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 #define BAGGAGE_MAX_MEMBERS 180
-#define BAGGAGE_MAX_BYTES 8192
+#define BAGGAGE_MAX_BYTES   8192
 
 typedef struct bg_entry {
     char *key; /* one allocation: key\0value\0meta\0 */
@@ -35,49 +35,56 @@ struct ituna_baggage {
 /* ---- character classes ----------------------------------------------------- */
 
 /* RFC 7230 tchar. */
-static int is_tchar(unsigned char c)
-{
+static int is_tchar(unsigned char c) {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return 1;
-    default:
-        return 0;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return 1;
+    default: return 0;
     }
 }
 
 /* baggage-octet = %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E */
-static int is_boctet(unsigned char c)
-{
+static int is_boctet(unsigned char c) {
     return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\';
 }
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
-static int token_ok(const char *p, size_t n)
-{
+static int token_ok(const char *p, size_t n) {
     if (n == 0) return 0;
     for (size_t i = 0; i < n; i++)
         if (!is_tchar((unsigned char)p[i])) return 0;
     return 1;
 }
 
-static int octets_ok(const char *p, size_t n)
-{
+static int octets_ok(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!is_boctet((unsigned char)p[i])) return 0;
     return 1;
 }
 
-static void trim(const char **a, const char **b)
-{
+static void trim(const char **a, const char **b) {
     while (*a < *b && is_ows(**a)) (*a)++;
     while (*b > *a && is_ows((*b)[-1])) (*b)--;
 }
 
-static int hexval(char c)
-{
+static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -85,22 +92,23 @@ static int hexval(char c)
 }
 
 /* Length of a valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
+static size_t utf8_seq(const unsigned char *p, size_t n) {
     unsigned char c = p[0];
     if (c < 0x80) return 1;
     size_t len;
     unsigned lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
     else if (c >= 0xe0 && c <= 0xef) {
         len = 3;
-        if (c == 0xe0) lo = 0xa0;      /* no overlongs */
-        if (c == 0xed) hi = 0x9f;      /* no surrogates */
+        if (c == 0xe0) lo = 0xa0; /* no overlongs */
+        if (c == 0xed) hi = 0x9f; /* no surrogates */
     } else if (c >= 0xf0 && c <= 0xf4) {
         len = 4;
         if (c == 0xf0) lo = 0x90;
-        if (c == 0xf4) hi = 0x8f;      /* <= U+10FFFF */
-    } else return 0;
+        if (c == 0xf4) hi = 0x8f; /* <= U+10FFFF */
+    } else
+        return 0;
     if (n < len || p[1] < lo || p[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
         if (p[i] < 0x80 || p[i] > 0xbf) return 0;
@@ -109,8 +117,7 @@ static size_t utf8_seq(const unsigned char *p, size_t n)
 
 /* Percent-decode v[0..n) into out (room for 3n+1 bytes), replacing invalid
  * UTF-8 with U+FFFD. Returns the decoded length or (size_t)-1 with *why set. */
-static size_t pct_decode(const char *v, size_t n, char *out, const char **why)
-{
+static size_t pct_decode(const char *v, size_t n, char *out, const char **why) {
     /* Pass 1: raw bytes (decoded in place into the tail of out). */
     char *raw = out + 2 * n; /* n bytes of room at the end, decoded <= n */
     size_t rn = 0;
@@ -160,8 +167,7 @@ static size_t pct_decode(const char *v, size_t n, char *out, const char **why)
 
 /* Validate properties p[0..n) (text after the first ';') and write the
  * normalised form to out (room for n+1). Returns length or (size_t)-1. */
-static size_t props_normalise(const char *p, size_t n, char *out)
-{
+static size_t props_normalise(const char *p, size_t n, char *out) {
     size_t o = 0;
     const char *end = p + n, *cur = p;
     for (;;) {
@@ -192,9 +198,8 @@ static size_t props_normalise(const char *p, size_t n, char *out)
 
 /* ---- entry list -------------------------------------------------------------- */
 
-static int entry_make(bg_entry *e, const char *k, size_t kn, const char *v, size_t vn, const char *m, size_t mn,
-                      int has_meta)
-{
+static int entry_make(bg_entry *e, const char *k, size_t kn, const char *v, size_t vn, const char *m,
+                      size_t mn, int has_meta) {
     char *blk = malloc(kn + vn + mn + 3);
     if (!blk) return 0;
     memcpy(blk, k, kn);
@@ -209,15 +214,13 @@ static int entry_make(bg_entry *e, const char *k, size_t kn, const char *v, size
     return 1;
 }
 
-static long find_key(const bg_entry *items, size_t count, const char *key)
-{
+static long find_key(const bg_entry *items, size_t count, const char *key) {
     for (size_t i = 0; i < count; i++)
         if (strcmp(items[i].key, key) == 0) return (long)i;
     return -1;
 }
 
-static int reserve(ituna_baggage *b, size_t need)
-{
+static int reserve(ituna_baggage *b, size_t need) {
     if (need <= b->cap) return 1;
     size_t cap = b->cap ? b->cap * 2 : 8;
     while (cap < need) cap *= 2;
@@ -230,8 +233,7 @@ static int reserve(ituna_baggage *b, size_t need)
 
 /* Put e into b, replacing an entry with the same key (b takes e's block).
  * Capacity for one more must already be reserved when the key is new. */
-static void put_entry(ituna_baggage *b, bg_entry e)
-{
+static void put_entry(ituna_baggage *b, bg_entry e) {
     long i = find_key(b->items, b->count, e.key);
     if (i >= 0) {
         free(b->items[i].key);
@@ -241,21 +243,18 @@ static void put_entry(ituna_baggage *b, bg_entry e)
     }
 }
 
-ituna_baggage *ituna_baggage_new(void)
-{
+ituna_baggage *ituna_baggage_new(void) {
     return calloc(1, sizeof(ituna_baggage));
 }
 
-void ituna_baggage_destroy(ituna_baggage *b)
-{
+void ituna_baggage_destroy(ituna_baggage *b) {
     if (!b) return;
     for (size_t i = 0; i < b->count; i++) free(b->items[i].key);
     free(b->items);
     free(b);
 }
 
-ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value, const char *metadata)
-{
+ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value, const char *metadata) {
     if (!b || !key || !value || !token_ok(key, strlen(key))) return ITUNA_ERR_INVALID_ARG;
     size_t kn = strlen(key), vn = strlen(value), mn = 0;
     char *meta = NULL;
@@ -275,7 +274,8 @@ ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value
         return ITUNA_ERR_INVALID_ARG;
     }
     bg_entry e;
-    if (!reserve(b, b->count + 1) || !entry_make(&e, key, kn, value, vn, meta ? meta : "", mn, meta != NULL)) {
+    if (!reserve(b, b->count + 1) ||
+        !entry_make(&e, key, kn, value, vn, meta ? meta : "", mn, meta != NULL)) {
         free(meta);
         return ITUNA_ERR_NOMEM;
     }
@@ -284,23 +284,20 @@ ituna_err ituna_baggage_set(ituna_baggage *b, const char *key, const char *value
     return ITUNA_OK;
 }
 
-const char *ituna_baggage_get(const ituna_baggage *b, const char *key)
-{
+const char *ituna_baggage_get(const ituna_baggage *b, const char *key) {
     if (!b || !key) return NULL;
     long i = find_key(b->items, b->count, key);
     return i >= 0 ? b->items[i].value : NULL;
 }
 
-size_t ituna_baggage_count(const ituna_baggage *b)
-{
+size_t ituna_baggage_count(const ituna_baggage *b) {
     return b ? b->count : 0;
 }
 
 /* Returns 1 and fills the outputs (each may be NULL) for a valid index, else 0.
  * *metadata is NULL when the entry has no properties. */
 int ituna_baggage_entry(const ituna_baggage *b, size_t i, const char **key, const char **value,
-                        const char **metadata)
-{
+                        const char **metadata) {
     if (!b || i >= b->count) return 0;
     if (key) *key = b->items[i].key;
     if (value) *value = b->items[i].value;
@@ -310,13 +307,11 @@ int ituna_baggage_entry(const ituna_baggage *b, size_t i, const char **key, cons
 
 /* ---- parse -------------------------------------------------------------------- */
 
-static void free_entries(bg_entry *items, size_t n)
-{
+static void free_entries(bg_entry *items, size_t n) {
     for (size_t i = 0; i < n; i++) free(items[i].key);
 }
 
-ituna_err ituna_baggage_parse(ituna_baggage *b, const char *s, size_t len, const char **reason)
-{
+ituna_err ituna_baggage_parse(ituna_baggage *b, const char *s, size_t len, const char **reason) {
     const char *why = NULL;
     if (!b || (!s && len)) {
         if (reason) *reason = "baggage: NULL argument";
@@ -426,10 +421,12 @@ fail:
 /* ---- format -------------------------------------------------------------------- */
 
 /* Appends like snprintf: counts everything, writes what fits. */
-typedef struct { char *buf; size_t size, len; } out_t;
+typedef struct {
+    char *buf;
+    size_t size, len;
+} out_t;
 
-static void out_put(out_t *o, const char *p, size_t n)
-{
+static void out_put(out_t *o, const char *p, size_t n) {
     if (o->len < o->size) {
         size_t room = o->size - o->len;
         memcpy(o->buf + o->len, p, n < room ? n : room);
@@ -437,10 +434,9 @@ static void out_put(out_t *o, const char *p, size_t n)
     o->len += n;
 }
 
-size_t ituna_baggage_format(const ituna_baggage *b, char *buf, size_t buf_size)
-{
+size_t ituna_baggage_format(const ituna_baggage *b, char *buf, size_t buf_size) {
     static const char hexd[] = "0123456789ABCDEF";
-    out_t o = {buf, buf ? buf_size : 0, 0};
+    out_t o = { buf, buf ? buf_size : 0, 0 };
     size_t n = b ? b->count : 0;
     for (size_t i = 0; i < n; i++) {
         const bg_entry *e = &b->items[i];
@@ -451,7 +447,7 @@ size_t ituna_baggage_format(const ituna_baggage *b, char *buf, size_t buf_size)
             if (is_boctet(*p) && *p != '%') {
                 out_put(&o, (const char *)p, 1);
             } else {
-                char esc[3] = {'%', hexd[*p >> 4], hexd[*p & 15]};
+                char esc[3] = { '%', hexd[*p >> 4], hexd[*p & 15] };
                 out_put(&o, esc, 3);
             }
         }

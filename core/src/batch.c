@@ -28,7 +28,7 @@ struct ituna_batch {
 
     pthread_mutex_t mu; /* guards the done counter for flush waiters only */
     pthread_cond_t cv;
-    uint64_t done;      /* spans taken off the ring and handled (exported, failed or dropped) */
+    uint64_t done; /* spans taken off the ring and handled (exported, failed or dropped) */
     ituna_span **scratch;
 };
 
@@ -49,7 +49,9 @@ int ituna_batch_push(ituna_batch *b, ituna_span *s) {
     return 1;
 }
 
-static ituna_span *pop(ituna_batch *b) { return ituna_ring_pop(&b->ring); }
+static ituna_span *pop(ituna_batch *b) {
+    return ituna_ring_pop(&b->ring);
+}
 
 static void mark_done(ituna_batch *b, size_t n) {
     pthread_mutex_lock(&b->mu);
@@ -93,7 +95,8 @@ static void drain(ituna_batch *b) {
         int64_t stop_dl = atomic_load(&b->stop_deadline_ns);
         uint64_t now_mono = mono_ns();
         if (stop_dl && now_mono >= (uint64_t)stop_dl) {
-            atomic_fetch_add_explicit(&b->tracer->spans_export_failed, n, memory_order_relaxed); /* given up at shutdown */
+            atomic_fetch_add_explicit(&b->tracer->spans_export_failed, n,
+                                      memory_order_relaxed); /* given up at shutdown */
             for (size_t i = 0; i < n; i++) ituna_span_recycle(b->tracer, b->scratch[i]);
         } else {
             uint64_t budget = (uint64_t)b->export_timeout_ms * 1000000ull;
@@ -115,8 +118,7 @@ static void *worker(void *arg) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        while (sem_timedwait(&b->wake, &ts) != 0 && errno == EINTR) {
-        }
+        while (sem_timedwait(&b->wake, &ts) != 0 && errno == EINTR) {}
         atomic_store(&b->wake_pending, 0);
         drain(b);
     }

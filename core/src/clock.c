@@ -28,15 +28,15 @@ static uint64_t sys_now_ns(void) {
 }
 
 #ifdef ITUNA_HAVE_TSC
-#define REANCHOR_NS 50000000ull /* 50 ms */
+#define REANCHOR_NS  50000000ull /* 50 ms */
 #define CALIBRATE_NS 10000000ull /* first rate measured over >= 10 ms */
 
 /* The anchor, under a seqlock: odd seq = being written. Fields are atomics
  * (relaxed) so a torn read is a retry, not undefined behaviour. */
 static _Atomic uint32_t g_seq;
 static _Atomic uint64_t g_tsc, g_wall, g_mult, g_limit; /* mult: ns per tick << 32; limit: ticks */
-static atomic_int g_mode; /* 0 undecided, 1 tsc, -1 syscall */
-static _Atomic uint64_t g_cal_tsc, g_cal_wall; /* calibration start */
+static atomic_int g_mode;                               /* 0 undecided, 1 tsc, -1 syscall */
+static _Atomic uint64_t g_cal_tsc, g_cal_wall;          /* calibration start */
 
 /* 1 if every word of words (NULL-terminated) stands, blank-separated, in path:
  * one read of the file however many words. */
@@ -50,7 +50,8 @@ static int file_has_all(const char *path, const char *const *words) {
         for (int i = 0; words[i]; i++) {
             size_t wl = strlen(words[i]);
             for (char *p = strstr(line, words[i]); p && !(found & (1u << i)); p = strstr(p + 1, words[i]))
-                if ((p == line || p[-1] == ' ' || p[-1] == '\t') && (p[wl] == ' ' || p[wl] == '\n' || p[wl] == 0))
+                if ((p == line || p[-1] == ' ' || p[-1] == '\t') &&
+                    (p[wl] == ' ' || p[wl] == '\n' || p[wl] == 0))
                     found |= 1u << i;
         }
     }
@@ -59,8 +60,8 @@ static int file_has_all(const char *path, const char *const *words) {
 }
 
 static int tsc_usable(void) {
-    static const char *const clocksource[] = {"tsc", NULL};
-    static const char *const flags[] = {"constant_tsc", "nonstop_tsc", NULL};
+    static const char *const clocksource[] = { "tsc", NULL };
+    static const char *const flags[] = { "constant_tsc", "nonstop_tsc", NULL };
     const char *env = getenv("ITUNA_CLOCK");
     if (env && strcmp(env, "syscall") == 0) return 0;
     return file_has_all("/sys/devices/system/clocksource/clocksource0/current_clocksource", clocksource) &&
@@ -92,7 +93,8 @@ static uint64_t slow_now(void) {
     }
     if (mode != 1) return sys_now_ns();
     uint32_t s = atomic_load_explicit(&g_seq, memory_order_relaxed);
-    if ((s & 1) || !atomic_compare_exchange_strong(&g_seq, &s, s + 1)) return sys_now_ns(); /* someone else is at it */
+    if ((s & 1) || !atomic_compare_exchange_strong(&g_seq, &s, s + 1))
+        return sys_now_ns(); /* someone else is at it */
     uint64_t t, w;
     read_pair(&t, &w);
     uint64_t ct = atomic_load_explicit(&g_cal_tsc, memory_order_relaxed);
@@ -102,7 +104,8 @@ static uint64_t slow_now(void) {
         uint64_t mult = (uint64_t)(((unsigned __int128)(w - cw) << 32) / (t - ct));
         /* A rate far from the last one means the wall clock stepped: keep the
          * old rate for this interval and measure afresh from here. */
-        if (old_mult && (mult > old_mult + old_mult / 100 || mult < old_mult - old_mult / 100)) mult = old_mult;
+        if (old_mult && (mult > old_mult + old_mult / 100 || mult < old_mult - old_mult / 100))
+            mult = old_mult;
         if (mult) {
             atomic_store_explicit(&g_tsc, t, memory_order_relaxed);
             atomic_store_explicit(&g_wall, w, memory_order_relaxed);
@@ -137,6 +140,10 @@ int ituna_clock_is_tsc(void) {
     return atomic_load(&g_mode) == 1;
 }
 #else
-uint64_t ituna_now_ns(void) { return sys_now_ns(); }
-int ituna_clock_is_tsc(void) { return 0; }
+uint64_t ituna_now_ns(void) {
+    return sys_now_ns();
+}
+int ituna_clock_is_tsc(void) {
+    return 0;
+}
 #endif

@@ -36,24 +36,21 @@ struct ituna_config {
 
 /* ---- the entry list ----------------------------------------------------------- */
 
-static void entry_free(cfg_entry *e)
-{
+static void entry_free(cfg_entry *e) {
     free(e->section);
     free(e->key);
     free(e->value);
     free(e->origin);
 }
 
-static void list_free(cfg_list *l)
-{
+static void list_free(cfg_list *l) {
     for (size_t i = 0; i < l->n; i++) entry_free(&l->v[i]);
     free(l->v);
     l->v = NULL;
     l->n = l->cap = 0;
 }
 
-static long list_find(const cfg_list *l, const char *section, const char *key)
-{
+static long list_find(const cfg_list *l, const char *section, const char *key) {
     for (size_t i = 0; i < l->n; i++)
         if (strcmp(l->v[i].section, section) == 0 && strcmp(l->v[i].key, key) == 0) return (long)i;
     return -1;
@@ -61,9 +58,8 @@ static long list_find(const cfg_list *l, const char *section, const char *key)
 
 /* Set or replace; a replaced entry keeps its place in load order. 0 on OOM. */
 static int list_set(cfg_list *l, const char *section, const char *key, const char *value, const char *origin,
-                    int line)
-{
-    cfg_entry e = {strdup(section), strdup(key), strdup(value), strdup(origin), line};
+                    int line) {
+    cfg_entry e = { strdup(section), strdup(key), strdup(value), strdup(origin), line };
     if (!e.section || !e.key || !e.value || !e.origin) {
         entry_free(&e);
         return 0;
@@ -88,8 +84,7 @@ static int list_set(cfg_list *l, const char *section, const char *key, const cha
     return 1;
 }
 
-static int list_copy(cfg_list *dst, const cfg_list *src)
-{
+static int list_copy(cfg_list *dst, const cfg_list *src) {
     memset(dst, 0, sizeof *dst);
     for (size_t i = 0; i < src->n; i++) {
         const cfg_entry *e = &src->v[i];
@@ -102,8 +97,7 @@ static int list_copy(cfg_list *dst, const cfg_list *src)
 }
 
 /* Rebuild the cached "host:port" that ituna_config_bootstrap() lends out. 0 on OOM. */
-static int rebuild_queue_addr(ituna_config *cfg)
-{
+static int rebuild_queue_addr(ituna_config *cfg) {
     free(cfg->queue_addr);
     cfg->queue_addr = NULL;
     const char *host = ituna_config_get(cfg, "queue", "host");
@@ -117,8 +111,7 @@ static int rebuild_queue_addr(ituna_config *cfg)
 }
 
 /* Apply a scratch list: all of it or (on OOM) none of it. */
-static ituna_err merge(ituna_config *cfg, const cfg_list *add, char *errstr, size_t errstr_size)
-{
+static ituna_err merge(ituna_config *cfg, const cfg_list *add, char *errstr, size_t errstr_size) {
     cfg_list next;
     if (!list_copy(&next, &cfg->list)) goto oom;
     for (size_t i = 0; i < add->n; i++) {
@@ -147,13 +140,11 @@ oom:
 
 /* ---- handle ------------------------------------------------------------------- */
 
-ituna_config *ituna_config_new(void)
-{
+ituna_config *ituna_config_new(void) {
     return calloc(1, sizeof(ituna_config));
 }
 
-ituna_config *ituna_config_dup(const ituna_config *cfg)
-{
+ituna_config *ituna_config_dup(const ituna_config *cfg) {
     if (!cfg) return NULL;
     ituna_config *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -164,8 +155,7 @@ ituna_config *ituna_config_dup(const ituna_config *cfg)
     return c;
 }
 
-void ituna_config_destroy(ituna_config *cfg)
-{
+void ituna_config_destroy(ituna_config *cfg) {
     if (!cfg) return;
     list_free(&cfg->list);
     free(cfg->queue_addr);
@@ -174,14 +164,12 @@ void ituna_config_destroy(ituna_config *cfg)
 
 /* ---- INI parsing ---------------------------------------------------------------- */
 
-static int is_blank(char c)
-{
+static int is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
 /* Trim s[0..*n) in place: returns the new start, updates *n. */
-static char *trim(char *s, size_t *n)
-{
+static char *trim(char *s, size_t *n) {
     while (*n && is_blank(*s)) s++, (*n)--;
     while (*n && is_blank(s[*n - 1])) (*n)--;
     s[*n] = '\0';
@@ -190,8 +178,7 @@ static char *trim(char *s, size_t *n)
 
 /* Cut an inline comment (';' or '#' after a blank, outside leading quotes) and
  * the quotes themselves from the raw text after the delimiter; returns the value. */
-static char *clean_value(char *raw)
-{
+static char *clean_value(char *raw) {
     char *v = raw;
     while (is_blank(*v)) v++;
     size_t n = strlen(v), from = 0;
@@ -215,8 +202,8 @@ static char *clean_value(char *raw)
 }
 
 /* Parse text into out. On failure errstr holds "NAME:LINE: ..." */
-static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, char *errstr, size_t errstr_size)
-{
+static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, char *errstr,
+                           size_t errstr_size) {
     size_t len = strlen(text);
     char *buf = malloc(len + 1);
     if (!buf) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -243,7 +230,8 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
             char *close = strchr(line, ']');
             if (!close) {
                 rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE,
-                                   "%s:%d: unterminated section header '%s' (missing ']')", name, lineno, line);
+                                   "%s:%d: unterminated section header '%s' (missing ']')", name, lineno,
+                                   line);
                 break;
             }
             char *after = close + 1;
@@ -256,13 +244,14 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
             size_t sn = (size_t)(close - line - 1);
             section = trim(line + 1, &sn);
             if (!*section) {
-                rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s:%d: empty section name", name, lineno);
+                rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s:%d: empty section name", name,
+                                   lineno);
                 break;
             }
             if (!ituna_cfg_find_section(section)) {
                 ituna_cfg_check(section, "", "", msg, sizeof msg);
-                rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "%s:%d: [%s]: %s", name, lineno, section,
-                                   msg);
+                rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "%s:%d: [%s]: %s", name, lineno,
+                                   section, msg);
                 break;
             }
             continue;
@@ -279,12 +268,13 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
         size_t kn = dpos;
         char *key = trim(line, &kn);
         if (!*key) {
-            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s:%d: missing key before '='", name, lineno);
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s:%d: missing key before '='", name,
+                               lineno);
             break;
         }
         if (!section) {
-            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s:%d: key '%s' appears before any [section]",
-                               name, lineno, key);
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE,
+                               "%s:%d: key '%s' appears before any [section]", name, lineno, key);
             break;
         }
         rc = ituna_cfg_check(section, key, value, msg, sizeof msg);
@@ -295,8 +285,8 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
         long dup = list_find(out, section, key);
         if (dup >= 0) {
             rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
-                               "%s:%d: [%s] %s: duplicate key (first set on line %d)", name, lineno, section, key,
-                               out->v[dup].line);
+                               "%s:%d: [%s] %s: duplicate key (first set on line %d)", name, lineno, section,
+                               key, out->v[dup].line);
             break;
         }
         snprintf(origin, sizeof origin, "%s:%d", name, lineno);
@@ -310,22 +300,23 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
 }
 
 ituna_err ituna_config_load_string(ituna_config *cfg, const char *name, const char *text, char *errstr,
-                                   size_t errstr_size)
-{
-    if (!cfg || !text) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or text is NULL");
+                                   size_t errstr_size) {
+    if (!cfg || !text)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or text is NULL");
     if (!name) name = "<string>";
-    cfg_list tmp = {0};
+    cfg_list tmp = { 0 };
     ituna_err rc = parse_ini(name, text, &tmp, errstr, errstr_size);
     if (rc == ITUNA_OK) rc = merge(cfg, &tmp, errstr, errstr_size);
     list_free(&tmp);
     return rc;
 }
 
-ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errstr, size_t errstr_size)
-{
-    if (!cfg || !path) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or path is NULL");
+ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errstr, size_t errstr_size) {
+    if (!cfg || !path)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or path is NULL");
     FILE *f = fopen(path, "rb");
-    if (!f) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     ituna_buf b;
     ituna_buf_init(&b);
     char chunk[8192];
@@ -341,8 +332,8 @@ ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errs
     else if (b.oom)
         rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "%s: out of memory", path);
     else if (memchr(b.data, '\0', b.len - 1))
-        rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE, "%s: contains a NUL byte; not an INI text file",
-                           path);
+        rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE,
+                           "%s: contains a NUL byte; not an INI text file", path);
     else
         rc = ituna_config_load_string(cfg, path, (const char *)b.data, errstr, errstr_size);
     ituna_buf_free(&b);
@@ -353,8 +344,7 @@ ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errs
 
 /* The value of the first non-empty variable of k->env (empty = unset, per the
  * OpenTelemetry spec), trimmed into buf; NULL when none. */
-static const char *env_value(const ituna_cfg_key *k, const char **var, char **buf)
-{
+static const char *env_value(const ituna_cfg_key *k, const char **var, char **buf) {
     for (int i = 0; i < 2 && k->env[i]; i++) {
         const char *v = getenv(k->env[i]);
         if (!v) continue;
@@ -374,12 +364,11 @@ static const char *env_value(const ituna_cfg_key *k, const char **var, char **bu
     return NULL;
 }
 
-ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_size)
-{
+ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_size) {
     if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
     size_t n;
     const ituna_cfg_key *schema = ituna_cfg_schema(&n);
-    cfg_list tmp = {0};
+    cfg_list tmp = { 0 };
     ituna_err rc = ITUNA_OK;
     char msg[600], origin[128];
     for (size_t i = 0; i < n && rc == ITUNA_OK; i++) {
@@ -406,8 +395,8 @@ ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_s
 
 /* ---- API ------------------------------------------------------------------------ */
 
-ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value, char *errstr, size_t errstr_size)
-{
+ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value, char *errstr,
+                           size_t errstr_size) {
     if (!cfg || !key || !value)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config, key or value is NULL");
     char section[128], name[256], msg[600];
@@ -415,7 +404,7 @@ ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value
     if (rc != ITUNA_OK) return ituna_set_err(errstr, errstr_size, rc, "%s", msg);
     rc = ituna_cfg_check(section, name, value, msg, sizeof msg);
     if (rc != ITUNA_OK) return ituna_set_err(errstr, errstr_size, rc, "[%s] %s: %s", section, name, msg);
-    cfg_list tmp = {0};
+    cfg_list tmp = { 0 };
     if (!list_set(&tmp, section, name, value, "api", 0))
         rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
     else
@@ -424,22 +413,19 @@ ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value
     return rc;
 }
 
-const char *ituna_config_get(const ituna_config *cfg, const char *section, const char *key)
-{
+const char *ituna_config_get(const ituna_config *cfg, const char *section, const char *key) {
     if (!cfg || !section || !key) return NULL;
     long at = list_find(&cfg->list, section, key);
     return at >= 0 ? cfg->list.v[at].value : NULL;
 }
 
-const char *ituna_config_origin(const ituna_config *cfg, const char *section, const char *key)
-{
+const char *ituna_config_origin(const ituna_config *cfg, const char *section, const char *key) {
     if (!cfg || !section || !key) return NULL;
     long at = list_find(&cfg->list, section, key);
     return at >= 0 ? cfg->list.v[at].origin : NULL;
 }
 
-ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section, const char *key)
-{
+ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section, const char *key) {
     if (!cfg || !section || !key) return ITUNA_CFG_SRC_UNSET;
     long at = list_find(&cfg->list, section, key);
     if (at < 0) return ITUNA_CFG_SRC_UNSET;
@@ -450,8 +436,7 @@ ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *sectio
 }
 
 int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter, const char **key,
-                      const char **value)
-{
+                      const char **value) {
     if (!cfg || !section || !iter) return 0;
     for (size_t i = *iter; i < cfg->list.n; i++) {
         if (strcmp(cfg->list.v[i].section, section) != 0) continue;
@@ -464,8 +449,7 @@ int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter
     return 0;
 }
 
-const char *ituna_config_bootstrap(const ituna_config *cfg, const char *explicit_bootstrap)
-{
+const char *ituna_config_bootstrap(const ituna_config *cfg, const char *explicit_bootstrap) {
     if (explicit_bootstrap && *explicit_bootstrap) return explicit_bootstrap;
     if (!cfg) return NULL;
     const char *v = ituna_config_get(cfg, "queue", "bootstrap");
@@ -478,40 +462,34 @@ const char *ituna_config_bootstrap(const ituna_config *cfg, const char *explicit
 /* ---- typed reads ---------------------------------------------------------------- */
 
 /* The set value, else the schema's default, else NULL. */
-static const char *effective(const ituna_config *cfg, const char *section, const char *key)
-{
+static const char *effective(const ituna_config *cfg, const char *section, const char *key) {
     const char *v = ituna_config_get(cfg, section, key);
     if (v) return v;
     const ituna_cfg_key *k = ituna_cfg_find_key(section, key);
     return k ? k->def : NULL;
 }
 
-const char *ituna_config_str(const ituna_config *cfg, const char *section, const char *key, const char *def)
-{
+const char *ituna_config_str(const ituna_config *cfg, const char *section, const char *key, const char *def) {
     const char *v = effective(cfg, section, key);
     return v ? v : def;
 }
 
-int64_t ituna_config_int(const ituna_config *cfg, const char *section, const char *key, int64_t def)
-{
+int64_t ituna_config_int(const ituna_config *cfg, const char *section, const char *key, int64_t def) {
     int64_t out;
     return ituna_cfg_parse_int(effective(cfg, section, key), &out) ? out : def;
 }
 
-double ituna_config_double(const ituna_config *cfg, const char *section, const char *key, double def)
-{
+double ituna_config_double(const ituna_config *cfg, const char *section, const char *key, double def) {
     double out;
     return ituna_cfg_parse_double(effective(cfg, section, key), &out) ? out : def;
 }
 
-int ituna_config_bool(const ituna_config *cfg, const char *section, const char *key, int def)
-{
+int ituna_config_bool(const ituna_config *cfg, const char *section, const char *key, int def) {
     int out;
     return ituna_cfg_parse_bool(effective(cfg, section, key), &out) ? out : def;
 }
 
-int64_t ituna_config_delay_ms(const ituna_config *cfg, const char *section, const char *key, int64_t def)
-{
+int64_t ituna_config_delay_ms(const ituna_config *cfg, const char *section, const char *key, int64_t def) {
     int64_t lo, hi;
     if (!ituna_cfg_parse_delay(effective(cfg, section, key), &lo, &hi)) return def;
     if (hi <= lo) return lo;

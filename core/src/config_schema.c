@@ -15,16 +15,26 @@
 #define IMAX 9.0e15 /* "no upper bound" for INT keys, still exact in a double */
 
 /* Shorthands keep the table one line per key. */
-#define K_STR(s, k, e0, e1, d, doc) {s, k, ITUNA_CFG_STRING, {e0, e1}, d, NULL, 0, 0, doc}
-#define K_INT(s, k, e0, e1, d, lo, hi, doc) {s, k, ITUNA_CFG_INT, {e0, e1}, d, NULL, lo, hi, doc}
-#define K_MS(s, k, e0, e1, d, doc) {s, k, ITUNA_CFG_MS, {e0, e1}, d, NULL, 0, IMAX, doc}
-#define K_DELAY(s, k, d, doc) {s, k, ITUNA_CFG_DELAY, {NULL, NULL}, d, NULL, 0, IMAX, doc}
-#define K_FLT(s, k, e0, d, lo, hi, doc) {s, k, ITUNA_CFG_FLOAT, {e0, NULL}, d, NULL, lo, hi, doc}
-#define K_BOOL(s, k, e0, d, doc) {s, k, ITUNA_CFG_BOOL, {e0, NULL}, d, NULL, 0, 0, doc}
-#define K_ENUM(s, k, e0, e1, d, allowed, doc) {s, k, ITUNA_CFG_ENUM, {e0, e1}, d, allowed, 0, 0, doc}
-#define K_URL(s, k, e0, doc) {s, k, ITUNA_CFG_URL, {e0, NULL}, NULL, NULL, 0, 0, doc}
-#define K_PATH(s, k, e0, e1, d, doc) {s, k, ITUNA_CFG_PATH, {e0, e1}, d, NULL, 0, 0, doc}
-#define K_KV(s, k, e0, e1, doc) {s, k, ITUNA_CFG_KVLIST, {e0, e1}, NULL, NULL, 0, 0, doc}
+#define K_STR(s, k, e0, e1, d, doc)                                                                          \
+    { s, k, ITUNA_CFG_STRING, { e0, e1 }, d, NULL, 0, 0, doc }
+#define K_INT(s, k, e0, e1, d, lo, hi, doc)                                                                  \
+    { s, k, ITUNA_CFG_INT, { e0, e1 }, d, NULL, lo, hi, doc }
+#define K_MS(s, k, e0, e1, d, doc)                                                                           \
+    { s, k, ITUNA_CFG_MS, { e0, e1 }, d, NULL, 0, IMAX, doc }
+#define K_DELAY(s, k, d, doc)                                                                                \
+    { s, k, ITUNA_CFG_DELAY, { NULL, NULL }, d, NULL, 0, IMAX, doc }
+#define K_FLT(s, k, e0, d, lo, hi, doc)                                                                      \
+    { s, k, ITUNA_CFG_FLOAT, { e0, NULL }, d, NULL, lo, hi, doc }
+#define K_BOOL(s, k, e0, d, doc)                                                                             \
+    { s, k, ITUNA_CFG_BOOL, { e0, NULL }, d, NULL, 0, 0, doc }
+#define K_ENUM(s, k, e0, e1, d, allowed, doc)                                                                \
+    { s, k, ITUNA_CFG_ENUM, { e0, e1 }, d, allowed, 0, 0, doc }
+#define K_URL(s, k, e0, doc)                                                                                 \
+    { s, k, ITUNA_CFG_URL, { e0, NULL }, NULL, NULL, 0, 0, doc }
+#define K_PATH(s, k, e0, e1, d, doc)                                                                         \
+    { s, k, ITUNA_CFG_PATH, { e0, e1 }, d, NULL, 0, 0, doc }
+#define K_KV(s, k, e0, e1, doc)                                                                              \
+    { s, k, ITUNA_CFG_KVLIST, { e0, e1 }, NULL, NULL, 0, 0, doc }
 
 #define OTLP "OTEL_EXPORTER_OTLP_"
 
@@ -35,19 +45,23 @@ static const ituna_cfg_key SCHEMA[] = {
     K_KV("tracer", "resource-attributes", "OTEL_RESOURCE_ATTRIBUTES", NULL,
          "extra resource attributes, k=v,k=v with percent-encoded values"),
     K_ENUM("tracer", "sampler", "OTEL_TRACES_SAMPLER", NULL, "parentbased_always_on",
-           "always_on|always_off|traceidratio|parentbased_always_on|parentbased_always_off|parentbased_traceidratio",
+           "always_on|always_off|traceidratio|parentbased_always_on|parentbased_always_off|parentbased_"
+           "traceidratio",
            "sampler, as in the OpenTelemetry SDK spec"),
     K_FLT("tracer", "sampler-arg", "OTEL_TRACES_SAMPLER_ARG", "1.0", 0.0, 1.0,
           "sampling ratio for the *traceidratio samplers"),
     K_BOOL("tracer", "disabled", "OTEL_SDK_DISABLED", "false", "true: no spans are recorded or exported"),
     K_ENUM("tracer", "log-level", "OTEL_LOG_LEVEL", NULL, "warn", "debug|info|warn|error|none",
            "minimum level of ituna's own diagnostics"),
-    K_INT("tracer", "attribute-count-limit", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT", "128",
-          0, IMAX, "attributes kept per span; more are dropped and counted"),
+    K_INT("tracer", "attribute-count-limit", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT",
+          "128", 0, IMAX, "attributes kept per span; more are dropped and counted"),
     K_INT("tracer", "attribute-value-length-limit", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-          "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0", 0, IMAX, "string attribute values truncated to this; 0 = unlimited"),
-    K_INT("tracer", "event-count-limit", "OTEL_SPAN_EVENT_COUNT_LIMIT", NULL, "128", 0, IMAX, "events kept per span"),
-    K_INT("tracer", "link-count-limit", "OTEL_SPAN_LINK_COUNT_LIMIT", NULL, "128", 0, IMAX, "links kept per span"),
+          "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0", 0, IMAX,
+          "string attribute values truncated to this; 0 = unlimited"),
+    K_INT("tracer", "event-count-limit", "OTEL_SPAN_EVENT_COUNT_LIMIT", NULL, "128", 0, IMAX,
+          "events kept per span"),
+    K_INT("tracer", "link-count-limit", "OTEL_SPAN_LINK_COUNT_LIMIT", NULL, "128", 0, IMAX,
+          "links kept per span"),
     K_INT("tracer", "event-attribute-count-limit", "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", NULL, "128", 0, IMAX,
           "attributes kept per event"),
     K_INT("tracer", "link-attribute-count-limit", "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", NULL, "128", 0, IMAX,
@@ -60,15 +74,17 @@ static const ituna_cfg_key SCHEMA[] = {
     K_URL("exporter", "traces-endpoint", OTLP "TRACES_ENDPOINT", "full OTLP/HTTP traces URL, used as is"),
     K_ENUM("exporter", "protocol", OTLP "TRACES_PROTOCOL", OTLP "PROTOCOL", "http/protobuf",
            "http/protobuf|http/json", "OTLP encoding"),
-    K_KV("exporter", "headers", OTLP "TRACES_HEADERS", OTLP "HEADERS", "extra HTTP headers, k=v,k=v percent-encoded"),
+    K_KV("exporter", "headers", OTLP "TRACES_HEADERS", OTLP "HEADERS",
+         "extra HTTP headers, k=v,k=v percent-encoded"),
     K_MS("exporter", "timeout", OTLP "TRACES_TIMEOUT", OTLP "TIMEOUT", "10000", "OTLP request timeout, ms"),
     K_ENUM("exporter", "compression", OTLP "TRACES_COMPRESSION", OTLP "COMPRESSION", "none", "gzip|none",
            "OTLP request body compression"),
     K_PATH("exporter", "certificate", OTLP "TRACES_CERTIFICATE", OTLP "CERTIFICATE", NULL,
            "CA bundle (PEM) to verify the collector"),
-    K_PATH("exporter", "client-key", OTLP "TRACES_CLIENT_KEY", OTLP "CLIENT_KEY", NULL, "client private key (PEM), mTLS"),
-    K_PATH("exporter", "client-certificate", OTLP "TRACES_CLIENT_CERTIFICATE", OTLP "CLIENT_CERTIFICATE", NULL,
-           "client certificate (PEM), mTLS"),
+    K_PATH("exporter", "client-key", OTLP "TRACES_CLIENT_KEY", OTLP "CLIENT_KEY", NULL,
+           "client private key (PEM), mTLS"),
+    K_PATH("exporter", "client-certificate", OTLP "TRACES_CLIENT_CERTIFICATE", OTLP "CLIENT_CERTIFICATE",
+           NULL, "client certificate (PEM), mTLS"),
     K_PATH("exporter", "file", "ITUNA_TRACES_FILE", NULL, NULL,
            "OTLP JSON-lines output of the file exporter (default: a file in the working directory)"),
     K_PATH("exporter", "copy-file", "ITUNA_TRACES_COPY_FILE", NULL, NULL,
@@ -76,7 +92,8 @@ static const ituna_cfg_key SCHEMA[] = {
     K_INT("exporter", "max-queue-size", "OTEL_BSP_MAX_QUEUE_SIZE", NULL, "2048", 1, IMAX,
           "spans held for export; more are dropped and counted"),
     K_MS("exporter", "schedule-delay", "OTEL_BSP_SCHEDULE_DELAY", NULL, "5000", "ms between two exports"),
-    K_MS("exporter", "export-timeout", "OTEL_BSP_EXPORT_TIMEOUT", NULL, "30000", "ms an export may take, retries included"),
+    K_MS("exporter", "export-timeout", "OTEL_BSP_EXPORT_TIMEOUT", NULL, "30000",
+         "ms an export may take, retries included"),
     K_INT("exporter", "max-export-batch-size", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", NULL, "512", 1, IMAX,
           "spans per export request; at most max-queue-size"),
 
@@ -128,17 +145,21 @@ static const ituna_cfg_key SCHEMA[] = {
     K_FLT("rates", "onsite-ordering", NULL, "1", 0.0, 1e6, "on-site orders per second"),
     K_FLT("rates", "direct-kitchen-ordering", NULL, "0.5", 0.0, 1e6, "direct kitchen orders per second"),
     /* restaurant: probability that a stage fails an order */
-    K_FLT("failure-rates", "order-validation-address", NULL, "0", 0.0, 1.0, "probability the address is rejected"),
+    K_FLT("failure-rates", "order-validation-address", NULL, "0", 0.0, 1.0,
+          "probability the address is rejected"),
     K_FLT("failure-rates", "order-validation-name", NULL, "0", 0.0, 1.0, "probability the name is rejected"),
-    K_FLT("failure-rates", "order-validation-inventory", NULL, "0", 0.0, 1.0, "probability inventory rejects"),
+    K_FLT("failure-rates", "order-validation-inventory", NULL, "0", 0.0, 1.0,
+          "probability inventory rejects"),
     K_FLT("failure-rates", "kitchen-service", NULL, "0", 0.0, 1.0, "probability the kitchen fails an order"),
     /* restaurant: our topics */
     K_STR("topics", "rejected", NULL, NULL, "ituna-rejected", "topic of rejected orders"),
     K_STR("topics", "ready", NULL, NULL, "ituna-ready", "topic of cooked orders"),
     /* restaurant: the launcher */
-    K_INT("restaurant", "orders", NULL, NULL, "30", 0, IMAX, "orders to place in a run; 0 = until duration ends"),
+    K_INT("restaurant", "orders", NULL, NULL, "30", 0, IMAX,
+          "orders to place in a run; 0 = until duration ends"),
     K_FLT("restaurant", "duration", NULL, "0", 0.0, 1e9, "seconds to run; 0 = until all orders are served"),
-    K_INT("restaurant", "scale-kitchen-service", NULL, NULL, "1", 1, 1024, "kitchen-service consumers in its group"),
+    K_INT("restaurant", "scale-kitchen-service", NULL, NULL, "1", 1, 1024,
+          "kitchen-service consumers in its group"),
     K_PATH("restaurant", "log-dir", NULL, NULL, "logs", "directory of the services' logs"),
     K_ENUM("restaurant", "broker", NULL, NULL, "auto", "auto|embedded|queue",
            "the launcher's Kafka: queue = [queue] bootstrap or host/port, embedded = its test broker, "
@@ -146,47 +167,43 @@ static const ituna_cfg_key SCHEMA[] = {
 };
 
 static const ituna_cfg_section SECTIONS[] = {
-    {"tracer", 0, ITUNA_CFG_ANY, "service identity, sampling, span limits"},
-    {"exporter", 0, ITUNA_CFG_ANY, "where and how spans are exported"},
-    {"messaging", 0, ITUNA_CFG_ANY, "Kafka layer behaviour"},
-    {"compat", 0, ITUNA_CFG_ANY, "interoperation with the seed POC"},
-    {"kafka", 1, ITUNA_CFG_ANY, "any librdkafka property, passed through (librdkafka validates it)"},
-    {"resource", 1, ITUNA_CFG_STRING, "extra resource attributes (string values)"},
-    {"queue", 0, ITUNA_CFG_ANY, "Kafka broker address (seed)"},
-    {"jaeger-exporter", 0, ITUNA_CFG_ANY, "collector address (seed)"},
-    {"initial-order", 0, ITUNA_CFG_ANY, "orders topic (seed)"},
-    {"kitchen-queue", 0, ITUNA_CFG_ANY, "kitchen topic (seed)"},
-    {"simulated-delays", 0, ITUNA_CFG_ANY, "per-stage processing time in ms (seed)"},
-    {"services", 0, ITUNA_CFG_ANY, "restaurant: language of each service"},
-    {"rates", 0, ITUNA_CFG_ANY, "restaurant: orders per second"},
-    {"failure-rates", 0, ITUNA_CFG_ANY, "restaurant: failure probability per stage"},
-    {"topics", 0, ITUNA_CFG_ANY, "restaurant: extra topics"},
-    {"restaurant", 0, ITUNA_CFG_ANY, "restaurant: the launcher's run"},
+    { "tracer", 0, ITUNA_CFG_ANY, "service identity, sampling, span limits" },
+    { "exporter", 0, ITUNA_CFG_ANY, "where and how spans are exported" },
+    { "messaging", 0, ITUNA_CFG_ANY, "Kafka layer behaviour" },
+    { "compat", 0, ITUNA_CFG_ANY, "interoperation with the seed POC" },
+    { "kafka", 1, ITUNA_CFG_ANY, "any librdkafka property, passed through (librdkafka validates it)" },
+    { "resource", 1, ITUNA_CFG_STRING, "extra resource attributes (string values)" },
+    { "queue", 0, ITUNA_CFG_ANY, "Kafka broker address (seed)" },
+    { "jaeger-exporter", 0, ITUNA_CFG_ANY, "collector address (seed)" },
+    { "initial-order", 0, ITUNA_CFG_ANY, "orders topic (seed)" },
+    { "kitchen-queue", 0, ITUNA_CFG_ANY, "kitchen topic (seed)" },
+    { "simulated-delays", 0, ITUNA_CFG_ANY, "per-stage processing time in ms (seed)" },
+    { "services", 0, ITUNA_CFG_ANY, "restaurant: language of each service" },
+    { "rates", 0, ITUNA_CFG_ANY, "restaurant: orders per second" },
+    { "failure-rates", 0, ITUNA_CFG_ANY, "restaurant: failure probability per stage" },
+    { "topics", 0, ITUNA_CFG_ANY, "restaurant: extra topics" },
+    { "restaurant", 0, ITUNA_CFG_ANY, "restaurant: the launcher's run" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-const ituna_cfg_key *ituna_cfg_schema(size_t *n)
-{
+const ituna_cfg_key *ituna_cfg_schema(size_t *n) {
     if (n) *n = NELEM(SCHEMA);
     return SCHEMA;
 }
 
-const ituna_cfg_section *ituna_cfg_sections(size_t *n)
-{
+const ituna_cfg_section *ituna_cfg_sections(size_t *n) {
     if (n) *n = NELEM(SECTIONS);
     return SECTIONS;
 }
 
-const ituna_cfg_section *ituna_cfg_find_section(const char *section)
-{
+const ituna_cfg_section *ituna_cfg_find_section(const char *section) {
     for (size_t i = 0; section && i < NELEM(SECTIONS); i++)
         if (strcmp(SECTIONS[i].name, section) == 0) return &SECTIONS[i];
     return NULL;
 }
 
-const ituna_cfg_key *ituna_cfg_find_key(const char *section, const char *key)
-{
+const ituna_cfg_key *ituna_cfg_find_key(const char *section, const char *key) {
     for (size_t i = 0; section && key && i < NELEM(SCHEMA); i++)
         if (strcmp(SCHEMA[i].section, section) == 0 && strcmp(SCHEMA[i].key, key) == 0) return &SCHEMA[i];
     return NULL;
@@ -194,26 +211,22 @@ const ituna_cfg_key *ituna_cfg_find_key(const char *section, const char *key)
 
 /* ---- scalar parsers --------------------------------------------------------- */
 
-static const char *skip_blank(const char *s)
-{
+static const char *skip_blank(const char *s) {
     while (*s == ' ' || *s == '\t') s++;
     return s;
 }
 
-static int only_blank(const char *s)
-{
+static int only_blank(const char *s) {
     return *skip_blank(s) == '\0';
 }
 
-static int only_blank_n(const char *s, size_t n)
-{
+static int only_blank_n(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (s[i] != ' ' && s[i] != '\t') return 0;
     return 1;
 }
 
-int ituna_cfg_parse_int(const char *s, int64_t *out)
-{
+int ituna_cfg_parse_int(const char *s, int64_t *out) {
     if (!s) return 0;
     s = skip_blank(s);
     if (!*s || (!isdigit((unsigned char)*s) && *s != '-' && *s != '+')) return 0;
@@ -225,8 +238,7 @@ int ituna_cfg_parse_int(const char *s, int64_t *out)
     return 1;
 }
 
-int ituna_cfg_parse_double(const char *s, double *out)
-{
+int ituna_cfg_parse_double(const char *s, double *out) {
     if (!s) return 0;
     s = skip_blank(s);
     if (!*s) return 0;
@@ -239,10 +251,9 @@ int ituna_cfg_parse_double(const char *s, double *out)
     return 1;
 }
 
-int ituna_cfg_parse_bool(const char *s, int *out)
-{
-    static const char *const yes[] = {"true", "1", "yes", "on"};
-    static const char *const no[] = {"false", "0", "no", "off"};
+int ituna_cfg_parse_bool(const char *s, int *out) {
+    static const char *const yes[] = { "true", "1", "yes", "on" };
+    static const char *const no[] = { "false", "0", "no", "off" };
     if (!s) return 0;
     s = skip_blank(s);
     size_t n = strlen(s);
@@ -254,8 +265,7 @@ int ituna_cfg_parse_bool(const char *s, int *out)
     return 0;
 }
 
-int ituna_cfg_parse_delay(const char *s, int64_t *lo, int64_t *hi)
-{
+int ituna_cfg_parse_delay(const char *s, int64_t *lo, int64_t *hi) {
     if (!s) return 0;
     s = skip_blank(s);
     if (!isdigit((unsigned char)*s)) return 0;
@@ -280,8 +290,7 @@ int ituna_cfg_parse_delay(const char *s, int64_t *lo, int64_t *hi)
 
 /* ---- k=v,k=v lists ----------------------------------------------------------- */
 
-static int hexval(char c)
-{
+static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -290,8 +299,7 @@ static int hexval(char c)
 
 /* Copy s[0..n) trimmed into out (size >= n+1), percent-decoding when asked.
  * Returns 0 on a bad %XX escape. */
-static int copy_member(const char *s, size_t n, int decode, char *out)
-{
+static int copy_member(const char *s, size_t n, int decode, char *out) {
     while (n && (*s == ' ' || *s == '\t')) s++, n--;
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
     size_t o = 0;
@@ -310,8 +318,7 @@ static int copy_member(const char *s, size_t n, int decode, char *out)
     return 1;
 }
 
-ituna_err ituna_kvlist_parse(const char *text, ituna_kv_cb cb, void *opaque, char *msg, size_t msg_size)
-{
+ituna_err ituna_kvlist_parse(const char *text, ituna_kv_cb cb, void *opaque, char *msg, size_t msg_size) {
     if (!text) return ITUNA_OK;
     size_t len = strlen(text);
     char *key = malloc(len + 1), *val = malloc(len + 1);
@@ -328,14 +335,16 @@ ituna_err ituna_kvlist_parse(const char *text, ituna_kv_cb cb, void *opaque, cha
         const char *eq = memchr(p, '=', n);
         if (!eq) {
             if (!only_blank_n(p, n)) {
-                rc = ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected key=value, got '%.*s'", (int)n, p);
+                rc = ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected key=value, got '%.*s'", (int)n,
+                                   p);
                 break;
             }
         } else {
             size_t kn = (size_t)(eq - p);
             /* '%' in a value must start a valid escape; the key is taken literally */
             if (!copy_member(p, kn, 0, key) || !copy_member(eq + 1, n - kn - 1, 1, val)) {
-                rc = ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "bad percent-encoding in '%.*s'", (int)n, p);
+                rc = ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "bad percent-encoding in '%.*s'", (int)n,
+                                   p);
                 break;
             }
             if (!key[0]) {
@@ -355,8 +364,7 @@ ituna_err ituna_kvlist_parse(const char *text, ituna_kv_cb cb, void *opaque, cha
 /* ---- value checks ------------------------------------------------------------ */
 
 /* "a, b, c" from "a|b|c" */
-static void list_allowed(const char *allowed, char *out, size_t size)
-{
+static void list_allowed(const char *allowed, char *out, size_t size) {
     size_t o = 0;
     for (const char *p = allowed; *p && o + 3 < size; p++) {
         if (*p == '|') {
@@ -369,8 +377,7 @@ static void list_allowed(const char *allowed, char *out, size_t size)
     out[o < size ? o : size - 1] = '\0';
 }
 
-static int enum_has(const char *allowed, const char *v)
-{
+static int enum_has(const char *allowed, const char *v) {
     size_t n = strlen(v);
     for (const char *p = allowed; *p;) {
         const char *bar = strchr(p, '|');
@@ -382,66 +389,73 @@ static int enum_has(const char *allowed, const char *v)
     return 0;
 }
 
-static ituna_err check_enum(const ituna_cfg_key *k, const char *v, char *msg, size_t msg_size)
-{
+static ituna_err check_enum(const ituna_cfg_key *k, const char *v, char *msg, size_t msg_size) {
     if (enum_has(k->allowed, v)) return ITUNA_OK;
     /* Values the OpenTelemetry SDKs accept but we do not: say what to use instead. */
     if (strcmp(k->key, "protocol") == 0 && strcmp(v, "grpc") == 0)
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "grpc is not supported by ituna-core; use http/protobuf");
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
+                             "grpc is not supported by ituna-core; use http/protobuf");
     if (strcmp(k->key, "type") == 0 && strcmp(k->section, "exporter") == 0) {
         if (strchr(v, ','))
-            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
-                                 "one exporter at a time is supported, got '%s' (use otlp, console, file or none)", v);
+            return ituna_set_err(
+                msg, msg_size, ITUNA_ERR_CONFIG,
+                "one exporter at a time is supported, got '%s' (use otlp, console, file or none)", v);
         if (strcmp(v, "jaeger") == 0 || strcmp(v, "zipkin") == 0)
             return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
                                  "exporter '%s' is not supported by ituna-core; use otlp (Jaeger and most "
-                                 "backends accept OTLP/HTTP on port 4318)", v);
+                                 "backends accept OTLP/HTTP on port 4318)",
+                                 v);
     }
     char list[256];
     list_allowed(k->allowed, list, sizeof list);
     return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected one of %s, got '%s'", list, v);
 }
 
-static ituna_err check_type(const ituna_cfg_key *k, ituna_cfg_type type, const char *v, char *msg, size_t msg_size)
-{
+static ituna_err check_type(const ituna_cfg_key *k, ituna_cfg_type type, const char *v, char *msg,
+                            size_t msg_size) {
     int64_t i, hi;
     double d;
     int b;
     switch (type) {
     case ITUNA_CFG_STRING:
-    case ITUNA_CFG_ANY:
-        return ITUNA_OK;
+    case ITUNA_CFG_ANY: return ITUNA_OK;
     case ITUNA_CFG_INT:
         if (ituna_cfg_parse_int(v, &i) && (double)i >= k->min && (double)i <= k->max) return ITUNA_OK;
         if (k->max >= IMAX)
             return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected %s integer, got '%s'",
-                                 k->min >= 1 ? "a positive" : k->min >= 0 ? "a non-negative" : "an", v);
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected an integer from %.0f to %.0f, got '%s'", k->min,
-                             k->max, v);
+                                 k->min >= 1   ? "a positive"
+                                 : k->min >= 0 ? "a non-negative"
+                                               : "an",
+                                 v);
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
+                             "expected an integer from %.0f to %.0f, got '%s'", k->min, k->max, v);
     case ITUNA_CFG_MS:
         if (ituna_cfg_parse_int(v, &i) && i >= 0) return ITUNA_OK;
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a non-negative integer (milliseconds), got '%s'",
-                             v);
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
+                             "expected a non-negative integer (milliseconds), got '%s'", v);
     case ITUNA_CFG_DELAY:
         if (ituna_cfg_parse_delay(v, &i, &hi)) return ITUNA_OK;
         return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
-                             "expected milliseconds (e.g. 140) or a range LO-HI (e.g. 2000-4000), got '%s'", v);
+                             "expected milliseconds (e.g. 140) or a range LO-HI (e.g. 2000-4000), got '%s'",
+                             v);
     case ITUNA_CFG_FLOAT:
         if (ituna_cfg_parse_double(v, &d) && d >= k->min && d <= k->max) return ITUNA_OK;
         if (k->max >= 1e6)
-            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number >= %g, got '%s'", k->min, v);
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number from %g to %g, got '%s'", k->min,
-                             k->max, v);
+            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number >= %g, got '%s'", k->min,
+                                 v);
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number from %g to %g, got '%s'",
+                             k->min, k->max, v);
     case ITUNA_CFG_BOOL:
         if (ituna_cfg_parse_bool(v, &b)) return ITUNA_OK;
         return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
                              "expected true or false (also 1/0, yes/no, on/off), got '%s'", v);
-    case ITUNA_CFG_ENUM:
-        return check_enum(k, v, msg, msg_size);
+    case ITUNA_CFG_ENUM: return check_enum(k, v, msg, msg_size);
     case ITUNA_CFG_URL: {
         const char *rest = NULL;
-        if (strncmp(v, "http://", 7) == 0) rest = v + 7;
-        else if (strncmp(v, "https://", 8) == 0) rest = v + 8;
+        if (strncmp(v, "http://", 7) == 0)
+            rest = v + 7;
+        else if (strncmp(v, "https://", 8) == 0)
+            rest = v + 8;
         if (rest && *rest && *rest != '/' && *rest != ':' && !strpbrk(v, " \t")) return ITUNA_OK;
         return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
                              "expected an http:// or https:// URL with a host, got '%s'", v);
@@ -460,8 +474,7 @@ static ituna_err check_type(const ituna_cfg_key *k, ituna_cfg_type type, const c
 }
 
 /* "a, b, c": the known keys of a section, for "unknown key" messages */
-static void known_keys(const char *section, char *out, size_t size)
-{
+static void known_keys(const char *section, char *out, size_t size) {
     size_t o = 0;
     out[0] = '\0';
     for (size_t i = 0; i < NELEM(SCHEMA) && o < size; i++) {
@@ -472,8 +485,8 @@ static void known_keys(const char *section, char *out, size_t size)
     }
 }
 
-ituna_err ituna_cfg_check(const char *section, const char *key, const char *value, char *msg, size_t msg_size)
-{
+ituna_err ituna_cfg_check(const char *section, const char *key, const char *value, char *msg,
+                          size_t msg_size) {
     const ituna_cfg_section *sec = ituna_cfg_find_section(section);
     if (!sec) {
         char list[512];
@@ -491,7 +504,8 @@ ituna_err ituna_cfg_check(const char *section, const char *key, const char *valu
     if (!k && !sec->open) {
         char list[512];
         known_keys(section, list, sizeof list);
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "unknown key (known in [%s]: %s)", section, list);
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "unknown key (known in [%s]: %s)", section,
+                             list);
     }
     if (!value) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "missing value");
     return check_type(k, k ? k->type : sec->open_type, value, msg, msg_size);
@@ -500,15 +514,13 @@ ituna_err ituna_cfg_check(const char *section, const char *key, const char *valu
 /* ---- key names given to ituna_config_set() ----------------------------------- */
 
 /* a == b with '_' in a read as '-' */
-static int key_eq(const char *a, const char *b)
-{
+static int key_eq(const char *a, const char *b) {
     for (; *a && *b; a++, b++)
         if ((*a == '_' ? '-' : *a) != *b) return 0;
     return *a == *b;
 }
 
-static ituna_err copy_out(char *dst, size_t size, const char *src, size_t n, char *msg, size_t msg_size)
-{
+static ituna_err copy_out(char *dst, size_t size, const char *src, size_t n, char *msg, size_t msg_size) {
     if (n + 1 > size) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "key too long");
     memcpy(dst, src, n);
     dst[n] = '\0';
@@ -516,8 +528,7 @@ static ituna_err copy_out(char *dst, size_t size, const char *src, size_t n, cha
 }
 
 ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size, char *key, size_t key_size,
-                            char *msg, size_t msg_size)
-{
+                            char *msg, size_t msg_size) {
     if (!name || !*name) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "empty key");
     const char *dot = strchr(name, '.');
     if (dot) {
@@ -532,7 +543,7 @@ ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size
         }
         return copy_out(key, key_size, dot + 1, strlen(dot + 1), msg, msg_size);
     }
-    static const char *const core[] = {"tracer", "exporter", "messaging", "compat"};
+    static const char *const core[] = { "tracer", "exporter", "messaging", "compat" };
     const ituna_cfg_key *found = NULL;
     int count = 0;
     for (size_t i = 0; i < NELEM(SCHEMA); i++) {
@@ -543,11 +554,14 @@ ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size
         }
     }
     if (count == 0)
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
-                             "unknown key '%s' (use section.key, or a key of [tracer], [exporter], [messaging] "
-                             "or [compat])", name);
+        return ituna_set_err(
+            msg, msg_size, ITUNA_ERR_CONFIG,
+            "unknown key '%s' (use section.key, or a key of [tracer], [exporter], [messaging] "
+            "or [compat])",
+            name);
     if (count > 1)
-        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "ambiguous key '%s': write it as section.key", name);
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "ambiguous key '%s': write it as section.key",
+                             name);
     ituna_err rc = copy_out(section, section_size, found->section, strlen(found->section), msg, msg_size);
     if (rc) return rc;
     return copy_out(key, key_size, found->key, strlen(found->key), msg, msg_size);
@@ -555,8 +569,7 @@ ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size
 
 /* ---- cross-key checks ---------------------------------------------------------- */
 
-ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size)
-{
+ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size) {
     if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
     /* The OTel SDK spec: maxExportBatchSize must be <= maxQueueSize. Only a batch
      * size actually set can break it; the default one follows a smaller queue. */
@@ -566,9 +579,10 @@ ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t er
     int64_t queue = ituna_config_int(cfg, "exporter", "max-queue-size", 2048);
     if (batch > queue) {
         const char *qo = ituna_config_origin(cfg, "exporter", "max-queue-size");
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
-                             "%s: [exporter] max-export-batch-size %lld must not exceed max-queue-size (%lld, %s)",
-                             bo, (long long)batch, (long long)queue, qo ? qo : "default");
+        return ituna_set_err(
+            errstr, errstr_size, ITUNA_ERR_CONFIG,
+            "%s: [exporter] max-export-batch-size %lld must not exceed max-queue-size (%lld, %s)", bo,
+            (long long)batch, (long long)queue, qo ? qo : "default");
     }
     return ITUNA_OK;
 }

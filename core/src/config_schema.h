@@ -24,8 +24,8 @@ typedef struct ituna_cfg_key {
     const char *section;
     const char *key;
     ituna_cfg_type type;
-    const char *env[2]; /* env[0] wins over env[1]; NULL when none */
-    const char *def;    /* default as text, NULL when none */
+    const char *env[2];  /* env[0] wins over env[1]; NULL when none */
+    const char *def;     /* default as text, NULL when none */
     const char *allowed; /* ENUM: "a|b|c" */
     double min, max;     /* INT and FLOAT range */
     const char *doc;
@@ -33,7 +33,7 @@ typedef struct ituna_cfg_key {
 
 typedef struct ituna_cfg_section {
     const char *name;
-    int open;              /* 1: any key accepted, with open_type */
+    int open; /* 1: any key accepted, with open_type */
     ituna_cfg_type open_type;
     const char *doc;
 } ituna_cfg_section;
@@ -86,7 +86,8 @@ typedef enum ituna_cfg_source {
     ITUNA_CFG_SRC_ENV = 2,
     ITUNA_CFG_SRC_API = 3
 } ituna_cfg_source;
-ITUNA_HIDDEN ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section, const char *key);
+ITUNA_HIDDEN ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section,
+                                                  const char *key);
 
 /* A DELAY key in ms: a plain value as is, a range "LO-HI" drawn uniformly on each
  * call; def when unset or malformed. Thread-safe if cfg is not being modified. (config.c) */

@@ -15,7 +15,7 @@ typedef struct console_state {
 } console_state;
 
 static const char *kind_name(unsigned k) {
-    static const char *const names[] = {"INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
+    static const char *const names[] = { "INTERNAL", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER" };
     return k < 6 ? names[k] : "INTERNAL";
 }
 
@@ -73,13 +73,14 @@ static void put_value(ituna_buf *b, const ituna_kv *kv) {
 static const ituna_kv *find_attr(const ituna_resource *res, const char *key) {
     if (!res) return NULL;
     for (uint32_t i = 0; i < res->n_attrs; i++)
-        if (res->attrs[i].key && strlen(key) == res->attrs[i].key_len && memcmp(res->attrs[i].key, key, res->attrs[i].key_len) == 0)
+        if (res->attrs[i].key && strlen(key) == res->attrs[i].key_len &&
+            memcmp(res->attrs[i].key, key, res->attrs[i].key_len) == 0)
             return &res->attrs[i];
     return NULL;
 }
 
-static ituna_err console_export(ituna_exporter *e, ituna_span *const *spans, size_t n, const ituna_resource *res,
-                                uint64_t deadline_ns, ituna_export_result *out) {
+static ituna_err console_export(ituna_exporter *e, ituna_span *const *spans, size_t n,
+                                const ituna_resource *res, uint64_t deadline_ns, ituna_export_result *out) {
     (void)deadline_ns;
     console_state *c = e->state;
     memset(out, 0, sizeof *out);
@@ -108,8 +109,8 @@ static ituna_err console_export(ituna_exporter *e, ituna_span *const *spans, siz
         ituna_buf_puts(b, " \"");
         put_text(b, s->name ? s->name : "", s->name ? s->name_len : 0);
         double ms = s->end_ns >= s->start_ns ? (double)(s->end_ns - s->start_ns) / 1e6 : 0.0;
-        ituna_buf_printf(b, "\" %s trace=%s span=%s parent=%s%s %.3fms", kind_name(ituna_otlp_kind(s)), tid, sid,
-                         pid, s->has_parent && s->parent_is_remote ? "(remote)" : "", ms);
+        ituna_buf_printf(b, "\" %s trace=%s span=%s parent=%s%s %.3fms", kind_name(ituna_otlp_kind(s)), tid,
+                         sid, pid, s->has_parent && s->parent_is_remote ? "(remote)" : "", ms);
         if (s->status_code == ITUNA_STATUS_ERROR) {
             ituna_buf_puts(b, " status=ERROR");
             if (s->status_msg && s->status_msg_len) {
@@ -135,7 +136,8 @@ static ituna_err console_export(ituna_exporter *e, ituna_span *const *spans, siz
             ituna_buf_printf(b, " events=%u[", s->n_events);
             for (uint32_t k = 0; k < s->n_events; k++) {
                 if (k) ituna_buf_putc(b, ',');
-                put_text(b, s->events[k].name ? s->events[k].name : "", s->events[k].name ? s->events[k].name_len : 0);
+                put_text(b, s->events[k].name ? s->events[k].name : "",
+                         s->events[k].name ? s->events[k].name_len : 0);
             }
             ituna_buf_putc(b, ']');
         }

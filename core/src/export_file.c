@@ -90,11 +90,12 @@ static char *default_path(const ituna_config *cfg) {
 
 ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **out, char *errstr,
                                      size_t errstr_size) {
-    return ituna_exporter_file_open(cfg, ituna_config_str(cfg, "exporter", "file", NULL), out, errstr, errstr_size);
+    return ituna_exporter_file_open(cfg, ituna_config_str(cfg, "exporter", "file", NULL), out, errstr,
+                                    errstr_size);
 }
 
-ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path, ituna_exporter **out, char *errstr,
-                                   size_t errstr_size) {
+ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path, ituna_exporter **out,
+                                   char *errstr, size_t errstr_size) {
     if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     ituna_exporter *e = calloc(1, sizeof *e);
@@ -115,8 +116,8 @@ ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path, it
     }
     f->fd = open(f->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (f->fd < 0) {
-        ituna_err err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "cannot open traces file '%s': %s", f->path,
-                                      strerror(errno));
+        ituna_err err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "cannot open traces file '%s': %s",
+                                      f->path, strerror(errno));
         file_destroy(e);
         return err;
     }

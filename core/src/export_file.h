@@ -9,8 +9,8 @@
 ITUNA_HIDDEN const char *ituna_exporter_file_path(ituna_exporter *e);
 
 /* A file exporter appending to path (NULL or empty: the default file name). */
-ITUNA_HIDDEN ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path, ituna_exporter **out,
-                                                char *errstr, size_t errstr_size);
+ITUNA_HIDDEN ituna_err ituna_exporter_file_open(const ituna_config *cfg, const char *path,
+                                                ituna_exporter **out, char *errstr, size_t errstr_size);
 
 /* An exporter that hands every batch to copy (a local file) and then to primary,
  * whose result it returns; it owns both. (export_tee.c) */

@@ -17,8 +17,8 @@
 #include "otlp_util.h"
 
 #define BACKOFF_INITIAL_MS 200
-#define BACKOFF_MAX_MS 5000
-#define RESP_MAX (64 * 1024) /* response bytes kept; the rest is discarded */
+#define BACKOFF_MAX_MS     5000
+#define RESP_MAX           (64 * 1024) /* response bytes kept; the rest is discarded */
 
 typedef struct http_state {
     CURL *curl;
@@ -37,7 +37,9 @@ typedef struct http_state {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_OK;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void) {
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* ---- libcurl callbacks ------------------------------------------------------- */
 
@@ -111,7 +113,8 @@ char *ituna_otlp_http_url(const ituna_config *cfg) {
     if (host && *host) {
         int64_t port = ituna_config_int(cfg, "jaeger-exporter", "port", 4318);
         int v6 = strchr(host, ':') != NULL && host[0] != '[';
-        if (asprintf(&u, "http://%s%s%s:%lld/v1/traces", v6 ? "[" : "", host, v6 ? "]" : "", (long long)port) < 0)
+        if (asprintf(&u, "http://%s%s%s:%lld/v1/traces", v6 ? "[" : "", host, v6 ? "]" : "",
+                     (long long)port) < 0)
             return NULL;
         return u;
     }
@@ -167,7 +170,8 @@ static void http_destroy(ituna_exporter *e) {
 static int gzip_body(http_state *h) {
     if (!h->zs_ready) {
         memset(&h->zs, 0, sizeof h->zs);
-        if (deflateInit2(&h->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+        if (deflateInit2(&h->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return 0;
         h->zs_ready = 1;
     } else if (deflateReset(&h->zs) != Z_OK) {
         return 0;
@@ -184,7 +188,9 @@ static int gzip_body(http_state *h) {
     return 1;
 }
 
-static int retryable_status(long code) { return code == 429 || code == 502 || code == 503 || code == 504; }
+static int retryable_status(long code) {
+    return code == 429 || code == 502 || code == 503 || code == 504;
+}
 
 static int retryable_curl(CURLcode rc) {
     switch (rc) {
@@ -194,10 +200,8 @@ static int retryable_curl(CURLcode rc) {
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-        return 1;
-    default:
-        return 0;
+    case CURLE_PARTIAL_FILE: return 1;
+    default: return 0;
     }
 }
 
@@ -215,8 +219,7 @@ static void error_excerpt(http_state *h, char *out, size_t size) {
             if (p >= end) return;
             tag |= (uint64_t)*p++ << sh;
             if ((tag & 7) == 0) {
-                while (p < end && (*p++ & 0x80)) {
-                }
+                while (p < end && (*p++ & 0x80)) {}
                 continue;
             }
             if ((tag & 7) != 2) return;
@@ -243,9 +246,8 @@ static void error_excerpt(http_state *h, char *out, size_t size) {
 static void sleep_ms(ituna_exporter *e, int64_t ms) {
     while (ms > 0) {
         int64_t step = ms < 50 ? ms : 50;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)step * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)step * 1000000L };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
         ms -= step;
         uint64_t cap = atomic_load_explicit(&e->deadline_cap_ns, memory_order_relaxed);
         if (cap && ituna_now_ns() >= cap) return;
@@ -259,7 +261,8 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
     if (!n) return ITUNA_OK;
     h->body.len = 0;
     h->body.oom = 0;
-    int ok = h->json ? ituna_otlp_encode_json(spans, n, res, &h->body) : ituna_otlp_encode_proto(spans, n, res, &h->body);
+    int ok = h->json ? ituna_otlp_encode_json(spans, n, res, &h->body)
+                     : ituna_otlp_encode_proto(spans, n, res, &h->body);
     if (!ok) {
         snprintf(out->message, sizeof out->message, "out of memory encoding %zu spans", n);
         return ITUNA_ERR_NOMEM;
@@ -279,7 +282,8 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
         uint64_t now = ituna_now_ns();
         deadline_ns = ituna_export_deadline(e, deadline_ns);
         if (now >= deadline_ns) {
-            if (!out->message[0]) snprintf(out->message, sizeof out->message, "export deadline passed before sending");
+            if (!out->message[0])
+                snprintf(out->message, sizeof out->message, "export deadline passed before sending");
             return ITUNA_ERR_TIMEOUT;
         }
         int64_t left_ms = (int64_t)((deadline_ns - now) / 1000000ull);
@@ -300,20 +304,24 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
             if (code >= 200 && code < 300) {
                 int64_t rej = 0;
                 char msg[sizeof out->message];
-                int prc = h->json ? ituna_otlp_decode_partial_success_json(h->resp.data, h->resp.len, &rej, msg, sizeof msg)
-                                  : ituna_otlp_decode_partial_success_proto(h->resp.data, h->resp.len, &rej, msg, sizeof msg);
+                int prc = h->json ? ituna_otlp_decode_partial_success_json(h->resp.data, h->resp.len, &rej,
+                                                                           msg, sizeof msg)
+                                  : ituna_otlp_decode_partial_success_proto(h->resp.data, h->resp.len, &rej,
+                                                                            msg, sizeof msg);
                 if (prc == 0) {
                     out->rejected_spans = rej > 0 ? (uint64_t)rej : 0;
                     snprintf(out->message, sizeof out->message, "%s", msg);
                     /* A message without rejected spans is a warning the batch
                      * processor would not log; log it here. */
-                    if (!rej && msg[0]) ituna_log(ITUNA_LOG_WARN, "OTLP partial success from %s: %s", h->url, msg);
+                    if (!rej && msg[0])
+                        ituna_log(ITUNA_LOG_WARN, "OTLP partial success from %s: %s", h->url, msg);
                 }
                 return ITUNA_OK;
             }
             char ex[208];
             error_excerpt(h, ex, sizeof ex);
-            snprintf(out->message, sizeof out->message, "HTTP %ld from %s%s%s", code, h->url, ex[0] ? ": " : "", ex);
+            snprintf(out->message, sizeof out->message, "HTTP %ld from %s%s%s", code, h->url,
+                     ex[0] ? ": " : "", ex);
             retry = retryable_status(code);
         } else {
             /* libcurl's error buffer says why (e.g. the TLS alert), strerror only what kind */
@@ -337,8 +345,10 @@ static ituna_err http_export(ituna_exporter *e, ituna_span *const *spans, size_t
         deadline_ns = ituna_export_deadline(e, deadline_ns);
         if (now + (uint64_t)wait_ms * 1000000ull >= deadline_ns) {
             size_t l = strlen(out->message);
-            snprintf(out->message + l, sizeof out->message - l, " (gave up after %d retries: next try at %lld ms "
-                     "would pass the deadline)", attempt, (long long)wait_ms);
+            snprintf(out->message + l, sizeof out->message - l,
+                     " (gave up after %d retries: next try at %lld ms "
+                     "would pass the deadline)",
+                     attempt, (long long)wait_ms);
             return code ? ITUNA_ERR_EXPORT : ITUNA_ERR_TIMEOUT;
         }
         sleep_ms(e, wait_ms);
@@ -381,8 +391,9 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
     if (strcmp(proto, "http/json") == 0) {
         h->json = 1;
     } else if (strcmp(proto, "http/protobuf") != 0) {
-        err = ituna_set_err(errstr, errstr_size, strcmp(proto, "grpc") == 0 ? ITUNA_ERR_UNSUPPORTED : ITUNA_ERR_CONFIG,
-                            "exporter protocol '%s' is not supported (use http/protobuf or http/json)", proto);
+        err = ituna_set_err(
+            errstr, errstr_size, strcmp(proto, "grpc") == 0 ? ITUNA_ERR_UNSUPPORTED : ITUNA_ERR_CONFIG,
+            "exporter protocol '%s' is not supported (use http/protobuf or http/json)", proto);
         goto fail;
     }
     const char *comp = ituna_config_str(cfg, "exporter", "compression", "none");
@@ -395,8 +406,9 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
     }
     h->timeout_ms = ituna_config_int(cfg, "exporter", "timeout", 10000);
 
-    hdr_ctx hc = {0};
-    hc.list = curl_slist_append(NULL, h->json ? "Content-Type: application/json" : "Content-Type: application/x-protobuf");
+    hdr_ctx hc = { 0 };
+    hc.list = curl_slist_append(NULL, h->json ? "Content-Type: application/json"
+                                              : "Content-Type: application/x-protobuf");
     if (hc.list && h->gzip) hc.list = curl_slist_append(hc.list, "Content-Encoding: gzip");
     if (hc.list) hc.list = curl_slist_append(hc.list, "Expect:"); /* no 100-continue round trip */
     if (!hc.list) {
@@ -409,8 +421,10 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
         ituna_err perr = ituna_kvlist_parse(hdrs, add_header, &hc, msg, sizeof msg);
         if (perr != ITUNA_OK || hc.failed) {
             h->headers = hc.list;
-            err = ituna_set_err(errstr, errstr_size, hc.failed == 2 || perr == ITUNA_ERR_NOMEM ? ITUNA_ERR_NOMEM : ITUNA_ERR_CONFIG,
-                                "exporter headers: %s", hc.failed ? hc.msg : msg);
+            err =
+                ituna_set_err(errstr, errstr_size,
+                              hc.failed == 2 || perr == ITUNA_ERR_NOMEM ? ITUNA_ERR_NOMEM : ITUNA_ERR_CONFIG,
+                              "exporter headers: %s", hc.failed ? hc.msg : msg);
             goto fail;
         }
     }
@@ -445,14 +459,16 @@ ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporte
                             "exporter client-key and client-certificate must be set together (mTLS)");
         goto fail;
     }
-    const char *files[3] = {ca, key, cert};
+    const char *files[3] = { ca, key, cert };
     for (int i = 0; i < 3; i++)
         if (files[i] && *files[i]) {
             FILE *f = fopen(files[i], "r");
             if (!f) {
                 err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "exporter %s '%s': %s",
-                                    i == 0 ? "certificate" : i == 1 ? "client-key" : "client-certificate", files[i],
-                                    strerror(errno));
+                                    i == 0   ? "certificate"
+                                    : i == 1 ? "client-key"
+                                             : "client-certificate",
+                                    files[i], strerror(errno));
                 goto fail;
             }
             fclose(f);

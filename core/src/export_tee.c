@@ -45,7 +45,8 @@ static void tee_destroy(ituna_exporter *e) {
 ituna_err ituna_exporter_tee_create(ituna_exporter *primary, ituna_exporter *copy, ituna_exporter **out,
                                     char *errstr, size_t errstr_size) {
     if (!out || !primary || !copy)
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "primary, copy and out are required");
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                             "primary, copy and out are required");
     *out = NULL;
     ituna_exporter *e = calloc(1, sizeof *e);
     tee_state *t = calloc(1, sizeof *t);

@@ -8,7 +8,9 @@
 static ITUNA_TLS uint64_t rng_s[4];
 static ITUNA_TLS pid_t rng_pid = 0;
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -18,7 +20,7 @@ static uint64_t splitmix64(uint64_t *x) {
 }
 
 static void rng_seed(void) {
-    uint64_t seed[4] = {0, 0, 0, 0};
+    uint64_t seed[4] = { 0, 0, 0, 0 };
     ssize_t got = getrandom(seed, sizeof seed, GRND_NONBLOCK);
     if (got != (ssize_t)sizeof seed) {
         /* Early boot without entropy: mix what differs between threads and processes. */
@@ -45,8 +47,12 @@ uint64_t ituna_random_u64(void) {
 }
 
 /* A forked child inherits the thread-local state; reseed it. */
-static void reseed_after_fork(void) { rng_pid = 0; }
-__attribute__((constructor)) static void ids_init(void) { pthread_atfork(NULL, NULL, reseed_after_fork); }
+static void reseed_after_fork(void) {
+    rng_pid = 0;
+}
+__attribute__((constructor)) static void ids_init(void) {
+    pthread_atfork(NULL, NULL, reseed_after_fork);
+}
 
 void ituna_random_trace_id(uint8_t out[16]) {
     uint64_t a, b;

@@ -47,8 +47,8 @@ typedef struct ituna_arena_chunk {
 } ituna_arena_chunk;
 
 typedef struct ituna_arena {
-    char *cur, *end;            /* free space in the current block */
-    ituna_arena_chunk *chunks;  /* heap blocks to free with the span */
+    char *cur, *end;           /* free space in the current block */
+    ituna_arena_chunk *chunks; /* heap blocks to free with the span */
 } ituna_arena;
 
 ITUNA_HIDDEN void *ituna_arena_alloc(ituna_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
@@ -63,11 +63,17 @@ typedef struct ituna_kv {
     uint32_t key_len;
     uint8_t type; /* ituna_attr_type */
     union {
-        struct { const char *ptr; uint32_t len; } s;
+        struct {
+            const char *ptr;
+            uint32_t len;
+        } s;
         int64_t i;
         double d;
         int b;
-        struct { const void *items; uint32_t count; } arr; /* STRING_ARRAY: items is ituna_str[] */
+        struct {
+            const void *items;
+            uint32_t count;
+        } arr; /* STRING_ARRAY: items is ituna_str[] */
     } v;
 } ituna_kv;
 
@@ -98,7 +104,7 @@ typedef struct ituna_link {
 } ituna_link;
 
 #define ITUNA_SPAN_INLINE_ATTRS 16
-#define ITUNA_SPAN_INLINE_MEM 1024
+#define ITUNA_SPAN_INLINE_MEM   1024
 
 struct ituna_span {
     struct ituna_tracer *tracer;
@@ -106,10 +112,10 @@ struct ituna_span {
     uint8_t parent_span_id[8];
     uint8_t has_parent;
     uint8_t parent_is_remote;
-    uint8_t kind;       /* ituna_span_kind */
+    uint8_t kind; /* ituna_span_kind */
     uint8_t recording;
     uint8_t status_code; /* ituna_status_code */
-    const char *name;   /* arena */
+    const char *name;    /* arena */
     uint32_t name_len;
     const char *status_msg; /* arena, may be NULL */
     uint32_t status_msg_len;
@@ -130,19 +136,19 @@ struct ituna_span {
 /* Set an attribute whose key (ITUNA_LIT_KEY) and/or string value (ITUNA_LIT_VALUE)
  * live for the whole process (string literals): they are referenced, not copied.
  * klen is strlen(attr->key). For the core's own spans (Kafka layer). */
-#define ITUNA_LIT_KEY 1
+#define ITUNA_LIT_KEY   1
 #define ITUNA_LIT_VALUE 2
 #define ITUNA_LIT_FRESH 4 /* the caller knows the key is not set yet: skip the duplicate scan */
 ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit);
-#define ITUNA_SET_STR_LIT(span, k, val, lit)                                         \
-    do {                                                                             \
-        ituna_attr a_ = ituna_attr_str(k, val);                                      \
-        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit)); \
+#define ITUNA_SET_STR_LIT(span, k, val, lit)                                                                 \
+    do {                                                                                                     \
+        ituna_attr a_ = ituna_attr_str(k, val);                                                              \
+        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit));                          \
     } while (0)
-#define ITUNA_SET_INT_LIT(span, k, val, lit)                                         \
-    do {                                                                             \
-        ituna_attr a_ = ituna_attr_int(k, val);                                      \
-        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit)); \
+#define ITUNA_SET_INT_LIT(span, k, val, lit)                                                                 \
+    do {                                                                                                     \
+        ituna_attr a_ = ituna_attr_int(k, val);                                                              \
+        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit));                          \
     } while (0)
 
 /* Free a span and everything in its arena. */
@@ -155,7 +161,7 @@ typedef struct ituna_resource {
     ituna_kv *attrs; /* strings owned by the arena below */
     uint32_t n_attrs;
     ituna_arena arena;
-    char scope_name[32];    /* InstrumentationScope name: "ituna-core" */
+    char scope_name[32]; /* InstrumentationScope name: "ituna-core" */
     char scope_version[16];
 } ituna_resource;
 
@@ -164,7 +170,7 @@ typedef struct ituna_resource {
 typedef struct ituna_export_result {
     uint64_t rejected_spans; /* from OTLP partial_success */
     int retries;
-    char message[256];       /* why it failed / partial_success error_message */
+    char message[256]; /* why it failed / partial_success error_message */
 } ituna_export_result;
 
 /* One exporter. export() runs on the batch worker thread only, so exporters need
@@ -201,8 +207,8 @@ ITUNA_HIDDEN char *ituna_otlp_http_url(const ituna_config *cfg);
 /* Exporter constructors (export_*.c). They read what they need from cfg. */
 ITUNA_HIDDEN ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporter **out,
                                                        char *errstr, size_t errstr_size);
-ITUNA_HIDDEN ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **out,
-                                                  char *errstr, size_t errstr_size);
+ITUNA_HIDDEN ituna_err ituna_exporter_file_create(const ituna_config *cfg, ituna_exporter **out, char *errstr,
+                                                  size_t errstr_size);
 ITUNA_HIDDEN ituna_err ituna_exporter_console_create(const ituna_config *cfg, ituna_exporter **out,
                                                      char *errstr, size_t errstr_size);
 
@@ -234,7 +240,6 @@ ITUNA_HIDDEN void ituna_hex_encode(const uint8_t *in, size_t n, char *out); /* w
 /* Strict lowercase hex decode of 2n chars; 0 on any invalid char. */
 ITUNA_HIDDEN int ituna_hex_decode_lower(const char *in, size_t n, uint8_t *out);
 
-
 /* Create a tracer exporting to a caller-built exporter (tests, C hosts with
  * their own sink). Takes ownership of custom (also on failure). */
 ITUNA_HIDDEN ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom,
@@ -256,18 +261,14 @@ ITUNA_HIDDEN ituna_err ituna_batch_shutdown(ituna_batch *b, int64_t timeout_ms);
 ITUNA_HIDDEN void ituna_batch_destroy(ituna_batch *b);
 
 /* ---- tracer private state (trace.c; counters also bumped by batch.c) -------- */
-enum ituna_sampler_kind {
-    ITUNA_SAMPLER_ALWAYS_ON,
-    ITUNA_SAMPLER_ALWAYS_OFF,
-    ITUNA_SAMPLER_RATIO
-};
+enum ituna_sampler_kind { ITUNA_SAMPLER_ALWAYS_ON, ITUNA_SAMPLER_ALWAYS_OFF, ITUNA_SAMPLER_RATIO };
 
 struct ituna_tracer {
     ituna_config *cfg;
     const char *service_name; /* in resource arena */
     ituna_resource resource;
     int disabled;
-    int sampler;         /* enum ituna_sampler_kind for roots (and all spans when !parent_based) */
+    int sampler; /* enum ituna_sampler_kind for roots (and all spans when !parent_based) */
     int parent_based;
     uint64_t ratio_bound; /* traceidratio: sample when low 64 bits (big endian) < bound */
     int ratio_all;        /* ratio >= 1.0 */

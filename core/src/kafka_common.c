@@ -26,8 +26,10 @@ int64_t ituna_kafka_mono_ms(void) {
 }
 
 void ituna_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    ituna_log_level l = level <= 3 ? ITUNA_LOG_ERROR : level == 4 ? ITUNA_LOG_WARN
-                      : level <= 6 ? ITUNA_LOG_INFO : ITUNA_LOG_DEBUG;
+    ituna_log_level l = level <= 3   ? ITUNA_LOG_ERROR
+                        : level == 4 ? ITUNA_LOG_WARN
+                        : level <= 6 ? ITUNA_LOG_INFO
+                                     : ITUNA_LOG_DEBUG;
     ituna_log(l, "kafka %s %s: %s", rk ? rd_kafka_name(rk) : "-", fac, buf);
 }
 
@@ -42,7 +44,8 @@ static ituna_err conf_set(rd_kafka_conf_t *conf, const char *key, const char *va
     return ITUNA_OK;
 }
 
-static ituna_err conf_set_list(rd_kafka_conf_t *conf, const char *const *kv, char *errstr, size_t errstr_size) {
+static ituna_err conf_set_list(rd_kafka_conf_t *conf, const char *const *kv, char *errstr,
+                               size_t errstr_size) {
     for (size_t i = 0; kv && kv[i]; i += 2) {
         ituna_err e = conf_set(conf, kv[i], kv[i + 1], errstr, errstr_size);
         if (e) return e;
@@ -58,22 +61,49 @@ static int has_prefix(const char *key, const char *const *prefixes) {
 
 /* Properties only one client type uses (librdkafka warns when the other gets them). */
 static int other_type_property(rd_kafka_type_t type, const char *key) {
-    static const char *const consumer_only[] = {
-        "group.", "session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
-        "auto.offset.reset", "enable.auto.", "auto.commit.", "fetch.", "max.poll.interval.ms", "queued.",
-        "isolation.level", "check.crcs", "enable.partition.eof", "coordinator.query.interval.ms",
-        "consume.callback.max.messages", "offset.store.", NULL};
-    static const char *const producer_only[] = {
-        "acks", "request.required.acks", "enable.idempotence", "enable.gapless.guarantee", "linger.ms",
-        "queue.buffering.", "message.timeout.ms", "delivery.timeout.ms", "batch.", "compression.",
-        "retries", "message.send.max.retries", "transactional.id", "transaction.timeout.ms", "partitioner",
-        "sticky.partitioning.linger.ms", "request.timeout.ms", "delivery.report.only.error",
-        "queuing.strategy", "produce.offset.report", NULL};
+    static const char *const consumer_only[] = { "group.",
+                                                 "session.timeout.ms",
+                                                 "heartbeat.interval.ms",
+                                                 "partition.assignment.strategy",
+                                                 "auto.offset.reset",
+                                                 "enable.auto.",
+                                                 "auto.commit.",
+                                                 "fetch.",
+                                                 "max.poll.interval.ms",
+                                                 "queued.",
+                                                 "isolation.level",
+                                                 "check.crcs",
+                                                 "enable.partition.eof",
+                                                 "coordinator.query.interval.ms",
+                                                 "consume.callback.max.messages",
+                                                 "offset.store.",
+                                                 NULL };
+    static const char *const producer_only[] = { "acks",
+                                                 "request.required.acks",
+                                                 "enable.idempotence",
+                                                 "enable.gapless.guarantee",
+                                                 "linger.ms",
+                                                 "queue.buffering.",
+                                                 "message.timeout.ms",
+                                                 "delivery.timeout.ms",
+                                                 "batch.",
+                                                 "compression.",
+                                                 "retries",
+                                                 "message.send.max.retries",
+                                                 "transactional.id",
+                                                 "transaction.timeout.ms",
+                                                 "partitioner",
+                                                 "sticky.partitioning.linger.ms",
+                                                 "request.timeout.ms",
+                                                 "delivery.report.only.error",
+                                                 "queuing.strategy",
+                                                 "produce.offset.report",
+                                                 NULL };
     return has_prefix(key, type == RD_KAFKA_PRODUCER ? consumer_only : producer_only);
 }
 
-static ituna_err conf_set_typed(rd_kafka_conf_t *conf, rd_kafka_type_t type, const char *key, const char *value,
-                                char *errstr, size_t errstr_size) {
+static ituna_err conf_set_typed(rd_kafka_conf_t *conf, rd_kafka_type_t type, const char *key,
+                                const char *value, char *errstr, size_t errstr_size) {
     if (key && other_type_property(type, key)) return ITUNA_OK;
     return conf_set(conf, key, value, errstr, errstr_size);
 }
@@ -117,10 +147,10 @@ static void endpoint_parse(ituna_kafka_endpoint *ep) {
     snprintf(ep->host, sizeof ep->host, "%s", first);
 }
 
-ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type, const char *explicit_bootstrap,
-                                 const char *const *defaults, const char *const *props,
-                                 const char *const *forced, rd_kafka_conf_t **out, ituna_kafka_endpoint *ep,
-                                 char *errstr, size_t errstr_size) {
+ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type,
+                                 const char *explicit_bootstrap, const char *const *defaults,
+                                 const char *const *props, const char *const *forced, rd_kafka_conf_t **out,
+                                 ituna_kafka_endpoint *ep, char *errstr, size_t errstr_size) {
     *out = NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -181,11 +211,21 @@ int ituna_kafka_utf8_text(const void *p, size_t n) {
         size_t len;
         uint32_t cp;
         if (c == 0) return 0;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else
+            return 0;
         if (i + len > n) return 0;
         for (size_t j = 1; j < len; j++) {
             if ((s[i + j] & 0xC0) != 0x80) return 0;
@@ -200,13 +240,15 @@ int ituna_kafka_utf8_text(const void *p, size_t n) {
     return 1;
 }
 
-rd_kafka_headers_t *ituna_kafka_headers_build(const ituna_header *extra, size_t n, const ituna_span_context *ctx) {
+rd_kafka_headers_t *ituna_kafka_headers_build(const ituna_header *extra, size_t n,
+                                              const ituna_span_context *ctx) {
     rd_kafka_headers_t *h = rd_kafka_headers_new(n + 2);
     if (!h) return NULL;
     for (size_t i = 0; i < n; i++) {
         if (!extra[i].key) continue;
         if (strcmp(extra[i].key, "traceparent") == 0 || strcmp(extra[i].key, "tracestate") == 0) continue;
-        rd_kafka_header_add(h, extra[i].key, -1, extra[i].value, extra[i].value ? (ssize_t)extra[i].value_len : 0);
+        rd_kafka_header_add(h, extra[i].key, -1, extra[i].value,
+                            extra[i].value ? (ssize_t)extra[i].value_len : 0);
     }
     char tp[ITUNA_TRACEPARENT_LEN + 1];
     if (ctx && ituna_traceparent_format(ctx, tp, sizeof tp) == ITUNA_TRACEPARENT_LEN) {
@@ -258,8 +300,10 @@ static int payload_extract(const void *payload, size_t len, ituna_span_context *
     const cJSON *carrier = cJSON_GetObjectItemCaseSensitive(root, "carrier");
     if (cJSON_IsString(carrier)) {
         cJSON *inner = cJSON_Parse(carrier->valuestring);
-        if (cJSON_IsObject(inner)) ok = carrier_object(inner, out, reason, reason_size);
-        else reasonf(reason, reason_size, "payload carrier: ", "not a JSON object");
+        if (cJSON_IsObject(inner))
+            ok = carrier_object(inner, out, reason, reason_size);
+        else
+            reasonf(reason, reason_size, "payload carrier: ", "not a JSON object");
         cJSON_Delete(inner);
     } else if (cJSON_IsObject(carrier)) {
         ok = carrier_object(carrier, out, reason, reason_size);
@@ -314,8 +358,10 @@ void ituna_kafka_json_str(ituna_buf *b, const char *s, size_t n) {
         case '\b': ituna_buf_puts(b, "\\b"); break;
         case '\f': ituna_buf_puts(b, "\\f"); break;
         default:
-            if (c < 0x20 || c >= 0x7f) ituna_buf_printf(b, "\\u%04x", c);
-            else ituna_buf_putc(b, (char)c);
+            if (c < 0x20 || c >= 0x7f)
+                ituna_buf_printf(b, "\\u%04x", c);
+            else
+                ituna_buf_putc(b, (char)c);
         }
     }
     ituna_buf_putc(b, '"');
@@ -348,9 +394,12 @@ int ituna_kafka_payload_inject(const void *value, size_t len, const ituna_span_c
         ituna_buf_putc(&dict, 0);
         cJSON *s = cJSON_CreateString((const char *)dict.data);
         char *text = NULL;
-        if (s && cJSON_ReplaceItemInObjectCaseSensitive(root, "carrier", s)) text = cJSON_PrintUnformatted(root);
-        else cJSON_Delete(s);
-        if (!text) rc = -1;
+        if (s && cJSON_ReplaceItemInObjectCaseSensitive(root, "carrier", s))
+            text = cJSON_PrintUnformatted(root);
+        else
+            cJSON_Delete(s);
+        if (!text)
+            rc = -1;
         else {
             ituna_buf_puts(out, text);
             cJSON_free(text);
@@ -381,10 +430,11 @@ void ituna_kafka_span_attrs(ituna_span *span, const char *operation, const char 
     ITUNA_SET_STR_LIT(span, "messaging.operation.type", operation, ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
     ITUNA_SET_STR_LIT(span, "messaging.destination.name", topic, ITUNA_LIT_FRESH);
     if (key && key_len > 0 && ituna_kafka_utf8_text(key, key_len)) {
-        ituna_attr a = {.key = "messaging.kafka.message.key", .type = ITUNA_ATTR_STRING};
+        ituna_attr a = { .key = "messaging.kafka.message.key", .type = ITUNA_ATTR_STRING };
         a.v.s.ptr = key;
         a.v.s.len = key_len;
-        ituna_span_set_attr_lit(span, &a, sizeof "messaging.kafka.message.key" - 1, ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
+        ituna_span_set_attr_lit(span, &a, sizeof "messaging.kafka.message.key" - 1,
+                                ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
     }
     ITUNA_SET_INT_LIT(span, "messaging.message.body.size", (int64_t)body_size, ITUNA_LIT_FRESH);
     if (ep->host[0]) {

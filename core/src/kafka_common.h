@@ -32,10 +32,10 @@ ITUNA_HIDDEN ituna_err ituna_kafka_resolve(ituna_tracer **t, const ituna_config 
  * ITUNA_ERR_CONFIG naming it. The caller owns *out (rd_kafka_conf_destroy, or
  * hand it to rd_kafka_new). */
 ITUNA_HIDDEN ituna_err ituna_kafka_conf_build(const ituna_config *cfg, rd_kafka_type_t type,
-                                              const char *explicit_bootstrap,
-                                              const char *const *defaults, const char *const *props,
-                                              const char *const *forced, rd_kafka_conf_t **out,
-                                              ituna_kafka_endpoint *ep, char *errstr, size_t errstr_size);
+                                              const char *explicit_bootstrap, const char *const *defaults,
+                                              const char *const *props, const char *const *forced,
+                                              rd_kafka_conf_t **out, ituna_kafka_endpoint *ep, char *errstr,
+                                              size_t errstr_size);
 
 /* Route librdkafka's log lines to ituna_log (syslog levels mapped). */
 ITUNA_HIDDEN void ituna_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);

@@ -25,12 +25,17 @@ struct ituna_consumer {
     atomic_int wakeup;
     atomic_llong down_since_ms; /* monotonic ms of the first "all brokers down", 0 = up */
     pthread_mutex_t lock;       /* guards last_error (written from librdkafka threads) */
-    char last_error[512]; /* error name + a reason of up to 255 chars */
+    char last_error[512];       /* error name + a reason of up to 255 chars */
     int closed;
-    int outstanding;            /* messages polled and not yet finished */
-    atomic_int assigned;        /* partitions currently assigned (rebalance callback) */
+    int outstanding;     /* messages polled and not yet finished */
+    atomic_int assigned; /* partitions currently assigned (rebalance callback) */
     /* Recent handler failures per (partition, offset) for max-redeliveries. */
-    struct { char topic[128]; int32_t partition; int64_t offset; int count; } fails[32];
+    struct {
+        char topic[128];
+        int32_t partition;
+        int64_t offset;
+        int count;
+    } fails[32];
     unsigned fails_next;
 };
 
@@ -54,8 +59,8 @@ static void note_error(ituna_consumer *c, rd_kafka_resp_err_t err, const char *r
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     ituna_consumer *c = opaque;
-    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO, "kafka %s: %s: %s",
-              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO,
+              "kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     note_error(c, (rd_kafka_resp_err_t)err, reason);
 }
 
@@ -96,8 +101,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_error_t *ae = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (cooperative) ae = rd_kafka_incremental_assign(rk, parts);
-        else aerr = rd_kafka_assign(rk, parts);
+        if (cooperative)
+            ae = rd_kafka_incremental_assign(rk, parts);
+        else
+            aerr = rd_kafka_assign(rk, parts);
         if (!ae && !aerr) {
             int n = cooperative ? atomic_load(&c->assigned) + parts->cnt : parts->cnt;
             atomic_store(&c->assigned, n);
@@ -110,7 +117,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         if (!rd_kafka_assignment_lost(rk)) {
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
             if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: commit on revoke: %s", c->group, rd_kafka_err2str(cerr));
+                ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: commit on revoke: %s", c->group,
+                          rd_kafka_err2str(cerr));
         }
         if (cooperative) {
             ae = rd_kafka_incremental_unassign(rk, parts);
@@ -156,7 +164,8 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     if (!opts || !opts->group || !*opts->group)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer: a group is required");
     if (!opts->topics || !opts->topics[0])
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer: at least one topic is required");
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                             "consumer: at least one topic is required");
     ituna_err e = ituna_kafka_resolve(&t, &cfg, errstr, errstr_size);
     if (e) return e;
     ituna_consumer *c = calloc(1, sizeof *c);
@@ -164,9 +173,11 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     pthread_mutex_init(&c->lock, NULL);
     c->tracer = t;
     c->group = dup_str(opts->group);
-    const char *suffix = opts->dlq_suffix ? opts->dlq_suffix : ituna_config_str(cfg, "messaging", "dlq-suffix", ".dlq");
+    const char *suffix =
+        opts->dlq_suffix ? opts->dlq_suffix : ituna_config_str(cfg, "messaging", "dlq-suffix", ".dlq");
     c->dlq_suffix = dup_str(suffix && *suffix ? suffix : ".dlq");
-    if (opts->context_mode == ITUNA_CONTEXT_LINK) c->link_mode = 1;
+    if (opts->context_mode == ITUNA_CONTEXT_LINK)
+        c->link_mode = 1;
     else if (opts->context_mode == ITUNA_CONTEXT_FROM_CONFIG) {
         const char *m = ituna_config_str(cfg, "messaging", "consumer-context", "parent");
         c->link_mode = m && strcmp(m, "link") == 0;
@@ -179,13 +190,20 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     }
 
     const char *svc = ituna_tracer_service_name(t);
-    const char *defaults[] = {"enable.auto.commit", "true", "auto.offset.reset", "earliest",
-                              "enable.partition.eof", "false", "client.id", svc && *svc ? svc : "ituna", NULL};
+    const char *defaults[] = { "enable.auto.commit",
+                               "true",
+                               "auto.offset.reset",
+                               "earliest",
+                               "enable.partition.eof",
+                               "false",
+                               "client.id",
+                               svc && *svc ? svc : "ituna",
+                               NULL };
     /* At-least-once: only offsets stored by ituna_message_done(OK) are committed. */
-    const char *forced[] = {"group.id", opts->group, "enable.auto.offset.store", "false", NULL};
+    const char *forced[] = { "group.id", opts->group, "enable.auto.offset.store", "false", NULL };
     rd_kafka_conf_t *conf;
-    e = ituna_kafka_conf_build(cfg, RD_KAFKA_CONSUMER, opts->bootstrap, defaults, opts->properties, forced, &conf, &c->ep, errstr,
-                               errstr_size);
+    e = ituna_kafka_conf_build(cfg, RD_KAFKA_CONSUMER, opts->bootstrap, defaults, opts->properties, forced,
+                               &conf, &c->ep, errstr, errstr_size);
     if (e) {
         ituna_consumer_destroy(c);
         return e;
@@ -204,8 +222,10 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
 
     /* The DLQ producer shares the bootstrap and the pass-through properties
      * (the consumer-only ones are left out by the conf builder). */
-    ituna_producer_options po = {.bootstrap = c->ep.bootstrap, .properties = opts->properties,
-                                 .on_delivery = dlq_delivered, .payload_carrier = 0};
+    ituna_producer_options po = { .bootstrap = c->ep.bootstrap,
+                                  .properties = opts->properties,
+                                  .on_delivery = dlq_delivered,
+                                  .payload_carrier = 0 };
     e = ituna_producer_create(t, cfg, &po, &c->dlq, errstr, errstr_size);
     if (e) {
         ituna_consumer_destroy(c);
@@ -221,7 +241,8 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
         ituna_consumer_destroy(c);
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka subscribe: %s", rd_kafka_err2str(err));
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka subscribe: %s",
+                             rd_kafka_err2str(err));
     }
     *out = c;
     return ITUNA_OK;
@@ -262,7 +283,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     char reason[160];
     ituna_ctx_source src = ituna_kafka_extract(hdrs, rkm->payload, rkm->len, &remote, reason, sizeof reason);
     int has_current = ituna_context_current(&current) && ituna_span_context_is_valid(&current);
-    ituna_span_options so = {.kind = ITUNA_SPAN_KIND_CONSUMER, .start_time_ns = ituna_now_ns()};
+    ituna_span_options so = { .kind = ITUNA_SPAN_KIND_CONSUMER, .start_time_ns = ituna_now_ns() };
     if (c->link_mode) {
         /* parent: the thread's current context, else a new root; producer: a link */
         so.root = !has_current;
@@ -309,7 +330,8 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         if (m->timestamp_ms >= 0) {
             ITUNA_SET_INT_LIT(s, "ituna.message.timestamp_ms", m->timestamp_ms, ITUNA_LIT_FRESH);
             ITUNA_SET_STR_LIT(s, "ituna.message.timestamp_type",
-                              tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append_time" : "create_time",
+                              tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "log_append_time"
+                                                                           : "create_time",
                               ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
             /* time between the message's timestamp and the start of processing */
             double wait = (double)so.start_time_ns / 1e6 - (double)m->timestamp_ms;
@@ -321,7 +343,8 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
 
 ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
                               size_t errstr_size) {
-    if (!c || !out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
+    if (!c || !out)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
     *out = NULL;
     if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
     int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -329,7 +352,9 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
         if (atomic_exchange(&c->wakeup, 0)) return ITUNA_OK;
         int64_t left = deadline - ituna_kafka_mono_ms();
         /* 100 ms slices so a wakeup is seen promptly */
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0 ? 0 : left < 100 ? left : 100));
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
+                                                                      : left < 100 ? left
+                                                                                   : 100));
         if (rkm && rkm->err) {
             rd_kafka_resp_err_t err = rkm->err;
             char reason[256];
@@ -343,7 +368,8 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
             }
             if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 /* a subscribed topic not created yet is routine: info, not warn */
-                ituna_log(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? ITUNA_LOG_INFO : ITUNA_LOG_WARN, "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
+                ituna_log(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? ITUNA_LOG_INFO : ITUNA_LOG_WARN,
+                          "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
                 note_error(c, err, reason);
             }
         } else if (rkm) {
@@ -352,7 +378,8 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
             if (!m) {
                 /* Not stored: rewind so it is redelivered rather than lost. */
                 rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset = rkm->offset;
+                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset =
+                    rkm->offset;
                 rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 2000);
                 if (se) rd_kafka_error_destroy(se);
                 rd_kafka_topic_partition_list_destroy(l);
@@ -376,8 +403,10 @@ static ituna_err store_offset(ituna_message *m, char *errstr, size_t errstr_size
     rd_kafka_resp_err_t err = rd_kafka_offsets_store(m->c->rk, l);
     if (!err) err = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
-    if (err && err != RD_KAFKA_RESP_ERR__STATE) /* __STATE: partition revoked meanwhile; redelivered elsewhere */
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka offset store: %s", rd_kafka_err2str(err));
+    if (err &&
+        err != RD_KAFKA_RESP_ERR__STATE) /* __STATE: partition revoked meanwhile; redelivered elsewhere */
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka offset store: %s",
+                             rd_kafka_err2str(err));
     if (err)
         ituna_log(ITUNA_LOG_INFO, "kafka offset not stored for %s [%d] @%lld: partition no longer assigned",
                   rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset);
@@ -391,8 +420,9 @@ static void rewind_partition(ituna_message *m) {
         m->rkm->offset;
     rd_kafka_error_t *se = rd_kafka_seek_partitions(m->c->rk, l, 5000);
     if (se) {
-        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d] to %lld failed: %s", rd_kafka_topic_name(m->rkm->rkt),
-                  (int)m->rkm->partition, (long long)m->rkm->offset, rd_kafka_error_string(se));
+        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d] to %lld failed: %s",
+                  rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset,
+                  rd_kafka_error_string(se));
         rd_kafka_error_destroy(se);
     } else if (l->elems[0].err) {
         ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d]: %s", rd_kafka_topic_name(m->rkm->rkt),
@@ -435,21 +465,29 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
         const void *val;
         size_t size;
         if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size)) break;
-        if (strncmp(name, "ituna.dlq.", 10) == 0) continue; /* a message dead-lettered twice keeps the latest */
-        h[k++] = (ituna_header){name, val, size};
+        if (strncmp(name, "ituna.dlq.", 10) == 0)
+            continue; /* a message dead-lettered twice keeps the latest */
+        h[k++] = (ituna_header){ name, val, size };
     }
     const char *why = reason && *reason ? reason : "malformed payload";
-    h[k++] = (ituna_header){"ituna.dlq.reason", why, strlen(why)};
-    h[k++] = (ituna_header){"ituna.dlq.topic", topic, strlen(topic)};
-    h[k++] = (ituna_header){"ituna.dlq.partition", part, strlen(part)};
-    h[k++] = (ituna_header){"ituna.dlq.offset", off, strlen(off)};
+    h[k++] = (ituna_header){ "ituna.dlq.reason", why, strlen(why) };
+    h[k++] = (ituna_header){ "ituna.dlq.topic", topic, strlen(topic) };
+    h[k++] = (ituna_header){ "ituna.dlq.partition", part, strlen(part) };
+    h[k++] = (ituna_header){ "ituna.dlq.offset", off, strlen(off) };
 
-    dlq_wait w = {.done = 0};
+    dlq_wait w = { .done = 0 };
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
-    ituna_message_out mo = {.topic = dlq_topic, .key = rkm->key, .key_len = rkm->key_len, .value = rkm->payload,
-                            .value_len = rkm->len, .headers = h, .n_headers = k, .partition = -1,
-                            .parent = &m->ctx, .opaque = &w};
+    ituna_message_out mo = { .topic = dlq_topic,
+                             .key = rkm->key,
+                             .key_len = rkm->key_len,
+                             .value = rkm->payload,
+                             .value_len = rkm->len,
+                             .headers = h,
+                             .n_headers = k,
+                             .partition = -1,
+                             .parent = &m->ctx,
+                             .opaque = &w };
     ituna_err e = ituna_producer_publish(c->dlq, &mo, errstr, errstr_size);
     free(h);
     if (!e) {
@@ -470,7 +508,8 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
             e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
                               "DLQ write to '%s' not confirmed within %d ms", dlq_topic, DLQ_CONFIRM_MS);
         } else if (w.err) {
-            e = ituna_set_err(errstr, errstr_size, w.err, "DLQ write to '%s' failed: %s", dlq_topic, w.errstr);
+            e = ituna_set_err(errstr, errstr_size, w.err, "DLQ write to '%s' failed: %s", dlq_topic,
+                              w.errstr);
         }
     }
     pthread_cond_destroy(&w.cv);
@@ -493,9 +532,7 @@ ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, cons
         result = ITUNA_HANDLED_MALFORMED;
     }
     switch (result) {
-    case ITUNA_HANDLED_OK:
-        e = store_offset(m, errstr, errstr_size);
-        break;
+    case ITUNA_HANDLED_OK: e = store_offset(m, errstr, errstr_size); break;
     case ITUNA_HANDLED_MALFORMED:
         ituna_span_set_str(m->span, "error.type", "malformed_payload");
         ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "malformed payload");
@@ -526,10 +563,18 @@ ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, cons
     return e;
 }
 
-const char *ituna_message_topic(const ituna_message *m) { return m ? rd_kafka_topic_name(m->rkm->rkt) : NULL; }
-int32_t ituna_message_partition(const ituna_message *m) { return m ? m->rkm->partition : -1; }
-int64_t ituna_message_offset(const ituna_message *m) { return m ? m->rkm->offset : -1; }
-int64_t ituna_message_timestamp_ms(const ituna_message *m) { return m ? m->timestamp_ms : -1; }
+const char *ituna_message_topic(const ituna_message *m) {
+    return m ? rd_kafka_topic_name(m->rkm->rkt) : NULL;
+}
+int32_t ituna_message_partition(const ituna_message *m) {
+    return m ? m->rkm->partition : -1;
+}
+int64_t ituna_message_offset(const ituna_message *m) {
+    return m ? m->rkm->offset : -1;
+}
+int64_t ituna_message_timestamp_ms(const ituna_message *m) {
+    return m ? m->timestamp_ms : -1;
+}
 
 const void *ituna_message_key(const ituna_message *m, size_t *len) {
     if (len) *len = m && m->rkm->key ? m->rkm->key_len : 0;
@@ -561,12 +606,15 @@ int ituna_message_header(const ituna_message *m, size_t i, const char **key, con
     return 1;
 }
 
-ituna_span *ituna_message_span(ituna_message *m) { return m ? m->span : NULL; }
+ituna_span *ituna_message_span(ituna_message *m) {
+    return m ? m->span : NULL;
+}
 
 ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handler_fn handler, void *opaque,
                                   int *handled, char *errstr, size_t errstr_size) {
     if (handled) *handled = 0;
-    if (!c || !handler) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and handler are required");
+    if (!c || !handler)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and handler are required");
     ituna_message *m = NULL;
     ituna_err e = ituna_consumer_poll(c, timeout_ms, &m, errstr, errstr_size);
     if (e || !m) return e;
@@ -626,7 +674,9 @@ void ituna_consumer_destroy(ituna_consumer *c) {
     free(c);
 }
 
-int ituna_consumer_assignment_count(ituna_consumer *c) { return c ? atomic_load(&c->assigned) : 0; }
+int ituna_consumer_assignment_count(ituna_consumer *c) {
+    return c ? atomic_load(&c->assigned) : 0;
+}
 
 void ituna_consumer_wakeup(ituna_consumer *c) {
     if (c) atomic_store(&c->wakeup, 1);

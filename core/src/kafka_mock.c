@@ -18,14 +18,14 @@ struct ituna_mock_cluster {
  * setting for it, so other counts are rejected rather than silently ignored. */
 #define MOCK_AUTO_PARTITIONS 4
 
-ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_mock_cluster **out, char *errstr,
-                                   size_t errstr_size) {
+ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_mock_cluster **out,
+                                   char *errstr, size_t errstr_size) {
     if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if (n_brokers <= 0) n_brokers = 1;
     if (n_brokers > 16)
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "mock cluster: at most 16 brokers, got %d",
-                             n_brokers);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                             "mock cluster: at most 16 brokers, got %d", n_brokers);
     if (default_partitions != 0 && default_partitions != MOCK_AUTO_PARTITIONS)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_UNSUPPORTED,
                              "mock cluster: librdkafka %s auto-creates topics with %d partitions; "
@@ -56,9 +56,13 @@ ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_
     return ITUNA_OK;
 }
 
-void *ituna_mock_cluster_rd(ituna_mock_cluster *m) { return m ? m->mc : NULL; }
+void *ituna_mock_cluster_rd(ituna_mock_cluster *m) {
+    return m ? m->mc : NULL;
+}
 
-const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m) { return m ? m->bootstrap : NULL; }
+const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m) {
+    return m ? m->bootstrap : NULL;
+}
 
 void ituna_mock_cluster_stop(ituna_mock_cluster *m) {
     if (!m) return;

@@ -37,8 +37,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     pub_op *op = m->_private;
     if (!op) return;
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-    ituna_delivery_report r = {.topic = topic, .partition = m->partition, .offset = -1, .err = ITUNA_OK,
-                               .errstr = "", .error_name = "", .msg_opaque = op->user_opaque, .span = op->ctx};
+    ituna_delivery_report r = { .topic = topic,
+                                .partition = m->partition,
+                                .offset = -1,
+                                .err = ITUNA_OK,
+                                .errstr = "",
+                                .error_name = "",
+                                .msg_opaque = op->user_opaque,
+                                .span = op->ctx };
     if (m->err) {
         r.err = m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? ITUNA_ERR_TIMEOUT : ITUNA_ERR_KAFKA;
         r.errstr = rd_kafka_err2str(m->err);
@@ -68,8 +74,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     (void)opaque;
-    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO, "kafka %s: %s: %s",
-              rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO,
+              "kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 /* Serves delivery reports while the application is idle, so spans end promptly. */
@@ -83,7 +89,7 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
                                 ituna_producer **out, char *errstr, size_t errstr_size) {
     if (!out) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
-    ituna_producer_options zero = {.payload_carrier = -1};
+    ituna_producer_options zero = { .payload_carrier = -1 };
     if (!opts) opts = &zero;
     ituna_err e = ituna_kafka_resolve(&t, &cfg, errstr, errstr_size);
     if (e) return e;
@@ -97,11 +103,20 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
     const char *svc = ituna_tracer_service_name(t);
     /* message.timeout.ms bounds how long an undeliverable message (broker down)
      * waits before its failure is reported: 30 s instead of librdkafka's 5 min. */
-    const char *defaults[] = {"enable.idempotence", "true", "acks", "all", "linger.ms", "5",
-                              "message.timeout.ms", "30000", "client.id", svc && *svc ? svc : "ituna", NULL};
+    const char *defaults[] = { "enable.idempotence",
+                               "true",
+                               "acks",
+                               "all",
+                               "linger.ms",
+                               "5",
+                               "message.timeout.ms",
+                               "30000",
+                               "client.id",
+                               svc && *svc ? svc : "ituna",
+                               NULL };
     rd_kafka_conf_t *conf;
-    e = ituna_kafka_conf_build(cfg, RD_KAFKA_PRODUCER, opts->bootstrap, defaults, opts->properties, NULL, &conf, &p->ep, errstr,
-                               errstr_size);
+    e = ituna_kafka_conf_build(cfg, RD_KAFKA_PRODUCER, opts->bootstrap, defaults, opts->properties, NULL,
+                               &conf, &p->ep, errstr, errstr_size);
     if (e) {
         free(p);
         return e;
@@ -129,7 +144,8 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
 ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg, char *errstr,
                                  size_t errstr_size) {
     if (!p || !msg || !msg->topic || !*msg->topic)
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "producer, message and topic are required");
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                             "producer, message and topic are required");
     if (msg->n_headers && !msg->headers)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "n_headers > 0 but headers is NULL");
     if (msg->n_attrs && !msg->attrs)
@@ -143,10 +159,11 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
     }
     char name[300];
     snprintf(name, sizeof name, "send %s", msg->topic);
-    ituna_span_options so = {.kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent};
+    ituna_span_options so = { .kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent };
     ituna_span *span = NULL;
     ituna_err e = ituna_span_start(p->tracer, name, &so, &span);
-    if (e || !span) return ituna_set_err(errstr, errstr_size, e ? e : ITUNA_ERR_NOMEM, "cannot start the span");
+    if (e || !span)
+        return ituna_set_err(errstr, errstr_size, e ? e : ITUNA_ERR_NOMEM, "cannot start the span");
     ituna_kafka_span_attrs(span, "send", msg->topic, msg->key, msg->key_len, msg->value_len, &p->ep);
     /* After the messaging attributes, which assume a fresh span (no duplicate scan). */
     for (size_t i = 0; i < msg->n_attrs; i++) ituna_span_set_attr(span, &msg->attrs[i]);
@@ -197,17 +214,17 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
         err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(msg->topic), RD_KAFKA_V_PARTITION(partition),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_KEY((void *)msg->key, msg->key ? msg->key_len : 0),
-                                RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0), RD_KAFKA_V_HEADERS(hdrs),
-                                RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
+                                RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0),
+                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(op), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ituna_kafka_mono_ms() >= deadline) break;
         rd_kafka_poll(p->rk, 50);
     }
     ituna_buf_free(&payload);
     if (!err) return ITUNA_OK;
     atomic_fetch_sub(&p->in_flight, 1);
-    e = ituna_set_err(errstr, errstr_size,
-                      err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
-                      "kafka publish to '%s': %s (%s)", msg->topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
+    e = ituna_set_err(
+        errstr, errstr_size, err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
+        "kafka publish to '%s': %s (%s)", msg->topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
     ituna_span_set_str(span, "error.type", rd_kafka_err2name(err));
     ituna_span_set_status(span, ITUNA_STATUS_ERROR, rd_kafka_err2str(err));
     goto fail_span;
@@ -234,11 +251,17 @@ ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms) {
     return atomic_load(&p->in_flight) > 0 ? ITUNA_ERR_TIMEOUT : ITUNA_OK;
 }
 
-void *ituna_producer_rd(ituna_producer *p) { return p ? p->rk : NULL; }
+void *ituna_producer_rd(ituna_producer *p) {
+    return p ? p->rk : NULL;
+}
 
-int ituna_producer_in_flight(ituna_producer *p) { return p ? atomic_load(&p->in_flight) : 0; }
+int ituna_producer_in_flight(ituna_producer *p) {
+    return p ? atomic_load(&p->in_flight) : 0;
+}
 
-uint64_t ituna_producer_failures(ituna_producer *p) { return p ? atomic_load(&p->failures) : 0; }
+uint64_t ituna_producer_failures(ituna_producer *p) {
+    return p ? atomic_load(&p->failures) : 0;
+}
 
 ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
     if (!p) return ITUNA_OK;

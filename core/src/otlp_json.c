@@ -54,7 +54,7 @@ static void jstr(ituna_buf *b, const char *s, size_t n) {
         if (p > run) raw(b, (const char *)run, (size_t)(p - run));
         if (p >= end) break;
         if (kind_tab[*p] == 1) {
-            char e[6] = {'\\', 0, 0, 0, 0, 0};
+            char e[6] = { '\\', 0, 0, 0, 0, 0 };
             size_t el = 2;
             switch (*p) {
             case '"': e[1] = '"'; break;
@@ -212,11 +212,8 @@ static void jkv(ituna_buf *b, const ituna_kv *kv) {
     case ITUNA_ATTR_STRING_ARRAY:
     case ITUNA_ATTR_INT_ARRAY:
     case ITUNA_ATTR_DOUBLE_ARRAY:
-    case ITUNA_ATTR_BOOL_ARRAY:
-        janyvalue_items(b, kv);
-        break;
-    default:
-        LIT(b, "{}");
+    case ITUNA_ATTR_BOOL_ARRAY: janyvalue_items(b, kv); break;
+    default: LIT(b, "{}");
     }
     ch(b, '}');
 }

@@ -25,7 +25,9 @@ typedef struct rw {
     int oom;
 } rw;
 
-static inline size_t rw_used(const rw *w) { return (size_t)((w->b->data + w->b->cap) - w->p); }
+static inline size_t rw_used(const rw *w) {
+    return (size_t)((w->b->data + w->b->cap) - w->p);
+}
 
 static int rw_grow(rw *w, size_t n) {
     if (w->oom) return 0;
@@ -75,7 +77,9 @@ static inline void put_varint(rw *w, uint64_t v) {
     *q = (uint8_t)v;
 }
 
-static inline void put_tag(rw *w, unsigned field, unsigned wt) { put_varint(w, ((uint64_t)field << 3) | wt); }
+static inline void put_tag(rw *w, unsigned field, unsigned wt) {
+    put_varint(w, ((uint64_t)field << 3) | wt);
+}
 
 static inline void put_raw(rw *w, const void *src, size_t n) {
     if (!rw_need(w, n)) return;
@@ -132,7 +136,9 @@ static inline void close_msg(rw *w, unsigned field, size_t mark) {
 
 /* ---- AnyValue / KeyValue (common.proto) ------------------------------------ */
 
-static void put_anyvalue_scalar_str(rw *w, const char *s, size_t n) { put_str_field(w, 1, s, n); }
+static void put_anyvalue_scalar_str(rw *w, const char *s, size_t n) {
+    put_str_field(w, 1, s, n);
+}
 
 static void put_array(rw *w, const ituna_kv *kv) {
     size_t mark = rw_used(w);
@@ -159,8 +165,7 @@ static void put_array(rw *w, const ituna_kv *kv) {
         case ITUNA_ATTR_BOOL_ARRAY:
             put_uvarint_field(w, 2, ((const ITUNA_BOOL_ITEM *)kv->v.arr.items)[i] ? 1 : 0);
             break;
-        default:
-            break;
+        default: break;
         }
         close_msg(w, 1, m2);
     }
@@ -175,26 +180,19 @@ static void put_kv(rw *w, unsigned field, const ituna_kv *kv) {
     case ITUNA_ATTR_STRING:
         put_anyvalue_scalar_str(w, kv->v.s.ptr ? kv->v.s.ptr : "", kv->v.s.ptr ? kv->v.s.len : 0);
         break;
-    case ITUNA_ATTR_INT:
-        put_uvarint_field(w, 3, (uint64_t)kv->v.i);
-        break;
+    case ITUNA_ATTR_INT: put_uvarint_field(w, 3, (uint64_t)kv->v.i); break;
     case ITUNA_ATTR_DOUBLE: {
         uint64_t u;
         memcpy(&u, &kv->v.d, 8);
         put_fixed64(w, 4, u);
         break;
     }
-    case ITUNA_ATTR_BOOL:
-        put_uvarint_field(w, 2, kv->v.b ? 1 : 0);
-        break;
+    case ITUNA_ATTR_BOOL: put_uvarint_field(w, 2, kv->v.b ? 1 : 0); break;
     case ITUNA_ATTR_STRING_ARRAY:
     case ITUNA_ATTR_INT_ARRAY:
     case ITUNA_ATTR_DOUBLE_ARRAY:
-    case ITUNA_ATTR_BOOL_ARRAY:
-        put_array(w, kv);
-        break;
-    default:
-        break; /* unknown type: an empty AnyValue */
+    case ITUNA_ATTR_BOOL_ARRAY: put_array(w, kv); break;
+    default: break; /* unknown type: an empty AnyValue */
     }
     close_msg(w, 2, vmark); /* KeyValue.value */
     if (kv->key_len) put_str_field(w, 1, kv->key, kv->key_len);
@@ -255,7 +253,7 @@ static void put_span(rw *w, const ituna_span *s) {
 
 int ituna_otlp_encode_proto(ituna_span *const *spans, size_t n, const ituna_resource *res, ituna_buf *out) {
     if (!out || out->oom) return 0;
-    rw w = {.b = out, .base = out->len, .p = NULL, .oom = 0};
+    rw w = { .b = out, .base = out->len, .p = NULL, .oom = 0 };
     if (!rw_grow(&w, 256 + n * 160)) return 0;
 
     size_t rs_mark = rw_used(&w);
@@ -313,8 +311,14 @@ static int skip_field(const uint8_t **pp, const uint8_t *end, unsigned wt) {
     uint64_t v;
     switch (wt) {
     case WT_VARINT: return get_varint(pp, end, &v);
-    case WT_I64: if (end - *pp < 8) return 0; *pp += 8; return 1;
-    case WT_I32: if (end - *pp < 4) return 0; *pp += 4; return 1;
+    case WT_I64:
+        if (end - *pp < 8) return 0;
+        *pp += 8;
+        return 1;
+    case WT_I32:
+        if (end - *pp < 4) return 0;
+        *pp += 4;
+        return 1;
     case WT_LEN:
         if (!get_varint(pp, end, &v) || v > (uint64_t)(end - *pp)) return 0;
         *pp += v;

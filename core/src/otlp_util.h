@@ -11,7 +11,7 @@
 
 /* opentelemetry.proto.trace.v1.SpanFlags */
 #define ITUNA_OTLP_FLAG_HAS_IS_REMOTE 0x100u
-#define ITUNA_OTLP_FLAG_IS_REMOTE 0x200u
+#define ITUNA_OTLP_FLAG_IS_REMOTE     0x200u
 
 /* Span.flags: W3C trace flags, plus "is-remote known" and the parent's is-remote bit. */
 static inline uint32_t ituna_otlp_span_flags(const ituna_span *s) {
@@ -19,12 +19,14 @@ static inline uint32_t ituna_otlp_span_flags(const ituna_span *s) {
            (s->has_parent && s->parent_is_remote ? ITUNA_OTLP_FLAG_IS_REMOTE : 0u);
 }
 static inline uint32_t ituna_otlp_link_flags(const ituna_link *l) {
-    return (uint32_t)l->trace_flags | ITUNA_OTLP_FLAG_HAS_IS_REMOTE | (l->is_remote ? ITUNA_OTLP_FLAG_IS_REMOTE : 0u);
+    return (uint32_t)l->trace_flags | ITUNA_OTLP_FLAG_HAS_IS_REMOTE |
+           (l->is_remote ? ITUNA_OTLP_FLAG_IS_REMOTE : 0u);
 }
 /* Span kind as sent: UNSPECIFIED (and anything out of range) goes out as INTERNAL. */
 static inline unsigned ituna_otlp_kind(const ituna_span *s) {
-    return s->kind >= ITUNA_SPAN_KIND_INTERNAL && s->kind <= ITUNA_SPAN_KIND_CONSUMER ? s->kind
-                                                                                      : ITUNA_SPAN_KIND_INTERNAL;
+    return s->kind >= ITUNA_SPAN_KIND_INTERNAL && s->kind <= ITUNA_SPAN_KIND_CONSUMER
+               ? s->kind
+               : ITUNA_SPAN_KIND_INTERNAL;
 }
 
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */

@@ -24,11 +24,12 @@
 
 /* ---- traceparent ----------------------------------------------------------- */
 
-static inline int is_ows(char c) { return c == ' ' || c == '\t'; }
+static inline int is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 /* 1 when all n bytes are zero; n is 8 or 16. */
-static inline int all_zero(const uint8_t *p, size_t n)
-{
+static inline int all_zero(const uint8_t *p, size_t n) {
     uint64_t acc = 0, w;
     for (size_t i = 0; i < n; i += 8) {
         memcpy(&w, p + i, 8);
@@ -37,15 +38,13 @@ static inline int all_zero(const uint8_t *p, size_t n)
     return acc == 0;
 }
 
-static ituna_err tp_fail(ituna_span_context *out, const char **reason, const char *why)
-{
+static ituna_err tp_fail(ituna_span_context *out, const char **reason, const char *why) {
     memset(out, 0, sizeof(*out));
     if (reason) *reason = why;
     return ITUNA_ERR_PARSE;
 }
 
-ituna_err ituna_traceparent_parse(const char *s, size_t len, ituna_span_context *out, const char **reason)
-{
+ituna_err ituna_traceparent_parse(const char *s, size_t len, ituna_span_context *out, const char **reason) {
     if (!out) {
         if (reason) *reason = "traceparent: no output context";
         return ITUNA_ERR_INVALID_ARG;
@@ -88,8 +87,7 @@ ituna_err ituna_traceparent_parse(const char *s, size_t len, ituna_span_context 
     return ITUNA_OK;
 }
 
-size_t ituna_traceparent_format(const ituna_span_context *ctx, char *buf, size_t buf_size)
-{
+size_t ituna_traceparent_format(const ituna_span_context *ctx, char *buf, size_t buf_size) {
     if (!ctx || !buf || buf_size < ITUNA_TRACEPARENT_LEN + 1) return 0;
     if (all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8)) return 0;
     static const char hexd[] = "0123456789abcdef";
@@ -109,22 +107,19 @@ size_t ituna_traceparent_format(const ituna_span_context *ctx, char *buf, size_t
 /* ---- tracestate ------------------------------------------------------------ */
 
 #define TS_MAX_MEMBERS 32
-#define TS_LONG_ENTRY 128 /* entries longer than this are truncated away first */
+#define TS_LONG_ENTRY  128 /* entries longer than this are truncated away first */
 
 /* Character classes for keys: 1 = lcalpha, 2 = DIGIT, 4 = "_-*\/". */
 static const uint8_t key_class[256] = {
     ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
     ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
     ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2, ['6'] = 2, ['7'] = 2,
-    ['8'] = 2, ['9'] = 2,
-    ['_'] = 4, ['-'] = 4, ['*'] = 4, ['/'] = 4,
+    ['y'] = 1, ['z'] = 1, ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2, ['5'] = 2,
+    ['6'] = 2, ['7'] = 2, ['8'] = 2, ['9'] = 2, ['_'] = 4, ['-'] = 4, ['*'] = 4, ['/'] = 4,
 };
 
 /* first: classes allowed for the first char; min/max total length. */
-static int key_part_ok(const char *k, size_t n, uint8_t first, size_t max)
-{
+static int key_part_ok(const char *k, size_t n, uint8_t first, size_t max) {
     if (n == 0 || n > max) return 0;
     if (!(key_class[(uint8_t)k[0]] & first)) return 0;
     for (size_t i = 1; i < n; i++)
@@ -132,8 +127,7 @@ static int key_part_ok(const char *k, size_t n, uint8_t first, size_t max)
     return 1;
 }
 
-static int ts_key_ok(const char *k, size_t n)
-{
+static int ts_key_ok(const char *k, size_t n) {
     const char *at = memchr(k, '@', n);
     if (!at) return key_part_ok(k, n, 1, 256);
     size_t tn = (size_t)(at - k);
@@ -143,8 +137,7 @@ static int ts_key_ok(const char *k, size_t n)
 }
 
 /* value = 0*255(chr) nblk-chr; chr = 0x20-0x7E except ',' and '='. */
-static int ts_value_ok(const char *v, size_t n)
-{
+static int ts_value_ok(const char *v, size_t n) {
     if (n == 0 || n > 256 || v[n - 1] == ' ') return 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)v[i];
@@ -153,16 +146,14 @@ static int ts_value_ok(const char *v, size_t n)
     return 1;
 }
 
-static ituna_err ts_fail(ituna_span_context *out, const char **reason, const char *why)
-{
+static ituna_err ts_fail(ituna_span_context *out, const char **reason, const char *why) {
     out->tracestate_len = 0;
     out->tracestate[0] = '\0';
     if (reason) *reason = why;
     return ITUNA_ERR_PARSE;
 }
 
-ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *out, const char **reason)
-{
+ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *out, const char **reason) {
     if (!out) {
         if (reason) *reason = "tracestate: no output context";
         return ITUNA_ERR_INVALID_ARG;
@@ -172,7 +163,10 @@ ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *
     out->tracestate[0] = '\0';
     if (!s || len == 0) return ITUNA_OK; /* empty header: accepted, nothing kept */
 
-    struct { const char *p; size_t n, klen; } m[TS_MAX_MEMBERS];
+    struct {
+        const char *p;
+        size_t n, klen;
+    } m[TS_MAX_MEMBERS];
     size_t count = 0;
     const char *end = s + len, *cur = s;
     for (;;) {
@@ -186,7 +180,8 @@ ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *
             if (!eq) return ts_fail(out, reason, "tracestate: list-member without '='");
             size_t klen = (size_t)(eq - a);
             if (!ts_key_ok(a, klen)) return ts_fail(out, reason, "tracestate: invalid key");
-            if (!ts_value_ok(eq + 1, (size_t)(b - eq - 1))) return ts_fail(out, reason, "tracestate: invalid value");
+            if (!ts_value_ok(eq + 1, (size_t)(b - eq - 1)))
+                return ts_fail(out, reason, "tracestate: invalid value");
             for (size_t i = 0; i < count; i++)
                 if (m[i].klen == klen && memcmp(m[i].p, a, klen) == 0)
                     return ts_fail(out, reason, "tracestate: duplicate key");
@@ -241,8 +236,7 @@ ituna_err ituna_tracestate_parse(const char *s, size_t len, ituna_span_context *
 
 /* ---- inject / extract ------------------------------------------------------ */
 
-ituna_err ituna_inject(const ituna_span_context *ctx, ituna_carrier_set_fn set, void *carrier)
-{
+ituna_err ituna_inject(const ituna_span_context *ctx, ituna_carrier_set_fn set, void *carrier) {
     if (!set) return ITUNA_ERR_INVALID_ARG;
     ituna_span_context cur;
     if (!ctx) {
@@ -260,8 +254,8 @@ ituna_err ituna_inject(const ituna_span_context *ctx, ituna_carrier_set_fn set, 
     return ITUNA_OK;
 }
 
-ituna_err ituna_extract(ituna_carrier_get_fn get, void *carrier, ituna_span_context *out, const char **reason)
-{
+ituna_err ituna_extract(ituna_carrier_get_fn get, void *carrier, ituna_span_context *out,
+                        const char **reason) {
     if (!get || !out) {
         if (out) memset(out, 0, sizeof(*out));
         if (reason) *reason = "extract: NULL argument";

@@ -75,7 +75,8 @@ static inline void *ituna_ring_pop(ituna_ring *r) {
 }
 
 static inline size_t ituna_ring_size(ituna_ring *r) {
-    return atomic_load_explicit(&r->enq, memory_order_relaxed) - atomic_load_explicit(&r->deq, memory_order_relaxed);
+    return atomic_load_explicit(&r->enq, memory_order_relaxed) -
+           atomic_load_explicit(&r->deq, memory_order_relaxed);
 }
 
 #endif

@@ -19,16 +19,16 @@
 /* Designated initialisers zero the rest without a memset call: these sit on the
  * span hot path. */
 ituna_attr ituna_attr_str(const char *key, const char *value) {
-    return (ituna_attr){.key = key, .type = ITUNA_ATTR_STRING, .v.s = {value, SIZE_MAX}};
+    return (ituna_attr){ .key = key, .type = ITUNA_ATTR_STRING, .v.s = { value, SIZE_MAX } };
 }
 ituna_attr ituna_attr_int(const char *key, int64_t value) {
-    return (ituna_attr){.key = key, .type = ITUNA_ATTR_INT, .v.i = value};
+    return (ituna_attr){ .key = key, .type = ITUNA_ATTR_INT, .v.i = value };
 }
 ituna_attr ituna_attr_double(const char *key, double value) {
-    return (ituna_attr){.key = key, .type = ITUNA_ATTR_DOUBLE, .v.d = value};
+    return (ituna_attr){ .key = key, .type = ITUNA_ATTR_DOUBLE, .v.d = value };
 }
 ituna_attr ituna_attr_bool(const char *key, int value) {
-    return (ituna_attr){.key = key, .type = ITUNA_ATTR_BOOL, .v.b = value ? 1 : 0};
+    return (ituna_attr){ .key = key, .type = ITUNA_ATTR_BOOL, .v.b = value ? 1 : 0 };
 }
 
 /* Copy attribute *in into *out using arena memory; strings cut to len_limit
@@ -81,8 +81,11 @@ static int kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t
         size_t n = in->v.iarr.count, sz = n * 8;
         void *items = ituna_arena_alloc(a, sz + 1);
         if (!items) return 0;
-        if (sz) memcpy(items, in->type == ITUNA_ATTR_INT_ARRAY ? (const void *)in->v.iarr.items
-                                                                : (const void *)in->v.darr.items, sz);
+        if (sz)
+            memcpy(items,
+                   in->type == ITUNA_ATTR_INT_ARRAY ? (const void *)in->v.iarr.items
+                                                    : (const void *)in->v.darr.items,
+                   sz);
         out->v.arr.items = items;
         out->v.arr.count = (uint32_t)n;
         return 1;
@@ -184,7 +187,8 @@ static int sample_ratio(const ituna_tracer *t, const uint8_t trace_id[16]) {
     return low < t->ratio_bound;
 }
 
-static int should_sample(const ituna_tracer *t, const ituna_span_context *parent, const uint8_t trace_id[16]) {
+static int should_sample(const ituna_tracer *t, const ituna_span_context *parent,
+                         const uint8_t trace_id[16]) {
     if (t->parent_based && parent) return (parent->trace_flags & ITUNA_TRACE_FLAG_SAMPLED) != 0;
     switch (t->sampler) {
     case ITUNA_SAMPLER_ALWAYS_ON: return 1;
@@ -207,7 +211,8 @@ static const ituna_span_context *current_ctx(void) {
     return ctx_depth > 0 ? &ctx_stack[ctx_depth - 1].ctx : NULL;
 }
 
-ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_options *opts, ituna_span **out) {
+ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_options *opts,
+                           ituna_span **out) {
     static const ituna_span_options no_opts;
     if (!out) return ITUNA_ERR_INVALID_ARG;
     *out = NULL;
@@ -215,12 +220,16 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     if (!opts) opts = &no_opts;
 
     const ituna_span_context *parent = NULL;
-    if (opts->parent && ituna_span_context_is_valid(opts->parent)) parent = opts->parent;
-    else if (!opts->root) parent = current_ctx();
+    if (opts->parent && ituna_span_context_is_valid(opts->parent))
+        parent = opts->parent;
+    else if (!opts->root)
+        parent = current_ctx();
 
     ituna_span *s = t->pool.cells ? ituna_ring_pop(&t->pool) : NULL;
-    if (s) span_release(s);
-    else if (!(s = malloc(sizeof *s))) return ITUNA_ERR_NOMEM;
+    if (s)
+        span_release(s);
+    else if (!(s = malloc(sizeof *s)))
+        return ITUNA_ERR_NOMEM;
     /* Zero the header but not the tracestate buffer or the inline storage:
      * both are written before they are read. */
     memset(s, 0, offsetof(ituna_span, ctx) + offsetof(ituna_span_context, tracestate) + 1);
@@ -269,9 +278,13 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     return ITUNA_OK;
 }
 
-const ituna_span_context *ituna_span_get_context(const ituna_span *span) { return span ? &span->ctx : NULL; }
+const ituna_span_context *ituna_span_get_context(const ituna_span *span) {
+    return span ? &span->ctx : NULL;
+}
 
-int ituna_span_is_recording(const ituna_span *span) { return span && span->recording; }
+int ituna_span_is_recording(const ituna_span *span) {
+    return span && span->recording;
+}
 
 ituna_err ituna_span_set_attr(ituna_span *s, const ituna_attr *attr) {
     if (!s || !attr_ok(attr)) return ITUNA_ERR_INVALID_ARG;
@@ -297,8 +310,8 @@ ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t 
     }
     if (s->n_attrs == s->cap_attrs) {
         uint32_t ncap = s->cap_attrs * 2;
-        ituna_kv *n = s->attrs == s->inline_attrs ? malloc(ncap * sizeof *n)
-                                                   : realloc(s->attrs, ncap * sizeof *n);
+        ituna_kv *n =
+            s->attrs == s->inline_attrs ? malloc(ncap * sizeof *n) : realloc(s->attrs, ncap * sizeof *n);
         if (!n) return ITUNA_ERR_NOMEM;
         if (s->attrs == s->inline_attrs) memcpy(n, s->inline_attrs, sizeof s->inline_attrs);
         s->attrs = n;
@@ -447,8 +460,12 @@ void ituna_span_end(ituna_span *s, uint64_t end_time_ns) {
  * pthread key destructor), not each time it empties: top-level spans are common. */
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-static void ctx_free(void *p) { free(p); }
-static void ctx_key_init(void) { pthread_key_create(&ctx_key, ctx_free); }
+static void ctx_free(void *p) {
+    free(p);
+}
+static void ctx_key_init(void) {
+    pthread_key_create(&ctx_key, ctx_free);
+}
 
 ituna_err ituna_context_attach(const ituna_span_context *ctx, int *token) {
     if (!ctx || !token) return ITUNA_ERR_INVALID_ARG;
@@ -498,10 +515,15 @@ int ituna_context_current(ituna_span_context *out) {
 
 static _Atomic(ituna_tracer *) global_tracer = NULL;
 
-void ituna_tracer_set_global(ituna_tracer *t) { atomic_store(&global_tracer, t); }
-ituna_tracer *ituna_tracer_global(void) { return atomic_load(&global_tracer); }
+void ituna_tracer_set_global(ituna_tracer *t) {
+    atomic_store(&global_tracer, t);
+}
+ituna_tracer *ituna_tracer_global(void) {
+    return atomic_load(&global_tracer);
+}
 
-static int res_add(ituna_resource *r, uint32_t *cap, const char *key, const char *val, int64_t ival, int is_int) {
+static int res_add(ituna_resource *r, uint32_t *cap, const char *key, const char *val, int64_t ival,
+                   int is_int) {
     for (uint32_t i = 0; i < r->n_attrs; i++) { /* later sources win */
         if (strcmp(r->attrs[i].key, key) == 0) {
             memmove(&r->attrs[i], &r->attrs[i + 1], (r->n_attrs - i - 1) * sizeof *r->attrs);
@@ -528,7 +550,7 @@ static int pct_decode(char *s) { /* in place; 0 on a bad escape */
     for (char *p = s; *p; p++) {
         if (*p == '%') {
             uint8_t v;
-            char hex[2] = {p[1], p[2]};
+            char hex[2] = { p[1], p[2] };
             if (!p[1] || !p[2]) return 0;
             if (hex[0] >= 'A' && hex[0] <= 'F') hex[0] = (char)(hex[0] + 32);
             if (hex[1] >= 'A' && hex[1] <= 'F') hex[1] = (char)(hex[1] + 32);
@@ -667,7 +689,8 @@ static ituna_err make_primary(ituna_tracer *t, ituna_exporter **out, char *errst
     *out = NULL;
     if (!type) {
         /* Embedded default: an endpoint means OTLP, otherwise a JSON-lines file. */
-        if (ituna_config_get(cfg, "exporter", "endpoint") || ituna_config_get(cfg, "exporter", "traces-endpoint"))
+        if (ituna_config_get(cfg, "exporter", "endpoint") ||
+            ituna_config_get(cfg, "exporter", "traces-endpoint"))
             type = "otlp";
         else
             type = "file";
@@ -718,7 +741,7 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
      * undo an earlier ituna_log_set_level() on every tracer creation. */
     const char *lvl = ituna_config_get(cfg, "tracer", "log-level");
     if (lvl) {
-        static const char *names[] = {"debug", "info", "warn", "error", "none"};
+        static const char *names[] = { "debug", "info", "warn", "error", "none" };
         for (int i = 0; i < 5; i++)
             if (strcmp(lvl, names[i]) == 0) ituna_log_set_level((ituna_log_level)i);
     }
@@ -727,9 +750,12 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
     const char *sampler = ituna_config_str(cfg, "tracer", "sampler", "parentbased_always_on");
     t->parent_based = strncmp(sampler, "parentbased_", 12) == 0;
     const char *root = t->parent_based ? sampler + 12 : sampler;
-    if (strcmp(root, "always_on") == 0) t->sampler = ITUNA_SAMPLER_ALWAYS_ON;
-    else if (strcmp(root, "always_off") == 0) t->sampler = ITUNA_SAMPLER_ALWAYS_OFF;
-    else if (strcmp(root, "traceidratio") == 0) t->sampler = ITUNA_SAMPLER_RATIO;
+    if (strcmp(root, "always_on") == 0)
+        t->sampler = ITUNA_SAMPLER_ALWAYS_ON;
+    else if (strcmp(root, "always_off") == 0)
+        t->sampler = ITUNA_SAMPLER_ALWAYS_OFF;
+    else if (strcmp(root, "traceidratio") == 0)
+        t->sampler = ITUNA_SAMPLER_RATIO;
     else {
         err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "unknown sampler '%s'", sampler);
         goto fail;
@@ -768,15 +794,17 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
             int64_t bsz = ituna_config_int(cfg, "exporter", "max-export-batch-size", 512);
             if (q < 1 || bsz < 1) {
                 if (e->destroy) e->destroy(e);
-                err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "queue and batch sizes must be >= 1");
+                err = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
+                                    "queue and batch sizes must be >= 1");
                 goto fail;
             }
             /* An explicit batch > queue was refused by ituna_config_validate(); the
              * default batch (512) follows a smaller queue. */
             if (bsz > q) bsz = q;
-            err = ituna_batch_create(t, e, (size_t)q, ituna_config_int(cfg, "exporter", "schedule-delay", 5000),
-                                     ituna_config_int(cfg, "exporter", "export-timeout", 30000), (size_t)bsz,
-                                     &t->batch, errstr, errstr_size);
+            err =
+                ituna_batch_create(t, e, (size_t)q, ituna_config_int(cfg, "exporter", "schedule-delay", 5000),
+                                   ituna_config_int(cfg, "exporter", "export-timeout", 30000), (size_t)bsz,
+                                   &t->batch, errstr, errstr_size);
             if (err) goto fail;
         }
     }
@@ -847,6 +875,10 @@ void ituna_tracer_get_stats(ituna_tracer *t, ituna_tracer_stats *o) {
 #undef LD
 }
 
-const char *ituna_tracer_service_name(const ituna_tracer *t) { return t ? t->service_name : NULL; }
+const char *ituna_tracer_service_name(const ituna_tracer *t) {
+    return t ? t->service_name : NULL;
+}
 
-const ituna_config *ituna_tracer_config(const ituna_tracer *t) { return t ? t->cfg : NULL; }
+const ituna_config *ituna_tracer_config(const ituna_tracer *t) {
+    return t ? t->cfg : NULL;
+}

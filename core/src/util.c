@@ -46,7 +46,9 @@ const char *ituna_err2name(ituna_err err) {
     return "ITUNA_ERR_UNKNOWN";
 }
 
-const char *ituna_version(void) { return ITUNA_VERSION_STRING; }
+const char *ituna_version(void) {
+    return ITUNA_VERSION_STRING;
+}
 
 ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, ...) {
     if (buf && size > 0) {
@@ -69,7 +71,9 @@ void ituna_log_set_handler(ituna_log_fn fn, void *opaque) {
     atomic_store(&log_fn, fn);
 }
 
-void ituna_log_set_level(ituna_log_level level) { atomic_store(&log_level, (int)level); }
+void ituna_log_set_level(ituna_log_level level) {
+    atomic_store(&log_level, (int)level);
+}
 
 void ituna_log(ituna_log_level level, const char *fmt, ...) {
     if ((int)level < atomic_load_explicit(&log_level, memory_order_relaxed) || level >= ITUNA_LOG_NONE)
@@ -84,13 +88,15 @@ void ituna_log(ituna_log_level level, const char *fmt, ...) {
         fn(level, msg, atomic_load(&log_opaque));
         return;
     }
-    static const char *names[] = {"debug", "info", "warn", "error"};
+    static const char *names[] = { "debug", "info", "warn", "error" };
     fprintf(stderr, "ituna %s: %s\n", names[level], msg);
 }
 
 /* ---- byte buffer ------------------------------------------------------------ */
 
-void ituna_buf_init(ituna_buf *b) { memset(b, 0, sizeof *b); }
+void ituna_buf_init(ituna_buf *b) {
+    memset(b, 0, sizeof *b);
+}
 
 void ituna_buf_free(ituna_buf *b) {
     free(b->data);
@@ -123,7 +129,9 @@ void ituna_buf_putc(ituna_buf *b, char c) {
     b->data[b->len++] = (uint8_t)c;
 }
 
-void ituna_buf_puts(ituna_buf *b, const char *s) { ituna_buf_append(b, s, strlen(s)); }
+void ituna_buf_puts(ituna_buf *b, const char *s) {
+    ituna_buf_append(b, s, strlen(s));
+}
 
 void ituna_buf_printf(ituna_buf *b, const char *fmt, ...) {
     char tmp[256];
@@ -197,21 +205,18 @@ void ituna_hex_encode(const uint8_t *in, size_t n, char *out) {
 
 /* 255 marks anything but lowercase hex. */
 static const uint8_t hexval[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 10, 11, 12, 13, 14, 15, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 10,  11,  12,
+    13,  14,  15,  255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
 };
 

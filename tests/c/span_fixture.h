@@ -14,7 +14,7 @@
 #define FX_S(str) (str), (uint32_t)(sizeof(str) - 1)
 
 static inline ituna_kv fx_str(const char *k, const char *v) {
-    ituna_kv kv = {.key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_STRING};
+    ituna_kv kv = { .key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_STRING };
     kv.v.s.ptr = v;
     kv.v.s.len = (uint32_t)strlen(v);
     return kv;
@@ -26,22 +26,22 @@ static inline ituna_kv fx_strn(const char *k, const char *v, uint32_t n) {
     return kv;
 }
 static inline ituna_kv fx_int(const char *k, int64_t v) {
-    ituna_kv kv = {.key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_INT};
+    ituna_kv kv = { .key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_INT };
     kv.v.i = v;
     return kv;
 }
 static inline ituna_kv fx_dbl(const char *k, double v) {
-    ituna_kv kv = {.key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_DOUBLE};
+    ituna_kv kv = { .key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_DOUBLE };
     kv.v.d = v;
     return kv;
 }
 static inline ituna_kv fx_bool(const char *k, int v) {
-    ituna_kv kv = {.key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_BOOL};
+    ituna_kv kv = { .key = k, .key_len = (uint32_t)strlen(k), .type = ITUNA_ATTR_BOOL };
     kv.v.b = v;
     return kv;
 }
 static inline ituna_kv fx_arr(const char *k, int type, const void *items, uint32_t count) {
-    ituna_kv kv = {.key = k, .key_len = (uint32_t)strlen(k), .type = (uint8_t)type};
+    ituna_kv kv = { .key = k, .key_len = (uint32_t)strlen(k), .type = (uint8_t)type };
     kv.v.arr.items = items;
     kv.v.arr.count = count;
     return kv;
@@ -90,9 +90,9 @@ static inline void fx_make_rich(fx_rich *r) {
     s->start_ns = 1700000000123456789ull;
     s->end_ns = 1700000000987654321ull;
 
-    r->sarr[0] = (ituna_str){FX_S("a")};
-    r->sarr[1] = (ituna_str){FX_S("")};
-    r->sarr[2] = (ituna_str){FX_S("c\"q")};
+    r->sarr[0] = (ituna_str){ FX_S("a") };
+    r->sarr[1] = (ituna_str){ FX_S("") };
+    r->sarr[2] = (ituna_str){ FX_S("c\"q") };
     r->iarr[0] = 1;
     r->iarr[1] = -2;
     r->iarr[2] = INT64_MAX;
@@ -117,9 +117,13 @@ static inline void fx_make_rich(fx_rich *r) {
 
     r->ev_attrs[0] = fx_str("exception.type", "ValueError");
     r->ev_attrs[1] = fx_int("zero", 0);
-    r->events[0] = (ituna_event){.name = "exception", .name_len = 9, .time_ns = 1700000000500000000ull,
-                                 .attrs = r->ev_attrs, .n_attrs = 2, .dropped_attrs = 1};
-    r->events[1] = (ituna_event){.name = "plain", .name_len = 5, .time_ns = 1700000000600000000ull};
+    r->events[0] = (ituna_event){ .name = "exception",
+                                  .name_len = 9,
+                                  .time_ns = 1700000000500000000ull,
+                                  .attrs = r->ev_attrs,
+                                  .n_attrs = 2,
+                                  .dropped_attrs = 1 };
+    r->events[1] = (ituna_event){ .name = "plain", .name_len = 5, .time_ns = 1700000000600000000ull };
     s->events = r->events;
     s->n_events = 2;
     s->dropped_events = 4;

@@ -12,58 +12,67 @@ typedef struct {
 
 typedef struct {
     const char *in;
-    int n;        /* expected entries; -1: rejected */
+    int n; /* expected entries; -1: rejected */
     kv want[4];
     const char *reason;
 } bg_case;
 
 static const bg_case bg_cases[] = {
-    {"userId=alice,serverNode=DF%2028,isProduction=false", 3,
-     {{"userId", "alice", NULL}, {"serverNode", "DF 28", NULL}, {"isProduction", "false", NULL}}, NULL},
-    {"userId =   alice, serverNode = DF%2028 ,\tisProduction = false", 3,
-     {{"userId", "alice", NULL}, {"serverNode", "DF 28", NULL}, {"isProduction", "false", NULL}}, NULL},
-    {"key1=value1;property1;property2, key2 = value2, key3=value3; propertyKey=propertyValue", 3,
-     {{"key1", "value1", "property1;property2"}, {"key2", "value2", NULL},
-      {"key3", "value3", "propertyKey=propertyValue"}}, NULL},
-    {"k=v ; p1 = x ; p2 ", 1, {{"k", "v", "p1=x;p2"}}, NULL},
-    {"k=a=b==", 1, {{"k", "a=b==", NULL}}, NULL}, /* '=' inside a value */
-    {"k=", 1, {{"k", "", NULL}}, NULL},          /* empty value */
-    {"k= ;p", 1, {{"k", "", "p"}}, NULL},
-    {"!#$%&'*+-.^_`|~09AZaz=v", 1, {{"!#$%&'*+-.^_`|~09AZaz", "v", NULL}}, NULL}, /* every tchar */
-    {"k=%E2%82%AC%e2%82%ac", 1, {{"k", "\xe2\x82\xac\xe2\x82\xac", NULL}}, NULL},  /* UTF-8, both hex cases */
-    {"k=%FF", 1, {{"k", "\xef\xbf\xbd", NULL}}, NULL},                            /* not UTF-8 -> U+FFFD */
-    {"k=a%C3", 1, {{"k", "a\xef\xbf\xbd", NULL}}, NULL},                          /* cut sequence */
-    {"k=%ED%A0%80", 1, {{"k", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", NULL}}, NULL}, /* surrogate */
-    {"k=%25%2C%3B", 1, {{"k", "%,;", NULL}}, NULL},
-    {"a=1,,b=2, ,", 2, {{"a", "1", NULL}, {"b", "2", NULL}}, NULL}, /* empty members skipped */
-    {"", 0, {{0}}, NULL},
-    {" \t", 0, {{0}}, NULL},
-    {"k=1,k=2", 1, {{"k", "2", NULL}}, NULL}, /* last one wins */
+    { "userId=alice,serverNode=DF%2028,isProduction=false",
+      3,
+      { { "userId", "alice", NULL }, { "serverNode", "DF 28", NULL }, { "isProduction", "false", NULL } },
+      NULL },
+    { "userId =   alice, serverNode = DF%2028 ,\tisProduction = false",
+      3,
+      { { "userId", "alice", NULL }, { "serverNode", "DF 28", NULL }, { "isProduction", "false", NULL } },
+      NULL },
+    { "key1=value1;property1;property2, key2 = value2, key3=value3; propertyKey=propertyValue",
+      3,
+      { { "key1", "value1", "property1;property2" },
+        { "key2", "value2", NULL },
+        { "key3", "value3", "propertyKey=propertyValue" } },
+      NULL },
+    { "k=v ; p1 = x ; p2 ", 1, { { "k", "v", "p1=x;p2" } }, NULL },
+    { "k=a=b==", 1, { { "k", "a=b==", NULL } }, NULL }, /* '=' inside a value */
+    { "k=", 1, { { "k", "", NULL } }, NULL },           /* empty value */
+    { "k= ;p", 1, { { "k", "", "p" } }, NULL },
+    { "!#$%&'*+-.^_`|~09AZaz=v", 1, { { "!#$%&'*+-.^_`|~09AZaz", "v", NULL } }, NULL }, /* every tchar */
+    { "k=%E2%82%AC%e2%82%ac",
+      1,
+      { { "k", "\xe2\x82\xac\xe2\x82\xac", NULL } },
+      NULL },                                                  /* UTF-8, both hex cases */
+    { "k=%FF", 1, { { "k", "\xef\xbf\xbd", NULL } }, NULL },   /* not UTF-8 -> U+FFFD */
+    { "k=a%C3", 1, { { "k", "a\xef\xbf\xbd", NULL } }, NULL }, /* cut sequence */
+    { "k=%ED%A0%80", 1, { { "k", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", NULL } }, NULL }, /* surrogate */
+    { "k=%25%2C%3B", 1, { { "k", "%,;", NULL } }, NULL },
+    { "a=1,,b=2, ,", 2, { { "a", "1", NULL }, { "b", "2", NULL } }, NULL }, /* empty members skipped */
+    { "", 0, { { 0 } }, NULL },
+    { " \t", 0, { { 0 } }, NULL },
+    { "k=1,k=2", 1, { { "k", "2", NULL } }, NULL }, /* last one wins */
 
-    {"k", -1, {{0}}, "baggage: list-member without '='"},
-    {"k;p=1", -1, {{0}}, "baggage: list-member without '='"},
-    {"=v", -1, {{0}}, "baggage: invalid key"},
-    {"k y=1", -1, {{0}}, "baggage: invalid key"},
-    {"k@x=1", -1, {{0}}, "baggage: invalid key"},
-    {"k\"=1", -1, {{0}}, "baggage: invalid key"},
-    {"a=1,k=a b", -1, {{0}}, "baggage: invalid value character"},
-    {"k=\"x\"", -1, {{0}}, "baggage: invalid value character"},
-    {"k=a\\b", -1, {{0}}, "baggage: invalid value character"},
-    {"k=\xc3\xa9", -1, {{0}}, "baggage: invalid value character"},
-    {"k=a\tb", -1, {{0}}, "baggage: invalid value character"},
-    {"k=%zz", -1, {{0}}, "baggage: bad percent-encoding"},
-    {"k=%4", -1, {{0}}, "baggage: bad percent-encoding"},
-    {"k=abc%", -1, {{0}}, "baggage: bad percent-encoding"},
-    {"k=%00", -1, {{0}}, "baggage: value contains %00"},
-    {"k=1;", -1, {{0}}, "baggage: invalid property"},
-    {"k=1;;p", -1, {{0}}, "baggage: invalid property"},
-    {"k=1;p q", -1, {{0}}, "baggage: invalid property"},
-    {"k=1;=v", -1, {{0}}, "baggage: invalid property"},
-    {"k=1;p=a\"b", -1, {{0}}, "baggage: invalid property"},
+    { "k", -1, { { 0 } }, "baggage: list-member without '='" },
+    { "k;p=1", -1, { { 0 } }, "baggage: list-member without '='" },
+    { "=v", -1, { { 0 } }, "baggage: invalid key" },
+    { "k y=1", -1, { { 0 } }, "baggage: invalid key" },
+    { "k@x=1", -1, { { 0 } }, "baggage: invalid key" },
+    { "k\"=1", -1, { { 0 } }, "baggage: invalid key" },
+    { "a=1,k=a b", -1, { { 0 } }, "baggage: invalid value character" },
+    { "k=\"x\"", -1, { { 0 } }, "baggage: invalid value character" },
+    { "k=a\\b", -1, { { 0 } }, "baggage: invalid value character" },
+    { "k=\xc3\xa9", -1, { { 0 } }, "baggage: invalid value character" },
+    { "k=a\tb", -1, { { 0 } }, "baggage: invalid value character" },
+    { "k=%zz", -1, { { 0 } }, "baggage: bad percent-encoding" },
+    { "k=%4", -1, { { 0 } }, "baggage: bad percent-encoding" },
+    { "k=abc%", -1, { { 0 } }, "baggage: bad percent-encoding" },
+    { "k=%00", -1, { { 0 } }, "baggage: value contains %00" },
+    { "k=1;", -1, { { 0 } }, "baggage: invalid property" },
+    { "k=1;;p", -1, { { 0 } }, "baggage: invalid property" },
+    { "k=1;p q", -1, { { 0 } }, "baggage: invalid property" },
+    { "k=1;=v", -1, { { 0 } }, "baggage: invalid property" },
+    { "k=1;p=a\"b", -1, { { 0 } }, "baggage: invalid property" },
 };
 
-static int baggage_vectors_parse_as_the_spec_says(void)
-{
+static int baggage_vectors_parse_as_the_spec_says(void) {
     for (size_t i = 0; i < sizeof(bg_cases) / sizeof(bg_cases[0]); i++) {
         const bg_case *c = &bg_cases[i];
         ituna_baggage *b = ituna_baggage_new();
@@ -81,8 +90,10 @@ static int baggage_vectors_parse_as_the_spec_says(void)
                 CHECK(ituna_baggage_entry(b, (size_t)j + 1, &k, &v, &m) == 1);
                 CHECK_STR(k, c->want[j].key);
                 CHECK_STR(v, c->want[j].value);
-                if (c->want[j].meta) CHECK_STR(m, c->want[j].meta);
-                else CHECK(m == NULL);
+                if (c->want[j].meta)
+                    CHECK_STR(m, c->want[j].meta);
+                else
+                    CHECK(m == NULL);
                 CHECK_STR(ituna_baggage_get(b, c->want[j].key), c->want[j].value);
             }
         } else {
@@ -98,8 +109,7 @@ static int baggage_vectors_parse_as_the_spec_says(void)
     return 0;
 }
 
-static int baggage_parse_adds_to_and_replaces_what_is_there(void)
-{
+static int baggage_parse_adds_to_and_replaces_what_is_there(void) {
     ituna_baggage *b = ituna_baggage_new();
     REQUIRE(b);
     CHECK(ituna_baggage_parse(b, "a=1,b=2", 7, NULL) == ITUNA_OK);
@@ -121,8 +131,7 @@ static int baggage_parse_adds_to_and_replaces_what_is_there(void)
     return 0;
 }
 
-static int baggage_enforces_180_members_and_8192_bytes(void)
-{
+static int baggage_enforces_180_members_and_8192_bytes(void) {
     char *s = malloc(20000);
     REQUIRE(s);
     size_t n = 0;
@@ -159,8 +168,7 @@ static int baggage_enforces_180_members_and_8192_bytes(void)
     return 0;
 }
 
-static int baggage_format_percent_encodes_values(void)
-{
+static int baggage_format_percent_encodes_values(void) {
     ituna_baggage *b = ituna_baggage_new();
     REQUIRE(b);
     CHECK(ituna_baggage_set(b, "a", "hello world, ; % \"\xc3\xa9\"\\", NULL) == ITUNA_OK);
@@ -188,8 +196,7 @@ static int baggage_format_percent_encodes_values(void)
     return 0;
 }
 
-static int baggage_round_trips_every_byte(void)
-{
+static int baggage_round_trips_every_byte(void) {
     /* Every ASCII byte 0x01-0x7f in a value, plus multi-byte UTF-8, survives
      * format -> parse (invalid UTF-8 excluded: it becomes U+FFFD by design). */
     char val[200];
@@ -225,8 +232,7 @@ static int baggage_round_trips_every_byte(void)
 }
 
 static uint32_t rng_state = 88172645u;
-static uint32_t rng(void)
-{
+static uint32_t rng(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 17;
     rng_state ^= rng_state << 5;
@@ -236,10 +242,9 @@ static uint32_t rng(void)
 /* Mutated input: a rejected header leaves the baggage as it was; an accepted
  * one formats to a header that parses back to the same entries. Inputs are
  * heap copies of exactly len bytes, so ASan catches any overread. */
-static int baggage_parse_survives_mutated_input(void)
-{
+static int baggage_parse_survives_mutated_input(void) {
     static const char alphabet[] = "=,;% \t\"\\abcXYZ09%%E2%82%ACzz\x80\xff";
-    const char *seeds[] = {"userId=alice,serverNode=DF%2028;p=1;q", "k=%E2%82%AC, a = b ;x", "a=1,,b=2"};
+    const char *seeds[] = { "userId=alice,serverNode=DF%2028;p=1;q", "k=%E2%82%AC, a = b ;x", "a=1,,b=2" };
     int accepted = 0;
     for (int n = 0; n < 30000; n++) {
         const char *seed = seeds[n % 3];
@@ -249,9 +254,12 @@ static int baggage_parse_survives_mutated_input(void)
         for (int e = 0, edits = 1 + (int)(rng() % 3); e < edits; e++) {
             uint32_t r = rng();
             char c = (r & 0x100000) ? (char)(r >> 24) : alphabet[(r >> 12) % (sizeof(alphabet) - 1)];
-            if (r % 3 == 0 && len) tmp[r / 3 % len] = c;
-            else if (r % 3 == 1 && len) len--;
-            else if (len < sizeof(tmp)) tmp[len++] = c;
+            if (r % 3 == 0 && len)
+                tmp[r / 3 % len] = c;
+            else if (r % 3 == 1 && len)
+                len--;
+            else if (len < sizeof(tmp))
+                tmp[len++] = c;
         }
         char *in = malloc(len ? len : 1);
         REQUIRE(in);
@@ -289,8 +297,7 @@ static int baggage_parse_survives_mutated_input(void)
     return 0;
 }
 
-int main(void)
-{
+int main(void) {
     RUN(baggage_vectors_parse_as_the_spec_says);
     RUN(baggage_parse_adds_to_and_replaces_what_is_there);
     RUN(baggage_enforces_180_members_and_8192_bytes);

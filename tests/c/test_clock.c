@@ -42,7 +42,7 @@ static void *reader(void *arg) {
 }
 
 static int now_ns_follows_the_realtime_clock(void) {
-    result r[3] = {{0}};
+    result r[3] = { { 0 } };
     pthread_t th[3];
     for (int i = 0; i < 3; i++) REQUIRE(pthread_create(&th[i], NULL, reader, &r[i]) == 0);
     for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);

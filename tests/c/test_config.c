@@ -11,8 +11,7 @@
 static char errbuf[1024];
 
 /* Path of a file relative to the repository root, found from this source file. */
-static const char *repo_path(const char *rel)
-{
+static const char *repo_path(const char *rel) {
     static char out[4096];
     char here[4096];
     snprintf(here, sizeof here, "%s", __FILE__);
@@ -22,8 +21,7 @@ static const char *repo_path(const char *rel)
 }
 
 /* Remove every variable the schema reads, so the tests see a known environment. */
-static void clear_env(void)
-{
+static void clear_env(void) {
     size_t n;
     const ituna_cfg_key *k = ituna_cfg_schema(&n);
     for (size_t i = 0; i < n; i++)
@@ -31,16 +29,14 @@ static void clear_env(void)
             if (k[i].env[j]) unsetenv(k[i].env[j]);
 }
 
-static int set_ok(ituna_config *c, const char *key, const char *val)
-{
+static int set_ok(ituna_config *c, const char *key, const char *val) {
     errbuf[0] = '\0';
     ituna_err rc = ituna_config_set(c, key, val, errbuf, sizeof errbuf);
     if (rc != ITUNA_OK) fprintf(stderr, "  set %s=%s failed: %s\n", key, val, errbuf);
     return rc == ITUNA_OK;
 }
 
-static int set_fails(ituna_config *c, const char *key, const char *val, const char *needle)
-{
+static int set_fails(ituna_config *c, const char *key, const char *val, const char *needle) {
     errbuf[0] = '\0';
     ituna_err rc = ituna_config_set(c, key, val, errbuf, sizeof errbuf);
     if (rc == ITUNA_OK) {
@@ -54,8 +50,7 @@ static int set_fails(ituna_config *c, const char *key, const char *val, const ch
     return 1;
 }
 
-static int test_every_type_accepts_valid_and_rejects_invalid(void)
-{
+static int test_every_type_accepts_valid_and_rejects_invalid(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     /* int with range */
@@ -85,8 +80,8 @@ static int test_every_type_accepts_valid_and_rejects_invalid(void)
     CHECK(set_ok(c, "rates.website-ordering", "12.5"));
     CHECK(set_fails(c, "rates.website-ordering", "-1", ">= 0"));
     /* bool */
-    const char *truthy[] = {"true", "1", "yes", "on", "TRUE", "On"};
-    const char *falsy[] = {"false", "0", "no", "off", "False"};
+    const char *truthy[] = { "true", "1", "yes", "on", "TRUE", "On" };
+    const char *falsy[] = { "false", "0", "no", "off", "False" };
     for (size_t i = 0; i < sizeof truthy / sizeof *truthy; i++) {
         CHECK(set_ok(c, "compat.payload-carrier", truthy[i]));
         CHECK(ituna_config_bool(c, "compat", "payload-carrier", 0) == 1);
@@ -135,8 +130,7 @@ static int test_every_type_accepts_valid_and_rejects_invalid(void)
     return 0;
 }
 
-static int test_error_names_file_line_and_key(void)
-{
+static int test_error_names_file_line_and_key(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     const char *text = "[queue]\nhost = broker\nport = ninety\n";
@@ -148,7 +142,8 @@ static int test_error_names_file_line_and_key(void)
 
     rc = ituna_config_load_string(c, "a.ini", "\n[tracer]\n\nsampler-ratio = 1\n", errbuf, sizeof errbuf);
     CHECK(rc == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "a.ini:4:") && strstr(errbuf, "[tracer] sampler-ratio") && strstr(errbuf, "unknown key"));
+    CHECK(strstr(errbuf, "a.ini:4:") && strstr(errbuf, "[tracer] sampler-ratio") &&
+          strstr(errbuf, "unknown key"));
     CHECK(strstr(errbuf, "sampler-arg") != NULL); /* lists the known keys */
 
     rc = ituna_config_load_string(c, "b.ini", "; hi\n[kitchen]\nx = 1\n", errbuf, sizeof errbuf);
@@ -158,13 +153,14 @@ static int test_error_names_file_line_and_key(void)
     return 0;
 }
 
-static int test_syntax_errors_name_the_line(void)
-{
+static int test_syntax_errors_name_the_line(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
-    CHECK(ituna_config_load_string(c, "s.ini", "[queue]\nhost broker\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue]\nhost broker\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_PARSE);
     CHECK(strstr(errbuf, "s.ini:2:") && strstr(errbuf, "key = value"));
-    CHECK(ituna_config_load_string(c, "s.ini", "[queue\nhost = b\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
+    CHECK(ituna_config_load_string(c, "s.ini", "[queue\nhost = b\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_PARSE);
     CHECK(strstr(errbuf, "s.ini:1:") && strstr(errbuf, "unterminated"));
     CHECK(ituna_config_load_string(c, "s.ini", "host = b\n", errbuf, sizeof errbuf) == ITUNA_ERR_PARSE);
     CHECK(strstr(errbuf, "s.ini:1:") && strstr(errbuf, "before any [section]"));
@@ -180,8 +176,7 @@ static int test_syntax_errors_name_the_line(void)
     return 0;
 }
 
-static int test_dialect_comments_quotes_delimiters(void)
-{
+static int test_dialect_comments_quotes_delimiters(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     const char *text = "\xEF\xBB\xBF# leading comment\r\n"
@@ -210,7 +205,7 @@ static int test_dialect_comments_quotes_delimiters(void)
     /* iteration is per section, in load order */
     size_t it = 0;
     const char *k, *v;
-    const char *want[] = {"host", "port", "bootstrap"};
+    const char *want[] = { "host", "port", "bootstrap" };
     int i = 0;
     while (ituna_config_next(c, "queue", &it, &k, &v)) {
         CHECK(i < 3);
@@ -222,13 +217,14 @@ static int test_dialect_comments_quotes_delimiters(void)
     return 0;
 }
 
-static int test_failed_load_leaves_config_unchanged(void)
-{
+static int test_failed_load_leaves_config_unchanged(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
-    REQUIRE(ituna_config_load_string(c, "ok.ini", "[queue]\nhost = a\nport = 1\n", errbuf, sizeof errbuf) == ITUNA_OK);
+    REQUIRE(ituna_config_load_string(c, "ok.ini", "[queue]\nhost = a\nport = 1\n", errbuf, sizeof errbuf) ==
+            ITUNA_OK);
     /* the first two lines are fine, the third is not: nothing of the file may stick */
-    ituna_err rc = ituna_config_load_string(c, "bad.ini", "[queue]\nhost = b\n[kafka]\nlinger.ms = 5\n[queue]\nport = x\n",
+    ituna_err rc = ituna_config_load_string(c, "bad.ini",
+                                            "[queue]\nhost = b\n[kafka]\nlinger.ms = 5\n[queue]\nport = x\n",
                                             errbuf, sizeof errbuf);
     CHECK(rc == ITUNA_ERR_CONFIG);
     CHECK(strstr(errbuf, "bad.ini:6:") != NULL);
@@ -241,7 +237,8 @@ static int test_failed_load_leaves_config_unchanged(void)
     setenv("OTEL_BSP_MAX_QUEUE_SIZE", "abc", 1);
     rc = ituna_config_load_env(c, errbuf, sizeof errbuf);
     CHECK(rc == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "environment OTEL_BSP_MAX_QUEUE_SIZE: expected a positive integer, got 'abc'") != NULL);
+    CHECK(strstr(errbuf, "environment OTEL_BSP_MAX_QUEUE_SIZE: expected a positive integer, got 'abc'") !=
+          NULL);
     CHECK(ituna_config_get(c, "tracer", "service-name") == NULL);
     /* and for a rejected set */
     CHECK(ituna_config_set(c, "queue.port", "0", errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
@@ -251,8 +248,7 @@ static int test_failed_load_leaves_config_unchanged(void)
     return 0;
 }
 
-static int test_precedence_file_env_api(void)
-{
+static int test_precedence_file_env_api(void) {
     clear_env();
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
@@ -286,8 +282,7 @@ static int test_precedence_file_env_api(void)
     return 0;
 }
 
-static int test_env_errors_name_the_variable(void)
-{
+static int test_env_errors_name_the_variable(void) {
     clear_env();
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
@@ -313,8 +308,7 @@ static int test_env_errors_name_the_variable(void)
     return 0;
 }
 
-static int test_bootstrap_precedence(void)
-{
+static int test_bootstrap_precedence(void) {
     clear_env();
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
@@ -337,8 +331,7 @@ static int test_bootstrap_precedence(void)
     return 0;
 }
 
-static int test_seed_file_loads_unchanged(void)
-{
+static int test_seed_file_loads_unchanged(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     const char *path = repo_path("tests/fixtures/seed-ituna-config.ini");
@@ -361,8 +354,7 @@ static int test_seed_file_loads_unchanged(void)
     return 0;
 }
 
-static int test_restaurant_file_loads(void)
-{
+static int test_restaurant_file_loads(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     const char *path = repo_path("scripts/ituna-config.ini");
@@ -370,20 +362,20 @@ static int test_restaurant_file_loads(void)
     if (rc) fprintf(stderr, "  %s\n", errbuf);
     REQUIRE(rc == ITUNA_OK);
     /* a superset of the seed's file */
-    const char *seed_keys[][2] = {{"queue", "host"},
-                                  {"queue", "port"},
-                                  {"jaeger-exporter", "host"},
-                                  {"jaeger-exporter", "port"},
-                                  {"initial-order", "queue-topic"},
-                                  {"kitchen-queue", "queue-topic"},
-                                  {"simulated-delays", "website-ordering"},
-                                  {"simulated-delays", "on-site-ordering"},
-                                  {"simulated-delays", "direct-kitchen-ordering"},
-                                  {"simulated-delays", "order-validation-address"},
-                                  {"simulated-delays", "order-validation-name"},
-                                  {"simulated-delays", "order-validation-inventory"},
-                                  {"simulated-delays", "order-validation-pub"},
-                                  {"simulated-delays", "kitchen-service"}};
+    const char *seed_keys[][2] = { { "queue", "host" },
+                                   { "queue", "port" },
+                                   { "jaeger-exporter", "host" },
+                                   { "jaeger-exporter", "port" },
+                                   { "initial-order", "queue-topic" },
+                                   { "kitchen-queue", "queue-topic" },
+                                   { "simulated-delays", "website-ordering" },
+                                   { "simulated-delays", "on-site-ordering" },
+                                   { "simulated-delays", "direct-kitchen-ordering" },
+                                   { "simulated-delays", "order-validation-address" },
+                                   { "simulated-delays", "order-validation-name" },
+                                   { "simulated-delays", "order-validation-inventory" },
+                                   { "simulated-delays", "order-validation-pub" },
+                                   { "simulated-delays", "kitchen-service" } };
     for (size_t i = 0; i < sizeof seed_keys / sizeof *seed_keys; i++)
         CHECK(ituna_config_get(c, seed_keys[i][0], seed_keys[i][1]) != NULL);
     /* the planted bottleneck is the slowest stage */
@@ -399,8 +391,7 @@ static int test_restaurant_file_loads(void)
     return 0;
 }
 
-static int test_missing_file_is_io_error_naming_path(void)
-{
+static int test_missing_file_is_io_error_naming_path(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     CHECK(ituna_config_load_file(c, "/nonexistent/dir/ituna.ini", errbuf, sizeof errbuf) == ITUNA_ERR_IO);
@@ -409,8 +400,7 @@ static int test_missing_file_is_io_error_naming_path(void)
     return 0;
 }
 
-static int test_dup_is_deep_and_destroy_null_is_noop(void)
-{
+static int test_dup_is_deep_and_destroy_null_is_noop(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     REQUIRE(set_ok(c, "queue.host", "h1"));
@@ -430,8 +420,7 @@ static int test_dup_is_deep_and_destroy_null_is_noop(void)
     return 0;
 }
 
-static int test_typed_reads_use_schema_defaults(void)
-{
+static int test_typed_reads_use_schema_defaults(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     CHECK(ituna_config_int(c, "exporter", "max-queue-size", -1) == 2048);
@@ -457,8 +446,7 @@ static int test_typed_reads_use_schema_defaults(void)
     return 0;
 }
 
-static int test_validate_batch_not_above_queue(void)
-{
+static int test_validate_batch_not_above_queue(void) {
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_OK);
@@ -470,15 +458,17 @@ static int test_validate_batch_not_above_queue(void)
     /* a batch size set above the queue is, naming both keys and their sources */
     CHECK(set_ok(c, "max_export_batch_size", "101"));
     CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "api: [exporter] max-export-batch-size 101 must not exceed max-queue-size (100, api)"));
+    CHECK(strstr(errbuf,
+                 "api: [exporter] max-export-batch-size 101 must not exceed max-queue-size (100, api)"));
     ituna_config_destroy(c);
 
     /* from a file: file and line of the batch size, and where the queue size came from */
     clear_env();
     c = ituna_config_new();
     REQUIRE(c);
-    REQUIRE(ituna_config_load_string(c, "bsp.ini", "[exporter]\n# big batches\nmax-export-batch-size = 4096\n",
-                                     errbuf, sizeof errbuf) == ITUNA_OK);
+    REQUIRE(ituna_config_load_string(c, "bsp.ini",
+                                     "[exporter]\n# big batches\nmax-export-batch-size = 4096\n", errbuf,
+                                     sizeof errbuf) == ITUNA_OK);
     CHECK(ituna_config_validate(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
     CHECK(strstr(errbuf, "bsp.ini:3: [exporter] max-export-batch-size 4096 must not exceed max-queue-size "
                          "(2048, default)"));
@@ -491,14 +481,15 @@ static int test_validate_batch_not_above_queue(void)
     return 0;
 }
 
-static int test_source_kinds(void)
-{
+static int test_source_kinds(void) {
     clear_env();
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
     CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_UNSET);
-    REQUIRE(ituna_config_load_string(c, "api", "[tracer]\nservice-name = f\n", errbuf, sizeof errbuf) == ITUNA_OK);
-    CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_FILE); /* even a file named "api" */
+    REQUIRE(ituna_config_load_string(c, "api", "[tracer]\nservice-name = f\n", errbuf, sizeof errbuf) ==
+            ITUNA_OK);
+    CHECK(ituna_config_source(c, "tracer", "service-name") ==
+          ITUNA_CFG_SRC_FILE); /* even a file named "api" */
     setenv("OTEL_SERVICE_NAME", "e", 1);
     REQUIRE(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
     CHECK(ituna_config_source(c, "tracer", "service-name") == ITUNA_CFG_SRC_ENV);
@@ -515,8 +506,7 @@ static int test_source_kinds(void)
 
 /* The OTLP URL for a config loaded from ini (may be NULL), then the environment
  * given as NAME, VALUE, ..., NULL. */
-static int url_is(const char *ini, const char *const *env, const char *want)
-{
+static int url_is(const char *ini, const char *const *env, const char *want) {
     clear_env();
     ituna_config *c = ituna_config_new();
     if (!c) return 0;
@@ -536,15 +526,15 @@ static int url_is(const char *ini, const char *const *env, const char *want)
     return ok;
 }
 
-static int test_otlp_endpoint_precedence_by_source(void)
-{
+static int test_otlp_endpoint_precedence_by_source(void) {
     const char *file_traces = "[exporter]\ntraces-endpoint = http://file-t:1/custom\n";
-    const char *file_both = "[exporter]\nendpoint = http://file-b:2\ntraces-endpoint = http://file-t:1/custom\n";
+    const char *file_both =
+        "[exporter]\nendpoint = http://file-b:2\ntraces-endpoint = http://file-t:1/custom\n";
     const char *seed = "[jaeger-exporter]\nhost: jaeger\nport: 4318\n";
-    const char *env_base[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3/", NULL};
-    const char *env_both[] = {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3",
-                              "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env-t:4/x", NULL};
-    const char *otlp_only[] = {"OTEL_TRACES_EXPORTER", "otlp", NULL};
+    const char *env_base[] = { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3/", NULL };
+    const char *env_both[] = { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-b:3",
+                               "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env-t:4/x", NULL };
+    const char *otlp_only[] = { "OTEL_TRACES_EXPORTER", "otlp", NULL };
     /* env wins over the file, whichever of the two keys each one sets */
     CHECK(url_is(file_traces, env_base, "http://env-b:3/v1/traces"));
     CHECK(url_is(file_both, env_base, "http://env-b:3/v1/traces"));
@@ -578,8 +568,7 @@ struct kv_seen {
     char keys[4][32], vals[4][32];
 };
 
-static int collect(void *opaque, const char *k, const char *v)
-{
+static int collect(void *opaque, const char *k, const char *v) {
     struct kv_seen *s = opaque;
     if (s->n < 4) {
         snprintf(s->keys[s->n], 32, "%s", k);
@@ -589,12 +578,11 @@ static int collect(void *opaque, const char *k, const char *v)
     return 0;
 }
 
-static int test_kvlist_decodes_and_trims(void)
-{
-    struct kv_seen s = {0};
+static int test_kvlist_decodes_and_trims(void) {
+    struct kv_seen s = { 0 };
     char msg[256];
-    CHECK(ituna_kvlist_parse(" service.namespace = shop ,, k2=a%2Cb%3Dc ,empty=", collect, &s, msg, sizeof msg) ==
-          ITUNA_OK);
+    CHECK(ituna_kvlist_parse(" service.namespace = shop ,, k2=a%2Cb%3Dc ,empty=", collect, &s, msg,
+                             sizeof msg) == ITUNA_OK);
     REQUIRE(s.n == 3);
     CHECK_STR(s.keys[0], "service.namespace");
     CHECK_STR(s.vals[0], "shop");
@@ -606,8 +594,7 @@ static int test_kvlist_decodes_and_trims(void)
 }
 
 /* docs/config.md lists every key of the schema under its section's heading */
-static int test_docs_list_every_key(void)
-{
+static int test_docs_list_every_key(void) {
     FILE *f = fopen(repo_path("docs/config.md"), "rb");
     REQUIRE(f);
     static char doc[65536];
@@ -633,8 +620,7 @@ static int test_docs_list_every_key(void)
     return 0;
 }
 
-int main(void)
-{
+int main(void) {
     RUN(test_every_type_accepts_valid_and_rejects_invalid);
     RUN(test_error_names_file_line_and_key);
     RUN(test_syntax_errors_name_the_line);

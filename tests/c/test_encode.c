@@ -13,8 +13,8 @@
 /* ---- minimal protobuf wire reader ------------------------------------------------ */
 typedef struct pbf {
     unsigned field, wt;
-    uint64_t v;          /* varint / fixed value */
-    const uint8_t *ptr;  /* LEN payload */
+    uint64_t v;         /* varint / fixed value */
+    const uint8_t *ptr; /* LEN payload */
     size_t len;
 } pbf;
 
@@ -96,7 +96,9 @@ static int pb_well_formed(const uint8_t *msg, size_t len) {
     return r == 0;
 }
 
-static int pb_str_eq(const pbf *f, const char *s) { return f->len == strlen(s) && memcmp(f->ptr, s, f->len) == 0; }
+static int pb_str_eq(const pbf *f, const char *s) {
+    return f->len == strlen(s) && memcmp(f->ptr, s, f->len) == 0;
+}
 
 /* Span #i of a single-resource, single-scope request. */
 static int request_span(const ituna_buf *b, int i, pbf *span) {
@@ -112,7 +114,7 @@ static int test_proto_every_field(void) {
     fx_resource res;
     fx_make_rich(&r);
     fx_make_resource(&res);
-    ituna_span *spans[1] = {&r.span};
+    ituna_span *spans[1] = { &r.span };
     ituna_buf b;
     ituna_buf_init(&b);
     REQUIRE(ituna_otlp_encode_proto(spans, 1, &res.res, &b) == 1);
@@ -126,7 +128,8 @@ static int test_proto_every_field(void) {
     REQUIRE(pb_get(resource.ptr, resource.len, 1, 0, &f));
     pbf k, v, sv;
     REQUIRE(pb_get(f.ptr, f.len, 1, 0, &k) && pb_str_eq(&k, "service.name"));
-    REQUIRE(pb_get(f.ptr, f.len, 2, 0, &v) && pb_get(v.ptr, v.len, 1, 0, &sv) && pb_str_eq(&sv, "order-validation"));
+    REQUIRE(pb_get(f.ptr, f.len, 2, 0, &v) && pb_get(v.ptr, v.len, 1, 0, &sv) &&
+            pb_str_eq(&sv, "order-validation"));
     REQUIRE(pb_get(rs.ptr, rs.len, 2, 0, &ss));
     REQUIRE(pb_get(ss.ptr, ss.len, 1, 0, &scope));
     CHECK(pb_get(scope.ptr, scope.len, 1, 0, &f) && pb_str_eq(&f, "ituna-core"));
@@ -205,14 +208,15 @@ static int test_proto_defaults_omitted(void) {
     fx_make_typical(&t, 7);
     t.span.has_parent = 0;
     t.span.kind = ITUNA_SPAN_KIND_UNSPECIFIED;
-    ituna_span *spans[1] = {&t.span};
+    ituna_span *spans[1] = { &t.span };
     ituna_buf b;
     ituna_buf_init(&b);
     REQUIRE(ituna_otlp_encode_proto(spans, 1, NULL, &b) == 1);
     pbf sp, f;
     REQUIRE(request_span(&b, 0, &sp));
     for (unsigned fld = 3; fld <= 15; fld++)
-        if (fld != 5 && fld != 6 && fld != 7 && fld != 8 && fld != 9) CHECK(pb_count(sp.ptr, sp.len, fld) == 0);
+        if (fld != 5 && fld != 6 && fld != 7 && fld != 8 && fld != 9)
+            CHECK(pb_count(sp.ptr, sp.len, fld) == 0);
     CHECK(pb_get(sp.ptr, sp.len, 6, 0, &f) && f.v == ITUNA_SPAN_KIND_INTERNAL);
     CHECK(pb_get(sp.ptr, sp.len, 16, 0, &f) && f.v == 0x101);
     ituna_buf_free(&b);
@@ -225,7 +229,7 @@ static int test_appends_after_existing_bytes(void) {
     fx_make_rich(&r);
     fx_resource res;
     fx_make_resource(&res);
-    ituna_span *spans[2] = {&r.span, &r.span};
+    ituna_span *spans[2] = { &r.span, &r.span };
     for (int json = 0; json <= 1; json++) {
         ituna_buf fresh, pre;
         ituna_buf_init(&fresh);
@@ -244,7 +248,9 @@ static int test_appends_after_existing_bytes(void) {
     return 0;
 }
 
-static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const cJSON *jget(const cJSON *o, const char *k) {
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
 static const char *jstrv(const cJSON *o, const char *k) {
     const cJSON *v = jget(o, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -263,7 +269,7 @@ static int test_json_every_field(void) {
     fx_resource res;
     fx_make_rich(&r);
     fx_make_resource(&res);
-    ituna_span *spans[1] = {&r.span};
+    ituna_span *spans[1] = { &r.span };
     ituna_buf b;
     ituna_buf_init(&b);
     REQUIRE(ituna_otlp_encode_json(spans, 1, &res.res, &b) == 1);
@@ -344,7 +350,7 @@ static int test_json_escaping_all_bytes(void) {
     t.attrs[0] = fx_strn("bytes", in, 256);
     t.span.name = in + 1; /* 0x01..0xff */
     t.span.name_len = 255;
-    ituna_span *spans[1] = {&t.span};
+    ituna_span *spans[1] = { &t.span };
     ituna_buf b;
     ituna_buf_init(&b);
     REQUIRE(ituna_otlp_encode_json(spans, 1, NULL, &b) == 1);
@@ -352,7 +358,9 @@ static int test_json_escaping_all_bytes(void) {
     cJSON *root = cJSON_ParseWithLength((const char *)b.data, b.len);
     REQUIRE(root);
     const cJSON *sp = cJSON_GetArrayItem(
-        jget(cJSON_GetArrayItem(jget(cJSON_GetArrayItem(jget(root, "resourceSpans"), 0), "scopeSpans"), 0), "spans"), 0);
+        jget(cJSON_GetArrayItem(jget(cJSON_GetArrayItem(jget(root, "resourceSpans"), 0), "scopeSpans"), 0),
+             "spans"),
+        0);
     char want[1024];
     size_t wn = ituna_utf8_sanitize(want, in, 256);
     const cJSON *v = jget(jkv_value(jget(sp, "attributes"), "bytes"), "stringValue");
@@ -391,7 +399,7 @@ static int test_large_inputs(void) {
     fx_make_typical(&t, 3);
     t.attrs[0] = fx_strn("quotes", q, (uint32_t)big);
     t.attrs[1] = fx_strn("bad", bad, (uint32_t)big);
-    ituna_span *one[1] = {&t.span};
+    ituna_span *one[1] = { &t.span };
     ituna_buf b;
     ituna_buf_init(&b);
     REQUIRE(ituna_otlp_encode_json(one, 1, NULL, &b) == 1);
@@ -430,7 +438,9 @@ static int test_large_inputs(void) {
     REQUIRE(ituna_otlp_encode_json(ps, N, NULL, &b) == 1);
     cJSON *root2 = cJSON_ParseWithLength((const char *)b.data, b.len);
     REQUIRE(root2);
-    const cJSON *spans = jget(cJSON_GetArrayItem(jget(cJSON_GetArrayItem(jget(root2, "resourceSpans"), 0), "scopeSpans"), 0), "spans");
+    const cJSON *spans =
+        jget(cJSON_GetArrayItem(jget(cJSON_GetArrayItem(jget(root2, "resourceSpans"), 0), "scopeSpans"), 0),
+             "spans");
     CHECK(cJSON_GetArraySize(spans) == N);
     cJSON_Delete(root2);
     ituna_buf_free(&b);
@@ -443,7 +453,7 @@ static int test_large_inputs(void) {
 static int test_oom_buffer_fails_cleanly(void) {
     fx_typical t;
     fx_make_typical(&t, 1);
-    ituna_span *one[1] = {&t.span};
+    ituna_span *one[1] = { &t.span };
     ituna_buf b;
     ituna_buf_init(&b);
     ituna_buf_puts(&b, "x");
@@ -460,7 +470,7 @@ static int test_partial_success_decoding(void) {
     int64_t rej;
     char msg[64];
     /* partial_success { rejected_spans: 3, error_message: "bad" } */
-    static const uint8_t pb[] = {0x0a, 0x07, 0x08, 0x03, 0x12, 0x03, 'b', 'a', 'd'};
+    static const uint8_t pb[] = { 0x0a, 0x07, 0x08, 0x03, 0x12, 0x03, 'b', 'a', 'd' };
     CHECK(ituna_otlp_decode_partial_success_proto(pb, sizeof pb, &rej, msg, sizeof msg) == 0);
     CHECK(rej == 3);
     CHECK_STR(msg, "bad");

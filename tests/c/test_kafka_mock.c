@@ -44,7 +44,8 @@ static ituna_err rec_export(ituna_exporter *e, ituna_span *const *spans, size_t 
         snprintf(r->name, sizeof r->name, "%.*s", (int)s->name_len, s->name);
         r->kind = s->kind;
         r->status = s->status_code;
-        if (s->status_msg) snprintf(r->status_msg, sizeof r->status_msg, "%.*s", (int)s->status_msg_len, s->status_msg);
+        if (s->status_msg)
+            snprintf(r->status_msg, sizeof r->status_msg, "%.*s", (int)s->status_msg_len, s->status_msg);
         memcpy(r->trace_id, s->ctx.trace_id, 16);
         memcpy(r->span_id, s->ctx.span_id, 8);
         memcpy(r->parent, s->parent_span_id, 8);
@@ -62,7 +63,8 @@ static ituna_err rec_export(ituna_exporter *e, ituna_span *const *spans, size_t 
                 w = snprintf(r->attrs + off, sizeof r->attrs - off, "%.*s=%lld\n", (int)kv->key_len, kv->key,
                              (long long)kv->v.i);
             else if (kv->type == ITUNA_ATTR_DOUBLE)
-                w = snprintf(r->attrs + off, sizeof r->attrs - off, "%.*s=%g\n", (int)kv->key_len, kv->key, kv->v.d);
+                w = snprintf(r->attrs + off, sizeof r->attrs - off, "%.*s=%g\n", (int)kv->key_len, kv->key,
+                             kv->v.d);
             if (w > 0) off += (size_t)w;
         }
     }
@@ -70,7 +72,9 @@ static ituna_err rec_export(ituna_exporter *e, ituna_span *const *spans, size_t 
     return ITUNA_OK;
 }
 
-static void rec_destroy(ituna_exporter *e) { free(e); }
+static void rec_destroy(ituna_exporter *e) {
+    free(e);
+}
 
 static ituna_tracer *tracer;
 static char bootstrap[512];
@@ -103,16 +107,21 @@ static const char *attr(const rec_span *r, const char *key, char *buf, size_t si
     return buf;
 }
 
-#define CHECK_ATTR(r, key, want)                         \
-    do {                                                 \
-        char tu_buf[256];                                \
-        CHECK_STR(attr((r), (key), tu_buf, sizeof tu_buf), (want)); \
+#define CHECK_ATTR(r, key, want)                                                                             \
+    do {                                                                                                     \
+        char tu_buf[256];                                                                                    \
+        CHECK_STR(attr((r), (key), tu_buf, sizeof tu_buf), (want));                                          \
     } while (0)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static const char *const FAST_PROPS[] = {"session.timeout.ms", "6000", "heartbeat.interval.ms", "500",
-                                         "topic.metadata.refresh.interval.ms", "1000", NULL};
+static const char *const FAST_PROPS[] = { "session.timeout.ms",
+                                          "6000",
+                                          "heartbeat.interval.ms",
+                                          "500",
+                                          "topic.metadata.refresh.interval.ms",
+                                          "1000",
+                                          NULL };
 
 typedef struct delivery_log {
     pthread_mutex_t mu;
@@ -134,9 +143,12 @@ static void on_delivery(const ituna_delivery_report *r, void *opaque) {
 }
 
 static ituna_consumer *make_consumer(const char *group, const char *topic, ituna_consumer_context_mode mode) {
-    const char *topics[] = {topic, NULL};
-    ituna_consumer_options co = {.bootstrap = bootstrap, .group = group, .topics = topics, .properties = FAST_PROPS,
-                                 .context_mode = mode};
+    const char *topics[] = { topic, NULL };
+    ituna_consumer_options co = { .bootstrap = bootstrap,
+                                  .group = group,
+                                  .topics = topics,
+                                  .properties = FAST_PROPS,
+                                  .context_mode = mode };
     ituna_consumer *c = NULL;
     char err[512];
     if (ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) != ITUNA_OK) {
@@ -163,8 +175,10 @@ static ituna_message *poll_one(ituna_consumer *c, int timeout_ms) {
 }
 
 static ituna_producer *make_producer(delivery_log *d, int payload_carrier) {
-    ituna_producer_options po = {.bootstrap = bootstrap, .on_delivery = d ? on_delivery : NULL, .opaque = d,
-                                 .payload_carrier = payload_carrier};
+    ituna_producer_options po = { .bootstrap = bootstrap,
+                                  .on_delivery = d ? on_delivery : NULL,
+                                  .opaque = d,
+                                  .payload_carrier = payload_carrier };
     ituna_producer *p = NULL;
     char err[512];
     if (ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) != ITUNA_OK) {
@@ -183,9 +197,9 @@ static int raw_produce(const char *topic, const char *value, const char *hkey, c
     if (!rk) return -1;
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
     if (hkey) rd_kafka_header_add(h, hkey, -1, hval, -1);
-    rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_HEADERS(h),
-                                              RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_VALUE((void *)value, strlen(value)), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
     if (e) rd_kafka_headers_destroy(h);
     int rc = e ? -1 : (rd_kafka_flush(rk, 10000) == 0 ? 0 : -1);
     rd_kafka_destroy(rk);
@@ -222,12 +236,18 @@ static int test_mock_cluster_binds_loopback(void) {
 }
 
 static int test_publish_consume_is_one_trace_with_semconv_attributes(void) {
-    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     ituna_producer *p = make_producer(&d, 0);
     REQUIRE(p);
-    ituna_header extra[] = {{"x-order", "o-1", 3}, {"traceparent", "bogus", 5}};
-    ituna_message_out mo = {.topic = "t-basic", .key = "order-42", .key_len = 8, .value = "{\"a\":1}", .value_len = 7,
-                            .headers = extra, .n_headers = 2, .partition = -1};
+    ituna_header extra[] = { { "x-order", "o-1", 3 }, { "traceparent", "bogus", 5 } };
+    ituna_message_out mo = { .topic = "t-basic",
+                             .key = "order-42",
+                             .key_len = 8,
+                             .value = "{\"a\":1}",
+                             .value_len = 7,
+                             .headers = extra,
+                             .n_headers = 2,
+                             .partition = -1 };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
@@ -287,13 +307,14 @@ static int test_publish_consume_is_one_trace_with_semconv_attributes(void) {
 }
 
 static int test_publish_attributes_are_on_the_send_span(void) {
-    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     ituna_producer *p = make_producer(&d, 0);
     REQUIRE(p);
-    ituna_attr attrs[] = {ituna_attr_str("order.id", "o-77"), ituna_attr_str("order.source", "website"),
-                          ituna_attr_int("order.items", 3)};
-    ituna_message_out mo = {.topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1,
-                            .attrs = attrs, .n_attrs = 3};
+    ituna_attr attrs[] = { ituna_attr_str("order.id", "o-77"), ituna_attr_str("order.source", "website"),
+                           ituna_attr_int("order.items", 3) };
+    ituna_message_out mo = {
+        .topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1, .attrs = attrs, .n_attrs = 3
+    };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     attrs[0] = ituna_attr_str("order.id", "changed"); /* copied: the caller's array may change */
@@ -308,9 +329,10 @@ static int test_publish_attributes_are_on_the_send_span(void) {
     CHECK_ATTR(ps, "messaging.destination.name", "t-attrs");
 
     /* bad input is refused before anything is sent */
-    ituna_attr bad[] = {{.key = "", .type = ITUNA_ATTR_STRING}};
-    ituna_message_out mb = {.topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1,
-                            .attrs = bad, .n_attrs = 1};
+    ituna_attr bad[] = { { .key = "", .type = ITUNA_ATTR_STRING } };
+    ituna_message_out mb = {
+        .topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1, .attrs = bad, .n_attrs = 1
+    };
     CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
     CHECK(strstr(err, "attribute 0") != NULL);
     mb.attrs = NULL;
@@ -326,7 +348,7 @@ static ituna_span_context handler_child;
 static ituna_handler_result nesting_handler(ituna_message *m, void *opaque, char *reason, size_t size) {
     (void)m, (void)opaque, (void)reason, (void)size;
     ituna_span *s = NULL;
-    ituna_span_options so = {0};
+    ituna_span_options so = { 0 };
     ituna_span_start(tracer, "child-work", &so, &s);
     handler_child = *ituna_span_get_context(s);
     ituna_span_end(s, 0);
@@ -335,7 +357,7 @@ static ituna_handler_result nesting_handler(ituna_message *m, void *opaque, char
 static int test_span_is_current_in_handler_and_children_nest(void) {
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-nest", .value = "x", .value_len = 1, .partition = -1};
+    ituna_message_out mo = { .topic = "t-nest", .value = "x", .value_len = 1, .partition = -1 };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
@@ -360,7 +382,8 @@ static int test_span_is_current_in_handler_and_children_nest(void) {
 }
 
 static int test_malformed_traceparent_header_starts_root_with_reason(void) {
-    REQUIRE(raw_produce("t-badtp", "{}", "traceparent", "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") == 0);
+    REQUIRE(raw_produce("t-badtp", "{}", "traceparent",
+                        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") == 0);
     REQUIRE(raw_produce("t-badtp", "{}", NULL, NULL) == 0);
     ituna_consumer *c = make_consumer("g-badtp", "t-badtp", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
@@ -409,13 +432,15 @@ static int test_seed_payload_carrier_is_continued(void) {
 }
 
 static int test_payload_carrier_written_as_the_seed_does(void) {
-    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     ituna_producer *p = make_producer(&d, 1);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-pc", .value = "{\"order_id\": 7}", .value_len = 15, .partition = -1};
+    ituna_message_out mo = {
+        .topic = "t-pc", .value = "{\"order_id\": 7}", .value_len = 15, .partition = -1
+    };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
-    ituna_message_out not_json = {.topic = "t-pc", .value = "plain", .value_len = 5, .partition = -1};
+    ituna_message_out not_json = { .topic = "t-pc", .value = "plain", .value_len = 5, .partition = -1 };
     CHECK(ituna_producer_publish(p, &not_json, err, sizeof err) == ITUNA_OK);
     CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
     ituna_consumer *c = make_consumer("g-pc", "t-pc", ITUNA_CONTEXT_PARENT);
@@ -431,7 +456,8 @@ static int test_payload_carrier_written_as_the_seed_does(void) {
         if (n == 5) {
             CHECK(memcmp(v, "plain", 5) == 0);
         } else {
-            snprintf(want, sizeof want, "{\"order_id\": 7, \"carrier\": \"{\\\"traceparent\\\": \\\"%s\\\"}\"}", hv);
+            snprintf(want, sizeof want,
+                     "{\"order_id\": 7, \"carrier\": \"{\\\"traceparent\\\": \\\"%s\\\"}\"}", hv);
             CHECK(n == strlen(want) && memcmp(v, want, n) == 0);
             if (n != strlen(want)) fprintf(stderr, "  got %.*s\n  want %s\n", (int)n, v, want);
             seen = 1;
@@ -447,7 +473,9 @@ static int test_payload_carrier_written_as_the_seed_does(void) {
 static int test_handler_error_redelivers_and_ok_commits(void) {
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-redo", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1};
+    ituna_message_out mo = {
+        .topic = "t-redo", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1
+    };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
@@ -483,7 +511,9 @@ static int test_handler_error_redelivers_and_ok_commits(void) {
 static int test_unfinished_message_is_redelivered_to_next_member(void) {
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-crash", .value = "a", .value_len = 1, .partition = 0, .partition_set = 1};
+    ituna_message_out mo = {
+        .topic = "t-crash", .value = "a", .value_len = 1, .partition = 0, .partition_set = 1
+    };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
@@ -510,9 +540,16 @@ static int test_unfinished_message_is_redelivered_to_next_member(void) {
 static int test_malformed_goes_to_dlq_with_reason(void) {
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_header extra[] = {{"x-keep", "yes", 3}};
-    ituna_message_out mo = {.topic = "t-dlq", .key = "k", .key_len = 1, .value = "not json{", .value_len = 9,
-                            .headers = extra, .n_headers = 1, .partition = 0, .partition_set = 1};
+    ituna_header extra[] = { { "x-keep", "yes", 3 } };
+    ituna_message_out mo = { .topic = "t-dlq",
+                             .key = "k",
+                             .key_len = 1,
+                             .value = "not json{",
+                             .value_len = 9,
+                             .headers = extra,
+                             .n_headers = 1,
+                             .partition = 0,
+                             .partition_set = 1 };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
@@ -522,7 +559,8 @@ static int test_malformed_goes_to_dlq_with_reason(void) {
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     ituna_span_context cs = *ituna_span_get_context(ituna_message_span(m));
-    CHECK(ituna_message_done(m, ITUNA_HANDLED_MALFORMED, "expected a JSON object", err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_MALFORMED, "expected a JSON object", err, sizeof err) ==
+          ITUNA_OK);
     rec_span *r = find_span(cs.span_id);
     REQUIRE(r);
     CHECK(r->status == ITUNA_STATUS_ERROR);
@@ -566,11 +604,15 @@ static int test_max_redeliveries_sends_a_failing_message_to_the_dlq(void) {
     REQUIRE(ituna_config_set(cfg, "messaging.max-redeliveries", "1", err, sizeof err) == ITUNA_OK);
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-maxre", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1};
+    ituna_message_out mo = {
+        .topic = "t-maxre", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1
+    };
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
-    const char *topics[] = {"t-maxre", NULL};
-    ituna_consumer_options co = {.bootstrap = bootstrap, .group = "g-maxre", .topics = topics, .properties = FAST_PROPS};
+    const char *topics[] = { "t-maxre", NULL };
+    ituna_consumer_options co = {
+        .bootstrap = bootstrap, .group = "g-maxre", .topics = topics, .properties = FAST_PROPS
+    };
     ituna_consumer *c = NULL;
     REQUIRE(ituna_consumer_create(tracer, cfg, &co, &c, err, sizeof err) == ITUNA_OK);
     ituna_message *m = poll_one(c, 20000);
@@ -600,8 +642,9 @@ static int test_max_redeliveries_sends_a_failing_message_to_the_dlq(void) {
 static int test_failed_dlq_write_is_reported_and_not_committed(void) {
     ituna_producer *p = make_producer(NULL, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-dlqfail", .value = "bad{", .value_len = 4, .partition = 0,
-                            .partition_set = 1};
+    ituna_message_out mo = {
+        .topic = "t-dlqfail", .value = "bad{", .value_len = 4, .partition = 0, .partition_set = 1
+    };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
@@ -647,17 +690,17 @@ static int test_failed_dlq_write_is_reported_and_not_committed(void) {
 }
 
 static int test_link_mode_links_producer_and_parents_on_current(void) {
-    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
     ituna_producer *p = make_producer(&d, 0);
     REQUIRE(p);
-    ituna_message_out mo = {.topic = "t-link", .value = "v", .value_len = 1, .partition = -1};
+    ituna_message_out mo = { .topic = "t-link", .value = "v", .value_len = 1, .partition = -1 };
     char err[512];
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     ituna_producer_flush(p, 10000);
     ituna_consumer *c = make_consumer("g-link", "t-link", ITUNA_CONTEXT_LINK);
     REQUIRE(c);
     ituna_span *outer = NULL;
-    ituna_span_options so = {.root = 1};
+    ituna_span_options so = { .root = 1 };
     ituna_span_start(tracer, "batch", &so, &outer);
     ituna_span_context oc = *ituna_span_get_context(outer);
     int tok;
@@ -678,21 +721,23 @@ static int test_link_mode_links_producer_and_parents_on_current(void) {
 }
 
 static int test_bad_property_is_a_config_error_naming_it(void) {
-    const char *props[] = {"no.such.property", "1", NULL};
-    ituna_producer_options po = {.bootstrap = bootstrap, .properties = props, .payload_carrier = -1};
+    const char *props[] = { "no.such.property", "1", NULL };
+    ituna_producer_options po = { .bootstrap = bootstrap, .properties = props, .payload_carrier = -1 };
     ituna_producer *p = NULL;
     char err[512] = "";
     CHECK(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_ERR_CONFIG);
     CHECK(p == NULL);
     CHECK(strstr(err, "'no.such.property'") != NULL);
     fprintf(stderr, "  %s\n", err);
-    const char *bad_value[] = {"acks", "many", NULL};
+    const char *bad_value[] = { "acks", "many", NULL };
     po.properties = bad_value;
     CHECK(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_ERR_CONFIG);
     CHECK(strstr(err, "'acks'") != NULL);
-    const char *topics[] = {"x", NULL};
-    const char *cprops[] = {"security.protocol", "carrier-pigeon", NULL};
-    ituna_consumer_options co = {.bootstrap = bootstrap, .group = "g", .topics = topics, .properties = cprops};
+    const char *topics[] = { "x", NULL };
+    const char *cprops[] = { "security.protocol", "carrier-pigeon", NULL };
+    ituna_consumer_options co = {
+        .bootstrap = bootstrap, .group = "g", .topics = topics, .properties = cprops
+    };
     ituna_consumer *c = NULL;
     CHECK(ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) == ITUNA_ERR_CONFIG);
     CHECK(strstr(err, "'security.protocol'") != NULL);
@@ -701,7 +746,7 @@ static int test_bad_property_is_a_config_error_naming_it(void) {
     CHECK(ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
     /* no bootstrap anywhere */
     ituna_config *empty = ituna_config_new();
-    ituna_producer_options none = {.payload_carrier = 0};
+    ituna_producer_options none = { .payload_carrier = 0 };
     CHECK(ituna_producer_create(tracer, empty, &none, &p, err, sizeof err) == ITUNA_ERR_CONFIG);
     CHECK(strstr(err, "bootstrap") != NULL);
     ituna_config_destroy(empty);
@@ -712,7 +757,7 @@ static int test_bad_property_is_a_config_error_naming_it(void) {
  * a [kafka] property from the INI file passes through and a bad one is an error
  * naming the file, line and property. */
 static int test_producer_defaults_and_ini_properties(void) {
-    ituna_producer_options po = {.bootstrap = bootstrap, .payload_carrier = -1};
+    ituna_producer_options po = { .bootstrap = bootstrap, .payload_carrier = -1 };
     ituna_producer *p = NULL;
     char err[512] = "", v[64];
     REQUIRE(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_OK);
@@ -757,7 +802,9 @@ static int test_producer_defaults_and_ini_properties(void) {
     return 0;
 }
 
-typedef struct waker { ituna_consumer *c; } waker;
+typedef struct waker {
+    ituna_consumer *c;
+} waker;
 static void *wake_later(void *arg) {
     usleep(300 * 1000);
     ituna_consumer_wakeup(((waker *)arg)->c);
@@ -767,7 +814,7 @@ static void *wake_later(void *arg) {
 static int test_wakeup_interrupts_poll(void) {
     ituna_consumer *c = make_consumer("g-wake", "t-wake-empty", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    waker w = {c};
+    waker w = { c };
     pthread_t th;
     pthread_create(&th, NULL, wake_later, &w);
     int64_t t0 = ituna_kafka_mono_ms();
@@ -786,14 +833,17 @@ static int test_wakeup_interrupts_poll(void) {
 
 static int test_unreachable_broker_gives_clear_error_in_bounded_time(void) {
     /* producer: the delivery report fails once message.timeout.ms passes */
-    delivery_log d = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    const char *props[] = {"message.timeout.ms", "1500", NULL};
-    ituna_producer_options po = {.bootstrap = "127.0.0.1:1", .properties = props, .on_delivery = on_delivery,
-                                 .opaque = &d, .payload_carrier = 0};
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    const char *props[] = { "message.timeout.ms", "1500", NULL };
+    ituna_producer_options po = { .bootstrap = "127.0.0.1:1",
+                                  .properties = props,
+                                  .on_delivery = on_delivery,
+                                  .opaque = &d,
+                                  .payload_carrier = 0 };
     ituna_producer *p = NULL;
     char err[512];
     REQUIRE(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_OK);
-    ituna_message_out mo = {.topic = "t-down", .value = "v", .value_len = 1, .partition = -1};
+    ituna_message_out mo = { .topic = "t-down", .value = "v", .value_len = 1, .partition = -1 };
     int64_t t0 = ituna_kafka_mono_ms();
     CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
     CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
@@ -809,8 +859,8 @@ static int test_unreachable_broker_gives_clear_error_in_bounded_time(void) {
     ituna_producer_destroy(p, 1000);
 
     /* consumer: poll reports the unreachable broker after the connect timeout */
-    const char *topics[] = {"t-down", NULL};
-    ituna_consumer_options co = {.bootstrap = "127.0.0.1:1", .group = "g-down", .topics = topics};
+    const char *topics[] = { "t-down", NULL };
+    ituna_consumer_options co = { .bootstrap = "127.0.0.1:1", .group = "g-down", .topics = topics };
     ituna_consumer *c = NULL;
     REQUIRE(ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) == ITUNA_OK);
     t0 = ituna_kafka_mono_ms();
@@ -838,9 +888,11 @@ static int test_mock_cluster_serves_another_process(void) {
     }
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "python3 -c \"import sys; from confluent_kafka import Producer; p = Producer({'bootstrap.servers': '%s'}); "
+             "python3 -c \"import sys; from confluent_kafka import Producer; p = "
+             "Producer({'bootstrap.servers': '%s'}); "
              "p.produce('t-other', b'from-python', headers=[('traceparent', "
-             "b'00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')]); sys.exit(0 if p.flush(15) == 0 else 1)\"",
+             "b'00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')]); sys.exit(0 if p.flush(15) == 0 "
+             "else 1)\"",
              bootstrap);
     REQUIRE(system(cmd) == 0);
     ituna_consumer *c = make_consumer("g-other", "t-other", ITUNA_CONTEXT_PARENT);
@@ -890,7 +942,7 @@ static int test_assignment_count_tracks_rebalances(void) {
     while (ituna_kafka_mono_ms() < end &&
            !(ituna_consumer_assignment_count(a) > 0 && ituna_consumer_assignment_count(b) > 0 &&
              ituna_consumer_assignment_count(a) + ituna_consumer_assignment_count(b) == 4)) {
-        ituna_consumer *cs[2] = {a, b};
+        ituna_consumer *cs[2] = { a, b };
         for (int i = 0; i < 2; i++) {
             ituna_message *m = NULL;
             if (ituna_consumer_poll(cs[i], 50, &m, err, sizeof err) == ITUNA_OK && m)

@@ -7,22 +7,20 @@
 #include "internal.h"
 #include "testutil.h"
 
-#define TID "4bf92f3577b34da6a3ce929d0e0e4736"
-#define SID "00f067aa0ba902b7"
+#define TID  "4bf92f3577b34da6a3ce929d0e0e4736"
+#define SID  "00f067aa0ba902b7"
 #define TID2 "12345678901234567890123456789012"
 #define SID2 "1234567890123456"
 
 /* 1 if every byte of the context is zero (what a failed parse must leave). */
-static int ctx_is_zero(const ituna_span_context *c)
-{
+static int ctx_is_zero(const ituna_span_context *c) {
     const unsigned char *p = (const unsigned char *)c;
     for (size_t i = 0; i < sizeof(*c); i++)
         if (p[i]) return 0;
     return 1;
 }
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
+static void hex_of(const uint8_t *b, size_t n, char *out) {
     static const char h[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = h[b[i] >> 4];
@@ -43,72 +41,72 @@ typedef struct {
 
 static const tp_case tp_cases[] = {
     /* valid, version 00 */
-    {"00-" TID "-" SID "-01", TID, SID, 0x01, NULL},
-    {"00-" TID "-" SID "-00", TID, SID, 0x00, NULL},
-    {"00-" TID2 "-" SID2 "-09", TID2, SID2, 0x09, NULL}, /* unknown bits kept on parse (v00) */
-    {"00-" TID2 "-" SID2 "-ff", TID2, SID2, 0xff, NULL},
-    {"00-00000000000000000000000000000001-0000000000000001-01", "00000000000000000000000000000001",
-     "0000000000000001", 0x01, NULL},
+    { "00-" TID "-" SID "-01", TID, SID, 0x01, NULL },
+    { "00-" TID "-" SID "-00", TID, SID, 0x00, NULL },
+    { "00-" TID2 "-" SID2 "-09", TID2, SID2, 0x09, NULL }, /* unknown bits kept on parse (v00) */
+    { "00-" TID2 "-" SID2 "-ff", TID2, SID2, 0xff, NULL },
+    { "00-00000000000000000000000000000001-0000000000000001-01", "00000000000000000000000000000001",
+      "0000000000000001", 0x01, NULL },
     /* HTTP OWS around the field value */
-    {" 00-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL},
-    {"\t00-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL},
-    {"00-" TID2 "-" SID2 "-01 ", TID2, SID2, 0x01, NULL},
-    {"\t 00-" TID2 "-" SID2 "-01 \t", TID2, SID2, 0x01, NULL},
+    { " 00-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL },
+    { "\t00-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL },
+    { "00-" TID2 "-" SID2 "-01 ", TID2, SID2, 0x01, NULL },
+    { "\t 00-" TID2 "-" SID2 "-01 \t", TID2, SID2, 0x01, NULL },
     /* future versions: version-00 prefix rules, only the sampled bit */
-    {"cc-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL},
-    {"cc-" TID2 "-" SID2 "-01-what-the-future-will-be-like", TID2, SID2, 0x01, NULL},
-    {"01-" TID2 "-" SID2 "-03", TID2, SID2, 0x01, NULL},
-    {"fe-" TID2 "-" SID2 "-02-", TID2, SID2, 0x00, NULL},
+    { "cc-" TID2 "-" SID2 "-01", TID2, SID2, 0x01, NULL },
+    { "cc-" TID2 "-" SID2 "-01-what-the-future-will-be-like", TID2, SID2, 0x01, NULL },
+    { "01-" TID2 "-" SID2 "-03", TID2, SID2, 0x01, NULL },
+    { "fe-" TID2 "-" SID2 "-02-", TID2, SID2, 0x00, NULL },
 
     /* invalid: version */
-    {"ff-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: invalid version ff"},
-    {"ff-" TID2 "-" SID2 "-01-extra", NULL, NULL, 0, "traceparent: invalid version ff"},
-    {".0-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"0.-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"000-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"0000-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"0-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"CC-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
-    {"0A-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version"},
+    { "ff-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: invalid version ff" },
+    { "ff-" TID2 "-" SID2 "-01-extra", NULL, NULL, 0, "traceparent: invalid version ff" },
+    { ".0-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "0.-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "000-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "0000-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "0-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "CC-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
+    { "0A-" TID2 "-" SID2 "-01", NULL, NULL, 0, "traceparent: bad version" },
     /* invalid: lengths */
-    {"", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "-01.", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "-01-what-the-future-will-be-like", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "-01-", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "3-" SID2 "-01", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-1234567890123456789012345678901-" SID2 "-01", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "7-01", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-123456789012345-01", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "-001", NULL, NULL, 0, "traceparent: wrong length"},
-    {"00-" TID2 "-" SID2 "-1", NULL, NULL, 0, "traceparent: wrong length"},
-    {"cc-" TID2 "-" SID2 "-1", NULL, NULL, 0, "traceparent: wrong length"},
-    {"cc-" TID2 "-" SID2 "-01.what-the-future-will-be-like", NULL, NULL, 0, "traceparent: bad data after flags"},
-    {"cc-" TID2 "-" SID2 "-010", NULL, NULL, 0, "traceparent: bad data after flags"},
+    { "", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "-01.", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "-01-what-the-future-will-be-like", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "-01-", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "3-" SID2 "-01", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-1234567890123456789012345678901-" SID2 "-01", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "7-01", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-123456789012345-01", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "-001", NULL, NULL, 0, "traceparent: wrong length" },
+    { "00-" TID2 "-" SID2 "-1", NULL, NULL, 0, "traceparent: wrong length" },
+    { "cc-" TID2 "-" SID2 "-1", NULL, NULL, 0, "traceparent: wrong length" },
+    { "cc-" TID2 "-" SID2 "-01.what-the-future-will-be-like", NULL, NULL, 0,
+      "traceparent: bad data after flags" },
+    { "cc-" TID2 "-" SID2 "-010", NULL, NULL, 0, "traceparent: bad data after flags" },
     /* invalid: delimiters */
-    {"00-" TID2 "x" SID2 "-01", NULL, NULL, 0, "traceparent: bad delimiter"},
-    {"00-" TID2 "-" SID2 "_01", NULL, NULL, 0, "traceparent: bad delimiter"},
-    {"cc-" TID2 "-" SID2 "+01-x", NULL, NULL, 0, "traceparent: bad delimiter"},
+    { "00-" TID2 "x" SID2 "-01", NULL, NULL, 0, "traceparent: bad delimiter" },
+    { "00-" TID2 "-" SID2 "_01", NULL, NULL, 0, "traceparent: bad delimiter" },
+    { "cc-" TID2 "-" SID2 "+01-x", NULL, NULL, 0, "traceparent: bad delimiter" },
     /* invalid: characters and case */
-    {"00-.2345678901234567890123456789012-" SID2 "-01", NULL, NULL, 0, "traceparent: bad trace-id"},
-    {"00-1234567890123456789012345678901.-" SID2 "-01", NULL, NULL, 0, "traceparent: bad trace-id"},
-    {"00-4BF92F3577B34DA6A3CE929D0E0E4736-" SID "-01", NULL, NULL, 0, "traceparent: bad trace-id"},
-    {"00-4bf92f3577b34da6a3ce929d0e0e473G-" SID "-01", NULL, NULL, 0, "traceparent: bad trace-id"},
-    {"00-" TID2 "-.234567890123456-01", NULL, NULL, 0, "traceparent: bad parent-id"},
-    {"00-" TID2 "-123456789012345.-01", NULL, NULL, 0, "traceparent: bad parent-id"},
-    {"00-" TID "-00F067AA0BA902B7-01", NULL, NULL, 0, "traceparent: bad parent-id"},
-    {"00-" TID2 "-" SID2 "-.0", NULL, NULL, 0, "traceparent: bad flags"},
-    {"00-" TID2 "-" SID2 "-0.", NULL, NULL, 0, "traceparent: bad flags"},
-    {"00-" TID2 "-" SID2 "-0A", NULL, NULL, 0, "traceparent: bad flags"},
-    {"00-" TID2 "-" SID2 "- 1", NULL, NULL, 0, "traceparent: bad flags"},
+    { "00-.2345678901234567890123456789012-" SID2 "-01", NULL, NULL, 0, "traceparent: bad trace-id" },
+    { "00-1234567890123456789012345678901.-" SID2 "-01", NULL, NULL, 0, "traceparent: bad trace-id" },
+    { "00-4BF92F3577B34DA6A3CE929D0E0E4736-" SID "-01", NULL, NULL, 0, "traceparent: bad trace-id" },
+    { "00-4bf92f3577b34da6a3ce929d0e0e473G-" SID "-01", NULL, NULL, 0, "traceparent: bad trace-id" },
+    { "00-" TID2 "-.234567890123456-01", NULL, NULL, 0, "traceparent: bad parent-id" },
+    { "00-" TID2 "-123456789012345.-01", NULL, NULL, 0, "traceparent: bad parent-id" },
+    { "00-" TID "-00F067AA0BA902B7-01", NULL, NULL, 0, "traceparent: bad parent-id" },
+    { "00-" TID2 "-" SID2 "-.0", NULL, NULL, 0, "traceparent: bad flags" },
+    { "00-" TID2 "-" SID2 "-0.", NULL, NULL, 0, "traceparent: bad flags" },
+    { "00-" TID2 "-" SID2 "-0A", NULL, NULL, 0, "traceparent: bad flags" },
+    { "00-" TID2 "-" SID2 "- 1", NULL, NULL, 0, "traceparent: bad flags" },
     /* invalid: all-zero ids */
-    {"00-00000000000000000000000000000000-" SID2 "-01", NULL, NULL, 0, "traceparent: all-zero trace-id"},
-    {"00-" TID2 "-0000000000000000-01", NULL, NULL, 0, "traceparent: all-zero parent-id"},
-    {"cc-00000000000000000000000000000000-" SID2 "-01-x", NULL, NULL, 0, "traceparent: all-zero trace-id"},
+    { "00-00000000000000000000000000000000-" SID2 "-01", NULL, NULL, 0, "traceparent: all-zero trace-id" },
+    { "00-" TID2 "-0000000000000000-01", NULL, NULL, 0, "traceparent: all-zero parent-id" },
+    { "cc-00000000000000000000000000000000-" SID2 "-01-x", NULL, NULL, 0, "traceparent: all-zero trace-id" },
 };
 
-static int traceparent_vectors_parse_as_the_spec_says(void)
-{
+static int traceparent_vectors_parse_as_the_spec_says(void) {
     for (size_t i = 0; i < sizeof(tp_cases) / sizeof(tp_cases[0]); i++) {
         const tp_case *c = &tp_cases[i];
         ituna_span_context ctx;
@@ -137,8 +135,7 @@ static int traceparent_vectors_parse_as_the_spec_says(void)
     return 0;
 }
 
-static int traceparent_len_bounds_the_read(void)
-{
+static int traceparent_len_bounds_the_read(void) {
     /* The value is read only within len: a valid header cut short is rejected
      * even though the bytes after it are there. */
     const char *full = "00-" TID "-" SID "-01";
@@ -159,14 +156,13 @@ static int traceparent_len_bounds_the_read(void)
     return 0;
 }
 
-static int traceparent_format_writes_version_00_and_only_the_sampled_bit(void)
-{
+static int traceparent_format_writes_version_00_and_only_the_sampled_bit(void) {
     ituna_span_context ctx;
     char buf[64];
-    const char *in[] = {"00-" TID "-" SID "-01", "00-" TID "-" SID "-00", "00-" TID "-" SID "-ff",
-                        "00-" TID "-" SID "-fe", "cc-" TID "-" SID "-03-future"};
-    const char *want[] = {"00-" TID "-" SID "-01", "00-" TID "-" SID "-00", "00-" TID "-" SID "-01",
-                          "00-" TID "-" SID "-00", "00-" TID "-" SID "-01"};
+    const char *in[] = { "00-" TID "-" SID "-01", "00-" TID "-" SID "-00", "00-" TID "-" SID "-ff",
+                         "00-" TID "-" SID "-fe", "cc-" TID "-" SID "-03-future" };
+    const char *want[] = { "00-" TID "-" SID "-01", "00-" TID "-" SID "-00", "00-" TID "-" SID "-01",
+                           "00-" TID "-" SID "-00", "00-" TID "-" SID "-01" };
     for (size_t i = 0; i < 5; i++) {
         REQUIRE(ituna_traceparent_parse(in[i], strlen(in[i]), &ctx, NULL) == ITUNA_OK);
         memset(buf, 'x', sizeof(buf));
@@ -187,8 +183,7 @@ static int traceparent_format_writes_version_00_and_only_the_sampled_bit(void)
     return 0;
 }
 
-static int traceparent_round_trips_random_ids(void)
-{
+static int traceparent_round_trips_random_ids(void) {
     srand(12345);
     for (int n = 0; n < 2000; n++) {
         ituna_span_context a, b;
@@ -220,61 +215,60 @@ typedef struct {
 } ts_case;
 
 static const ts_case ts_cases[] = {
-    {"", "", NULL},
-    {"foo=1", "foo=1", NULL},
-    {"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", NULL},
+    { "", "", NULL },
+    { "foo=1", "foo=1", NULL },
+    { "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", NULL },
     /* OWS around members */
-    {"foo=1 \t , \t bar=2, \t baz=3", "foo=1,bar=2,baz=3", NULL},
-    {"foo=1\t \t,\t \tbar=2,\t \tbaz=3", "foo=1,bar=2,baz=3", NULL},
-    {" foo=1", "foo=1", NULL},
-    {"\tfoo=1", "foo=1", NULL},
-    {"foo=1 ", "foo=1", NULL},
-    {"foo=1\t", "foo=1", NULL},
-    {"\t foo=1 \t", "foo=1", NULL},
+    { "foo=1 \t , \t bar=2, \t baz=3", "foo=1,bar=2,baz=3", NULL },
+    { "foo=1\t \t,\t \tbar=2,\t \tbaz=3", "foo=1,bar=2,baz=3", NULL },
+    { " foo=1", "foo=1", NULL },
+    { "\tfoo=1", "foo=1", NULL },
+    { "foo=1 ", "foo=1", NULL },
+    { "foo=1\t", "foo=1", NULL },
+    { "\t foo=1 \t", "foo=1", NULL },
     /* empty and whitespace-only members are dropped */
-    {",", "", NULL},
-    {" , \t,", "", NULL},
-    {",,foo=1, ,\t,bar=2,", "foo=1,bar=2", NULL},
+    { ",", "", NULL },
+    { " , \t,", "", NULL },
+    { ",,foo=1, ,\t,bar=2,", "foo=1,bar=2", NULL },
     /* leading spaces of a value are part of it; inner spaces too */
-    {"foo=  a b", "foo=  a b", NULL},
+    { "foo=  a b", "foo=  a b", NULL },
     /* keys */
-    {"abcdefghijklmnopqrstuvwxyz0123456789_-*/=1", "abcdefghijklmnopqrstuvwxyz0123456789_-*/=1", NULL},
-    {"abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/=1",
-     "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/=1", NULL},
-    {"1tenant@vendor=x", "1tenant@vendor=x", NULL}, /* tenant-id may start with a digit */
-    {"t@v=x", "t@v=x", NULL},
-    {"foo =1", NULL, "tracestate: invalid key"},
-    {"FOO=1", NULL, "tracestate: invalid key"},
-    {"Foo=1", NULL, "tracestate: invalid key"},
-    {"foo.bar=1", NULL, "tracestate: invalid key"},
-    {"1foo=1", NULL, "tracestate: invalid key"}, /* simple-key starts with lcalpha */
-    {"_foo=1", NULL, "tracestate: invalid key"},
-    {"=1", NULL, "tracestate: invalid key"},
-    {"foo@=1,bar=2", NULL, "tracestate: invalid key"},
-    {"@foo=1,bar=2", NULL, "tracestate: invalid key"},
-    {"foo@@bar=1,bar=2", NULL, "tracestate: invalid key"},
-    {"foo@bar@baz=1,bar=2", NULL, "tracestate: invalid key"},
-    {"t@1v=1", NULL, "tracestate: invalid key"}, /* system-id starts with lcalpha */
-    {"_t@v=1", NULL, "tracestate: invalid key"},
+    { "abcdefghijklmnopqrstuvwxyz0123456789_-*/=1", "abcdefghijklmnopqrstuvwxyz0123456789_-*/=1", NULL },
+    { "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/=1",
+      "abcdefghijklmnopqrstuvwxyz0123456789_-*/@a-z0-9_-*/=1", NULL },
+    { "1tenant@vendor=x", "1tenant@vendor=x", NULL }, /* tenant-id may start with a digit */
+    { "t@v=x", "t@v=x", NULL },
+    { "foo =1", NULL, "tracestate: invalid key" },
+    { "FOO=1", NULL, "tracestate: invalid key" },
+    { "Foo=1", NULL, "tracestate: invalid key" },
+    { "foo.bar=1", NULL, "tracestate: invalid key" },
+    { "1foo=1", NULL, "tracestate: invalid key" }, /* simple-key starts with lcalpha */
+    { "_foo=1", NULL, "tracestate: invalid key" },
+    { "=1", NULL, "tracestate: invalid key" },
+    { "foo@=1,bar=2", NULL, "tracestate: invalid key" },
+    { "@foo=1,bar=2", NULL, "tracestate: invalid key" },
+    { "foo@@bar=1,bar=2", NULL, "tracestate: invalid key" },
+    { "foo@bar@baz=1,bar=2", NULL, "tracestate: invalid key" },
+    { "t@1v=1", NULL, "tracestate: invalid key" }, /* system-id starts with lcalpha */
+    { "_t@v=1", NULL, "tracestate: invalid key" },
     /* values */
-    {"foo=bar=baz", NULL, "tracestate: invalid value"},
-    {"foo=,bar=3", NULL, "tracestate: invalid value"},
-    {"foo= ", NULL, "tracestate: invalid value"},
-    {"foo=a\tb", NULL, "tracestate: invalid value"},
-    {"foo=a\x7f", NULL, "tracestate: invalid value"},
-    {"foo=\xc3\xa9", NULL, "tracestate: invalid value"},
-    {"foo=a\nb", NULL, "tracestate: invalid value"},
-    {"foo", NULL, "tracestate: list-member without '='"},
-    {"foo=1,bar", NULL, "tracestate: list-member without '='"},
+    { "foo=bar=baz", NULL, "tracestate: invalid value" },
+    { "foo=,bar=3", NULL, "tracestate: invalid value" },
+    { "foo= ", NULL, "tracestate: invalid value" },
+    { "foo=a\tb", NULL, "tracestate: invalid value" },
+    { "foo=a\x7f", NULL, "tracestate: invalid value" },
+    { "foo=\xc3\xa9", NULL, "tracestate: invalid value" },
+    { "foo=a\nb", NULL, "tracestate: invalid value" },
+    { "foo", NULL, "tracestate: list-member without '='" },
+    { "foo=1,bar", NULL, "tracestate: list-member without '='" },
     /* duplicates */
-    {"foo=1,foo=1", NULL, "tracestate: duplicate key"},
-    {"foo=1,foo=2", NULL, "tracestate: duplicate key"},
-    {"a@b=1,bar=2,a@b=3", NULL, "tracestate: duplicate key"},
-    {"foo=1,foo@x=2", "foo=1,foo@x=2", NULL}, /* different keys */
+    { "foo=1,foo=1", NULL, "tracestate: duplicate key" },
+    { "foo=1,foo=2", NULL, "tracestate: duplicate key" },
+    { "a@b=1,bar=2,a@b=3", NULL, "tracestate: duplicate key" },
+    { "foo=1,foo@x=2", "foo=1,foo@x=2", NULL }, /* different keys */
 };
 
-static int tracestate_vectors_parse_as_the_spec_says(void)
-{
+static int tracestate_vectors_parse_as_the_spec_says(void) {
     for (size_t i = 0; i < sizeof(ts_cases) / sizeof(ts_cases[0]); i++) {
         const ts_case *c = &ts_cases[i];
         ituna_span_context ctx;
@@ -301,14 +295,12 @@ static int tracestate_vectors_parse_as_the_spec_says(void)
     return 0;
 }
 
-static ituna_err ts_parse_str(const char *s, ituna_span_context *ctx, const char **reason)
-{
+static ituna_err ts_parse_str(const char *s, ituna_span_context *ctx, const char **reason) {
     memset(ctx, 0, sizeof(*ctx));
     return ituna_tracestate_parse(s, strlen(s), ctx, reason);
 }
 
-static int tracestate_allows_32_members_and_rejects_33(void)
-{
+static int tracestate_allows_32_members_and_rejects_33(void) {
     char buf[1024];
     size_t n = 0;
     for (int i = 1; i <= 33; i++) n += (size_t)sprintf(buf + n, "%sbar%02d=%02d", i > 1 ? "," : "", i, i);
@@ -330,8 +322,7 @@ static int tracestate_allows_32_members_and_rejects_33(void)
     return 0;
 }
 
-static int tracestate_enforces_key_and_value_lengths(void)
-{
+static int tracestate_enforces_key_and_value_lengths(void) {
     char buf[1200];
     ituna_span_context ctx;
     const char *reason;
@@ -381,8 +372,7 @@ static int tracestate_enforces_key_and_value_lengths(void)
 }
 
 /* An entry "<key>=<value>" of exactly len chars. */
-static void entry_of(char *out, const char *key, size_t len)
-{
+static void entry_of(char *out, const char *key, size_t len) {
     size_t kl = strlen(key);
     memcpy(out, key, kl);
     out[kl] = '=';
@@ -390,8 +380,7 @@ static void entry_of(char *out, const char *key, size_t len)
     out[len] = '\0';
 }
 
-static int tracestate_truncates_long_entries_first_then_from_the_end(void)
-{
+static int tracestate_truncates_long_entries_first_then_from_the_end(void) {
     char in[2048], want[2048], e[8][300];
     ituna_span_context ctx;
     const char *reason;
@@ -422,7 +411,7 @@ static int tracestate_truncates_long_entries_first_then_from_the_end(void)
 
     /* No long entries: 5 x 120 = 604 -> drop from the end to 4 (483). */
     for (int i = 0; i < 5; i++) {
-        char k[4] = {'k', (char)('a' + i), 0};
+        char k[4] = { 'k', (char)('a' + i), 0 };
         entry_of(e[i], k, 120);
     }
     snprintf(in, sizeof(in), "%s,%s,%s,%s,%s", e[0], e[1], e[2], e[3], e[4]);
@@ -462,8 +451,7 @@ typedef struct {
     int n;
 } map_carrier;
 
-static void map_set(void *c, const char *key, const char *value)
-{
+static void map_set(void *c, const char *key, const char *value) {
     map_carrier *m = c;
     for (int i = 0; i < m->n; i++)
         if (strcmp(m->key[i], key) == 0) {
@@ -476,23 +464,20 @@ static void map_set(void *c, const char *key, const char *value)
     m->value[m->n++] = strdup(value);
 }
 
-static const char *map_get(void *c, const char *key)
-{
+static const char *map_get(void *c, const char *key) {
     map_carrier *m = c;
     for (int i = 0; i < m->n; i++)
         if (strcasecmp(m->key[i], key) == 0) return m->value[i];
     return NULL;
 }
 
-static void map_free(map_carrier *m)
-{
+static void map_free(map_carrier *m) {
     for (int i = 0; i < m->n; i++) free(m->value[i]);
     m->n = 0;
 }
 
-static int extract_reports_missing_and_invalid_traceparent(void)
-{
-    map_carrier m = {0};
+static int extract_reports_missing_and_invalid_traceparent(void) {
+    map_carrier m = { 0 };
     ituna_span_context ctx;
     const char *reason = NULL;
     memset(&ctx, 0x5a, sizeof(ctx));
@@ -517,9 +502,8 @@ static int extract_reports_missing_and_invalid_traceparent(void)
     return 0;
 }
 
-static int extract_keeps_traceparent_when_tracestate_is_invalid(void)
-{
-    map_carrier m = {0};
+static int extract_keeps_traceparent_when_tracestate_is_invalid(void) {
+    map_carrier m = { 0 };
     ituna_span_context ctx;
     const char *reason = NULL;
     map_set(&m, "TraceParent", "00-" TID2 "-" SID2 "-00");
@@ -541,9 +525,8 @@ static int extract_keeps_traceparent_when_tracestate_is_invalid(void)
     return 0;
 }
 
-static int inject_then_extract_round_trips(void)
-{
-    map_carrier m = {0};
+static int inject_then_extract_round_trips(void) {
+    map_carrier m = { 0 };
     ituna_span_context a, b;
     REQUIRE(ituna_traceparent_parse("00-" TID "-" SID "-01", 55, &a, NULL) == ITUNA_OK);
     REQUIRE(ituna_tracestate_parse("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", 39, &a, NULL) == ITUNA_OK);
@@ -571,9 +554,8 @@ static int inject_then_extract_round_trips(void)
     return 0;
 }
 
-static int inject_null_uses_the_current_context(void)
-{
-    map_carrier m = {0};
+static int inject_null_uses_the_current_context(void) {
+    map_carrier m = { 0 };
     ituna_span_context cur;
     if (!ituna_context_current(&cur)) {
         CHECK(ituna_inject(NULL, map_set, &m) == ITUNA_ERR_NOT_FOUND);
@@ -593,8 +575,7 @@ static int inject_null_uses_the_current_context(void)
 /* ---- robustness ------------------------------------------------------------- */
 
 static uint32_t rng_state = 2463534242u;
-static uint32_t rng(void)
-{
+static uint32_t rng(void) {
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 17;
     rng_state ^= rng_state << 5;
@@ -605,11 +586,10 @@ static uint32_t rng(void)
  * must re-format and re-parse to the same ids; tracestate normalisation must be
  * idempotent and within 512 chars. Run under ASan this also proves no overreads
  * (inputs are heap copies of exactly len bytes). */
-static int parsers_survive_mutated_input(void)
-{
+static int parsers_survive_mutated_input(void) {
     static const char alphabet[] = "0123456789abcdefABCDEF-=,@ \t_*/xz;%\x7f\x80";
-    const char *seeds[] = {"00-" TID "-" SID "-01", "cc-" TID2 "-" SID2 "-01-future", "foo=1,bar@baz=2 , x=y z",
-                           "a=1,,b= 2\t"};
+    const char *seeds[] = { "00-" TID "-" SID "-01", "cc-" TID2 "-" SID2 "-01-future",
+                            "foo=1,bar@baz=2 , x=y z", "a=1,,b= 2\t" };
     int accepted_tp = 0, accepted_ts = 0;
     for (int n = 0; n < 40000; n++) {
         const char *seed = seeds[n % 4];
@@ -620,10 +600,18 @@ static int parsers_survive_mutated_input(void)
         for (int e = 0; e < edits; e++) {
             uint32_t r = rng();
             switch (r % 4) {
-            case 0: if (len) tmp[r / 4 % len] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)]; break;
-            case 1: if (len) len--; break; /* cut the end */
-            case 2: if (len < sizeof(tmp) - 1) tmp[len++] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)]; break;
-            default: if (len) tmp[r / 4 % len] = (char)(r >> 16); break;
+            case 0:
+                if (len) tmp[r / 4 % len] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)];
+                break;
+            case 1:
+                if (len) len--;
+                break; /* cut the end */
+            case 2:
+                if (len < sizeof(tmp) - 1) tmp[len++] = alphabet[(r >> 12) % (sizeof(alphabet) - 1)];
+                break;
+            default:
+                if (len) tmp[r / 4 % len] = (char)(r >> 16);
+                break;
             }
         }
         char *in = malloc(len ? len : 1);
@@ -659,8 +647,7 @@ static int parsers_survive_mutated_input(void)
     return 0;
 }
 
-int main(void)
-{
+int main(void) {
     RUN(traceparent_vectors_parse_as_the_spec_says);
     RUN(traceparent_len_bounds_the_read);
     RUN(traceparent_format_writes_version_00_and_only_the_sampled_bit);

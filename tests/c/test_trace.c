@@ -15,7 +15,7 @@ typedef struct {
     pthread_mutex_t mu;
     ituna_span *spans[4096]; /* kept alive by copying what the tests read */
     size_t n;
-    int block;               /* 1: export waits until unblocked */
+    int block; /* 1: export waits until unblocked */
     pthread_cond_t cv;
     int exports;
 } mem_state;
@@ -68,7 +68,8 @@ static ituna_err mem_export(ituna_exporter *e, ituna_span *const *spans, size_t 
         c->n_links = (int)s->n_links;
         c->dropped_links = (int)s->dropped_links;
         if (s->n_attrs && s->attrs[0].type == ITUNA_ATTR_STRING)
-            snprintf(c->first_str, sizeof c->first_str, "%.*s", (int)s->attrs[0].v.s.len, s->attrs[0].v.s.ptr);
+            snprintf(c->first_str, sizeof c->first_str, "%.*s", (int)s->attrs[0].v.s.len,
+                     s->attrs[0].v.s.ptr);
     }
     pthread_mutex_unlock(&cap_mu);
     return ITUNA_OK;
@@ -125,7 +126,7 @@ static int test_ids_are_nonzero_and_unique(void) {
         uint8_t tid[16];
         ituna_random_trace_id(tid);
         ituna_random_span_id(ids[i]);
-        uint8_t z[16] = {0};
+        uint8_t z[16] = { 0 };
         CHECK(memcmp(tid, z, 16) != 0);
         CHECK(memcmp(ids[i], z, 8) != 0);
     }
@@ -136,7 +137,7 @@ static int test_ids_are_nonzero_and_unique(void) {
 }
 
 static int test_nesting_through_current_context(void) {
-    const char *kv[] = {"tracer.service-name", "t", "exporter.schedule-delay", "50", NULL};
+    const char *kv[] = { "tracer.service-name", "t", "exporter.schedule-delay", "50", NULL };
     ituna_tracer *t = make_tracer(kv, 0);
     REQUIRE(t);
     ituna_span *outer, *inner, *rootspan;
@@ -144,7 +145,7 @@ static int test_nesting_through_current_context(void) {
     int tok;
     REQUIRE(ituna_context_attach(ituna_span_get_context(outer), &tok) == ITUNA_OK);
     REQUIRE(ituna_span_start(t, "inner", NULL, &inner) == ITUNA_OK);
-    ituna_span_options ro = {.root = 1};
+    ituna_span_options ro = { .root = 1 };
     REQUIRE(ituna_span_start(t, "rooted", &ro, &rootspan) == ITUNA_OK);
     ituna_span_context cur;
     CHECK(ituna_context_current(&cur) == 1);
@@ -167,7 +168,7 @@ static int test_nesting_through_current_context(void) {
 }
 
 static int test_explicit_remote_parent(void) {
-    const char *kv[] = {"tracer.service-name", "t", NULL};
+    const char *kv[] = { "tracer.service-name", "t", NULL };
     ituna_tracer *t = make_tracer(kv, 0);
     REQUIRE(t);
     ituna_span_context remote;
@@ -178,7 +179,7 @@ static int test_explicit_remote_parent(void) {
     remote.is_remote = 1;
     strcpy(remote.tracestate, "ven=1");
     remote.tracestate_len = 5;
-    ituna_span_options o = {.parent = &remote, .kind = ITUNA_SPAN_KIND_CONSUMER};
+    ituna_span_options o = { .parent = &remote, .kind = ITUNA_SPAN_KIND_CONSUMER };
     ituna_span *s;
     REQUIRE(ituna_span_start(t, "process x", &o, &s) == ITUNA_OK);
     const ituna_span_context *c = ituna_span_get_context(s);
@@ -211,14 +212,14 @@ static void *other_thread(void *p) {
 }
 
 static int test_current_span_is_per_thread(void) {
-    const char *kv[] = {"tracer.service-name", "t", NULL};
+    const char *kv[] = { "tracer.service-name", "t", NULL };
     ituna_tracer *t = make_tracer(kv, 0);
     REQUIRE(t);
     ituna_span *main_span;
     ituna_span_start(t, "main-thread", NULL, &main_span);
     int tok;
     ituna_context_attach(ituna_span_get_context(main_span), &tok);
-    thr_arg a = {.t = t};
+    thr_arg a = { .t = t };
     pthread_t th;
     pthread_create(&th, NULL, other_thread, &a);
     pthread_join(th, NULL);
@@ -246,7 +247,7 @@ static int count_recorded_roots(ituna_tracer *t) {
 }
 
 static int test_sampling_decisions(void) {
-    const char *off[] = {"tracer.sampler", "always_off", NULL};
+    const char *off[] = { "tracer.sampler", "always_off", NULL };
     ituna_tracer *t = make_tracer(off, 0);
     REQUIRE(t);
     ituna_span *s;
@@ -257,7 +258,7 @@ static int test_sampling_decisions(void) {
     ituna_span_end(s, 0);
     ituna_tracer_destroy(t);
 
-    const char *ratio[] = {"tracer.sampler", "traceidratio", "tracer.sampler-arg", "0.25", NULL};
+    const char *ratio[] = { "tracer.sampler", "traceidratio", "tracer.sampler-arg", "0.25", NULL };
     t = make_tracer(ratio, 0);
     REQUIRE(t);
     int rec = count_recorded_roots(t);
@@ -267,13 +268,13 @@ static int test_sampling_decisions(void) {
     memset(&p, 0, sizeof p);
     p.trace_id[0] = 1; /* low 64 bits zero: always below the bound */
     p.span_id[0] = 1;
-    ituna_span_options o = {.parent = &p};
+    ituna_span_options o = { .parent = &p };
     ituna_span_start(t, "r", &o, &s);
     CHECK(ituna_span_is_recording(s));
     ituna_span_end(s, 0);
     ituna_tracer_destroy(t);
 
-    const char *pb[] = {"tracer.sampler", "parentbased_always_on", NULL};
+    const char *pb[] = { "tracer.sampler", "parentbased_always_on", NULL };
     t = make_tracer(pb, 0);
     REQUIRE(t);
     p.trace_flags = 0; /* unsampled remote parent: child not recorded, flag propagates */
@@ -288,7 +289,7 @@ static int test_sampling_decisions(void) {
     ituna_span_end(s, 0);
     ituna_tracer_destroy(t);
 
-    const char *pboff[] = {"tracer.sampler", "parentbased_always_off", NULL};
+    const char *pboff[] = { "tracer.sampler", "parentbased_always_off", NULL };
     t = make_tracer(pboff, 0);
     REQUIRE(t);
     ituna_span_start(t, "root", NULL, &s);
@@ -302,8 +303,15 @@ static int test_sampling_decisions(void) {
 }
 
 static int test_limits_drop_and_count(void) {
-    const char *kv[] = {"tracer.attribute-count-limit", "3", "tracer.attribute-value-length-limit", "5",
-                        "tracer.event-count-limit", "2", "tracer.link-count-limit", "1", NULL};
+    const char *kv[] = { "tracer.attribute-count-limit",
+                         "3",
+                         "tracer.attribute-value-length-limit",
+                         "5",
+                         "tracer.event-count-limit",
+                         "2",
+                         "tracer.link-count-limit",
+                         "1",
+                         NULL };
     ituna_tracer *t = make_tracer(kv, 0);
     REQUIRE(t);
     ituna_span *s;
@@ -362,8 +370,13 @@ static int test_status_rules(void) {
 }
 
 static int test_full_queue_drops_are_counted_exactly(void) {
-    const char *kv[] = {"exporter.max-queue-size", "64", "exporter.max-export-batch-size", "16",
-                        "exporter.schedule-delay", "10", NULL};
+    const char *kv[] = { "exporter.max-queue-size",
+                         "64",
+                         "exporter.max-export-batch-size",
+                         "16",
+                         "exporter.schedule-delay",
+                         "10",
+                         NULL };
     ituna_tracer *t = make_tracer(kv, 1); /* exporter blocks */
     REQUIRE(t);
     mem_state *st = last_state;
@@ -391,7 +404,7 @@ static int test_full_queue_drops_are_counted_exactly(void) {
 }
 
 static int test_shutdown_flushes_everything_that_fit(void) {
-    const char *kv[] = {"exporter.max-queue-size", "4096", "exporter.schedule-delay", "60000", NULL};
+    const char *kv[] = { "exporter.max-queue-size", "4096", "exporter.schedule-delay", "60000", NULL };
     ituna_tracer *t = make_tracer(kv, 0);
     REQUIRE(t);
     for (int i = 0; i < 3000; i++) {
@@ -441,7 +454,7 @@ static int test_span_ended_after_shutdown_is_counted_as_dropped(void) {
 
 static int test_parentbased_traceidratio(void) {
     /* ratio 0: a root is never sampled, a child follows its parent's flag */
-    const char *zero[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0", NULL};
+    const char *zero[] = { "tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0", NULL };
     ituna_tracer *t = make_tracer(zero, 0);
     REQUIRE(t);
     ituna_span *s;
@@ -455,7 +468,7 @@ static int test_parentbased_traceidratio(void) {
     p.span_id[0] = 1;
     p.is_remote = 1;
     p.trace_flags = 1;
-    ituna_span_options o = {.parent = &p};
+    ituna_span_options o = { .parent = &p };
     ituna_span_start(t, "sampled-parent", &o, &s);
     CHECK(ituna_span_is_recording(s));
     CHECK((ituna_span_get_context(s)->trace_flags & 1) == 1);
@@ -463,13 +476,13 @@ static int test_parentbased_traceidratio(void) {
     ituna_tracer_destroy(t);
 
     /* ratio 1 for roots; an unsampled parent still wins */
-    const char *one[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "1", NULL};
+    const char *one[] = { "tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "1", NULL };
     t = make_tracer(one, 0);
     REQUIRE(t);
     ituna_span_start(t, "root", NULL, &s);
     CHECK(ituna_span_is_recording(s));
     ituna_span *local_child;
-    ituna_span_options lo = {.parent = ituna_span_get_context(s)};
+    ituna_span_options lo = { .parent = ituna_span_get_context(s) };
     ituna_span_start(t, "local-child", &lo, &local_child);
     CHECK(ituna_span_is_recording(local_child));
     ituna_span_end(local_child, 0);
@@ -482,7 +495,7 @@ static int test_parentbased_traceidratio(void) {
     ituna_tracer_destroy(t);
 
     /* ratio 0.25: about a quarter of the roots, decided by the trace id */
-    const char *q[] = {"tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0.25", NULL};
+    const char *q[] = { "tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0.25", NULL };
     t = make_tracer(q, 0);
     REQUIRE(t);
     int rec = count_recorded_roots(t);
@@ -517,7 +530,7 @@ static int test_log_level_applies_only_when_set(void) {
     REQUIRE(t);
     CHECK(log_probe() == 3); /* still debug: the schema default "warn" did not apply */
     ituna_tracer_destroy(t);
-    const char *err_only[] = {"tracer.log-level", "error", NULL};
+    const char *err_only[] = { "tracer.log-level", "error", NULL };
     t = make_tracer(err_only, 0);
     REQUIRE(t);
     CHECK(log_probe() == 2); /* set: debug is now filtered, error passes */
@@ -527,7 +540,7 @@ static int test_log_level_applies_only_when_set(void) {
     REQUIRE(t);
     CHECK(log_probe() == 2); /* and a tracer without it does not lower it back to warn */
     ituna_tracer_destroy(t);
-    const char *dbg[] = {"tracer.log-level", "debug", NULL};
+    const char *dbg[] = { "tracer.log-level", "debug", NULL };
     t = make_tracer(dbg, 0);
     REQUIRE(t);
     CHECK(log_probe() == 3);
@@ -542,8 +555,9 @@ static int test_batch_above_queue_is_a_config_error(void) {
     ituna_config *cfg = ituna_config_new();
     REQUIRE(cfg);
     char err[512] = "";
-    REQUIRE(ituna_config_load_string(cfg, "bsp.ini", "[exporter]\nmax-queue-size = 64\nmax-export-batch-size = 128\n",
-                                     err, sizeof err) == ITUNA_OK);
+    REQUIRE(ituna_config_load_string(cfg, "bsp.ini",
+                                     "[exporter]\nmax-queue-size = 64\nmax-export-batch-size = 128\n", err,
+                                     sizeof err) == ITUNA_OK);
     ituna_tracer *t = NULL;
     ituna_exporter *e = calloc(1, sizeof *e);
     mem_state *st = calloc(1, sizeof *st);
@@ -555,11 +569,13 @@ static int test_batch_above_queue_is_a_config_error(void) {
     e->destroy = mem_destroy;
     CHECK(ituna_tracer_create_ex(cfg, e, &t, err, sizeof err) == ITUNA_ERR_CONFIG); /* frees e */
     CHECK(t == NULL);
-    CHECK(strstr(err, "bsp.ini:3: [exporter] max-export-batch-size 128 must not exceed max-queue-size (64, bsp.ini:2)"));
+    CHECK(strstr(
+        err,
+        "bsp.ini:3: [exporter] max-export-batch-size 128 must not exceed max-queue-size (64, bsp.ini:2)"));
     fprintf(stderr, "  %s\n", err);
     ituna_config_destroy(cfg);
     /* the default batch (512) follows a smaller queue */
-    const char *small[] = {"exporter.max-queue-size", "100", NULL};
+    const char *small[] = { "exporter.max-queue-size", "100", NULL };
     t = make_tracer(small, 0);
     CHECK(t != NULL);
     ituna_tracer_destroy(t);
@@ -567,8 +583,13 @@ static int test_batch_above_queue_is_a_config_error(void) {
 }
 
 static int test_span_end_does_not_wait_on_a_stuck_exporter(void) {
-    const char *kv[] = {"exporter.max-queue-size", "256", "exporter.max-export-batch-size", "8",
-                        "exporter.export-timeout", "200", NULL};
+    const char *kv[] = { "exporter.max-queue-size",
+                         "256",
+                         "exporter.max-export-batch-size",
+                         "8",
+                         "exporter.export-timeout",
+                         "200",
+                         NULL };
     ituna_tracer *t = make_tracer(kv, 1);
     REQUIRE(t);
     uint64_t t0 = ituna_now_ns();

@@ -55,20 +55,35 @@ static int parse(int argc, char **argv, args *a) {
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, field)                          \
-    if (strcmp(o, name) == 0 && next) {           \
-        a->field = next;                          \
-        i++;                                      \
-        continue;                                 \
+#define OPT(name, field)                                                                                     \
+    if (strcmp(o, name) == 0 && next) {                                                                      \
+        a->field = next;                                                                                     \
+        i++;                                                                                                 \
+        continue;                                                                                            \
     }
-        OPT("--bootstrap", bootstrap) OPT("--topic", topic) OPT("--group", group) OPT("--key", key)
-        OPT("--value", value) OPT("--service", service) OPT("--traces", traces)
-        OPT("--malformed-if", malformed_if) OPT("--error-if", error_if)
-        if (strcmp(o, "--count") == 0 && next) { a->count = atoi(argv[++i]); continue; }
-        if (strcmp(o, "--idle-exit-ms") == 0 && next) { a->idle_exit_ms = atoi(argv[++i]); continue; }
-        if (strcmp(o, "--payload-carrier") == 0) { a->payload_carrier = 1; continue; }
-        if (strcmp(o, "--die-after-poll") == 0) { a->die_after_poll = 1; continue; }
-        if (strcmp(o, "--link") == 0) { a->link = 1; continue; }
+        OPT("--bootstrap", bootstrap)
+        OPT("--topic", topic) OPT("--group", group) OPT("--key", key) OPT("--value", value)
+            OPT("--service", service) OPT("--traces", traces) OPT("--malformed-if", malformed_if)
+                OPT("--error-if", error_if) if (strcmp(o, "--count") == 0 && next) {
+            a->count = atoi(argv[++i]);
+            continue;
+        }
+        if (strcmp(o, "--idle-exit-ms") == 0 && next) {
+            a->idle_exit_ms = atoi(argv[++i]);
+            continue;
+        }
+        if (strcmp(o, "--payload-carrier") == 0) {
+            a->payload_carrier = 1;
+            continue;
+        }
+        if (strcmp(o, "--die-after-poll") == 0) {
+            a->die_after_poll = 1;
+            continue;
+        }
+        if (strcmp(o, "--link") == 0) {
+            a->link = 1;
+            continue;
+        }
         if (strcmp(o, "--header") == 0 && next && a->nh < MAXH) {
             if (!split_kv(argv[++i], &a->hk[a->nh], &a->hv[a->nh])) return 0;
             a->nh++;
@@ -122,8 +137,10 @@ static void on_delivery(const ituna_delivery_report *r, void *opaque) {
 static int cmd_produce(const args *a) {
     ituna_tracer *t = make_tracer(a);
     if (!t) return 2;
-    ituna_producer_options po = {.bootstrap = a->bootstrap, .properties = a->props, .on_delivery = on_delivery,
-                                 .payload_carrier = a->payload_carrier};
+    ituna_producer_options po = { .bootstrap = a->bootstrap,
+                                  .properties = a->props,
+                                  .on_delivery = on_delivery,
+                                  .payload_carrier = a->payload_carrier };
     ituna_producer *p = NULL;
     char err[512];
     if (ituna_producer_create(t, NULL, &po, &p, err, sizeof err)) {
@@ -131,7 +148,7 @@ static int cmd_produce(const args *a) {
         return 2;
     }
     ituna_header h[MAXH];
-    for (int i = 0; i < a->nh; i++) h[i] = (ituna_header){a->hk[i], a->hv[i], strlen(a->hv[i])};
+    for (int i = 0; i < a->nh; i++) h[i] = (ituna_header){ a->hk[i], a->hv[i], strlen(a->hv[i]) };
     char **keys = calloc((size_t)a->count, sizeof *keys);
     int rc = 0;
     for (int i = 0; i < a->count; i++) {
@@ -139,9 +156,15 @@ static int cmd_produce(const args *a) {
         snprintf(key, sizeof key, "%s-%d", a->key ? a->key : "k", i);
         snprintf(value, sizeof value, "%s", a->value ? a->value : "{\"n\": 0}");
         keys[i] = strdup(key);
-        ituna_message_out mo = {.topic = a->topic, .key = key, .key_len = strlen(key), .value = value,
-                                .value_len = strlen(value), .headers = h, .n_headers = (size_t)a->nh,
-                                .partition = -1, .opaque = keys[i]};
+        ituna_message_out mo = { .topic = a->topic,
+                                 .key = key,
+                                 .key_len = strlen(key),
+                                 .value = value,
+                                 .value_len = strlen(value),
+                                 .headers = h,
+                                 .n_headers = (size_t)a->nh,
+                                 .partition = -1,
+                                 .opaque = keys[i] };
         if (ituna_producer_publish(p, &mo, err, sizeof err)) {
             fprintf(stderr, "publish: %s\n", err);
             rc = 1;
@@ -167,9 +190,9 @@ static int cmd_raw_produce(const args *a) {
     rd_kafka_headers_t *h = rd_kafka_headers_new(8);
     for (int i = 0; i < a->nh; i++) rd_kafka_header_add(h, a->hk[i], -1, a->hv[i], -1);
     const char *v = a->value ? a->value : "";
-    rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(a->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                              RD_KAFKA_V_VALUE((void *)v, strlen(v)), RD_KAFKA_V_HEADERS(h),
-                                              RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(a->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_VALUE((void *)v, strlen(v)), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
     if (e) rd_kafka_headers_destroy(h);
     int rc = e ? 1 : rd_kafka_flush(rk, 15000) ? 1 : 0;
     rd_kafka_destroy(rk);
@@ -179,10 +202,12 @@ static int cmd_raw_produce(const args *a) {
 static int cmd_consume(const args *a) {
     ituna_tracer *t = make_tracer(a);
     if (!t) return 2;
-    const char *topics[] = {a->topic, NULL};
-    ituna_consumer_options co = {.bootstrap = a->bootstrap, .group = a->group, .topics = topics,
-                                 .properties = a->props,
-                                 .context_mode = a->link ? ITUNA_CONTEXT_LINK : ITUNA_CONTEXT_PARENT};
+    const char *topics[] = { a->topic, NULL };
+    ituna_consumer_options co = { .bootstrap = a->bootstrap,
+                                  .group = a->group,
+                                  .topics = topics,
+                                  .properties = a->props,
+                                  .context_mode = a->link ? ITUNA_CONTEXT_LINK : ITUNA_CONTEXT_PARENT };
     ituna_consumer *c = NULL;
     char err[512];
     if (ituna_consumer_create(t, NULL, &co, &c, err, sizeof err)) {
@@ -210,8 +235,9 @@ static int cmd_consume(const args *a) {
         const char *v = ituna_message_value(m, &vl);
         char tid[33], sid[17];
         print_hex(ituna_span_get_context(ituna_message_span(m)), tid, sid);
-        printf("consumed %s %d %lld %.*s %s %s %.*s\n", ituna_message_topic(m), (int)ituna_message_partition(m),
-               (long long)ituna_message_offset(m), k ? (int)kl : 1, k ? k : "-", tid, sid, (int)vl, v ? v : "");
+        printf("consumed %s %d %lld %.*s %s %s %.*s\n", ituna_message_topic(m),
+               (int)ituna_message_partition(m), (long long)ituna_message_offset(m), k ? (int)kl : 1,
+               k ? k : "-", tid, sid, (int)vl, v ? v : "");
         for (size_t i = 0; i < ituna_message_header_count(m); i++) {
             const char *hk;
             const void *hv;
@@ -248,8 +274,8 @@ static int cmd_unreachable(const args *a) {
     ituna_tracer *t = make_tracer(a);
     if (!t) return 2;
     const char *bs = a->bootstrap ? a->bootstrap : "127.0.0.1:1";
-    const char *topics[] = {"itest-unreachable", NULL};
-    ituna_consumer_options co = {.bootstrap = bs, .group = "itest-unreachable", .topics = topics};
+    const char *topics[] = { "itest-unreachable", NULL };
+    ituna_consumer_options co = { .bootstrap = bs, .group = "itest-unreachable", .topics = topics };
     ituna_consumer *c = NULL;
     char err[512];
     if (ituna_consumer_create(t, NULL, &co, &c, err, sizeof err)) {
@@ -266,16 +292,16 @@ static int cmd_unreachable(const args *a) {
     printf("consumer %s %lld %s\n", ituna_err2name(e), (long long)(mono_ms() - t0), e ? err : "");
     ituna_consumer_destroy(c);
 
-    const char *props[] = {"message.timeout.ms", "3000", NULL};
-    ituna_producer_options po = {.bootstrap = bs, .properties = props, .on_delivery = on_delivery};
+    const char *props[] = { "message.timeout.ms", "3000", NULL };
+    ituna_producer_options po = { .bootstrap = bs, .properties = props, .on_delivery = on_delivery };
     ituna_producer *p = NULL;
     if (ituna_producer_create(t, NULL, &po, &p, err, sizeof err)) return 2;
-    ituna_message_out mo = {.topic = "itest-unreachable", .value = "x", .value_len = 1, .partition = -1};
+    ituna_message_out mo = { .topic = "itest-unreachable", .value = "x", .value_len = 1, .partition = -1 };
     t0 = mono_ms();
     ituna_producer_publish(p, &mo, err, sizeof err);
     ituna_err fe = ituna_producer_flush(p, 20000);
-    printf("producer flush=%s failures=%llu %lld\n", ituna_err2name(fe), (unsigned long long)ituna_producer_failures(p),
-           (long long)(mono_ms() - t0));
+    printf("producer flush=%s failures=%llu %lld\n", ituna_err2name(fe),
+           (unsigned long long)ituna_producer_failures(p), (long long)(mono_ms() - t0));
     ituna_producer_destroy(p, 1000);
     ituna_tracer_shutdown(t, 5000);
     ituna_tracer_destroy(t);

@@ -3,24 +3,21 @@
  * borrowed from the Python objects, which the caller keeps alive for the call. */
 #include "module.h"
 
-void attrbuf_init(attrbuf *b)
-{
+void attrbuf_init(attrbuf *b) {
     b->attrs = b->inline_attrs;
     b->n = 0;
     b->allocs = NULL;
     b->n_allocs = b->cap_allocs = 0;
 }
 
-void attrbuf_free(attrbuf *b)
-{
+void attrbuf_free(attrbuf *b) {
     for (size_t i = 0; i < b->n_allocs; i++) PyMem_Free(b->allocs[i]);
     PyMem_Free(b->allocs);
     if (b->attrs != b->inline_attrs) PyMem_Free(b->attrs);
     attrbuf_init(b);
 }
 
-static void *attrbuf_alloc(attrbuf *b, size_t size)
-{
+static void *attrbuf_alloc(attrbuf *b, size_t size) {
     if (b->n_allocs == b->cap_allocs) {
         size_t nc = b->cap_allocs ? b->cap_allocs * 2 : 4;
         void **na = PyMem_Realloc(b->allocs, nc * sizeof *na);
@@ -40,8 +37,7 @@ static void *attrbuf_alloc(attrbuf *b, size_t size)
     return p;
 }
 
-static const char *type_word(PyObject *v)
-{
+static const char *type_word(PyObject *v) {
     if (PyBool_Check(v)) return "bool";
     if (PyLong_Check(v)) return "int";
     if (PyFloat_Check(v)) return "float";
@@ -49,8 +45,7 @@ static const char *type_word(PyObject *v)
     return NULL;
 }
 
-static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *out)
-{
+static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *out) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
     const char *kind = n ? type_word(items[0]) : "str";
@@ -100,8 +95,7 @@ bad:
     return -1;
 }
 
-int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out)
-{
+int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out) {
     if (!PyUnicode_Check(key)) {
         PyErr_Format(PyExc_TypeError, "attribute key must be str, not %.100s", Py_TYPE(key)->tp_name);
         return -1;
@@ -139,13 +133,12 @@ int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out)
     }
     if (PyList_Check(value) || PyTuple_Check(value)) return convert_array(b, key, value, out);
     PyErr_Format(PyExc_TypeError,
-                 "attribute %R: value must be str, bool, int, float or a list of one of them, not %.100s", key,
-                 Py_TYPE(value)->tp_name);
+                 "attribute %R: value must be str, bool, int, float or a list of one of them, not %.100s",
+                 key, Py_TYPE(value)->tp_name);
     return -1;
 }
 
-int attrbuf_from_dict(attrbuf *b, PyObject *dict)
-{
+int attrbuf_from_dict(attrbuf *b, PyObject *dict) {
     b->n = 0;
     if (!dict || dict == Py_None) return 0;
     if (!PyDict_Check(dict)) {
@@ -170,8 +163,7 @@ int attrbuf_from_dict(attrbuf *b, PyObject *dict)
     return 0;
 }
 
-int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep)
-{
+int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep) {
     *keep = NULL;
     if (!dict || dict == Py_None || !PyDict_Check(dict)) return attrbuf_from_dict(b, dict);
     /* The copy owns every value, and lists become tuples, so the borrowed strings

@@ -6,8 +6,7 @@
 
 static const char HEX[] = "0123456789abcdef";
 
-static void hex_into(const uint8_t *in, size_t n, char *out)
-{
+static void hex_into(const uint8_t *in, size_t n, char *out) {
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = HEX[in[i] >> 4];
         out[2 * i + 1] = HEX[in[i] & 15];
@@ -15,8 +14,7 @@ static void hex_into(const uint8_t *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-PyObject *context_new(module_state *st, const ituna_span_context *c)
-{
+PyObject *context_new(module_state *st, const ituna_span_context *c) {
     SpanContextObject *o = PyObject_New(SpanContextObject, st->SpanContextType);
     if (!o) return NULL;
     memcpy(o->trace_id, c->trace_id, 16);
@@ -35,8 +33,7 @@ PyObject *context_new(module_state *st, const ituna_span_context *c)
     return (PyObject *)o;
 }
 
-static int fill_tracestate(PyObject *ts, ituna_span_context *out)
-{
+static int fill_tracestate(PyObject *ts, ituna_span_context *out) {
     out->tracestate_len = 0;
     out->tracestate[0] = 0;
     if (!ts) return 0;
@@ -50,8 +47,7 @@ static int fill_tracestate(PyObject *ts, ituna_span_context *out)
     return 0;
 }
 
-const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp)
-{
+const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp) {
     if (Py_IS_TYPE(o, st->SpanType)) {
         SpanObject *s = (SpanObject *)o;
         if (s->span) return ituna_span_get_context(s->span);
@@ -75,8 +71,7 @@ const ituna_span_context *context_from_object(module_state *st, PyObject *o, itu
     return NULL;
 }
 
-const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp)
-{
+const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp) {
     PyObject *v = NULL;
     if (PyContextVar_Get(st->current, NULL, &v) < 0) {
         PyErr_Clear();
@@ -94,9 +89,8 @@ const ituna_span_context *context_current(module_state *st, ituna_span_context *
 
 /* ---- SpanContext type ------------------------------------------------------- */
 
-static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"trace_id", "span_id", "trace_flags", "tracestate", "is_remote", NULL};
+static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "trace_id", "span_id", "trace_flags", "tracestate", "is_remote", NULL };
     const char *tid, *sid, *ts = NULL;
     Py_ssize_t tlen, slen, tslen = 0;
     int flags = ITUNA_TRACE_FLAG_SAMPLED, remote = 1;
@@ -105,7 +99,8 @@ static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         return NULL;
     module_state *st = state_of_type(tp);
     if (tlen != 32 || slen != 16 || flags < 0 || flags > 255)
-        return PyErr_Format(PyExc_ValueError, "SpanContext needs a 32-hex trace_id, a 16-hex span_id and flags 0..255");
+        return PyErr_Format(PyExc_ValueError,
+                            "SpanContext needs a 32-hex trace_id, a 16-hex span_id and flags 0..255");
     /* go through the strict W3C parser so only valid contexts exist */
     char tp_buf[64];
     snprintf(tp_buf, sizeof tp_buf, "00-%.32s-%.16s-%02x", tid, sid, flags);
@@ -121,57 +116,49 @@ static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     return context_new(st, &c);
 }
 
-static void sc_dealloc(PyObject *self)
-{
+static void sc_dealloc(PyObject *self) {
     PyTypeObject *tp = Py_TYPE(self);
     Py_CLEAR(((SpanContextObject *)self)->tracestate);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
 
-static PyObject *sc_trace_id(PyObject *self, void *c)
-{
+static PyObject *sc_trace_id(PyObject *self, void *c) {
     (void)c;
     char buf[33];
     hex_into(((SpanContextObject *)self)->trace_id, 16, buf);
     return PyUnicode_FromStringAndSize(buf, 32);
 }
 
-static PyObject *sc_span_id(PyObject *self, void *c)
-{
+static PyObject *sc_span_id(PyObject *self, void *c) {
     (void)c;
     char buf[17];
     hex_into(((SpanContextObject *)self)->span_id, 8, buf);
     return PyUnicode_FromStringAndSize(buf, 16);
 }
 
-static PyObject *sc_flags(PyObject *self, void *c)
-{
+static PyObject *sc_flags(PyObject *self, void *c) {
     (void)c;
     return PyLong_FromLong(((SpanContextObject *)self)->trace_flags);
 }
 
-static PyObject *sc_sampled(PyObject *self, void *c)
-{
+static PyObject *sc_sampled(PyObject *self, void *c) {
     (void)c;
     return PyBool_FromLong(((SpanContextObject *)self)->trace_flags & ITUNA_TRACE_FLAG_SAMPLED);
 }
 
-static PyObject *sc_remote(PyObject *self, void *c)
-{
+static PyObject *sc_remote(PyObject *self, void *c) {
     (void)c;
     return PyBool_FromLong(((SpanContextObject *)self)->is_remote);
 }
 
-static PyObject *sc_tracestate(PyObject *self, void *c)
-{
+static PyObject *sc_tracestate(PyObject *self, void *c) {
     (void)c;
     PyObject *ts = ((SpanContextObject *)self)->tracestate;
     return ts ? Py_NewRef(ts) : PyUnicode_FromString("");
 }
 
-static PyObject *sc_traceparent(PyObject *self, void *c)
-{
+static PyObject *sc_traceparent(PyObject *self, void *c) {
     (void)c;
     module_state *st = state_of_type(Py_TYPE(self));
     ituna_span_context tmp;
@@ -182,18 +169,16 @@ static PyObject *sc_traceparent(PyObject *self, void *c)
     return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
 }
 
-static PyObject *sc_repr(PyObject *self)
-{
+static PyObject *sc_repr(PyObject *self) {
     SpanContextObject *o = (SpanContextObject *)self;
     char t[33], s[17];
     hex_into(o->trace_id, 16, t);
     hex_into(o->span_id, 8, s);
-    return PyUnicode_FromFormat("SpanContext(trace_id='%s', span_id='%s', trace_flags=%d, is_remote=%s)", t, s,
-                                (int)o->trace_flags, o->is_remote ? "True" : "False");
+    return PyUnicode_FromFormat("SpanContext(trace_id='%s', span_id='%s', trace_flags=%d, is_remote=%s)", t,
+                                s, (int)o->trace_flags, o->is_remote ? "True" : "False");
 }
 
-static Py_hash_t sc_hash(PyObject *self)
-{
+static Py_hash_t sc_hash(PyObject *self) {
     SpanContextObject *o = (SpanContextObject *)self;
     if (o->hash != -1) return o->hash;
     Py_uhash_t h = 1469598103934665603ULL;
@@ -205,15 +190,15 @@ static Py_hash_t sc_hash(PyObject *self)
     return o->hash;
 }
 
-static PyObject *sc_richcompare(PyObject *a, PyObject *b, int op)
-{
+static PyObject *sc_richcompare(PyObject *a, PyObject *b, int op) {
     if ((op != Py_EQ && op != Py_NE) || !Py_IS_TYPE(b, Py_TYPE(a))) Py_RETURN_NOTIMPLEMENTED;
     SpanContextObject *x = (SpanContextObject *)a, *y = (SpanContextObject *)b;
     int eq = memcmp(x->trace_id, y->trace_id, 16) == 0 && memcmp(x->span_id, y->span_id, 8) == 0 &&
              x->trace_flags == y->trace_flags;
     if (eq) {
         PyObject *ta = x->tracestate, *tb = y->tracestate;
-        if (!ta != !tb) eq = 0;
+        if (!ta != !tb)
+            eq = 0;
         else if (ta) {
             int r = PyUnicode_Compare(ta, tb);
             if (r == -1 && PyErr_Occurred()) return NULL;
@@ -224,26 +209,26 @@ static PyObject *sc_richcompare(PyObject *a, PyObject *b, int op)
 }
 
 static PyGetSetDef sc_getset[] = {
-    {"trace_id", sc_trace_id, NULL, "Trace id, 32 lowercase hex chars.", NULL},
-    {"span_id", sc_span_id, NULL, "Span id, 16 lowercase hex chars.", NULL},
-    {"trace_flags", sc_flags, NULL, "W3C trace-flags byte (bit 0: sampled).", NULL},
-    {"sampled", sc_sampled, NULL, "True when the sampled flag is set.", NULL},
-    {"is_remote", sc_remote, NULL, "True when extracted from a carrier.", NULL},
-    {"tracestate", sc_tracestate, NULL, "W3C tracestate value ('' when none).", NULL},
-    {"traceparent", sc_traceparent, NULL, "The W3C traceparent header value.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "trace_id", sc_trace_id, NULL, "Trace id, 32 lowercase hex chars.", NULL },
+    { "span_id", sc_span_id, NULL, "Span id, 16 lowercase hex chars.", NULL },
+    { "trace_flags", sc_flags, NULL, "W3C trace-flags byte (bit 0: sampled).", NULL },
+    { "sampled", sc_sampled, NULL, "True when the sampled flag is set.", NULL },
+    { "is_remote", sc_remote, NULL, "True when extracted from a carrier.", NULL },
+    { "tracestate", sc_tracestate, NULL, "W3C tracestate value ('' when none).", NULL },
+    { "traceparent", sc_traceparent, NULL, "The W3C traceparent header value.", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyType_Slot sc_slots[] = {
-    {Py_tp_doc, "SpanContext(trace_id, span_id, trace_flags=1, tracestate=None, is_remote=True)\n--\n\n"
-                "An immutable W3C trace context: usable as parent= and with inject()."},
-    {Py_tp_new, sc_new},
-    {Py_tp_dealloc, sc_dealloc},
-    {Py_tp_getset, sc_getset},
-    {Py_tp_repr, sc_repr},
-    {Py_tp_hash, sc_hash},
-    {Py_tp_richcompare, sc_richcompare},
-    {0, NULL},
+    { Py_tp_doc, "SpanContext(trace_id, span_id, trace_flags=1, tracestate=None, is_remote=True)\n--\n\n"
+                 "An immutable W3C trace context: usable as parent= and with inject()." },
+    { Py_tp_new, sc_new },
+    { Py_tp_dealloc, sc_dealloc },
+    { Py_tp_getset, sc_getset },
+    { Py_tp_repr, sc_repr },
+    { Py_tp_hash, sc_hash },
+    { Py_tp_richcompare, sc_richcompare },
+    { 0, NULL },
 };
 
 PyType_Spec SpanContext_spec = {
@@ -260,8 +245,7 @@ typedef struct {
     int failed;
 } set_carrier;
 
-static void carrier_set(void *carrier, const char *key, const char *value)
-{
+static void carrier_set(void *carrier, const char *key, const char *value) {
     set_carrier *c = carrier;
     if (c->failed) return;
     PyObject *k = PyUnicode_FromString(key);
@@ -271,10 +255,9 @@ static void carrier_set(void *carrier, const char *key, const char *value)
     Py_XDECREF(v);
 }
 
-PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"carrier", "context"};
-    PyObject *a[2] = {NULL, NULL};
+PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "carrier", "context" };
+    PyObject *a[2] = { NULL, NULL };
     if (fast_args("inject", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     module_state *st = state_of_module(m);
     ituna_span_context tmp;
@@ -313,7 +296,7 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
         Py_DECREF(carrier);
         return NULL;
     }
-    set_carrier sc = {carrier, 0};
+    set_carrier sc = { carrier, 0 };
     ituna_err err = ituna_inject(ctx, carrier_set, &sc);
     if (sc.failed) {
         Py_DECREF(carrier);
@@ -334,8 +317,7 @@ typedef struct {
     module_state *st;
 } get_carrier;
 
-static const char *value_chars(get_carrier *c, PyObject *v)
-{
+static const char *value_chars(get_carrier *c, PyObject *v) {
     if (PyUnicode_Check(v)) return PyUnicode_AsUTF8(v);
     if (PyBytes_Check(v)) return PyBytes_AS_STRING(v);
     if (PyByteArray_Check(v)) return PyByteArray_AS_STRING(v);
@@ -349,8 +331,7 @@ static const char *value_chars(get_carrier *c, PyObject *v)
     return NULL;
 }
 
-static int key_matches(PyObject *k, const char *key)
-{
+static int key_matches(PyObject *k, const char *key) {
     if (PyUnicode_Check(k)) {
         const char *s = PyUnicode_AsUTF8(k);
         if (!s) {
@@ -363,14 +344,12 @@ static int key_matches(PyObject *k, const char *key)
     return 0;
 }
 
-static int keep(get_carrier *c, PyObject *v)
-{
+static int keep(get_carrier *c, PyObject *v) {
     if (!c->keep && !(c->keep = PyList_New(0))) return -1;
     return PyList_Append(c->keep, v);
 }
 
-static const char *carrier_get(void *carrier, const char *key)
-{
+static const char *carrier_get(void *carrier, const char *key) {
     get_carrier *c = carrier;
     if (c->failed) return NULL;
     PyObject *o = c->obj;
@@ -407,8 +386,10 @@ static const char *carrier_get(void *carrier, const char *key)
     if (PyMapping_Check(o)) {
         PyObject *v = PyMapping_GetItemString(o, key);
         if (!v) {
-            if (PyErr_ExceptionMatches(PyExc_KeyError)) PyErr_Clear();
-            else c->failed = 1;
+            if (PyErr_ExceptionMatches(PyExc_KeyError))
+                PyErr_Clear();
+            else
+                c->failed = 1;
             return NULL;
         }
         const char *s = keep(c, v) < 0 ? NULL : value_chars(c, v);
@@ -422,16 +403,15 @@ static const char *carrier_get(void *carrier, const char *key)
     return NULL;
 }
 
-PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"carrier", "errors"};
-    PyObject *a[2] = {NULL, NULL};
+PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "carrier", "errors" };
+    PyObject *a[2] = { NULL, NULL };
     if (fast_args("extract", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "extract() missing required argument 'carrier'");
     int errors = a[1] ? PyObject_IsTrue(a[1]) : 0;
     if (errors < 0) return NULL;
     module_state *st = state_of_module(m);
-    get_carrier gc = {a[0], NULL, 0, st};
+    get_carrier gc = { a[0], NULL, 0, st };
     ituna_span_context ctx;
     const char *reason = NULL;
     ituna_err err;
@@ -464,17 +444,18 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     return t;
 }
 
-PyObject *py_traceparent_parse(PyObject *m, PyObject *arg)
-{
+PyObject *py_traceparent_parse(PyObject *m, PyObject *arg) {
     module_state *st = state_of_module(m);
     Py_ssize_t n;
     const char *s;
-    if (PyUnicode_Check(arg)) s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (PyUnicode_Check(arg))
+        s = PyUnicode_AsUTF8AndSize(arg, &n);
     else if (PyBytes_Check(arg)) {
         s = PyBytes_AS_STRING(arg);
         n = PyBytes_GET_SIZE(arg);
     } else
-        return PyErr_Format(PyExc_TypeError, "traceparent must be str or bytes, not %.100s", Py_TYPE(arg)->tp_name);
+        return PyErr_Format(PyExc_TypeError, "traceparent must be str or bytes, not %.100s",
+                            Py_TYPE(arg)->tp_name);
     if (!s) return NULL;
     ituna_span_context ctx;
     const char *reason = NULL;

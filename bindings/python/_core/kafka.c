@@ -11,16 +11,14 @@
 
 #define SLICE_MS 100
 
-static int64_t mono_ms(void)
-{
+static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+static void sleep_ms(int ms) {
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
 
@@ -31,16 +29,14 @@ typedef struct {
     size_t n, cap;
 } props;
 
-static void props_free(props *p)
-{
+static void props_free(props *p) {
     for (size_t i = 0; i < p->n; i++) PyMem_Free(p->v[i]);
     PyMem_Free(p->v);
     p->v = NULL;
     p->n = p->cap = 0;
 }
 
-static int props_push(props *p, const char *s, size_t len)
-{
+static int props_push(props *p, const char *s, size_t len) {
     if (p->n + 2 > p->cap) {
         size_t nc = p->cap ? p->cap * 2 : 16;
         char **nv = PyMem_Realloc(p->v, nc * sizeof *nv);
@@ -64,10 +60,10 @@ static int props_push(props *p, const char *s, size_t len)
 }
 
 /* key: str; underscores become dots when from_kw (linger_ms -> linger.ms). */
-static int props_add(props *p, PyObject *key, PyObject *value, int from_kw)
-{
+static int props_add(props *p, PyObject *key, PyObject *value, int from_kw) {
     if (!PyUnicode_Check(key)) {
-        PyErr_Format(PyExc_TypeError, "librdkafka property names must be str, not %.100s", Py_TYPE(key)->tp_name);
+        PyErr_Format(PyExc_TypeError, "librdkafka property names must be str, not %.100s",
+                     Py_TYPE(key)->tp_name);
         return -1;
     }
     Py_ssize_t kl;
@@ -78,12 +74,16 @@ static int props_add(props *p, PyObject *key, PyObject *value, int from_kw)
         for (char *c = p->v[p->n - 1]; *c; c++)
             if (*c == '_') *c = '.';
     PyObject *s;
-    if (value == Py_True) s = PyUnicode_FromString("true");
-    else if (value == Py_False) s = PyUnicode_FromString("false");
-    else if (PyUnicode_Check(value) || PyLong_Check(value) || PyFloat_Check(value)) s = PyObject_Str(value);
+    if (value == Py_True)
+        s = PyUnicode_FromString("true");
+    else if (value == Py_False)
+        s = PyUnicode_FromString("false");
+    else if (PyUnicode_Check(value) || PyLong_Check(value) || PyFloat_Check(value))
+        s = PyObject_Str(value);
     else {
-        PyErr_Format(PyExc_TypeError, "librdkafka property %R: value must be str, int, float or bool, not %.100s",
-                     key, Py_TYPE(value)->tp_name);
+        PyErr_Format(PyExc_TypeError,
+                     "librdkafka property %R: value must be str, int, float or bool, not %.100s", key,
+                     Py_TYPE(value)->tp_name);
         return -1;
     }
     if (!s) return -1;
@@ -95,8 +95,7 @@ static int props_add(props *p, PyObject *key, PyObject *value, int from_kw)
 }
 
 /* Pops the known keyword arguments into out[], the rest become properties. */
-static int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, int nknown, props *p)
-{
+static int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, int nknown, props *p) {
     for (int i = 0; i < nknown; i++) out[i] = NULL;
     if (!kw) return 0;
     PyObject *k, *v;
@@ -132,8 +131,7 @@ static int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, 
     return 0;
 }
 
-static const char *opt_str(PyObject *o, const char *what)
-{
+static const char *opt_str(PyObject *o, const char *what) {
     if (!o || o == Py_None) return NULL;
     if (!PyUnicode_Check(o)) {
         PyErr_Format(PyExc_TypeError, "%s must be str or None, not %.100s", what, Py_TYPE(o)->tp_name);
@@ -142,8 +140,7 @@ static const char *opt_str(PyObject *o, const char *what)
     return PyUnicode_AsUTF8(o);
 }
 
-static PyObject *resolve_tracer(module_state *st, PyObject *t)
-{
+static PyObject *resolve_tracer(module_state *st, PyObject *t) {
     if (t && t != Py_None) {
         if (!PyObject_TypeCheck(t, st->TracerType)) {
             PyErr_Format(PyExc_TypeError, "tracer must be an ituna.Tracer, not %.100s", Py_TYPE(t)->tp_name);
@@ -159,8 +156,7 @@ static PyObject *resolve_tracer(module_state *st, PyObject *t)
 }
 
 /* Remember an open client so ituna.shutdown()/exit can close it. */
-static PyObject *track_live(module_state *st, PyObject *o)
-{
+static PyObject *track_live(module_state *st, PyObject *o) {
     PyObject *r = PyObject_CallMethod(st->live, "add", "O", o);
     if (!r) {
         Py_DECREF(o);
@@ -173,12 +169,12 @@ static PyObject *track_live(module_state *st, PyObject *o)
 /* ---- DeliveryReport ---------------------------------------------------------------- */
 
 static PyStructSequence_Field dr_fields[] = {
-    {"topic", "topic the message was published to"},
-    {"partition", "partition (-1 if unknown)"},
-    {"offset", "offset in the partition, -1 on failure"},
-    {"error", "None on success, else an ituna.DeliveryError"},
-    {"context", "SpanContext of the PRODUCER span"},
-    {NULL, NULL},
+    { "topic", "topic the message was published to" },
+    { "partition", "partition (-1 if unknown)" },
+    { "offset", "offset in the partition, -1 on failure" },
+    { "error", "None on success, else an ituna.DeliveryError" },
+    { "context", "SpanContext of the PRODUCER span" },
+    { NULL, NULL },
 };
 
 PyStructSequence_Desc DeliveryReport_desc = {
@@ -200,8 +196,7 @@ typedef struct failure {
 } failure;
 
 typedef struct {
-    PyObject_HEAD
-    ituna_producer *p;
+    PyObject_HEAD ituna_producer *p;
     PyObject *tracer;
     PyObject *on_delivery;
     PyObject *weakreflist;
@@ -213,13 +208,13 @@ typedef struct {
     int has_callback; /* set once at creation: whether reports need the GIL */
 } ProducerObject;
 
-static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports)
-{
+static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports) {
     PyObject *exc = PyObject_CallFunction(st->DeliveryError, "s", msg);
     if (!exc) return NULL;
     PyObject *c = PyLong_FromLong(code);
     PyObject *n = PyUnicode_FromString(ituna_err2name(code));
-    int rc = (c && n && PyObject_SetAttrString(exc, "code", c) == 0 && PyObject_SetAttrString(exc, "name", n) == 0 &&
+    int rc = (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
+              PyObject_SetAttrString(exc, "name", n) == 0 &&
               PyObject_SetAttrString(exc, "reports", reports ? reports : Py_None) == 0)
                  ? 0
                  : -1;
@@ -229,15 +224,14 @@ static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_er
     return exc;
 }
 
-static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, int with_error)
-{
+static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, int with_error) {
     PyObject *rep = PyStructSequence_New(st->DeliveryReportType);
     if (!rep) return NULL;
     PyObject *err = Py_NewRef(Py_None);
     if (with_error && r->err != ITUNA_OK) {
         char msg[700];
-        snprintf(msg, sizeof msg, "delivery to %s [%d] failed: %s (%s)", r->topic, (int)r->partition, r->errstr,
-                 r->error_name);
+        snprintf(msg, sizeof msg, "delivery to %s [%d] failed: %s (%s)", r->topic, (int)r->partition,
+                 r->errstr, r->error_name);
         Py_DECREF(err);
         err = make_delivery_error(st, msg, r->err, NULL);
         PyObject *ename = err ? PyUnicode_FromString(r->error_name) : NULL;
@@ -266,8 +260,7 @@ static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, 
 }
 
 /* Runs on the producer's delivery thread (or a thread inside flush/close). */
-static void on_delivery_cb(const ituna_delivery_report *r, void *opaque)
-{
+static void on_delivery_cb(const ituna_delivery_report *r, void *opaque) {
     ProducerObject *self = opaque;
     if (self->has_callback) {
         PyGILState_STATE g = PyGILState_Ensure();
@@ -304,8 +297,7 @@ static void on_delivery_cb(const ituna_delivery_report *r, void *opaque)
 }
 
 /* Raise DeliveryError for the failures collected so far (and forget them). 0 if none. */
-static int raise_failures(ProducerObject *self)
-{
+static int raise_failures(ProducerObject *self) {
     pthread_mutex_lock(&self->lock);
     failure *head = self->fail_head;
     size_t n = self->n_fail;
@@ -344,13 +336,13 @@ static int raise_failures(ProducerObject *self)
     return -1;
 }
 
-static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
-{
-    static const char *const known[] = {"bootstrap", "tracer", "config", "on_delivery", "payload_carrier"};
+static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    static const char *const known[] = { "bootstrap", "tracer", "config", "on_delivery", "payload_carrier" };
     PyObject *a[5];
-    props p = {0};
+    props p = { 0 };
     module_state *st = state_of_type(tp);
-    if (PyTuple_GET_SIZE(args) > 1) return PyErr_Format(PyExc_TypeError, "Producer() takes at most 1 positional argument");
+    if (PyTuple_GET_SIZE(args) > 1)
+        return PyErr_Format(PyExc_TypeError, "Producer() takes at most 1 positional argument");
     if (split_kwargs(kw, known, a, 5, &p) < 0) goto fail;
     if (PyTuple_GET_SIZE(args) == 1) {
         if (a[0]) {
@@ -386,10 +378,9 @@ static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     ituna_tracer *t = ((TracerObject *)tracer)->tracer;
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_producer_create(t, ituna_tracer_config(t), &o, &self->p, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    props_free(&p);
+    Py_BEGIN_ALLOW_THREADS err =
+        ituna_producer_create(t, ituna_tracer_config(t), &o, &self->p, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS props_free(&p);
     if (err != ITUNA_OK) {
         self->closed = 1;
         Py_DECREF(self);
@@ -403,26 +394,22 @@ fail:
 
 /* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.
  * Returns ITUNA_OK, ITUNA_ERR_TIMEOUT, or -1 with a Python exception (signal). */
-static int producer_wait(ProducerObject *self, int timeout_ms)
-{
+static int producer_wait(ProducerObject *self, int timeout_ms) {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline - mono_ms();
         int slice = left < SLICE_MS ? (int)(left < 0 ? 0 : left) : SLICE_MS;
         ituna_err err;
-        Py_BEGIN_ALLOW_THREADS
-        err = ituna_producer_flush(self->p, slice);
-        Py_END_ALLOW_THREADS
-        if (err == ITUNA_OK) return ITUNA_OK;
+        Py_BEGIN_ALLOW_THREADS err = ituna_producer_flush(self->p, slice);
+        Py_END_ALLOW_THREADS if (err == ITUNA_OK) return ITUNA_OK;
         if (err != ITUNA_ERR_TIMEOUT) return err;
         if (PyErr_CheckSignals() < 0) return -1;
         if (mono_ms() >= deadline) return ITUNA_ERR_TIMEOUT;
     }
 }
 
-static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"topic", "value", "key", "headers", "partition", "attributes"};
+static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "topic", "value", "key", "headers", "partition", "attributes" };
     PyObject *a[6];
     if (fast_args("publish", args, nargs, kwnames, names, 6, 6, a) < 0) return NULL;
     ProducerObject *self = (ProducerObject *)op;
@@ -438,7 +425,7 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     memset(&m, 0, sizeof m);
     m.partition = -1;
     PyObject *json = NULL, *keep = NULL, *akeep = NULL, *res = NULL;
-    Py_buffer vbuf = {0}, kbuf = {0};
+    Py_buffer vbuf = { 0 }, kbuf = { 0 };
     ituna_header *hdrs = NULL;
     attrbuf ab;
     attrbuf_init(&ab);
@@ -467,7 +454,8 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
         m.value = vbuf.buf;
         m.value_len = (size_t)vbuf.len;
     } else {
-        PyErr_Format(PyExc_TypeError, "value must be bytes, str, dict or list (sent as JSON) or None, not %.100s",
+        PyErr_Format(PyExc_TypeError,
+                     "value must be bytes, str, dict or list (sent as JSON) or None, not %.100s",
                      Py_TYPE(v)->tp_name);
         goto done;
     }
@@ -498,8 +486,10 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
         }
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *it = PyList_GET_ITEM(items, i);
-            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0))) {
-                PyErr_SetString(PyExc_TypeError, "headers must be a dict or a list of (str, bytes|str|None) pairs");
+            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(it, 0))) {
+                PyErr_SetString(PyExc_TypeError,
+                                "headers must be a dict or a list of (str, bytes|str|None) pairs");
                 goto done;
             }
             PyObject *hv = PyTuple_GET_ITEM(it, 1);
@@ -540,10 +530,8 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
     self->busy++;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_producer_publish(self->p, &m, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    self->busy--;
+    Py_BEGIN_ALLOW_THREADS err = ituna_producer_publish(self->p, &m, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS self->busy--;
     if (err != ITUNA_OK) {
         raise_err(st, err, errstr);
         goto done;
@@ -560,9 +548,8 @@ done:
     return res;
 }
 
-static PyObject *producer_flush(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *producer_flush(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("flush", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     ProducerObject *self = (ProducerObject *)op;
@@ -590,27 +577,22 @@ static PyObject *producer_flush(PyObject *op, PyObject *const *args, Py_ssize_t 
 }
 
 /* Destroy the C producer (GIL released). */
-static ituna_err producer_destroy(ProducerObject *self, int timeout_ms)
-{
+static ituna_err producer_destroy(ProducerObject *self, int timeout_ms) {
     self->closed = 1;
     while (self->busy) { /* publishes in other threads must leave first */
-        Py_BEGIN_ALLOW_THREADS
-        sleep_ms(1);
+        Py_BEGIN_ALLOW_THREADS sleep_ms(1);
         Py_END_ALLOW_THREADS
     }
     ituna_producer *p = self->p;
     self->p = NULL;
     if (!p) return ITUNA_OK;
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_producer_destroy(p, timeout_ms);
-    Py_END_ALLOW_THREADS
-    return err;
+    Py_BEGIN_ALLOW_THREADS err = ituna_producer_destroy(p, timeout_ms);
+    Py_END_ALLOW_THREADS return err;
 }
 
-static PyObject *producer_close(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *producer_close(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("close", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     ProducerObject *self = (ProducerObject *)op;
@@ -627,10 +609,11 @@ static PyObject *producer_close(PyObject *op, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
-static PyObject *producer_enter(PyObject *self, PyObject *Py_UNUSED(a)) { return Py_NewRef(self); }
+static PyObject *producer_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
+    return Py_NewRef(self);
+}
 
-static PyObject *producer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
+static PyObject *producer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *r = producer_close(self, NULL, 0, NULL);
     if (!r) {
         /* an exception already on its way out wins; ours is chained as context */
@@ -650,21 +633,18 @@ static PyObject *producer_exit(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_RETURN_FALSE;
 }
 
-static PyObject *producer_in_flight(PyObject *op, void *c)
-{
+static PyObject *producer_in_flight(PyObject *op, void *c) {
     (void)c;
     ProducerObject *self = (ProducerObject *)op;
     return PyLong_FromLong(self->p ? ituna_producer_in_flight(self->p) : 0);
 }
 
-static PyObject *producer_closed(PyObject *op, void *c)
-{
+static PyObject *producer_closed(PyObject *op, void *c) {
     (void)c;
     return PyBool_FromLong(((ProducerObject *)op)->closed);
 }
 
-static int producer_traverse(PyObject *op, visitproc visit, void *arg)
-{
+static int producer_traverse(PyObject *op, visitproc visit, void *arg) {
     ProducerObject *self = (ProducerObject *)op;
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(self->on_delivery);
@@ -674,14 +654,12 @@ static int producer_traverse(PyObject *op, visitproc visit, void *arg)
 
 /* Breaks cycles through the callback (a closure holding the producer). The C
  * producer stays until dealloc; reports then fall back to the failure list. */
-static int producer_clear(PyObject *op)
-{
+static int producer_clear(PyObject *op) {
     Py_CLEAR(((ProducerObject *)op)->on_delivery);
     return 0;
 }
 
-static void producer_dealloc(PyObject *op)
-{
+static void producer_dealloc(PyObject *op) {
     ProducerObject *self = (ProducerObject *)op;
     PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
@@ -710,58 +688,60 @@ static void producer_dealloc(PyObject *op)
 }
 
 static PyMethodDef producer_methods[] = {
-    {"publish", (PyCFunction)(void (*)(void))producer_publish, METH_FASTCALL | METH_KEYWORDS,
-     "publish($self, /, topic, value, key=None, headers=None, partition=None, attributes=None)\n--\n\n"
-     "publish(topic, value, key=None, headers=None, partition=None, attributes=None)\n\n"
-     "Publish one message in a PRODUCER span 'send <topic>' whose parent is the current span;\n"
-     "the context travels in the traceparent/tracestate headers. value: bytes, str, or a\n"
-     "dict/list sent as compact JSON. headers: dict or list of (str, bytes|str|None).\n"
-     "attributes: dict of extra attributes for the send span, as Span.set_attributes().\n"
-     "Does not wait for delivery; failures surface in on_delivery or flush()/close()."},
-    {"flush", (PyCFunction)(void (*)(void))producer_flush, METH_FASTCALL | METH_KEYWORDS,
-     "flush($self, /, timeout=None)\n--\n\n"
-     "flush(timeout=None): wait for every delivery report (timeout in seconds, None: no limit).\n"
-     "Raises ituna.DeliveryError for failed deliveries (when no on_delivery callback is set)\n"
-     "and ituna.TimeoutError if messages are still in flight. Releases the GIL."},
-    {"close", (PyCFunction)(void (*)(void))producer_close, METH_FASTCALL | METH_KEYWORDS,
-     "close($self, /, timeout=30.0)\n--\n\n"
-     "close(timeout=30.0): flush, then close; messages still undelivered are reported as\n"
-     "failed (DeliveryError). Idempotent."},
-    {"__enter__", producer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
-     "Return the producer."},
-    {"__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-     "close() the producer."},
-    {NULL, NULL, 0, NULL},
+    { "publish", (PyCFunction)(void (*)(void))producer_publish, METH_FASTCALL | METH_KEYWORDS,
+      "publish($self, /, topic, value, key=None, headers=None, partition=None, attributes=None)\n--\n\n"
+      "publish(topic, value, key=None, headers=None, partition=None, attributes=None)\n\n"
+      "Publish one message in a PRODUCER span 'send <topic>' whose parent is the current span;\n"
+      "the context travels in the traceparent/tracestate headers. value: bytes, str, or a\n"
+      "dict/list sent as compact JSON. headers: dict or list of (str, bytes|str|None).\n"
+      "attributes: dict of extra attributes for the send span, as Span.set_attributes().\n"
+      "Does not wait for delivery; failures surface in on_delivery or flush()/close()." },
+    { "flush", (PyCFunction)(void (*)(void))producer_flush, METH_FASTCALL | METH_KEYWORDS,
+      "flush($self, /, timeout=None)\n--\n\n"
+      "flush(timeout=None): wait for every delivery report (timeout in seconds, None: no limit).\n"
+      "Raises ituna.DeliveryError for failed deliveries (when no on_delivery callback is set)\n"
+      "and ituna.TimeoutError if messages are still in flight. Releases the GIL." },
+    { "close", (PyCFunction)(void (*)(void))producer_close, METH_FASTCALL | METH_KEYWORDS,
+      "close($self, /, timeout=30.0)\n--\n\n"
+      "close(timeout=30.0): flush, then close; messages still undelivered are reported as\n"
+      "failed (DeliveryError). Idempotent." },
+    { "__enter__", producer_enter, METH_NOARGS,
+      "__enter__($self, /)\n--\n\n"
+      "Return the producer." },
+    { "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL,
+      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+      "close() the producer." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef producer_getset[] = {
-    {"in_flight", producer_in_flight, NULL, "Messages published and not yet reported.", NULL},
-    {"closed", producer_closed, NULL, "True after close().", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "in_flight", producer_in_flight, NULL, "Messages published and not yet reported.", NULL },
+    { "closed", producer_closed, NULL, "True after close().", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyMemberDef producer_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(ProducerObject, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
+    { "__weaklistoffset__", T_PYSSIZET, offsetof(ProducerObject, weakreflist), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL },
 };
 
 static PyType_Slot producer_slots[] = {
-    {Py_tp_doc, "Producer(bootstrap=None, *, tracer=None, config=None, on_delivery=None, "
-                "payload_carrier=None, **librdkafka_conf)\n--\n\n"
-                "A traced Kafka producer. bootstrap: 'host:port,...' (None: ITUNA_KAFKA_BOOTSTRAP or\n"
-                "the INI's [queue]). Keyword properties map '_' to '.' (linger_ms=5 -> linger.ms);\n"
-                "config={...} passes properties whose names are not identifiers. on_delivery(report)\n"
-                "is called for every message with an ituna.DeliveryReport (on another thread; what it\n"
-                "raises is printed through sys.unraisablehook); without it, failures are raised by\n"
-                "flush()/close() as ituna.DeliveryError."},
-    {Py_tp_new, producer_new},
-    {Py_tp_dealloc, producer_dealloc},
-    {Py_tp_traverse, producer_traverse},
-    {Py_tp_clear, producer_clear},
-    {Py_tp_methods, producer_methods},
-    {Py_tp_getset, producer_getset},
-    {Py_tp_members, producer_members},
-    {0, NULL},
+    { Py_tp_doc, "Producer(bootstrap=None, *, tracer=None, config=None, on_delivery=None, "
+                 "payload_carrier=None, **librdkafka_conf)\n--\n\n"
+                 "A traced Kafka producer. bootstrap: 'host:port,...' (None: ITUNA_KAFKA_BOOTSTRAP or\n"
+                 "the INI's [queue]). Keyword properties map '_' to '.' (linger_ms=5 -> linger.ms);\n"
+                 "config={...} passes properties whose names are not identifiers. on_delivery(report)\n"
+                 "is called for every message with an ituna.DeliveryReport (on another thread; what it\n"
+                 "raises is printed through sys.unraisablehook); without it, failures are raised by\n"
+                 "flush()/close() as ituna.DeliveryError." },
+    { Py_tp_new, producer_new },
+    { Py_tp_dealloc, producer_dealloc },
+    { Py_tp_traverse, producer_traverse },
+    { Py_tp_clear, producer_clear },
+    { Py_tp_methods, producer_methods },
+    { Py_tp_getset, producer_getset },
+    { Py_tp_members, producer_members },
+    { 0, NULL },
 };
 
 PyType_Spec Producer_spec = {
@@ -776,8 +756,7 @@ PyType_Spec Producer_spec = {
 typedef struct MessageObject MessageObject;
 
 typedef struct {
-    PyObject_HEAD
-    ituna_consumer *c;
+    PyObject_HEAD ituna_consumer *c;
     PyObject *tracer;
     MessageObject *pending; /* borrowed: the last message handed out and not finished */
     MessageObject *open;    /* borrowed: every unfinished message (linked through open_next) */
@@ -789,10 +768,9 @@ typedef struct {
 } ConsumerObject;
 
 struct MessageObject {
-    PyObject_HEAD
-    ituna_message *m;      /* NULL once finished */
-    ConsumerObject *consumer; /* strong */
-    PyObject *span;        /* Span wrapper (borrowed C span) */
+    PyObject_HEAD ituna_message *m; /* NULL once finished */
+    ConsumerObject *consumer;       /* strong */
+    PyObject *span;                 /* Span wrapper (borrowed C span) */
     PyObject *token;
     PyObject *topic, *value, *key, *headers;
     int32_t partition;
@@ -801,18 +779,18 @@ struct MessageObject {
     MessageObject *open_prev, *open_next;
 };
 
-static void open_remove(MessageObject *msg)
-{
+static void open_remove(MessageObject *msg) {
     ConsumerObject *c = msg->consumer;
-    if (msg->open_prev) msg->open_prev->open_next = msg->open_next;
-    else if (c->open == msg) c->open = msg->open_next;
+    if (msg->open_prev)
+        msg->open_prev->open_next = msg->open_next;
+    else if (c->open == msg)
+        c->open = msg->open_next;
     if (msg->open_next) msg->open_next->open_prev = msg->open_prev;
     msg->open_prev = msg->open_next = NULL;
     if (c->pending == msg) c->pending = NULL;
 }
 
-static int consumer_enter_busy(ConsumerObject *c)
-{
+static int consumer_enter_busy(ConsumerObject *c) {
     if (c->busy) {
         module_state *st = state_of_type(Py_TYPE(c));
         PyErr_SetString(st->StateError, "consumer is in use by another thread (one thread per consumer)");
@@ -823,8 +801,7 @@ static int consumer_enter_busy(ConsumerObject *c)
 }
 
 /* Finish msg with result. Releases the GIL (a DLQ write may wait for confirmation). */
-static int message_finish(MessageObject *msg, ituna_handler_result result, const char *reason)
-{
+static int message_finish(MessageObject *msg, ituna_handler_result result, const char *reason) {
     module_state *st = state_of_type(Py_TYPE(msg));
     if (!msg->m) {
         PyErr_Format(st->StateError, "message already finished (%s)", msg->outcome);
@@ -835,14 +812,14 @@ static int message_finish(MessageObject *msg, ituna_handler_result result, const
     span_detach((SpanObject *)msg->span); /* copy the ids; the message ends the C span */
     ituna_message *m = msg->m;
     msg->m = NULL;
-    msg->outcome = result == ITUNA_HANDLED_OK ? "ok" : result == ITUNA_HANDLED_ERROR ? "error" : "dead-letter";
+    msg->outcome = result == ITUNA_HANDLED_OK      ? "ok"
+                   : result == ITUNA_HANDLED_ERROR ? "error"
+                                                   : "dead-letter";
     open_remove(msg);
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_message_done(m, result, reason, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    c->busy = 0;
+    Py_BEGIN_ALLOW_THREADS err = ituna_message_done(m, result, reason, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS c->busy = 0;
     if (err != ITUNA_OK) {
         raise_err(st, err, errstr);
         return -1;
@@ -850,8 +827,7 @@ static int message_finish(MessageObject *msg, ituna_handler_result result, const
     return 0;
 }
 
-static PyObject *message_from(ConsumerObject *c, ituna_message *m)
-{
+static PyObject *message_from(ConsumerObject *c, ituna_message *m) {
     module_state *st = state_of_type(Py_TYPE(c));
     MessageObject *o = (MessageObject *)st->MessageType->tp_alloc(st->MessageType, 0);
     if (!o) return NULL;
@@ -903,8 +879,7 @@ fail:
 
 /* Poll once for up to timeout_ms in slices. Returns a Message, Py_None (timeout or
  * stop), or NULL with an exception. */
-static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *stopped)
-{
+static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *stopped) {
     module_state *st = state_of_type(Py_TYPE(self));
     if (stopped) *stopped = 0;
     if (self->closed || !self->c) {
@@ -932,10 +907,8 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
         ituna_message *m = NULL;
         char errstr[ERRSTR_SIZE] = "";
         ituna_err err;
-        Py_BEGIN_ALLOW_THREADS
-        err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
-        Py_END_ALLOW_THREADS
-        self->busy = 0;
+        Py_BEGIN_ALLOW_THREADS err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
+        Py_END_ALLOW_THREADS self->busy = 0;
         if (err != ITUNA_OK) return raise_err(st, err, errstr);
         if (m) return message_from(self, m);
         if (PyErr_CheckSignals() < 0) return NULL;
@@ -943,12 +916,11 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
     }
 }
 
-static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
-{
-    static const char *const known[] = {"topics", "group", "bootstrap", "tracer", "config", "context_mode",
-                                        "dlq_suffix"};
+static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    static const char *const known[] = { "topics", "group",        "bootstrap", "tracer",
+                                         "config", "context_mode", "dlq_suffix" };
     PyObject *a[7];
-    props p = {0};
+    props p = { 0 };
     PyObject *topics_seq = NULL;
     const char **topics = NULL;
     module_state *st = state_of_type(tp);
@@ -966,8 +938,10 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_TypeError, "Consumer(topics, group, bootstrap=None, **librdkafka_conf)");
         goto fail;
     }
-    if (PyUnicode_Check(a[0])) topics_seq = PyTuple_Pack(1, a[0]);
-    else topics_seq = PySequence_Tuple(a[0]);
+    if (PyUnicode_Check(a[0]))
+        topics_seq = PyTuple_Pack(1, a[0]);
+    else
+        topics_seq = PySequence_Tuple(a[0]);
     if (!topics_seq) goto fail;
     Py_ssize_t nt = PyTuple_GET_SIZE(topics_seq);
     if (nt == 0) {
@@ -996,13 +970,16 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     const char *ms = opt_str(a[5], "context_mode");
     if (ms) {
-        if (strcmp(ms, "parent") == 0) mode = ITUNA_CONTEXT_PARENT;
-        else if (strcmp(ms, "link") == 0) mode = ITUNA_CONTEXT_LINK;
+        if (strcmp(ms, "parent") == 0)
+            mode = ITUNA_CONTEXT_PARENT;
+        else if (strcmp(ms, "link") == 0)
+            mode = ITUNA_CONTEXT_LINK;
         else {
             PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
             goto fail;
         }
-    } else if (PyErr_Occurred()) goto fail;
+    } else if (PyErr_Occurred())
+        goto fail;
     const char *dlq = opt_str(a[6], "dlq_suffix");
     if (!dlq && PyErr_Occurred()) goto fail;
 
@@ -1020,10 +997,9 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     ituna_tracer *t = ((TracerObject *)tracer)->tracer;
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_consumer_create(t, ituna_tracer_config(t), &o, &self->c, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    props_free(&p);
+    Py_BEGIN_ALLOW_THREADS err =
+        ituna_consumer_create(t, ituna_tracer_config(t), &o, &self->c, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS props_free(&p);
     PyMem_Free(topics);
     Py_DECREF(topics_seq);
     if (err != ITUNA_OK) {
@@ -1039,9 +1015,8 @@ fail:
     return NULL;
 }
 
-static PyObject *consumer_poll(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *consumer_poll(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("poll", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     int ms = timeout_ms_from(a[0], -1);
@@ -1049,8 +1024,7 @@ static PyObject *consumer_poll(PyObject *op, PyObject *const *args, Py_ssize_t n
     return consumer_poll_ms((ConsumerObject *)op, ms, NULL);
 }
 
-static PyObject *consumer_iternext(PyObject *op)
-{
+static PyObject *consumer_iternext(PyObject *op) {
     int stopped = 0;
     PyObject *r = consumer_poll_ms((ConsumerObject *)op, -1, &stopped);
     if (r == Py_None) {
@@ -1064,8 +1038,7 @@ static PyObject *consumer_iternext(PyObject *op)
  * that arrives meanwhile is kept in self->held (one at most: a message means an
  * assignment, so polling ends there) and returned by the next poll/iteration.
  * Returns 1 assigned, 0 not, -1 with an exception. */
-static int consumer_wait_assigned_ms(ConsumerObject *self, int timeout_ms)
-{
+static int consumer_wait_assigned_ms(ConsumerObject *self, int timeout_ms) {
     module_state *st = state_of_type(Py_TYPE(self));
     if (self->closed || !self->c) {
         PyErr_SetString(st->StateError, "consumer is closed");
@@ -1084,10 +1057,8 @@ static int consumer_wait_assigned_ms(ConsumerObject *self, int timeout_ms)
         ituna_message *m = NULL;
         char errstr[ERRSTR_SIZE] = "";
         ituna_err err;
-        Py_BEGIN_ALLOW_THREADS
-        err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
-        Py_END_ALLOW_THREADS
-        self->busy = 0;
+        Py_BEGIN_ALLOW_THREADS err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
+        Py_END_ALLOW_THREADS self->busy = 0;
         if (err != ITUNA_OK) {
             raise_err(st, err, errstr);
             return -1;
@@ -1097,9 +1068,9 @@ static int consumer_wait_assigned_ms(ConsumerObject *self, int timeout_ms)
     }
 }
 
-static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("wait_assigned", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     if (!a[0]) {
@@ -1113,8 +1084,7 @@ static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_
     return PyBool_FromLong(r);
 }
 
-static PyObject *consumer_assignment_count(PyObject *op, void *c)
-{
+static PyObject *consumer_assignment_count(PyObject *op, void *c) {
     (void)c;
     ConsumerObject *self = (ConsumerObject *)op;
     return PyLong_FromLong(self->c ? ituna_consumer_assignment_count(self->c) : 0);
@@ -1122,8 +1092,7 @@ static PyObject *consumer_assignment_count(PyObject *op, void *c)
 
 /* A message polled by wait_assigned() and never handed out is not committed: it
  * is redelivered (to this member or, after close, to another). */
-static void consumer_drop_held(ConsumerObject *self)
-{
+static void consumer_drop_held(ConsumerObject *self) {
     if (!self->held || !self->c) return;
     ituna_message *m = self->held;
     self->held = NULL;
@@ -1132,16 +1101,14 @@ static void consumer_drop_held(ConsumerObject *self)
                        sizeof errstr);
 }
 
-static PyObject *consumer_stop(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *consumer_stop(PyObject *op, PyObject *Py_UNUSED(a)) {
     ConsumerObject *self = (ConsumerObject *)op;
     atomic_store(&self->stop, 1);
     if (self->c) ituna_consumer_wakeup(self->c);
     Py_RETURN_NONE;
 }
 
-static int consumer_close_impl(ConsumerObject *self)
-{
+static int consumer_close_impl(ConsumerObject *self) {
     if (self->closed || !self->c) {
         self->closed = 1;
         return 0;
@@ -1154,30 +1121,29 @@ static int consumer_close_impl(ConsumerObject *self)
     int rc = 0;
     /* unfinished messages at close are not committed: they are redelivered */
     while (self->open) {
-        if (message_finish(self->open, ITUNA_HANDLED_ERROR, "consumer closed before the message was finished") < 0) {
-            if (rc == 0) rc = -1;
-            else PyErr_Clear();
+        if (message_finish(self->open, ITUNA_HANDLED_ERROR,
+                           "consumer closed before the message was finished") < 0) {
+            if (rc == 0)
+                rc = -1;
+            else
+                PyErr_Clear();
         }
     }
     consumer_drop_held(self);
     ituna_consumer *c = self->c;
     self->c = NULL;
     self->closed = 1;
-    Py_BEGIN_ALLOW_THREADS
-    ituna_consumer_close(c);
+    Py_BEGIN_ALLOW_THREADS ituna_consumer_close(c);
     ituna_consumer_destroy(c);
-    Py_END_ALLOW_THREADS
-    return rc;
+    Py_END_ALLOW_THREADS return rc;
 }
 
-static PyObject *consumer_close(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *consumer_close(PyObject *op, PyObject *Py_UNUSED(a)) {
     if (consumer_close_impl((ConsumerObject *)op) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *consumer_commit(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *consumer_commit(PyObject *op, PyObject *Py_UNUSED(a)) {
     ConsumerObject *self = (ConsumerObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (self->closed || !self->c) {
@@ -1187,39 +1153,35 @@ static PyObject *consumer_commit(PyObject *op, PyObject *Py_UNUSED(a))
     if (consumer_enter_busy(self) < 0) return NULL;
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_consumer_commit(self->c, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    self->busy = 0;
+    Py_BEGIN_ALLOW_THREADS err = ituna_consumer_commit(self->c, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS self->busy = 0;
     if (err != ITUNA_OK) return raise_err(st, err, errstr);
     Py_RETURN_NONE;
 }
 
-static PyObject *consumer_enter(PyObject *self, PyObject *Py_UNUSED(a)) { return Py_NewRef(self); }
+static PyObject *consumer_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
+    return Py_NewRef(self);
+}
 
-static PyObject *consumer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
+static PyObject *consumer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
     if (consumer_close_impl((ConsumerObject *)self) < 0) return NULL;
     Py_RETURN_FALSE;
 }
 
-static PyObject *consumer_closed(PyObject *op, void *c)
-{
+static PyObject *consumer_closed(PyObject *op, void *c) {
     (void)c;
     return PyBool_FromLong(((ConsumerObject *)op)->closed);
 }
 
-static int consumer_traverse(PyObject *op, visitproc visit, void *arg)
-{
+static int consumer_traverse(PyObject *op, visitproc visit, void *arg) {
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(((ConsumerObject *)op)->tracer);
     return 0;
 }
 
-static void consumer_dealloc(PyObject *op)
-{
+static void consumer_dealloc(PyObject *op) {
     ConsumerObject *self = (ConsumerObject *)op;
     PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
@@ -1229,8 +1191,7 @@ static void consumer_dealloc(PyObject *op)
         consumer_drop_held(self);
         ituna_consumer *c = self->c;
         self->c = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        ituna_consumer_close(c);
+        Py_BEGIN_ALLOW_THREADS ituna_consumer_close(c);
         ituna_consumer_destroy(c);
         Py_END_ALLOW_THREADS
     }
@@ -1240,64 +1201,70 @@ static void consumer_dealloc(PyObject *op)
 }
 
 static PyMethodDef consumer_methods[] = {
-    {"poll", (PyCFunction)(void (*)(void))consumer_poll, METH_FASTCALL | METH_KEYWORDS,
-     "poll($self, /, timeout=None)\n--\n\n"
-     "poll(timeout=None) -> Message or None: wait up to timeout seconds (None: until a\n"
-     "message or stop()). Releases the GIL; Ctrl-C interrupts it."},
-    {"wait_assigned", (PyCFunction)(void (*)(void))consumer_wait_assigned, METH_FASTCALL | METH_KEYWORDS,
-     "wait_assigned($self, /, timeout)\n--\n\n"
-     "wait_assigned(timeout) -> bool: poll until the group gave this member partitions (True)\n"
-     "or timeout seconds passed / stop() was called (False). Releases the GIL. A message\n"
-     "that arrives meanwhile is not lost: the next poll()/iteration returns it."},
-    {"stop", consumer_stop, METH_NOARGS,
-     "stop($self, /)\n--\n\n"
-     "stop(): make a blocked poll() return None and end iteration. Thread-safe."},
-    {"commit", consumer_commit, METH_NOARGS, "commit($self, /)\n--\n\n"
-     "commit(): commit the offsets of finished messages now."},
-    {"close", consumer_close, METH_NOARGS,
-     "close($self, /)\n--\n\n"
-     "close(): commit finished messages, leave the group and close. An unfinished message is\n"
-     "not committed (it is redelivered). Idempotent; later polls raise ituna.StateError."},
-    {"__enter__", consumer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
-     "Return the consumer."},
-    {"__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-     "close() the consumer."},
-    {NULL, NULL, 0, NULL},
+    { "poll", (PyCFunction)(void (*)(void))consumer_poll, METH_FASTCALL | METH_KEYWORDS,
+      "poll($self, /, timeout=None)\n--\n\n"
+      "poll(timeout=None) -> Message or None: wait up to timeout seconds (None: until a\n"
+      "message or stop()). Releases the GIL; Ctrl-C interrupts it." },
+    { "wait_assigned", (PyCFunction)(void (*)(void))consumer_wait_assigned, METH_FASTCALL | METH_KEYWORDS,
+      "wait_assigned($self, /, timeout)\n--\n\n"
+      "wait_assigned(timeout) -> bool: poll until the group gave this member partitions (True)\n"
+      "or timeout seconds passed / stop() was called (False). Releases the GIL. A message\n"
+      "that arrives meanwhile is not lost: the next poll()/iteration returns it." },
+    { "stop", consumer_stop, METH_NOARGS,
+      "stop($self, /)\n--\n\n"
+      "stop(): make a blocked poll() return None and end iteration. Thread-safe." },
+    { "commit", consumer_commit, METH_NOARGS,
+      "commit($self, /)\n--\n\n"
+      "commit(): commit the offsets of finished messages now." },
+    { "close", consumer_close, METH_NOARGS,
+      "close($self, /)\n--\n\n"
+      "close(): commit finished messages, leave the group and close. An unfinished message is\n"
+      "not committed (it is redelivered). Idempotent; later polls raise ituna.StateError." },
+    { "__enter__", consumer_enter, METH_NOARGS,
+      "__enter__($self, /)\n--\n\n"
+      "Return the consumer." },
+    { "__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL,
+      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+      "close() the consumer." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef consumer_getset[] = {
-    {"closed", consumer_closed, NULL, "True after close().", NULL},
-    {"assignment_count", consumer_assignment_count, NULL,
-     "Partitions currently assigned to this member (0 before the first rebalance; assignment\n"
-     "only happens while the consumer is polled, see wait_assigned()).", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "closed", consumer_closed, NULL, "True after close().", NULL },
+    { "assignment_count", consumer_assignment_count, NULL,
+      "Partitions currently assigned to this member (0 before the first rebalance; assignment\n"
+      "only happens while the consumer is polled, see wait_assigned()).",
+      NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyMemberDef consumer_members[] = {
-    {"__weaklistoffset__", T_PYSSIZET, offsetof(ConsumerObject, weakreflist), READONLY, NULL},
-    {NULL, 0, 0, 0, NULL},
+    { "__weaklistoffset__", T_PYSSIZET, offsetof(ConsumerObject, weakreflist), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL },
 };
 
-static PyObject *self_iter(PyObject *self) { return Py_NewRef(self); }
+static PyObject *self_iter(PyObject *self) {
+    return Py_NewRef(self);
+}
 
 static PyType_Slot consumer_slots[] = {
-    {Py_tp_doc, "Consumer(topics, group, bootstrap=None, *, tracer=None, config=None, "
-                "context_mode=None, dlq_suffix=None, **librdkafka_conf)\n--\n\n"
-                "A traced Kafka consumer in group `group` subscribed to `topics` (str or list).\n"
-                "Iterating yields Messages (blocking, Ctrl-C and stop() end it). Use each message\n"
-                "with `with`: its CONSUMER span is current inside; a normal exit commits, an exception\n"
-                "marks the span error and the message is redelivered, ituna.MalformedPayload sends it\n"
-                "to <topic>.dlq. A message not used with `with` nor finished by ack()/nack()/\n"
-                "dead_letter() is acknowledged when the next one is requested."},
-    {Py_tp_new, consumer_new},
-    {Py_tp_dealloc, consumer_dealloc},
-    {Py_tp_traverse, consumer_traverse},
-    {Py_tp_iter, self_iter},
-    {Py_tp_iternext, consumer_iternext},
-    {Py_tp_methods, consumer_methods},
-    {Py_tp_getset, consumer_getset},
-    {Py_tp_members, consumer_members},
-    {0, NULL},
+    { Py_tp_doc, "Consumer(topics, group, bootstrap=None, *, tracer=None, config=None, "
+                 "context_mode=None, dlq_suffix=None, **librdkafka_conf)\n--\n\n"
+                 "A traced Kafka consumer in group `group` subscribed to `topics` (str or list).\n"
+                 "Iterating yields Messages (blocking, Ctrl-C and stop() end it). Use each message\n"
+                 "with `with`: its CONSUMER span is current inside; a normal exit commits, an exception\n"
+                 "marks the span error and the message is redelivered, ituna.MalformedPayload sends it\n"
+                 "to <topic>.dlq. A message not used with `with` nor finished by ack()/nack()/\n"
+                 "dead_letter() is acknowledged when the next one is requested." },
+    { Py_tp_new, consumer_new },
+    { Py_tp_dealloc, consumer_dealloc },
+    { Py_tp_traverse, consumer_traverse },
+    { Py_tp_iter, self_iter },
+    { Py_tp_iternext, consumer_iternext },
+    { Py_tp_methods, consumer_methods },
+    { Py_tp_getset, consumer_getset },
+    { Py_tp_members, consumer_members },
+    { 0, NULL },
 };
 
 PyType_Spec Consumer_spec = {
@@ -1309,8 +1276,7 @@ PyType_Spec Consumer_spec = {
 
 /* ---- Message -------------------------------------------------------------------------- */
 
-static PyObject *message_enter(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *message_enter(PyObject *op, PyObject *Py_UNUSED(a)) {
     MessageObject *msg = (MessageObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (!msg->m) return PyErr_Format(st->StateError, "message already finished (%s)", msg->outcome);
@@ -1320,8 +1286,7 @@ static PyObject *message_enter(PyObject *op, PyObject *Py_UNUSED(a))
     return Py_NewRef(op);
 }
 
-static void message_reset_token(MessageObject *msg, module_state *st)
-{
+static void message_reset_token(MessageObject *msg, module_state *st) {
     if (!msg->token) return;
     PyObject *tok = msg->token;
     msg->token = NULL;
@@ -1329,8 +1294,7 @@ static void message_reset_token(MessageObject *msg, module_state *st)
     Py_DECREF(tok);
 }
 
-static PyObject *message_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
-{
+static PyObject *message_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
     MessageObject *msg = (MessageObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     PyObject *exc = nargs >= 2 ? args[1] : Py_None;
@@ -1364,15 +1328,13 @@ static PyObject *message_exit(PyObject *op, PyObject *const *args, Py_ssize_t na
     Py_RETURN_FALSE;
 }
 
-static PyObject *message_ack(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *message_ack(PyObject *op, PyObject *Py_UNUSED(a)) {
     if (message_finish((MessageObject *)op, ITUNA_HANDLED_OK, NULL) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *message_nack(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"reason"};
+static PyObject *message_nack(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "reason" };
     PyObject *a[1];
     if (fast_args("nack", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     const char *reason = opt_str(a[0], "reason");
@@ -1381,16 +1343,14 @@ static PyObject *message_nack(PyObject *op, PyObject *const *args, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
-static PyObject *message_dead_letter(PyObject *op, PyObject *reason_o)
-{
+static PyObject *message_dead_letter(PyObject *op, PyObject *reason_o) {
     const char *reason = opt_str(reason_o, "reason");
     if (!reason && PyErr_Occurred()) return NULL;
     if (message_finish((MessageObject *)op, ITUNA_HANDLED_MALFORMED, reason) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a)) {
     MessageObject *msg = (MessageObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (msg->value == Py_None) return PyErr_Format(st->MalformedPayload, "message has no value");
@@ -1415,13 +1375,12 @@ static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a))
     return r;
 }
 
-#define MSG_GET(fname, expr)                                     \
-    static PyObject *fname(PyObject *op, void *c)                \
-    {                                                            \
-        (void)c;                                                 \
-        MessageObject *msg = (MessageObject *)op;                \
-        (void)msg;                                               \
-        return expr;                                             \
+#define MSG_GET(fname, expr)                                                                                 \
+    static PyObject *fname(PyObject *op, void *c) {                                                          \
+        (void)c;                                                                                             \
+        MessageObject *msg = (MessageObject *)op;                                                            \
+        (void)msg;                                                                                           \
+        return expr;                                                                                         \
     }
 MSG_GET(msg_topic, Py_NewRef(msg->topic))
 MSG_GET(msg_value, Py_NewRef(msg->value))
@@ -1429,19 +1388,19 @@ MSG_GET(msg_key, Py_NewRef(msg->key))
 MSG_GET(msg_headers, PyList_GetSlice(msg->headers, 0, PY_SSIZE_T_MAX))
 MSG_GET(msg_partition, PyLong_FromLong(msg->partition))
 MSG_GET(msg_offset, PyLong_FromLongLong(msg->offset))
-MSG_GET(msg_timestamp, msg->timestamp_ms < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(msg->timestamp_ms / 1000.0))
+MSG_GET(msg_timestamp,
+        msg->timestamp_ms < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(msg->timestamp_ms / 1000.0))
 MSG_GET(msg_span, Py_NewRef(msg->span))
 MSG_GET(msg_finished, msg->outcome ? PyUnicode_FromString(msg->outcome) : Py_NewRef(Py_None))
 
-static PyObject *message_repr(PyObject *op)
-{
+static PyObject *message_repr(PyObject *op) {
     MessageObject *msg = (MessageObject *)op;
     return PyUnicode_FromFormat("<ituna.Message %U [%d] @%lld%s%s>", msg->topic, (int)msg->partition,
-                                (long long)msg->offset, msg->outcome ? " " : "", msg->outcome ? msg->outcome : "");
+                                (long long)msg->offset, msg->outcome ? " " : "",
+                                msg->outcome ? msg->outcome : "");
 }
 
-static int message_traverse(PyObject *op, visitproc visit, void *arg)
-{
+static int message_traverse(PyObject *op, visitproc visit, void *arg) {
     MessageObject *msg = (MessageObject *)op;
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(msg->consumer);
@@ -1450,8 +1409,7 @@ static int message_traverse(PyObject *op, visitproc visit, void *arg)
     return 0;
 }
 
-static void message_dealloc(PyObject *op)
-{
+static void message_dealloc(PyObject *op) {
     MessageObject *msg = (MessageObject *)op;
     PyTypeObject *tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
@@ -1462,8 +1420,8 @@ static void message_dealloc(PyObject *op)
         ituna_message *m = msg->m;
         msg->m = NULL;
         char errstr[ERRSTR_SIZE];
-        Py_BEGIN_ALLOW_THREADS
-        ituna_message_done(m, ITUNA_HANDLED_ERROR, "message dropped unfinished", errstr, sizeof errstr);
+        Py_BEGIN_ALLOW_THREADS ituna_message_done(m, ITUNA_HANDLED_ERROR, "message dropped unfinished",
+                                                  errstr, sizeof errstr);
         Py_END_ALLOW_THREADS
     }
     Py_CLEAR(msg->token);
@@ -1478,55 +1436,56 @@ static void message_dealloc(PyObject *op)
 }
 
 static PyMethodDef message_methods[] = {
-    {"__enter__", message_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
-     "Make the message's CONSUMER span current; returns the message."},
-    {"__exit__", (PyCFunction)(void (*)(void))message_exit, METH_FASTCALL,
-     "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-     "Finish the message: normal exit -> committed; ituna.MalformedPayload -> dead-letter topic,\n"
-     "exception swallowed; any other exception -> span error, redelivered, exception propagates."},
-    {"ack", message_ack, METH_NOARGS, "ack($self, /)\n--\n\n"
-     "ack(): finish as handled; the offset is committed."},
-    {"nack", (PyCFunction)(void (*)(void))message_nack, METH_FASTCALL | METH_KEYWORDS,
-     "nack($self, /, reason=None)\n--\n\n"
-     "nack(reason=None): finish as failed; span error, the message is redelivered."},
-    {"dead_letter", message_dead_letter, METH_O,
-     "dead_letter($self, reason, /)\n--\n\n"
-     "dead_letter(reason): send to <topic>.dlq with the reason in a header; then commit."},
-    {"json", message_json, METH_NOARGS,
-     "json($self, /)\n--\n\n"
-     "json(): the value parsed as JSON; raises ituna.MalformedPayload if it is not JSON."},
-    {NULL, NULL, 0, NULL},
+    { "__enter__", message_enter, METH_NOARGS,
+      "__enter__($self, /)\n--\n\n"
+      "Make the message's CONSUMER span current; returns the message." },
+    { "__exit__", (PyCFunction)(void (*)(void))message_exit, METH_FASTCALL,
+      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+      "Finish the message: normal exit -> committed; ituna.MalformedPayload -> dead-letter topic,\n"
+      "exception swallowed; any other exception -> span error, redelivered, exception propagates." },
+    { "ack", message_ack, METH_NOARGS,
+      "ack($self, /)\n--\n\n"
+      "ack(): finish as handled; the offset is committed." },
+    { "nack", (PyCFunction)(void (*)(void))message_nack, METH_FASTCALL | METH_KEYWORDS,
+      "nack($self, /, reason=None)\n--\n\n"
+      "nack(reason=None): finish as failed; span error, the message is redelivered." },
+    { "dead_letter", message_dead_letter, METH_O,
+      "dead_letter($self, reason, /)\n--\n\n"
+      "dead_letter(reason): send to <topic>.dlq with the reason in a header; then commit." },
+    { "json", message_json, METH_NOARGS,
+      "json($self, /)\n--\n\n"
+      "json(): the value parsed as JSON; raises ituna.MalformedPayload if it is not JSON." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef message_getset[] = {
-    {"topic", msg_topic, NULL, "Topic name.", NULL},
-    {"value", msg_value, NULL, "Payload bytes (None for a null value).", NULL},
-    {"key", msg_key, NULL, "Key bytes or None.", NULL},
-    {"headers", msg_headers, NULL, "List of (str, bytes or None) headers, in order.", NULL},
-    {"partition", msg_partition, NULL, "Partition number.", NULL},
-    {"offset", msg_offset, NULL, "Offset in the partition.", NULL},
-    {"timestamp", msg_timestamp, NULL, "Message timestamp in seconds since the epoch, or None.", NULL},
-    {"span", msg_span, NULL, "The CONSUMER span 'process <topic>' (set attributes on it).", NULL},
-    {"finished", msg_finished, NULL, "None while open, else 'ok', 'error' or 'dead-letter'.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "topic", msg_topic, NULL, "Topic name.", NULL },
+    { "value", msg_value, NULL, "Payload bytes (None for a null value).", NULL },
+    { "key", msg_key, NULL, "Key bytes or None.", NULL },
+    { "headers", msg_headers, NULL, "List of (str, bytes or None) headers, in order.", NULL },
+    { "partition", msg_partition, NULL, "Partition number.", NULL },
+    { "offset", msg_offset, NULL, "Offset in the partition.", NULL },
+    { "timestamp", msg_timestamp, NULL, "Message timestamp in seconds since the epoch, or None.", NULL },
+    { "span", msg_span, NULL, "The CONSUMER span 'process <topic>' (set attributes on it).", NULL },
+    { "finished", msg_finished, NULL, "None while open, else 'ok', 'error' or 'dead-letter'.", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
-static PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k)
-{
+static PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k) {
     (void)a;
     (void)k;
     return PyErr_Format(PyExc_TypeError, "cannot create '%s' instances directly", tp->tp_name);
 }
 
 static PyType_Slot message_slots[] = {
-    {Py_tp_doc, "A consumed Kafka message with its CONSUMER span. Use it with `with` (see Consumer)."},
-    {Py_tp_new, no_new},
-    {Py_tp_dealloc, message_dealloc},
-    {Py_tp_traverse, message_traverse},
-    {Py_tp_methods, message_methods},
-    {Py_tp_getset, message_getset},
-    {Py_tp_repr, message_repr},
-    {0, NULL},
+    { Py_tp_doc, "A consumed Kafka message with its CONSUMER span. Use it with `with` (see Consumer)." },
+    { Py_tp_new, no_new },
+    { Py_tp_dealloc, message_dealloc },
+    { Py_tp_traverse, message_traverse },
+    { Py_tp_methods, message_methods },
+    { Py_tp_getset, message_getset },
+    { Py_tp_repr, message_repr },
+    { 0, NULL },
 };
 
 PyType_Spec Message_spec = {
@@ -1539,23 +1498,19 @@ PyType_Spec Message_spec = {
 /* ---- EmbeddedBroker --------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD
-    ituna_mock_cluster *m;
+    PyObject_HEAD ituna_mock_cluster *m;
 } BrokerObject;
 
-PyObject *py_start_embedded_broker(PyObject *mod, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"n_brokers", "partitions", NULL};
+PyObject *py_start_embedded_broker(PyObject *mod, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "n_brokers", "partitions", NULL };
     int n = 1, parts = 4;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|ii:start_embedded_broker", kwlist, &n, &parts)) return NULL;
     module_state *st = state_of_module(mod);
     ituna_mock_cluster *m = NULL;
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_mock_cluster_start(n, parts, &m, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    if (err != ITUNA_OK) return raise_err(st, err, errstr);
+    Py_BEGIN_ALLOW_THREADS err = ituna_mock_cluster_start(n, parts, &m, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS if (err != ITUNA_OK) return raise_err(st, err, errstr);
     BrokerObject *b = (BrokerObject *)st->BrokerType->tp_alloc(st->BrokerType, 0);
     if (!b) {
         ituna_mock_cluster_stop(m);
@@ -1565,40 +1520,34 @@ PyObject *py_start_embedded_broker(PyObject *mod, PyObject *args, PyObject *kw)
     return (PyObject *)b;
 }
 
-static void broker_stop_impl(BrokerObject *b)
-{
+static void broker_stop_impl(BrokerObject *b) {
     ituna_mock_cluster *m = b->m;
     b->m = NULL;
     if (!m) return;
-    Py_BEGIN_ALLOW_THREADS
-    ituna_mock_cluster_stop(m);
+    Py_BEGIN_ALLOW_THREADS ituna_mock_cluster_stop(m);
     Py_END_ALLOW_THREADS
 }
 
-static PyObject *broker_stop(PyObject *op, PyObject *Py_UNUSED(a))
-{
+static PyObject *broker_stop(PyObject *op, PyObject *Py_UNUSED(a)) {
     broker_stop_impl((BrokerObject *)op);
     Py_RETURN_NONE;
 }
 
-static PyObject *broker_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
-{
+static PyObject *broker_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
     broker_stop_impl((BrokerObject *)op);
     Py_RETURN_FALSE;
 }
 
-static PyObject *broker_bootstrap(PyObject *op, void *c)
-{
+static PyObject *broker_bootstrap(PyObject *op, void *c) {
     (void)c;
     BrokerObject *b = (BrokerObject *)op;
     if (!b->m) return PyErr_Format(state_of_type(Py_TYPE(op))->StateError, "embedded broker is stopped");
     return PyUnicode_FromString(ituna_mock_cluster_bootstrap(b->m));
 }
 
-static void broker_dealloc(PyObject *op)
-{
+static void broker_dealloc(PyObject *op) {
     PyTypeObject *tp = Py_TYPE(op);
     broker_stop_impl((BrokerObject *)op);
     tp->tp_free(op);
@@ -1606,28 +1555,31 @@ static void broker_dealloc(PyObject *op)
 }
 
 static PyMethodDef broker_methods[] = {
-    {"stop", broker_stop, METH_NOARGS, "stop($self, /)\n--\n\n"
-     "stop(): stop the embedded broker. Idempotent."},
-    {"__enter__", consumer_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
-     "Return the broker."},
-    {"__exit__", (PyCFunction)(void (*)(void))broker_exit, METH_FASTCALL, "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-     "stop() the broker."},
-    {NULL, NULL, 0, NULL},
+    { "stop", broker_stop, METH_NOARGS,
+      "stop($self, /)\n--\n\n"
+      "stop(): stop the embedded broker. Idempotent." },
+    { "__enter__", consumer_enter, METH_NOARGS,
+      "__enter__($self, /)\n--\n\n"
+      "Return the broker." },
+    { "__exit__", (PyCFunction)(void (*)(void))broker_exit, METH_FASTCALL,
+      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+      "stop() the broker." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef broker_getset[] = {
-    {"bootstrap", broker_bootstrap, NULL, "'127.0.0.1:port,...' of the embedded broker.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "bootstrap", broker_bootstrap, NULL, "'127.0.0.1:port,...' of the embedded broker.", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyType_Slot broker_slots[] = {
-    {Py_tp_doc, "librdkafka's built-in Kafka-protocol TEST cluster running in this process\n"
-                "(not Apache Kafka). Made by ituna.start_embedded_broker()."},
-    {Py_tp_new, no_new},
-    {Py_tp_dealloc, broker_dealloc},
-    {Py_tp_methods, broker_methods},
-    {Py_tp_getset, broker_getset},
-    {0, NULL},
+    { Py_tp_doc, "librdkafka's built-in Kafka-protocol TEST cluster running in this process\n"
+                 "(not Apache Kafka). Made by ituna.start_embedded_broker()." },
+    { Py_tp_new, no_new },
+    { Py_tp_dealloc, broker_dealloc },
+    { Py_tp_methods, broker_methods },
+    { Py_tp_getset, broker_getset },
+    { 0, NULL },
 };
 
 PyType_Spec Broker_spec = {

@@ -4,11 +4,14 @@
 
 #include <math.h>
 
-module_state *state_of_type(PyTypeObject *tp) { return (module_state *)PyType_GetModuleState(tp); }
-module_state *state_of_module(PyObject *m) { return (module_state *)PyModule_GetState(m); }
+module_state *state_of_type(PyTypeObject *tp) {
+    return (module_state *)PyType_GetModuleState(tp);
+}
+module_state *state_of_module(PyObject *m) {
+    return (module_state *)PyModule_GetState(m);
+}
 
-PyObject *raise_err(module_state *st, ituna_err err, const char *msg)
-{
+PyObject *raise_err(module_state *st, ituna_err err, const char *msg) {
     PyObject *cls;
     switch (err) {
     case ITUNA_ERR_NOMEM: return PyErr_NoMemory();
@@ -38,8 +41,7 @@ PyObject *raise_err(module_state *st, ituna_err err, const char *msg)
     return NULL;
 }
 
-int timeout_ms_from(PyObject *o, int dflt)
-{
+int timeout_ms_from(PyObject *o, int dflt) {
     if (!o || o == Py_None) return dflt;
     if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o))) {
         PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %.100s",
@@ -57,8 +59,7 @@ int timeout_ms_from(PyObject *o, int dflt)
 }
 
 int fast_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-              const char *const *names, int nout, int npos, PyObject **out)
-{
+              const char *const *names, int nout, int npos, PyObject **out) {
     for (int i = 0; i < nout; i++) out[i] = NULL;
     if (nargs > npos) {
         PyErr_Format(PyExc_TypeError, "%s() takes at most %d positional argument%s (%zd given)", fname, npos,
@@ -88,14 +89,12 @@ int fast_args(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObje
 
 /* ---- module functions ------------------------------------------------------ */
 
-static PyObject *py_version(PyObject *m, PyObject *Py_UNUSED(a))
-{
+static PyObject *py_version(PyObject *m, PyObject *Py_UNUSED(a)) {
     (void)m;
     return PyUnicode_FromString(ituna_version());
 }
 
-static PyObject *py_set_default_tracer(PyObject *m, PyObject *t)
-{
+static PyObject *py_set_default_tracer(PyObject *m, PyObject *t) {
     module_state *st = state_of_module(m);
     if (t != Py_None && !PyObject_TypeCheck(t, st->TracerType))
         return PyErr_Format(PyExc_TypeError, "expected a Tracer or None, not %.100s", Py_TYPE(t)->tp_name);
@@ -110,23 +109,20 @@ static PyObject *py_set_default_tracer(PyObject *m, PyObject *t)
     Py_RETURN_NONE;
 }
 
-static PyObject *py_get_default_tracer(PyObject *m, PyObject *Py_UNUSED(a))
-{
+static PyObject *py_get_default_tracer(PyObject *m, PyObject *Py_UNUSED(a)) {
     module_state *st = state_of_module(m);
     if (!st->default_tracer) Py_RETURN_NONE;
     return Py_NewRef(st->default_tracer);
 }
 
-static PyObject *py_current(PyObject *m, PyObject *Py_UNUSED(a))
-{
+static PyObject *py_current(PyObject *m, PyObject *Py_UNUSED(a)) {
     module_state *st = state_of_module(m);
     PyObject *v = NULL;
     if (PyContextVar_Get(st->current, Py_None, &v) < 0) return NULL;
     return v;
 }
 
-static PyObject *py_err2name(PyObject *m, PyObject *arg)
-{
+static PyObject *py_err2name(PyObject *m, PyObject *arg) {
     (void)m;
     long c = PyLong_AsLong(arg);
     if (c == -1 && PyErr_Occurred()) return NULL;
@@ -137,8 +133,7 @@ static PyObject *py_err2name(PyObject *m, PyObject *arg)
  * installed; the core may call from any thread, so the GIL is taken here. */
 static PyObject *log_callback; /* protected by the GIL; one per process like the core's hook */
 
-static void log_trampoline(ituna_log_level level, const char *message, void *opaque)
-{
+static void log_trampoline(ituna_log_level level, const char *message, void *opaque) {
     (void)opaque;
     if (!Py_IsInitialized()) return;
     PyGILState_STATE g = PyGILState_Ensure();
@@ -150,8 +145,7 @@ static void log_trampoline(ituna_log_level level, const char *message, void *opa
     PyGILState_Release(g);
 }
 
-static PyObject *py_set_log_handler(PyObject *m, PyObject *fn)
-{
+static PyObject *py_set_log_handler(PyObject *m, PyObject *fn) {
     (void)m;
     if (fn == Py_None) {
         ituna_log_set_handler(NULL, NULL);
@@ -165,8 +159,7 @@ static PyObject *py_set_log_handler(PyObject *m, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-static PyObject *py_set_log_level(PyObject *m, PyObject *arg)
-{
+static PyObject *py_set_log_level(PyObject *m, PyObject *arg) {
     (void)m;
     long lv = PyLong_AsLong(arg);
     if (lv == -1 && PyErr_Occurred()) return NULL;
@@ -177,8 +170,7 @@ static PyObject *py_set_log_level(PyObject *m, PyObject *arg)
 
 /* Close every open Producer and Consumer; returns the exceptions raised (never raises
  * them, so one failure does not keep the others open). */
-static PyObject *py_close_all(PyObject *m, PyObject *timeout)
-{
+static PyObject *py_close_all(PyObject *m, PyObject *timeout) {
     module_state *st = state_of_module(m);
     PyObject *objs = PySequence_List(st->live);
     if (!objs) return NULL;
@@ -211,64 +203,67 @@ static PyObject *py_close_all(PyObject *m, PyObject *timeout)
 }
 
 static PyMethodDef module_methods[] = {
-    {"close_all", py_close_all, METH_O,
-     "close_all($module, timeout, /)\n--\n\n"
-     "close_all(timeout) -> list of exceptions: close every open Producer and Consumer."},
-    {"version", py_version, METH_NOARGS, "version($module, /)\n--\n\n"
-     "version() -> str: the C core's version string."},
-    {"set_default_tracer", py_set_default_tracer, METH_O,
-     "set_default_tracer($module, tracer, /)\n--\n\n"
-     "set_default_tracer(tracer or None): tracer used by Producer/Consumer when none is given;\n"
-     "also made the core's global tracer."},
-    {"get_default_tracer", py_get_default_tracer, METH_NOARGS, "get_default_tracer($module, /)\n--\n\n"
-     "get_default_tracer() -> Tracer or None."},
-    {"current", py_current, METH_NOARGS, "current($module, /)\n--\n\n"
-     "current() -> Span, SpanContext or None: this context's current span."},
-    {"inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
-     "inject($module, /, carrier=None, context=None)\n--\n\n"
-     "inject(carrier=None, context=None) -> carrier\n\n"
-     "Write 'traceparent' (and 'tracestate' when set) for context (a Span or SpanContext;\n"
-     "default: the current span) into carrier (a mutable mapping; default: a new dict)\n"
-     "and return it. With no context, the carrier is returned unchanged."},
-    {"extract", (PyCFunction)(void (*)(void))py_extract, METH_FASTCALL | METH_KEYWORDS,
-     "extract($module, /, carrier, errors=False)\n--\n\n"
-     "extract(carrier, errors=False) -> SpanContext or None\n\n"
-     "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
-     "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
-     "headers. Returns None for a missing or invalid traceparent. With errors=True\n"
-     "returns (context_or_None, reason_or_None): the reason says why the context is None,\n"
-     "or, with a context, why an invalid tracestate was dropped."},
-    {"traceparent_parse", py_traceparent_parse, METH_O,
-     "traceparent_parse($module, value, /)\n--\n\n"
-     "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
-     "ituna.ConfigError (a ValueError) carrying the reason."},
-    {"start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
-     METH_VARARGS | METH_KEYWORDS,
-     "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
-     "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"
-     "Start librdkafka's built-in Kafka-protocol TEST cluster (not Apache Kafka) inside\n"
-     "this process on 127.0.0.1. .bootstrap gives its address; .stop() ends it."},
-    {"err2name", py_err2name, METH_O, "err2name($module, code, /)\n--\n\n"
-     "err2name(code) -> str: the core's enum name of an error code."},
-    {"set_log_handler", py_set_log_handler, METH_O,
-     "set_log_handler($module, fn, /)\n--\n\n"
-     "set_log_handler(fn(level:int, message:str) or None): route the core's diagnostics."},
-    {"set_log_level", py_set_log_level, METH_O, "set_log_level($module, level, /)\n--\n\n"
-     "set_log_level(level:int): 0 debug .. 4 none."},
-    {NULL, NULL, 0, NULL},
+    { "close_all", py_close_all, METH_O,
+      "close_all($module, timeout, /)\n--\n\n"
+      "close_all(timeout) -> list of exceptions: close every open Producer and Consumer." },
+    { "version", py_version, METH_NOARGS,
+      "version($module, /)\n--\n\n"
+      "version() -> str: the C core's version string." },
+    { "set_default_tracer", py_set_default_tracer, METH_O,
+      "set_default_tracer($module, tracer, /)\n--\n\n"
+      "set_default_tracer(tracer or None): tracer used by Producer/Consumer when none is given;\n"
+      "also made the core's global tracer." },
+    { "get_default_tracer", py_get_default_tracer, METH_NOARGS,
+      "get_default_tracer($module, /)\n--\n\n"
+      "get_default_tracer() -> Tracer or None." },
+    { "current", py_current, METH_NOARGS,
+      "current($module, /)\n--\n\n"
+      "current() -> Span, SpanContext or None: this context's current span." },
+    { "inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
+      "inject($module, /, carrier=None, context=None)\n--\n\n"
+      "inject(carrier=None, context=None) -> carrier\n\n"
+      "Write 'traceparent' (and 'tracestate' when set) for context (a Span or SpanContext;\n"
+      "default: the current span) into carrier (a mutable mapping; default: a new dict)\n"
+      "and return it. With no context, the carrier is returned unchanged." },
+    { "extract", (PyCFunction)(void (*)(void))py_extract, METH_FASTCALL | METH_KEYWORDS,
+      "extract($module, /, carrier, errors=False)\n--\n\n"
+      "extract(carrier, errors=False) -> SpanContext or None\n\n"
+      "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
+      "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
+      "headers. Returns None for a missing or invalid traceparent. With errors=True\n"
+      "returns (context_or_None, reason_or_None): the reason says why the context is None,\n"
+      "or, with a context, why an invalid tracestate was dropped." },
+    { "traceparent_parse", py_traceparent_parse, METH_O,
+      "traceparent_parse($module, value, /)\n--\n\n"
+      "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
+      "ituna.ConfigError (a ValueError) carrying the reason." },
+    { "start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
+      METH_VARARGS | METH_KEYWORDS,
+      "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
+      "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"
+      "Start librdkafka's built-in Kafka-protocol TEST cluster (not Apache Kafka) inside\n"
+      "this process on 127.0.0.1. .bootstrap gives its address; .stop() ends it." },
+    { "err2name", py_err2name, METH_O,
+      "err2name($module, code, /)\n--\n\n"
+      "err2name(code) -> str: the core's enum name of an error code." },
+    { "set_log_handler", py_set_log_handler, METH_O,
+      "set_log_handler($module, fn, /)\n--\n\n"
+      "set_log_handler(fn(level:int, message:str) or None): route the core's diagnostics." },
+    { "set_log_level", py_set_log_level, METH_O,
+      "set_log_level($module, level, /)\n--\n\n"
+      "set_log_level(level:int): 0 debug .. 4 none." },
+    { NULL, NULL, 0, NULL },
 };
 
 /* ---- init ------------------------------------------------------------------- */
 
-static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec)
-{
+static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec) {
     *slot = (PyTypeObject *)PyType_FromModuleAndSpec(m, spec, NULL);
     if (!*slot) return -1;
     return PyModule_AddType(m, *slot);
 }
 
-static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bases, const char *doc)
-{
+static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bases, const char *doc) {
     char full[64];
     snprintf(full, sizeof full, "ituna.%s", name);
     *slot = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
@@ -276,8 +271,7 @@ static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bas
     return PyModule_AddObjectRef(m, name, *slot);
 }
 
-static int module_exec(PyObject *m)
-{
+static int module_exec(PyObject *m) {
     module_state *st = state_of_module(m);
     if (add_type(m, &st->SpanContextType, &SpanContext_spec) < 0) return -1;
     if (add_type(m, &st->SpanType, &Span_spec) < 0) return -1;
@@ -289,19 +283,24 @@ static int module_exec(PyObject *m)
     st->DeliveryReportType = PyStructSequence_NewType(&DeliveryReport_desc);
     if (!st->DeliveryReportType || PyModule_AddType(m, st->DeliveryReportType) < 0) return -1;
 
-    if (add_exc(m, &st->Error, "Error", NULL,
-                "Base of every ituna exception; .code is the core's ituna_err number and .name its enum name.") < 0)
+    if (add_exc(
+            m, &st->Error, "Error", NULL,
+            "Base of every ituna exception; .code is the core's ituna_err number and .name its enum name.") <
+        0)
         return -1;
     PyObject *b = PyTuple_Pack(2, st->Error, PyExc_ValueError);
     int rc = b ? add_exc(m, &st->ConfigError, "ConfigError", b,
-                         "Unknown configuration key, bad value or unparsable input.") : -1;
+                         "Unknown configuration key, bad value or unparsable input.")
+               : -1;
     Py_XDECREF(b);
     if (rc < 0) return -1;
-    if (add_exc(m, &st->KafkaError, "KafkaError", st->Error, "An error reported by librdkafka or the broker.") < 0)
+    if (add_exc(m, &st->KafkaError, "KafkaError", st->Error,
+                "An error reported by librdkafka or the broker.") < 0)
         return -1;
     b = PyTuple_Pack(2, st->Error, PyExc_TimeoutError);
     rc = b ? add_exc(m, &st->TimeoutError, "TimeoutError", b,
-                     "A wait ran out of time (also a builtin TimeoutError).") : -1;
+                     "A wait ran out of time (also a builtin TimeoutError).")
+           : -1;
     Py_XDECREF(b);
     if (rc < 0) return -1;
     if (add_exc(m, &st->DeliveryError, "DeliveryError", st->KafkaError,
@@ -344,8 +343,7 @@ static int module_exec(PyObject *m)
     return 0;
 }
 
-static int module_traverse(PyObject *m, visitproc visit, void *arg)
-{
+static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     module_state *st = state_of_module(m);
     Py_VISIT(st->SpanContextType);
     Py_VISIT(st->SpanType);
@@ -372,8 +370,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     return 0;
 }
 
-static int module_clear(PyObject *m)
-{
+static int module_clear(PyObject *m) {
     module_state *st = state_of_module(m);
     if (st->default_tracer) ituna_tracer_set_global(NULL);
     Py_CLEAR(st->SpanContextType);
@@ -403,11 +400,13 @@ static int module_clear(PyObject *m)
     return 0;
 }
 
-static void module_free(void *m) { module_clear((PyObject *)m); }
+static void module_free(void *m) {
+    module_clear((PyObject *)m);
+}
 
 static PyModuleDef_Slot module_slots[] = {
-    {Py_mod_exec, module_exec},
-    {0, NULL},
+    { Py_mod_exec, module_exec },
+    { 0, NULL },
 };
 
 static struct PyModuleDef module_def = {
@@ -423,4 +422,6 @@ static struct PyModuleDef module_def = {
     .m_free = module_free,
 };
 
-PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }
+PyMODINIT_FUNC PyInit__core(void) {
+    return PyModuleDef_Init(&module_def);
+}

@@ -37,7 +37,7 @@ typedef struct {
     PyObject *json_dumps;
     PyObject *json_loads;
     PyObject *format_exception;
-    PyObject *live; /* weakref.WeakSet of open Producers and Consumers, closed at exit */
+    PyObject *live;    /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_kw; /* {"separators": (",", ":")} for compact payloads */
     /* interned strings */
     PyObject *str_traceparent;
@@ -47,8 +47,7 @@ typedef struct {
 /* SpanContext: an immutable W3C context value. tracestate is kept as a Python
  * str (or NULL) so the object stays small. */
 typedef struct {
-    PyObject_HEAD
-    uint8_t trace_id[16];
+    PyObject_HEAD uint8_t trace_id[16];
     uint8_t span_id[8];
     uint8_t trace_flags;
     uint8_t is_remote;
@@ -58,22 +57,20 @@ typedef struct {
 
 /* Span: wraps an ituna_span until it ends; afterwards only the copied ids stay. */
 typedef struct {
-    PyObject_HEAD
-    ituna_span *span;        /* NULL once ended */
-    PyObject *tracer;        /* strong: the Tracer (or the consumer's tracer) */
-    PyObject *token;         /* ContextVar token while entered with `with` */
-    PyObject *ctx_obj;       /* cached SpanContext, or NULL */
+    PyObject_HEAD ituna_span *span; /* NULL once ended */
+    PyObject *tracer;               /* strong: the Tracer (or the consumer's tracer) */
+    PyObject *token;                /* ContextVar token while entered with `with` */
+    PyObject *ctx_obj;              /* cached SpanContext, or NULL */
     uint8_t trace_id[16];
     uint8_t span_id[8];
     uint8_t trace_flags;
     uint8_t recording;
-    uint8_t borrowed;        /* a consumer message's span: ended by the message, not by us */
-    PyObject *tracestate;    /* str or NULL (copied at start) */
+    uint8_t borrowed;     /* a consumer message's span: ended by the message, not by us */
+    PyObject *tracestate; /* str or NULL (copied at start) */
 } SpanObject;
 
 typedef struct {
-    PyObject_HEAD
-    ituna_tracer *tracer;
+    PyObject_HEAD ituna_tracer *tracer;
     int shut_down;
 } TracerObject;
 
@@ -119,7 +116,7 @@ typedef struct {
     ituna_attr *attrs;
     size_t n;
     ituna_attr inline_attrs[8];
-    void **allocs;   /* PyMem blocks to free */
+    void **allocs; /* PyMem blocks to free */
     size_t n_allocs, cap_allocs;
 } attrbuf;
 void attrbuf_init(attrbuf *b);

@@ -11,8 +11,7 @@
 /* An enum given as an IntEnum/int in 0..n-1 or its name (any case). what names the
  * argument and hint lists the accepted names in messages. */
 static int parse_enum(PyObject *o, const char *const *names, int n, const char *what, const char *type,
-                      const char *hint, int *out)
-{
+                      const char *hint, int *out) {
     if (PyLong_Check(o) && !PyBool_Check(o)) {
         long k = PyLong_AsLong(o);
         if (k >= 0 && k < n) {
@@ -37,9 +36,10 @@ static int parse_enum(PyObject *o, const char *const *names, int n, const char *
     return -1;
 }
 
-static int parse_kind(PyObject *o, ituna_span_kind *out)
-{
-    static const char *const names[] = {"unspecified", "internal", "server", "client", "producer", "consumer"};
+static int parse_kind(PyObject *o, ituna_span_kind *out) {
+    static const char *const names[] = {
+        "unspecified", "internal", "server", "client", "producer", "consumer"
+    };
     if (!o || o == Py_None) {
         *out = ITUNA_SPAN_KIND_INTERNAL;
         return 0;
@@ -51,9 +51,8 @@ static int parse_kind(PyObject *o, ituna_span_kind *out)
     return 0;
 }
 
-static int parse_status(PyObject *o, ituna_status_code *out)
-{
-    static const char *const names[] = {"unset", "ok", "error"};
+static int parse_status(PyObject *o, ituna_status_code *out) {
+    static const char *const names[] = { "unset", "ok", "error" };
     int v;
     if (parse_enum(o, names, 3, "status", "StatusCode", "unset, ok, error", &v) < 0) return -1;
     *out = (ituna_status_code)v;
@@ -61,8 +60,7 @@ static int parse_status(PyObject *o, ituna_status_code *out)
 }
 
 /* Nanoseconds since the epoch from an int (ns) or None (0 = now). */
-static int parse_time_ns(PyObject *o, uint64_t *out, const char *what)
-{
+static int parse_time_ns(PyObject *o, uint64_t *out, const char *what) {
     *out = 0;
     if (!o || o == Py_None) return 0;
     if (!PyLong_Check(o) || PyBool_Check(o)) {
@@ -76,8 +74,7 @@ static int parse_time_ns(PyObject *o, uint64_t *out, const char *what)
     return 0;
 }
 
-static const char *str_arg(PyObject *o, const char *what)
-{
+static const char *str_arg(PyObject *o, const char *what) {
     if (!PyUnicode_Check(o)) {
         PyErr_Format(PyExc_TypeError, "%s must be str, not %.100s", what, Py_TYPE(o)->tp_name);
         return NULL;
@@ -85,8 +82,7 @@ static const char *str_arg(PyObject *o, const char *what)
     return PyUnicode_AsUTF8(o);
 }
 
-int span_record_pyexc(module_state *st, ituna_span *span, PyObject *exc, int set_status)
-{
+int span_record_pyexc(module_state *st, ituna_span *span, PyObject *exc, int set_status) {
     PyObject *tp = (PyObject *)Py_TYPE(exc);
     PyObject *qual = PyObject_GetAttrString(tp, "__qualname__");
     PyObject *mod = PyObject_GetAttrString(tp, "__module__");
@@ -127,8 +123,7 @@ done:
 
 /* ---- Span ----------------------------------------------------------------------- */
 
-void span_detach(SpanObject *s)
-{
+void span_detach(SpanObject *s) {
     if (!s->span) return;
     const ituna_span_context *c = ituna_span_get_context(s->span);
     memcpy(s->trace_id, c->trace_id, 16);
@@ -143,8 +138,7 @@ void span_detach(SpanObject *s)
     s->span = NULL;
 }
 
-static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *tracer, int borrowed)
-{
+static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *tracer, int borrowed) {
     SpanObject *s = PyObject_New(SpanObject, st->SpanType);
     if (!s) return NULL;
     s->span = span;
@@ -157,13 +151,11 @@ static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *trac
     return s;
 }
 
-PyObject *span_wrap_borrowed(module_state *st, ituna_span *span, PyObject *tracer)
-{
+PyObject *span_wrap_borrowed(module_state *st, ituna_span *span, PyObject *tracer) {
     return (PyObject *)span_alloc(st, span, tracer, 1);
 }
 
-static void span_dealloc(PyObject *self)
-{
+static void span_dealloc(PyObject *self) {
     SpanObject *s = (SpanObject *)self;
     PyTypeObject *tp = Py_TYPE(self);
     /* A span never ended is ended when collected, so the core frees it and the
@@ -178,12 +170,12 @@ static void span_dealloc(PyObject *self)
     Py_DECREF(tp);
 }
 
-static PyObject *span_enter(PyObject *self, PyObject *Py_UNUSED(a))
-{
+static PyObject *span_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
     SpanObject *s = (SpanObject *)self;
     module_state *st = state_of_type(Py_TYPE(self));
     if (s->token) {
-        PyErr_SetString(st->StateError, "span is already entered (a span can be used in one `with` at a time)");
+        PyErr_SetString(st->StateError,
+                        "span is already entered (a span can be used in one `with` at a time)");
         return NULL;
     }
     s->token = PyContextVar_Set(st->current, self);
@@ -191,8 +183,7 @@ static PyObject *span_enter(PyObject *self, PyObject *Py_UNUSED(a))
     return Py_NewRef(self);
 }
 
-static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
+static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     SpanObject *s = (SpanObject *)self;
     module_state *st = state_of_type(Py_TYPE(self));
     PyObject *exc = nargs >= 2 ? args[1] : Py_None;
@@ -213,9 +204,8 @@ static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_FALSE;
 }
 
-static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"end_time"};
+static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "end_time" };
     PyObject *a[1];
     if (fast_args("end", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     SpanObject *s = (SpanObject *)self;
@@ -238,9 +228,9 @@ static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE; /* ending twice, or a message's span, is a no-op */
 }
 
-static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "set_attribute() takes 2 arguments (%zd given)", nargs);
+static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "set_attribute() takes 2 arguments (%zd given)", nargs);
     SpanObject *s = (SpanObject *)self;
     attrbuf b;
     ituna_attr a;
@@ -255,8 +245,7 @@ static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
-static PyObject *span_set_attributes(PyObject *self, PyObject *dict)
-{
+static PyObject *span_set_attributes(PyObject *self, PyObject *dict) {
     SpanObject *s = (SpanObject *)self;
     attrbuf b;
     attrbuf_init(&b);
@@ -270,9 +259,8 @@ static PyObject *span_set_attributes(PyObject *self, PyObject *dict)
     Py_RETURN_NONE;
 }
 
-static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"name", "attributes", "timestamp"};
+static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "name", "attributes", "timestamp" };
     PyObject *a[3];
     if (fast_args("add_event", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_event() missing required argument 'name'");
@@ -293,9 +281,8 @@ static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_
     Py_RETURN_NONE;
 }
 
-static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"context", "attributes"};
+static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "context", "attributes" };
     PyObject *a[2];
     if (fast_args("add_link", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_link() missing required argument 'context'");
@@ -317,9 +304,8 @@ static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
-static PyObject *span_set_status(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"status", "description"};
+static PyObject *span_set_status(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "status", "description" };
     PyObject *a[2];
     if (fast_args("set_status", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "set_status() missing required argument 'status'");
@@ -332,8 +318,7 @@ static PyObject *span_set_status(PyObject *self, PyObject *const *args, Py_ssize
     Py_RETURN_NONE;
 }
 
-static PyObject *span_record_exception(PyObject *self, PyObject *exc)
-{
+static PyObject *span_record_exception(PyObject *self, PyObject *exc) {
     if (!PyExceptionInstance_Check(exc))
         return PyErr_Format(PyExc_TypeError, "record_exception() needs an exception instance, not %.100s",
                             Py_TYPE(exc)->tp_name);
@@ -343,8 +328,7 @@ static PyObject *span_record_exception(PyObject *self, PyObject *exc)
     Py_RETURN_NONE;
 }
 
-static PyObject *span_update_name(PyObject *self, PyObject *name)
-{
+static PyObject *span_update_name(PyObject *self, PyObject *name) {
     const char *n = str_arg(name, "span name");
     if (!n) return NULL;
     SpanObject *s = (SpanObject *)self;
@@ -355,8 +339,7 @@ static PyObject *span_update_name(PyObject *self, PyObject *name)
     Py_RETURN_NONE;
 }
 
-static PyObject *span_get_context(PyObject *self, void *c)
-{
+static PyObject *span_get_context(PyObject *self, void *c) {
     (void)c;
     SpanObject *s = (SpanObject *)self;
     if (s->ctx_obj) return Py_NewRef(s->ctx_obj);
@@ -371,21 +354,18 @@ static PyObject *span_get_context(PyObject *self, void *c)
     return o;
 }
 
-static PyObject *span_get_recording(PyObject *self, void *c)
-{
+static PyObject *span_get_recording(PyObject *self, void *c) {
     (void)c;
     SpanObject *s = (SpanObject *)self;
     return PyBool_FromLong(s->span && s->recording);
 }
 
-static PyObject *span_get_ended(PyObject *self, void *c)
-{
+static PyObject *span_get_ended(PyObject *self, void *c) {
     (void)c;
     return PyBool_FromLong(((SpanObject *)self)->span == NULL);
 }
 
-static PyObject *span_repr(PyObject *self)
-{
+static PyObject *span_repr(PyObject *self) {
     PyObject *ctx = span_get_context(self, NULL);
     if (!ctx) return NULL;
     PyObject *r = PyUnicode_FromFormat("<ituna.Span %R%s>", ctx, ((SpanObject *)self)->span ? "" : " ended");
@@ -394,62 +374,65 @@ static PyObject *span_repr(PyObject *self)
 }
 
 static PyMethodDef span_methods[] = {
-    {"__enter__", span_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"
-     "Make the span current in this context; returns the span."},
-    {"__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL,
-     "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-     "Restore the previous current span and end this one; an exception marks the span\n"
-     "ERROR, is recorded as an event (type, message, stack) and propagates."},
-    {"end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL | METH_KEYWORDS,
-     "end($self, /, end_time=None)\n--\n\n"
-     "end(end_time=None): end the span (end_time: ns since the epoch). Ending twice is a no-op."},
-    {"set_attribute", (PyCFunction)(void (*)(void))span_set_attribute, METH_FASTCALL,
-     "set_attribute($self, key, value, /)\n--\n\n"
-     "set_attribute(key, value): value is str, bool, int, float or a homogeneous list of them."},
-    {"set_attributes", span_set_attributes, METH_O, "set_attributes($self, attributes, /)\n--\n\n"
-     "set_attributes(dict): set_attribute for each item."},
-    {"add_event", (PyCFunction)(void (*)(void))span_add_event, METH_FASTCALL | METH_KEYWORDS,
-     "add_event($self, /, name, attributes=None, timestamp=None)\n--\n\n"
-     "add_event(name, attributes=None, timestamp=None): add a timed event (timestamp in ns)."},
-    {"add_link", (PyCFunction)(void (*)(void))span_add_link, METH_FASTCALL | METH_KEYWORDS,
-     "add_link($self, /, context, attributes=None)\n--\n\n"
-     "add_link(context, attributes=None): link to another span's context."},
-    {"set_status", (PyCFunction)(void (*)(void))span_set_status, METH_FASTCALL | METH_KEYWORDS,
-     "set_status($self, /, status, description=None)\n--\n\n"
-     "set_status(status, description=None): status is ituna.StatusCode or 'unset'/'ok'/'error'.\n"
-     "OK is final; the description is kept with ERROR only (OpenTelemetry rules)."},
-    {"record_exception", span_record_exception, METH_O,
-     "record_exception($self, exc, /)\n--\n\n"
-     "record_exception(exc): add an 'exception' event with exception.type, .message and\n"
-     ".stacktrace. Does not change the status."},
-    {"update_name", span_update_name, METH_O, "update_name($self, name, /)\n--\n\n"
-     "update_name(name): rename the span."},
-    {NULL, NULL, 0, NULL},
+    { "__enter__", span_enter, METH_NOARGS,
+      "__enter__($self, /)\n--\n\n"
+      "Make the span current in this context; returns the span." },
+    { "__exit__", (PyCFunction)(void (*)(void))span_exit, METH_FASTCALL,
+      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
+      "Restore the previous current span and end this one; an exception marks the span\n"
+      "ERROR, is recorded as an event (type, message, stack) and propagates." },
+    { "end", (PyCFunction)(void (*)(void))span_end, METH_FASTCALL | METH_KEYWORDS,
+      "end($self, /, end_time=None)\n--\n\n"
+      "end(end_time=None): end the span (end_time: ns since the epoch). Ending twice is a no-op." },
+    { "set_attribute", (PyCFunction)(void (*)(void))span_set_attribute, METH_FASTCALL,
+      "set_attribute($self, key, value, /)\n--\n\n"
+      "set_attribute(key, value): value is str, bool, int, float or a homogeneous list of them." },
+    { "set_attributes", span_set_attributes, METH_O,
+      "set_attributes($self, attributes, /)\n--\n\n"
+      "set_attributes(dict): set_attribute for each item." },
+    { "add_event", (PyCFunction)(void (*)(void))span_add_event, METH_FASTCALL | METH_KEYWORDS,
+      "add_event($self, /, name, attributes=None, timestamp=None)\n--\n\n"
+      "add_event(name, attributes=None, timestamp=None): add a timed event (timestamp in ns)." },
+    { "add_link", (PyCFunction)(void (*)(void))span_add_link, METH_FASTCALL | METH_KEYWORDS,
+      "add_link($self, /, context, attributes=None)\n--\n\n"
+      "add_link(context, attributes=None): link to another span's context." },
+    { "set_status", (PyCFunction)(void (*)(void))span_set_status, METH_FASTCALL | METH_KEYWORDS,
+      "set_status($self, /, status, description=None)\n--\n\n"
+      "set_status(status, description=None): status is ituna.StatusCode or 'unset'/'ok'/'error'.\n"
+      "OK is final; the description is kept with ERROR only (OpenTelemetry rules)." },
+    { "record_exception", span_record_exception, METH_O,
+      "record_exception($self, exc, /)\n--\n\n"
+      "record_exception(exc): add an 'exception' event with exception.type, .message and\n"
+      ".stacktrace. Does not change the status." },
+    { "update_name", span_update_name, METH_O,
+      "update_name($self, name, /)\n--\n\n"
+      "update_name(name): rename the span." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef span_getset[] = {
-    {"context", span_get_context, NULL, "The span's SpanContext (.trace_id, .span_id); valid after end too.", NULL},
-    {"is_recording", span_get_recording, NULL, "True while the span records (sampled, not ended).", NULL},
-    {"ended", span_get_ended, NULL, "True once the span has ended.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "context", span_get_context, NULL, "The span's SpanContext (.trace_id, .span_id); valid after end too.",
+      NULL },
+    { "is_recording", span_get_recording, NULL, "True while the span records (sampled, not ended).", NULL },
+    { "ended", span_get_ended, NULL, "True once the span has ended.", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
-static PyObject *span_new_refused(PyTypeObject *tp, PyObject *a, PyObject *k)
-{
+static PyObject *span_new_refused(PyTypeObject *tp, PyObject *a, PyObject *k) {
     (void)a;
     (void)k;
     return PyErr_Format(PyExc_TypeError, "cannot create '%s' instances: use tracer.span()", tp->tp_name);
 }
 
 static PyType_Slot span_slots[] = {
-    {Py_tp_doc, "A span started by Tracer.span(). Use it with `with` to make it current and end it\n"
-                "on exit, or call end(). A span that is garbage-collected unended is ended then."},
-    {Py_tp_new, span_new_refused},
-    {Py_tp_dealloc, span_dealloc},
-    {Py_tp_methods, span_methods},
-    {Py_tp_getset, span_getset},
-    {Py_tp_repr, span_repr},
-    {0, NULL},
+    { Py_tp_doc, "A span started by Tracer.span(). Use it with `with` to make it current and end it\n"
+                 "on exit, or call end(). A span that is garbage-collected unended is ended then." },
+    { Py_tp_new, span_new_refused },
+    { Py_tp_dealloc, span_dealloc },
+    { Py_tp_methods, span_methods },
+    { Py_tp_getset, span_getset },
+    { Py_tp_repr, span_repr },
+    { 0, NULL },
 };
 
 PyType_Spec Span_spec = {
@@ -461,9 +444,8 @@ PyType_Spec Span_spec = {
 
 /* ---- Tracer ---------------------------------------------------------------------- */
 
-static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"config", "env", "settings", NULL};
+static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "config", "env", "settings", NULL };
     PyObject *path = Py_None, *settings = Py_None, *path_bytes = NULL, *seq = NULL;
     int env = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpO:Tracer", kwlist, &path, &env, &settings)) return NULL;
@@ -485,8 +467,8 @@ static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
         if (!seq) goto done;
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
             PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
+            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
                 PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
                 goto done;
             }
@@ -496,16 +478,12 @@ static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
             if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto done;
         }
     }
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_tracer_create(cfg, &t, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS
-    if (err != ITUNA_OK) goto done;
+    Py_BEGIN_ALLOW_THREADS err = ituna_tracer_create(cfg, &t, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS if (err != ITUNA_OK) goto done;
     TracerObject *o = (TracerObject *)tp->tp_alloc(tp, 0);
     if (!o) {
-        Py_BEGIN_ALLOW_THREADS
-        ituna_tracer_destroy(t);
-        Py_END_ALLOW_THREADS
-        goto done;
+        Py_BEGIN_ALLOW_THREADS ituna_tracer_destroy(t);
+        Py_END_ALLOW_THREADS goto done;
     }
     o->tracer = t;
     o->shut_down = 0;
@@ -518,25 +496,25 @@ done:
     return res;
 }
 
-static void tracer_dealloc(PyObject *self)
-{
+static void tracer_dealloc(PyObject *self) {
     TracerObject *o = (TracerObject *)self;
     PyTypeObject *tp = Py_TYPE(self);
     if (o->tracer) {
         if (ituna_tracer_global() == o->tracer) ituna_tracer_set_global(NULL);
         ituna_tracer *t = o->tracer;
         o->tracer = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        ituna_tracer_destroy(t); /* every Span holds a reference, so all spans have ended */
+        Py_BEGIN_ALLOW_THREADS ituna_tracer_destroy(
+            t); /* every Span holds a reference, so all spans have ended */
         Py_END_ALLOW_THREADS
     }
     tp->tp_free(self);
     Py_DECREF(tp);
 }
 
-static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"name", "attributes", "kind", "parent", "links", "start_time", "root"};
+static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = {
+        "name", "attributes", "kind", "parent", "links", "start_time", "root"
+    };
     PyObject *a[7];
     if (fast_args("span", args, nargs, kwnames, names, 7, 4, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "span() missing required argument 'name'");
@@ -576,7 +554,8 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
             goto done;
         }
         for (Py_ssize_t i = 0; i < n; i++) {
-            const ituna_span_context *c = context_from_object(st, PySequence_Fast_GET_ITEM(seq, i), &links[i]);
+            const ituna_span_context *c =
+                context_from_object(st, PySequence_Fast_GET_ITEM(seq, i), &links[i]);
             if (!c) {
                 Py_DECREF(seq);
                 goto done;
@@ -605,63 +584,56 @@ done:
     return res;
 }
 
-static PyObject *tracer_flush(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *tracer_flush(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("flush", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     int ms = timeout_ms_from(a[0], -1);
     if (ms == -2) return NULL;
     TracerObject *t = (TracerObject *)self;
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_tracer_flush(t->tracer, ms);
-    Py_END_ALLOW_THREADS
-    if (err == ITUNA_OK) Py_RETURN_TRUE;
+    Py_BEGIN_ALLOW_THREADS err = ituna_tracer_flush(t->tracer, ms);
+    Py_END_ALLOW_THREADS if (err == ITUNA_OK) Py_RETURN_TRUE;
     if (err == ITUNA_ERR_TIMEOUT || err == ITUNA_ERR_STATE) Py_RETURN_FALSE;
     return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
 }
 
-static PyObject *tracer_shutdown(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"timeout"};
+static PyObject *tracer_shutdown(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("shutdown", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
     int ms = timeout_ms_from(a[0], -1);
     if (ms == -2) return NULL;
     TracerObject *t = (TracerObject *)self;
     ituna_err err;
-    Py_BEGIN_ALLOW_THREADS
-    err = ituna_tracer_shutdown(t->tracer, ms);
-    Py_END_ALLOW_THREADS
-    t->shut_down = 1;
+    Py_BEGIN_ALLOW_THREADS err = ituna_tracer_shutdown(t->tracer, ms);
+    Py_END_ALLOW_THREADS t->shut_down = 1;
     if (err == ITUNA_OK) Py_RETURN_TRUE;
     if (err == ITUNA_ERR_TIMEOUT) Py_RETURN_FALSE;
     return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
 }
 
-static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a))
-{
+static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a)) {
     ituna_tracer_stats s;
     memset(&s, 0, sizeof s);
     ituna_tracer_get_stats(((TracerObject *)self)->tracer, &s);
-    return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "spans_started", (unsigned long long)s.spans_started,
-                         "spans_not_sampled", (unsigned long long)s.spans_not_sampled, "spans_ended",
-                         (unsigned long long)s.spans_ended, "spans_enqueued", (unsigned long long)s.spans_enqueued,
-                         "spans_dropped", (unsigned long long)s.spans_dropped, "spans_exported",
-                         (unsigned long long)s.spans_exported, "spans_export_failed",
-                         (unsigned long long)s.spans_export_failed, "export_requests",
-                         (unsigned long long)s.export_requests, "export_retries",
-                         (unsigned long long)s.export_retries, "export_partial_rejected",
-                         (unsigned long long)s.export_partial_rejected, "attributes_dropped",
-                         (unsigned long long)s.attributes_dropped, "attributes_truncated",
-                         (unsigned long long)s.attributes_truncated, "events_dropped",
-                         (unsigned long long)s.events_dropped, "links_dropped", (unsigned long long)s.links_dropped);
+    return Py_BuildValue(
+        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "spans_started", (unsigned long long)s.spans_started,
+        "spans_not_sampled", (unsigned long long)s.spans_not_sampled, "spans_ended",
+        (unsigned long long)s.spans_ended, "spans_enqueued", (unsigned long long)s.spans_enqueued,
+        "spans_dropped", (unsigned long long)s.spans_dropped, "spans_exported",
+        (unsigned long long)s.spans_exported, "spans_export_failed",
+        (unsigned long long)s.spans_export_failed, "export_requests", (unsigned long long)s.export_requests,
+        "export_retries", (unsigned long long)s.export_retries, "export_partial_rejected",
+        (unsigned long long)s.export_partial_rejected, "attributes_dropped",
+        (unsigned long long)s.attributes_dropped, "attributes_truncated",
+        (unsigned long long)s.attributes_truncated, "events_dropped", (unsigned long long)s.events_dropped,
+        "links_dropped", (unsigned long long)s.links_dropped);
 }
 
-static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    static const char *const names[] = {"section", "key", "default"};
+static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames) {
+    static const char *const names[] = { "section", "key", "default" };
     PyObject *a[3];
     if (fast_args("config_get", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
     if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_get(section, key, default=None)");
@@ -672,8 +644,7 @@ static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssi
     return PyUnicode_FromString(v);
 }
 
-static PyObject *tracer_config_section(PyObject *self, PyObject *arg)
-{
+static PyObject *tracer_config_section(PyObject *self, PyObject *arg) {
     const char *sec = str_arg(arg, "section");
     if (!sec) return NULL;
     const ituna_config *cfg = ituna_tracer_config(((TracerObject *)self)->tracer);
@@ -693,8 +664,7 @@ static PyObject *tracer_config_section(PyObject *self, PyObject *arg)
     return d;
 }
 
-static PyObject *tracer_traced(PyObject *self, PyObject *args, PyObject *kw)
-{
+static PyObject *tracer_traced(PyObject *self, PyObject *args, PyObject *kw) {
     /* the decorator is Python-level code (sync, async and generator functions) */
     PyObject *mod = PyImport_ImportModule("ituna._decorators");
     if (!mod) return NULL;
@@ -715,62 +685,64 @@ static PyObject *tracer_traced(PyObject *self, PyObject *args, PyObject *kw)
     return r;
 }
 
-static PyObject *tracer_service_name(PyObject *self, void *c)
-{
+static PyObject *tracer_service_name(PyObject *self, void *c) {
     (void)c;
     const char *n = ituna_tracer_service_name(((TracerObject *)self)->tracer);
     return PyUnicode_FromString(n ? n : "");
 }
 
-#define SPAN_DOC                                                                                            \
-    "span(name, attributes=None, kind=None, parent=None, links=None, start_time=None, root=False) -> Span\n\n" \
-    "Start a span. Its parent is `parent` (a Span or SpanContext) or else the current span\n"                 \
-    "of this thread/task (contextvars); root=True starts a new trace. Use the result with\n"                  \
+#define SPAN_DOC                                                                                             \
+    "span(name, attributes=None, kind=None, parent=None, links=None, start_time=None, root=False) -> "       \
+    "Span\n\n"                                                                                               \
+    "Start a span. Its parent is `parent` (a Span or SpanContext) or else the current span\n"                \
+    "of this thread/task (contextvars); root=True starts a new trace. Use the result with\n"                 \
     "`with` to make it current and end it on exit."
 
 static PyMethodDef tracer_methods[] = {
-    {"span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
-     "span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
-     "root=False)\n--\n\n" SPAN_DOC},
-    {"start_span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
-     "start_span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
-     "root=False)\n--\n\n"
-     "Same as span(): the span is current only inside `with`."},
-    {"flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
-     "flush($self, /, timeout=None)\n--\n\n"
-     "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"
-     "None: the configured export timeout) passed first. Releases the GIL."},
-    {"shutdown", (PyCFunction)(void (*)(void))tracer_shutdown, METH_FASTCALL | METH_KEYWORDS,
-     "shutdown($self, /, timeout=None)\n--\n\n"
-     "shutdown(timeout=None) -> bool: flush, stop the export thread. Idempotent."},
-    {"stats", tracer_stats, METH_NOARGS, "stats($self, /)\n--\n\n"
-     "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)."},
-    {"config_get", (PyCFunction)(void (*)(void))tracer_config_get, METH_FASTCALL | METH_KEYWORDS,
-     "config_get($self, /, section, key, default=None)\n--\n\n"
-     "config_get(section, key, default=None) -> str: a setting as loaded (file, env, overrides)."},
-    {"config_section", tracer_config_section, METH_O, "config_section($self, section, /)\n--\n\n"
-     "config_section(section) -> dict of the keys set there."},
-    {"traced", (PyCFunction)(void (*)(void))tracer_traced, METH_VARARGS | METH_KEYWORDS,
-     "traced($self, /, name=None, attributes=None, kind=None)\n--\n\n"
-     "traced(name=None, attributes=None, kind=None): decorator running the function inside\n"
-     "`with self.span(name or function.__qualname__)`; works on async functions too."},
-    {NULL, NULL, 0, NULL},
+    { "span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
+      "span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
+      "root=False)\n--\n\n" SPAN_DOC },
+    { "start_span", (PyCFunction)(void (*)(void))tracer_span, METH_FASTCALL | METH_KEYWORDS,
+      "start_span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
+      "root=False)\n--\n\n"
+      "Same as span(): the span is current only inside `with`." },
+    { "flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
+      "flush($self, /, timeout=None)\n--\n\n"
+      "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"
+      "None: the configured export timeout) passed first. Releases the GIL." },
+    { "shutdown", (PyCFunction)(void (*)(void))tracer_shutdown, METH_FASTCALL | METH_KEYWORDS,
+      "shutdown($self, /, timeout=None)\n--\n\n"
+      "shutdown(timeout=None) -> bool: flush, stop the export thread. Idempotent." },
+    { "stats", tracer_stats, METH_NOARGS,
+      "stats($self, /)\n--\n\n"
+      "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)." },
+    { "config_get", (PyCFunction)(void (*)(void))tracer_config_get, METH_FASTCALL | METH_KEYWORDS,
+      "config_get($self, /, section, key, default=None)\n--\n\n"
+      "config_get(section, key, default=None) -> str: a setting as loaded (file, env, overrides)." },
+    { "config_section", tracer_config_section, METH_O,
+      "config_section($self, section, /)\n--\n\n"
+      "config_section(section) -> dict of the keys set there." },
+    { "traced", (PyCFunction)(void (*)(void))tracer_traced, METH_VARARGS | METH_KEYWORDS,
+      "traced($self, /, name=None, attributes=None, kind=None)\n--\n\n"
+      "traced(name=None, attributes=None, kind=None): decorator running the function inside\n"
+      "`with self.span(name or function.__qualname__)`; works on async functions too." },
+    { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef tracer_getset[] = {
-    {"service_name", tracer_service_name, NULL, "service.name of this tracer.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+    { "service_name", tracer_service_name, NULL, "service.name of this tracer.", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 static PyType_Slot tracer_slots[] = {
-    {Py_tp_doc, "Tracer(config=None, env=True, settings=())\n--\n\n"
-                "Build a tracer from an INI file, then the OTEL_* environment (env=True), then\n"
-                "settings: (key, value) string pairs for ituna_config_set. Use ituna.init()."},
-    {Py_tp_new, tracer_new},
-    {Py_tp_dealloc, tracer_dealloc},
-    {Py_tp_methods, tracer_methods},
-    {Py_tp_getset, tracer_getset},
-    {0, NULL},
+    { Py_tp_doc, "Tracer(config=None, env=True, settings=())\n--\n\n"
+                 "Build a tracer from an INI file, then the OTEL_* environment (env=True), then\n"
+                 "settings: (key, value) string pairs for ituna_config_set. Use ituna.init()." },
+    { Py_tp_new, tracer_new },
+    { Py_tp_dealloc, tracer_dealloc },
+    { Py_tp_methods, tracer_methods },
+    { Py_tp_getset, tracer_getset },
+    { 0, NULL },
 };
 
 PyType_Spec Tracer_spec = {

@@ -32,25 +32,25 @@ extern "C" {
 #define ITUNA_PRINTF(fmt, args)
 #endif
 
-#define ITUNA_VERSION_MAJOR 0
-#define ITUNA_VERSION_MINOR 1
-#define ITUNA_VERSION_PATCH 0
+#define ITUNA_VERSION_MAJOR  0
+#define ITUNA_VERSION_MINOR  1
+#define ITUNA_VERSION_PATCH  0
 #define ITUNA_VERSION_STRING "0.1.0"
 
 typedef enum ituna_err {
     ITUNA_OK = 0,
     ITUNA_ERR_INVALID_ARG = 1, /* NULL or out-of-range argument */
     ITUNA_ERR_NOMEM = 2,
-    ITUNA_ERR_PARSE = 3,       /* malformed input: header, payload, INI syntax */
-    ITUNA_ERR_CONFIG = 4,      /* unknown key or bad value */
-    ITUNA_ERR_IO = 5,          /* file or OS error */
+    ITUNA_ERR_PARSE = 3,  /* malformed input: header, payload, INI syntax */
+    ITUNA_ERR_CONFIG = 4, /* unknown key or bad value */
+    ITUNA_ERR_IO = 5,     /* file or OS error */
     ITUNA_ERR_TIMEOUT = 6,
     ITUNA_ERR_QUEUE_FULL = 7,
-    ITUNA_ERR_STATE = 8,       /* closed handle, span already ended, ... */
-    ITUNA_ERR_KAFKA = 9,       /* error reported by librdkafka or the broker */
-    ITUNA_ERR_EXPORT = 10,     /* export to the collector failed */
+    ITUNA_ERR_STATE = 8,   /* closed handle, span already ended, ... */
+    ITUNA_ERR_KAFKA = 9,   /* error reported by librdkafka or the broker */
+    ITUNA_ERR_EXPORT = 10, /* export to the collector failed */
     ITUNA_ERR_NOT_FOUND = 11,
-    ITUNA_ERR_MALFORMED = 12,  /* a message payload rejected as malformed */
+    ITUNA_ERR_MALFORMED = 12, /* a message payload rejected as malformed */
     ITUNA_ERR_UNSUPPORTED = 13
 } ituna_err;
 

@@ -33,8 +33,8 @@ ITUNA_API void ituna_config_destroy(ituna_config *cfg);
 /* Load an INI file. Unknown sections or keys, bad values and syntax errors fail
  * with a message naming file, line and key; on failure cfg is unchanged.
  * Not thread-safe: one thread at a time per handle. */
-ITUNA_API ituna_err ituna_config_load_file(ituna_config *cfg, const char *path,
-                                           char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errstr,
+                                           size_t errstr_size);
 
 /* Same as ituna_config_load_file() on an in-memory text; name is used in messages.
  * Not thread-safe: one thread at a time per handle. */
@@ -48,8 +48,8 @@ ITUNA_API ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_
 
 /* Set one key (see the key rules above); the value is validated now.
  * Not thread-safe: one thread at a time per handle. */
-ITUNA_API ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value,
-                                     char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value, char *errstr,
+                                     size_t errstr_size);
 
 /* Value of section.key, or NULL when unset (defaults are not reported here).
  * Borrowed: valid until cfg is modified or destroyed. Thread-safe if cfg is not being modified. */
@@ -58,8 +58,8 @@ ITUNA_API const char *ituna_config_get(const ituna_config *cfg, const char *sect
 /* Iterate over the keys set in one section, in load order: call with *iter = 0
  * first; returns 0 when done. Borrowed pointers as for ituna_config_get().
  * Thread-safe if cfg is not being modified. */
-ITUNA_API int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter,
-                                const char **key, const char **value);
+ITUNA_API int ituna_config_next(const ituna_config *cfg, const char *section, size_t *iter, const char **key,
+                                const char **value);
 
 /* Kafka bootstrap servers: explicit (may be NULL), then ITUNA_KAFKA_BOOTSTRAP as
  * loaded, then [queue] host:port. NULL if none. Borrowed as ituna_config_get().

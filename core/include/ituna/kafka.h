@@ -30,12 +30,12 @@ typedef struct ituna_header {
 typedef struct ituna_delivery_report {
     const char *topic;
     int32_t partition;
-    int64_t offset;            /* -1 on failure */
-    ituna_err err;             /* ITUNA_OK or ITUNA_ERR_KAFKA / ITUNA_ERR_TIMEOUT */
-    const char *errstr;        /* librdkafka's message on failure, else "" */
-    const char *error_name;    /* librdkafka's error name (e.g. "_MSG_TIMED_OUT"), "" on success */
-    void *msg_opaque;          /* ituna_message_out.opaque */
-    ituna_span_context span;   /* the PRODUCER span's context */
+    int64_t offset;          /* -1 on failure */
+    ituna_err err;           /* ITUNA_OK or ITUNA_ERR_KAFKA / ITUNA_ERR_TIMEOUT */
+    const char *errstr;      /* librdkafka's message on failure, else "" */
+    const char *error_name;  /* librdkafka's error name (e.g. "_MSG_TIMED_OUT"), "" on success */
+    void *msg_opaque;        /* ituna_message_out.opaque */
+    ituna_span_context span; /* the PRODUCER span's context */
 } ituna_delivery_report;
 
 /* Called once per published message, on the producer's delivery thread (not the
@@ -44,12 +44,12 @@ typedef void (*ituna_delivery_fn)(const ituna_delivery_report *report, void *opa
 
 /* Producer options; zero-initialise. */
 typedef struct ituna_producer_options {
-    const char *bootstrap;           /* NULL: see ituna_config_bootstrap() */
-    const char *const *properties;   /* NULL-terminated key, value, key, value ... librdkafka
+    const char *bootstrap;         /* NULL: see ituna_config_bootstrap() */
+    const char *const *properties; /* NULL-terminated key, value, key, value ... librdkafka
                                         properties, applied after [kafka] of the config */
-    ituna_delivery_fn on_delivery;   /* may be NULL: failures are then counted and logged */
+    ituna_delivery_fn on_delivery; /* may be NULL: failures are then counted and logged */
     void *opaque;
-    int payload_carrier;             /* -1 = from config [compat] payload-carrier, 0 off, 1 on:
+    int payload_carrier; /* -1 = from config [compat] payload-carrier, 0 off, 1 on:
                                         also write the seed's "carrier" field into JSON object payloads */
 } ituna_producer_options;
 
@@ -64,14 +64,18 @@ ITUNA_API ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *c
 /* One message to publish; zero-initialise. */
 typedef struct ituna_message_out {
     const char *topic;
-    const void *key;     size_t key_len;   /* key may be NULL */
-    const void *value;   size_t value_len;
-    const ituna_header *headers; size_t n_headers; /* extra headers, copied */
-    int32_t partition;                     /* -1 (or 0 with partition_set = 0): partitioner */
+    const void *key;
+    size_t key_len; /* key may be NULL */
+    const void *value;
+    size_t value_len;
+    const ituna_header *headers;
+    size_t n_headers;  /* extra headers, copied */
+    int32_t partition; /* -1 (or 0 with partition_set = 0): partitioner */
     int partition_set;
-    const ituna_span_context *parent;      /* NULL: the thread's current context */
-    void *opaque;                          /* returned in the delivery report */
-    const ituna_attr *attrs; size_t n_attrs; /* extra PRODUCER span attributes, copied */
+    const ituna_span_context *parent; /* NULL: the thread's current context */
+    void *opaque;                     /* returned in the delivery report */
+    const ituna_attr *attrs;
+    size_t n_attrs; /* extra PRODUCER span attributes, copied */
 } ituna_message_out;
 
 /* Start the PRODUCER span, inject the context into the headers and enqueue the
@@ -81,8 +85,8 @@ typedef struct ituna_message_out {
  * full, unknown topic, ...) returns an error, ends the span with error status and
  * does not call the delivery callback. Thread-safe. Does not block (waits up to
  * 1 s only while librdkafka's own queue is full). */
-ITUNA_API ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg,
-                                           char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg, char *errstr,
+                                           size_t errstr_size);
 
 /* Wait until every published message has its delivery report. ITUNA_ERR_TIMEOUT
  * if some are still in flight. Thread-safe. May block up to timeout_ms. */
@@ -108,12 +112,12 @@ typedef enum ituna_consumer_context_mode {
 } ituna_consumer_context_mode;
 
 typedef struct ituna_consumer_options {
-    const char *bootstrap;          /* NULL: see ituna_config_bootstrap() */
-    const char *group;              /* consumer group id (required) */
-    const char *const *topics;      /* NULL-terminated */
-    const char *const *properties;  /* NULL-terminated key, value, ... librdkafka properties */
+    const char *bootstrap;         /* NULL: see ituna_config_bootstrap() */
+    const char *group;             /* consumer group id (required) */
+    const char *const *topics;     /* NULL-terminated */
+    const char *const *properties; /* NULL-terminated key, value, ... librdkafka properties */
     ituna_consumer_context_mode context_mode;
-    const char *dlq_suffix;         /* NULL: [messaging] dlq-suffix, default ".dlq" */
+    const char *dlq_suffix; /* NULL: [messaging] dlq-suffix, default ".dlq" */
 } ituna_consumer_options;
 
 /* Create a consumer and subscribe. enable.auto.offset.store is forced off: offsets
@@ -129,15 +133,15 @@ ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *c
  * broker reachable within the connect timeout returns ITUNA_ERR_TIMEOUT.
  * The caller owns *out and must finish it with ituna_message_done().
  * Not thread-safe: one thread at a time per consumer. May block up to timeout_ms. */
-ITUNA_API ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out,
-                                        char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                                        size_t errstr_size);
 
 /* Result of handling a message. */
 typedef enum ituna_handler_result {
-    ITUNA_HANDLED_OK = 0,        /* store the offset for commit, span status unset */
-    ITUNA_HANDLED_ERROR = 1,     /* span error; offset not stored; the partition is rewound so
+    ITUNA_HANDLED_OK = 0,       /* store the offset for commit, span status unset */
+    ITUNA_HANDLED_ERROR = 1,    /* span error; offset not stored; the partition is rewound so
                                     the message is redelivered */
-    ITUNA_HANDLED_MALFORMED = 2  /* republish to <topic><dlq_suffix> with the reason; offset
+    ITUNA_HANDLED_MALFORMED = 2 /* republish to <topic><dlq_suffix> with the reason; offset
                                     stored only after the DLQ write is confirmed */
 } ituna_handler_result;
 
@@ -145,25 +149,25 @@ typedef enum ituna_handler_result {
  * the malformed reason, may be NULL). Returns an error if the DLQ write failed (the
  * message is then treated as ITUNA_HANDLED_ERROR). Frees msg in every case.
  * Same thread rules as ituna_consumer_poll(). May block (DLQ confirmation, up to 10 s). */
-ITUNA_API ituna_err ituna_message_done(ituna_message *msg, ituna_handler_result result,
-                                       const char *reason, char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_message_done(ituna_message *msg, ituna_handler_result result, const char *reason,
+                                       char *errstr, size_t errstr_size);
 
 /* Accessors. Borrowed: valid until ituna_message_done(). One thread per message. */
 ITUNA_API const char *ituna_message_topic(const ituna_message *msg);
 ITUNA_API int32_t ituna_message_partition(const ituna_message *msg);
 ITUNA_API int64_t ituna_message_offset(const ituna_message *msg);
-ITUNA_API int64_t ituna_message_timestamp_ms(const ituna_message *msg); /* -1 if none */
+ITUNA_API int64_t ituna_message_timestamp_ms(const ituna_message *msg);           /* -1 if none */
 ITUNA_API const void *ituna_message_key(const ituna_message *msg, size_t *len);   /* NULL if none */
 ITUNA_API const void *ituna_message_value(const ituna_message *msg, size_t *len); /* NULL if none */
 ITUNA_API size_t ituna_message_header_count(const ituna_message *msg);
-ITUNA_API int ituna_message_header(const ituna_message *msg, size_t i, const char **key,
-                                   const void **value, size_t *value_len);
+ITUNA_API int ituna_message_header(const ituna_message *msg, size_t i, const char **key, const void **value,
+                                   size_t *value_len);
 /* The CONSUMER span (make it current with ituna_context_attach(ituna_span_get_context(...))). */
 ITUNA_API ituna_span *ituna_message_span(ituna_message *msg);
 
 /* Handler for ituna_consumer_run_once(): the message's span is current while it runs. */
-typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaque,
-                                                 char *reason, size_t reason_size);
+typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaque, char *reason,
+                                                 size_t reason_size);
 
 /* Poll one message, make its span current, run handler, detach and finish it.
  * ITUNA_OK with *handled = 0 on timeout. Same thread rules as ituna_consumer_poll(). */
@@ -200,8 +204,8 @@ typedef struct ituna_mock_cluster ituna_mock_cluster;
  * messages in memory and only the newest ~5 MB (or 100k message sets) per partition,
  * so a consumer lagging further behind misses the oldest. It runs inside this
  * process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
-ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions,
-                                             ituna_mock_cluster **out, char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_mock_cluster **out,
+                                             char *errstr, size_t errstr_size);
 /* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). Thread-safe. */
 ITUNA_API const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m);
 /* Stop and free (NULL is a no-op). Not thread-safe. */

@@ -33,7 +33,7 @@ typedef enum ituna_status_code {
 #define ITUNA_TRACE_FLAG_SAMPLED 0x01
 /* Longest tracestate kept; longer ones are truncated per W3C (entries > 128
  * chars first, then from the end). */
-#define ITUNA_TRACESTATE_MAX 512
+#define ITUNA_TRACESTATE_MAX  512
 #define ITUNA_TRACEPARENT_LEN 55 /* "00-<32 hex>-<16 hex>-<2 hex>" */
 
 /* A W3C span context. Plain value: copy it freely. An all-zero trace_id or
@@ -41,9 +41,9 @@ typedef enum ituna_status_code {
 typedef struct ituna_span_context {
     uint8_t trace_id[16];
     uint8_t span_id[8];
-    uint8_t trace_flags;     /* bit 0: sampled */
-    uint8_t is_remote;       /* 1 when extracted from a carrier */
-    uint16_t tracestate_len; /* 0 = no tracestate */
+    uint8_t trace_flags;                       /* bit 0: sampled */
+    uint8_t is_remote;                         /* 1 when extracted from a carrier */
+    uint16_t tracestate_len;                   /* 0 = no tracestate */
     char tracestate[ITUNA_TRACESTATE_MAX + 1]; /* NUL-terminated, validated */
 } ituna_span_context;
 
@@ -70,14 +70,29 @@ typedef struct ituna_attr {
     const char *key;
     ituna_attr_type type;
     union {
-        struct { const char *ptr; size_t len; } s;    /* STRING (len may be SIZE_MAX: strlen) */
-        int64_t i;                                    /* INT */
-        double d;                                     /* DOUBLE */
-        int b;                                        /* BOOL (0/1) */
-        struct { const char *const *items; size_t count; } sarr; /* STRING_ARRAY */
-        struct { const int64_t *items; size_t count; } iarr;     /* INT_ARRAY */
-        struct { const double *items; size_t count; } darr;      /* DOUBLE_ARRAY */
-        struct { const int *items; size_t count; } barr;         /* BOOL_ARRAY */
+        struct {
+            const char *ptr;
+            size_t len;
+        } s;       /* STRING (len may be SIZE_MAX: strlen) */
+        int64_t i; /* INT */
+        double d;  /* DOUBLE */
+        int b;     /* BOOL (0/1) */
+        struct {
+            const char *const *items;
+            size_t count;
+        } sarr; /* STRING_ARRAY */
+        struct {
+            const int64_t *items;
+            size_t count;
+        } iarr; /* INT_ARRAY */
+        struct {
+            const double *items;
+            size_t count;
+        } darr; /* DOUBLE_ARRAY */
+        struct {
+            const int *items;
+            size_t count;
+        } barr; /* BOOL_ARRAY */
     } v;
 } ituna_attr;
 
@@ -91,18 +106,18 @@ ITUNA_API ituna_attr ituna_attr_bool(const char *key, int value);
 
 /* Counters; all monotonic since the tracer was created. */
 typedef struct ituna_tracer_stats {
-    uint64_t spans_started;        /* recording spans started */
-    uint64_t spans_not_sampled;    /* spans the sampler did not record */
-    uint64_t spans_ended;          /* recording spans ended */
-    uint64_t spans_enqueued;       /* accepted by the export queue */
-    uint64_t spans_dropped;        /* dropped because the export queue was full (or after shutdown) */
-    uint64_t spans_exported;       /* accepted by the exporter / collector */
-    uint64_t spans_export_failed;  /* given up after retries */
-    uint64_t export_requests;      /* export attempts, retries included */
+    uint64_t spans_started;       /* recording spans started */
+    uint64_t spans_not_sampled;   /* spans the sampler did not record */
+    uint64_t spans_ended;         /* recording spans ended */
+    uint64_t spans_enqueued;      /* accepted by the export queue */
+    uint64_t spans_dropped;       /* dropped because the export queue was full (or after shutdown) */
+    uint64_t spans_exported;      /* accepted by the exporter / collector */
+    uint64_t spans_export_failed; /* given up after retries */
+    uint64_t export_requests;     /* export attempts, retries included */
     uint64_t export_retries;
     uint64_t export_partial_rejected; /* rejected_spans from OTLP partial_success */
-    uint64_t attributes_dropped;   /* over the attribute count limit */
-    uint64_t attributes_truncated; /* values cut to the length limit */
+    uint64_t attributes_dropped;      /* over the attribute count limit */
+    uint64_t attributes_truncated;    /* values cut to the length limit */
     uint64_t events_dropped;
     uint64_t links_dropped;
 } ituna_tracer_stats;
@@ -110,8 +125,8 @@ typedef struct ituna_tracer_stats {
 /* Create a tracer from cfg (INI + env + overrides already applied; NULL = defaults
  * plus environment). Starts the export thread. The caller owns *out and must
  * destroy it with ituna_tracer_destroy(). Thread-safe. */
-ITUNA_API ituna_err ituna_tracer_create(const ituna_config *cfg, ituna_tracer **out,
-                                        char *errstr, size_t errstr_size);
+ITUNA_API ituna_err ituna_tracer_create(const ituna_config *cfg, ituna_tracer **out, char *errstr,
+                                        size_t errstr_size);
 
 /* Export everything ended so far; waits at most timeout_ms (<0: the configured
  * export timeout). ITUNA_ERR_TIMEOUT if spans are still queued. Thread-safe. May block up to timeout_ms. */
@@ -146,13 +161,13 @@ ITUNA_API ituna_tracer *ituna_tracer_global(void);
 
 /* Options for ituna_span_start(); zero-initialise and set what you need. */
 typedef struct ituna_span_options {
-    ituna_span_kind kind;                /* 0 = INTERNAL */
-    const ituna_span_context *parent;    /* explicit parent (e.g. extracted from a message) */
-    int root;                            /* 1: ignore the current span, start a new trace */
-    uint64_t start_time_ns;              /* 0 = now */
-    const ituna_attr *attrs;             /* copied; given to the sampler */
+    ituna_span_kind kind;             /* 0 = INTERNAL */
+    const ituna_span_context *parent; /* explicit parent (e.g. extracted from a message) */
+    int root;                         /* 1: ignore the current span, start a new trace */
+    uint64_t start_time_ns;           /* 0 = now */
+    const ituna_attr *attrs;          /* copied; given to the sampler */
     size_t n_attrs;
-    const ituna_span_context *links;     /* copied; links without attributes */
+    const ituna_span_context *links; /* copied; links without attributes */
     size_t n_links;
 } ituna_span_options;
 
@@ -161,8 +176,8 @@ typedef struct ituna_span_options {
  * non-recording (not sampled, or SDK disabled) that still carries a context.
  * The span is not made current: see ituna_context_attach(). The caller owns *out
  * and must end it with ituna_span_end() exactly once. Thread-safe. Does not block. */
-ITUNA_API ituna_err ituna_span_start(ituna_tracer *t, const char *name,
-                                     const ituna_span_options *opts, ituna_span **out);
+ITUNA_API ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_options *opts,
+                                     ituna_span **out);
 
 /* End the span at end_time_ns (0 = now) and hand it to the export queue; never
  * waits on the network or the exporter. Ownership passes to ituna: span is

@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     root.span.kind = ITUNA_SPAN_KIND_PRODUCER;
     root.span.status_code = ITUNA_STATUS_OK;
     fx_make_resource(&res);
-    ituna_span *spans[4] = {&r.span, &root.span, &t1.span, &t2.span};
+    ituna_span *spans[4] = { &r.span, &root.span, &t1.span, &t2.span };
     ituna_buf b;
     ituna_buf_init(&b);
     int ok = argv[1][0] == 'p' ? ituna_otlp_encode_proto(spans, 4, &res.res, &b)

@@ -38,12 +38,13 @@ static void hex(const uint8_t *p, size_t n, char *out) {
 }
 
 static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
     nanosleep(&ts, NULL);
 }
 
 static int fail(const char *what, ituna_err err, const char *msg) {
-    fprintf(stderr, "span_driver: %s: %s (%s)\n", what, msg && *msg ? msg : ituna_err2str(err), ituna_err2name(err));
+    fprintf(stderr, "span_driver: %s: %s (%s)\n", what, msg && *msg ? msg : ituna_err2str(err),
+            ituna_err2name(err));
     return 2;
 }
 
@@ -55,19 +56,27 @@ int main(int argc, char **argv) {
     if (!cfg) return fail("config", ITUNA_ERR_NOMEM, NULL);
     ituna_err e;
     for (int i = 1; i + 1 < argc; i++) /* the file first: the environment wins over it */
-        if (strcmp(argv[i], "-config") == 0 && (e = ituna_config_load_file(cfg, argv[i + 1], err, sizeof err)))
+        if (strcmp(argv[i], "-config") == 0 &&
+            (e = ituna_config_load_file(cfg, argv[i + 1], err, sizeof err)))
             return fail("config file", e, err);
     e = ituna_config_load_env(cfg, err, sizeof err);
     if (e != ITUNA_OK) return fail("environment", e, err);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-config") == 0 && i + 1 < argc) i++;
-        else if (strcmp(a, "-n") == 0 && i + 1 < argc) n = atol(argv[++i]);
-        else if (strcmp(a, "-rich") == 0) rich = 1;
-        else if (strcmp(a, "-extra-attrs") == 0 && i + 1 < argc) extra_attrs = atol(argv[++i]);
-        else if (strcmp(a, "-flush-ms") == 0 && i + 1 < argc) flush_ms = atol(argv[++i]);
-        else if (strcmp(a, "-shutdown-ms") == 0 && i + 1 < argc) shutdown_ms = atol(argv[++i]);
-        else if (strcmp(a, "-sleep-ms") == 0 && i + 1 < argc) sleep_before = atol(argv[++i]);
+        if (strcmp(a, "-config") == 0 && i + 1 < argc)
+            i++;
+        else if (strcmp(a, "-n") == 0 && i + 1 < argc)
+            n = atol(argv[++i]);
+        else if (strcmp(a, "-rich") == 0)
+            rich = 1;
+        else if (strcmp(a, "-extra-attrs") == 0 && i + 1 < argc)
+            extra_attrs = atol(argv[++i]);
+        else if (strcmp(a, "-flush-ms") == 0 && i + 1 < argc)
+            flush_ms = atol(argv[++i]);
+        else if (strcmp(a, "-shutdown-ms") == 0 && i + 1 < argc)
+            shutdown_ms = atol(argv[++i]);
+        else if (strcmp(a, "-sleep-ms") == 0 && i + 1 < argc)
+            sleep_before = atol(argv[++i]);
         else if (a[0] != '-' && strchr(a, '=')) {
             char key[256];
             const char *eq = strchr(a, '=');
@@ -103,30 +112,35 @@ int main(int argc, char **argv) {
         strcpy(l1.tracestate, "k=v");
         l1.tracestate_len = 3;
 
-        static const char *const sarr[] = {"a", "", "c\"q"};
-        static const int64_t iarr[] = {1, -2, INT64_MAX};
-        static const double darr[] = {0.5, -1e300, 3.0};
-        static const int barr[] = {1, 0};
+        static const char *const sarr[] = { "a", "", "c\"q" };
+        static const int64_t iarr[] = { 1, -2, INT64_MAX };
+        static const double darr[] = { 0.5, -1e300, 3.0 };
+        static const int barr[] = { 1, 0 };
         ituna_attr attrs[8];
         attrs[0] = ituna_attr_str("messaging.system", "kafka");
         attrs[1] = ituna_attr_int("messaging.kafka.offset", 42);
         attrs[2] = ituna_attr_double("ratio", 0.1);
         attrs[3] = ituna_attr_bool("ok", 1);
-        attrs[4] = (ituna_attr){.key = "sarr", .type = ITUNA_ATTR_STRING_ARRAY};
+        attrs[4] = (ituna_attr){ .key = "sarr", .type = ITUNA_ATTR_STRING_ARRAY };
         attrs[4].v.sarr.items = sarr;
         attrs[4].v.sarr.count = 3;
-        attrs[5] = (ituna_attr){.key = "iarr", .type = ITUNA_ATTR_INT_ARRAY};
+        attrs[5] = (ituna_attr){ .key = "iarr", .type = ITUNA_ATTR_INT_ARRAY };
         attrs[5].v.iarr.items = iarr;
         attrs[5].v.iarr.count = 3;
-        attrs[6] = (ituna_attr){.key = "darr", .type = ITUNA_ATTR_DOUBLE_ARRAY};
+        attrs[6] = (ituna_attr){ .key = "darr", .type = ITUNA_ATTR_DOUBLE_ARRAY };
         attrs[6].v.darr.items = darr;
         attrs[6].v.darr.count = 3;
-        attrs[7] = (ituna_attr){.key = "barr", .type = ITUNA_ATTR_BOOL_ARRAY};
+        attrs[7] = (ituna_attr){ .key = "barr", .type = ITUNA_ATTR_BOOL_ARRAY };
         attrs[7].v.barr.items = barr;
         attrs[7].v.barr.count = 2;
 
-        ituna_span_options o = {.kind = ITUNA_SPAN_KIND_CONSUMER, .parent = &parent, .attrs = attrs, .n_attrs = 8,
-                                .links = &l1, .n_links = 1, .start_time_ns = 1700000000123456789ull};
+        ituna_span_options o = { .kind = ITUNA_SPAN_KIND_CONSUMER,
+                                 .parent = &parent,
+                                 .attrs = attrs,
+                                 .n_attrs = 8,
+                                 .links = &l1,
+                                 .n_links = 1,
+                                 .start_time_ns = 1700000000123456789ull };
         ituna_span *s = NULL;
         e = ituna_span_start(t, "process ituna-orders", &o, &s);
         if (e != ITUNA_OK) return fail("span_start", e, NULL);
@@ -137,7 +151,7 @@ int main(int argc, char **argv) {
             snprintf(k, sizeof k, "extra.%ld", i);
             ituna_span_set_int(s, k, i);
         }
-        ituna_attr eva[2] = {ituna_attr_str("stage", "validate"), ituna_attr_int("zero", 0)};
+        ituna_attr eva[2] = { ituna_attr_str("stage", "validate"), ituna_attr_int("zero", 0) };
         ituna_span_add_event(s, "checkpoint", eva, 2, 1700000000200000000ull);
         ituna_span_record_exception(s, "ValueError", "bad \"order\"", "trace line 1\ntrace line 2");
         ituna_span_add_event(s, "third", NULL, 0, 1700000000300000000ull);
@@ -157,7 +171,7 @@ int main(int argc, char **argv) {
         int tok;
         ituna_context_attach(ituna_span_get_context(s), &tok);
         ituna_span *c = NULL;
-        ituna_span_options co = {.kind = ITUNA_SPAN_KIND_INTERNAL};
+        ituna_span_options co = { .kind = ITUNA_SPAN_KIND_INTERNAL };
         ituna_span_start(t, "address_validation", &co, &c);
         hex(ituna_span_get_context(c)->span_id, 8, child_span);
         ituna_span_set_status(c, ITUNA_STATUS_OK, NULL);
@@ -171,8 +185,9 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "work-%ld", i);
-        ituna_attr a[2] = {ituna_attr_str("order.id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427"), ituna_attr_int("i", i)};
-        ituna_span_options o = {.attrs = a, .n_attrs = 2, .root = 1};
+        ituna_attr a[2] = { ituna_attr_str("order.id", "1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
+                            ituna_attr_int("i", i) };
+        ituna_span_options o = { .attrs = a, .n_attrs = 2, .root = 1 };
         ituna_span *s = NULL;
         if (ituna_span_start(t, name, &o, &s) != ITUNA_OK) return fail("span_start", ITUNA_ERR_STATE, NULL);
         uint64_t a0 = mono_ns();
@@ -200,7 +215,8 @@ int main(int argc, char **argv) {
         mx = end_ns[n - 1];
     }
     printf("{\"spans_started\":%llu,\"spans_not_sampled\":%llu,\"spans_ended\":%llu,\"spans_enqueued\":%llu,"
-           "\"spans_dropped\":%llu,\"spans_exported\":%llu,\"spans_export_failed\":%llu,\"export_requests\":%llu,"
+           "\"spans_dropped\":%llu,\"spans_exported\":%llu,\"spans_export_failed\":%llu,\"export_requests\":%"
+           "llu,"
            "\"export_retries\":%llu,\"export_partial_rejected\":%llu,\"attributes_dropped\":%llu,"
            "\"events_dropped\":%llu,\"links_dropped\":%llu,",
            (unsigned long long)st.spans_started, (unsigned long long)st.spans_not_sampled,
@@ -210,12 +226,13 @@ int main(int argc, char **argv) {
            (unsigned long long)st.export_retries, (unsigned long long)st.export_partial_rejected,
            (unsigned long long)st.attributes_dropped, (unsigned long long)st.events_dropped,
            (unsigned long long)st.links_dropped);
-    printf("\"end_ns_median\":%llu,\"end_ns_p99\":%llu,\"end_ns_max\":%llu,\"loop_ns\":%llu,\"flush_rc\":\"%s\","
-           "\"flush_ms\":%.3f,\"shutdown_rc\":\"%s\",\"shutdown_ms\":%.3f,\"service\":\"%s\","
-           "\"rich_trace_id\":\"%s\",\"rich_span_id\":\"%s\",\"child_span_id\":\"%s\"}\n",
-           (unsigned long long)med, (unsigned long long)p99, (unsigned long long)mx, (unsigned long long)loop_ns,
-           ituna_err2name(flush_rc), flush_took / 1e6, ituna_err2name(shut_rc), shut_took / 1e6,
-           ituna_tracer_service_name(t), rich_trace, rich_span, child_span);
+    printf(
+        "\"end_ns_median\":%llu,\"end_ns_p99\":%llu,\"end_ns_max\":%llu,\"loop_ns\":%llu,\"flush_rc\":\"%s\","
+        "\"flush_ms\":%.3f,\"shutdown_rc\":\"%s\",\"shutdown_ms\":%.3f,\"service\":\"%s\","
+        "\"rich_trace_id\":\"%s\",\"rich_span_id\":\"%s\",\"child_span_id\":\"%s\"}\n",
+        (unsigned long long)med, (unsigned long long)p99, (unsigned long long)mx, (unsigned long long)loop_ns,
+        ituna_err2name(flush_rc), flush_took / 1e6, ituna_err2name(shut_rc), shut_took / 1e6,
+        ituna_tracer_service_name(t), rich_trace, rich_span, child_span);
     fflush(stdout);
     free(end_ns);
     ituna_tracer_destroy(t);
