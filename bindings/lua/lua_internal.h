@@ -1,6 +1,9 @@
 /* lua_internal.h - what the files of the Lua binding share: userdata layouts and
- * type names, error raising, attribute and context conversion, the module's
- * current tracer, and the Kafka/JSON openers. Private to bindings/lua/.
+ * type names, the conversions of ilua_convert.c, the span userdata of
+ * ilua_trace.c, JSON, the stop request, and each part's opener. Private to
+ * bindings/lua/. Files call down this list, never up:
+ *   ituna_lua.c (luaopen_ituna) > ilua_consumer.c, ilua_producer.c, ilua_broker.c
+ *   > ilua_trace.c, ilua_json.c, ilua_stop.c > ilua_convert.c
  *
  * Stack effects are documented as in the Lua manual: [-o, +p, x] where o values
  * are popped, p pushed, and x is '-' (never raises), 'm' (memory errors only),
@@ -45,21 +48,25 @@ typedef struct ilua_span {
     uint8_t trace_flags;
 } ilua_span;
 
+/* ---- ilua_convert.c: conversions every part uses ---- */
+
 /* Raise a Lua error carrying the core's message (errstr, else the code's text).
  * [-0, +0, v] */
 int ilua_raise(lua_State *L, ituna_err err, const char *errstr);
 
-/* Module's current tracer, or raise "call ituna.init first" naming fn.
+/* Milliseconds from a timeout in seconds at idx (none/nil: def_ms; negative: wait as
+ * long as the core's default).
  * [-0, +0, v] */
-ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn);
-
-/* Push a span userdata wrapping s (borrowed: ended by someone else).
- * [-0, +1, m] */
-ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed);
+int ilua_timeout_ms(lua_State *L, int idx, int def_ms);
 
 /* Push a context as a table {trace_id, span_id, trace_flags, tracestate?, is_remote}.
  * [-0, +1, m] */
 void ilua_push_context(lua_State *L, const ituna_span_context *ctx);
+
+/* The context of a span userdata: its live span's, or the ids kept at its end
+ * (no tracestate then).
+ * [-0, +0, -] */
+void ilua_span_ctx(const ilua_span *s, ituna_span_context *out);
 
 /* Read a context from a table or a span userdata at idx into *out. Returns 1, or
  * 0 with *reason set (static string).
@@ -74,26 +81,25 @@ typedef struct ilua_attrs {
     ituna_attr inl[12];
 } ilua_attrs;
 
+/* Convert the value at the top (its key below it) into *a; arg names the
+ * argument in errors.
+ * [-0, +(0|1) below the top 2, v] */
+void ilua_attr_value(lua_State *L, int arg, ituna_attr *a);
+
 /* Convert the table at idx (nil/none: no attributes). Raises naming arg and key
  * on a bad key or value type.
  * [-0, +k, v] (k scratch values; restore the top after use) */
 void ilua_attrs_from_table(lua_State *L, int idx, int arg, ilua_attrs *out);
 
-/* JSON (ilua_json.c). Encode the value at idx into a malloc'd string (caller
- * frees) or return NULL with a message in err.
- * [-0, +0, m] */
-char *ilua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t err_size);
-/* Decode text and push the Lua value; returns 0 (nothing pushed) with err set
- * when the text is not valid JSON.
- * [-0, +(0|1), m] */
-int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t err_size);
-/* Push the ituna.null sentinel (JSON null).
- * [-0, +1, -] */
-void ilua_push_null(lua_State *L);
+/* The keys of the options table at idx that are not in `reserved`, as a
+ * NULL-terminated key, value, key, value ... array (booleans and numbers as text;
+ * strings anchored in a scratch table). fn names the caller in errors.
+ * [-0, +2, v] pushes the anchor table and the array userdata */
+const char *const *ilua_string_pairs(lua_State *L, int idx, const char *const *reserved, const char *fn);
 
-/* Fill the module table at -1 with the Kafka functions and create their metatables.
- * [-0, +0, m] */
-void ilua_open_kafka(lua_State *L);
+/* Optional string option key of the table at idx (NULL when absent).
+ * [-0, +0, v] (the string stays anchored in the table) */
+const char *ilua_opt_string(lua_State *L, int idx, const char *key, const char *fn);
 
 /* Is the value at idx an ituna.malformed(reason) object? Pushes its reason if so.
  * [-0, +(0|1), -] */
@@ -105,13 +111,52 @@ int ilua_is_malformed(lua_State *L, int idx);
 #define ILUA_REG_TRACEBACK "ituna.traceback"
 int ilua_msgh(lua_State *L);
 
-/* Milliseconds from a timeout in seconds at idx (none/nil: def_ms; negative: wait as
- * long as the core's default).
- * [-0, +0, v] */
-int ilua_timeout_ms(lua_State *L, int idx, int def_ms);
+/* Create metatable tname with metamethods mm and, when methods is not NULL, a
+ * table of methods in the field methods_field.
+ * [-0, +0, m] */
+void ilua_new_class(lua_State *L, const char *tname, const luaL_Reg *mm, const luaL_Reg *methods,
+                    const char *methods_field);
 
-/* Stop flag and consumer registry shared with the host's signal thread. */
+/* ---- ilua_trace.c: the tracer and span userdata ---- */
+
+/* Module's current tracer, or raise "call ituna.init first" naming fn.
+ * [-0, +0, v] */
+ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn);
+
+/* Push a span userdata wrapping s (borrowed: ended by someone else).
+ * [-0, +1, m] */
+ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed);
+
+/* A borrowed span userdata whose message was finished: ended for Lua, detached.
+ * [-0, +0, -] */
+void ilua_span_invalidate(ilua_span *s);
+
+/* ---- ilua_json.c ---- */
+
+/* Encode the value at idx into a malloc'd string (caller frees) or return NULL
+ * with a message in err.
+ * [-0, +0, m] */
+char *ilua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t err_size);
+/* Decode text and push the Lua value; returns 0 (nothing pushed) with err set
+ * when the text is not valid JSON.
+ * [-0, +(0|1), m] */
+int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t err_size);
+/* Push the ituna.null sentinel (JSON null).
+ * [-0, +1, -] */
+void ilua_push_null(lua_State *L);
+
+/* ---- ilua_stop.c: the stop request shared with the host's signal thread ---- */
+
 int ilua_register_consumer(ituna_consumer *c); /* slot or -1 when full */
 void ilua_unregister_consumer(int slot);
+
+/* ---- openers: each fills the module table at -1 with its functions and creates
+ * its metatables.  [-0, +0, m] ---- */
+void ilua_open_convert(lua_State *L);
+void ilua_open_trace(lua_State *L);
+void ilua_open_stop(lua_State *L);
+void ilua_open_producer(lua_State *L);
+void ilua_open_consumer(lua_State *L);
+void ilua_open_broker(lua_State *L);
 
 #endif

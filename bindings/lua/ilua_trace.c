@@ -1,0 +1,713 @@
+/* ilua_trace.c - tracing in the `ituna` Lua module: ituna.init/shutdown/tracer,
+ * the tracer and span userdata (tracer:span, start_span, span methods), and
+ * inject/extract/current_context. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lua_internal.h"
+
+/* ---- tracer ----------------------------------------------------------------------- */
+
+/* Tracer and span functions carry both metatables as upvalues, so the hot path
+ * checks types by identity instead of luaL_checkudata's registry lookup by name. */
+#define UV_TRACER_MT lua_upvalueindex(1)
+#define UV_SPAN_MT   lua_upvalueindex(2)
+
+/* The userdata at idx if its metatable is the upvalue uv, else raise as
+ * luaL_checkudata does.  [-0, +0, v] */
+static void *fast_checkudata(lua_State *L, int idx, int uv, const char *tname) {
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        int same = lua_rawequal(L, -1, uv);
+        lua_pop(L, 1);
+        if (same) return p;
+    }
+    return luaL_checkudata(L, idx, tname);
+}
+
+/* [-0, +0, v] */
+static ilua_tracer *check_tracer(lua_State *L, int idx) {
+    ilua_tracer *t = fast_checkudata(L, idx, UV_TRACER_MT, ILUA_TRACER);
+    if (!t->t) luaL_error(L, "tracer is destroyed");
+    return t;
+}
+
+ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn) {
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
+    lua_pop(L, 1); /* the registry keeps it alive */
+    if (!t || !t->t) luaL_error(L, "%s: no tracer; call ituna.init{...} first", fn);
+    return t->t;
+}
+
+/* Push a tracer userdata for t and make it the module's current tracer.
+ * [-0, +1, m] */
+static ilua_tracer *push_tracer(lua_State *L, ituna_tracer *t, int owned) {
+    ilua_tracer *u = lua_newuserdatauv(L, sizeof(*u), 0);
+    u->t = NULL;
+    u->owned = 0;
+    luaL_setmetatable(L, ILUA_TRACER);
+    u->t = t;
+    u->owned = owned;
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    return u;
+}
+
+/* __gc: destroy an owned tracer. Spans made by it were created later, so Lua
+ * finalises them first (reverse order of marking).
+ * [-0, +0, -] */
+static int tracer_gc(lua_State *L) {
+    ilua_tracer *t = fast_checkudata(L, 1, UV_TRACER_MT, ILUA_TRACER);
+    if (t->t && t->owned) {
+        if (ituna_tracer_global() == t->t) ituna_tracer_set_global(NULL);
+        ituna_tracer_destroy(t->t);
+    }
+    t->t = NULL;
+    return 0;
+}
+
+/* __tostring [-0, +1, m] */
+static int tracer_tostring(lua_State *L) {
+    ilua_tracer *t = luaL_checkudata(L, 1, ILUA_TRACER);
+    lua_pushfstring(L, "ituna.Tracer(%s)", t->t ? ituna_tracer_service_name(t->t) : "destroyed");
+    return 1;
+}
+
+/* ituna.init{service_name=..., config=path, [key]=value...}: file, then the
+ * environment, then the table's keys (ituna_config_set), so env wins over the
+ * file and the table over both. With a tracer already set up (by an earlier init
+ * or by the ituna-lua host), returns that one and ignores the table.
+ * [-0, +1, e] */
+static int l_init(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    ilua_tracer *cur = luaL_testudata(L, -1, ILUA_TRACER);
+    if (cur && cur->t) {
+        /* set up already (earlier init, or the ituna-lua host): say so when the
+         * caller asked for another service name, since the table is ignored */
+        if (lua_getfield(L, 1, "service_name") == LUA_TSTRING &&
+            strcmp(lua_tostring(L, -1), ituna_tracer_service_name(cur->t)) != 0)
+            ituna_log(ITUNA_LOG_WARN,
+                      "ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored",
+                      ituna_tracer_service_name(cur->t), lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_pop(L, 1);
+
+    char err[ILUA_ERRSTR] = "";
+    ituna_config *cfg = ituna_config_new();
+    if (!cfg) return luaL_error(L, "ituna.init: out of memory");
+    ituna_err rc = ITUNA_OK;
+    if (lua_getfield(L, 1, "config") != LUA_TNIL) {
+        const char *path = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!path) {
+            ituna_config_destroy(cfg);
+            return luaL_error(L, "ituna.init: config must be a file path (string), got %s",
+                              luaL_typename(L, -1));
+        }
+        rc = ituna_config_load_file(cfg, path, err, sizeof err);
+    }
+    lua_pop(L, 1);
+    if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
+    /* the table's other keys, each validated by the core; stop at the first bad one */
+    lua_pushnil(L);
+    while (rc == ITUNA_OK && lua_next(L, 1)) {
+        int kt = lua_type(L, -2), vt = lua_type(L, -1);
+        if (kt != LUA_TSTRING) {
+            snprintf(err, sizeof err, "ituna.init: option keys must be strings, got %s", lua_typename(L, kt));
+            rc = ITUNA_ERR_CONFIG;
+        } else if (strcmp(lua_tostring(L, -2), "config") != 0) {
+            const char *key = lua_tostring(L, -2), *val = NULL;
+            if (vt == LUA_TBOOLEAN)
+                val = lua_toboolean(L, -1) ? "true" : "false";
+            else if (vt == LUA_TSTRING)
+                val = lua_tostring(L, -1);
+            else if (vt == LUA_TNUMBER)
+                val = lua_tostring(L, -1); /* converts the value slot, not the key lua_next needs */
+            else {
+                snprintf(err, sizeof err,
+                         "ituna.init: option '%s' is a %s; expected string, number or boolean", key,
+                         lua_typename(L, vt));
+                rc = ITUNA_ERR_CONFIG;
+            }
+            if (val) rc = ituna_config_set(cfg, key, val, err, sizeof err);
+        }
+        lua_pop(L, rc == ITUNA_OK ? 1 : 2); /* keep the key for lua_next, or leave */
+    }
+    ituna_tracer *t = NULL;
+    if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &t, err, sizeof err);
+    ituna_config_destroy(cfg);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    ituna_tracer_set_global(t);
+    push_tracer(L, t, 1);
+    return 1;
+}
+
+void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t) {
+    push_tracer(L, t, 0);
+    lua_pop(L, 1);
+}
+
+/* ituna.shutdown([timeout_s=5]): flush and stop the current tracer; later spans
+ * are dropped (counted). Returns true, or false and a message on timeout.
+ * [-0, +(1|2), e] */
+static int l_shutdown(lua_State *L) {
+    int ms = ilua_timeout_ms(L, 1, 5000);
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
+    if (!t || !t->t) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    ituna_err rc = ituna_tracer_shutdown(t->t, ms);
+    /* a later ituna.init makes a new tracer; this one is freed when collected */
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    if (rc != ITUNA_OK) {
+        lua_pushboolean(L, 0);
+        lua_pushfstring(L, "shutdown: %s", ituna_err2str(rc));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ituna.tracer(): the current tracer or nil.  [-0, +1, -] */
+static int l_tracer(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
+    ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
+    if (!t || !t->t) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+/* tracer:flush([timeout_s]) -> true | false, message.  [-0, +(1|2), v] */
+static int tracer_flush(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    ituna_err rc = ituna_tracer_flush(t->t, ilua_timeout_ms(L, 2, -1));
+    lua_pushboolean(L, rc == ITUNA_OK);
+    if (rc == ITUNA_OK) return 1;
+    lua_pushfstring(L, "flush: %s", ituna_err2str(rc));
+    return 2;
+}
+
+/* tracer:stats() -> table of the core's counters.  [-0, +1, v] */
+static int tracer_stats(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t->t, &st);
+    lua_createtable(L, 0, 14);
+#define STAT(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
+    STAT(spans_started);
+    STAT(spans_not_sampled);
+    STAT(spans_ended);
+    STAT(spans_enqueued);
+    STAT(spans_dropped);
+    STAT(spans_exported);
+    STAT(spans_export_failed);
+    STAT(export_requests);
+    STAT(export_retries);
+    STAT(export_partial_rejected);
+    STAT(attributes_dropped);
+    STAT(attributes_truncated);
+    STAT(events_dropped);
+    STAT(links_dropped);
+#undef STAT
+    return 1;
+}
+
+/* tracer:service_name() [-0, +1, v] */
+static int tracer_service_name(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    lua_pushstring(L, ituna_tracer_service_name(t->t));
+    return 1;
+}
+
+/* tracer:config(section, key) -> value string or nil (defaults are not reported).
+ * [-0, +1, v] */
+static int tracer_config(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    const char *v =
+        ituna_config_get(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* ---- spans ------------------------------------------------------------------------ */
+
+ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed) {
+    ilua_span *u = lua_newuserdatauv(L, sizeof(*u), 0);
+    u->span = NULL; /* "ended" until fully set up, as liolib does with files */
+    u->token = -1;
+    u->borrowed = borrowed;
+    luaL_setmetatable(L, ILUA_SPAN);
+    u->span = s;
+    return u;
+}
+
+/* End a span userdata exactly once: leave the current-context stack, keep the ids,
+ * hand the span to the export queue. Borrowed spans are only detached.
+ * [-0, +0, -] */
+static void span_finish(ilua_span *s) {
+    if (!s->span) return;
+    if (s->token >= 0) {
+        ituna_context_detach(s->token); /* also drops attaches left above it */
+        s->token = -1;
+    }
+    const ituna_span_context *c = ituna_span_get_context(s->span);
+    memcpy(s->trace_id, c->trace_id, 16);
+    memcpy(s->span_id, c->span_id, 8);
+    s->trace_flags = c->trace_flags;
+    if (!s->borrowed) ituna_span_end(s->span, 0);
+    s->span = NULL;
+}
+
+/* __gc and span:finish(): end the span once; a second call does nothing.
+ * [-0, +0, -] */
+static int span_close(lua_State *L) {
+    span_finish(fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN));
+    return 0;
+}
+
+static void span_mark_error(lua_State *L, ilua_span *s, int eidx, const char *traceback);
+
+/* __close(span, err): a scope left by an error passes the error object as err;
+ * the span records it (status error + exception event) before ending once.
+ * Normal exit (err nil) only ends it. [-0, +0, m] */
+static int span_dunder_close(lua_State *L) {
+    ilua_span *s = fast_checkudata(L, 1, UV_SPAN_MT, ILUA_SPAN);
+    if (!lua_isnoneornil(L, 2)) span_mark_error(L, s, 2, NULL);
+    span_finish(s);
+    return 0;
+}
+
+void ilua_span_invalidate(ilua_span *s) {
+    s->borrowed = 1;
+    s->token = -1;
+    span_finish(s);
+}
+
+/* [-0, +0, v] */
+static ilua_span *check_live_span(lua_State *L, int idx) {
+    ilua_span *s = fast_checkudata(L, idx, UV_SPAN_MT, ILUA_SPAN);
+    if (!s->span) luaL_error(L, "span has already ended");
+    return s;
+}
+
+static const char *const kind_names[] = { "internal", "server", "client", "producer", "consumer", NULL };
+
+/* Read start options {kind=, parent=, root=, links={ctx...}} at idx into *o.
+ * [-0, +k, v] (scratch; the caller restores the top) */
+static void span_options(lua_State *L, int idx, ituna_span_options *o, ituna_span_context *parent) {
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    if (lua_getfield(L, idx, "kind") != LUA_TNIL) {
+        const char *k = lua_tostring(L, -1);
+        int i = 0;
+        while (k && kind_names[i] && strcmp(kind_names[i], k) != 0) i++;
+        if (!k || !kind_names[i])
+            luaL_error(L,
+                       "bad option 'kind' (expected internal, server, client, producer or consumer, got %s)",
+                       k ? k : luaL_typename(L, -1));
+        o->kind = (ituna_span_kind)(i + 1);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "parent") != LUA_TNIL) {
+        const char *why = NULL;
+        if (!ilua_to_context(L, -1, parent, &why)) luaL_error(L, "bad option 'parent' (%s)", why);
+        o->parent = parent;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, idx, "root");
+    o->root = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, idx, "links") != LUA_TNIL) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        size_t n = lua_rawlen(L, -1);
+        ituna_span_context *links = lua_newuserdatauv(L, (n ? n : 1) * sizeof(*links), 0);
+        lua_insert(L, -2); /* scratch below the links table */
+        for (size_t i = 0; i < n; i++) {
+            const char *why = NULL;
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (!ilua_to_context(L, -1, &links[i], &why))
+                luaL_error(L, "bad option 'links' (item %d: %s)", (int)i + 1, why);
+            lua_pop(L, 1);
+        }
+        o->links = links;
+        o->n_links = n;
+    }
+    lua_pop(L, 1);
+}
+
+/* Start a span from (name at i, attrs at i+1, opts at i+2) and push its userdata,
+ * made current. [-0, +1, v] */
+static ilua_span *start_span(lua_State *L, ituna_tracer *t, int i, int opts_idx) {
+    const char *name = luaL_checkstring(L, i);
+    int top = lua_gettop(L);
+    ilua_attrs attrs;
+    ilua_attrs_from_table(L, i + 1, i + 1, &attrs);
+    ituna_span_options o;
+    memset(&o, 0, sizeof o);
+    ituna_span_context parent;
+    if (opts_idx) span_options(L, opts_idx, &o, &parent);
+    o.attrs = attrs.v;
+    o.n_attrs = attrs.n;
+    /* created "ended" before starting: a memory error leaks nothing */
+    ilua_span *u = lua_newuserdatauv(L, sizeof(*u), 0);
+    u->span = NULL;
+    u->token = -1;
+    u->borrowed = 0;
+    lua_pushvalue(L, UV_SPAN_MT);
+    lua_setmetatable(L, -2);
+    ituna_span *s = NULL;
+    ituna_err rc = ituna_span_start(t, name, &o, &s);
+    if (rc != ITUNA_OK) {
+        ilua_raise(L, rc, NULL);
+        return NULL;
+    }
+    u->span = s;
+    int token = -1;
+    if (ituna_context_attach(ituna_span_get_context(s), &token) == ITUNA_OK) u->token = token;
+    if (lua_gettop(L) > top + 1) { /* drop the scratch values below the span */
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
+    return u;
+}
+
+/* tracer:start_span(name[, attrs[, opts]]) -> span, current until closed.
+ * Use as `local span <close> = tracer:start_span(...)`.
+ * [-0, +1, v] */
+static int tracer_start_span(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    start_span(L, t->t, 2, lua_isnoneornil(L, 4) ? 0 : 4);
+    return 1;
+}
+
+/* Mark span s error from the error object at eidx: status with its message and an
+ * exception event carrying the traceback (may be NULL).
+ * [-0, +0, m] */
+static void span_mark_error(lua_State *L, ilua_span *s, int eidx, const char *traceback) {
+    if (!s->span) return;
+    int top = lua_gettop(L);
+    const char *msg;
+    if (ilua_is_malformed(L, eidx))
+        msg = lua_pushfstring(L, "malformed: %s", lua_tostring(L, -1));
+    else
+        msg = luaL_tolstring(L, eidx, NULL);
+    ituna_span_set_status(s->span, ITUNA_STATUS_ERROR, msg);
+    ituna_span_record_exception(s->span, ilua_is_malformed(L, eidx) ? "ituna.malformed" : "lua error", msg,
+                                traceback);
+    lua_settop(L, top);
+}
+
+/* tracer:span(name, [attrs, [opts,]] fn) -> fn's results. Runs fn(span) with the
+ * span current, ends it; on error marks it error (status, exception event with
+ * traceback) and re-raises the original error value.
+ * [-0, +r, e] */
+static int tracer_span(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    int fn = lua_gettop(L);
+    luaL_checktype(L, fn, LUA_TFUNCTION);
+    luaL_argcheck(L, fn >= 3 && fn <= 5, fn, "expected tracer:span(name, [attrs, [opts,]] fn)");
+    int opts = fn == 5 ? 4 : 0;
+    if (fn == 3) { /* tracer:span(name, fn) */
+        lua_pushnil(L);
+        lua_insert(L, 3);
+        fn = 4;
+    }
+    ilua_span *s = start_span(L, t->t, 2, opts); /* span at fn+1 */
+    int sidx = lua_gettop(L);
+    lua_pushcfunction(L, ilua_msgh);
+    int base = lua_gettop(L);
+    lua_pushvalue(L, fn);
+    lua_pushvalue(L, sidx);
+    if (lua_pcall(L, 1, LUA_MULTRET, base) != LUA_OK) {
+        lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
+        span_mark_error(L, s, base + 1, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
+        span_finish(s);
+        return lua_error(L); /* the original error value, at the top */
+    }
+    span_finish(s);
+    return lua_gettop(L) - base;
+}
+
+/* span:set_attribute(key, value) -> span.  [-0, +1, v] */
+static int span_set_attribute(lua_State *L) {
+    ilua_span *s = check_live_span(L, 1);
+    luaL_checkstring(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3); /* key, value on top as attr_value expects */
+    ituna_attr a;
+    ilua_attr_value(L, 3, &a);
+    ituna_err rc = ituna_span_set_attr(s->span, &a);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "set_attribute failed");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:add_event(name[, attrs]) -> span.  [-0, +1, v] */
+static int span_add_event(lua_State *L) {
+    ilua_span *s = check_live_span(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    ilua_attrs attrs;
+    ilua_attrs_from_table(L, 3, 3, &attrs);
+    ituna_err rc = ituna_span_add_event(s->span, name, attrs.v, attrs.n, 0);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "add_event failed");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:add_link(ctx[, attrs]) -> span.  [-0, +1, v] */
+static int span_add_link(lua_State *L) {
+    ilua_span *s = check_live_span(L, 1);
+    ituna_span_context ctx;
+    const char *why = NULL;
+    if (!ilua_to_context(L, 2, &ctx, &why)) return luaL_argerror(L, 2, why);
+    ilua_attrs attrs;
+    ilua_attrs_from_table(L, 3, 3, &attrs);
+    ituna_err rc = ituna_span_add_link(s->span, &ctx, attrs.v, attrs.n);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "add_link failed");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:set_status("ok"|"error"|"unset"[, description]) -> span.  [-0, +1, v] */
+static int span_set_status(lua_State *L) {
+    static const char *const names[] = { "unset", "ok", "error", NULL };
+    ilua_span *s = check_live_span(L, 1);
+    int code = luaL_checkoption(L, 2, NULL, names);
+    ituna_span_set_status(s->span, (ituna_status_code)code, luaL_optstring(L, 3, NULL));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:record_exception(message[, traceback[, type]]) -> span.  [-0, +1, v] */
+static int span_record_exception(lua_State *L) {
+    ilua_span *s = check_live_span(L, 1);
+    const char *msg = luaL_tolstring(L, 2, NULL);
+    ituna_err rc = ituna_span_record_exception(s->span, luaL_optstring(L, 4, "lua error"), msg,
+                                               luaL_optstring(L, 3, NULL));
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "record_exception failed");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:update_name(name) -> span.  [-0, +1, v] */
+static int span_update_name(lua_State *L) {
+    ilua_span *s = check_live_span(L, 1);
+    ituna_err rc = ituna_span_update_name(s->span, luaL_checkstring(L, 2));
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, "update_name failed");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* span:context() -> {trace_id, span_id, trace_flags, ...}; also after the end.
+ * [-0, +1, m] */
+static int span_context(lua_State *L) {
+    ilua_span *s = luaL_checkudata(L, 1, ILUA_SPAN);
+    ituna_span_context ctx;
+    ilua_span_ctx(s, &ctx);
+    ilua_push_context(L, &ctx);
+    return 1;
+}
+
+/* span:is_recording() / span:is_ended()  [-0, +1, -] */
+static int span_is_recording(lua_State *L) {
+    ilua_span *s = luaL_checkudata(L, 1, ILUA_SPAN);
+    lua_pushboolean(L, s->span && ituna_span_is_recording(s->span));
+    return 1;
+}
+static int span_is_ended(lua_State *L) {
+    ilua_span *s = luaL_checkudata(L, 1, ILUA_SPAN);
+    lua_pushboolean(L, s->span == NULL);
+    return 1;
+}
+
+/* __tostring [-0, +1, m] */
+static int span_tostring(lua_State *L) {
+    ilua_span *s = luaL_checkudata(L, 1, ILUA_SPAN);
+    ituna_span_context ctx;
+    ilua_span_ctx(s, &ctx);
+    char sid[17];
+    ituna_span_id_hex(&ctx, sid);
+    lua_pushfstring(L, "ituna.Span(%s%s)", sid, s->span ? "" : ", ended");
+    return 1;
+}
+
+/* ---- propagation ------------------------------------------------------------------ */
+
+typedef struct carrier_ref {
+    lua_State *L;
+    int idx;
+} carrier_ref;
+
+/* Carrier get: exact key, then a case-insensitive scan (HTTP-style carriers).
+ * Raw access: no metamethods run under the core. Returned strings stay anchored
+ * in the carrier table. [-0, +0, -] */
+static const char *carrier_get(void *carrier, const char *key) {
+    carrier_ref *c = carrier;
+    lua_State *L = c->L;
+    const char *v = NULL;
+    lua_pushstring(L, key);
+    if (lua_rawget(L, c->idx) == LUA_TSTRING) v = lua_tostring(L, -1);
+    lua_pop(L, 1);
+    if (v) return v;
+    lua_pushnil(L);
+    while (lua_next(L, c->idx)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
+            strcasecmp(lua_tostring(L, -2), key) == 0) {
+            v = lua_tostring(L, -1);
+            lua_pop(L, 2);
+            break;
+        }
+        lua_pop(L, 1);
+    }
+    return v;
+}
+
+/* [-0, +0, m] */
+static void carrier_set(void *carrier, const char *key, const char *value) {
+    carrier_ref *c = carrier;
+    lua_pushstring(c->L, value);
+    lua_setfield(c->L, c->idx, key);
+}
+
+/* ituna.inject([ctx or span[, carrier]]) -> carrier table with traceparent (and
+ * tracestate); without a context, the current one. Returns the table (empty when
+ * there is no context).
+ * [-0, +1, v] */
+static int l_inject(lua_State *L) {
+    ituna_span_context ctx;
+    const ituna_span_context *p = NULL;
+    if (!lua_isnoneornil(L, 1)) {
+        const char *why = NULL;
+        if (!ilua_to_context(L, 1, &ctx, &why)) return luaL_argerror(L, 1, why);
+        p = &ctx;
+    }
+    if (lua_isnoneornil(L, 2))
+        lua_newtable(L);
+    else {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_pushvalue(L, 2);
+    }
+    carrier_ref c = { L, lua_gettop(L) };
+    ituna_inject(p, carrier_set, &c);
+    return 1;
+}
+
+/* ituna.extract(carrier) -> context table, or nil and the reason.
+ * [-0, +(1|2), v] */
+static int l_extract(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    carrier_ref c = { L, 1 };
+    ituna_span_context ctx;
+    const char *why = NULL;
+    if (ituna_extract(carrier_get, &c, &ctx, &why) != ITUNA_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, why ? why : "no valid traceparent");
+        return 2;
+    }
+    ilua_push_context(L, &ctx);
+    return 1;
+}
+
+/* ituna.current_context() -> the thread's current context table, or nil.
+ * [-0, +1, m] */
+static int l_current_context(lua_State *L) {
+    ituna_span_context ctx;
+    if (!ituna_context_current(&ctx)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    ilua_push_context(L, &ctx);
+    return 1;
+}
+
+/* ---- registration ------------------------------------------------------------------ */
+
+static const luaL_Reg trace_functions[] = {
+    { "init", l_init },     { "shutdown", l_shutdown }, { "tracer", l_tracer },
+    { "inject", l_inject }, { "extract", l_extract },   { "current_context", l_current_context },
+    { NULL, NULL },
+};
+
+static const luaL_Reg tracer_methods[] = {
+    { "span", tracer_span },
+    { "start_span", tracer_start_span },
+    { "flush", tracer_flush },
+    { "stats", tracer_stats },
+    { "service_name", tracer_service_name },
+    { "config", tracer_config },
+    { NULL, NULL },
+};
+
+static const luaL_Reg tracer_metamethods[] = {
+    { "__gc", tracer_gc },
+    { "__tostring", tracer_tostring },
+    { "__index", NULL }, /* set to the methods table */
+    { NULL, NULL },
+};
+
+static const luaL_Reg span_methods[] = {
+    { "set_attribute", span_set_attribute },
+    { "add_event", span_add_event },
+    { "add_link", span_add_link },
+    { "set_status", span_set_status },
+    { "record_exception", span_record_exception },
+    { "update_name", span_update_name },
+    { "context", span_context },
+    { "is_recording", span_is_recording },
+    { "is_ended", span_is_ended },
+    { "finish", span_close },
+    { NULL, NULL },
+};
+
+static const luaL_Reg span_metamethods[] = {
+    { "__close", span_dunder_close },
+    { "__gc", span_close },
+    { "__tostring", span_tostring },
+    { "__index", NULL },
+    { NULL, NULL },
+};
+
+/* Fill metatable mt (absolute index) with metamethods mm and __index = methods;
+ * every function gets the tracer and span metatables as upvalues 1 and 2.
+ * [-0, +0, m] (tracer and span metatables at tmt, smt) */
+static void fill_class(lua_State *L, int mt, int tmt, int smt, const luaL_Reg *mm, const luaL_Reg *methods) {
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, tmt);
+    lua_pushvalue(L, smt);
+    luaL_setfuncs(L, mm, 2);
+    lua_newtable(L);
+    lua_pushvalue(L, tmt);
+    lua_pushvalue(L, smt);
+    luaL_setfuncs(L, methods, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+void ilua_open_trace(lua_State *L) {
+    luaL_newmetatable(L, ILUA_TRACER);
+    int tmt = lua_gettop(L);
+    luaL_newmetatable(L, ILUA_SPAN);
+    int smt = lua_gettop(L);
+    fill_class(L, tmt, tmt, smt, tracer_metamethods, tracer_methods);
+    fill_class(L, smt, tmt, smt, span_metamethods, span_methods);
+    lua_pop(L, 2);
+    luaL_setfuncs(L, trace_functions, 0);
+}
