@@ -48,13 +48,13 @@ static int fill_tracestate(PyObject *ts, ituna_span_context *out) {
 }
 
 const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp) {
-    if (Py_IS_TYPE(o, st->SpanType)) {
-        SpanObject *s = (SpanObject *)o;
+    if (Py_IS_TYPE(o, st->SpanType) || PyObject_TypeCheck(o, st->SpanType)) {
+        SpanObject *s = span_target(o);
         if (s->span) return ituna_span_get_context(s->span);
         memcpy(tmp->trace_id, s->trace_id, 16);
         memcpy(tmp->span_id, s->span_id, 8);
         tmp->trace_flags = s->trace_flags;
-        tmp->is_remote = 0;
+        tmp->is_remote = s->is_remote;
         if (fill_tracestate(s->tracestate, tmp) < 0) return NULL;
         return tmp;
     }
@@ -71,20 +71,232 @@ const ituna_span_context *context_from_object(module_state *st, PyObject *o, itu
     return NULL;
 }
 
-const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp) {
+/* An OpenTelemetry SpanContext (a tuple: trace_id, span_id, is_remote, trace_flags,
+ * trace_state, ...) of another provider's span, into tmp. NULL if invalid. */
+static const ituna_span_context *from_otel_tuple(PyObject *sc, ituna_span_context *tmp) {
+    if (!PyTuple_Check(sc) || PyTuple_GET_SIZE(sc) < 5) return NULL;
+    PyObject *tid = PyTuple_GET_ITEM(sc, 0), *sid = PyTuple_GET_ITEM(sc, 1);
+    if (!PyLong_Check(tid) || !PyLong_Check(sid)) return NULL;
+    unsigned long long lo = PyLong_AsUnsignedLongLongMask(tid), sp = PyLong_AsUnsignedLongLongMask(sid);
+    PyObject *shift = PyLong_FromLong(64), *hio = shift ? PyNumber_Rshift(tid, shift) : NULL;
+    unsigned long long hi = hio ? PyLong_AsUnsignedLongLongMask(hio) : 0;
+    Py_XDECREF(shift);
+    Py_XDECREF(hio);
+    if (PyErr_Occurred()) return NULL;
+    for (int i = 0; i < 8; i++) {
+        tmp->trace_id[i] = (uint8_t)(hi >> (56 - 8 * i));
+        tmp->trace_id[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+        tmp->span_id[i] = (uint8_t)(sp >> (56 - 8 * i));
+    }
+    long flags = PyLong_AsLong(PyTuple_GET_ITEM(sc, 3));
+    if (flags == -1 && PyErr_Occurred()) return NULL;
+    tmp->trace_flags = (uint8_t)flags;
+    tmp->is_remote = (uint8_t)PyObject_IsTrue(PyTuple_GET_ITEM(sc, 2));
+    tmp->tracestate_len = 0;
+    tmp->tracestate[0] = 0;
+    PyObject *ts = PyTuple_GET_ITEM(sc, 4);
+    if (PyObject_Length(ts) > 0) { /* TraceState: a Mapping with to_header() */
+        PyObject *h = PyObject_CallMethod(ts, "to_header", NULL);
+        Py_ssize_t n = 0;
+        const char *p = h && PyUnicode_Check(h) ? PyUnicode_AsUTF8AndSize(h, &n) : NULL;
+        const char *why = NULL;
+        if (p) ituna_tracestate_parse(p, (size_t)n, tmp, &why);
+        Py_XDECREF(h);
+    }
+    PyErr_Clear();
+    return ituna_span_context_is_valid(tmp) ? tmp : NULL;
+}
+
+const ituna_span_context *context_of_any(module_state *st, PyObject *o, ituna_span_context *tmp) {
+    if (!o || o == Py_None) return NULL;
+    const ituna_span_context *c = NULL;
+    if (PyObject_TypeCheck(o, st->SpanType) || Py_IS_TYPE(o, st->SpanContextType)) {
+        c = context_from_object(st, o, tmp);
+    } else if (st->otel_cv) { /* another provider's span (e.g. the SDK's) */
+        PyObject *sc = PyObject_CallMethod(o, "get_span_context", NULL);
+        if (sc) c = from_otel_tuple(sc, tmp);
+        Py_XDECREF(sc);
+    }
+    if (!c) PyErr_Clear();
+    return c;
+}
+
+/* The OTel current Context (new reference) or NULL. */
+static PyObject *otel_context(module_state *st) {
     PyObject *v = NULL;
-    if (PyContextVar_Get(st->current, NULL, &v) < 0) {
+    if (PyContextVar_Get(st->otel_cv, NULL, &v) < 0) PyErr_Clear();
+    if (v && !PyDict_Check(v)) Py_CLEAR(v);
+    return v;
+}
+
+/* The current-span object (borrowed from *hold, which the caller releases): OTel's
+ * Context first when bridged, then ituna's own ContextVar (spans made current
+ * before the bridge was turned on). */
+static PyObject *current_object(module_state *st, PyObject **hold) {
+    *hold = NULL;
+    if (st->otel_cv) {
+        PyObject *ctx = otel_context(st);
+        PyObject *o = ctx ? PyDict_GetItemWithError(ctx, st->otel_key) : NULL;
+        if (o) {
+            *hold = ctx;
+            return o;
+        }
         PyErr_Clear();
+        Py_XDECREF(ctx);
+    }
+    PyObject *v = NULL;
+    if (PyContextVar_Get(st->current, NULL, &v) < 0) PyErr_Clear();
+    *hold = v;
+    return v;
+}
+
+const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp) {
+    PyObject *hold;
+    PyObject *o = current_object(st, &hold);
+    const ituna_span_context *c = context_of_any(st, o, tmp);
+    Py_XDECREF(hold); /* the ContextVar keeps a live span's object alive */
+    return c;
+}
+
+PyObject *context_current_object(module_state *st) {
+    PyObject *hold;
+    PyObject *o = current_object(st, &hold);
+    PyObject *r;
+    if (!o || o == Py_None) {
+        r = Py_NewRef(Py_None);
+    } else if (PyObject_TypeCheck(o, st->SpanType)) {
+        SpanObject *s = (SpanObject *)o;
+        if (s->owner)
+            r = Py_NewRef(s->owner);
+        else if (s->is_remote) /* a remote context made current */
+            r = PyObject_GetAttrString(o, "context");
+        else
+            r = Py_NewRef(o);
+    } else if (Py_IS_TYPE(o, st->SpanContextType)) {
+        r = Py_NewRef(o);
+    } else {
+        ituna_span_context tmp;
+        const ituna_span_context *c = context_of_any(st, o, &tmp);
+        r = c ? context_new(st, c) : Py_NewRef(Py_None);
+    }
+    Py_XDECREF(hold);
+    return r;
+}
+
+/* ---- OpenTelemetry bridge --------------------------------------------------- */
+
+PyObject *otel_span_context(module_state *st, const ituna_span_context *c, int is_remote) {
+    char t[33], s[17];
+    hex_into(c->trace_id, 16, t);
+    hex_into(c->span_id, 8, s);
+    PyObject *tid = PyLong_FromString(t, NULL, 16), *sid = tid ? PyLong_FromString(s, NULL, 16) : NULL;
+    PyObject *ts = c->tracestate_len ? PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len)
+                                     : Py_NewRef(Py_None);
+    PyObject *r = NULL;
+    if (sid && ts) {
+        PyObject *args[5] = { tid, sid, PyLong_FromLong(c->trace_flags), ts, PyBool_FromLong(is_remote) };
+        if (args[2]) r = PyObject_Vectorcall(st->otel_sc_factory, args, 5, NULL);
+        Py_XDECREF(args[2]);
+        Py_DECREF(args[4]);
+    }
+    Py_XDECREF(tid);
+    Py_XDECREF(sid);
+    Py_XDECREF(ts);
+    return r;
+}
+
+/* What goes under OTel's span key for o: an OTel-shaped object. An ituna.Span gets
+ * a view (same methods, acting on it); a SpanContext a non-recording remote span. */
+static PyObject *otel_value(module_state *st, PyObject *o) {
+    if (o == Py_None || PyObject_TypeCheck(o, st->otel_span_type) ||
+        PyObject_TypeCheck(o, st->otel_nonrec_type))
+        return Py_NewRef(o);
+    if (Py_IS_TYPE(o, st->SpanType)) {
+        PyTypeObject *tp = ((SpanObject *)o)->recording ? st->otel_span_type : st->otel_nonrec_type;
+        SpanObject *v = (SpanObject *)tp->tp_alloc(tp, 0); /* zeroed */
+        if (!v) return NULL;
+        v->tracer = Py_NewRef(((SpanObject *)o)->tracer);
+        v->owner = Py_NewRef(o);
+        return (PyObject *)v;
+    }
+    ituna_span_context tmp;
+    const ituna_span_context *c = context_from_object(st, o, &tmp);
+    if (!c) return NULL;
+    SpanObject *v = (SpanObject *)st->otel_nonrec_type->tp_alloc(st->otel_nonrec_type, 0);
+    if (!v) return NULL;
+    v->tracer = Py_NewRef(Py_None);
+    memcpy(v->trace_id, c->trace_id, 16);
+    memcpy(v->span_id, c->span_id, 8);
+    v->trace_flags = c->trace_flags;
+    v->is_remote = 1;
+    if (c->tracestate_len &&
+        !(v->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len))) {
+        Py_DECREF(v);
         return NULL;
     }
-    if (!v) return NULL;
-    const ituna_span_context *c = NULL;
-    if (v != Py_None) {
-        c = context_from_object(st, v, tmp);
-        if (!c) PyErr_Clear();
+    return (PyObject *)v;
+}
+
+PyObject *context_attach(module_state *st, PyObject *o) {
+    if (!st->otel_cv) return PyContextVar_Set(st->current, o);
+    PyObject *val = otel_value(st, o);
+    if (!val) return NULL;
+    PyObject *cur = otel_context(st);
+    /* a Context is a dict subclass whose Python-level setters refuse changes; it is
+     * built here like opentelemetry.context.set_value() does, without the copy calls */
+    PyObject *nc = st->otel_ctx_type->tp_new(st->otel_ctx_type, st->empty_tuple, NULL);
+    PyObject *tok = NULL;
+    if (nc && (!cur || PyDict_Update(nc, cur) == 0) && PyDict_SetItem(nc, st->otel_key, val) == 0)
+        tok = PyContextVar_Set(st->otel_cv, nc);
+    Py_XDECREF(nc);
+    Py_XDECREF(cur);
+    Py_DECREF(val);
+    return tok;
+}
+
+void context_detach(module_state *st, PyObject *token) {
+    PyObject *et, *ev, *tb; /* never mask the caller's error */
+    PyErr_Fetch(&et, &ev, &tb);
+    /* a token from another Context (the span crossed threads or tasks) cannot be
+     * reset there; the other Context is left as it was */
+    if (!st->otel_cv || PyContextVar_Reset(st->otel_cv, token) < 0) {
+        PyErr_Clear();
+        if (PyContextVar_Reset(st->current, token) < 0) PyErr_Clear();
     }
-    Py_DECREF(v); /* the ContextVar keeps it alive */
-    return c;
+    PyErr_Restore(et, ev, tb);
+}
+
+PyObject *py_attach(PyObject *m, PyObject *o) {
+    module_state *st = state_of_module(m);
+    if (o != Py_None && !PyObject_TypeCheck(o, st->SpanType) && !Py_IS_TYPE(o, st->SpanContextType))
+        return PyErr_Format(PyExc_TypeError, "context must be a Span, a SpanContext or None, not %.100s",
+                            Py_TYPE(o)->tp_name);
+    return context_attach(st, o);
+}
+
+PyObject *py_detach(PyObject *m, PyObject *token) {
+    context_detach(state_of_module(m), token);
+    Py_RETURN_NONE;
+}
+
+PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    module_state *st = state_of_module(m);
+    if (nargs != 6 || !PyType_Check(args[2]) || !PyType_Check(args[4]) || !PyType_Check(args[5]))
+        return PyErr_Format(PyExc_TypeError,
+                            "otel_bridge(contextvar, span_key, Context, span_context_factory, Span, "
+                            "NonRecordingSpan)");
+    if (!PyType_IsSubtype((PyTypeObject *)args[4], st->SpanType) ||
+        !PyType_IsSubtype((PyTypeObject *)args[5], st->SpanType) ||
+        ((PyTypeObject *)args[4])->tp_basicsize != sizeof(SpanObject) ||
+        ((PyTypeObject *)args[5])->tp_basicsize != sizeof(SpanObject))
+        return PyErr_Format(PyExc_TypeError, "span types must be ituna.Span subclasses with __slots__ = ()");
+    Py_XSETREF(st->otel_cv, Py_NewRef(args[0]));
+    Py_XSETREF(st->otel_key, Py_NewRef(args[1]));
+    Py_XSETREF(st->otel_ctx_type, (PyTypeObject *)Py_NewRef(args[2]));
+    Py_XSETREF(st->otel_sc_factory, Py_NewRef(args[3]));
+    Py_XSETREF(st->otel_span_type, (PyTypeObject *)Py_NewRef(args[4]));
+    Py_XSETREF(st->otel_nonrec_type, (PyTypeObject *)Py_NewRef(args[5]));
+    Py_RETURN_NONE;
 }
 
 /* ---- SpanContext type ------------------------------------------------------- */

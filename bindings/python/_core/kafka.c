@@ -1281,7 +1281,7 @@ static PyObject *message_enter(PyObject *op, PyObject *Py_UNUSED(a)) {
     module_state *st = state_of_type(Py_TYPE(op));
     if (!msg->m) return PyErr_Format(st->StateError, "message already finished (%s)", msg->outcome);
     if (msg->token) return PyErr_Format(st->StateError, "message is already entered");
-    msg->token = PyContextVar_Set(st->current, msg->span);
+    msg->token = context_attach(st, msg->span);
     if (!msg->token) return NULL;
     return Py_NewRef(op);
 }
@@ -1290,7 +1290,7 @@ static void message_reset_token(MessageObject *msg, module_state *st) {
     if (!msg->token) return;
     PyObject *tok = msg->token;
     msg->token = NULL;
-    if (PyContextVar_Reset(st->current, tok) < 0) PyErr_Clear();
+    context_detach(st, tok);
     Py_DECREF(tok);
 }
 

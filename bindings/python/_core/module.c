@@ -5,6 +5,9 @@
 #include <math.h>
 
 module_state *state_of_type(PyTypeObject *tp) {
+    /* ituna.otel's Python subclasses of Span have no module: use their C base's */
+    while (tp->tp_base && (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || !((PyHeapTypeObject *)tp)->ht_module))
+        tp = tp->tp_base;
     return (module_state *)PyType_GetModuleState(tp);
 }
 module_state *state_of_module(PyObject *m) {
@@ -116,10 +119,7 @@ static PyObject *py_get_default_tracer(PyObject *m, PyObject *Py_UNUSED(a)) {
 }
 
 static PyObject *py_current(PyObject *m, PyObject *Py_UNUSED(a)) {
-    module_state *st = state_of_module(m);
-    PyObject *v = NULL;
-    if (PyContextVar_Get(st->current, Py_None, &v) < 0) return NULL;
-    return v;
+    return context_current_object(state_of_module(m));
 }
 
 static PyObject *py_err2name(PyObject *m, PyObject *arg) {
@@ -218,7 +218,19 @@ static PyMethodDef module_methods[] = {
       "get_default_tracer() -> Tracer or None." },
     { "current", py_current, METH_NOARGS,
       "current($module, /)\n--\n\n"
-      "current() -> Span, SpanContext or None: this context's current span." },
+      "current() -> Span, SpanContext or None: this context's current span (with the\n"
+      "OpenTelemetry bridge on, another provider's current span as its SpanContext)." },
+    { "attach", py_attach, METH_O,
+      "attach($module, context, /)\n--\n\n"
+      "attach(context) -> token: make a Span, SpanContext or None current (OpenTelemetry's\n"
+      "Context when the bridge is on); undo with detach(token)." },
+    { "detach", py_detach, METH_O,
+      "detach($module, token, /)\n--\n\n"
+      "detach(token): undo attach()." },
+    { "otel_bridge", (PyCFunction)(void (*)(void))py_otel_bridge, METH_FASTCALL,
+      "otel_bridge($module, contextvar, span_key, context_type, span_context_factory, span_type,\n"
+      "            nonrecording_span_type, /)\n--\n\n"
+      "Share the current span with OpenTelemetry's context (called by ituna.otel)." },
     { "inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
       "inject($module, /, carrier=None, context=None)\n--\n\n"
       "inject(carrier=None, context=None) -> carrier\n\n"
@@ -338,6 +350,8 @@ static int module_exec(PyObject *m) {
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
     if (!st->str_traceparent || !st->str_tracestate) return -1;
+    st->empty_tuple = PyTuple_New(0);
+    if (!st->empty_tuple) return -1;
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
     return 0;
@@ -367,6 +381,12 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->format_exception);
     Py_VISIT(st->json_kw);
     Py_VISIT(st->live);
+    Py_VISIT(st->otel_cv);
+    Py_VISIT(st->otel_key);
+    Py_VISIT(st->otel_ctx_type);
+    Py_VISIT(st->otel_sc_factory);
+    Py_VISIT(st->otel_span_type);
+    Py_VISIT(st->otel_nonrec_type);
     return 0;
 }
 
@@ -397,6 +417,13 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);
     Py_CLEAR(st->str_tracestate);
+    Py_CLEAR(st->otel_cv);
+    Py_CLEAR(st->otel_key);
+    Py_CLEAR(st->otel_ctx_type);
+    Py_CLEAR(st->otel_sc_factory);
+    Py_CLEAR(st->otel_span_type);
+    Py_CLEAR(st->otel_nonrec_type);
+    Py_CLEAR(st->empty_tuple);
     return 0;
 }
 

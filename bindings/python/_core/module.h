@@ -42,6 +42,17 @@ typedef struct {
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
+    /* OpenTelemetry bridge (context.c), all NULL until ituna.otel turns it on:
+     * OTel's current-Context ContextVar, the current-span key in a Context, the
+     * Context class, a factory making an OTel SpanContext, and the OTel-shaped Span
+     * subclasses (recording / not sampled) defined in ituna/otel.py. */
+    PyObject *otel_cv;
+    PyObject *otel_key;
+    PyTypeObject *otel_ctx_type;
+    PyObject *otel_sc_factory;
+    PyTypeObject *otel_span_type;
+    PyTypeObject *otel_nonrec_type;
+    PyObject *empty_tuple;
 } module_state;
 
 /* SpanContext: an immutable W3C context value. tracestate is kept as a Python
@@ -66,8 +77,23 @@ typedef struct {
     uint8_t trace_flags;
     uint8_t recording;
     uint8_t borrowed;     /* a consumer message's span: ended by the message, not by us */
+    uint8_t is_remote;    /* a remote context made current (OTel bridge), never a live span */
+    uint8_t otel_flags;   /* SPAN_OTEL_*: OpenTelemetry `with` semantics */
     PyObject *tracestate; /* str or NULL (copied at start) */
+    PyObject *owner;      /* OTel view of an ituna.Span: every method acts on owner */
 } SpanObject;
+
+/* OpenTelemetry start_span / start_as_current_span flags (SpanObject.otel_flags). */
+#define SPAN_OTEL_NO_ATTACH 1  /* start_span: `with span` ends it but does not make it current */
+#define SPAN_OTEL_NO_RECORD 2  /* record_exception=False */
+#define SPAN_OTEL_NO_STATUS 4  /* set_status_on_exception=False */
+#define SPAN_OTEL_NO_END    8  /* end_on_exit=False */
+#define SPAN_OTEL           16 /* OTel span: only Exception subclasses are recorded */
+
+static inline SpanObject *span_target(PyObject *self) {
+    SpanObject *s = (SpanObject *)self;
+    return s->owner ? (SpanObject *)s->owner : s;
+}
 
 typedef struct {
     PyObject_HEAD ituna_tracer *tracer;
@@ -96,6 +122,21 @@ PyObject *context_new(module_state *st, const ituna_span_context *c);
 const ituna_span_context *context_from_object(module_state *st, PyObject *o, ituna_span_context *tmp);
 /* The current context from the ContextVar, or NULL (no exception) if none. */
 const ituna_span_context *context_current(module_state *st, ituna_span_context *tmp);
+/* The context of any current-span object: an ituna Span/SpanContext, or (bridge on)
+ * an OpenTelemetry span of another provider. NULL (no exception) if it has none. */
+const ituna_span_context *context_of_any(module_state *st, PyObject *o, ituna_span_context *tmp);
+/* Make o (Span, SpanContext or None) current: OTel's Context when the bridge is on,
+ * else ituna's ContextVar. New token or NULL with an exception. */
+PyObject *context_attach(module_state *st, PyObject *o);
+/* Undo context_attach(); never raises (a token from another Context is ignored). */
+void context_detach(module_state *st, PyObject *token);
+/* The current-span object as ituna sees it (Span, SpanContext or None). New reference. */
+PyObject *context_current_object(module_state *st);
+PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *py_attach(PyObject *m, PyObject *o);
+PyObject *py_detach(PyObject *m, PyObject *o);
+/* An OTel SpanContext for ctx (bridge on). New reference. */
+PyObject *otel_span_context(module_state *st, const ituna_span_context *ctx, int is_remote);
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *py_traceparent_parse(PyObject *m, PyObject *arg);

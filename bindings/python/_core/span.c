@@ -138,10 +138,15 @@ void span_detach(SpanObject *s) {
     s->span = NULL;
 }
 
-static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *tracer, int borrowed) {
-    SpanObject *s = PyObject_New(SpanObject, st->SpanType);
+static SpanObject *span_alloc(PyTypeObject *tp, ituna_span *span, PyObject *tracer, int borrowed) {
+    /* ituna.otel's Python subclasses are GC types: tp_alloc tracks them */
+    SpanObject *s = (tp->tp_flags & Py_TPFLAGS_HAVE_GC) ? (SpanObject *)tp->tp_alloc(tp, 0)
+                                                        : PyObject_New(SpanObject, tp);
     if (!s) return NULL;
     s->span = span;
+    s->owner = NULL;
+    s->is_remote = 0;
+    s->otel_flags = 0;
     s->tracer = Py_NewRef(tracer);
     s->token = NULL;
     s->ctx_obj = NULL;
@@ -152,7 +157,7 @@ static SpanObject *span_alloc(module_state *st, ituna_span *span, PyObject *trac
 }
 
 PyObject *span_wrap_borrowed(module_state *st, ituna_span *span, PyObject *tracer) {
-    return (PyObject *)span_alloc(st, span, tracer, 1);
+    return (PyObject *)span_alloc(st->SpanType, span, tracer, 1);
 }
 
 static void span_dealloc(PyObject *self) {
@@ -166,6 +171,7 @@ static void span_dealloc(PyObject *self) {
     Py_CLEAR(s->ctx_obj);
     Py_CLEAR(s->tracestate);
     Py_CLEAR(s->tracer);
+    Py_CLEAR(s->owner);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -173,12 +179,13 @@ static void span_dealloc(PyObject *self) {
 static PyObject *span_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
     SpanObject *s = (SpanObject *)self;
     module_state *st = state_of_type(Py_TYPE(self));
+    if (s->otel_flags & SPAN_OTEL_NO_ATTACH) return Py_NewRef(self);
     if (s->token) {
         PyErr_SetString(st->StateError,
                         "span is already entered (a span can be used in one `with` at a time)");
         return NULL;
     }
-    s->token = PyContextVar_Set(st->current, self);
+    s->token = context_attach(st, self);
     if (!s->token) return NULL;
     return Py_NewRef(self);
 }
@@ -187,20 +194,27 @@ static PyObject *span_exit(PyObject *self, PyObject *const *args, Py_ssize_t nar
     SpanObject *s = (SpanObject *)self;
     module_state *st = state_of_type(Py_TYPE(self));
     PyObject *exc = nargs >= 2 ? args[1] : Py_None;
+    int fl = s->otel_flags;
+    /* OpenTelemetry records only Exception subclasses (not GeneratorExit and the like) */
+    if ((fl & SPAN_OTEL) && exc != Py_None && !PyErr_GivenExceptionMatches(exc, PyExc_Exception))
+        exc = Py_None;
     if (s->span && exc != Py_None && s->recording) {
-        if (span_record_pyexc(st, s->span, exc, 1) < 0) PyErr_Clear(); /* never mask the user's error */
-    } else if (s->span && exc != Py_None) {
+        /* never mask the user's error */
+        if (!(fl & SPAN_OTEL_NO_RECORD) &&
+            span_record_pyexc(st, s->span, exc, !(fl & SPAN_OTEL_NO_STATUS)) < 0)
+            PyErr_Clear();
+        else if ((fl & SPAN_OTEL_NO_RECORD) && !(fl & SPAN_OTEL_NO_STATUS))
+            ituna_span_set_status(s->span, ITUNA_STATUS_ERROR, NULL);
+    } else if (s->span && exc != Py_None && !(fl & SPAN_OTEL_NO_STATUS)) {
         ituna_span_set_status(s->span, ITUNA_STATUS_ERROR, NULL);
     }
     if (s->token) {
         PyObject *tok = s->token;
         s->token = NULL;
-        /* a token from another Context (the span crossed threads or tasks) cannot be
-         * reset there; the other Context is left as it was */
-        if (PyContextVar_Reset(st->current, tok) < 0) PyErr_Clear();
+        context_detach(st, tok);
         Py_DECREF(tok);
     }
-    span_detach(s);
+    if (!(fl & SPAN_OTEL_NO_END)) span_detach(s);
     Py_RETURN_FALSE;
 }
 
@@ -208,7 +222,7 @@ static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t narg
     static const char *const names[] = { "end_time" };
     PyObject *a[1];
     if (fast_args("end", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     uint64_t t;
     if (parse_time_ns(a[0], &t, "end_time") < 0) return NULL;
     if (s->span && !s->borrowed) {
@@ -231,7 +245,7 @@ static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t narg
 static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2)
         return PyErr_Format(PyExc_TypeError, "set_attribute() takes 2 arguments (%zd given)", nargs);
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     attrbuf b;
     ituna_attr a;
     attrbuf_init(&b);
@@ -246,7 +260,7 @@ static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ss
 }
 
 static PyObject *span_set_attributes(PyObject *self, PyObject *dict) {
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     attrbuf b;
     attrbuf_init(&b);
     if (attrbuf_from_dict(&b, dict) < 0) {
@@ -264,7 +278,7 @@ static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_
     PyObject *a[3];
     if (fast_args("add_event", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_event() missing required argument 'name'");
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     const char *name = str_arg(a[0], "event name");
     uint64_t t;
     if (!name || parse_time_ns(a[2], &t, "timestamp") < 0) return NULL;
@@ -286,7 +300,7 @@ static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t
     PyObject *a[2];
     if (fast_args("add_link", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
     if (!a[0]) return PyErr_Format(PyExc_TypeError, "add_link() missing required argument 'context'");
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     module_state *st = state_of_type(Py_TYPE(self));
     ituna_span_context tmp;
     const ituna_span_context *c = context_from_object(st, a[0], &tmp);
@@ -313,7 +327,7 @@ static PyObject *span_set_status(PyObject *self, PyObject *const *args, Py_ssize
     if (parse_status(a[0], &code) < 0) return NULL;
     const char *desc = NULL;
     if (a[1] && a[1] != Py_None && !(desc = str_arg(a[1], "description"))) return NULL;
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     if (s->span) ituna_span_set_status(s->span, code, desc);
     Py_RETURN_NONE;
 }
@@ -322,7 +336,7 @@ static PyObject *span_record_exception(PyObject *self, PyObject *exc) {
     if (!PyExceptionInstance_Check(exc))
         return PyErr_Format(PyExc_TypeError, "record_exception() needs an exception instance, not %.100s",
                             Py_TYPE(exc)->tp_name);
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     if (s->span && s->recording && span_record_pyexc(state_of_type(Py_TYPE(self)), s->span, exc, 0) < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -331,7 +345,7 @@ static PyObject *span_record_exception(PyObject *self, PyObject *exc) {
 static PyObject *span_update_name(PyObject *self, PyObject *name) {
     const char *n = str_arg(name, "span name");
     if (!n) return NULL;
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     if (s->span) {
         ituna_err err = ituna_span_update_name(s->span, n);
         if (err != ITUNA_OK) return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
@@ -341,7 +355,7 @@ static PyObject *span_update_name(PyObject *self, PyObject *name) {
 
 static PyObject *span_get_context(PyObject *self, void *c) {
     (void)c;
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     if (s->ctx_obj) return Py_NewRef(s->ctx_obj);
     module_state *st = state_of_type(Py_TYPE(self));
     ituna_span_context tmp;
@@ -349,20 +363,29 @@ static PyObject *span_get_context(PyObject *self, void *c) {
     if (!ctx) return NULL;
     PyObject *o = context_new(st, ctx);
     if (!o) return NULL;
-    ((SpanContextObject *)o)->is_remote = 0;
+    ((SpanContextObject *)o)->is_remote = s->is_remote;
     s->ctx_obj = Py_NewRef(o);
     return o;
 }
 
 static PyObject *span_get_recording(PyObject *self, void *c) {
     (void)c;
-    SpanObject *s = (SpanObject *)self;
+    SpanObject *s = span_target(self);
     return PyBool_FromLong(s->span && s->recording);
 }
 
 static PyObject *span_get_ended(PyObject *self, void *c) {
     (void)c;
-    return PyBool_FromLong(((SpanObject *)self)->span == NULL);
+    return PyBool_FromLong(span_target(self)->span == NULL);
+}
+
+/* get_span_context() of the OTel-shaped subclasses (ituna/otel.py). */
+static PyObject *span_otel_context(PyObject *self, PyObject *Py_UNUSED(a)) {
+    module_state *st = state_of_type(Py_TYPE(self));
+    if (!st->otel_sc_factory) return PyErr_Format(PyExc_RuntimeError, "the OpenTelemetry bridge is off");
+    ituna_span_context tmp;
+    const ituna_span_context *ctx = context_from_object(st, self, &tmp);
+    return ctx ? otel_span_context(st, ctx, span_target(self)->is_remote) : NULL;
 }
 
 static PyObject *span_repr(PyObject *self) {
@@ -404,6 +427,9 @@ static PyMethodDef span_methods[] = {
       "record_exception($self, exc, /)\n--\n\n"
       "record_exception(exc): add an 'exception' event with exception.type, .message and\n"
       ".stacktrace. Does not change the status." },
+    { "_otel_context", span_otel_context, METH_NOARGS,
+      "_otel_context($self, /)\n--\n\n"
+      "The span's context as an opentelemetry.trace.SpanContext (ituna.otel)." },
     { "update_name", span_update_name, METH_O,
       "update_name($self, name, /)\n--\n\n"
       "update_name(name): rename the span." },
@@ -438,7 +464,8 @@ static PyType_Slot span_slots[] = {
 PyType_Spec Span_spec = {
     .name = "ituna.Span",
     .basicsize = sizeof(SpanObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    /* a base type for ituna.otel's OpenTelemetry-shaped spans (__slots__ = ()) */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_BASETYPE,
     .slots = span_slots,
 };
 
@@ -576,11 +603,77 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
         raise_err(st, err, NULL);
         goto done;
     }
-    res = (PyObject *)span_alloc(st, span, self, 0);
+    res = (PyObject *)span_alloc(st->SpanType, span, self, 0);
     if (!res) ituna_span_end(span, 0);
 done:
     attrbuf_free(&b);
     PyMem_Free(links);
+    return res;
+}
+
+/* _start(name, context, kind, attributes, start_time, flags): OpenTelemetry's
+ * start_span for ituna.otel. context is an OTel Context (its span, if any, is the
+ * parent; none: a new trace) or None (the current span); kind an ituna kind number;
+ * flags SPAN_OTEL_*. Returns the OTel-shaped span type registered by the bridge. */
+static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    TracerObject *t = (TracerObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    if (nargs != 6 || !st->otel_span_type)
+        return PyErr_Format(PyExc_TypeError, "_start(name, context, kind, attributes, start_time, flags)");
+    const char *name = str_arg(args[0], "span name");
+    if (!name) return NULL;
+    ituna_span_options o;
+    memset(&o, 0, sizeof o);
+    long kind = PyLong_AsLong(args[2]), flags = PyLong_AsLong(args[5]);
+    if ((kind == -1 || flags == -1) && PyErr_Occurred()) return NULL;
+    o.kind = kind >= 1 && kind <= 5 ? (ituna_span_kind)kind : ITUNA_SPAN_KIND_INTERNAL;
+    if (parse_time_ns(args[4], &o.start_time_ns, "start_time") < 0) return NULL;
+    ituna_span_context ptmp;
+    PyObject *ctx = args[1];
+    if (ctx == Py_None) {
+        o.parent = context_current(st, &ptmp);
+    } else if (PyDict_Check(ctx)) {
+        PyObject *p = PyDict_GetItemWithError(ctx, st->otel_key);
+        if (!p && PyErr_Occurred()) return NULL;
+        o.parent = context_of_any(st, p, &ptmp);
+    } else {
+        return PyErr_Format(PyExc_TypeError, "context must be an opentelemetry Context or None, not %.100s",
+                            Py_TYPE(ctx)->tp_name);
+    }
+    o.root = o.parent == NULL;
+    attrbuf b;
+    attrbuf_init(&b);
+    PyObject *res = NULL;
+    /* OTel's attributes may be any Mapping (e.g. BoundedAttributes) */
+    PyObject *attrs = args[3], *tmpd = NULL;
+    if (attrs != Py_None && !PyDict_Check(attrs)) {
+        if (!(tmpd = PyDict_New()) || PyDict_Update(tmpd, attrs) < 0) goto done;
+        attrs = tmpd;
+    }
+    if (attrbuf_from_dict(&b, attrs) < 0) goto done;
+    o.attrs = b.attrs;
+    o.n_attrs = b.n;
+    if (!t->tracer) {
+        PyErr_SetString(st->StateError, "tracer is destroyed");
+        goto done;
+    }
+    ituna_span *span = NULL;
+    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
+    if (err != ITUNA_OK) {
+        raise_err(st, err, NULL);
+        goto done;
+    }
+    SpanObject *so =
+        span_alloc(ituna_span_is_recording(span) ? st->otel_span_type : st->otel_nonrec_type, span, self, 0);
+    if (!so) {
+        ituna_span_end(span, 0);
+        goto done;
+    }
+    so->otel_flags = (uint8_t)(flags | SPAN_OTEL);
+    res = (PyObject *)so;
+done:
+    attrbuf_free(&b);
+    Py_XDECREF(tmpd);
     return res;
 }
 
@@ -706,6 +799,9 @@ static PyMethodDef tracer_methods[] = {
       "start_span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
       "root=False)\n--\n\n"
       "Same as span(): the span is current only inside `with`." },
+    { "_start", (PyCFunction)(void (*)(void))tracer_otel_start, METH_FASTCALL,
+      "_start($self, name, context, kind, attributes, start_time, flags, /)\n--\n\n"
+      "OpenTelemetry's start_span for ituna.otel (see ituna/otel.py)." },
     { "flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
       "flush($self, /, timeout=None)\n--\n\n"
       "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"

@@ -156,13 +156,15 @@ def shutdown(timeout: Optional[float] = 5.0) -> bool:
 
 def current_span() -> Optional[Span]:
     """The current span of this thread/task, or None (a remote context set with
-    :func:`use_context` is not a span: see :func:`current_context`)."""
+    :func:`use_context`, or another OpenTelemetry provider's span, is not an ituna
+    span: see :func:`current_context`)."""
     cur = _core.current()
     return cur if isinstance(cur, Span) else None
 
 
 def current_context() -> Optional[SpanContext]:
-    """The current span context of this thread/task, or None."""
+    """The current span context of this thread/task, or None. With OpenTelemetry
+    in the process this is also the context of another provider's current span."""
     cur = _core.current()
     if cur is None:
         return None
@@ -175,11 +177,53 @@ def use_context(context: Union[Span, SpanContext, None]) -> Iterator[None]:
     spans and published messages continue it. ``None`` clears the current span."""
     if context is not None and not isinstance(context, (Span, SpanContext)):
         raise TypeError("context must be a Span, a SpanContext or None, not %s" % type(context).__name__)
-    token = _core.current_var.set(context)
+    token = _core.attach(context)
     try:
         yield
     finally:
-        _core.current_var.reset(token)
+        _core.detach(token)
+
+
+class _OtelWatch:
+    """Turns the OpenTelemetry context bridge on once ``opentelemetry.trace`` is
+    imported (imported after ituna); a process without OpenTelemetry keeps ituna's
+    own ContextVar and its speed."""
+
+    @classmethod
+    def find_spec(cls, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "opentelemetry.trace":
+            return None
+        import importlib.util
+        import sys
+        sys.meta_path.remove(cls)  # type: ignore[arg-type]
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run(module)
+            _otel_bridge()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _otel_bridge() -> None:
+    try:
+        from . import otel  # noqa: F401  (turns the bridge on at import)
+    except Exception as exc:  # an OpenTelemetry API too old or too new: say so, keep tracing
+        import sys
+        print("ituna: OpenTelemetry context bridge off: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+
+
+def _watch_otel() -> None:
+    import sys
+    if "opentelemetry.trace" in sys.modules:
+        _otel_bridge()
+    elif _OtelWatch not in sys.meta_path:
+        sys.meta_path.insert(0, _OtelWatch)  # type: ignore[arg-type]
 
 
 def _at_exit() -> None:
@@ -193,3 +237,4 @@ def _at_exit() -> None:
 # Registered at import, so clients made with an explicit tracer= are closed too
 # before the interpreter (and the GIL their delivery threads may need) goes away.
 _atexit.register(_at_exit)
+_watch_otel()

@@ -1,0 +1,347 @@
+"""OpenTelemetry's Python API on ituna's core (ituna.otel, issue 13): code written
+against opentelemetry.trace runs on ituna.otel.TracerProvider, and every check is
+made on the OTLP the core exported, decoded with opentelemetry-proto by a real
+local receiver (otlp_receiver.py). Also: one current span shared between ituna's
+own API and OpenTelemetry code of any provider (the SDK's included)."""
+import asyncio
+import contextvars
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import ituna
+from otlp_receiver import OtlpReceiver
+
+from opentelemetry import context as otel_context  # noqa: E402
+from opentelemetry import propagate, trace  # noqa: E402
+from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode  # noqa: E402
+
+import ituna.otel  # noqa: E402
+
+PSpan = trace_pb2.Span
+
+
+@pytest.fixture(scope="module")
+def rx():
+    with OtlpReceiver() as r:
+        yield r
+
+
+def make_tracer(rx, **kw):
+    return ituna._core.Tracer(env=False, settings=[
+        ("exporter.endpoint", rx.endpoint), ("exporter.schedule-delay", "20"),
+        ("service_name", kw.pop("service", "otel-api-test"))] + [(k, v) for k, v in kw.items()])
+
+
+@pytest.fixture(scope="module")
+def core(rx):
+    t = make_tracer(rx)
+    yield t
+    t.shutdown(timeout=5)
+
+
+@pytest.fixture
+def provider(core):
+    return ituna.otel.TracerProvider(core)
+
+
+def exported(rx, core, names, timeout=10.0):
+    """name -> (resource, scope, span) for the spans named, waiting for their export."""
+    assert core.flush(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        rx.check()
+        got = {sp.name: (res, scope, sp) for res, scope, sp in rx.spans() if sp.name in names}
+        if len(got) == len(names) or time.monotonic() > deadline:
+            assert set(got) == set(names), "missing %s" % (set(names) - set(got))
+            return got
+        time.sleep(0.02)
+
+
+def value(v):
+    which = v.WhichOneof("value")
+    if which == "array_value":
+        return [value(x) for x in v.array_value.values]
+    return getattr(v, which)
+
+
+def attrs(kvs):
+    return {kv.key: value(kv.value) for kv in kvs}
+
+
+def uniq(base):
+    return "%s-%s" % (base, os.urandom(4).hex())
+
+
+def test_nesting_kinds_and_real_span_context(rx, core, provider):
+    tr = provider.get_tracer("test.nesting")
+    a, b, c = uniq("outer"), uniq("middle"), uniq("inner")
+    with tr.start_as_current_span(a, kind=SpanKind.SERVER) as outer:
+        assert trace.get_current_span() is outer
+        sc = outer.get_span_context()
+        assert type(sc) is trace.SpanContext and sc.is_valid and not sc.is_remote
+        assert sc.trace_flags.sampled and outer.is_recording()
+        with tr.start_as_current_span(b, kind=SpanKind.PRODUCER):
+            with tr.start_as_current_span(c, kind=SpanKind.CLIENT) as inner:
+                assert inner.get_span_context().trace_id == sc.trace_id
+        assert trace.get_current_span() is outer
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    assert not outer.is_recording()  # ended
+    got = exported(rx, core, [a, b, c])
+    so, sm, si = got[a][2], got[b][2], got[c][2]
+    assert so.trace_id == sm.trace_id == si.trace_id == sc.trace_id.to_bytes(16, "big")
+    assert so.span_id == sc.span_id.to_bytes(8, "big") and so.parent_span_id == b""
+    assert sm.parent_span_id == so.span_id and si.parent_span_id == sm.span_id
+    assert (so.kind, sm.kind, si.kind) == (PSpan.SPAN_KIND_SERVER, PSpan.SPAN_KIND_PRODUCER,
+                                          PSpan.SPAN_KIND_CLIENT)
+    assert so.start_time_unix_nano <= sm.start_time_unix_nano <= si.end_time_unix_nano <= so.end_time_unix_nano
+
+
+def test_every_attribute_type(rx, core, provider):
+    tr = provider.get_tracer("test.attributes")
+    name = uniq("attrs")
+    with tr.start_as_current_span(name, attributes={"s": "text", "i": -42, "f": 2.5, "b": True}) as span:
+        span.set_attribute("sa", ["x", "y"])
+        span.set_attribute("ia", [1, 2, 3])
+        span.set_attribute("fa", [0.5, 1.5])
+        span.set_attribute("ba", [True, False])
+        span.set_attributes({"i": 7, "big": 2**62, "unicode": "\u00e9t\u00e9"})
+    a = attrs(exported(rx, core, [name])[name][2].attributes)
+    assert a == {"s": "text", "i": 7, "f": 2.5, "b": True, "sa": ["x", "y"], "ia": [1, 2, 3],
+                 "fa": [0.5, 1.5], "ba": [True, False], "big": 2**62, "unicode": "\u00e9t\u00e9"}
+
+
+def test_events_links_status_and_exceptions(rx, core, provider):
+    tr = provider.get_tracer("test.events")
+    n1, n2, n3, n4, n5 = (uniq(x) for x in ("ev", "ok-final", "raises", "quiet", "no-status"))
+    with tr.start_as_current_span(uniq("linked")) as target:
+        tsc = target.get_span_context()
+    with tr.start_as_current_span(n1, links=[Link(tsc, {"why": "batch"})]) as span:
+        span.add_event("started", {"n": 1}, timestamp=1_700_000_000_000_000_000)
+        span.add_event("plain")
+        span.add_link(tsc)
+        span.update_name(n1)
+        span.set_status(Status(StatusCode.ERROR, "bad input"))
+        try:
+            raise KeyError("k")
+        except KeyError as exc:
+            span.record_exception(exc, attributes={"handled": True})
+    with tr.start_as_current_span(n2) as span:
+        span.set_status(StatusCode.OK)
+        span.set_status(StatusCode.ERROR, "ignored: OK is final")
+    with pytest.raises(ValueError):
+        with tr.start_as_current_span(n3):
+            raise ValueError("boom")
+    with pytest.raises(ValueError):
+        with tr.start_as_current_span(n4, record_exception=False):
+            raise ValueError("quiet")
+    with pytest.raises(ValueError):
+        with tr.start_as_current_span(n5, set_status_on_exception=False):
+            raise ValueError("no status")
+    got = exported(rx, core, [n1, n2, n3, n4, n5])
+    s1 = got[n1][2]
+    assert [e.name for e in s1.events] == ["started", "plain", "exception"]
+    assert s1.events[0].time_unix_nano == 1_700_000_000_000_000_000 and attrs(s1.events[0].attributes) == {"n": 1}
+    exc = attrs(s1.events[2].attributes)
+    assert exc["exception.type"] == "KeyError" and exc["exception.message"] == "'k'" and exc["handled"] is True
+    assert "raise KeyError" in exc["exception.stacktrace"]
+    assert len(s1.links) == 2 and all(l.span_id == tsc.span_id.to_bytes(8, "big") for l in s1.links)
+    assert attrs(s1.links[0].attributes) == {"why": "batch"}
+    assert s1.status.code == trace_pb2.Status.STATUS_CODE_ERROR and s1.status.message == "bad input"
+    assert got[n2][2].status.code == trace_pb2.Status.STATUS_CODE_OK and got[n2][2].status.message == ""
+    s3 = got[n3][2]
+    assert s3.status.code == trace_pb2.Status.STATUS_CODE_ERROR and "boom" in s3.status.message
+    assert [e.name for e in s3.events] == ["exception"]
+    s4 = got[n4][2]
+    assert s4.status.code == trace_pb2.Status.STATUS_CODE_ERROR and not s4.events
+    s5 = got[n5][2]
+    assert s5.status.code == trace_pb2.Status.STATUS_CODE_UNSET and [e.name for e in s5.events] == ["exception"]
+
+
+def test_start_span_use_span_times_and_end_on_exit(rx, core, provider):
+    tr = provider.get_tracer("test.start")
+    p, c, d = uniq("parent"), uniq("child"), uniq("kept")
+    parent = tr.start_span(p, start_time=1_600_000_000_000_000_000)
+    assert trace.get_current_span() is trace.INVALID_SPAN  # start_span does not make it current
+    with trace.use_span(parent, end_on_exit=False):
+        child = tr.start_span(c)
+        with child:  # a `with` on start_span's span ends it without making it current
+            assert trace.get_current_span() is parent
+    parent.end(end_time=1_600_000_001_000_000_000)
+    with tr.start_as_current_span(d, end_on_exit=False) as kept:
+        pass
+    assert kept.is_recording()
+    kept.end()
+    got = exported(rx, core, [p, c, d])
+    sp, sc = got[p][2], got[c][2]
+    assert sp.start_time_unix_nano == 1_600_000_000_000_000_000
+    assert sp.end_time_unix_nano == 1_600_000_001_000_000_000
+    assert sc.parent_span_id == sp.span_id
+
+
+def test_sampling_gives_non_recording_spans(rx):
+    off = make_tracer(rx, **{"tracer.sampler": "parentbased_always_off", "service": "sampled-off"})
+    try:
+        tr = ituna.otel.TracerProvider(off).get_tracer("test.sampling")
+        name = uniq("never")
+        with tr.start_as_current_span(name, attributes={"a": 1}) as span:
+            assert isinstance(span, trace.NonRecordingSpan) and not span.is_recording()
+            sc = span.get_span_context()
+            assert sc.is_valid and not sc.trace_flags.sampled
+            carrier = {}
+            propagate.inject(carrier)
+            assert carrier["traceparent"].endswith("-00")
+        # parent-based: a sampled remote parent makes a recording child
+        ctx = propagate.extract({"traceparent": "00-%s-%s-01" % ("ab" * 16, "cd" * 8)})
+        kept = uniq("kept")
+        with tr.start_as_current_span(kept, context=ctx) as child:
+            assert child.is_recording() and not isinstance(child, trace.NonRecordingSpan)
+        assert off.flush(timeout=10)
+        deadline = time.monotonic() + 10
+        while kept not in [s.name for _, _, s in rx.spans()] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        names = [s.name for _, _, s in rx.spans()]
+        assert kept in names and name not in names
+        assert off.stats()["spans_not_sampled"] >= 1
+    finally:
+        off.shutdown(timeout=5)
+
+
+def test_propagate_inject_extract(rx, core, provider):
+    tr = provider.get_tracer("test.propagate")
+    name = uniq("server")
+    with tr.start_as_current_span(uniq("client")) as client:
+        carrier = {}
+        propagate.inject(carrier)
+        csc = client.get_span_context()
+        assert carrier["traceparent"] == "00-%032x-%016x-01" % (csc.trace_id, csc.span_id)
+    ctx = propagate.extract(carrier)
+    assert trace.get_current_span(ctx).get_span_context().span_id == csc.span_id
+    with tr.start_as_current_span(name, context=ctx, kind=SpanKind.SERVER):
+        pass
+    sp = exported(rx, core, [name])[name][2]
+    assert sp.trace_id == csc.trace_id.to_bytes(16, "big") and sp.parent_span_id == csc.span_id.to_bytes(8, "big")
+    assert sp.flags & trace_pb2.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
+    # an explicit Context without a span starts a new trace even inside a span
+    root = uniq("root")
+    with tr.start_as_current_span(uniq("ambient")):
+        with tr.start_as_current_span(root, context=otel_context.Context()):
+            pass
+    assert exported(rx, core, [root])[root][2].parent_span_id == b""
+
+
+def test_context_across_threads_and_asyncio_tasks(rx, core, provider):
+    tr = provider.get_tracer("test.concurrency")
+    parent_name = uniq("parent")
+    names = []
+
+    async def work(i):
+        n = "%s-task%d" % (parent_name, i)
+        names.append(n)
+        with tr.start_as_current_span(n):
+            await asyncio.sleep(0.01 * (3 - i))  # interleave the tasks
+            assert trace.get_current_span().get_span_context() is not None
+
+    def in_thread(i):
+        n = "%s-thread%d" % (parent_name, i)
+        names.append(n)
+        with tr.start_as_current_span(n):
+            time.sleep(0.01)
+
+    async def main():
+        with tr.start_as_current_span(parent_name):
+            await asyncio.gather(*(work(i) for i in range(3)))
+            threads = [threading.Thread(target=contextvars.copy_context().run, args=(in_thread, i))
+                       for i in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            orphan = uniq("orphan")
+            t = threading.Thread(target=lambda: tr.start_span(orphan).end())  # no copied context
+            t.start()
+            t.join()
+            return orphan
+
+    orphan = asyncio.run(main())
+    got = exported(rx, core, [parent_name, orphan] + names)
+    pid = got[parent_name][2].span_id
+    assert all(got[n][2].parent_span_id == pid for n in names)
+    assert got[orphan][2].parent_span_id == b""
+
+
+def test_one_context_with_ituna_api_both_ways(rx, core, provider):
+    tr = provider.get_tracer("test.bridge")
+    o1, i1, o2 = uniq("otel-outer"), uniq("ituna-inner"), uniq("otel-in-ituna")
+    with tr.start_as_current_span(o1) as outer:
+        assert ituna.current_context().span_id == "%016x" % outer.get_span_context().span_id
+        with core.span(i1) as inner:
+            assert ituna.current_span() is inner
+            carrier = {}
+            propagate.inject(carrier)
+            assert carrier["traceparent"] == inner.context.traceparent
+            assert ituna.inject() == carrier
+            with tr.start_as_current_span(o2):
+                pass
+            assert trace.get_current_span().get_span_context().span_id == int(inner.context.span_id, 16)
+    got = exported(rx, core, [o1, i1, o2])
+    assert got[i1][2].parent_span_id == got[o1][2].span_id
+    assert got[o2][2].parent_span_id == got[i1][2].span_id
+    # ituna.use_context and ituna.extract are seen by OpenTelemetry code too
+    remote = ituna.extract({"traceparent": "00-%s-%s-01" % ("12" * 16, "34" * 8)})
+    with ituna.use_context(remote):
+        sc = trace.get_current_span().get_span_context()
+        assert sc.is_remote and sc.span_id == 0x3434343434343434
+    assert ituna.current_context() is None
+
+
+def test_one_context_with_the_sdk_provider(rx, core):
+    from opentelemetry.sdk.trace import TracerProvider as SdkProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem = InMemorySpanExporter()
+    sdk = SdkProvider()
+    sdk.add_span_processor(SimpleSpanProcessor(mem))
+    st = sdk.get_tracer("sdk")
+    ituna_name, sdk_child = uniq("ituna-in-sdk"), uniq("sdk-in-ituna")
+    with st.start_as_current_span("sdk-outer") as so:
+        with core.span(ituna_name) as mine:
+            assert mine.context.trace_id == "%032x" % so.get_span_context().trace_id
+            with st.start_as_current_span(sdk_child):
+                pass
+            carrier = {}
+            propagate.inject(carrier)
+            assert carrier["traceparent"] == mine.context.traceparent
+        assert ituna.current_context().span_id == "%016x" % so.get_span_context().span_id
+    sdk.shutdown()
+    got = exported(rx, core, [ituna_name])
+    assert got[ituna_name][2].parent_span_id == so.get_span_context().span_id.to_bytes(8, "big")
+    child = [s for s in mem.get_finished_spans() if s.name == sdk_child][0]
+    assert child.parent.span_id == int(got[ituna_name][2].span_id.hex(), 16)
+
+
+def test_otel_python_tracer_provider_entry_point(rx, tmp_path):
+    """OTEL_PYTHON_TRACER_PROVIDER=ituna selects ituna.otel.TracerProvider with no code change."""
+    from importlib.metadata import entry_points
+    eps = [e for e in entry_points(group="opentelemetry_tracer_provider") if e.name == "ituna"]
+    assert eps and eps[0].value == "ituna.otel:TracerProvider", "entry point not installed (pip install .)"
+    code = ("from opentelemetry import trace\n"
+            "p = trace.get_tracer_provider()\n"
+            "print(type(p).__module__, type(p).__name__)\n"
+            "with trace.get_tracer('ep').start_as_current_span('by-entry-point'):\n"
+            "    pass\n"
+            "p.force_flush()\n")
+    env = dict(os.environ, OTEL_PYTHON_TRACER_PROVIDER="ituna", OTEL_SERVICE_NAME="entry-point",
+               OTEL_EXPORTER_OTLP_ENDPOINT=rx.endpoint, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ituna.otel", "TracerProvider"]
+    assert rx.wait_for_spans(1)
+    mine = [(res, s) for res, _, s in rx.spans() if s.name == "by-entry-point"]
+    assert mine and attrs(mine[0][0].attributes)["service.name"] == "entry-point"
