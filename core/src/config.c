@@ -14,7 +14,9 @@
  * failed load leaves the handle as it was. */
 #include "config_schema.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -342,26 +344,22 @@ ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errs
 
 /* ---- environment ---------------------------------------------------------------- */
 
-/* The value of the first non-empty variable of k->env (empty = unset, per the
- * OpenTelemetry spec), trimmed into buf; NULL when none. */
-static const char *env_value(const ituna_cfg_key *k, const char **var, char **buf) {
-    for (int i = 0; i < 2 && k->env[i]; i++) {
-        const char *v = getenv(k->env[i]);
-        if (!v) continue;
-        size_t n = strlen(v);
-        char *copy = malloc(n + 1);
-        if (!copy) return NULL;
-        memcpy(copy, v, n + 1);
-        char *t = trim(copy, &n);
-        if (!*t) {
-            free(copy);
-            continue;
-        }
-        *var = k->env[i];
-        *buf = copy;
-        return t;
+/* The OpenTelemetry SDK's rules for its own variables (OTEL_*): enum values are
+ * case-insensitive; a boolean is true only for "true" in any case; an invalid value
+ * is a warning naming the variable and leaves the default (or the next, more general
+ * variable) in force, so a typo never stops a service. Our own ITUNA_* variables
+ * keep strict errors, as the INI file does. */
+static int otel_normalise(const ituna_cfg_key *k, const char *var, char *v) {
+    if (strncmp(var, "OTEL_", 5) != 0) return 0;
+    if (k->type == ITUNA_CFG_ENUM)
+        for (char *p = v; *p; p++) *p = (char)tolower((unsigned char)*p);
+    if (k->type == ITUNA_CFG_BOOL) {
+        if (strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0)
+            ituna_log(ITUNA_LOG_WARN, "environment %s: only 'true' enables it, got '%s': read as false", var,
+                      v);
+        strcpy(v, strcasecmp(v, "true") == 0 ? "true" : "false"); /* both fit in any non-empty value */
     }
-    return NULL;
+    return 1;
 }
 
 ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_size) {
@@ -373,20 +371,39 @@ ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_s
     char msg[600], origin[128];
     for (size_t i = 0; i < n && rc == ITUNA_OK; i++) {
         const ituna_cfg_key *k = &schema[i];
-        if (!k->env[0]) continue;
-        const char *var = NULL;
-        char *buf = NULL;
-        const char *v = env_value(k, &var, &buf);
-        if (!v) continue;
-        rc = ituna_cfg_check(k->section, k->key, v, msg, sizeof msg);
-        if (rc != ITUNA_OK) {
-            ituna_set_err(errstr, errstr_size, rc, "environment %s: %s", var, msg);
-        } else {
-            snprintf(origin, sizeof origin, "env %s", var);
-            if (!list_set(&tmp, k->section, k->key, v, origin, 0))
+        /* env[0] wins over env[1]; empty (or blank) means unset, per the OpenTelemetry spec */
+        for (int e = 0; e < 2 && k->env[e] && rc == ITUNA_OK; e++) {
+            const char *var = k->env[e], *raw = getenv(var);
+            if (!raw) continue;
+            size_t len = strlen(raw);
+            char *buf = malloc(len + 6); /* room for "false" */
+            if (!buf) {
                 rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+                break;
+            }
+            memcpy(buf, raw, len + 1);
+            char *v = trim(buf, &len);
+            if (!*v) {
+                free(buf);
+                continue;
+            }
+            int otel = otel_normalise(k, var, v);
+            ituna_err bad = ituna_cfg_check(k->section, k->key, v, msg, sizeof msg);
+            if (bad != ITUNA_OK && otel) {
+                ituna_log(ITUNA_LOG_WARN, "environment %s: %s; ignored, the default stays", var, msg);
+                free(buf);
+                continue;
+            }
+            if (bad != ITUNA_OK) {
+                rc = ituna_set_err(errstr, errstr_size, bad, "environment %s: %s", var, msg);
+            } else {
+                snprintf(origin, sizeof origin, "env %s", var);
+                if (!list_set(&tmp, k->section, k->key, v, origin, 0))
+                    rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            }
+            free(buf);
+            break;
         }
-        free(buf);
     }
     if (rc == ITUNA_OK) rc = merge(cfg, &tmp, errstr, errstr_size);
     list_free(&tmp);

@@ -21,6 +21,22 @@ static const char *repo_path(const char *rel) {
 }
 
 /* Remove every variable the schema reads, so the tests see a known environment. */
+/* Captures the core's log lines while a check runs. */
+static char logbuf[4096];
+static void log_capture(ituna_log_level level, const char *msg, void *opaque) {
+    (void)level;
+    (void)opaque;
+    size_t n = strlen(logbuf);
+    snprintf(logbuf + n, sizeof logbuf - n, "%s\n", msg);
+}
+static void logs_start(void) {
+    logbuf[0] = '\0';
+    ituna_log_set_handler(log_capture, NULL);
+}
+static void logs_stop(void) {
+    ituna_log_set_handler(NULL, NULL);
+}
+
 static void clear_env(void) {
     size_t n;
     const ituna_cfg_key *k = ituna_cfg_schema(&n);
@@ -231,15 +247,20 @@ static int test_failed_load_leaves_config_unchanged(void) {
     CHECK_STR(ituna_config_get(c, "queue", "host"), "a");
     CHECK(ituna_config_get(c, "kafka", "linger.ms") == NULL);
     CHECK_STR(ituna_config_bootstrap(c, NULL), "a:1");
-    /* same for the environment */
+    /* the environment follows the OpenTelemetry SDK's rule instead: an invalid OTEL_*
+     * value is a warning naming the variable, and the default stays */
     clear_env();
     setenv("OTEL_SERVICE_NAME", "svc", 1);
     setenv("OTEL_BSP_MAX_QUEUE_SIZE", "abc", 1);
+    logs_start();
     rc = ituna_config_load_env(c, errbuf, sizeof errbuf);
-    CHECK(rc == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "environment OTEL_BSP_MAX_QUEUE_SIZE: expected a positive integer, got 'abc'") !=
+    logs_stop();
+    CHECK(rc == ITUNA_OK);
+    CHECK(strstr(logbuf, "environment OTEL_BSP_MAX_QUEUE_SIZE: expected a positive integer, got 'abc'") !=
           NULL);
-    CHECK(ituna_config_get(c, "tracer", "service-name") == NULL);
+    CHECK_STR(ituna_config_get(c, "tracer", "service-name"), "svc");
+    CHECK(ituna_config_get(c, "exporter", "max-queue-size") == NULL);
+    CHECK(ituna_config_int(c, "exporter", "max-queue-size", -1) == 2048);
     /* and for a rejected set */
     CHECK(ituna_config_set(c, "queue.port", "0", errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
     CHECK_STR(ituna_config_get(c, "queue", "port"), "1");
@@ -286,17 +307,66 @@ static int test_env_errors_name_the_variable(void) {
     clear_env();
     ituna_config *c = ituna_config_new();
     REQUIRE(c);
+    /* OpenTelemetry SDK rules: a warning naming the variable, the default stays */
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
-    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "environment OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported") != NULL);
+    logs_start();
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    logs_stop();
+    CHECK(strstr(logbuf, "environment OTEL_EXPORTER_OTLP_PROTOCOL: grpc is not supported") != NULL);
+    CHECK_STR(ituna_config_str(c, "exporter", "protocol", NULL), "http/protobuf");
     clear_env();
     setenv("OTEL_TRACES_SAMPLER_ARG", "2", 1);
-    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "OTEL_TRACES_SAMPLER_ARG") != NULL);
+    logs_start();
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    logs_stop();
+    CHECK(strstr(logbuf, "OTEL_TRACES_SAMPLER_ARG") != NULL);
+    CHECK(ituna_config_get(c, "tracer", "sampler-arg") == NULL);
     clear_env();
     setenv("OTEL_RESOURCE_ATTRIBUTES", "a=1,broken", 1);
-    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
-    CHECK(strstr(errbuf, "OTEL_RESOURCE_ATTRIBUTES") && strstr(errbuf, "broken"));
+    logs_start();
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    logs_stop();
+    CHECK(strstr(logbuf, "OTEL_RESOURCE_ATTRIBUTES") && strstr(logbuf, "broken"));
+    CHECK(ituna_config_get(c, "tracer", "resource-attributes") == NULL); /* discarded whole */
+    /* a traces-specific variable that is invalid gives way to the general one */
+    clear_env();
+    setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon", 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1234", 1);
+    logs_start();
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    logs_stop();
+    CHECK(strstr(logbuf, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") != NULL);
+    CHECK(ituna_config_int(c, "exporter", "timeout", -1) == 1234);
+    /* enum values are case-insensitive */
+    clear_env();
+    setenv("OTEL_TRACES_SAMPLER", "ParentBased_TraceIdRatio", 1);
+    setenv("OTEL_TRACES_EXPORTER", "OTLP", 1);
+    CHECK(ituna_config_load_env(c, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK_STR(ituna_config_get(c, "tracer", "sampler"), "parentbased_traceidratio");
+    CHECK_STR(ituna_config_get(c, "exporter", "type"), "otlp");
+    /* only "true", in any case, disables */
+    static const struct {
+        const char *v;
+        int disabled;
+        int warns;
+    } dis[] = { { "true", 1, 0 },  { "TRUE", 1, 0 }, { "True", 1, 0 }, { "false", 0, 0 },
+                { "FALSE", 0, 0 }, { "1", 0, 1 },    { "yes", 0, 1 },  { "on", 0, 1 } };
+    for (size_t i = 0; i < sizeof dis / sizeof dis[0]; i++) {
+        clear_env();
+        ituna_config *d = ituna_config_new();
+        REQUIRE(d);
+        setenv("OTEL_SDK_DISABLED", dis[i].v, 1);
+        logs_start();
+        CHECK(ituna_config_load_env(d, errbuf, sizeof errbuf) == ITUNA_OK);
+        logs_stop();
+        CHECK(ituna_config_bool(d, "tracer", "disabled", -1) == dis[i].disabled);
+        CHECK((strstr(logbuf, "OTEL_SDK_DISABLED") != NULL) == dis[i].warns);
+        ituna_config_destroy(d);
+    }
+    /* the INI file keeps its strict errors for the same values */
+    CHECK(ituna_config_load_string(c, "strict.ini", "[exporter]\nprotocol = grpc\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "strict.ini:2:") != NULL);
     clear_env();
     setenv("OTEL_SDK_DISABLED", "true", 1);
     setenv("ITUNA_TRACES_FILE", "/tmp/x.jsonl", 1);
