@@ -67,9 +67,12 @@ static int run(hop *h, int count, int timed) {
         ok = ok && memmem(v, n, "\"customer_name\"", 15);
         ituna_span_end(s, 0);
         size_t len = validate(v, n, h->buf, sizeof h->buf, ok);
-        ituna_message_out mo = {
-            .topic = h->out_topic, .key = key, .key_len = kn, .value = h->buf, .value_len = len, .partition = -1
-        };
+        ituna_message_out mo = { .topic = h->out_topic,
+                                 .key = key,
+                                 .key_len = kn,
+                                 .value = h->buf,
+                                 .value_len = len,
+                                 .partition = -1 };
         ituna_err e = ituna_producer_publish(h->p, &mo, err, sizeof err);
         ituna_context_detach(token);
         if (e != ITUNA_OK) {
@@ -132,7 +135,8 @@ int main(void) {
     ituna_tracer_flush(h.t, 30000);
     double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), wall0 = clock_s(CLOCK_MONOTONIC);
     if (run(&h, n, 1)) return 1;
-    if (ituna_producer_flush(h.p, 30000) != ITUNA_OK) fprintf(stderr, "hop_ituna: producer flush timed out\n");
+    if (ituna_producer_flush(h.p, 30000) != ITUNA_OK)
+        fprintf(stderr, "hop_ituna: producer flush timed out\n");
     ituna_tracer_flush(h.t, 30000);
     double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0, wall = clock_s(CLOCK_MONOTONIC) - wall0;
     qsort(h.lat, (size_t)n, sizeof *h.lat, cmp_ll);
@@ -140,10 +144,11 @@ int main(void) {
     proc_status(&rss, &hwm);
     ituna_tracer_stats st;
     ituna_tracer_get_stats(h.t, &st);
-    printf("RESULT {\"n\": %d, \"cpu_s\": %.6f, \"wall_s\": %.6f, \"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, "
-           "\"rss_mb\": %.1f, \"hwm_mb\": %.1f, \"spans_dropped\": %llu, \"spans_export_failed\": %llu}\n",
-           n, cpu, wall, n ? h.lat[n / 2] / 1e3 : 0.0, n ? h.lat[(size_t)(n * 0.99)] / 1e3 : 0.0, rss, hwm,
-           (unsigned long long)st.spans_dropped, (unsigned long long)st.spans_export_failed);
+    printf(
+        "RESULT {\"n\": %d, \"cpu_s\": %.6f, \"wall_s\": %.6f, \"lat_p50_us\": %.3f, \"lat_p99_us\": %.3f, "
+        "\"rss_mb\": %.1f, \"hwm_mb\": %.1f, \"spans_dropped\": %llu, \"spans_export_failed\": %llu}\n",
+        n, cpu, wall, n ? h.lat[n / 2] / 1e3 : 0.0, n ? h.lat[(size_t)(n * 0.99)] / 1e3 : 0.0, rss, hwm,
+        (unsigned long long)st.spans_dropped, (unsigned long long)st.spans_export_failed);
     fflush(stdout);
     ituna_consumer_close(h.c);
     ituna_consumer_destroy(h.c);
