@@ -332,7 +332,10 @@ def summarise(results, cases, rounds):
         if bad:
             row["mark"] = "; ".join(sorted({(x or {}).get("error") or (x or {}).get("problem") or "not run"
                                             for x in bad}))
-        if good:
+        # a marked case still shows its figures (from every round that finished), unranked
+        measured = good if not bad else [x for x in runs if x and "cpu_s" in x and x.get("n")]
+        if measured:
+            good = measured
             cpu = [x["cpu_s"] / x["n"] * 1e6 for x in good]
             row.update(cpu_us=med(cpu), cpu_all=cpu, mps=med([x["n"] / x["cpu_s"] for x in good]),
                        tput=med([x["n"] / x["wall_s"] for x in good]), p50=med([x["lat_p50_us"] for x in good]),
