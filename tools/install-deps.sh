@@ -16,7 +16,8 @@ pkgs="build-essential cmake pkg-config librdkafka-dev liblua5.4-dev lua5.4 libcu
 PY=${PYTHON:-python3}
 case "$(command -v "$PY" || true)" in /usr/bin/*|"") pkgs="$pkgs python3-dev python3-pip python3-venv" ;; esac
 # openssl: the TLS export tests make their certificates with the openssl CLI
-[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks openssl clang-format"
+# clang + libclang-rt: the libFuzzer targets (tests/fuzz)
+[ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks openssl clang-format clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

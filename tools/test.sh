@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/test.sh - run every test of ituna-core, from a fresh clone:
 #   1. C unit tests (ctest) built plain, then under ASan+UBSan with LeakSanitizer,
-#      and the deterministic ones again under valgrind memcheck;
+#      and the deterministic ones again under valgrind memcheck; the libFuzzer targets
+#      (tests/fuzz) for a bounded time each;
 #   2. the Python package installed with pip, its tests (pytest);
 #   3. a real Apache Kafka broker (tools/kafka.sh) and a real Jaeger v2
 #      (tools/jaeger.sh) started on 127.0.0.1 for the Kafka, Lua, integration and
@@ -33,6 +34,20 @@ cmake --build build -j"$JOBS"
 step "C build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DITUNA_SANITIZE=ON -DITUNA_WERROR=ON -DITUNA_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$JOBS"
+
+step "fuzzing (libFuzzer + ASan + UBSan, ${ITUNA_FUZZ_SECONDS:-20} s per target)"
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DITUNA_FUZZ=ON -DITUNA_WERROR=ON \
+    -DITUNA_BUILD_BENCH=OFF -DITUNA_BUILD_LUA=OFF -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-fuzz -j"$JOBS"
+for t in fuzz_traceparent fuzz_tracestate fuzz_baggage fuzz_ini fuzz_json; do
+    # new inputs go to a scratch dir (first), the committed seeds are only read
+    work=$(mktemp -d)
+    build-fuzz/tests/fuzz/$t -max_total_time="${ITUNA_FUZZ_SECONDS:-20}" -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$ITUNA_ARTIFACTS/$t-" "$work" "tests/fuzz/corpus/$t" >"$ITUNA_ARTIFACTS/$t.log" 2>&1 ||
+        { tail -60 "$ITUNA_ARTIFACTS/$t.log"; echo "fuzz: $t found a crash (input in $ITUNA_ARTIFACTS)"; exit 1; }
+    rm -rf "$work"
+    echo "fuzz: $t $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$ITUNA_ARTIFACTS/$t.log" | awk '{print $2}') runs, no crash"
+done
 
 step "real Kafka broker and Jaeger"
 cleanup() {

@@ -174,7 +174,45 @@ static void decode(lua_State *L, const cJSON *item) {
     }
 }
 
+/* Offset of the first byte that is not well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, at most U+10FFFF), or len. cJSON passes any bytes through;
+ * JSON text must be UTF-8, and Python's json.loads refuses the same bytes. */
+static size_t utf8_bad_at(const unsigned char *p, size_t len) {
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            return i;
+        }
+        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi) return i;
+        for (size_t k = 2; k < n; k++)
+            if ((p[i + k] & 0xC0) != 0x80) return i;
+        i += n;
+    }
+    return len;
+}
+
 int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size_t err_size) {
+    size_t bad = utf8_bad_at((const unsigned char *)text, len);
+    if (bad < len) {
+        snprintf(err, err_size, "invalid UTF-8 at byte %zu of %zu", bad, len);
+        return 0;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {

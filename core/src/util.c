@@ -62,8 +62,8 @@ ituna_err ituna_set_err(char *buf, size_t size, ituna_err err, const char *fmt, 
 
 /* ---- logging ---------------------------------------------------------------- */
 
-static _Atomic(ituna_log_fn) log_fn = NULL;
-static void *_Atomic log_opaque = NULL;
+static _Atomic(ituna_log_fn) log_fn; /* NULL: static storage is zeroed (clang refuses "= NULL" here) */
+static void *_Atomic log_opaque;
 static atomic_int log_level = ITUNA_LOG_WARN;
 
 void ituna_log_set_handler(ituna_log_fn fn, void *opaque) {
