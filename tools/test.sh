@@ -89,9 +89,9 @@ $PY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
 export ITUNA_LUA="$ROOT/build/bindings/lua/ituna-lua"
 export LUA_CPATH="$ROOT/build/bindings/lua/?.so;;"
 
-step "Python, integration and end-to-end tests (pytest)"
+step "Python, integration, end-to-end and fault tests (pytest)"
 dirs=""
-for d in tests/python tests/integration tests/e2e; do [ -d "$d" ] && dirs="$dirs $d"; done
+for d in tests/python tests/integration tests/e2e tests/faults; do [ -d "$d" ] && dirs="$dirs $d"; done
 set +e
 $PY -m pytest -q -p no:cacheprovider $dirs
 rc=$?

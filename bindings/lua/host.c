@@ -8,7 +8,8 @@
  *   ituna-lua [--config PATH] [--service NAME] script.lua [args...]
  *
  * Exit status: the script's os.exit code, 0 after a normal end or a stop by
- * signal, 1 on a script error, 2 on bad usage or configuration. */
+ * signal, 1 on a script error, 2 on bad usage or configuration, 3 when the script
+ * ended well but spans were lost at the final flush (dropped or not exported). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -227,7 +228,15 @@ int main(int argc, char **argv) {
 
     lua_close(L); /* ends open spans, closes consumers (commit), flushes producers */
     rc = ituna_tracer_shutdown(tracer, SHUTDOWN_TIMEOUT_MS);
-    if (rc != ITUNA_OK) fprintf(stderr, "%s: flushing spans: %s\n", progname, ituna_err2str(rc));
+    if (rc != ITUNA_OK) {
+        ituna_tracer_stats st;
+        ituna_tracer_get_stats(tracer, &st);
+        fprintf(stderr,
+                "%s: flushing spans: %s: spans lost (%llu dropped, %llu export failed, %llu rejected)\n",
+                progname, ituna_err2str(rc), (unsigned long long)st.spans_dropped,
+                (unsigned long long)st.spans_export_failed, (unsigned long long)st.export_partial_rejected);
+        if (status == 0) status = 3; /* a clean run that lost spans is not a clean run */
+    }
     ituna_tracer_set_global(NULL);
     ituna_tracer_destroy(tracer);
     return status;

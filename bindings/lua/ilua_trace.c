@@ -152,8 +152,26 @@ void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t) {
     lua_pop(L, 1);
 }
 
+/* Push "what: <why>" for a failed flush/shutdown; spans lost are named with the
+ * counts, so a script's log line says how many.  [-0, +1, m] */
+static void push_export_error(lua_State *L, const char *what, ituna_tracer *t, ituna_err rc) {
+    if (rc != ITUNA_ERR_EXPORT) {
+        lua_pushfstring(L, "%s: %s", what, ituna_err2str(rc));
+        return;
+    }
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    char buf[200];
+    snprintf(buf, sizeof buf,
+             "%s: spans lost (%llu dropped, %llu export failed, %llu rejected, of %llu ended)", what,
+             (unsigned long long)st.spans_dropped, (unsigned long long)st.spans_export_failed,
+             (unsigned long long)st.export_partial_rejected, (unsigned long long)st.spans_ended);
+    lua_pushstring(L, buf);
+}
+
 /* ituna.shutdown([timeout_s=5]): flush and stop the current tracer; later spans
- * are dropped (counted). Returns true, or false and a message on timeout.
+ * are dropped (counted). Returns true, or false and a message on timeout or when
+ * spans were lost (dropped, export failed, rejected).
  * [-0, +(1|2), e] */
 static int l_shutdown(lua_State *L) {
     int ms = ilua_timeout_ms(L, 1, 5000);
@@ -169,7 +187,7 @@ static int l_shutdown(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
     if (rc != ITUNA_OK) {
         lua_pushboolean(L, 0);
-        lua_pushfstring(L, "shutdown: %s", ituna_err2str(rc));
+        push_export_error(L, "shutdown", t->t, rc);
         return 2;
     }
     lua_pushboolean(L, 1);
@@ -187,13 +205,14 @@ static int l_tracer(lua_State *L) {
     return 1;
 }
 
-/* tracer:flush([timeout_s]) -> true | false, message.  [-0, +(1|2), v] */
+/* tracer:flush([timeout_s]) -> true | false, message: false on timeout or when
+ * spans were lost since the previous flush.  [-0, +(1|2), v] */
 static int tracer_flush(lua_State *L) {
     ilua_tracer *t = check_tracer(L, 1);
     ituna_err rc = ituna_tracer_flush(t->t, ilua_timeout_ms(L, 2, -1));
     lua_pushboolean(L, rc == ITUNA_OK);
     if (rc == ITUNA_OK) return 1;
-    lua_pushfstring(L, "flush: %s", ituna_err2str(rc));
+    push_export_error(L, "flush", t->t, rc);
     return 2;
 }
 

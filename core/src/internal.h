@@ -285,6 +285,8 @@ struct ituna_tracer {
     /* Written by the export thread. */
     _Alignas(64) _Atomic uint64_t spans_exported, spans_export_failed, export_requests, export_retries,
         export_partial_rejected;
+    /* Spans lost (dropped + export failed + rejected) when flush last reported. */
+    _Atomic uint64_t lost_reported;
 };
 
 #endif

@@ -820,11 +820,31 @@ fail:
     return err;
 }
 
+/* Spans that ended and will never reach the collector: dropped (queue full or after
+ * shutdown), given up after retries, or rejected by the collector (partial success). */
+static uint64_t spans_lost(ituna_tracer *t, uint64_t *dropped, uint64_t *failed, uint64_t *rejected) {
+    *dropped = atomic_load(&t->spans_dropped);
+    *failed = atomic_load(&t->spans_export_failed);
+    *rejected = atomic_load(&t->export_partial_rejected);
+    return *dropped + *failed + *rejected;
+}
+
 ituna_err ituna_tracer_flush(ituna_tracer *t, int timeout_ms) {
     if (!t) return ITUNA_ERR_INVALID_ARG;
     if (!t->batch) return ITUNA_OK;
     if (timeout_ms < 0) timeout_ms = (int)ituna_config_int(t->cfg, "exporter", "export-timeout", 30000);
-    return ituna_batch_flush(t->batch, timeout_ms);
+    ituna_err rc = ituna_batch_flush(t->batch, timeout_ms);
+    uint64_t d, f, r, lost = spans_lost(t, &d, &f, &r);
+    uint64_t before = atomic_exchange(&t->lost_reported, lost);
+    if (rc == ITUNA_OK && lost > before) {
+        ituna_log(ITUNA_LOG_WARN,
+                  "flush: %llu span(s) lost since the last flush (%llu in all: %llu dropped, "
+                  "%llu export failed, %llu rejected by the collector)",
+                  (unsigned long long)(lost - before), (unsigned long long)lost, (unsigned long long)d,
+                  (unsigned long long)f, (unsigned long long)r);
+        return ITUNA_ERR_EXPORT;
+    }
+    return rc;
 }
 
 ituna_err ituna_tracer_shutdown(ituna_tracer *t, int timeout_ms) {
@@ -832,7 +852,19 @@ ituna_err ituna_tracer_shutdown(ituna_tracer *t, int timeout_ms) {
     if (atomic_exchange(&t->shut_down, 1)) return ITUNA_OK;
     if (!t->batch) return ITUNA_OK;
     if (timeout_ms < 0) timeout_ms = (int)ituna_config_int(t->cfg, "exporter", "export-timeout", 30000);
-    return ituna_batch_shutdown(t->batch, timeout_ms);
+    ituna_err rc = ituna_batch_shutdown(t->batch, timeout_ms);
+    /* After the join every queued span is exported or counted: the verdict on the whole run. */
+    uint64_t d, f, r, lost = spans_lost(t, &d, &f, &r);
+    atomic_store(&t->lost_reported, lost);
+    if (lost) {
+        ituna_log(ITUNA_LOG_WARN,
+                  "%llu of %llu ended span(s) lost: %llu dropped, %llu export failed, %llu "
+                  "rejected by the collector",
+                  (unsigned long long)lost, (unsigned long long)atomic_load(&t->spans_ended),
+                  (unsigned long long)d, (unsigned long long)f, (unsigned long long)r);
+        return ITUNA_ERR_EXPORT;
+    }
+    return rc;
 }
 
 void ituna_tracer_destroy(ituna_tracer *t) {

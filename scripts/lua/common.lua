@@ -271,7 +271,7 @@ function M.orders_limit()
 end
 
 -- Close consumers (final commit) and producers, flush the spans; exit 1 when any
--- of it failed, so the launcher knows the stop was not clean.
+-- of it failed (3 when only spans were lost), so the launcher knows the stop was not clean.
 function M.shutdown(svc, ...)
     local clean = true
     for _, c in ipairs({ ... }) do
@@ -281,12 +281,12 @@ function M.shutdown(svc, ...)
             svc.log:error("close failed: " .. tostring(err))
         end
     end
-    if not ituna.shutdown(10) then
-        clean = false
-        svc.log:error("spans not all exported within 10 s of shutdown")
-    end
+    local spans_ok, why = ituna.shutdown(10)
+    if not spans_ok then svc.log:error("SPANS LOST: " .. tostring(why)) end
     svc.log:info("Stopped " .. svc.name)
     if not clean then os.exit(1) end
+    -- 3: stopped well but spans were lost; the launcher reports it apart from a failure
+    if not spans_ok then os.exit(3) end
 end
 
 -- The loop every ordering service runs: on a timer (rate from [rates]), an order

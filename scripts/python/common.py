@@ -64,6 +64,10 @@ ZERO_TRACE = "0" * 32
 ZERO_SPAN = "0" * 16
 
 
+# Exit status of a service that ran and stopped well but lost spans (not exported);
+# the launcher reports it apart from a failure.
+EXIT_SPANS_LOST = 3
+
 def default_config_path():
     """--config PATH, else $ITUNA_CONFIG, else scripts/ituna-config.ini."""
     argv = sys.argv[1:]
@@ -249,7 +253,8 @@ class Service:
 
     def shutdown(self, *closables):
         """Close consumers (final commit) and producers, flush the spans; exit 1 when
-        any of it failed, so the launcher knows the stop was not clean."""
+        closing failed, 3 (EXIT_SPANS_LOST) when only spans were lost, so the launcher
+        knows the stop was not clean and why."""
         ok = True
         for c in closables:
             try:
@@ -257,12 +262,16 @@ class Service:
             except Exception as exc:  # report, and still close the others and flush spans
                 ok = False
                 self.log.error(f"close failed: {exc}")
-        if not ituna.shutdown(timeout=10):
-            ok = False
-            self.log.error("spans not all exported within 10 s of shutdown")
+        spans_ok = ituna.shutdown(timeout=10)
+        if not spans_ok:
+            st = self.tracer.stats()
+            self.log.error(f"SPANS LOST: {st['spans_dropped']} dropped, {st['spans_export_failed']} export failed, "
+                           f"{st['export_partial_rejected']} rejected by the collector, of {st['spans_ended']} ended")
         self.log.info(f"Stopped {self.name}")
         if not ok:
             raise SystemExit(1)
+        if not spans_ok:
+            raise SystemExit(EXIT_SPANS_LOST)
 
 
 def orders_limit():

@@ -687,7 +687,7 @@ static PyObject *tracer_flush(PyObject *self, PyObject *const *args, Py_ssize_t 
     ituna_err err;
     Py_BEGIN_ALLOW_THREADS err = ituna_tracer_flush(t->tracer, ms);
     Py_END_ALLOW_THREADS if (err == ITUNA_OK) Py_RETURN_TRUE;
-    if (err == ITUNA_ERR_TIMEOUT || err == ITUNA_ERR_STATE) Py_RETURN_FALSE;
+    if (err == ITUNA_ERR_TIMEOUT || err == ITUNA_ERR_STATE || err == ITUNA_ERR_EXPORT) Py_RETURN_FALSE;
     return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
 }
 
@@ -702,7 +702,7 @@ static PyObject *tracer_shutdown(PyObject *self, PyObject *const *args, Py_ssize
     Py_BEGIN_ALLOW_THREADS err = ituna_tracer_shutdown(t->tracer, ms);
     Py_END_ALLOW_THREADS t->shut_down = 1;
     if (err == ITUNA_OK) Py_RETURN_TRUE;
-    if (err == ITUNA_ERR_TIMEOUT) Py_RETURN_FALSE;
+    if (err == ITUNA_ERR_TIMEOUT || err == ITUNA_ERR_EXPORT) Py_RETURN_FALSE;
     return raise_err(state_of_type(Py_TYPE(self)), err, NULL);
 }
 
@@ -804,11 +804,13 @@ static PyMethodDef tracer_methods[] = {
       "OpenTelemetry's start_span for ituna.otel (see ituna/otel.py)." },
     { "flush", (PyCFunction)(void (*)(void))tracer_flush, METH_FASTCALL | METH_KEYWORDS,
       "flush($self, /, timeout=None)\n--\n\n"
-      "flush(timeout=None) -> bool: export every ended span; False if the timeout (seconds;\n"
+      "flush(timeout=None) -> bool: export every ended span; False if spans were lost since the\n"
+      "last flush (dropped, export failed, rejected: see stats()) or if the timeout (seconds;\n"
       "None: the configured export timeout) passed first. Releases the GIL." },
     { "shutdown", (PyCFunction)(void (*)(void))tracer_shutdown, METH_FASTCALL | METH_KEYWORDS,
       "shutdown($self, /, timeout=None)\n--\n\n"
-      "shutdown(timeout=None) -> bool: flush, stop the export thread. Idempotent." },
+      "shutdown(timeout=None) -> bool: flush, stop the export thread; False if any span this\n"
+      "tracer ended was lost (see stats()) or the timeout passed. Idempotent." },
     { "stats", tracer_stats, METH_NOARGS,
       "stats($self, /)\n--\n\n"
       "stats() -> dict of the tracer's counters (spans_started, spans_dropped, ...)." },

@@ -144,8 +144,10 @@ def span(name: str, attributes: Optional[Mapping[str, Any]] = None, kind: Any = 
 
 def shutdown(timeout: Optional[float] = 5.0) -> bool:
     """Close open producers and consumers, flush the default tracer (waiting at most
-    ``timeout`` seconds) and stop it. Returns False if spans were still queued when
-    the timeout passed. Safe to call twice; also run at interpreter exit."""
+    ``timeout`` seconds) and stop it. Returns False if spans were lost (dropped,
+    export failed or rejected by the collector: ``tracer.stats()`` has the counts)
+    or still queued when the timeout passed. Safe to call twice; also run at
+    interpreter exit."""
     errors = _core.close_all(timeout if timeout is not None else 30.0)
     t = _core.get_default_tracer()
     ok = True if t is None else t.shutdown(timeout=timeout)

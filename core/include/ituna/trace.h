@@ -129,12 +129,17 @@ ITUNA_API ituna_err ituna_tracer_create(const ituna_config *cfg, ituna_tracer **
                                         size_t errstr_size);
 
 /* Export everything ended so far; waits at most timeout_ms (<0: the configured
- * export timeout). ITUNA_ERR_TIMEOUT if spans are still queued. Thread-safe. May block up to timeout_ms. */
+ * export timeout). ITUNA_ERR_TIMEOUT if spans are still queued; ITUNA_ERR_EXPORT
+ * (and a warning logged) if spans were lost since the previous flush (dropped,
+ * export failed or rejected: see ituna_tracer_stats). Thread-safe. May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_tracer_flush(ituna_tracer *t, int timeout_ms);
 
 /* Flush within timeout_ms, stop the export thread and shut the exporter down.
- * Spans started afterwards do not record; spans ended afterwards are counted as
- * dropped. Idempotent. Thread-safe. May block up to timeout_ms. */
+ * ITUNA_ERR_EXPORT (and a warning logged with the counts) if any span ended by
+ * this tracer was lost, ITUNA_ERR_TIMEOUT if the flush timed out; ITUNA_OK only
+ * when every ended span was exported. Spans started afterwards do not record;
+ * spans ended afterwards are counted as dropped. Idempotent (a second call
+ * returns ITUNA_OK). Thread-safe. May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_tracer_shutdown(ituna_tracer *t, int timeout_ms);
 
 /* Shut down (if not yet) and free. Every span of this tracer must have ended.
