@@ -277,6 +277,7 @@ struct ituna_tracer {
     ituna_batch *batch;
     ituna_ring pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
     atomic_int shut_down;
+    _Atomic unsigned propagators; /* OTEL_PROPAGATORS, parsed at first use (propagators.c); 0 = not yet */
     /* Written by span start/end: a line of their own, away from the fields every
      * span reads and from the export thread's counters (false sharing). Enqueued
      * is not counted: it is ended - dropped. */

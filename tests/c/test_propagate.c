@@ -3,6 +3,7 @@
  * round trips, and inject/extract over a small string-map carrier. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "internal.h"
 #include "testutil.h"
@@ -476,6 +477,96 @@ static void map_free(map_carrier *m) {
     m->n = 0;
 }
 
+/* length-aware lookup: a value's length is what the carrier says, NUL or not */
+static size_t nul_len = 0; /* when set, the traceparent value is this long */
+static const char *map_getn(void *c, const char *key, size_t *len) {
+    const char *v = map_get(c, key);
+    if (v) *len = (nul_len && strcmp(key, "traceparent") == 0) ? nul_len : strlen(v);
+    return v;
+}
+
+static int b3_single_and_multi_round_trip_and_parse(void) {
+    ituna_span_context c, out;
+    const char *why = NULL;
+    REQUIRE(ituna_traceparent_parse("00-" TID "-" SID "-01", 55, &c, NULL) == ITUNA_OK);
+    map_carrier m = { 0 };
+    unsigned all = ITUNA_PROPAGATOR_B3 | ITUNA_PROPAGATOR_B3MULTI;
+    CHECK(ituna_inject_with(all, &c, NULL, map_set, &m) == ITUNA_OK);
+    CHECK_STR(map_get(&m, "b3"), TID "-" SID "-1");
+    CHECK_STR(map_get(&m, "X-B3-TraceId"), TID);
+    CHECK_STR(map_get(&m, "X-B3-SpanId"), SID);
+    CHECK_STR(map_get(&m, "X-B3-Sampled"), "1");
+    CHECK(map_get(&m, "traceparent") == NULL);
+    CHECK(ituna_extract_with(ITUNA_PROPAGATOR_B3MULTI, map_getn, &m, &out, NULL, &why) == ITUNA_OK);
+    CHECK(memcmp(out.trace_id, c.trace_id, 16) == 0 && memcmp(out.span_id, c.span_id, 8) == 0);
+    CHECK(out.trace_flags == 1 && out.is_remote == 1);
+    map_free(&m);
+    /* single header forms */
+    CHECK(ituna_b3_parse(TID "-" SID, strlen(TID "-" SID), &out, &why) == ITUNA_OK && out.trace_flags == 1);
+    CHECK(ituna_b3_parse(TID "-" SID "-0", strlen(TID "-" SID "-0"), &out, &why) == ITUNA_OK &&
+          out.trace_flags == 0);
+    CHECK(ituna_b3_parse(TID "-" SID "-d-" SID2, strlen(TID "-" SID "-d-" SID2), &out, &why) == ITUNA_OK &&
+          out.trace_flags == 1);
+    CHECK(ituna_b3_parse("a3ce929d0e0e4736-" SID "-1", 35, &out, &why) == ITUNA_OK);
+    CHECK(out.trace_id[0] == 0 && out.trace_id[7] == 0 && out.trace_id[8] == 0xa3); /* 64-bit id padded */
+    CHECK(ituna_b3_parse("4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-1", 51, &out, &why) == ITUNA_OK);
+    CHECK(ituna_b3_parse("1", 1, &out, &why) == ITUNA_ERR_NOT_FOUND);
+    static const char *bad[] = { TID "-" SID "-x",        TID "-" SID "-1-12",
+                                 "xyz-" SID "-1",         "00000000000000000000000000000000-" SID "-1",
+                                 TID "-0000000000000000", TID "-" SID "0-1" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(ituna_b3_parse(bad[i], strlen(bad[i]), &out, &why) == ITUNA_ERR_PARSE);
+        CHECK(!ituna_span_context_is_valid(&out) && why != NULL);
+    }
+    /* X-B3-Flags: 1 (debug) samples; X-B3-Sampled: 0 does not */
+    map_set(&m, "X-B3-TraceId", TID);
+    map_set(&m, "X-B3-SpanId", SID);
+    map_set(&m, "X-B3-Sampled", "0");
+    CHECK(ituna_extract_with(all, map_getn, &m, &out, NULL, &why) == ITUNA_OK && out.trace_flags == 0);
+    map_set(&m, "X-B3-Flags", "1");
+    CHECK(ituna_extract_with(all, map_getn, &m, &out, NULL, &why) == ITUNA_OK && out.trace_flags == 1);
+    map_free(&m);
+    return 0;
+}
+
+static int propagator_set_parses_and_orders_extraction(void) {
+    const char *unk = NULL;
+    size_t ulen = 0;
+    CHECK(ituna_propagators_parse(NULL, &unk, &ulen) ==
+          (ITUNA_PROPAGATOR_TRACECONTEXT | ITUNA_PROPAGATOR_BAGGAGE));
+    CHECK(ituna_propagators_parse(" TraceContext , b3,B3MULTI,,baggage ", &unk, &ulen) == 0xfu && !unk);
+    CHECK(ituna_propagators_parse("none", &unk, &ulen) == 0 && !unk);
+    CHECK(ituna_propagators_parse("b3,jaeger,xray", &unk, &ulen) == ITUNA_PROPAGATOR_B3);
+    CHECK(unk && ulen == 6 && strncmp(unk, "jaeger", 6) == 0);
+    /* tracecontext wins over b3 when both are there; b3 alone when the set lacks it */
+    map_carrier m = { 0 };
+    map_set(&m, "traceparent", "00-" TID "-" SID "-01");
+    map_set(&m, "b3", TID2 "-" SID2 "-1");
+    map_set(&m, "baggage", "user=alice,tier=gold%20plus");
+    ituna_span_context out;
+    ituna_baggage *bag = ituna_baggage_new();
+    const char *why;
+    CHECK(ituna_extract_with(0xfu, map_getn, &m, &out, bag, &why) == ITUNA_OK && out.span_id[0] == 0x00);
+    CHECK_STR(ituna_baggage_get(bag, "tier"), "gold plus");
+    CHECK(ituna_extract_with(ITUNA_PROPAGATOR_B3, map_getn, &m, &out, NULL, &why) == ITUNA_OK &&
+          out.span_id[0] == 0x12);
+    CHECK(ituna_extract_with(ITUNA_PROPAGATOR_BAGGAGE, map_getn, &m, &out, NULL, &why) ==
+          ITUNA_ERR_NOT_FOUND);
+    /* a trailing NUL inside the value's length makes it invalid (lengths, not C strings) */
+    nul_len = 56;
+    CHECK(ituna_extract_with(ITUNA_PROPAGATOR_TRACECONTEXT, map_getn, &m, &out, NULL, &why) ==
+          ITUNA_ERR_PARSE);
+    nul_len = 0;
+    /* inject writes the baggage too */
+    map_carrier w = { 0 };
+    CHECK(ituna_inject_with(0xfu, &out, bag, map_set, &w) == ITUNA_ERR_NOT_FOUND); /* no context: baggage only */
+    CHECK(map_get(&w, "baggage") && strstr(map_get(&w, "baggage"), "tier=gold%20plus"));
+    ituna_baggage_destroy(bag);
+    map_free(&w);
+    map_free(&m);
+    return 0;
+}
+
 static int extract_reports_missing_and_invalid_traceparent(void) {
     map_carrier m = { 0 };
     ituna_span_context ctx;
@@ -661,5 +752,7 @@ int main(void) {
     RUN(inject_then_extract_round_trips);
     RUN(inject_null_uses_the_current_context);
     RUN(parsers_survive_mutated_input);
+    RUN(b3_single_and_multi_round_trip_and_parse);
+    RUN(propagator_set_parses_and_orders_extraction);
     TEST_MAIN_END();
 }

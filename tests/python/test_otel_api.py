@@ -345,3 +345,53 @@ def test_otel_python_tracer_provider_entry_point(rx, tmp_path):
     assert rx.wait_for_spans(1)
     mine = [(res, s) for res, _, s in rx.spans() if s.name == "by-entry-point"]
     assert mine and attrs(mine[0][0].attributes)["service.name"] == "entry-point"
+
+
+# ---- propagators (OTEL_PROPAGATORS) and lengths, parsed in the core ----------------
+
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def with_propagators(value):
+    """A default tracer whose [tracer] propagators is value (as OTEL_PROPAGATORS sets it)."""
+    return ituna.init(service_name="props", env=False, type="none", propagators=value)
+
+
+def test_ituna_inject_extract_honour_the_propagators():
+    try:
+        with_propagators("tracecontext,baggage,b3,b3multi")
+        ctx = ituna.extract({"traceparent": TP})
+        out = ituna.inject({}, ctx, baggage={"user": "alice", "tier": "gold plus"})
+        assert out["traceparent"] == TP
+        assert out["b3"] == "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"
+        assert out["X-B3-TraceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" and out["X-B3-Sampled"] == "1"
+        assert out["baggage"] == "user=alice,tier=gold%20plus"
+        assert ituna.extract_baggage(out) == {"user": "alice", "tier": "gold plus"}
+        with_propagators("B3")  # case-insensitive; tracecontext not in the set
+        assert ituna.extract({"traceparent": TP}) is None
+        got = ituna.extract({"b3": "a3ce929d0e0e4736-00f067aa0ba902b7-0"})
+        assert got.trace_id == "0000000000000000a3ce929d0e0e4736" and not got.sampled
+        assert set(ituna.inject({}, got)) == {"b3"}
+        assert ituna.extract_baggage({"baggage": "a=1"}) == {}  # baggage not in the set
+        with_propagators("b3multi")
+        got = ituna.extract([("x-b3-traceid", b"4bf92f3577b34da6a3ce929d0e0e4736"),
+                             ("x-b3-spanid", b"00f067aa0ba902b7"), ("x-b3-sampled", b"1")])
+        assert got.traceparent == TP
+    finally:
+        ituna.shutdown()
+
+
+def test_values_are_lengths_not_nul_terminated_strings():
+    with_propagators("tracecontext,baggage")
+    try:
+        assert ituna.extract({"traceparent": TP}) is not None
+        assert ituna.extract({"traceparent": TP + "\x00"}) is None
+        assert ituna.extract({"traceparent": (TP + "\x00").encode()}) is None
+        ctx, why = ituna.extract([("traceparent", TP.encode() + b"\x00junk")], errors=True)
+        assert ctx is None and "length" in why
+        with pytest.raises(ValueError):
+            ituna.inject({}, ituna.extract({"traceparent": TP}), baggage={"k": "v\x00w"})
+        with pytest.raises(ValueError):
+            ituna.SpanContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b\x00")
+    finally:
+        ituna.shutdown()

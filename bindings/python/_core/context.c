@@ -450,6 +450,11 @@ PyType_Spec SpanContext_spec = {
     .slots = sc_slots,
 };
 
+/* The default tracer's propagators (OTEL_PROPAGATORS), or the default set. */
+static unsigned props_of(module_state *st) {
+    return ituna_tracer_propagators(st->default_tracer ? ((TracerObject *)st->default_tracer)->tracer : NULL);
+}
+
 /* ---- inject / extract -------------------------------------------------------- */
 
 typedef struct {
@@ -467,10 +472,40 @@ static void carrier_set(void *carrier, const char *key, const char *value) {
     Py_XDECREF(v);
 }
 
+/* A core baggage from a dict of str -> str (or None). NULL with an exception. */
+static ituna_baggage *baggage_from(module_state *st, PyObject *d) {
+    ituna_baggage *bag = ituna_baggage_new();
+    if (!bag) return (ituna_baggage *)PyErr_NoMemory();
+    if (d == Py_None) return bag;
+    if (!PyDict_Check(d)) {
+        ituna_baggage_destroy(bag);
+        PyErr_Format(PyExc_TypeError, "baggage must be a dict of str, not %.100s", Py_TYPE(d)->tp_name);
+        return NULL;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        Py_ssize_t kn = 0, vn = 0;
+        const char *ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &kn) : NULL;
+        const char *vs = ks && PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, &vn) : NULL;
+        ituna_err err = ITUNA_ERR_INVALID_ARG;
+        /* lengths, not C strings: an embedded NUL is refused, never cut at */
+        if (vs && strlen(ks) == (size_t)kn && strlen(vs) == (size_t)vn)
+            err = ituna_baggage_set(bag, ks, vs, NULL);
+        if (err != ITUNA_OK) {
+            ituna_baggage_destroy(bag);
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "invalid baggage entry %R: %R", k, v);
+            return NULL;
+        }
+    }
+    (void)st;
+    return bag;
+}
+
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    static const char *const names[] = { "carrier", "context" };
-    PyObject *a[2] = { NULL, NULL };
-    if (fast_args("inject", args, nargs, kwnames, names, 2, 2, a) < 0) return NULL;
+    static const char *const names[] = { "carrier", "context", "baggage" };
+    PyObject *a[3] = { NULL, NULL, NULL };
+    if (fast_args("inject", args, nargs, kwnames, names, 3, 2, a) < 0) return NULL;
     module_state *st = state_of_module(m);
     ituna_span_context tmp;
     const ituna_span_context *ctx;
@@ -487,8 +522,11 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
     } else {
         carrier = Py_NewRef(a[0]);
     }
-    if (!ctx || !ituna_span_context_is_valid(ctx)) return carrier;
-    if (PyDict_CheckExact(carrier)) {
+    unsigned props = props_of(st);
+    int has_bag = a[2] && a[2] != Py_None;
+    if ((!ctx || !ituna_span_context_is_valid(ctx)) && !has_bag) return carrier;
+    if (PyDict_CheckExact(carrier) && !has_bag &&
+        (props & ~ITUNA_PROPAGATOR_BAGGAGE) == ITUNA_PROPAGATOR_TRACECONTEXT) {
         /* fast path for the common dict carrier: same output as ituna_inject() */
         char buf[64];
         size_t n = ituna_traceparent_format(ctx, buf, sizeof buf);
@@ -508,8 +546,16 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
         Py_DECREF(carrier);
         return NULL;
     }
+    ituna_baggage *bag = has_bag ? baggage_from(st, a[2]) : NULL;
+    if (has_bag && !bag) {
+        Py_DECREF(carrier);
+        return NULL;
+    }
     set_carrier sc = { carrier, 0 };
-    ituna_err err = ituna_inject(ctx, carrier_set, &sc);
+    ituna_span_context none;
+    memset(&none, 0, sizeof none);
+    ituna_err err = ituna_inject_with(props, ctx ? ctx : &none, bag, carrier_set, &sc);
+    ituna_baggage_destroy(bag);
     if (sc.failed) {
         Py_DECREF(carrier);
         return NULL;
@@ -529,18 +575,28 @@ typedef struct {
     module_state *st;
 } get_carrier;
 
-static const char *value_chars(get_carrier *c, PyObject *v) {
-    if (PyUnicode_Check(v)) return PyUnicode_AsUTF8(v);
-    if (PyBytes_Check(v)) return PyBytes_AS_STRING(v);
-    if (PyByteArray_Check(v)) return PyByteArray_AS_STRING(v);
-    if (v == Py_None) return NULL;
-    if (PyList_Check(v) || PyTuple_Check(v)) { /* e.g. a multi-valued header: first wins */
+static const char *value_chars(get_carrier *c, PyObject *v, size_t *len) {
+    Py_ssize_t n = 0;
+    const char *p = NULL;
+    if (PyUnicode_Check(v))
+        p = PyUnicode_AsUTF8AndSize(v, &n);
+    else if (PyBytes_Check(v))
+        p = PyBytes_AS_STRING(v), n = PyBytes_GET_SIZE(v);
+    else if (PyByteArray_Check(v))
+        p = PyByteArray_AS_STRING(v), n = PyByteArray_GET_SIZE(v);
+    else if (v == Py_None)
+        return NULL;
+    else if (PyList_Check(v) || PyTuple_Check(v)) { /* e.g. a multi-valued header: first wins */
         if (PySequence_Fast_GET_SIZE(v) == 0) return NULL;
-        return value_chars(c, PySequence_Fast_GET_ITEM(v, 0));
+        return value_chars(c, PySequence_Fast_GET_ITEM(v, 0), len);
+    } else {
+        PyErr_Format(PyExc_TypeError, "carrier values must be str or bytes, not %.100s", Py_TYPE(v)->tp_name);
+        c->failed = 1;
+        return NULL;
     }
-    PyErr_Format(PyExc_TypeError, "carrier values must be str or bytes, not %.100s", Py_TYPE(v)->tp_name);
-    c->failed = 1;
-    return NULL;
+    if (!p) c->failed = 1;
+    *len = (size_t)n; /* the value's length: an embedded NUL is part of it */
+    return p;
 }
 
 static int key_matches(PyObject *k, const char *key) {
@@ -561,7 +617,7 @@ static int keep(get_carrier *c, PyObject *v) {
     return PyList_Append(c->keep, v);
 }
 
-static const char *carrier_get(void *carrier, const char *key) {
+static const char *carrier_get(void *carrier, const char *key, size_t *len) {
     get_carrier *c = carrier;
     if (c->failed) return NULL;
     PyObject *o = c->obj;
@@ -571,7 +627,7 @@ static const char *carrier_get(void *carrier, const char *key) {
                          : strcmp(key, "tracestate") == 0 ? c->st->str_tracestate
                                                           : NULL;
         PyObject *v = name ? PyDict_GetItemWithError(o, name) : PyDict_GetItemString(o, key); /* borrowed */
-        if (v) return value_chars(c, v);
+        if (v) return value_chars(c, v, len);
         if (PyErr_Occurred()) {
             c->failed = 1;
             return NULL;
@@ -579,7 +635,7 @@ static const char *carrier_get(void *carrier, const char *key) {
         PyObject *k, *val;
         Py_ssize_t pos = 0;
         while (PyDict_Next(o, &pos, &k, &val))
-            if (key_matches(k, key)) return value_chars(c, val);
+            if (key_matches(k, key)) return value_chars(c, val, len);
         return NULL;
     }
     if (PyList_Check(o) || PyTuple_Check(o)) { /* Kafka-style [(key, value), ...] */
@@ -591,7 +647,8 @@ static const char *carrier_get(void *carrier, const char *key) {
                 c->failed = 1;
                 return NULL;
             }
-            if (key_matches(PyTuple_GET_ITEM(it, 0), key)) return value_chars(c, PyTuple_GET_ITEM(it, 1));
+            if (key_matches(PyTuple_GET_ITEM(it, 0), key))
+                return value_chars(c, PyTuple_GET_ITEM(it, 1), len);
         }
         return NULL;
     }
@@ -604,7 +661,7 @@ static const char *carrier_get(void *carrier, const char *key) {
                 c->failed = 1;
             return NULL;
         }
-        const char *s = keep(c, v) < 0 ? NULL : value_chars(c, v);
+        const char *s = keep(c, v) < 0 ? NULL : value_chars(c, v, len);
         Py_DECREF(v);
         if (!s && PyErr_Occurred()) c->failed = 1;
         return s;
@@ -613,6 +670,31 @@ static const char *carrier_get(void *carrier, const char *key) {
                  Py_TYPE(o)->tp_name);
     c->failed = 1;
     return NULL;
+}
+
+PyObject *py_extract_baggage(PyObject *m, PyObject *carrier) {
+    module_state *st = state_of_module(m);
+    get_carrier gc = { carrier, NULL, 0, st };
+    size_t n = 0;
+    ituna_baggage *bag = ituna_baggage_new();
+    if (!bag) return PyErr_NoMemory();
+    const char *v = carrier == Py_None ? NULL : carrier_get(&gc, "baggage", &n);
+    PyObject *d = gc.failed ? NULL : PyDict_New();
+    const char *why = NULL;
+    if (d && v && (props_of(st) & ITUNA_PROPAGATOR_BAGGAGE) &&
+        ituna_baggage_parse(bag, v, n, &why) == ITUNA_OK) {
+        const char *k, *val, *meta;
+        for (size_t i = 0; i < ituna_baggage_count(bag); i++) {
+            ituna_baggage_entry(bag, i, &k, &val, &meta);
+            PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "replace");
+            if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(d);
+            Py_XDECREF(pv);
+            if (!d) break;
+        }
+    }
+    Py_XDECREF(gc.keep);
+    ituna_baggage_destroy(bag);
+    return d;
 }
 
 PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -631,7 +713,7 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
         err = ITUNA_ERR_NOT_FOUND;
         reason = "no carrier";
     } else {
-        err = ituna_extract(carrier_get, &gc, &ctx, &reason);
+        err = ituna_extract_with(props_of(st), carrier_get, &gc, &ctx, NULL, &reason);
     }
     Py_XDECREF(gc.keep);
     if (gc.failed) return NULL;

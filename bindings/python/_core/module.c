@@ -232,15 +232,21 @@ static PyMethodDef module_methods[] = {
       "            nonrecording_span_type, /)\n--\n\n"
       "Share the current span with OpenTelemetry's context (called by ituna.otel)." },
     { "inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
-      "inject($module, /, carrier=None, context=None)\n--\n\n"
-      "inject(carrier=None, context=None) -> carrier\n\n"
-      "Write 'traceparent' (and 'tracestate' when set) for context (a Span or SpanContext;\n"
-      "default: the current span) into carrier (a mutable mapping; default: a new dict)\n"
-      "and return it. With no context, the carrier is returned unchanged." },
+      "inject($module, /, carrier=None, context=None, *, baggage=None)\n--\n\n"
+      "inject(carrier=None, context=None, *, baggage=None) -> carrier\n\n"
+      "Write context (a Span or SpanContext; default: the current span) with the tracer's\n"
+      "propagators (OTEL_PROPAGATORS: 'traceparent'/'tracestate', 'b3', 'X-B3-*'), and\n"
+      "baggage (a dict of str) as W3C 'baggage', into carrier (a mutable mapping; default:\n"
+      "a new dict) and return it. With no context, only the baggage is written." },
+    { "extract_baggage", py_extract_baggage, METH_O,
+      "extract_baggage($module, carrier, /)\n--\n\n"
+      "extract_baggage(carrier) -> dict: the W3C 'baggage' header's entries (decoded), {} when\n"
+      "absent or invalid." },
     { "extract", (PyCFunction)(void (*)(void))py_extract, METH_FASTCALL | METH_KEYWORDS,
       "extract($module, /, carrier, errors=False)\n--\n\n"
       "extract(carrier, errors=False) -> SpanContext or None\n\n"
-      "Read W3C traceparent/tracestate from carrier: a mapping (str or bytes values,\n"
+      "Read the context with the tracer's propagators (OTEL_PROPAGATORS; W3C traceparent/\n"
+      "tracestate by default, b3, b3multi) from carrier: a mapping (str or bytes values,\n"
       "keys matched case-insensitively) or a list of (key, value) pairs such as Kafka\n"
       "headers. Returns None for a missing or invalid traceparent. With errors=True\n"
       "returns (context_or_None, reason_or_None): the reason says why the context is None,\n"

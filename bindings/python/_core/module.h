@@ -140,6 +140,7 @@ PyObject *otel_span_context(module_state *st, const ituna_span_context *ctx, int
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *py_traceparent_parse(PyObject *m, PyObject *arg);
+PyObject *py_extract_baggage(PyObject *m, PyObject *carrier);
 
 /* span.c */
 extern PyType_Spec Span_spec;

@@ -40,6 +40,7 @@ from ._core import (  # noqa: F401  (re-exported names)
     TimeoutError,
     Tracer,
     extract,
+    extract_baggage,
     inject,
     start_embedded_broker,
     traceparent_parse,
@@ -50,7 +51,7 @@ CORE_VERSION: str = _core.CORE_VERSION
 
 __all__ = [
     "init", "shutdown", "get_tracer", "span", "current_span", "current_context", "use_context",
-    "inject", "extract", "traceparent_parse",
+    "inject", "extract", "extract_baggage", "traceparent_parse",
     "Tracer", "Span", "SpanContext", "SpanKind", "StatusCode",
     "Producer", "Consumer", "Message", "DeliveryReport", "start_embedded_broker", "EmbeddedBroker",
     "Error", "ConfigError", "KafkaError", "TimeoutError", "DeliveryError", "MalformedPayload", "StateError",

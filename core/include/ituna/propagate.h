@@ -52,6 +52,43 @@ ITUNA_API ituna_err ituna_extract(ituna_carrier_get_fn get, void *carrier, ituna
 
 typedef struct ituna_baggage ituna_baggage;
 
+/* ---- the OTEL_PROPAGATORS set ----------------------------------------------- */
+
+#define ITUNA_PROPAGATOR_TRACECONTEXT 0x1u /* W3C traceparent / tracestate */
+#define ITUNA_PROPAGATOR_BAGGAGE      0x2u /* W3C baggage */
+#define ITUNA_PROPAGATOR_B3           0x4u /* B3 single header "b3" */
+#define ITUNA_PROPAGATOR_B3MULTI      0x8u /* B3 X-B3-TraceId / -SpanId / -Sampled */
+
+/* The set named by a comma-separated list such as OTEL_PROPAGATORS ("tracecontext,
+ * baggage,b3"; names any case; "none" and empty entries add nothing). NULL gives the
+ * default, tracecontext,baggage. The first unsupported name (e.g. "jaeger") is
+ * pointed to by *unknown with its length (not NUL-terminated). Thread-safe. */
+ITUNA_API unsigned ituna_propagators_parse(const char *list, const char **unknown, size_t *unknown_len);
+
+/* The tracer's set: [tracer] propagators / OTEL_PROPAGATORS. Thread-safe. */
+ITUNA_API unsigned ituna_tracer_propagators(const ituna_tracer *t);
+
+/* Length-aware carrier lookup: the value for key (any case) and its length in *len,
+ * or NULL. Values may hold any byte; a NUL is part of the value, never its end. */
+typedef const char *(*ituna_carrier_getn_fn)(void *carrier, const char *key, size_t *len);
+
+/* Write ctx (NULL: the thread's current context) with each propagator of props, and
+ * bag (may be NULL) with "baggage". ITUNA_ERR_NOT_FOUND when there is no valid
+ * context (baggage is still written). Thread-safe. */
+ITUNA_API ituna_err ituna_inject_with(unsigned props, const ituna_span_context *ctx, const ituna_baggage *bag,
+                                      ituna_carrier_set_fn set, void *carrier);
+
+/* Read a context with the propagators of props (tracecontext, then b3, then b3multi:
+ * the first valid one wins) and, when bag is not NULL and "baggage" is in props,
+ * add the baggage header's entries to bag (an invalid one is dropped whole). Errors
+ * as ituna_extract(). Thread-safe. */
+ITUNA_API ituna_err ituna_extract_with(unsigned props, ituna_carrier_getn_fn get, void *carrier,
+                                       ituna_span_context *out, ituna_baggage *bag, const char **reason);
+
+/* Parse a B3 single-header value ("<trace>-<span>[-<0|1|d>[-<parent>]]"). A bare
+ * sampling decision ("0", "1", "d") is ITUNA_ERR_NOT_FOUND. Thread-safe. */
+ITUNA_API ituna_err ituna_b3_parse(const char *s, size_t len, ituna_span_context *out, const char **reason);
+
 /* Empty baggage. The caller owns it and must free it with ituna_baggage_destroy(). Thread-safe. */
 ITUNA_API ituna_baggage *ituna_baggage_new(void);
 /* Free (NULL is a no-op). One thread at a time per handle. */
