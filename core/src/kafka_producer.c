@@ -21,6 +21,10 @@ struct ituna_producer {
     atomic_int stop;
     pthread_t thread;
     int thread_started;
+    atomic_int all_down;       /* error_cb saw every broker down (ends the warm-up early) */
+    _Atomic uint64_t ready_ns; /* when the cluster first answered; 0 until then */
+    pthread_t connect_thread;  /* keeps asking when the warm-up could not reach it */
+    int connect_started;
 };
 
 /* One published message, from producev to its delivery report. */
@@ -29,6 +33,7 @@ typedef struct pub_op {
     ituna_span *span;
     ituna_span_context ctx;
     void *user_opaque;
+    int cold; /* published before the producer had reached the cluster */
 } pub_op;
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -59,6 +64,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ituna_span_set_str(op->span, "messaging.destination.partition.id", part);
         ituna_span_set_int(op->span, "messaging.kafka.offset", m->offset);
     }
+    uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
+    if (ready) ituna_span_add_event(op->span, "kafka.producer.connected", NULL, 0, ready);
     ituna_span_end(op->span, 0);
     if (p->on_delivery) {
         p->on_delivery(&r, p->opaque);
@@ -73,9 +80,44 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&((ituna_producer *)opaque)->all_down, 1);
     ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO,
               "kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+/* One metadata round trip: connects to the cluster, after which librdkafka asks
+ * for the idempotent producer id at once. 1 once the cluster answered. */
+static int reach_cluster(ituna_producer *p, int timeout_ms) {
+    const struct rd_kafka_metadata *md;
+    if (rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    rd_kafka_metadata_destroy(md);
+    atomic_store(&p->ready_ns, ituna_now_ns());
+    return 1;
+}
+
+/* Connect, fetch metadata and so the producer id while the producer is created, not
+ * inside the first send's span. Bounded, and cut short when every broker is down: a
+ * producer must come up without its cluster (connect_thread() keeps trying). */
+#define WARM_UP_MS 5000
+static int warm_up(ituna_producer *p) {
+    int64_t deadline = ituna_kafka_mono_ms() + WARM_UP_MS;
+    /* Short tries first, so a refused connection is noticed at once; longer ones
+     * for a cluster that is merely far away. */
+    for (int slice = 50; !atomic_load(&p->all_down); slice = slice < 1000 ? slice * 2 : 1000) {
+        int64_t left = deadline - ituna_kafka_mono_ms();
+        if (left <= 0) return 0;
+        if (reach_cluster(p, left < slice ? (int)left : slice)) return 1;
+        rd_kafka_poll(p->rk, 0); /* serves error_cb */
+    }
+    return 0;
+}
+
+/* Until the cluster first answers: its own thread, so that delivery reports are
+ * never held behind a metadata request. */
+static void *connect_thread(void *arg) {
+    ituna_producer *p = arg;
+    while (!atomic_load(&p->stop) && !reach_cluster(p, 1000)) {}
+    return NULL;
 }
 
 /* Serves delivery reports while the application is idle, so spans end promptly. */
@@ -131,7 +173,10 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
         free(p);
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "kafka producer: %s", msg);
     }
+    if (!warm_up(p)) p->connect_started = pthread_create(&p->connect_thread, NULL, connect_thread, p) == 0;
     if (pthread_create(&p->thread, NULL, delivery_thread, p) != 0) {
+        atomic_store(&p->stop, 1);
+        if (p->connect_started) pthread_join(p->connect_thread, NULL);
         rd_kafka_destroy(p->rk);
         free(p);
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "cannot start the delivery thread");
@@ -188,6 +233,8 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
     op->span = span;
     op->ctx = *ituna_span_get_context(span);
     op->user_opaque = msg->opaque;
+    /* Its span then shows when the cluster first answered (the rest of its wait). */
+    op->cold = !atomic_load(&p->ready_ns);
     hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx);
     if (!hdrs) {
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -276,6 +323,7 @@ ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
     }
     atomic_store(&p->stop, 1);
     if (p->thread_started) pthread_join(p->thread, NULL);
+    if (p->connect_started) pthread_join(p->connect_thread, NULL);
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
     free(p);
