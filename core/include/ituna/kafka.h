@@ -55,8 +55,12 @@ typedef struct ituna_producer_options {
 
 /* Create a producer (idempotent, acks=all unless overridden) on tracer t (NULL:
  * the global tracer). Unknown or invalid librdkafka properties fail naming the
- * property. The caller owns *out and must destroy it with ituna_producer_destroy().
- * Thread-safe. */
+ * property. It reaches the cluster before returning (connection, metadata, and so
+ * the idempotent producer id), so the first send's span does not hold that wait; an
+ * unreachable cluster is not an error (the producer keeps trying, and a send made
+ * before it answered gets a "kafka.producer.connected" event). The caller owns *out
+ * and must destroy it with ituna_producer_destroy(). Thread-safe. May block up to
+ * 5 s (less once every broker is reported down). */
 ITUNA_API ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg,
                                           const ituna_producer_options *opts, ituna_producer **out,
                                           char *errstr, size_t errstr_size);
