@@ -395,3 +395,43 @@ def test_values_are_lengths_not_nul_terminated_strings():
             ituna.SpanContext("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b\x00")
     finally:
         ituna.shutdown()
+
+
+def test_otel_propagate_runs_on_the_core_propagators(provider):
+    """TracerProvider makes ituna.otel.Propagator the global propagator: it honours the
+    ituna tracer's propagators (b3 here), custom getters/setters and W3C baggage."""
+    from opentelemetry import baggage
+    assert isinstance(propagate.get_global_textmap(), ituna.otel.Propagator)
+    tr = provider.get_tracer("test.propagator")
+    try:
+        with_propagators("tracecontext,baggage,b3multi")
+        with tr.start_as_current_span(uniq("src")) as span:
+            token = otel_context.attach(baggage.set_baggage("user", "alice smith"))
+            try:
+                pairs = []
+
+                class ListSetter:
+                    def set(self, carrier, key, value):
+                        carrier.append((key, value.encode()))
+
+                propagate.inject(pairs, setter=ListSetter())
+            finally:
+                otel_context.detach(token)
+        got = dict(pairs)
+        sc = span.get_span_context()
+        assert got["X-B3-SpanId"] == ("%016x" % sc.span_id).encode() and got["traceparent"]
+        assert got["baggage"] == b"user=alice%20smith"
+
+        class ListGetter:
+            def get(self, carrier, key):
+                return [v.decode() for k, v in carrier if k.lower() == key] or None
+
+            def keys(self, carrier):
+                return [k for k, _ in carrier]
+
+        only_b3 = [(k, v) for k, v in pairs if k.lower().startswith("x-b3") or k == "baggage"]
+        ctx = propagate.extract(only_b3, getter=ListGetter())
+        assert trace.get_current_span(ctx).get_span_context().span_id == sc.span_id
+        assert baggage.get_all(ctx) == {"user": "alice smith"}
+    finally:
+        ituna.shutdown()

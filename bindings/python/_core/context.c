@@ -274,6 +274,23 @@ PyObject *py_attach(PyObject *m, PyObject *o) {
     return context_attach(st, o);
 }
 
+PyObject *py_context_of(PyObject *m, PyObject *o) {
+    module_state *st = state_of_module(m);
+    if (PyObject_TypeCheck(o, st->SpanType) || Py_IS_TYPE(o, st->SpanContextType)) return Py_NewRef(o);
+    ituna_span_context tmp;
+    const ituna_span_context *c = context_of_any(st, o, &tmp);
+    return c ? context_new(st, c) : Py_NewRef(Py_None);
+}
+
+PyObject *py_otel_span(PyObject *m, PyObject *o) {
+    module_state *st = state_of_module(m);
+    if (!st->otel_span_type) return PyErr_Format(PyExc_RuntimeError, "the OpenTelemetry bridge is off");
+    if (!PyObject_TypeCheck(o, st->SpanType) && !Py_IS_TYPE(o, st->SpanContextType))
+        return PyErr_Format(PyExc_TypeError, "expected a Span or SpanContext, not %.100s",
+                            Py_TYPE(o)->tp_name);
+    return otel_value(st, o);
+}
+
 PyObject *py_detach(PyObject *m, PyObject *token) {
     context_detach(state_of_module(m), token);
     Py_RETURN_NONE;

@@ -224,6 +224,13 @@ static PyMethodDef module_methods[] = {
       "attach($module, context, /)\n--\n\n"
       "attach(context) -> token: make a Span, SpanContext or None current (OpenTelemetry's\n"
       "Context when the bridge is on); undo with detach(token)." },
+    { "context_of", py_context_of, METH_O,
+      "context_of($module, span, /)\n--\n\n"
+      "context_of(span) -> Span, SpanContext or None: what inject() takes for an ituna span\n"
+      "or another OpenTelemetry provider's span (its SpanContext); None if it has none." },
+    { "otel_span", py_otel_span, METH_O,
+      "otel_span($module, context, /)\n--\n\n"
+      "otel_span(context) -> an OpenTelemetry span for a Span or a (remote) SpanContext (ituna.otel)." },
     { "detach", py_detach, METH_O,
       "detach($module, token, /)\n--\n\n"
       "detach(token): undo attach()." },

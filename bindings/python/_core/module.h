@@ -135,6 +135,8 @@ PyObject *context_current_object(module_state *st);
 PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_attach(PyObject *m, PyObject *o);
 PyObject *py_detach(PyObject *m, PyObject *o);
+PyObject *py_context_of(PyObject *m, PyObject *o);
+PyObject *py_otel_span(PyObject *m, PyObject *o);
 /* An OTel SpanContext for ctx (bridge on). New reference. */
 PyObject *otel_span_context(module_state *st, const ituna_span_context *ctx, int is_remote);
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

@@ -23,8 +23,11 @@ import logging
 import traceback
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
+from opentelemetry import baggage as _baggage
 from opentelemetry import context as _context_api
+from opentelemetry import propagate as _propagate
 from opentelemetry import trace as _trace
+from opentelemetry.propagators import textmap as _textmap
 from opentelemetry.context.context import Context as _Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext as _CVRuntime
 from opentelemetry.trace import propagation as _propagation
@@ -38,7 +41,7 @@ from opentelemetry.trace.status import Status as _Status
 
 from . import _core
 
-__all__ = ["TracerProvider", "Tracer", "Span", "NonRecordingSpan"]
+__all__ = ["TracerProvider", "Tracer", "Span", "NonRecordingSpan", "Propagator"]
 
 _log = logging.getLogger("ituna.otel")
 
@@ -53,6 +56,7 @@ _KIND = {
 # the core's SPAN_OTEL_* flags (bindings/python/_core/module.h)
 _NO_ATTACH, _NO_RECORD, _NO_STATUS, _NO_END = 1, 2, 4, 8
 
+_INTERNAL = _trace.SpanKind.INTERNAL
 _base_recording = _core.Span.is_recording.__get__  # the base class's property
 _base_set_status = _core.Span.set_status
 _base_add_link = _core.Span.add_link
@@ -151,7 +155,8 @@ class Tracer(_trace.Tracer):
                    start_time: Optional[int] = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> Span:
         flags = _NO_ATTACH | (0 if record_exception else _NO_RECORD) | (0 if set_status_on_exception else _NO_STATUS)
-        span = self._start(name, context, _KIND.get(kind, 1), attributes, start_time, flags)
+        span = self._start(name, context, 1 if kind is _INTERNAL else _KIND.get(kind, 1), attributes, start_time,
+                           flags)
         if links:
             _links(span, links)
         return span
@@ -165,10 +170,73 @@ class Tracer(_trace.Tracer):
         # The span is its own context manager: current inside `with`, ended on exit.
         flags = ((0 if record_exception else _NO_RECORD) | (0 if set_status_on_exception else _NO_STATUS)
                  | (0 if end_on_exit else _NO_END))
-        span = self._start(name, context, _KIND.get(kind, 1), attributes, start_time, flags)
+        span = self._start(name, context, 1 if kind is _INTERNAL else _KIND.get(kind, 1), attributes, start_time,
+                           flags)
         if links:
             _links(span, links)
         return span  # type: ignore[return-value]
+
+
+_SPAN_KEY = _propagation._SPAN_KEY
+_BAGGAGE_KEY = _baggage._BAGGAGE_KEY
+_KEYS = ("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled",
+         "x-b3-flags")
+_default_getter = _textmap.default_getter
+_default_setter = _textmap.default_setter
+
+
+class Propagator(_textmap.TextMapPropagator):
+    """OpenTelemetry's ``TextMapPropagator`` on ituna's core: the propagators of
+    ``OTEL_PROPAGATORS`` (tracecontext, baggage, b3, b3multi; the ituna tracer's
+    ``[tracer] propagators``), formatted and parsed in C. :class:`TracerProvider`
+    makes it the global propagator when the global one is OpenTelemetry's default
+    set, so ``opentelemetry.propagate.inject/extract`` use it."""
+
+    def inject(self, carrier: Any, context: Optional[_Context] = None,
+               setter: _textmap.Setter = _default_setter) -> None:
+        ctx = _context_api.get_current() if context is None else context
+        span = ctx.get(_SPAN_KEY)
+        bag = ctx.get(_BAGGAGE_KEY)
+        sc = _core.context_of(span) if span is not None else None
+        if sc is None and not bag:
+            return
+        bag = {k: str(v) for k, v in bag.items()} if bag else None
+        if setter is _default_setter and type(carrier) is dict:
+            _core.inject(carrier, sc, baggage=bag) if sc is not None else _core.inject(carrier, None, baggage=bag)
+            return
+        for k, v in _core.inject({}, sc, baggage=bag).items():
+            setter.set(carrier, k, v)
+
+    def extract(self, carrier: Any, context: Optional[_Context] = None,
+                getter: _textmap.Getter = _default_getter) -> _Context:
+        if context is None:
+            context = _Context()
+        if getter is not _default_getter or not isinstance(carrier, (dict, list, tuple)):
+            carrier = {k: v for k in _KEYS if (v := getter.get(carrier, k))}
+        sc = _core.extract(carrier)
+        bag = _core.extract_baggage(carrier) if "baggage" in carrier or not isinstance(carrier, dict) else None
+        if sc is None and not bag:
+            return context
+        values = dict(context)
+        if sc is not None:
+            values[_SPAN_KEY] = _core.otel_span(sc)
+        if bag:
+            old = values.get(_BAGGAGE_KEY)
+            values[_BAGGAGE_KEY] = {**old, **bag} if old else bag
+        return _Context(values)
+
+    @property
+    def fields(self) -> set:
+        return set(_KEYS)
+
+
+def _default_textmap() -> bool:
+    """True when the global propagator is OpenTelemetry's own set from OTEL_PROPAGATORS."""
+    g = _propagate.get_global_textmap()
+    inner = getattr(g, "_propagators", None)
+    return inner is not None and all(type(p).__name__ in ("TraceContextTextMapPropagator", "W3CBaggagePropagator",
+                                                          "B3SingleFormat", "B3MultiFormat", "B3Format")
+                                     for p in inner)
 
 
 class TracerProvider(_trace.TracerProvider):
@@ -176,11 +244,16 @@ class TracerProvider(_trace.TracerProvider):
 
     ``tracer``: an :class:`ituna.Tracer`; by default the one :func:`ituna.init` set up,
     else a new one from the ``OTEL_*`` environment (``init_kwargs`` are passed to
-    :func:`ituna.init`). Resource, sampler, limits and exporter are that tracer's."""
+    :func:`ituna.init`). Resource, sampler, limits and exporter are that tracer's.
+    ``propagator``: make :class:`Propagator` the global propagator when the global
+    one is OpenTelemetry's default set."""
 
-    def __init__(self, tracer: Optional[_core.Tracer] = None, **init_kwargs: Any) -> None:
+    def __init__(self, tracer: Optional[_core.Tracer] = None, *, propagator: bool = True,
+                 **init_kwargs: Any) -> None:
         self._tracer = tracer
         self._init_kwargs = init_kwargs
+        if propagator and _default_textmap():  # a propagator the user set is left alone
+            _propagate.set_global_textmap(Propagator())
 
     def _core_tracer(self) -> _core.Tracer:
         if self._tracer is None:
