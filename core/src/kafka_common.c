@@ -279,10 +279,13 @@ static int carrier_object(const cJSON *obj, ituna_span_context *out, char *reaso
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "tracestate");
     if (cJSON_IsString(ts)) {
         /* an invalid tracestate alone is dropped; the traceparent still counts (W3C) */
+        why = NULL;
         if (ituna_tracestate_parse(ts->valuestring, strlen(ts->valuestring), out, &why) != ITUNA_OK) {
             out->tracestate[0] = 0;
             out->tracestate_len = 0;
         }
+        if (why && reason && reason_size)
+            snprintf(reason, reason_size, "payload carrier: %s (%zu bytes)", why, strlen(ts->valuestring));
     }
     return 1;
 }
@@ -327,10 +330,14 @@ ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void 
             reasonf(reason, reason_size, "", val ? why : "traceparent: null header value");
             return ITUNA_CTX_NONE;
         }
-        if (rd_kafka_header_get_last(hdrs, "tracestate", &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val &&
-            ituna_tracestate_parse(val, size, out, &why) != ITUNA_OK) {
-            out->tracestate[0] = 0;
-            out->tracestate_len = 0;
+        if (rd_kafka_header_get_last(hdrs, "tracestate", &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
+            why = NULL;
+            if (ituna_tracestate_parse(val, size, out, &why) != ITUNA_OK) {
+                out->tracestate[0] = 0;
+                out->tracestate_len = 0;
+            }
+            /* dropped or truncated: said on the span, never silently (reason + size) */
+            if (why && reason && reason_size) snprintf(reason, reason_size, "%s (%zu bytes)", why, size);
         }
         out->is_remote = 1;
         return ITUNA_CTX_HEADER;

@@ -59,7 +59,8 @@ typedef enum ituna_ctx_source {
  * there is no traceparent header, the seed's payload "carrier" field (a JSON
  * string holding a JSON object, or an object). Returns the source; on
  * ITUNA_CTX_NONE *out is zeroed and reason says why (e.g. "no traceparent header",
- * "traceparent: invalid version ff"). */
+ * "traceparent: invalid version ff"); with a context, reason is empty unless the
+ * tracestate was dropped or truncated, which it then names with its size. */
 ITUNA_HIDDEN ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void *payload,
                                                   size_t payload_len, ituna_span_context *out, char *reason,
                                                   size_t reason_size);

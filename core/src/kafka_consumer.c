@@ -326,7 +326,10 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
                           : src == ITUNA_CTX_PAYLOAD ? "payload-carrier"
                                                      : "none",
                           ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
-        if (src == ITUNA_CTX_NONE) ITUNA_SET_STR_LIT(s, "ituna.context.error", reason, ITUNA_LIT_FRESH);
+        if (src == ITUNA_CTX_NONE)
+            ITUNA_SET_STR_LIT(s, "ituna.context.error", reason, ITUNA_LIT_FRESH);
+        else if (reason[0]) /* a tracestate over the W3C limits, dropped or cut: recorded */
+            ITUNA_SET_STR_LIT(s, "ituna.tracestate.dropped", reason, ITUNA_LIT_FRESH);
         if (m->timestamp_ms >= 0) {
             ITUNA_SET_INT_LIT(s, "ituna.message.timestamp_ms", m->timestamp_ms, ITUNA_LIT_FRESH);
             ITUNA_SET_STR_LIT(s, "ituna.message.timestamp_type",
