@@ -172,6 +172,7 @@ class OtlpReceiver:
         self._lock = threading.Condition()
         self.requests = []
         self.errors = []
+        self._conns = set()  # open client connections: stop() closes them, as a dying collector does
         rx = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -179,6 +180,10 @@ class OtlpReceiver:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                rx._conns.add(self.connection)
 
             def do_POST(self):
                 rx._handle(self)
@@ -205,6 +210,13 @@ class OtlpReceiver:
     def stop(self):
         self._server.shutdown()
         self._server.server_close()
+        import socket
+
+        for c in list(self._conns):  # kept-alive connections would otherwise still be served
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()
