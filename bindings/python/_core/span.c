@@ -486,6 +486,8 @@ static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     if (path != Py_None) {
         if (!PyUnicode_FSConverter(path, &path_bytes)) goto done;
         err = ituna_config_load_file(cfg, PyBytes_AS_STRING(path_bytes), errstr, sizeof errstr);
+        /* a config file that cannot be opened is the caller's configuration error */
+        if (err == ITUNA_ERR_IO) err = ITUNA_ERR_CONFIG;
         if (err != ITUNA_OK) goto done;
     }
     if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto done;

@@ -132,18 +132,37 @@ def find_ituna_lua(scripts_dir):
 
 # ---- configuration ---------------------------------------------------------------------
 
+def check_config(path):
+    """Validate the whole file with the core, as every service will when it starts
+    (sections, keys, values, duplicates, file:line in the message), so a bad file
+    stops the launcher before it starts a broker or a service. Any file content,
+    binary included, gives a RestaurantError, never a traceback."""
+    import ituna
+
+    try:
+        # the environment counts as the services see it; no exporter: nothing is sent
+        t = ituna.Tracer(config=path, env=True, settings=[("exporter.type", "none")])
+    except ituna.Error as exc:  # ConfigError and the rest (an unreadable file)
+        msg = str(exc)
+        raise RestaurantError(msg if path in msg else f"{path}: {msg}") from None
+    t.shutdown(timeout=0)
+
+
 class RunConfig:
     """The values the launcher itself reads from the INI file (the services read
     theirs through the core, which validates the whole file)."""
 
     def __init__(self, path):
         self.path = path
+        check_config(path)
         self.cp = configparser.ConfigParser(interpolation=None, strict=False)
         try:
             if not self.cp.read(path, encoding="utf-8"):
                 raise RestaurantError(f"cannot read config file {path}")
         except configparser.Error as exc:
             raise RestaurantError(f"{path}: {exc}") from None
+        except (UnicodeDecodeError, OSError) as exc:
+            raise RestaurantError(f"{path}: cannot read as UTF-8 text: {exc}") from None
 
     def get(self, section, key, default=None):
         if self.cp.has_option(section, key):
