@@ -189,3 +189,27 @@ def test_lua_host_exits_0_when_every_span_was_exported(tmp_path):
         assert len(rx.spans()) == 5
     assert "flush\ttrue" in p.stdout, p.stdout + p.stderr
     assert p.returncode == 0, p.stderr
+
+
+def test_the_launcher_reports_services_that_lost_spans_and_exits_3(tmp_path):
+    # the restaurant on the embedded broker, exporting to a collector that refuses
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in
+           ("ITUNA_KAFKA_BOOTSTRAP", "ITUNA_CONFIG", "ITUNA_TRACES_FILE", "ITUNA_ORDERS_LIMIT")}
+    env["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1000"
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    cfg = tmp_path / "fast.ini"
+    cfg.write_text("[simulated-delays]\nwebsite-ordering = 100\non-site-ordering = 100\n"
+                   "direct-kitchen-ordering = 100\n[rates]\nwebsite-ordering = 5\nonsite-ordering = 5\n"
+                   "direct-kitchen-ordering = 5\n")
+    args = ["--config", str(cfg), "--bootstrap", "embedded", "--orders", "3", "--no-progress",
+            "--otlp-endpoint", refusing_endpoint(), "--run-dir", str(tmp_path / "run")]
+    if os.environ.get("ITUNA_LUA"):
+        env["ITUNA_LUA"] = os.environ["ITUNA_LUA"]
+    p = subprocess.run([sys.executable, "-m", "ituna.restaurant"] + args, capture_output=True, text=True,
+                       timeout=240, env=env, cwd=str(tmp_path))
+    out = p.stdout + p.stderr
+    assert "Traceback" not in out, out
+    assert p.returncode == 3, out
+    assert "the run lost spans: 5 service(s) could not export all their spans (exit 3)" in p.stderr, out
+    assert "spans lost by kitchen-service" in p.stderr and "export failed" in p.stderr, p.stderr
+    assert "placed 3, served 3" in p.stdout, p.stdout

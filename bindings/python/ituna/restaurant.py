@@ -23,7 +23,9 @@ is served or rejected, stops the services with SIGTERM (they commit offsets and
 flush spans), merges the traces and prints the per-stage summary. A service that
 exits non-zero after SIGTERM (a failed commit or flush), or that has to be killed
 because it did not stop in time, fails the run (exit 1) with its exit code and last
-log lines.
+log lines. A service that stopped well but could not export all its spans exits 3;
+the launcher names it with its counts and exits 3 itself (the traces are incomplete).
+The configuration file is checked whole by the core before anything starts.
 """
 
 import argparse
@@ -67,6 +69,10 @@ RE_REJECTED = re.compile(r" - INFO - Rejected order " + _UUID + ":")
 RE_SERVED = re.compile(r" - INFO - Your order is ready\. .* - Order id = " + _UUID)
 
 TAIL_LINES = 15
+
+
+# A service's (and the launcher's) exit status when everything ran but spans were lost.
+EXIT_SPANS_LOST = 3
 
 
 class RestaurantError(Exception):
@@ -431,6 +437,7 @@ class Restaurant:
         self.interrupted = 0
         self.failed = None           # (proc, returncode) of a service that died
         self.stop_failures = []      # services that did not stop cleanly on SIGTERM
+        self.spans_lost = []         # services that stopped well but lost spans (exit 3)
         self.consumers_ready_at = None
 
     # -- set-up --
@@ -708,6 +715,9 @@ class Restaurant:
                 continue
             if rc == 0 and (p.done or p.service in expected_exit):
                 continue
+            if rc == EXIT_SPANS_LOST and (p.done or p.service in expected_exit):
+                self._note_spans_lost(p)  # finished its orders; only its spans did not all get out
+                continue
             return p
         return None
 
@@ -730,6 +740,9 @@ class Restaurant:
         rc = p.returncode
         if p is self.failed or p in self.stop_failures or (rc == 0 and not p.killed):
             return
+        if rc == EXIT_SPANS_LOST and not p.killed:
+            self._note_spans_lost(p)
+            return
         if p.killed:
             how = (f"did not stop within {timeout:g} s of SIGTERM and was killed (exit {rc}): "
                    "its offsets and spans may be lost")
@@ -742,6 +755,10 @@ class Restaurant:
                    " (a clean stop exits 0: a commit or a span flush may have failed)")
         self.stop_failures.append(p)
         self._report_death(p, how)
+
+    def _note_spans_lost(self, p):
+        if p not in self.spans_lost:
+            self.spans_lost.append(p)
 
     def _start_group(self, procs, deadline):
         for p in procs:
@@ -913,6 +930,16 @@ class Restaurant:
         self._merge_traces()
         if self._summary(elapsed) and status == 0:
             status = 1
+        if self.spans_lost:
+            # orders were handled, but the traces are incomplete: not a clean run
+            for p in self.spans_lost:
+                p.wait_reader(2.0)
+                why = next((l.split("SPANS LOST: ", 1)[1] for l in reversed(list(p.tail)) if "SPANS LOST: " in l),
+                           "see its log")
+                self.err.write(f"spans lost by {p.instance}: {why}\n")
+            self.err.write(f"the run lost spans: {len(self.spans_lost)} service(s) could not export all "
+                           "their spans (exit 3)\n")
+            status = status or EXIT_SPANS_LOST
         return status
 
     def _supervise(self, progress, ordering, started):
