@@ -430,6 +430,16 @@ ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value
     return rc;
 }
 
+ituna_err ituna_config_load(ituna_config *cfg, const char *path, int env, const char *const *overrides,
+                            char *errstr, size_t errstr_size) {
+    if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
+    ituna_err rc = path ? ituna_config_load_file(cfg, path, errstr, errstr_size) : ITUNA_OK;
+    if (!rc && env) rc = ituna_config_load_env(cfg, errstr, errstr_size);
+    for (size_t i = 0; !rc && overrides && overrides[i]; i += 2)
+        if (overrides[i + 1]) rc = ituna_config_set(cfg, overrides[i], overrides[i + 1], errstr, errstr_size);
+    return rc;
+}
+
 const char *ituna_config_get(const ituna_config *cfg, const char *section, const char *key) {
     if (!cfg || !section || !key) return NULL;
     long at = list_find(&cfg->list, section, key);

@@ -105,8 +105,9 @@ static const ituna_cfg_key SCHEMA[] = {
     K_STR("messaging", "dlq-suffix", NULL, NULL, ".dlq", "dead-letter topic = <topic><suffix>"),
     K_MS("messaging", "connect-timeout", NULL, NULL, "10000",
          "ms a consumer may be cut off from the broker before poll reports an error"),
-    K_INT("messaging", "max-redeliveries", NULL, NULL, "0", 0, IMAX,
-          "handler failures before a message goes to the DLQ; 0 = unlimited"),
+    K_INT("messaging", "max-redeliveries", NULL, NULL, "9", 0, IMAX,
+          "redeliveries of a failed message before it goes to the DLQ with the last error (9: ten "
+          "attempts, as Spring Kafka); 0 = unlimited"),
 
     /* [compat]: interoperation with the seed POC */
     K_BOOL("compat", "payload-carrier", NULL, "false",

@@ -1,8 +1,10 @@
-/* kafka_consumer.c - the traced Kafka consumer: group subscription, CONSUMER
- * spans "process <topic>" continuing the producer's context (headers, else the
- * seed's payload carrier), at-least-once offset storage after the handler's
- * verdict, redelivery by rewinding on handler errors, the dead-letter topic for
- * malformed payloads, wakeup, a bounded "broker unreachable" error, and the
+/* kafka_consumer.c - the traced Kafka consumer and its loop policy: group
+ * subscription, CONSUMER spans "process <topic>" continuing the producer's context
+ * (headers, else the seed's payload carrier), at-least-once offset storage after
+ * the handler's verdict and the deliveries of its publishes, redelivery by
+ * rewinding (bounded, then the DLQ), the dead-letter topic for malformed payloads
+ * (a copy cut to fit), the message a host left unfinished, waiting for the
+ * assignment, stop and wakeup, a bounded "broker unreachable" error, and the
  * current partition assignment (tracked by our rebalance callback). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,10 @@ struct ituna_consumer {
     int64_t connect_timeout_ms;
     int64_t max_redeliveries;
     ituna_producer *dlq; /* publishes to <topic><dlq_suffix> */
-    atomic_int wakeup;
+    atomic_int wakeup, stop;
+    ituna_message *current;     /* handed out by the last poll, not finished */
+    ituna_message *held;        /* kept by wait_assigned(), handed out by the next poll */
+    ituna_message *zombies;     /* finished by us, not yet released by the host */
     atomic_llong down_since_ms; /* monotonic ms of the first "all brokers down", 0 = up */
     pthread_mutex_t lock;       /* guards last_error (written from librdkafka threads) */
     char last_error[512];       /* error name + a reason of up to 255 chars */
@@ -45,7 +50,55 @@ struct ituna_message {
     ituna_span *span;
     ituna_span_context ctx;
     int64_t timestamp_ms;
+    int attempt;
+    int finished;               /* finished by the consumer (poll, close): the host releases it */
+    ituna_delivery_slot *slots; /* deliveries of the publishes made for it */
+    ituna_message *next_zombie;
 };
+
+static _Thread_local ituna_message *tl_message;
+static _Thread_local struct {
+    ituna_message *prev;
+    int ctx_token;
+} tl_attach[64];
+static _Thread_local int tl_depth;
+
+ituna_message *ituna_message_current(void) {
+    return tl_message;
+}
+
+void ituna_message_track(ituna_message *m, ituna_delivery_slot *s) {
+    s->next = m->slots;
+    m->slots = s;
+}
+
+ituna_delivery_slot *ituna_message_slots(const ituna_message *m) {
+    return m ? m->slots : NULL;
+}
+
+ituna_err ituna_message_attach(ituna_message *m, int *token) {
+    if (!m || !token || m->finished) return ITUNA_ERR_INVALID_ARG;
+    if (tl_depth >= 64) return ITUNA_ERR_STATE;
+    int ct = -1;
+    ituna_err e = ituna_context_attach(&m->ctx, &ct);
+    if (e) return e;
+    tl_attach[tl_depth].prev = tl_message;
+    tl_attach[tl_depth].ctx_token = ct;
+    *token = tl_depth++;
+    tl_message = m;
+    return ITUNA_OK;
+}
+
+void ituna_message_detach(int token) {
+    if (token < 0 || token >= tl_depth) return;
+    tl_depth = token;
+    tl_message = tl_attach[token].prev;
+    ituna_context_detach(tl_attach[token].ctx_token);
+}
+
+int ituna_message_attempt(const ituna_message *m) {
+    return m ? m->attempt : 0;
+}
 
 static void note_error(ituna_consumer *c, rd_kafka_resp_err_t err, const char *reason) {
     pthread_mutex_lock(&c->lock);
@@ -69,25 +122,6 @@ static char *dup_str(const char *s) {
     char *d = malloc(n);
     if (d) memcpy(d, s, n);
     return d;
-}
-
-typedef struct dlq_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
-    ituna_err err;
-    char errstr[256];
-} dlq_wait;
-
-static void dlq_delivered(const ituna_delivery_report *r, void *opaque) {
-    (void)opaque;
-    dlq_wait *w = r->msg_opaque;
-    pthread_mutex_lock(&w->mu);
-    w->err = r->err;
-    snprintf(w->errstr, sizeof w->errstr, "%s%s%s", r->error_name, r->err ? ": " : "", r->errstr);
-    w->done = 1;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
 }
 
 /* Apply a rebalance ourselves so the assignment size is known. Runs on the
@@ -183,7 +217,7 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
         c->link_mode = m && strcmp(m, "link") == 0;
     }
     c->connect_timeout_ms = ituna_config_int(cfg, "messaging", "connect-timeout", 10000);
-    c->max_redeliveries = ituna_config_int(cfg, "messaging", "max-redeliveries", 0);
+    c->max_redeliveries = ituna_config_int(cfg, "messaging", "max-redeliveries", 9);
     if (!c->group || !c->dlq_suffix) {
         ituna_consumer_destroy(c);
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -224,7 +258,6 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
      * (the consumer-only ones are left out by the conf builder). */
     ituna_producer_options po = { .bootstrap = c->ep.bootstrap,
                                   .properties = opts->properties,
-                                  .on_delivery = dlq_delivered,
                                   .payload_carrier = 0 };
     e = ituna_producer_create(t, cfg, &po, &c->dlq, errstr, errstr_size);
     if (e) {
@@ -270,6 +303,29 @@ static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_
                          (long long)(ituna_kafka_mono_ms() - since), last[0] ? last : rd_kafka_err2str(err));
 }
 
+/* Failed attempts of one message so far (0: none recorded). */
+static int failures_of(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
+    for (unsigned i = 0; i < 32; i++)
+        if (c->fails[i].count && c->fails[i].partition == partition && c->fails[i].offset == offset &&
+            strcmp(c->fails[i].topic, topic) == 0)
+            return c->fails[i].count;
+    return 0;
+}
+
+/* Count a failed attempt of one message; returns the count including this one. */
+static int count_failure(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
+    for (unsigned i = 0; i < 32; i++)
+        if (c->fails[i].count && c->fails[i].partition == partition && c->fails[i].offset == offset &&
+            strcmp(c->fails[i].topic, topic) == 0)
+            return ++c->fails[i].count;
+    unsigned i = c->fails_next++ % 32;
+    snprintf(c->fails[i].topic, sizeof c->fails[i].topic, "%s", topic);
+    c->fails[i].partition = partition;
+    c->fails[i].offset = offset;
+    c->fails[i].count = 1;
+    return 1;
+}
+
 static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     ituna_message *m = calloc(1, sizeof *m);
     if (!m) return NULL;
@@ -311,6 +367,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         return NULL;
     }
     m->ctx = *ituna_span_get_context(m->span);
+    m->attempt = failures_of(c, topic, rkm->partition, rkm->offset) + 1;
     rd_kafka_timestamp_type_t tstype;
     m->timestamp_ms = rd_kafka_message_timestamp(rkm, &tstype);
     ituna_span *s = m->span;
@@ -321,6 +378,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", part, ITUNA_LIT_FRESH);
         ITUNA_SET_INT_LIT(s, "messaging.kafka.offset", rkm->offset, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "messaging.consumer.group.name", c->group, ITUNA_LIT_FRESH);
+        if (m->attempt > 1) ITUNA_SET_INT_LIT(s, "ituna.delivery.attempt", m->attempt, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "ituna.context.source",
                           src == ITUNA_CTX_HEADER    ? "header"
                           : src == ITUNA_CTX_PAYLOAD ? "payload-carrier"
@@ -344,15 +402,44 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     return m;
 }
 
+static ituna_err finish(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
+                        size_t errstr_size);
+
+/* The consumer finishes a message its host left open; the host still releases it. */
+static void finish_for_host(ituna_message *m, const char *why) {
+    char err[256];
+    finish(m, ITUNA_HANDLED_ERROR, why, err, sizeof err);
+    m->finished = 1;
+    m->next_zombie = m->c->zombies;
+    m->c->zombies = m;
+}
+
+static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                             size_t errstr_size);
+
 ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
                               size_t errstr_size) {
     if (!c || !out)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
     *out = NULL;
     if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    if (c->current) finish_for_host(c->current, "not finished before the next poll");
+    c->current = NULL;
+    if (c->held) {
+        *out = c->current = c->held;
+        c->held = NULL;
+        return ITUNA_OK;
+    }
+    ituna_err e = poll_broker(c, timeout_ms, out, errstr, errstr_size);
+    c->current = *out;
+    return e;
+}
+
+static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                             size_t errstr_size) {
     int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
-        if (atomic_exchange(&c->wakeup, 0)) return ITUNA_OK;
+        if (atomic_exchange(&c->wakeup, 0) || atomic_load(&c->stop)) return ITUNA_OK;
         int64_t left = deadline - ituna_kafka_mono_ms();
         /* 100 ms slices so a wakeup is seen promptly */
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
@@ -434,99 +521,108 @@ static void rewind_partition(ituna_message *m) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Count handler failures of one message; returns the count including this one. */
-static int count_failure(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
-    for (unsigned i = 0; i < 32; i++)
-        if (c->fails[i].count && c->fails[i].partition == partition && c->fails[i].offset == offset &&
-            strcmp(c->fails[i].topic, topic) == 0)
-            return ++c->fails[i].count;
-    unsigned i = c->fails_next++ % 32;
-    snprintf(c->fails[i].topic, sizeof c->fails[i].topic, "%s", topic);
-    c->fails[i].partition = partition;
-    c->fails[i].offset = offset;
-    c->fails[i].count = 1;
-    return 1;
-}
-
-/* Republish the message to <topic><suffix> with the reason, and wait for the broker's ack. */
+/* Republish the message to <topic><suffix> with the reason, and wait for the broker's
+ * ack. A copy larger than the DLQ producer's message.max.bytes gets its value cut
+ * (headers ituna.dlq.value-cut, ituna.dlq.original-size), so the partition moves on. */
 static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr, size_t errstr_size) {
     ituna_consumer *c = m->c;
     rd_kafka_message_t *rkm = m->rkm;
     const char *topic = rd_kafka_topic_name(rkm->rkt);
-    char dlq_topic[512], part[16], off[24];
+    char dlq_topic[512], part[16], off[24], size[24];
     snprintf(dlq_topic, sizeof dlq_topic, "%s%s", topic, c->dlq_suffix);
     snprintf(part, sizeof part, "%d", (int)rkm->partition);
     snprintf(off, sizeof off, "%lld", (long long)rkm->offset);
+    snprintf(size, sizeof size, "%zu", rkm->len);
     rd_kafka_headers_t *hdrs = NULL;
     if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
     size_t n = hdrs ? rd_kafka_header_cnt(hdrs) : 0;
-    ituna_header *h = calloc(n + 4, sizeof *h);
+    ituna_header *h = calloc(n + 6, sizeof *h);
     if (!h) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
-    size_t k = 0;
+    size_t k = 0, rest = rkm->key_len + 512; /* 512: record and batch overhead, generously */
     for (size_t i = 0; i < n; i++) {
         const char *name;
         const void *val;
-        size_t size;
-        if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size)) break;
+        size_t sz;
+        if (rd_kafka_header_get_all(hdrs, i, &name, &val, &sz)) break;
         if (strncmp(name, "ituna.dlq.", 10) == 0)
             continue; /* a message dead-lettered twice keeps the latest */
-        h[k++] = (ituna_header){ name, val, size };
+        h[k++] = (ituna_header){ name, val, sz };
+        rest += strlen(name) + sz + 8;
     }
     const char *why = reason && *reason ? reason : "malformed payload";
     h[k++] = (ituna_header){ "ituna.dlq.reason", why, strlen(why) };
     h[k++] = (ituna_header){ "ituna.dlq.topic", topic, strlen(topic) };
     h[k++] = (ituna_header){ "ituna.dlq.partition", part, strlen(part) };
     h[k++] = (ituna_header){ "ituna.dlq.offset", off, strlen(off) };
-
-    dlq_wait w = { .done = 0 };
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, NULL);
+    rest += strlen(why) + strlen(topic) + 200;
+    size_t value_len = rkm->len, max = (size_t)ituna_producer_max_bytes(c->dlq);
+    if (rest + value_len > max) {
+        value_len = max > rest ? max - rest : 0;
+        h[k++] = (ituna_header){ "ituna.dlq.value-cut", "true", 4 };
+        h[k++] = (ituna_header){ "ituna.dlq.original-size", size, strlen(size) };
+        ituna_span_set_int(m->span, "ituna.dlq.original_size", (int64_t)rkm->len);
+    }
     ituna_message_out mo = { .topic = dlq_topic,
                              .key = rkm->key,
                              .key_len = rkm->key_len,
                              .value = rkm->payload,
-                             .value_len = rkm->len,
+                             .value_len = value_len,
                              .headers = h,
                              .n_headers = k,
                              .partition = -1,
-                             .parent = &m->ctx,
-                             .opaque = &w };
-    ituna_err e = ituna_producer_publish(c->dlq, &mo, errstr, errstr_size);
+                             .parent = &m->ctx };
+    ituna_delivery_slot *slot = NULL;
+    ituna_err e = ituna_producer_send_slot(c->dlq, &mo, NULL, &slot, errstr, errstr_size);
     free(h);
-    if (!e) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += DLQ_CONFIRM_MS / 1000;
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            if (pthread_cond_timedwait(&w.cv, &w.mu, &ts) != 0) break;
-        int done = w.done;
-        pthread_mutex_unlock(&w.mu);
-        if (!done) {
-            /* The report will still come: wait for it so w outlives the callback. */
-            ituna_producer_flush(c->dlq, 60000);
-            pthread_mutex_lock(&w.mu);
-            while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-            pthread_mutex_unlock(&w.mu);
-            e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
-                              "DLQ write to '%s' not confirmed within %d ms", dlq_topic, DLQ_CONFIRM_MS);
-        } else if (w.err) {
-            e = ituna_set_err(errstr, errstr_size, w.err, "DLQ write to '%s' failed: %s", dlq_topic,
-                              w.errstr);
-        }
-    }
-    pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&w.mu);
+    if (e) return e;
+    int st = ituna_delivery_slot_wait(slot, ituna_kafka_mono_ms() + DLQ_CONFIRM_MS);
+    if (st == 0)
+        e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
+                          "DLQ write to '%s' not confirmed within %d ms", dlq_topic, DLQ_CONFIRM_MS);
+    else if (st == 2)
+        e = ituna_set_err(errstr, errstr_size, slot->rep.r.err, "DLQ write to '%s' failed: %s: %s", dlq_topic,
+                          slot->rep.error_name, slot->rep.errstr);
+    ituna_delivery_slot_release(slot);
     return e;
 }
 
-ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
-                             size_t errstr_size) {
-    if (!m) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "message is NULL");
+/* Wait for the deliveries of the publishes made for m; the first failure (or one
+ * not reported in time) is written to why. Releases the slots. Returns 1 if all succeeded. */
+static int deliveries_ok(ituna_message *m, char *why, size_t why_size) {
+    int ok = 1;
+    while (m->slots) {
+        ituna_delivery_slot *s = m->slots;
+        m->slots = s->next;
+        int st = ituna_delivery_slot_wait(s, s->deadline_ms);
+        if (ok && st != 1) {
+            ok = 0;
+            if (st == 0)
+                snprintf(why, why_size, "publish %llu not confirmed in time",
+                         (unsigned long long)s->rep.r.ticket);
+            else
+                snprintf(why, why_size, "delivery of publish %llu to %s [%d] failed: %s (%s)",
+                         (unsigned long long)s->rep.r.ticket, s->rep.topic, (int)s->rep.r.partition,
+                         s->rep.errstr, s->rep.error_name);
+        }
+        ituna_delivery_slot_release(s);
+    }
+    return ok;
+}
+
+/* Apply the verdict: commit, redeliver (bounded), or dead-letter. Ends the span. */
+static ituna_err finish(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
+                        size_t errstr_size) {
     ituna_consumer *c = m->c;
     ituna_err e = ITUNA_OK;
     const char *topic = rd_kafka_topic_name(m->rkm->rkt);
-    char why[512];
+    const char *etype = "handler_error";
+    char why[1024], dwhy[700];
+    if (c->current == m) c->current = NULL;
+    if (!deliveries_ok(m, dwhy, sizeof dwhy) && result == ITUNA_HANDLED_OK) {
+        result = ITUNA_HANDLED_ERROR;
+        reason = dwhy;
+        etype = "delivery_failed";
+    }
     if (result == ITUNA_HANDLED_ERROR && c->max_redeliveries > 0 &&
         count_failure(c, topic, m->rkm->partition, m->rkm->offset) > c->max_redeliveries) {
         snprintf(why, sizeof why, "handler failed %lld times: %s", (long long)c->max_redeliveries + 1,
@@ -554,51 +650,70 @@ ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, cons
         break;
     case ITUNA_HANDLED_ERROR:
     default:
-        ituna_span_set_str(m->span, "error.type", "handler_error");
+        ituna_span_set_str(m->span, "error.type", etype);
         ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "handler error");
         rewind_partition(m);
         break;
     }
     ituna_span_end(m->span, 0);
     rd_kafka_message_destroy(m->rkm);
+    m->rkm = NULL;
     c->outstanding--;
+    return e;
+}
+
+ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
+                             size_t errstr_size) {
+    if (!m) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "message is NULL");
+    if (m->finished) {
+        for (ituna_message **z = &m->c->zombies; *z; z = &(*z)->next_zombie)
+            if (*z == m) {
+                *z = m->next_zombie;
+                break;
+            }
+        free(m);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE,
+                             "message already finished by the consumer (not finished before the next poll or "
+                             "close): it is redelivered");
+    }
+    ituna_err e = finish(m, result, reason, errstr, errstr_size);
     free(m);
     return e;
 }
 
 const char *ituna_message_topic(const ituna_message *m) {
-    return m ? rd_kafka_topic_name(m->rkm->rkt) : NULL;
+    return m && m->rkm ? rd_kafka_topic_name(m->rkm->rkt) : NULL;
 }
 int32_t ituna_message_partition(const ituna_message *m) {
-    return m ? m->rkm->partition : -1;
+    return m && m->rkm ? m->rkm->partition : -1;
 }
 int64_t ituna_message_offset(const ituna_message *m) {
-    return m ? m->rkm->offset : -1;
+    return m && m->rkm ? m->rkm->offset : -1;
 }
 int64_t ituna_message_timestamp_ms(const ituna_message *m) {
     return m ? m->timestamp_ms : -1;
 }
 
 const void *ituna_message_key(const ituna_message *m, size_t *len) {
-    if (len) *len = m && m->rkm->key ? m->rkm->key_len : 0;
-    return m ? m->rkm->key : NULL;
+    if (len) *len = m && m->rkm && m->rkm->key ? m->rkm->key_len : 0;
+    return m && m->rkm ? m->rkm->key : NULL;
 }
 
 const void *ituna_message_value(const ituna_message *m, size_t *len) {
-    if (len) *len = m && m->rkm->payload ? m->rkm->len : 0;
-    return m ? m->rkm->payload : NULL;
+    if (len) *len = m && m->rkm && m->rkm->payload ? m->rkm->len : 0;
+    return m && m->rkm ? m->rkm->payload : NULL;
 }
 
 size_t ituna_message_header_count(const ituna_message *m) {
     rd_kafka_headers_t *h;
-    if (!m || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (!m || !m->rkm || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
     return rd_kafka_header_cnt(h);
 }
 
 int ituna_message_header(const ituna_message *m, size_t i, const char **key, const void **value,
                          size_t *value_len) {
     rd_kafka_headers_t *h;
-    if (!m || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    if (!m || !m->rkm || rd_kafka_message_headers(m->rkm, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
     const char *k;
     const void *v;
     size_t n;
@@ -610,7 +725,7 @@ int ituna_message_header(const ituna_message *m, size_t i, const char **key, con
 }
 
 ituna_span *ituna_message_span(ituna_message *m) {
-    return m ? m->span : NULL;
+    return m && !m->finished ? m->span : NULL;
 }
 
 ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handler_fn handler, void *opaque,
@@ -622,12 +737,53 @@ ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handl
     ituna_err e = ituna_consumer_poll(c, timeout_ms, &m, errstr, errstr_size);
     if (e || !m) return e;
     int token = -1;
-    int attached = ituna_context_attach(&m->ctx, &token) == ITUNA_OK;
+    int attached = ituna_message_attach(m, &token) == ITUNA_OK;
     char reason[512] = "";
     ituna_handler_result r = handler(m, opaque, reason, sizeof reason);
-    if (attached) ituna_context_detach(token);
+    if (attached) ituna_message_detach(token);
     if (handled) *handled = 1;
     return ituna_message_done(m, r, reason, errstr, errstr_size);
+}
+
+ituna_err ituna_consumer_run(ituna_consumer *c, ituna_handler_fn handler, void *opaque, char *errstr,
+                             size_t errstr_size) {
+    ituna_err e = ITUNA_OK;
+    while (!e && !ituna_consumer_stopped(c))
+        e = ituna_consumer_run_once(c, 1000, handler, opaque, NULL, errstr, errstr_size);
+    return e;
+}
+
+ituna_err ituna_consumer_wait_assigned(ituna_consumer *c, int timeout_ms, int *assigned, char *errstr,
+                                       size_t errstr_size) {
+    if (assigned) *assigned = 0;
+    if (!c) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer is NULL");
+    if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        if (atomic_load(&c->assigned) > 0) {
+            if (assigned) *assigned = 1;
+            return ITUNA_OK;
+        }
+        /* a kept message must be handed out before polling again (no second buffer) */
+        int64_t left = deadline - ituna_kafka_mono_ms();
+        if (c->held || atomic_load(&c->stop) || left <= 0) return ITUNA_OK;
+        ituna_err e = poll_broker(c, left < 100 ? (int)left : 100, &c->held, errstr, errstr_size);
+        if (e) return e;
+    }
+}
+
+void ituna_consumer_stop(ituna_consumer *c) {
+    if (!c) return;
+    atomic_store(&c->stop, 1);
+    atomic_store(&c->wakeup, 1);
+}
+
+int ituna_consumer_stopped(const ituna_consumer *c) {
+    return c ? atomic_load(&((ituna_consumer *)c)->stop) : 0;
+}
+
+void ituna_consumer_resume(ituna_consumer *c) {
+    if (c) atomic_store(&c->stop, 0);
 }
 
 ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size) {
@@ -644,6 +800,13 @@ ituna_err ituna_consumer_close(ituna_consumer *c) {
     if (c->closed || !c->rk) return ITUNA_OK;
     ituna_err e = ITUNA_OK;
     char errstr[256];
+    /* not committed: redelivered to this group's next member */
+    if (c->current) finish_for_host(c->current, "consumer closed before the message was finished");
+    if (c->held)
+        finish(c->held, ITUNA_HANDLED_ERROR, "consumer closed before the message was handed out", errstr,
+               sizeof errstr);
+    free(c->held);
+    c->held = NULL;
     if (ituna_consumer_commit(c, errstr, sizeof errstr) != ITUNA_OK) {
         ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, errstr);
         e = ITUNA_ERR_KAFKA;
@@ -671,6 +834,11 @@ void ituna_consumer_destroy(ituna_consumer *c) {
         rd_kafka_destroy(c->rk);
     }
     if (c->dlq) ituna_producer_destroy(c->dlq, 10000);
+    while (c->zombies) {
+        ituna_message *z = c->zombies;
+        c->zombies = z->next_zombie;
+        free(z);
+    }
     pthread_mutex_destroy(&c->lock);
     free(c->group);
     free(c->dlq_suffix);

@@ -1,7 +1,9 @@
 /* kafka_producer.c - the traced Kafka producer: PRODUCER spans "send <topic>",
  * context injected into the message headers (and optionally the seed's payload
  * carrier), a delivery thread that serves librdkafka's delivery reports so each
- * span ends when its report arrives, flush and close. */
+ * span ends when its report arrives, reports handed to the host on its own thread
+ * (ituna_producer_poll), failures kept per publish (tickets, the owner message's
+ * delivery slots), flush and close. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +18,21 @@ struct ituna_producer {
     ituna_delivery_fn on_delivery;
     void *opaque;
     int payload_carrier;
+    int reports_on_poll;
+    int64_t msg_timeout_ms, max_bytes;
     atomic_int in_flight;
-    atomic_uint_fast64_t failures;
-    atomic_int stop;
+    atomic_uint_fast64_t failures, next_ticket;
+    atomic_int stop, closed;
     pthread_t thread;
     int thread_started;
     atomic_int all_down;       /* error_cb saw every broker down (ends the warm-up early) */
     _Atomic uint64_t ready_ns; /* when the cluster first answered; 0 until then */
     pthread_t connect_thread;  /* keeps asking when the warm-up could not reach it */
     int connect_started;
+    pthread_mutex_t mu;         /* guards the two lists */
+    pthread_cond_t cv;          /* a report was queued */
+    ituna_dr_copy *q, **q_tail; /* reports for on_delivery, served by ituna_producer_poll() */
+    ituna_dr_copy *f, **f_tail; /* failures of publishes for no message, for take_failures() */
 };
 
 /* One published message, from producev to its delivery report. */
@@ -34,7 +42,71 @@ typedef struct pub_op {
     ituna_span_context ctx;
     void *user_opaque;
     int cold; /* published before the producer had reached the cluster */
+    uint64_t ticket;
+    ituna_delivery_slot *slot; /* NULL unless made for a consumed message */
 } pub_op;
+
+/* Slots of every producer complete under one lock: waits are rare (a message
+ * finishing, a DLQ write) and short. */
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;
+
+void ituna_dr_copy_set(ituna_dr_copy *c, const ituna_delivery_report *r) {
+    c->r = *r;
+    snprintf(c->topic, sizeof c->topic, "%s", r->topic ? r->topic : "");
+    snprintf(c->errstr, sizeof c->errstr, "%s", r->errstr ? r->errstr : "");
+    snprintf(c->error_name, sizeof c->error_name, "%s", r->error_name ? r->error_name : "");
+    c->r.topic = c->topic;
+    c->r.errstr = c->errstr;
+    c->r.error_name = c->error_name;
+}
+
+static void push_copy(ituna_producer *p, ituna_dr_copy ***tail, const ituna_delivery_report *r) {
+    ituna_dr_copy *c = calloc(1, sizeof *c);
+    if (!c) return; /* counted and logged already */
+    ituna_dr_copy_set(c, r);
+    pthread_mutex_lock(&p->mu);
+    **tail = c;
+    *tail = &c->next;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Detach a whole list under the lock. */
+static ituna_dr_copy *take_list(ituna_producer *p, ituna_dr_copy **head, ituna_dr_copy ***tail) {
+    pthread_mutex_lock(&p->mu);
+    ituna_dr_copy *l = *head;
+    *head = NULL;
+    *tail = head;
+    pthread_mutex_unlock(&p->mu);
+    return l;
+}
+
+void ituna_delivery_slot_release(ituna_delivery_slot *s) {
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
+}
+
+int ituna_delivery_slot_wait(ituna_delivery_slot *s, int64_t deadline_ms) {
+    pthread_mutex_lock(&slots_mu);
+    while (s->state == 0) {
+        int64_t now = ituna_kafka_mono_ms();
+        if (now >= deadline_ms) break;
+        int64_t until = deadline_ms - now < 100 ? deadline_ms - now : 100;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(until * 1000000);
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&slots_cv, &slots_mu, &ts);
+    }
+    int st = s->state;
+    pthread_mutex_unlock(&slots_mu);
+    return st;
+}
+
+int64_t ituna_producer_max_bytes(const ituna_producer *p) {
+    return p ? p->max_bytes : 1000000;
+}
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
@@ -49,7 +121,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                                 .errstr = "",
                                 .error_name = "",
                                 .msg_opaque = op->user_opaque,
-                                .span = op->ctx };
+                                .span = op->ctx,
+                                .ticket = op->ticket };
     if (m->err) {
         r.err = m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? ITUNA_ERR_TIMEOUT : ITUNA_ERR_KAFKA;
         r.errstr = rd_kafka_err2str(m->err);
@@ -67,13 +140,25 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
     if (ready) ituna_span_add_event(op->span, "kafka.producer.connected", NULL, 0, ready);
     ituna_span_end(op->span, 0);
-    if (p->on_delivery) {
+    if (op->slot) {
+        pthread_mutex_lock(&slots_mu);
+        ituna_dr_copy_set(&op->slot->rep, &r);
+        op->slot->state = m->err ? 2 : 1;
+        pthread_cond_broadcast(&slots_cv);
+        pthread_mutex_unlock(&slots_mu);
+        ituna_delivery_slot_release(op->slot);
+    }
+    if (p->on_delivery && p->reports_on_poll) {
+        push_copy(p, &p->q_tail, &r);
+    } else if (p->on_delivery) {
         p->on_delivery(&r, p->opaque);
     } else if (m->err) {
         char tid[33];
         ituna_trace_id_hex(&op->ctx, tid);
-        ituna_log(ITUNA_LOG_ERROR, "kafka delivery to %s [%d] failed: %s (%s), trace %s", topic,
-                  (int)m->partition, r.errstr, r.error_name, tid);
+        ituna_log(ITUNA_LOG_ERROR, "kafka delivery to %s [%d] failed: %s (%s), trace %s, publish %llu", topic,
+                  (int)m->partition, r.errstr, r.error_name, tid, (unsigned long long)op->ticket);
+        /* a message's own failures are judged when it is finished (its slots) */
+        if (p->reports_on_poll && !op->slot) push_copy(p, &p->f_tail, &r);
     }
     free(op);
     atomic_fetch_sub(&p->in_flight, 1);
@@ -138,6 +223,11 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
     ituna_producer *p = calloc(1, sizeof *p);
     if (!p) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
     p->tracer = t;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->q_tail = &p->q;
+    p->f_tail = &p->f;
+    p->reports_on_poll = opts->reports_on_poll;
     p->on_delivery = opts->on_delivery;
     p->opaque = opts->opaque;
     p->payload_carrier = opts->payload_carrier >= 0 ? opts->payload_carrier
@@ -163,6 +253,13 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
         free(p);
         return e;
     }
+    char num[32];
+    size_t nl = sizeof num;
+    p->msg_timeout_ms =
+        rd_kafka_conf_get(conf, "message.timeout.ms", num, &nl) == RD_KAFKA_CONF_OK ? atoll(num) : 30000;
+    nl = sizeof num;
+    p->max_bytes =
+        rd_kafka_conf_get(conf, "message.max.bytes", num, &nl) == RD_KAFKA_CONF_OK ? atoll(num) : 1000000;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, p);
@@ -188,9 +285,23 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
 
 ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg, char *errstr,
                                  size_t errstr_size) {
+    return ituna_producer_send_slot(p, msg, NULL, NULL, errstr, errstr_size);
+}
+
+ituna_err ituna_producer_send(ituna_producer *p, const ituna_message_out *msg, uint64_t *ticket, char *errstr,
+                              size_t errstr_size) {
+    return ituna_producer_send_slot(p, msg, ticket, NULL, errstr, errstr_size);
+}
+
+ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *msg, uint64_t *ticket,
+                                   ituna_delivery_slot **slot_out, char *errstr, size_t errstr_size) {
+    if (ticket) *ticket = 0;
+    if (slot_out) *slot_out = NULL;
     if (!p || !msg || !msg->topic || !*msg->topic)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
                              "producer, message and topic are required");
+    if (atomic_load(&p->closed))
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "producer is closed");
     if (msg->n_headers && !msg->headers)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "n_headers > 0 but headers is NULL");
     if (msg->n_attrs && !msg->attrs)
@@ -235,6 +346,18 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
     op->user_opaque = msg->opaque;
     /* Its span then shows when the cluster first answered (the rest of its wait). */
     op->cold = !atomic_load(&p->ready_ns);
+    op->ticket = atomic_fetch_add(&p->next_ticket, 1) + 1;
+    ituna_message *owner = msg->owner ? msg->owner : ituna_message_current();
+    if (owner || slot_out) {
+        if (!(op->slot = calloc(1, sizeof *op->slot))) {
+            e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        op->slot->p = p;
+        op->slot->rep.r.ticket = op->ticket;
+        op->slot->deadline_ms = ituna_kafka_mono_ms() + p->msg_timeout_ms + 5000;
+        atomic_store(&op->slot->refs, 2); /* the publish's and the owner's */
+    }
     hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx);
     if (!hdrs) {
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -253,6 +376,8 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
     }
 
     atomic_fetch_add(&p->in_flight, 1);
+    uint64_t tk = op->ticket; /* op is the delivery thread's once producev succeeded */
+    ituna_delivery_slot *slot = op->slot;
     int64_t deadline = ituna_kafka_mono_ms() + 1000;
     rd_kafka_resp_err_t err;
     for (;;) {
@@ -267,7 +392,14 @@ ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg
         rd_kafka_poll(p->rk, 50);
     }
     ituna_buf_free(&payload);
-    if (!err) return ITUNA_OK;
+    if (!err) {
+        if (ticket) *ticket = tk;
+        if (slot_out)
+            *slot_out = slot;
+        else if (slot)
+            ituna_message_track(owner, slot);
+        return ITUNA_OK;
+    }
     atomic_fetch_sub(&p->in_flight, 1);
     e = ituna_set_err(
         errstr, errstr_size, err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
@@ -281,9 +413,54 @@ fail:
 fail_span:
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     ituna_buf_free(&payload);
+    if (op) free(op->slot);
     free(op);
     ituna_span_end(span, 0);
     return e;
+}
+
+int ituna_producer_poll(ituna_producer *p, int timeout_ms) {
+    if (!p) return 0;
+    if (timeout_ms > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&p->mu);
+        while (!p->q && pthread_cond_timedwait(&p->cv, &p->mu, &ts) == 0) {}
+        pthread_mutex_unlock(&p->mu);
+    }
+    int n = 0;
+    for (ituna_dr_copy *c = take_list(p, &p->q, &p->q_tail), *nx; c; c = nx, n++) {
+        nx = c->next;
+        p->on_delivery(&c->r, p->opaque);
+        free(c);
+    }
+    return n;
+}
+
+size_t ituna_producer_take_failures(ituna_producer *p, const ituna_message *owner, ituna_delivery_fn fn,
+                                    void *opaque) {
+    if (!p || !fn) return 0;
+    size_t n = 0;
+    if (owner) {
+        for (ituna_delivery_slot *s = ituna_message_slots(owner); s; s = s->next) {
+            pthread_mutex_lock(&slots_mu);
+            int failed = s->p == p && s->state == 2 && !s->taken;
+            s->taken |= failed;
+            pthread_mutex_unlock(&slots_mu);
+            if (failed) fn(&s->rep.r, opaque), n++;
+        }
+        return n;
+    }
+    for (ituna_dr_copy *c = take_list(p, &p->f, &p->f_tail), *nx; c; c = nx, n++) {
+        nx = c->next;
+        fn(&c->r, opaque);
+        free(c);
+    }
+    return n;
 }
 
 ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms) {
@@ -295,6 +472,7 @@ ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms) {
         if (left <= 0) break;
         rd_kafka_flush(p->rk, (int)(left < 50 ? left : 50));
     }
+    if (p->reports_on_poll && p->on_delivery) ituna_producer_poll(p, 0);
     return atomic_load(&p->in_flight) > 0 ? ITUNA_ERR_TIMEOUT : ITUNA_OK;
 }
 
@@ -310,8 +488,9 @@ uint64_t ituna_producer_failures(ituna_producer *p) {
     return p ? atomic_load(&p->failures) : 0;
 }
 
-ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
-    if (!p) return ITUNA_OK;
+ituna_err ituna_producer_close(ituna_producer *p, int timeout_ms) {
+    if (!p) return ITUNA_ERR_INVALID_ARG;
+    if (atomic_exchange(&p->closed, 1)) return ITUNA_OK;
     ituna_err e = ituna_producer_flush(p, timeout_ms);
     if (e) {
         /* Undelivered messages are purged and reported as failed, never dropped silently. */
@@ -321,11 +500,33 @@ ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
         int64_t deadline = ituna_kafka_mono_ms() + 5000;
         while (atomic_load(&p->in_flight) > 0 && ituna_kafka_mono_ms() < deadline) rd_kafka_poll(p->rk, 50);
     }
+    if (p->reports_on_poll && p->on_delivery) ituna_producer_poll(p, 0);
+    return e;
+}
+
+ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms) {
+    if (!p) return ITUNA_OK;
+    ituna_err e = atomic_load(&p->closed) ? ITUNA_OK : ituna_producer_close(p, timeout_ms);
     atomic_store(&p->stop, 1);
     if (p->thread_started) pthread_join(p->thread, NULL);
     if (p->connect_started) pthread_join(p->connect_thread, NULL);
     rd_kafka_poll(p->rk, 0);
     rd_kafka_destroy(p->rk);
+    for (ituna_dr_copy *l = take_list(p, &p->q, &p->q_tail); l;) {
+        ituna_dr_copy *nx = l->next;
+        free(l);
+        l = nx;
+    }
+    size_t lost = 0;
+    for (ituna_dr_copy *l = take_list(p, &p->f, &p->f_tail); l; lost++) {
+        ituna_dr_copy *nx = l->next;
+        free(l);
+        l = nx;
+    }
+    if (lost)
+        ituna_log(ITUNA_LOG_WARN, "kafka producer destroyed with %zu delivery failure(s) not taken", lost);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
     free(p);
     return e;
 }

@@ -104,6 +104,35 @@ size_t ituna_traceparent_format(const ituna_span_context *ctx, char *buf, size_t
     return ITUNA_TRACEPARENT_LEN;
 }
 
+ituna_err ituna_span_context_from_hex(const char *trace_id, const char *span_id, int trace_flags,
+                                      const char *tracestate, ituna_span_context *out, const char **reason) {
+    if (reason) *reason = NULL;
+    if (!out) return ITUNA_ERR_INVALID_ARG;
+    uint8_t tid[16], sid[8];
+    const char *why = NULL;
+    if (!trace_id || strlen(trace_id) != 32 || !ituna_hex_decode_lower(trace_id, 16, tid))
+        why = "trace_id must be 32 lowercase hex digits";
+    else if (!span_id || strlen(span_id) != 16 || !ituna_hex_decode_lower(span_id, 8, sid))
+        why = "span_id must be 16 lowercase hex digits";
+    else if (all_zero(tid, 16) || all_zero(sid, 8))
+        why = "all-zero trace_id or span_id";
+    else if (trace_flags < 0 || trace_flags > 255)
+        why = "trace_flags must be 0..255";
+    if (why) {
+        if (reason) *reason = why;
+        return ITUNA_ERR_PARSE;
+    }
+    ituna_span_context c = { .trace_flags = (uint8_t)trace_flags, .is_remote = 1 };
+    memcpy(c.trace_id, tid, 16);
+    memcpy(c.span_id, sid, 8);
+    if (tracestate && *tracestate) {
+        ituna_err e = ituna_tracestate_parse(tracestate, strlen(tracestate), &c, reason);
+        if (e) return e;
+    }
+    *out = c;
+    return ITUNA_OK;
+}
+
 /* ---- tracestate ------------------------------------------------------------ */
 
 #define TS_MAX_MEMBERS 32

@@ -2,6 +2,7 @@
  * file/line/key, precedence (file < env < API), bootstrap resolution, the seed's
  * file and the restaurant's file, transactional loads. */
 #include <libgen.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include "config_schema.h"
@@ -690,6 +691,28 @@ static int test_docs_list_every_key(void) {
     return 0;
 }
 
+static int test_one_load_applies_file_then_env_then_overrides(void) {
+    char path[] = "/tmp/ituna_cfg_load_XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const char *ini = "[tracer]\nservice-name = from-file\n[exporter]\ntype = console\n";
+    REQUIRE(write(fd, ini, strlen(ini)) == (ssize_t)strlen(ini));
+    close(fd);
+    setenv("OTEL_SERVICE_NAME", "from-env", 1);
+    ituna_config *cfg = ituna_config_new();
+    char err[256];
+    const char *over[] = { "exporter.type", "none", NULL };
+    CHECK(ituna_config_load(cfg, path, 1, over, err, sizeof err) == ITUNA_OK);
+    CHECK_STR(ituna_config_get(cfg, "tracer", "service-name"), "from-env");
+    CHECK_STR(ituna_config_get(cfg, "exporter", "type"), "none");
+    const char *bad[] = { "no.such-key", "1", NULL };
+    CHECK(ituna_config_load(cfg, NULL, 0, bad, err, sizeof err) == ITUNA_ERR_CONFIG);
+    ituna_config_destroy(cfg);
+    unsetenv("OTEL_SERVICE_NAME");
+    unlink(path);
+    return 0;
+}
+
 int main(void) {
     RUN(test_every_type_accepts_valid_and_rejects_invalid);
     RUN(test_error_names_file_line_and_key);
@@ -709,5 +732,6 @@ int main(void) {
     RUN(test_otlp_endpoint_precedence_by_source);
     RUN(test_kvlist_decodes_and_trims);
     RUN(test_docs_list_every_key);
+    RUN(test_one_load_applies_file_then_env_then_overrides);
     TEST_MAIN_END();
 }

@@ -962,6 +962,172 @@ static int test_assignment_count_tracks_rebalances(void) {
     return 0;
 }
 
+typedef struct poll_log {
+    int n, failed;
+    uint64_t ticket;
+    pthread_t thread;
+} poll_log;
+
+static void on_report_here(const ituna_delivery_report *r, void *opaque) {
+    poll_log *l = opaque;
+    l->n++;
+    l->failed += r->err != ITUNA_OK;
+    l->ticket = r->ticket;
+    l->thread = pthread_self();
+}
+
+/* reports_on_poll: the callback runs on the thread that polls/flushes, and each
+ * report carries the ticket its publish returned. */
+static int test_reports_are_served_on_the_callers_thread_with_their_ticket(void) {
+    poll_log l = { 0 };
+    ituna_producer_options po = { .bootstrap = bootstrap,
+                                  .on_delivery = on_report_here,
+                                  .opaque = &l,
+                                  .reports_on_poll = 1,
+                                  .properties = (const char *const[]){ "linger.ms", "1", NULL } };
+    ituna_producer *p = NULL;
+    char err[512];
+    REQUIRE(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_OK);
+    ituna_message_out mo = {
+        .topic = "t-poll", .value = "v", .value_len = 1, .partition = 0, .partition_set = 1
+    };
+    uint64_t t1 = 0, t2 = 0;
+    CHECK(ituna_producer_send(p, &mo, &t1, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_producer_send(p, &mo, &t2, err, sizeof err) == ITUNA_OK);
+    CHECK(t1 > 0 && t2 == t1 + 1);
+    CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
+    CHECK(l.n == 2 && l.failed == 0 && l.ticket == t2);
+    CHECK(pthread_equal(l.thread, pthread_self()));
+    CHECK(ituna_producer_poll(p, 0) == 0);
+    CHECK(ituna_producer_close(p, 5000) == ITUNA_OK);
+    CHECK(ituna_producer_send(p, &mo, NULL, err, sizeof err) == ITUNA_ERR_STATE);
+    ituna_producer_destroy(p, 0);
+    return 0;
+}
+
+static void count_failure_cb(const ituna_delivery_report *r, void *opaque) {
+    (void)r;
+    (*(int *)opaque)++;
+}
+
+/* A publish made for a message fails (the broker refuses it): finishing the message
+ * as handled redelivers it with the delivery failure on its span; the second
+ * attempt's publish succeeds and only its own delivery judges it: committed once,
+ * one copy in the output topic, the first failure never handed to anyone else. */
+static int test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attempt(void) {
+    ituna_producer *in = make_producer(NULL, 0);
+    REQUIRE(in);
+    ituna_message_out mo = {
+        .topic = "t-own", .value = "order", .value_len = 5, .partition = 0, .partition_set = 1
+    };
+    char err[512];
+    CHECK(ituna_producer_publish(in, &mo, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_producer_flush(in, 10000) == ITUNA_OK);
+    ituna_producer_options po = { .bootstrap = bootstrap,
+                                  .reports_on_poll = 1,
+                                  .properties = (const char *const[]){ "message.timeout.ms", "1500", NULL } };
+    ituna_producer *out = NULL;
+    REQUIRE(ituna_producer_create(tracer, NULL, &po, &out, err, sizeof err) == ITUNA_OK);
+    ituna_consumer *c = make_consumer("g-own", "t-own", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    ituna_message *m = poll_one(c, 20000);
+    REQUIRE(m);
+    CHECK(ituna_message_attempt(m) == 1);
+    int64_t off = ituna_message_offset(m);
+    ituna_span_context s1 = *ituna_span_get_context(ituna_message_span(m));
+    /* no leader for the output partition: the publish times out (_MSG_TIMED_OUT) */
+    rd_kafka_mock_topic_create(ituna_mock_cluster_rd(mock_cluster), "t-own-out", 1, 1);
+    rd_kafka_mock_partition_set_leader(ituna_mock_cluster_rd(mock_cluster), "t-own-out", 0, -1);
+    int tok = -1;
+    CHECK(ituna_message_attach(m, &tok) == ITUNA_OK);
+    ituna_message_out o = {
+        .topic = "t-own-out", .value = "cooked", .value_len = 6, .partition = 0, .partition_set = 1
+    };
+    CHECK(ituna_producer_publish(out, &o, err, sizeof err) == ITUNA_OK); /* owner: the attached message */
+    ituna_message_detach(tok);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    rec_span *r1 = find_span(s1.span_id);
+    REQUIRE(r1);
+    CHECK(r1->status == ITUNA_STATUS_ERROR);
+    CHECK_ATTR(r1, "error.type", "delivery_failed");
+    CHECK(strstr(r1->status_msg, "_MSG_TIMED_OUT") != NULL);
+    int unowned = 0;
+    rd_kafka_mock_partition_set_leader(ituna_mock_cluster_rd(mock_cluster), "t-own-out", 0, 1);
+    CHECK(ituna_producer_take_failures(out, NULL, count_failure_cb, &unowned) == 0);
+    m = poll_one(c, 10000);
+    REQUIRE(m);
+    CHECK(ituna_message_offset(m) == off && ituna_message_attempt(m) == 2);
+    ituna_span_context s2 = *ituna_span_get_context(ituna_message_span(m));
+    o.owner = m;
+    CHECK(ituna_producer_publish(out, &o, err, sizeof err) == ITUNA_OK);
+
+    int owned = 0;
+    CHECK(ituna_producer_flush(out, 10000) == ITUNA_OK);
+    CHECK(ituna_producer_take_failures(out, m, count_failure_cb, &owned) == 0);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    rec_span *r2 = find_span(s2.span_id);
+    REQUIRE(r2);
+    CHECK(r2->status != ITUNA_STATUS_ERROR);
+    ituna_consumer_destroy(c);
+    c = make_consumer("g-own", "t-own", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    m = poll_one(c, 4000);
+    CHECK(m == NULL); /* committed */
+    if (m) ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    ituna_consumer_destroy(c);
+    c = make_consumer("g-own-out", "t-own-out", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    int copies = 0;
+    while ((m = poll_one(c, copies ? 3000 : 20000))) {
+        copies++;
+        ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    }
+    CHECK(copies == 1);
+    ituna_consumer_destroy(c);
+    ituna_producer_destroy(out, 5000);
+    ituna_producer_destroy(in, 5000);
+    return 0;
+}
+
+/* The loop policy: a message the host left open is finished (redelivered) by the
+ * next poll, and the host's late done() only frees it; stop is sticky until resume. */
+static int test_unfinished_message_is_redelivered_at_the_next_poll_and_stop_is_sticky(void) {
+    ituna_producer *p = make_producer(NULL, 0);
+    REQUIRE(p);
+    ituna_message_out mo = {
+        .topic = "t-open", .value = "x", .value_len = 1, .partition = 0, .partition_set = 1
+    };
+    char err[512];
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
+    ituna_consumer *c = make_consumer("g-open", "t-open", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    int assigned = 0;
+    CHECK(ituna_consumer_wait_assigned(c, 20000, &assigned, err, sizeof err) == ITUNA_OK && assigned);
+    ituna_message *m = poll_one(c, 20000);
+    REQUIRE(m);
+    int64_t off = ituna_message_offset(m);
+    ituna_span_context s1 = *ituna_span_get_context(ituna_message_span(m));
+    ituna_message *again = poll_one(c, 10000);
+    REQUIRE(again);
+    CHECK(ituna_message_offset(again) == off && ituna_message_attempt(again) == 2);
+    rec_span *r1 = find_span(s1.span_id);
+    REQUIRE(r1);
+    CHECK(r1->status == ITUNA_STATUS_ERROR);
+    CHECK_STR(r1->status_msg, "not finished before the next poll");
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_ERR_STATE);
+    CHECK(ituna_message_done(again, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    ituna_consumer_stop(c);
+    CHECK(ituna_consumer_stopped(c));
+    ituna_message *none = NULL;
+    CHECK(ituna_consumer_poll(c, 5000, &none, err, sizeof err) == ITUNA_OK && none == NULL);
+    ituna_consumer_resume(c);
+    CHECK(!ituna_consumer_stopped(c));
+    ituna_consumer_destroy(c);
+    ituna_producer_destroy(p, 5000);
+    return 0;
+}
+
 int main(void) {
     ituna_log_set_level(ITUNA_LOG_ERROR);
     ituna_config *cfg = ituna_config_new();
@@ -1002,6 +1168,9 @@ int main(void) {
     RUN(test_wakeup_interrupts_poll);
     RUN(test_assignment_count_tracks_rebalances);
     RUN(test_mock_cluster_serves_another_process);
+    RUN(test_reports_are_served_on_the_callers_thread_with_their_ticket);
+    RUN(test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attempt);
+    RUN(test_unfinished_message_is_redelivered_at_the_next_poll_and_stop_is_sticky);
     RUN(test_unreachable_broker_gives_clear_error_in_bounded_time);
 
     ituna_tracer_destroy(tracer);

@@ -559,7 +559,8 @@ static int propagator_set_parses_and_orders_extraction(void) {
     nul_len = 0;
     /* inject writes the baggage too */
     map_carrier w = { 0 };
-    CHECK(ituna_inject_with(0xfu, &out, bag, map_set, &w) == ITUNA_ERR_NOT_FOUND); /* no context: baggage only */
+    CHECK(ituna_inject_with(0xfu, &out, bag, map_set, &w) ==
+          ITUNA_ERR_NOT_FOUND); /* no context: baggage only */
     CHECK(map_get(&w, "baggage") && strstr(map_get(&w, "baggage"), "tier=gold%20plus"));
     ituna_baggage_destroy(bag);
     map_free(&w);
@@ -738,6 +739,30 @@ static int parsers_survive_mutated_input(void) {
     return 0;
 }
 
+static int span_context_from_hex_checks_ids_without_a_traceparent(void) {
+    ituna_span_context c;
+    const char *why = NULL;
+    CHECK(ituna_span_context_from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 1, "k=v", &c,
+                                      &why) == ITUNA_OK);
+    char tid[33], sid[17];
+    ituna_trace_id_hex(&c, tid);
+    ituna_span_id_hex(&c, sid);
+    CHECK_STR(tid, "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK_STR(sid, "00f067aa0ba902b7");
+    CHECK(c.trace_flags == 1 && c.is_remote == 1);
+    CHECK_STR(c.tracestate, "k=v");
+    CHECK(ituna_span_context_from_hex("4BF92F3577B34DA6A3CE929D0E0E4736", "00f067aa0ba902b7", 1, NULL, &c,
+                                      &why) == ITUNA_ERR_PARSE);
+    CHECK(why && strstr(why, "trace_id"));
+    CHECK(ituna_span_context_from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "0000000000000000", 1, NULL, &c,
+                                      &why) == ITUNA_ERR_PARSE);
+    CHECK(ituna_span_context_from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7-", 1, NULL, &c,
+                                      &why) == ITUNA_ERR_PARSE);
+    CHECK(ituna_span_context_from_hex("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 256, NULL, &c,
+                                      &why) == ITUNA_ERR_PARSE);
+    return 0;
+}
+
 int main(void) {
     RUN(traceparent_vectors_parse_as_the_spec_says);
     RUN(traceparent_len_bounds_the_read);
@@ -754,5 +779,6 @@ int main(void) {
     RUN(parsers_survive_mutated_input);
     RUN(b3_single_and_multi_round_trip_and_parse);
     RUN(propagator_set_parses_and_orders_extraction);
+    RUN(span_context_from_hex_checks_ids_without_a_traceparent);
     TEST_MAIN_END();
 }

@@ -51,6 +51,13 @@ ITUNA_API ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_
 ITUNA_API ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value, char *errstr,
                                      size_t errstr_size);
 
+/* The one load both bindings and C hosts use: the INI file at path (NULL: none),
+ * then the environment (when env is non-zero), then overrides (NULL-terminated
+ * key, value, ... pairs for ituna_config_set(); may be NULL). Stops at the first
+ * error, naming it. Not thread-safe: one thread at a time per handle. */
+ITUNA_API ituna_err ituna_config_load(ituna_config *cfg, const char *path, int env,
+                                      const char *const *overrides, char *errstr, size_t errstr_size);
+
 /* Value of section.key, or NULL when unset (defaults are not reported here).
  * Borrowed: valid until cfg is modified or destroyed. Thread-safe if cfg is not being modified. */
 ITUNA_API const char *ituna_config_get(const ituna_config *cfg, const char *section, const char *key);

@@ -36,10 +36,12 @@ typedef struct ituna_delivery_report {
     const char *error_name;  /* librdkafka's error name (e.g. "_MSG_TIMED_OUT"), "" on success */
     void *msg_opaque;        /* ituna_message_out.opaque */
     ituna_span_context span; /* the PRODUCER span's context */
+    uint64_t ticket;         /* the publish's id, as ituna_producer_send() returned it */
 } ituna_delivery_report;
 
-/* Called once per published message, on the producer's delivery thread (not the
- * publishing thread). Must not call ituna_producer_destroy(); should not block. */
+/* Called once per published message: inside ituna_producer_poll()/flush()/close() on
+ * the caller's thread when options.reports_on_poll is set, else on the producer's
+ * delivery thread. Must not call ituna_producer_destroy(); should not block. */
 typedef void (*ituna_delivery_fn)(const ituna_delivery_report *report, void *opaque);
 
 /* Producer options; zero-initialise. */
@@ -51,6 +53,9 @@ typedef struct ituna_producer_options {
     void *opaque;
     int payload_carrier; /* -1 = from config [compat] payload-carrier, 0 off, 1 on:
                                         also write the seed's "carrier" field into JSON object payloads */
+    int reports_on_poll; /* 1: reports are served on the caller's thread by ituna_producer_poll(),
+                            flush() and close() (as rd_kafka_poll does), and failures without
+                            on_delivery are kept for ituna_producer_take_failures() */
 } ituna_producer_options;
 
 /* Create a producer (idempotent, acks=all unless overridden) on tracer t (NULL:
@@ -79,7 +84,10 @@ typedef struct ituna_message_out {
     const ituna_span_context *parent; /* NULL: the thread's current context */
     void *opaque;                     /* returned in the delivery report */
     const ituna_attr *attrs;
-    size_t n_attrs; /* extra PRODUCER span attributes, copied */
+    size_t n_attrs;       /* extra PRODUCER span attributes, copied */
+    ituna_message *owner; /* the consumed message this publish is made for (NULL: the thread's
+                             message, see ituna_message_attach()): finishing it as handled waits
+                             for this delivery and redelivers it if the delivery failed */
 } ituna_message_out;
 
 /* Start the PRODUCER span, inject the context into the headers and enqueue the
@@ -92,8 +100,27 @@ typedef struct ituna_message_out {
 ITUNA_API ituna_err ituna_producer_publish(ituna_producer *p, const ituna_message_out *msg, char *errstr,
                                            size_t errstr_size);
 
-/* Wait until every published message has its delivery report. ITUNA_ERR_TIMEOUT
- * if some are still in flight. Thread-safe. May block up to timeout_ms. */
+/* As ituna_producer_publish(), and *ticket (may be NULL) is the publish's id, unique
+ * per producer and carried by its delivery report. Thread-safe. Does not block. */
+ITUNA_API ituna_err ituna_producer_send(ituna_producer *p, const ituna_message_out *msg, uint64_t *ticket,
+                                        char *errstr, size_t errstr_size);
+
+/* Serve the delivery reports that arrived (reports_on_poll): on_delivery runs here for
+ * each. Waits up to timeout_ms for a first one. Returns the number served.
+ * Not thread-safe: one thread at a time per producer serves reports. May block up to timeout_ms. */
+ITUNA_API int ituna_producer_poll(ituna_producer *p, int timeout_ms);
+
+/* Hand each failed delivery not yet handed out to fn, once, on this thread
+ * (reports_on_poll without on_delivery): those of publishes made for owner, or with
+ * owner NULL those made for no consumed message. A failure of an earlier attempt's
+ * publish is never handed out with a later message. Returns the number.
+ * Not thread-safe: one thread at a time per producer. Does not block. */
+ITUNA_API size_t ituna_producer_take_failures(ituna_producer *p, const ituna_message *owner,
+                                              ituna_delivery_fn fn, void *opaque);
+
+/* Wait until every published message has its delivery report, then serve them
+ * (reports_on_poll). ITUNA_ERR_TIMEOUT if some are still in flight.
+ * Thread-safe (reports are served by one thread at a time). May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_producer_flush(ituna_producer *p, int timeout_ms);
 
 /* Messages published and not yet reported. Thread-safe. */
@@ -102,8 +129,13 @@ ITUNA_API int ituna_producer_in_flight(ituna_producer *p);
 /* Count of failed deliveries so far. Thread-safe. */
 ITUNA_API uint64_t ituna_producer_failures(ituna_producer *p);
 
-/* Flush within timeout_ms, then free. Returns ITUNA_ERR_TIMEOUT if messages were
- * still undelivered (they are reported as failed through the callback).
+/* Flush within timeout_ms, then purge what is still undelivered (reported as failed,
+ * never dropped silently) and refuse later publishes (ITUNA_ERR_STATE). The failures
+ * can still be taken. Returns ITUNA_ERR_TIMEOUT if messages were still undelivered.
+ * Idempotent. Not thread-safe: no other call on p may run concurrently. May block up to timeout_ms. */
+ITUNA_API ituna_err ituna_producer_close(ituna_producer *p, int timeout_ms);
+
+/* Close within timeout_ms (if not closed), then free. Returns what close returned.
  * Not thread-safe: no other call on p may run concurrently. May block up to timeout_ms. */
 ITUNA_API ituna_err ituna_producer_destroy(ituna_producer *p, int timeout_ms);
 
@@ -132,7 +164,12 @@ ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *c
                                           char *errstr, size_t errstr_size);
 
 /* Poll for one message. On ITUNA_OK *out is the message with its CONSUMER span
- * started (not made current) or NULL if timeout_ms passed. Broker/partition errors
+ * started (not made current) or NULL if timeout_ms passed or a stop is pending.
+ * The message handed out by the previous poll, if not finished yet, is finished
+ * first as ITUNA_HANDLED_ERROR ("not finished before the next poll"): it is
+ * redelivered; the host must still pass it to ituna_message_done(), which then only
+ * frees it (ITUNA_ERR_STATE). A message kept by ituna_consumer_wait_assigned() is
+ * returned first. Broker/partition errors
  * are logged and polling goes on; fatal errors return ITUNA_ERR_KAFKA, and no
  * broker reachable within the connect timeout returns ITUNA_ERR_TIMEOUT.
  * The caller owns *out and must finish it with ituna_message_done().
@@ -150,9 +187,15 @@ typedef enum ituna_handler_result {
 } ituna_handler_result;
 
 /* Finish a message: end its span and apply result (reason: error description or
- * the malformed reason, may be NULL). Returns an error if the DLQ write failed (the
- * message is then treated as ITUNA_HANDLED_ERROR). Frees msg in every case.
- * Same thread rules as ituna_consumer_poll(). May block (DLQ confirmation, up to 10 s). */
+ * the malformed reason, may be NULL). ITUNA_HANDLED_OK first waits for the delivery
+ * reports of the publishes made for msg (owner); if one failed, the message is
+ * handled as an error with that failure as the reason. An error beyond
+ * [messaging] max-redeliveries (default 9: ten attempts) dead-letters the message
+ * with the last error. A DLQ copy larger than the producer's message.max.bytes
+ * carries a cut value (header ituna.dlq.value-cut). Returns an error if the DLQ
+ * write failed (the message is then redelivered), ITUNA_ERR_STATE if the consumer
+ * had finished msg already. Frees msg in every case. Same thread rules as
+ * ituna_consumer_poll(). May block (deliveries: up to message.timeout.ms; DLQ: 10 s). */
 ITUNA_API ituna_err ituna_message_done(ituna_message *msg, ituna_handler_result result, const char *reason,
                                        char *errstr, size_t errstr_size);
 
@@ -168,6 +211,13 @@ ITUNA_API int ituna_message_header(const ituna_message *msg, size_t i, const cha
                                    size_t *value_len);
 /* The CONSUMER span (make it current with ituna_context_attach(ituna_span_get_context(...))). */
 ITUNA_API ituna_span *ituna_message_span(ituna_message *msg);
+/* 1 for a first delivery, n for the n-th attempt of a redelivered message. One thread per message. */
+ITUNA_API int ituna_message_attempt(const ituna_message *msg);
+
+/* Make msg's span the current context and msg the thread's message (the owner of
+ * publishes with owner NULL) until ituna_message_detach(token). One thread per message. */
+ITUNA_API ituna_err ituna_message_attach(ituna_message *msg, int *token);
+ITUNA_API void ituna_message_detach(int token);
 
 /* Handler for ituna_consumer_run_once(): the message's span is current while it runs. */
 typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaque, char *reason,
@@ -178,10 +228,32 @@ typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaqu
 ITUNA_API ituna_err ituna_consumer_run_once(ituna_consumer *c, int timeout_ms, ituna_handler_fn handler,
                                             void *opaque, int *handled, char *errstr, size_t errstr_size);
 
+/* Run handler on every message (ituna_consumer_run_once()) until ituna_consumer_stop()
+ * or an error (broker unreachable: ITUNA_ERR_TIMEOUT). ITUNA_OK when stopped.
+ * Same thread rules as ituna_consumer_poll(). Blocks until stopped. */
+ITUNA_API ituna_err ituna_consumer_run(ituna_consumer *c, ituna_handler_fn handler, void *opaque,
+                                       char *errstr, size_t errstr_size);
+
+/* Poll until partitions are assigned to this member (*assigned = 1), timeout_ms
+ * passed or a stop is pending (*assigned = 0). A message that arrives meanwhile is
+ * kept and returned by the next poll. Same thread rules as ituna_consumer_poll(). */
+ITUNA_API ituna_err ituna_consumer_wait_assigned(ituna_consumer *c, int timeout_ms, int *assigned,
+                                                 char *errstr, size_t errstr_size);
+
+/* Ask the consumer loop to stop: polls return no message until
+ * ituna_consumer_resume(). Thread-safe; async-signal-safe (a signal handler may call it). */
+ITUNA_API void ituna_consumer_stop(ituna_consumer *c);
+/* 1 while a stop is pending. Thread-safe; async-signal-safe. */
+ITUNA_API int ituna_consumer_stopped(const ituna_consumer *c);
+/* Clear a pending stop. Thread-safe. */
+ITUNA_API void ituna_consumer_resume(ituna_consumer *c);
+
 /* Commit stored offsets synchronously. Not thread-safe: one thread at a time per consumer. */
 ITUNA_API ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size);
 
-/* Commit, leave the group and close. Idempotent; later polls return ITUNA_ERR_STATE.
+/* Finish a message still held (kept by wait_assigned, or handed out and unfinished)
+ * as an error so it is redelivered, commit, leave the group and close. Idempotent;
+ * later polls return ITUNA_ERR_STATE.
  * Not thread-safe. May block (group leave, bounded by librdkafka's session timeout). */
 ITUNA_API ituna_err ituna_consumer_close(ituna_consumer *c);
 

@@ -53,6 +53,12 @@ ITUNA_API int ituna_span_context_is_valid(const ituna_span_context *ctx);
 ITUNA_API void ituna_trace_id_hex(const ituna_span_context *ctx, char buf[33]);
 /* Lowercase hex of the span id into buf (17 bytes incl. NUL). Thread-safe. */
 ITUNA_API void ituna_span_id_hex(const ituna_span_context *ctx, char buf[17]);
+/* A span context from a 32-hex trace id and a 16-hex span id (lowercase, not all
+ * zero, as W3C requires), flags and an optional tracestate (NULL: none); is_remote
+ * is set. ITUNA_ERR_PARSE with *reason (static text) on bad input. Thread-safe. */
+ITUNA_API ituna_err ituna_span_context_from_hex(const char *trace_id, const char *span_id, int trace_flags,
+                                                const char *tracestate, ituna_span_context *out,
+                                                const char **reason);
 
 typedef enum ituna_attr_type {
     ITUNA_ATTR_STRING = 0,
