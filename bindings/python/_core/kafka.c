@@ -436,10 +436,7 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     /* value: bytes-like, str, or dict/list sent as JSON */
     PyObject *v = a[1];
     if (PyDict_Check(v) || PyList_Check(v) || PyTuple_Check(v)) {
-        PyObject *targs = PyTuple_Pack(1, v);
-        if (!targs) return NULL;
-        json = PyObject_Call(st->json_dumps, targs, st->json_kw);
-        Py_DECREF(targs);
+        json = PyObject_CallOneArg(st->json_encode, v);
         if (!json) goto done;
         v = json;
     }

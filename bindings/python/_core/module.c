@@ -360,11 +360,23 @@ static int module_exec(PyObject *m) {
     if (!st->live) return -1;
     st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
     if (!st->json_kw) return -1;
+
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
     if (!st->str_traceparent || !st->str_tracestate) return -1;
     st->empty_tuple = PyTuple_New(0);
     if (!st->empty_tuple) return -1;
+    json = PyImport_ImportModule("json");
+    if (!json) return -1;
+    PyObject *encoder_type = PyObject_GetAttrString(json, "JSONEncoder");
+    Py_DECREF(json);
+    if (!encoder_type) return -1;
+    PyObject *encoder = PyObject_Call(encoder_type, st->empty_tuple, st->json_kw);
+    Py_DECREF(encoder_type);
+    if (!encoder) return -1;
+    st->json_encode = PyObject_GetAttrString(encoder, "encode");
+    Py_DECREF(encoder);
+    if (!st->json_encode) return -1;
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
     return 0;
@@ -393,6 +405,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->json_loads);
     Py_VISIT(st->format_exception);
     Py_VISIT(st->json_kw);
+    Py_VISIT(st->json_encode);
     Py_VISIT(st->live);
     Py_VISIT(st->otel_cv);
     Py_VISIT(st->otel_key);
@@ -427,6 +440,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->json_kw);
+    Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);
     Py_CLEAR(st->str_tracestate);

@@ -37,8 +37,9 @@ typedef struct {
     PyObject *json_dumps;
     PyObject *json_loads;
     PyObject *format_exception;
-    PyObject *live;    /* weakref.WeakSet of open Producers and Consumers, closed at exit */
-    PyObject *json_kw; /* {"separators": (",", ":")} for compact payloads */
+    PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
+    PyObject *json_kw;     /* {"separators": (",", ":")} for compact payloads */
+    PyObject *json_encode; /* json.JSONEncoder(**json_kw).encode: dumps(v, **kw) builds an encoder per call */
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
