@@ -108,6 +108,7 @@ typedef struct ituna_link {
 
 struct ituna_span {
     struct ituna_tracer *tracer;
+    const struct ituna_scope *scope; /* NULL: the core's own scope (resource.scope_name) */
     ituna_span_context ctx;
     uint8_t parent_span_id[8];
     uint8_t has_parent;
@@ -165,6 +166,21 @@ typedef struct ituna_resource {
     char scope_version[16];
 } ituna_resource;
 
+/* An instrumentation scope (scope.c); strings and attributes in its own arena. */
+struct ituna_scope {
+    const char *name, *version, *schema_url; /* version and schema_url may be NULL */
+    uint32_t name_len, version_len, schema_url_len;
+    ituna_kv *attrs;
+    uint32_t n_attrs;
+    ituna_arena arena;
+    struct ituna_scope *next;
+};
+
+/* Copy one caller's attribute into arena memory (no length limit). 0 on OOM. (trace.c) */
+ITUNA_HIDDEN int ituna_kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in);
+/* Free every scope of t (tracer destroy). (scope.c) */
+ITUNA_HIDDEN void ituna_scopes_free(struct ituna_tracer *t);
+
 /* ---- exporters ------------------------------------------------------------ */
 
 typedef struct ituna_export_result {
@@ -213,7 +229,8 @@ ITUNA_HIDDEN ituna_err ituna_exporter_console_create(const ituna_config *cfg, it
                                                      char *errstr, size_t errstr_size);
 
 /* OTLP encoders (otlp_proto.c, otlp_json.c): one ExportTraceServiceRequest with one
- * ResourceSpans and one ScopeSpans holding spans[0..n). Appends to out; 0 on OOM. */
+ * ResourceSpans and one ScopeSpans per instrumentation scope among spans[0..n).
+ * Appends to out; 0 on OOM. */
 ITUNA_HIDDEN int ituna_otlp_encode_proto(ituna_span *const *spans, size_t n, const ituna_resource *res,
                                          ituna_buf *out);
 ITUNA_HIDDEN int ituna_otlp_encode_json(ituna_span *const *spans, size_t n, const ituna_resource *res,
@@ -278,6 +295,7 @@ struct ituna_tracer {
     ituna_ring pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
     atomic_int shut_down;
     _Atomic unsigned propagators; /* OTEL_PROPAGATORS, parsed at first use (propagators.c); 0 = not yet */
+    struct ituna_scope *_Atomic scopes; /* instrumentation scopes, a push-only list (scope.c) */
     /* Written by span start/end: a line of their own, away from the fields every
      * span reads and from the export thread's counters (false sharing). Enqueued
      * is not counted: it is ended - dropped. */

@@ -329,29 +329,61 @@ int ituna_otlp_encode_json(ituna_span *const *spans, size_t n, const ituna_resou
         }
         ch(out, ']');
     }
-    LIT(out, "},\"scopeSpans\":[{\"scope\":{");
-    if (res) {
-        size_t nl = strnlen(res->scope_name, sizeof res->scope_name);
-        size_t vl = strnlen(res->scope_version, sizeof res->scope_version);
+    LIT(out, "},\"scopeSpans\":[");
+    const ituna_scope *one, **scopes;
+    size_t nsc = ituna_otlp_scopes(spans, n, &one, &scopes);
+    if (nsc == (size_t)-1) {
+        out->len = base;
+        out->oom = 1;
+        return 0;
+    }
+    for (size_t k = 0; k < nsc; k++) {
+        const ituna_scope *sc = scopes[k];
+        const char *nm = NULL, *ver = NULL;
+        size_t nl = 0, vl = 0;
+        if (sc) {
+            nm = sc->name, nl = sc->name_len, ver = sc->version, vl = sc->version_len;
+        } else if (res) {
+            nm = res->scope_name, nl = strnlen(res->scope_name, sizeof res->scope_name);
+            ver = res->scope_version, vl = strnlen(res->scope_version, sizeof res->scope_version);
+        }
+        if (k) ch(out, ',');
+        LIT(out, "{\"scope\":{");
         if (nl) {
             LIT(out, "\"name\":");
-            jstr(out, res->scope_name, nl);
+            jstr(out, nm, nl);
         }
         if (vl) {
             if (nl) ch(out, ',');
             LIT(out, "\"version\":");
-            jstr(out, res->scope_version, vl);
+            jstr(out, ver, vl);
         }
+        if (sc && sc->n_attrs) {
+            if (nl || vl) ch(out, ',');
+            LIT(out, "\"attributes\":[");
+            for (uint32_t i = 0; i < sc->n_attrs; i++) {
+                if (i) ch(out, ',');
+                jkv(out, &sc->attrs[i]);
+            }
+            ch(out, ']');
+        }
+        LIT(out, "},\"spans\":[");
+        int first = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (!spans[i] || spans[i]->scope != sc) continue;
+            if (!first) ch(out, ',');
+            first = 0;
+            jspan(out, spans[i]);
+        }
+        ch(out, ']');
+        if (sc && sc->schema_url_len) {
+            LIT(out, ",\"schemaUrl\":");
+            jstr(out, sc->schema_url, sc->schema_url_len);
+        }
+        ch(out, '}');
     }
-    LIT(out, "},\"spans\":[");
-    int first = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (!spans[i]) continue;
-        if (!first) ch(out, ',');
-        first = 0;
-        jspan(out, spans[i]);
-    }
-    LIT(out, "]}]}]}");
+    if (scopes != &one) free(scopes);
+    LIT(out, "]}]}");
     if (out->oom) {
         out->len = base;
         return 0;

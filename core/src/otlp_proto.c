@@ -257,20 +257,35 @@ int ituna_otlp_encode_proto(ituna_span *const *spans, size_t n, const ituna_reso
     if (!rw_grow(&w, 256 + n * 160)) return 0;
 
     size_t rs_mark = rw_used(&w);
-    /* ResourceSpans.scope_spans = 2 */
-    size_t ss_mark = rw_used(&w);
-    for (size_t i = n; i-- > 0;)
-        if (spans[i]) put_span(&w, spans[i]);
-    if (res) {
-        /* ScopeSpans.scope = 1: InstrumentationScope {name = 1, version = 2} */
-        size_t sc = rw_used(&w);
-        size_t vl = strnlen(res->scope_version, sizeof res->scope_version);
-        size_t nl = strnlen(res->scope_name, sizeof res->scope_name);
-        if (vl) put_str_field(&w, 2, res->scope_version, vl);
-        if (nl) put_str_field(&w, 1, res->scope_name, nl);
-        close_msg(&w, 1, sc);
+    const ituna_scope *one, **scopes;
+    size_t nsc = ituna_otlp_scopes(spans, n, &one, &scopes);
+    if (nsc == (size_t)-1) {
+        out->oom = 1;
+        return 0;
     }
-    close_msg(&w, 2, ss_mark);
+    for (size_t k = nsc; k-- > 0;) {
+        /* ResourceSpans.scope_spans = 2 */
+        const ituna_scope *sc = scopes[k];
+        size_t ss_mark = rw_used(&w);
+        if (sc && sc->schema_url_len) put_str_field(&w, 3, sc->schema_url, sc->schema_url_len);
+        for (size_t i = n; i-- > 0;)
+            if (spans[i] && spans[i]->scope == sc) put_span(&w, spans[i]);
+        /* ScopeSpans.scope = 1: InstrumentationScope {name = 1, version = 2, attributes = 3} */
+        size_t scm = rw_used(&w);
+        if (sc) {
+            put_kvs(&w, 3, sc->attrs, sc->n_attrs);
+            if (sc->version_len) put_str_field(&w, 2, sc->version, sc->version_len);
+            if (sc->name_len) put_str_field(&w, 1, sc->name, sc->name_len);
+        } else if (res) {
+            size_t vl = strnlen(res->scope_version, sizeof res->scope_version);
+            size_t nl = strnlen(res->scope_name, sizeof res->scope_name);
+            if (vl) put_str_field(&w, 2, res->scope_version, vl);
+            if (nl) put_str_field(&w, 1, res->scope_name, nl);
+        }
+        if (sc || res) close_msg(&w, 1, scm);
+        close_msg(&w, 2, ss_mark);
+    }
+    if (scopes != &one) free(scopes);
     if (res) {
         /* ResourceSpans.resource = 1: Resource {attributes = 1} */
         size_t rm = rw_used(&w);

@@ -4,6 +4,8 @@
 #ifndef ITUNA_OTLP_UTIL_H
 #define ITUNA_OTLP_UTIL_H
 
+#include <stdlib.h>
+
 #include "internal.h"
 
 /* Element type of a stored BOOL_ARRAY (same as ituna_attr's barr items). */
@@ -27,6 +29,31 @@ static inline unsigned ituna_otlp_kind(const ituna_span *s) {
     return s->kind >= ITUNA_SPAN_KIND_INTERNAL && s->kind <= ITUNA_SPAN_KIND_CONSUMER
                ? s->kind
                : ITUNA_SPAN_KIND_INTERNAL;
+}
+
+/* The distinct scopes of spans[0..n) (NULL = the core's own), first seen first, in
+ * *out: inline (one scope, the common case) or a malloc'd array the caller frees
+ * when it is not `one`. Returns the count, or (size_t)-1 on OOM. */
+static inline size_t ituna_otlp_scopes(ituna_span *const *spans, size_t n, const ituna_scope **one,
+                                       const ituna_scope ***out) {
+    size_t i = 0, k = 0;
+    while (i < n && !spans[i]) i++;
+    *one = i < n ? spans[i]->scope : NULL;
+    *out = (const ituna_scope **)one;
+    for (size_t j = i; j < n; j++)
+        if (spans[j] && spans[j]->scope != *one) goto many;
+    return 1;
+many:;
+    const ituna_scope **a = malloc(n * sizeof *a);
+    if (!a) return (size_t)-1;
+    for (size_t j = i; j < n; j++) {
+        if (!spans[j]) continue;
+        size_t m = 0;
+        while (m < k && a[m] != spans[j]->scope) m++;
+        if (m == k) a[k++] = spans[j]->scope;
+    }
+    *out = a;
+    return k;
 }
 
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */

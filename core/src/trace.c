@@ -107,6 +107,11 @@ static int kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in, uint32_t
     return kv_copy_k(a, out, in, strlen(in->key), len_limit, truncated, 0);
 }
 
+int ituna_kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in) {
+    int trunc = 0;
+    return kv_copy(a, out, in, 0, &trunc);
+}
+
 static int attr_ok(const ituna_attr *a) {
     return a && a->key && a->key[0] && (unsigned)a->type <= ITUNA_ATTR_BOOL_ARRAY;
 }
@@ -236,6 +241,7 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     memset((char *)s + offsetof(ituna_span, ctx) + sizeof s->ctx, 0,
            offsetof(ituna_span, inline_attrs) - offsetof(ituna_span, ctx) - sizeof s->ctx);
     s->tracer = t;
+    s->scope = opts->scope;
     s->arena.cur = s->inline_mem;
     s->arena.end = s->inline_mem + sizeof s->inline_mem;
     s->attrs = s->inline_attrs;
@@ -253,7 +259,12 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     } else {
         ituna_random_trace_id(s->ctx.trace_id);
     }
-    ituna_random_span_id(s->ctx.span_id);
+    /* SDK disabled: the span is the parent's context unchanged, so what goes
+     * downstream points at a span that exists (no id of a span never exported) */
+    if (t->disabled && parent)
+        memcpy(s->ctx.span_id, parent->span_id, 8);
+    else
+        ituna_random_span_id(s->ctx.span_id);
     s->ctx.tracestate[s->ctx.tracestate_len] = '\0';
 
     int sampled = !t->disabled && !atomic_load_explicit(&t->shut_down, memory_order_relaxed) &&
@@ -808,6 +819,7 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
             if (err) goto fail;
         }
     }
+    ituna_tracer_propagators(t); /* parsed now: an unsupported name is a warning at start */
     *out = t;
     return ITUNA_OK;
 fail:
@@ -882,6 +894,7 @@ void ituna_tracer_destroy(ituna_tracer *t) {
     }
     ituna_arena_free(&t->resource.arena);
     free(t->resource.attrs);
+    ituna_scopes_free(t);
     ituna_config_destroy(t->cfg);
     free(t);
 }

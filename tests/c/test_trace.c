@@ -196,6 +196,42 @@ static int test_explicit_remote_parent(void) {
     return 0;
 }
 
+static int test_disabled_passes_the_parent_context_through(void) {
+    const char *kv[] = { "tracer.service-name", "t", "tracer.disabled", "true", NULL };
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span_context remote;
+    REQUIRE(ituna_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &remote,
+                                    NULL) == ITUNA_OK);
+    ituna_tracestate_parse("ven=1", 5, &remote, NULL);
+    ituna_span_options o = { .parent = &remote };
+    ituna_span *s, *child, *root;
+    REQUIRE(ituna_span_start(t, "middle", &o, &s) == ITUNA_OK);
+    CHECK(!ituna_span_is_recording(s));
+    const ituna_span_context *c = ituna_span_get_context(s);
+    /* the parent's context unchanged: ids, sampled flag, tracestate */
+    CHECK(memcmp(c->trace_id, remote.trace_id, 16) == 0 && memcmp(c->span_id, remote.span_id, 8) == 0);
+    CHECK(c->trace_flags == 1);
+    CHECK_STR(c->tracestate, "ven=1");
+    int tok;
+    REQUIRE(ituna_context_attach(c, &tok) == ITUNA_OK);
+    REQUIRE(ituna_span_start(t, "nested", NULL, &child) == ITUNA_OK);
+    CHECK(memcmp(ituna_span_get_context(child)->span_id, remote.span_id, 8) == 0);
+    ituna_span_end(child, 0);
+    ituna_context_detach(tok);
+    ituna_span_end(s, 0);
+    /* without a parent: a context that is not sampled, so nothing downstream records under it */
+    REQUIRE(ituna_span_start(t, "root", NULL, &root) == ITUNA_OK);
+    CHECK(ituna_span_context_is_valid(ituna_span_get_context(root)));
+    CHECK(!(ituna_span_get_context(root)->trace_flags & 1));
+    ituna_span_end(root, 0);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.spans_started == 0 && st.spans_exported == 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
 typedef struct {
     ituna_tracer *t;
     ituna_span_context seen;
@@ -614,6 +650,7 @@ int main(void) {
     RUN(test_ids_are_nonzero_and_unique);
     RUN(test_nesting_through_current_context);
     RUN(test_explicit_remote_parent);
+    RUN(test_disabled_passes_the_parent_context_through);
     RUN(test_current_span_is_per_thread);
     RUN(test_sampling_decisions);
     RUN(test_limits_drop_and_count);

@@ -435,3 +435,31 @@ def test_otel_propagate_runs_on_the_core_propagators(provider):
         assert baggage.get_all(ctx) == {"user": "alice smith"}
     finally:
         ituna.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_instrumentation_scope_per_tracer(rx, protocol):
+    core = make_tracer(rx, **{"exporter.protocol": protocol, "service": "scopes-" + protocol.split("/")[1]})
+    try:
+        prov = ituna.otel.TracerProvider(core)
+        a = prov.get_tracer("lib.alpha", "1.2.3", "https://opentelemetry.io/schemas/1.26.0",
+                            {"team": "kitchen", "shard": 3})
+        b = prov.get_tracer("lib.beta")
+        na, nb, nc = uniq("a"), uniq("b"), uniq("core")
+        with a.start_as_current_span(na):
+            with b.start_as_current_span(nb):
+                with core.span(nc):  # ituna's own API: the core's scope
+                    pass
+        assert core.flush(timeout=10)
+        got = exported(rx, core, [na, nb, nc])
+    finally:
+        core.shutdown(timeout=5)
+    sa, sb, sc = got[na][1], got[nb][1], got[nc][1]
+    assert (sa.name, sa.version) == ("lib.alpha", "1.2.3")
+    assert attrs(sa.attributes) == {"team": "kitchen", "shard": 3}
+    assert (sb.name, sb.version, list(sb.attributes)) == ("lib.beta", "", [])
+    assert sc.name == "ituna-core"
+    # schema_url lives on ScopeSpans
+    urls = {ss.scope.name: ss.schema_url for r in rx.accepted() for rs in r.message.resource_spans
+            for ss in rs.scope_spans}
+    assert urls["lib.alpha"] == "https://opentelemetry.io/schemas/1.26.0" and urls["lib.beta"] == ""

@@ -99,6 +99,8 @@ static inline SpanObject *span_target(PyObject *self) {
 typedef struct {
     PyObject_HEAD ituna_tracer *tracer;
     int shut_down;
+    const ituna_scope *scope; /* spans' instrumentation scope; NULL: the core's own */
+    PyObject *parent;         /* a scoped() view: the Tracer that owns the core tracer */
 } TracerObject;
 
 /* module.c */

@@ -516,6 +516,8 @@ static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     }
     o->tracer = t;
     o->shut_down = 0;
+    o->scope = NULL;
+    o->parent = NULL;
     res = (PyObject *)o;
 done:
     if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
@@ -528,6 +530,10 @@ done:
 static void tracer_dealloc(PyObject *self) {
     TracerObject *o = (TracerObject *)self;
     PyTypeObject *tp = Py_TYPE(self);
+    if (o->parent) { /* a scoped() view: the parent owns the core tracer */
+        o->tracer = NULL;
+        Py_CLEAR(o->parent);
+    }
     if (o->tracer) {
         if (ituna_tracer_global() == o->tracer) ituna_tracer_set_global(NULL);
         ituna_tracer *t = o->tracer;
@@ -566,6 +572,7 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* Python's current span lives in the ContextVar, never in the core's
      * thread-local, so with no parent this is a new trace. */
     o.root = o.parent == NULL;
+    o.scope = t->scope;
     attrbuf b;
     attrbuf_init(&b);
     PyObject *res = NULL;
@@ -643,6 +650,7 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
                             Py_TYPE(ctx)->tp_name);
     }
     o.root = o.parent == NULL;
+    o.scope = t->scope;
     attrbuf b;
     attrbuf_init(&b);
     PyObject *res = NULL;
@@ -677,6 +685,39 @@ done:
     attrbuf_free(&b);
     Py_XDECREF(tmpd);
     return res;
+}
+
+/* scoped(name, version=None, schema_url=None, attributes=None): a Tracer sharing this
+ * one's core tracer whose spans carry that instrumentation scope (ituna.otel). */
+static PyObject *tracer_scoped(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "name", "version", "schema_url", "attributes" };
+    PyObject *a[4];
+    if (fast_args("scoped", args, nargs, kwnames, names, 4, 4, a) < 0) return NULL;
+    TracerObject *t = (TracerObject *)self;
+    module_state *st = state_of_type(Py_TYPE(self));
+    const char *name = a[0] ? str_arg(a[0], "scope name") : NULL;
+    const char *ver = a[1] && a[1] != Py_None ? str_arg(a[1], "version") : NULL;
+    const char *url = a[2] && a[2] != Py_None ? str_arg(a[2], "schema_url") : NULL;
+    if (!name || (a[1] && a[1] != Py_None && !ver) || (a[2] && a[2] != Py_None && !url)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "scoped() missing required argument 'name'");
+        return NULL;
+    }
+    if (!t->tracer) return PyErr_Format(st->StateError, "tracer is destroyed");
+    attrbuf b;
+    attrbuf_init(&b);
+    const ituna_scope *sc = NULL;
+    ituna_err err = attrbuf_from_dict(&b, a[3]) < 0
+                        ? ITUNA_ERR_INVALID_ARG
+                        : ituna_tracer_scope(t->tracer, name, ver, url, b.attrs, b.n, &sc);
+    attrbuf_free(&b);
+    if (PyErr_Occurred()) return NULL;
+    if (err != ITUNA_OK) return raise_err(st, err, NULL);
+    TracerObject *o = (TracerObject *)Py_TYPE(self)->tp_alloc(Py_TYPE(self), 0);
+    if (!o) return NULL;
+    o->tracer = t->tracer;
+    o->scope = sc;
+    o->parent = Py_NewRef(t->parent ? t->parent : self);
+    return (PyObject *)o;
 }
 
 static PyObject *tracer_flush(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -801,6 +842,10 @@ static PyMethodDef tracer_methods[] = {
       "start_span($self, /, name, attributes=None, kind=None, parent=None, *, links=None, start_time=None, "
       "root=False)\n--\n\n"
       "Same as span(): the span is current only inside `with`." },
+    { "scoped", (PyCFunction)(void (*)(void))tracer_scoped, METH_FASTCALL | METH_KEYWORDS,
+      "scoped($self, /, name, version=None, schema_url=None, attributes=None)\n--\n\n"
+      "scoped(name, version=None, schema_url=None, attributes=None) -> Tracer: the same tracer\n"
+      "(resource, sampler, export), its spans recorded under that instrumentation scope." },
     { "_start", (PyCFunction)(void (*)(void))tracer_otel_start, METH_FASTCALL,
       "_start($self, name, context, kind, attributes, start_time, flags, /)\n--\n\n"
       "OpenTelemetry's start_span for ituna.otel (see ituna/otel.py)." },

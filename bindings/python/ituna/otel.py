@@ -144,8 +144,8 @@ class Tracer(_trace.Tracer):
 
     def __init__(self, core: _core.Tracer, name: str, version: Optional[str] = None,
                  schema_url: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None) -> None:
-        self._core = core
-        self._start = core._start
+        self._core = core.scoped(name, version, schema_url, dict(attributes) if attributes else None)
+        self._start = self._core._start
         self.name, self.version, self.schema_url = name, version, schema_url
         self.attributes = dict(attributes) if attributes else None
 

@@ -12,6 +12,8 @@ extern "C" {
 
 typedef struct ituna_tracer ituna_tracer;
 typedef struct ituna_span ituna_span;
+/* An instrumentation scope (OTLP InstrumentationScope): what recorded a span. */
+typedef struct ituna_scope ituna_scope;
 
 /* opentelemetry.proto.trace.v1.Span.SpanKind */
 typedef enum ituna_span_kind {
@@ -168,6 +170,14 @@ ITUNA_API void ituna_tracer_set_global(ituna_tracer *t);
 /* Borrowed: the tracer passed to ituna_tracer_set_global(), or NULL. Thread-safe. */
 ITUNA_API ituna_tracer *ituna_tracer_global(void);
 
+/* The instrumentation scope of t named name (with version and schema_url, each may
+ * be NULL) and attributes (copied; only the first call's are kept): one per distinct
+ * name/version/schema_url, made on first use. Spans started with it are exported in
+ * their own ScopeSpans. Borrowed: valid until ituna_tracer_destroy(). Thread-safe. */
+ITUNA_API ituna_err ituna_tracer_scope(ituna_tracer *t, const char *name, const char *version,
+                                       const char *schema_url, const ituna_attr *attrs, size_t n_attrs,
+                                       const ituna_scope **out);
+
 /* ---- spans ----------------------------------------------------------------- */
 
 /* Options for ituna_span_start(); zero-initialise and set what you need. */
@@ -180,6 +190,7 @@ typedef struct ituna_span_options {
     size_t n_attrs;
     const ituna_span_context *links; /* copied; links without attributes */
     size_t n_links;
+    const ituna_scope *scope; /* from ituna_tracer_scope(); NULL = the core's own "ituna-core" */
 } ituna_span_options;
 
 /* Start a span. Parent: opts->parent if valid, else (unless opts->root) the
