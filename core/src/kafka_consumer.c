@@ -395,7 +395,8 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
                                                                            : "create_time",
                               ITUNA_LIT_VALUE | ITUNA_LIT_FRESH);
             /* time between the message's timestamp and the start of processing */
-            double wait = (double)so.start_time_ns / 1e6 - (double)m->timestamp_ms;
+            /* in integer ns first: exact to the ns, and a short decimal in JSON */
+            double wait = (double)((int64_t)so.start_time_ns - m->timestamp_ms * 1000000) / 1e6;
             ituna_span_set_double(s, "ituna.queue_wait_ms", wait < 0 ? 0 : wait);
         }
     }

@@ -88,14 +88,25 @@ static void jstr(ituna_buf *b, const char *s, size_t n) {
     ch(b, '"');
 }
 
+/* "00".."ff" and "00".."99": two characters per table lookup (ids, timestamps). */
+static char hex_pairs[512], dec_pairs[200];
+
+static void init_pairs(void) {
+    for (int i = 0; i < 256; i++) {
+        hex_pairs[2 * i] = hexd[i >> 4];
+        hex_pairs[2 * i + 1] = hexd[i & 15];
+    }
+    for (int i = 0; i < 100; i++) {
+        dec_pairs[2 * i] = (char)('0' + i / 10);
+        dec_pairs[2 * i + 1] = (char)('0' + i % 10);
+    }
+}
+
 static void jhex(ituna_buf *b, const uint8_t *id, size_t n) {
     if (!need(b, 2 * n + 2)) return;
     char *o = (char *)b->data + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        *o++ = hexd[id[i] >> 4];
-        *o++ = hexd[id[i] & 15];
-    }
+    for (size_t i = 0; i < n; i++, o += 2) memcpy(o, hex_pairs + 2 * id[i], 2);
     *o++ = '"';
     b->len += 2 * n + 2;
 }
@@ -103,10 +114,17 @@ static void jhex(ituna_buf *b, const uint8_t *id, size_t n) {
 static void ju64(ituna_buf *b, uint64_t v) {
     char tmp[20];
     int i = 20;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        i -= 2;
+        memcpy(tmp + i, dec_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        i -= 2;
+        memcpy(tmp + i, dec_pairs + 2 * v, 2);
+    } else {
+        tmp[--i] = (char)('0' + v);
+    }
     raw(b, tmp + i, (size_t)(20 - i));
 }
 
@@ -141,6 +159,26 @@ static void jdouble(ituna_buf *b, double d) {
         else
             LIT(b, "\"-Infinity\"");
         return;
+    }
+    /* Fast path for values with at most 6 decimals (durations in ms from integer ns):
+     * r / 10^6 printed exactly parses to the correctly rounded quotient, which is d. */
+    if (fabs(d) < 1e12) {
+        double scaled = d * 1e6;
+        int64_t r = (int64_t)(scaled < 0 ? scaled - 0.5 : scaled + 0.5);
+        if ((double)r / 1e6 == d) {
+            uint64_t u = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r, frac = u % 1000000;
+            if (r < 0) ch(b, '-');
+            ju64(b, u / 1000000);
+            if (frac) {
+                char f[7];
+                int len = 6;
+                for (int i = 5; i >= 0; i--, frac /= 10) f[i] = (char)('0' + frac % 10);
+                while (f[len - 1] == '0') len--;
+                ch(b, '.');
+                raw(b, f, (size_t)len);
+            }
+            return;
+        }
     }
     char tmp[32];
     int n = snprintf(tmp, sizeof tmp, "%.15g", d);
@@ -317,6 +355,8 @@ static void jspan(ituna_buf *b, const ituna_span *s) {
 }
 
 int ituna_otlp_encode_json(ituna_span *const *spans, size_t n, const ituna_resource *res, ituna_buf *out) {
+    static pthread_once_t pairs_once = PTHREAD_ONCE_INIT;
+    pthread_once(&pairs_once, init_pairs);
     if (!out || out->oom) return 0;
     size_t base = out->len;
     need(out, 256 + n * 400);
