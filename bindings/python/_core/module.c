@@ -339,6 +339,8 @@ static int module_exec(PyObject *m) {
                 "The object is closed or in the wrong state for the call.") < 0)
         return -1;
 
+    st->current_msg = PyContextVar_New("ituna.current_message", NULL);
+    if (!st->current_msg) return -1;
     st->current = PyContextVar_New("ituna.current_span", NULL);
     if (!st->current || PyModule_AddObjectRef(m, "current_var", st->current) < 0) return -1;
 
@@ -400,6 +402,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->MalformedPayload);
     Py_VISIT(st->StateError);
     Py_VISIT(st->current);
+    Py_VISIT(st->current_msg);
     Py_VISIT(st->default_tracer);
     Py_VISIT(st->json_dumps);
     Py_VISIT(st->json_loads);
@@ -435,6 +438,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->MalformedPayload);
     Py_CLEAR(st->StateError);
     Py_CLEAR(st->current);
+    Py_CLEAR(st->current_msg);
     Py_CLEAR(st->default_tracer);
     Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->json_loads);

@@ -31,6 +31,8 @@ typedef struct {
     PyObject *StateError;
     /* the current span: holds a Span or a SpanContext (or is unset) */
     PyObject *current;
+    /* the Message being handled (`with msg:`): owner of the publishes made meanwhile */
+    PyObject *current_msg;
     /* the tracer set by ituna.init() (a Tracer) or NULL */
     PyObject *default_tracer;
     /* json.dumps / json.loads, traceback.format_exception */
@@ -176,12 +178,32 @@ int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep);
 /* Convert one key/value into *out; uses b for temporary arrays. -1 with an exception set. */
 int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out);
 
-/* kafka.c */
+/* kafka_args.c: librdkafka properties from keyword arguments (key, value, ..., NULL) */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} props;
+void props_free(props *p);
+/* Pops the known keyword arguments into out[], the rest become properties. -1 with an exception. */
+int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, int nknown, props *p);
+/* o as UTF-8, NULL for None/absent (or with TypeError: check PyErr_Occurred()). */
+const char *opt_str(PyObject *o, const char *what);
+/* The tracer t (an ituna.Tracer) or ituna.init()'s. Borrowed; NULL with an exception. */
+PyObject *resolve_tracer(module_state *st, PyObject *t);
+/* Remember an open client so ituna.shutdown()/exit can close it. Steals o; NULL on error. */
+PyObject *track_live(module_state *st, PyObject *o);
+PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a));
+PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k);
+#define SLICE_MS 100 /* blocking calls run in slices of this many ms so Ctrl-C is seen */
+
+/* kafka_producer.c, kafka_consumer.c, kafka_broker.c */
 extern PyType_Spec Producer_spec;
 extern PyType_Spec Consumer_spec;
 extern PyType_Spec Message_spec;
 extern PyType_Spec Broker_spec;
 extern PyStructSequence_Desc DeliveryReport_desc;
 PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
+/* The core message of a Message still being handled, else NULL (no exception). */
+ituna_message *message_core(PyObject *o);
 
 #endif
