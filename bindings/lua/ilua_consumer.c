@@ -1,60 +1,98 @@
-/* ilua_consumer.c - ituna.consumer: the messages() loop with its to-be-closed
- * finisher, each(fn), poll, wait_assigned, stop, and the message userdata. */
+/* ilua_consumer.c - ituna.consumer and its messages as Lua values: the
+ * messages() iterator with its to-be-closed finisher, each(fn), poll + msg:done,
+ * wait_assigned, stop, close. The loop's policy is the core's (ituna_consumer_poll,
+ * ituna_consumer_run_once, ituna_message_done): the message a host leaves open,
+ * waiting for the assignment, stop, redelivery with a bound, the DLQ. The binding
+ * only says how a Lua body ended: normally (OK), by ituna.malformed (MALFORMED)
+ * or by another error (ERROR, recorded on the span with its traceback). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lua_internal.h"
 
+/* uservalue 1: the message userdata in hand (the last one handed out), or nil. */
 typedef struct ilua_consumer {
-    ituna_consumer *c;   /* NULL once closed */
-    int slot;            /* stop-registry slot, -1 */
-    int stopping;        /* consumer:stop() */
-    int busy;            /* a message is out (one at a time per consumer) */
-    ituna_message *held; /* polled by wait_assigned(), not handed out yet: the next poll returns it */
+    ituna_consumer *c; /* NULL once closed */
+    int slot;          /* stop-registry slot, -1 */
 } ilua_consumer;
 
+/* uservalue 1: the consumer; 2: its span userdata (msg:span()). */
 typedef struct ilua_message {
-    ituna_message *m; /* NULL once finished */
-    ilua_consumer *owner;
-    int token; /* context attach token, -1 */
+    ituna_message *m; /* NULL once released to the core */
+    int token;        /* ituna_message_attach() token while current, else -1 */
 } ilua_message;
 
-/* Push a message userdata for m (uservalue 1: the consumer, 2: its span userdata),
- * its CONSUMER span made current.  [-0, +1, m] */
-static ilua_message *push_message(lua_State *L, int cidx, ilua_consumer *c, ituna_message *m) {
+/* [-0, +0, v] */
+static ilua_consumer *check_consumer(lua_State *L, int idx) {
+    ilua_consumer *c = luaL_checkudata(L, idx, ILUA_CONSUMER);
+    if (!c->c) luaL_error(L, "consumer is closed");
+    return c;
+}
+
+/* Hand the message at idx back to the core: detach it, end its span userdata for
+ * Lua, ituna_message_done(res) (which only frees it if the core finished it
+ * already). Returns the core's result; err filled on failure.  [-0, +0, -] */
+static ituna_err release(lua_State *L, int idx, ituna_handler_result res, const char *reason, char *err,
+                         size_t err_size) {
+    ilua_message *u = lua_touserdata(L, idx);
+    if (!u || !u->m) return ITUNA_OK;
+    if (u->token >= 0) ituna_message_detach(u->token);
+    u->token = -1;
+    if (lua_getiuservalue(L, idx, 2) == LUA_TUSERDATA) ilua_span_invalidate(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    ituna_message *m = u->m;
+    u->m = NULL;
+    return ituna_message_done(m, res, reason, err, err_size);
+}
+
+/* Detach the consumer's message in hand before the core polls (the poll finishes
+ * it if Lua did not), or, with release_it, release it once the core has.
+ * [-0, +0, -] */
+static void in_hand(lua_State *L, int cidx, int release_it) {
+    if (lua_getiuservalue(L, cidx, 1) == LUA_TUSERDATA) {
+        ilua_message *u = lua_touserdata(L, -1);
+        if (u->token >= 0) ituna_message_detach(u->token);
+        u->token = -1;
+        char err[ILUA_ERRSTR];
+        if (release_it) release(L, lua_gettop(L), ITUNA_HANDLED_ERROR, NULL, err, sizeof err);
+    }
+    lua_pop(L, 1);
+    if (release_it) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, cidx, 1);
+    }
+}
+
+/* Push a message userdata for m, the consumer's message in hand; attach makes it
+ * the thread's message (its span current) until it is released.
+ * [-0, +1, m] */
+static ilua_message *push_message(lua_State *L, int cidx, ituna_message *m, int attach) {
     ilua_message *u = lua_newuserdatauv(L, sizeof(*u), 2);
     u->m = NULL;
-    u->owner = c;
     u->token = -1;
     luaL_setmetatable(L, ILUA_MESSAGE);
     lua_pushvalue(L, cidx);
     lua_setiuservalue(L, -2, 1);
     u->m = m;
-    c->busy = 1;
-    int token = -1;
-    if (ituna_context_attach(ituna_span_get_context(ituna_message_span(m)), &token) == ITUNA_OK)
-        u->token = token;
+    if (attach && ituna_message_attach(m, &u->token) != ITUNA_OK) u->token = -1;
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, cidx, 1);
     return u;
 }
 
-/* Finish the message at idx: detach its context, invalidate its span userdata,
- * ituna_message_done(). Returns the core's result; err filled on failure.
- * [-0, +0, m] */
-static ituna_err finish_message(lua_State *L, int idx, ituna_handler_result res, const char *reason,
-                                char *err, size_t err_size) {
-    ilua_message *u = luaL_checkudata(L, idx, ILUA_MESSAGE);
-    if (!u->m) return ITUNA_OK;
-    if (u->token >= 0) {
-        ituna_context_detach(u->token);
-        u->token = -1;
-    }
-    if (lua_getiuservalue(L, idx, 2) == LUA_TUSERDATA) ilua_span_invalidate(lua_touserdata(L, -1));
-    lua_pop(L, 1);
-    ituna_message *m = u->m;
-    u->m = NULL;
-    u->owner->busy = 0;
-    return ituna_message_done(m, res, reason, err, err_size);
+/* Poll the core: up to idle_ms (<0: until a message or a stop). The message the
+ * previous poll handed out is the core's to finish if Lua did not. Returns the
+ * message or NULL; raises on a fatal consumer error.  [-0, +0, e] */
+static ituna_message *next_message(lua_State *L, int cidx, ilua_consumer *c, int idle_ms) {
+    in_hand(L, cidx, 0);
+    ituna_message *m = NULL;
+    char err[ILUA_ERRSTR] = "";
+    ituna_err rc;
+    do rc = ituna_consumer_poll(c->c, idle_ms < 0 ? 1000 : idle_ms, &m, err, sizeof err);
+    while (rc == ITUNA_OK && !m && idle_ms < 0 && !ituna_consumer_stopped(c->c));
+    in_hand(L, cidx, 1);
+    if (rc != ITUNA_OK) ilua_raise(L, rc, err);
+    return m;
 }
 
 /* [-0, +0, v] */
@@ -92,8 +130,7 @@ static int message_done(lua_State *L) {
     check_live_message(L, 1);
     int res = luaL_checkoption(L, 2, "ok", names);
     char err[ILUA_ERRSTR] = "";
-    ituna_err rc =
-        finish_message(L, 1, (ituna_handler_result)res, luaL_optstring(L, 3, NULL), err, sizeof err);
+    ituna_err rc = release(L, 1, (ituna_handler_result)res, luaL_optstring(L, 3, NULL), err, sizeof err);
     if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     return 0;
 }
@@ -162,18 +199,13 @@ static int message_index(lua_State *L) {
     return 1;
 }
 
-/* __gc: a message never finished is handled as an error (redelivered).  [-0, +0, -] */
+/* __gc: a message never finished is handed to the core as an error (redelivered).
+ * [-0, +0, -] */
 static int message_gc(lua_State *L) {
-    ilua_message *u = luaL_checkudata(L, 1, ILUA_MESSAGE);
-    if (u->m) {
-        char err[ILUA_ERRSTR];
-        finish_message(L, 1, ITUNA_HANDLED_ERROR, "message collected without being finished", err,
-                       sizeof err);
-    }
+    char err[ILUA_ERRSTR];
+    release(L, 1, ITUNA_HANDLED_ERROR, "message collected without being finished", err, sizeof err);
     return 0;
 }
-
-/* ---- consumer ----------------------------------------------------------------------- */
 
 static const char *const consumer_reserved[] = {
     "bootstrap", "group", "topics", "context", "dlq_suffix", NULL
@@ -222,12 +254,9 @@ static int l_consumer(lua_State *L) {
     o.topics = topics;
     o.properties = ilua_string_pairs(L, 1, consumer_reserved, "ituna.consumer");
 
-    ilua_consumer *c = lua_newuserdatauv(L, sizeof(*c), 0);
+    ilua_consumer *c = lua_newuserdatauv(L, sizeof(*c), 1);
     c->c = NULL;
     c->slot = -1;
-    c->stopping = 0;
-    c->busy = 0;
-    c->held = NULL;
     luaL_setmetatable(L, ILUA_CONSUMER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_create(t, ituna_tracer_config(t), &o, &c->c, err, sizeof err);
@@ -236,70 +265,29 @@ static int l_consumer(lua_State *L) {
     return 1;
 }
 
-/* [-0, +0, v] */
-static ilua_consumer *check_consumer(lua_State *L, int idx) {
-    ilua_consumer *c = luaL_checkudata(L, idx, ILUA_CONSUMER);
-    if (!c->c) luaL_error(L, "consumer is closed");
-    return c;
-}
-
-/* Should loops end? (host stop request, consumer:stop(), closed) */
-static int should_stop(const ilua_consumer *c) {
-    return !c->c || c->stopping || ituna_lua_stop_requested();
-}
-
-#define POLL_SLICE_MS 200
-
-/* Poll until a message arrives, a stop is requested or idle_ms passes (<0:
- * forever). Returns the message or NULL; raises on a fatal consumer error.
- * [-0, +0, e] */
-static ituna_message *poll_message(lua_State *L, ilua_consumer *c, int idle_ms) {
-    if (c->held && c->c) { /* kept by wait_assigned(): handed out before polling again */
-        ituna_message *m = c->held;
-        c->held = NULL;
-        return m;
-    }
-    uint64_t deadline = idle_ms >= 0 ? ituna_now_ns() + (uint64_t)idle_ms * 1000000u : 0;
-    for (;;) {
-        if (should_stop(c)) return NULL;
-        int slice = POLL_SLICE_MS;
-        if (idle_ms >= 0) {
-            uint64_t now = ituna_now_ns();
-            if (now >= deadline) return NULL;
-            uint64_t left = (deadline - now) / 1000000u;
-            if (left < (uint64_t)slice) slice = (int)left;
-        }
-        ituna_message *m = NULL;
-        char err[ILUA_ERRSTR] = "";
-        ituna_err rc = ituna_consumer_poll(c->c, slice, &m, err, sizeof err);
-        if (rc != ITUNA_OK) {
-            ilua_raise(L, rc, err);
-            return NULL;
-        }
-        if (m) return m;
-    }
-}
-
 /* consumer:poll([timeout_s]) -> message or nil. The message's span is current
- * until msg:done(result) (or its collection, which counts as an error).
- * [-0, +1, e] */
+ * until msg:done(result); one left unfinished is finished by the core at the next
+ * poll or close (as an error: redelivered).  [-0, +1, e] */
 static int consumer_poll(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     int ms = ilua_timeout_ms(L, 2, 1000);
-    if (c->busy)
-        return luaL_error(L, "consumer:poll: the previous message is not finished (call msg:done())");
-    ituna_message *m = poll_message(L, c, ms < 0 ? 0 : ms);
+    ituna_message *m = next_message(L, 1, c, ms < 0 ? 0 : ms);
     if (!m) {
         lua_pushnil(L);
         return 1;
     }
-    push_message(L, 1, c, m);
+    push_message(L, 1, m, 1);
     return 1;
 }
 
-/* The messages() loop state: uservalue 1 the consumer, 2 the message in hand. */
+/* A loop (messages() or each()) starts: a stop asked of an earlier loop is over,
+ * one asked of the process is not.  [-0, +0, -] */
+static void loop_start(ilua_consumer *c) {
+    if (!ituna_lua_stop_requested()) ituna_consumer_resume(c->c);
+}
+
+/* The messages() loop state: uservalue 1 the consumer. */
 typedef struct ilua_loop {
-    ilua_consumer *c;
     lua_Integer max, count; /* max 0: no limit */
     int idle_ms;            /* end after this long without a message; <0: never */
 } ilua_loop;
@@ -326,91 +314,76 @@ static void loop_options(lua_State *L, int idx, lua_Integer *max, int *idle_ms) 
     lua_pop(L, 1);
 }
 
-/* Finish the loop's message in hand with result.  [-0, +0, e when raise] */
-static ituna_err loop_finish(lua_State *L, int lidx, ituna_handler_result res, const char *reason,
-                             int raise) {
-    if (lua_getiuservalue(L, lidx, 2) != LUA_TUSERDATA) {
+/* How a messages() body left the message at midx (status LUA_OK: normally; else
+ * the error at eidx, ituna.malformed or another, recorded on the span), as the
+ * core's verdict; the message is released.  [-0, +0, m] */
+static ituna_err finish_body(lua_State *L, int midx, int status, int eidx, char *err, size_t err_size) {
+    ilua_message *u = lua_touserdata(L, midx);
+    if (!u || !u->m) return ITUNA_OK;
+    if (status == LUA_OK) return release(L, midx, ITUNA_HANDLED_OK, NULL, err, err_size);
+    if (ilua_is_malformed(L, eidx)) {
+        ituna_err rc = release(L, midx, ITUNA_HANDLED_MALFORMED, lua_tostring(L, -1), err, err_size);
         lua_pop(L, 1);
-        return ITUNA_OK;
+        return rc;
     }
-    char err[ILUA_ERRSTR] = "";
-    ituna_err rc = finish_message(L, lua_gettop(L), res, reason, err, sizeof err);
+    const char *msg = luaL_tolstring(L, eidx, NULL);
+    ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, NULL);
+    ituna_err rc = release(L, midx, ITUNA_HANDLED_ERROR, msg, err, err_size);
     lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setiuservalue(L, lidx, 2);
-    if (rc != ITUNA_OK) {
-        if (raise) ilua_raise(L, rc, err);
-        ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
-    }
     return rc;
 }
 
-/* The generic-for iterator: commits the previous message (it was handled: the
- * body came back for the next one), then waits for the next.
- * [-2, +1, e] */
+/* The generic-for iterator: the message in hand is handled (the body came back for
+ * the next one), then the next is polled.  [-2, +1, e] */
 static int loop_next(lua_State *L) {
     ilua_loop *lp = luaL_checkudata(L, 1, ILUA_LOOP);
-    loop_finish(L, 1, ITUNA_HANDLED_OK, NULL, 1);
     lua_getiuservalue(L, 1, 1);
     int cidx = lua_gettop(L);
-    ilua_consumer *c = lp->c;
-    if (!c->c) return luaL_error(L, "consumer is closed");
-    if (lp->max > 0 && lp->count >= lp->max) {
-        lua_pushnil(L);
-        return 1;
-    }
-    ituna_message *m = poll_message(L, c, lp->idle_ms);
+    ilua_consumer *c = check_consumer(L, cidx);
+    lua_getiuservalue(L, cidx, 1);
+    char err[ILUA_ERRSTR] = "";
+    ituna_err rc = finish_body(L, cidx + 1, LUA_OK, 0, err, sizeof err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    ituna_message *m = NULL;
+    if (!(lp->max > 0 && lp->count >= lp->max)) m = next_message(L, cidx, c, lp->idle_ms);
     if (!m) {
         lua_pushnil(L);
         return 1;
     }
     lp->count++;
-    push_message(L, cidx, c, m);
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 2);
+    push_message(L, cidx, m, 1);
     return 1;
 }
 
-/* __close of the loop (the for's closing value): the body left the loop. A normal
- * exit (break, return, goto) commits the message in hand; an error leaves it
- * uncommitted (ERROR: redelivered), or sends it to the DLQ for ituna.malformed.
- * [-0, +0, -] */
+/* __close of the loop (the for's closing value): the body left the loop, normally
+ * (break, return, goto) or by the error err.  [-0, +0, -] */
 static int loop_close(lua_State *L) {
     luaL_checkudata(L, 1, ILUA_LOOP);
-    if (lua_isnoneornil(L, 2)) {
-        loop_finish(L, 1, ITUNA_HANDLED_OK, NULL, 0);
-    } else if (ilua_is_malformed(L, 2)) {
-        loop_finish(L, 1, ITUNA_HANDLED_MALFORMED, lua_tostring(L, -1), 0);
-    } else {
-        const char *msg = luaL_tolstring(L, 2, NULL);
-        if (lua_getiuservalue(L, 1, 2) == LUA_TUSERDATA) {
-            ilua_message *u = lua_touserdata(L, -1);
-            if (u->m) ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, NULL);
-        }
-        lua_pop(L, 1);
-        loop_finish(L, 1, ITUNA_HANDLED_ERROR, msg, 0);
-    }
+    lua_getiuservalue(L, 1, 1);
+    ilua_consumer *c = lua_touserdata(L, -1);
+    if (!c || !c->c) return 0;
+    lua_getiuservalue(L, -1, 1);
+    char err[ILUA_ERRSTR] = "";
+    if (finish_body(L, lua_gettop(L), lua_isnoneornil(L, 2) ? LUA_OK : LUA_ERRRUN, 2, err, sizeof err))
+        ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
     return 0;
 }
 
 /* consumer:messages([opts {max=, idle=}]) -> iterator, state, nil, closer:
  * `for msg in consumer:messages() do ... end`. The message's CONSUMER span is
- * current during the body; it is committed when the next iteration starts or
- * the loop is left normally; an error in the body leaves it uncommitted
- * (redelivered) and propagates; ituna.malformed(reason) sends it to the DLQ
- * first. The loop ends (normally) on a stop request, consumer:stop(), after max
- * messages or idle seconds without one.
- * [-0, +4, v] */
+ * current during the body; it is handled when the next iteration starts or the
+ * loop is left normally; an error in the body makes it an error (redelivered)
+ * and propagates; ituna.malformed(reason) sends it to the DLQ. The loop ends
+ * (normally) on a stop request, consumer:stop(), after max messages or idle
+ * seconds without one.  [-0, +4, v] */
 static int consumer_messages(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
-    if (c->busy) return luaL_error(L, "consumer:messages: a message is still being handled");
     lua_Integer max;
     int idle;
     loop_options(L, 2, &max, &idle);
-    c->stopping = 0;
+    loop_start(c);
     lua_pushcfunction(L, loop_next);
-    ilua_loop *lp = lua_newuserdatauv(L, sizeof(*lp), 2);
-    lp->c = c;
+    ilua_loop *lp = lua_newuserdatauv(L, sizeof(*lp), 1);
     lp->max = max;
     lp->count = 0;
     lp->idle_ms = idle;
@@ -422,51 +395,80 @@ static int consumer_messages(lua_State *L) {
     return 4;
 }
 
+/* fn(msg) for each(): [fn, message pointer, consumer] -> pushes the message
+ * userdata (the one in hand: run_once made it current) and calls fn.  [-3, +0, e] */
+static int each_call(lua_State *L) {
+    lua_pushvalue(L, 1);
+    push_message(L, 3, lua_touserdata(L, 2), 0);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+/* The core's handler for each(): runs fn in a protected call (nothing raises
+ * through the core) and turns how it ended into the core's verdict.  */
+static ituna_handler_result each_handler(ituna_message *m, void *opaque, char *reason, size_t reason_size) {
+    lua_State *L = opaque; /* consumer at 1, fn at 2 */
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, ilua_msgh);
+    lua_pushcfunction(L, each_call);
+    lua_pushvalue(L, 2);
+    lua_pushlightuserdata(L, m);
+    lua_pushvalue(L, 1);
+    int status = lua_pcall(L, 3, 0, top + 1);
+    ituna_handler_result res = ITUNA_HANDLED_OK;
+    if (status != LUA_OK) {
+        int eidx = lua_gettop(L);
+        lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
+        if (ilua_is_malformed(L, eidx)) {
+            res = ITUNA_HANDLED_MALFORMED;
+        } else {
+            res = ITUNA_HANDLED_ERROR;
+            luaL_tolstring(L, eidx, NULL);
+            ituna_span_record_exception(ituna_message_span(m), "lua error", lua_tostring(L, -1),
+                                        lua_tostring(L, -2));
+        }
+        snprintf(reason, reason_size, "%s", lua_tostring(L, -1));
+    }
+    /* the core finishes m now: the Lua value no longer reaches it */
+    lua_getiuservalue(L, 1, 1);
+    ilua_message *u = lua_touserdata(L, -1);
+    if (u && u->m == m) {
+        if (lua_getiuservalue(L, -1, 2) == LUA_TUSERDATA) ilua_span_invalidate(lua_touserdata(L, -1));
+        u->m = NULL;
+    }
+    lua_settop(L, top);
+    return res;
+}
+
 /* consumer:each(fn[, opts {max=, idle=}]) -> number of messages handled. Calls
- * fn(msg) with the message's span current: success commits, an error is logged
+ * fn(msg) with the message's span current: success commits, an error is recorded
  * and the message is redelivered, ituna.malformed goes to the DLQ; the loop goes
  * on until a stop request, consumer:stop(), max or idle.
  * [-0, +1, e] */
 static int consumer_each(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (c->busy) return luaL_error(L, "consumer:each: a message is still being handled");
     lua_Integer max, handled = 0;
     int idle;
     loop_options(L, 3, &max, &idle);
-    lua_settop(L, 3);
-    c->stopping = 0;
-    while (!(max > 0 && handled >= max)) {
-        ituna_message *m = poll_message(L, c, idle);
-        if (!m) break;
-        push_message(L, 1, c, m);
-        int midx = lua_gettop(L);
-        lua_pushcfunction(L, ilua_msgh);
-        lua_pushvalue(L, 2);
-        lua_pushvalue(L, midx);
-        int rc = lua_pcall(L, 1, 0, midx + 1);
-        char err[ILUA_ERRSTR] = "";
-        ituna_err frc;
-        if (rc == LUA_OK) {
-            frc = finish_message(L, midx, ITUNA_HANDLED_OK, NULL, err, sizeof err);
-        } else if (ilua_is_malformed(L, -1)) {
-            frc = finish_message(L, midx, ITUNA_HANDLED_MALFORMED, lua_tostring(L, -1), err, sizeof err);
-            lua_pop(L, 1);
-        } else {
-            const char *msg = luaL_tolstring(L, -1, NULL);
-            ilua_message *u = lua_touserdata(L, midx);
-            lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
-            ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, lua_tostring(L, -1));
-            ituna_log(ITUNA_LOG_WARN, "lua consumer: handler failed on %s [%d] @%lld (redelivered): %s",
-                      ituna_message_topic(u->m), (int)ituna_message_partition(u->m),
-                      (long long)ituna_message_offset(u->m), msg);
-            frc = finish_message(L, midx, ITUNA_HANDLED_ERROR, msg, err, sizeof err);
-            lua_pop(L, 2);
+    lua_settop(L, 2);
+    luaL_checkstack(L, 12, "consumer:each");
+    loop_start(c);
+    in_hand(L, 1, 0);
+    ituna_err rc = ITUNA_OK;
+    char err[ILUA_ERRSTR] = "";
+    while (rc == ITUNA_OK && !(max > 0 && handled >= max)) {
+        int got = 0;
+        rc = ituna_consumer_run_once(c->c, idle < 0 ? 1000 : idle, each_handler, L, &got, err, sizeof err);
+        handled += got;
+        if (rc != ITUNA_OK && got) { /* the message's verdict could not be applied: it is redelivered */
+            ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
+            rc = ITUNA_OK;
         }
-        if (frc != ITUNA_OK) ituna_log(ITUNA_LOG_WARN, "lua consumer: finishing a message failed: %s", err);
-        lua_settop(L, 3);
-        handled++;
+        if (!got && (idle >= 0 || ituna_consumer_stopped(c->c))) break;
     }
+    in_hand(L, 1, 1);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     lua_pushinteger(L, handled);
     return 1;
 }
@@ -481,50 +483,24 @@ static int consumer_assignment_count(lua_State *L) {
 
 /* consumer:wait_assigned(seconds) -> boolean: poll until the group assigned
  * partitions to this member (true), or seconds passed / a stop request (false).
- * A message that arrives meanwhile is kept (one at most: a message means an
- * assignment, so polling ends there) and is the next one poll()/messages()/
- * each() hands out.  [-0, +1, e] */
+ * A message that arrives meanwhile is kept by the core and is the next one
+ * poll()/messages()/each() hands out.  [-0, +1, e] */
 static int consumer_wait_assigned(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     lua_Number s = luaL_checknumber(L, 2);
     luaL_argcheck(L, s >= 0 && s <= 86400.0, 2, "seconds from 0 to 86400 expected");
-    uint64_t deadline = ituna_now_ns() + (uint64_t)(s * 1e9);
-    for (;;) {
-        if (ituna_consumer_assignment_count(c->c) > 0) {
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-        /* no second buffer: a held message must be handed out first */
-        uint64_t now = ituna_now_ns();
-        if (c->held || should_stop(c) || now >= deadline) break;
-        uint64_t left = (deadline - now) / 1000000u;
-        int slice = left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS;
-        ituna_message *m = NULL;
-        char err[ILUA_ERRSTR] = "";
-        ituna_err rc = ituna_consumer_poll(c->c, slice, &m, err, sizeof err);
-        if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
-        c->held = m;
-    }
-    lua_pushboolean(L, 0);
-    return 1;
-}
-
-/* A message polled by wait_assigned() and never handed out is not committed: it
- * is redelivered.  [-0, +0, -] */
-static void drop_held(ilua_consumer *c) {
-    if (!c->held || !c->c) return;
-    ituna_message *m = c->held;
-    c->held = NULL;
+    int assigned = 0;
     char err[ILUA_ERRSTR] = "";
-    ituna_message_done(m, ITUNA_HANDLED_ERROR, "consumer closed before the message was handed out", err,
-                       sizeof err);
+    ituna_err rc = ituna_consumer_wait_assigned(c->c, (int)(s * 1000 + 0.5), &assigned, err, sizeof err);
+    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    lua_pushboolean(L, assigned);
+    return 1;
 }
 
 /* consumer:stop(): end the running loop at its next iteration.  [-0, +0, -] */
 static int consumer_stop(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
-    c->stopping = 1;
-    if (c->c) ituna_consumer_wakeup(c->c);
+    if (c->c) ituna_consumer_stop(c->c);
     return 0;
 }
 
@@ -537,20 +513,24 @@ static int consumer_commit(lua_State *L) {
     return 0;
 }
 
-/* consumer:close(): commit, leave the group, free. Idempotent. Raises if a
- * message is still in hand.  [-0, +0, e] */
-static int consumer_close(lua_State *L) {
-    ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
-    if (!c->c) return 0;
-    if (c->busy) return luaL_error(L, "consumer:close: a message is still being handled (finish it first)");
-    drop_held(c);
+/* Close: the core finishes the message in hand, if any (an error: redelivered),
+ * commits and leaves the group; then the Lua message lets go of it.
+ * [-0, +0, -] */
+static ituna_err close_consumer(lua_State *L, ilua_consumer *c) {
+    in_hand(L, 1, 0);
     ilua_unregister_consumer(c->slot);
     c->slot = -1;
-    ituna_consumer *cc = c->c;
+    ituna_err rc = ituna_consumer_close(c->c);
+    in_hand(L, 1, 1);
+    ituna_consumer_destroy(c->c);
     c->c = NULL;
-    ituna_err rc = ituna_consumer_close(cc);
-    ituna_consumer_destroy(cc);
-    if (rc != ITUNA_OK) return ilua_raise(L, rc, "consumer close failed");
+    return rc;
+}
+
+/* consumer:close(): commit, leave the group, free. Idempotent.  [-0, +0, e] */
+static int consumer_close(lua_State *L) {
+    ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
+    if (c->c && close_consumer(L, c) != ITUNA_OK) return luaL_error(L, "consumer close failed");
     return 0;
 }
 
@@ -558,14 +538,7 @@ static int consumer_close(lua_State *L) {
  * later, so Lua finalises them first.  [-0, +0, -] */
 static int consumer_gc(lua_State *L) {
     ilua_consumer *c = luaL_checkudata(L, 1, ILUA_CONSUMER);
-    if (!c->c) return 0;
-    drop_held(c);
-    ilua_unregister_consumer(c->slot);
-    c->slot = -1;
-    ituna_consumer *cc = c->c;
-    c->c = NULL;
-    ituna_consumer_close(cc);
-    ituna_consumer_destroy(cc);
+    if (c->c) close_consumer(L, c);
     return 0;
 }
 

@@ -204,14 +204,9 @@ int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char *
         *reason = "trace_flags must be an integer from 0 to 255";
         return 0;
     }
-    /* the core's strict traceparent parser validates ids (length, hex, non-zero) */
-    char tp[128];
-    int n = snprintf(tp, sizeof tp, "00-%s-%s-%02x", tid, sid, (unsigned)flags);
+    int ok = ituna_span_context_from_hex(tid, sid, (int)flags, NULL, out, reason) == ITUNA_OK;
     lua_pop(L, 3);
-    if (n < 0 || (size_t)n >= sizeof tp || ituna_traceparent_parse(tp, (size_t)n, out, reason) != ITUNA_OK) {
-        if (n < 0 || (size_t)n >= sizeof tp) *reason = "trace_id or span_id too long";
-        return 0;
-    }
+    if (!ok) return 0;
     lua_getfield(L, idx, "is_remote");
     if (!lua_isnil(L, -1)) out->is_remote = (uint8_t)lua_toboolean(L, -1);
     lua_pop(L, 1);

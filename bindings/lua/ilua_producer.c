@@ -1,79 +1,28 @@
-/* ilua_producer.c - ituna.producer: publish (options table to the core's
- * message), flush, close, and delivery reports queued in C and handed to Lua on
- * the Lua thread. */
-#include <pthread.h>
+/* ilua_producer.c - ituna.producer: the options and publish tables converted to
+ * the core's, and delivery reports, which the core serves on this thread inside
+ * poll/flush/close (reports_on_poll), handed to on_delivery(report). Which
+ * failures a flush or close raises is the core's: those not yet taken of
+ * publishes made for no consumed message (ituna_producer_take_failures). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lua_internal.h"
 
-typedef struct ilua_report {
-    struct ilua_report *next;
-    int32_t partition;
-    int64_t offset;
-    ituna_err err;
-    char trace_id[33], span_id[17];
-    char *topic, *errstr, *error_name; /* one allocation after the struct */
-} ilua_report;
-
+/* uservalue 1: on_delivery (or nil); 2: the first error an on_delivery call
+ * raised while the core served reports, raised once the core has returned. */
 typedef struct ilua_producer {
     ituna_producer *p; /* NULL once closed */
-    pthread_mutex_t mu;
-    ilua_report *head, *tail; /* delivery reports waiting for the Lua thread */
-    int want_success;         /* an on_delivery function wants every report */
-    uint64_t failures;        /* failed deliveries not yet raised */
-    char first_error[256];
+    lua_State *L;      /* the thread serving reports (the producer at index 1), set around core calls */
+    int failed;        /* uservalue 2 holds an error */
 } ilua_producer;
 
-/* Delivery callback: runs on the producer's delivery thread, so it only queues
- * a copy of the report; Lua is touched on the Lua thread alone (drain_reports). */
-static void on_delivery(const ituna_delivery_report *r, void *opaque) {
-    ilua_producer *p = opaque;
-    if (r->err == ITUNA_OK && !p->want_success) return;
-    const char *topic = r->topic ? r->topic : "", *es = r->errstr ? r->errstr : "",
-               *en = r->error_name ? r->error_name : "";
-    size_t lt = strlen(topic) + 1, le = strlen(es) + 1, ln = strlen(en) + 1;
-    ilua_report *q = malloc(sizeof(*q) + lt + le + ln);
-    pthread_mutex_lock(&p->mu);
-    if (r->err != ITUNA_OK) {
-        if (p->failures++ == 0)
-            snprintf(p->first_error, sizeof p->first_error, "topic %s: %s (%s)", topic, es, en);
-    }
-    if (q) {
-        q->next = NULL;
-        q->partition = r->partition;
-        q->offset = r->offset;
-        q->err = r->err;
-        ituna_trace_id_hex(&r->span, q->trace_id);
-        ituna_span_id_hex(&r->span, q->span_id);
-        q->topic = (char *)(q + 1);
-        q->errstr = q->topic + lt;
-        q->error_name = q->errstr + le;
-        memcpy(q->topic, topic, lt);
-        memcpy(q->errstr, es, le);
-        memcpy(q->error_name, en, ln);
-        if (p->tail)
-            p->tail->next = q;
-        else
-            p->head = q;
-        p->tail = q;
-    }
-    pthread_mutex_unlock(&p->mu);
-}
-
-/* Take the queued reports.  [-0, +0, -] */
-static ilua_report *take_reports(ilua_producer *p) {
-    pthread_mutex_lock(&p->mu);
-    ilua_report *r = p->head;
-    p->head = p->tail = NULL;
-    pthread_mutex_unlock(&p->mu);
-    return r;
-}
-
-/* Push a report table {topic, partition, offset, error?, error_name?, trace_id, span_id}.
- * [-0, +1, m] */
-static void push_report(lua_State *L, const ilua_report *r) {
+/* on_delivery(report) with report {topic, partition, offset, error?, error_name?,
+ * trace_id, span_id}; run in a protected call.  [-2, +0, e] */
+static int call_on_delivery(lua_State *L) {
+    const ituna_delivery_report *r = lua_touserdata(L, 2);
+    char tid[33], sid[17];
+    lua_getiuservalue(L, 1, 1);
     lua_createtable(L, 0, 7);
     lua_pushstring(L, r->topic);
     lua_setfield(L, -2, "topic");
@@ -82,42 +31,71 @@ static void push_report(lua_State *L, const ilua_report *r) {
     lua_pushinteger(L, r->offset);
     lua_setfield(L, -2, "offset");
     if (r->err != ITUNA_OK) {
-        lua_pushstring(L, r->errstr[0] ? r->errstr : ituna_err2str(r->err));
+        lua_pushstring(L, r->errstr && r->errstr[0] ? r->errstr : ituna_err2str(r->err));
         lua_setfield(L, -2, "error");
-        lua_pushstring(L, r->error_name);
+        lua_pushstring(L, r->error_name ? r->error_name : "");
         lua_setfield(L, -2, "error_name");
     }
-    lua_pushstring(L, r->trace_id);
+    ituna_trace_id_hex(&r->span, tid);
+    ituna_span_id_hex(&r->span, sid);
+    lua_pushstring(L, tid);
     lua_setfield(L, -2, "trace_id");
-    lua_pushstring(L, r->span_id);
+    lua_pushstring(L, sid);
     lua_setfield(L, -2, "span_id");
+    lua_call(L, 1, 0);
+    return 0;
 }
 
-/* Hand queued reports to on_delivery (uservalue 1) on this, the Lua thread.
- * Reports are freed first thing; a callback error is re-raised after all ran.
- * [-0, +0, e] */
-static void drain_reports(lua_State *L, int pidx, ilua_producer *p) {
-    ilua_report *r = take_reports(p);
-    if (!r) return;
-    lua_getiuservalue(L, pidx, 1);
-    int fn = lua_gettop(L), failed = 0;
-    while (r) {
-        ilua_report *next = r->next;
-        if (lua_isfunction(L, fn) && !failed) {
-            lua_pushvalue(L, fn);
-            push_report(L, r);
-            if (lua_pcall(L, 1, 0, 0) != LUA_OK) failed = 1; /* keep the error on the stack, free the rest */
-            if (r->err != ITUNA_OK) {
-                pthread_mutex_lock(&p->mu); /* handed to the callback: not raised again */
-                if (p->failures) p->failures--;
-                pthread_mutex_unlock(&p->mu);
-            }
-        }
-        free(r);
-        r = next;
+/* The core's delivery callback: runs inside poll/flush/close on the Lua thread
+ * (never on librdkafka's, as reports_on_poll is set). Errors do not cross the
+ * core's frames: the first is kept and the later reports are not handed over. */
+static void on_delivery(const ituna_delivery_report *r, void *opaque) {
+    ilua_producer *p = opaque;
+    lua_State *L = p->L;
+    if (!L || p->failed) return;
+    lua_pushcfunction(L, call_on_delivery);
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, (void *)r);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        p->failed = 1;
+        lua_setiuservalue(L, 1, 2);
     }
-    if (failed) lua_error(L);
-    lua_settop(L, fn - 1);
+}
+
+/* Begin/end a core call that may serve reports.  [-0, +0, e at the end] */
+static void serve_begin(lua_State *L, ilua_producer *p) {
+    luaL_checkstack(L, 8, "delivery reports");
+    p->L = L;
+}
+static void serve_end(lua_State *L, ilua_producer *p) {
+    p->L = NULL;
+    if (!p->failed) return;
+    p->failed = 0;
+    lua_getiuservalue(L, 1, 2);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2);
+    lua_error(L);
+}
+
+typedef struct failures {
+    size_t n;
+    char first[320];
+} failures;
+
+static void count_failure(const ituna_delivery_report *r, void *opaque) {
+    failures *f = opaque;
+    if (f->n++ == 0)
+        snprintf(f->first, sizeof f->first, "topic %s: %s (%s)", r->topic, r->errstr, r->error_name);
+}
+
+/* Raise the failed deliveries that the core hands out now: those of publishes
+ * made for no consumed message, not taken before (none when on_delivery is set:
+ * it took them).  [-0, +0, e] */
+static void raise_failures(lua_State *L, ituna_producer *core, const char *what, ituna_producer *destroy) {
+    failures f = { 0, "" };
+    ituna_producer_take_failures(core, NULL, count_failure, &f);
+    if (destroy) ituna_producer_destroy(destroy, 0);
+    if (f.n) luaL_error(L, "%s: %d message(s) failed delivery; first: %s", what, (int)f.n, f.first);
 }
 
 /* [-0, +0, v] */
@@ -125,19 +103,6 @@ static ilua_producer *check_producer(lua_State *L, int idx) {
     ilua_producer *p = luaL_checkudata(L, idx, ILUA_PRODUCER);
     if (!p->p) luaL_error(L, "producer is closed");
     return p;
-}
-
-/* Raise when deliveries failed and no on_delivery function took them.
- * [-0, +0, e] */
-static void raise_failures(lua_State *L, ilua_producer *p, const char *what) {
-    pthread_mutex_lock(&p->mu);
-    uint64_t n = p->failures;
-    char first[256];
-    memcpy(first, p->first_error, sizeof first);
-    p->failures = 0;
-    p->first_error[0] = '\0';
-    pthread_mutex_unlock(&p->mu);
-    if (n) luaL_error(L, "%s: %d message(s) failed delivery; first: %s", what, (int)n, first);
 }
 
 static const char *const producer_reserved[] = { "bootstrap", "on_delivery", "payload_carrier", NULL };
@@ -149,10 +114,8 @@ static int l_producer(lua_State *L) {
     if (lua_isnoneornil(L, 1)) lua_newtable(L), lua_replace(L, 1);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    ituna_producer_options o;
-    memset(&o, 0, sizeof o);
+    ituna_producer_options o = { .payload_carrier = -1, .reports_on_poll = 1 };
     o.bootstrap = ilua_opt_string(L, 1, "bootstrap", "ituna.producer");
-    o.payload_carrier = -1;
     if (lua_getfield(L, 1, "payload_carrier") != LUA_TNIL) o.payload_carrier = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "on_delivery");
@@ -161,14 +124,12 @@ static int l_producer(lua_State *L) {
     int cb = lua_gettop(L);
     o.properties = ilua_string_pairs(L, 1, producer_reserved, "ituna.producer");
 
-    ilua_producer *p = lua_newuserdatauv(L, sizeof(*p), 1);
+    ilua_producer *p = lua_newuserdatauv(L, sizeof(*p), 2);
     memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->mu, NULL);
     luaL_setmetatable(L, ILUA_PRODUCER);
     lua_pushvalue(L, cb);
     lua_setiuservalue(L, -2, 1);
-    p->want_success = lua_isfunction(L, cb);
-    o.on_delivery = on_delivery;
+    if (lua_isfunction(L, cb)) o.on_delivery = on_delivery;
     o.opaque = p;
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_producer_create(t, ituna_tracer_config(t), &o, &p->p, err, sizeof err);
@@ -244,15 +205,22 @@ static void publish_opts(lua_State *L, int idx, ituna_message_out *m, ituna_span
     m->n_attrs = attrs->n;
 }
 
+/* Hand the reports that arrived to on_delivery now.  [-0, +0, e] */
+static void poll_reports(lua_State *L, ilua_producer *p) {
+    serve_begin(L, p);
+    ituna_producer_poll(p->p, 0);
+    serve_end(L, p);
+}
+
 /* producer:publish(topic, value[, opts]) -> producer. value: string, or a table
- * encoded as JSON. Runs queued on_delivery callbacks first.  [-0, +1, e] */
+ * encoded as JSON. Reports that arrived go to on_delivery first.  [-0, +1, e] */
 static int producer_publish(lua_State *L) {
     ilua_producer *p = check_producer(L, 1);
+    poll_reports(L, p);
     const char *topic = luaL_checkstring(L, 2);
     int vt = lua_type(L, 3);
     luaL_argexpected(L, vt == LUA_TSTRING || vt == LUA_TTABLE, 3, "string or table");
     lua_settop(L, 4);
-    drain_reports(L, 1, p);
     ituna_message_out m;
     memset(&m, 0, sizeof m);
     ituna_span_context parent;
@@ -279,25 +247,26 @@ static int producer_publish(lua_State *L) {
     return 1;
 }
 
-/* producer:poll(): run queued on_delivery callbacks now.  [-0, +1, e] */
+/* producer:poll() -> messages in flight, after poll_reports.  [-0, +1, e] */
 static int producer_poll(lua_State *L) {
     ilua_producer *p = check_producer(L, 1);
-    drain_reports(L, 1, p);
+    poll_reports(L, p);
     lua_pushinteger(L, ituna_producer_in_flight(p->p));
     return 1;
 }
 
 /* producer:flush([timeout_s=10]) -> producer. Waits for every delivery report,
- * runs callbacks, raises on timeout or on failures no on_delivery took.
+ * runs on_delivery, raises on timeout or on failures no on_delivery took.
  * [-0, +1, e] */
 static int producer_flush(lua_State *L) {
     ilua_producer *p = check_producer(L, 1);
+    serve_begin(L, p);
     ituna_err rc = ituna_producer_flush(p->p, ilua_timeout_ms(L, 2, 10000));
-    drain_reports(L, 1, p);
+    serve_end(L, p);
     if (rc != ITUNA_OK)
         return luaL_error(L, "flush: %s with %d message(s) in flight", ituna_err2str(rc),
                           ituna_producer_in_flight(p->p));
-    raise_failures(L, p, "flush");
+    raise_failures(L, p->p, "flush", NULL);
     lua_settop(L, 1);
     return 1;
 }
@@ -307,32 +276,22 @@ static int producer_flush(lua_State *L) {
 static int producer_close(lua_State *L) {
     ilua_producer *p = luaL_checkudata(L, 1, ILUA_PRODUCER);
     if (!p->p) return 0;
-    ituna_err rc = ituna_producer_destroy(p->p, ilua_timeout_ms(L, 2, 10000));
+    serve_begin(L, p);
+    ituna_err rc = ituna_producer_close(p->p, ilua_timeout_ms(L, 2, 10000));
+    serve_end(L, p);
+    ituna_producer *core = p->p;
     p->p = NULL;
-    drain_reports(L, 1, p);
+    raise_failures(L, core, rc == ITUNA_ERR_TIMEOUT ? "close (timed out)" : "close", core);
     if (rc != ITUNA_OK && rc != ITUNA_ERR_TIMEOUT) return ilua_raise(L, rc, NULL);
-    raise_failures(L, p, rc == ITUNA_ERR_TIMEOUT ? "close (timed out)" : "close");
     return 0;
 }
 
-/* __gc/__close: destroy without raising; failures left unreported are logged.
- * [-0, +0, -] */
+/* __gc/__close: destroy without raising or calling Lua; the core logs failures
+ * nobody took.  [-0, +0, -] */
 static int producer_gc(lua_State *L) {
     ilua_producer *p = luaL_checkudata(L, 1, ILUA_PRODUCER);
-    if (p->p) {
-        ituna_producer_destroy(p->p, 5000);
-        p->p = NULL;
-    }
-    ilua_report *r = take_reports(p);
-    while (r) {
-        ilua_report *next = r->next;
-        free(r);
-        r = next;
-    }
-    if (p->failures)
-        ituna_log(ITUNA_LOG_WARN, "lua producer collected with %d failed deliveries unreported; first: %s",
-                  (int)p->failures, p->first_error);
-    p->failures = 0;
+    if (p->p) ituna_producer_destroy(p->p, 5000);
+    p->p = NULL;
     return 0;
 }
 
@@ -341,7 +300,6 @@ static int producer_in_flight(lua_State *L) {
     lua_pushinteger(L, ituna_producer_in_flight(check_producer(L, 1)->p));
     return 1;
 }
-
 static const luaL_Reg producer_methods[] = {
     { "publish", producer_publish }, { "flush", producer_flush },         { "poll", producer_poll },
     { "close", producer_close },     { "in_flight", producer_in_flight }, { NULL, NULL },

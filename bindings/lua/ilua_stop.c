@@ -17,7 +17,7 @@ void ituna_lua_request_stop(void) {
     atomic_fetch_add(&waking, 1);
     for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
         ituna_consumer *c = atomic_load(&consumer_slots[i]);
-        if (c) ituna_consumer_wakeup(c);
+        if (c) ituna_consumer_stop(c);
     }
     atomic_fetch_sub(&waking, 1);
 }
@@ -29,7 +29,10 @@ int ituna_lua_stop_requested(void) {
 int ilua_register_consumer(ituna_consumer *c) {
     for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
         ituna_consumer *expected = NULL;
-        if (atomic_compare_exchange_strong(&consumer_slots[i], &expected, c)) return i;
+        if (atomic_compare_exchange_strong(&consumer_slots[i], &expected, c)) {
+            if (stop_flag) ituna_consumer_stop(c); /* asked before it existed */
+            return i;
+        }
     }
     return -1;
 }

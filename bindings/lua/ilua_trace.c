@@ -98,46 +98,16 @@ static int l_init(lua_State *L) {
     }
     lua_pop(L, 1);
 
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "config");
+    if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "ituna.init: config must be a file path (string), got %s", luaL_typename(L, 2));
+    static const char *const reserved[] = { "config", NULL };
+    const char *const *overrides = ilua_string_pairs(L, 1, reserved, "ituna.init");
     char err[ILUA_ERRSTR] = "";
     ituna_config *cfg = ituna_config_new();
     if (!cfg) return luaL_error(L, "ituna.init: out of memory");
-    ituna_err rc = ITUNA_OK;
-    if (lua_getfield(L, 1, "config") != LUA_TNIL) {
-        const char *path = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        if (!path) {
-            ituna_config_destroy(cfg);
-            return luaL_error(L, "ituna.init: config must be a file path (string), got %s",
-                              luaL_typename(L, -1));
-        }
-        rc = ituna_config_load_file(cfg, path, err, sizeof err);
-    }
-    lua_pop(L, 1);
-    if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
-    /* the table's other keys, each validated by the core; stop at the first bad one */
-    lua_pushnil(L);
-    while (rc == ITUNA_OK && lua_next(L, 1)) {
-        int kt = lua_type(L, -2), vt = lua_type(L, -1);
-        if (kt != LUA_TSTRING) {
-            snprintf(err, sizeof err, "ituna.init: option keys must be strings, got %s", lua_typename(L, kt));
-            rc = ITUNA_ERR_CONFIG;
-        } else if (strcmp(lua_tostring(L, -2), "config") != 0) {
-            const char *key = lua_tostring(L, -2), *val = NULL;
-            if (vt == LUA_TBOOLEAN)
-                val = lua_toboolean(L, -1) ? "true" : "false";
-            else if (vt == LUA_TSTRING)
-                val = lua_tostring(L, -1);
-            else if (vt == LUA_TNUMBER)
-                val = lua_tostring(L, -1); /* converts the value slot, not the key lua_next needs */
-            else {
-                snprintf(err, sizeof err,
-                         "ituna.init: option '%s' is a %s; expected string, number or boolean", key,
-                         lua_typename(L, vt));
-                rc = ITUNA_ERR_CONFIG;
-            }
-            if (val) rc = ituna_config_set(cfg, key, val, err, sizeof err);
-        }
-        lua_pop(L, rc == ITUNA_OK ? 1 : 2); /* keep the key for lua_next, or leave */
-    }
+    ituna_err rc = ituna_config_load(cfg, lua_tostring(L, 2), 1, overrides, err, sizeof err);
     ituna_tracer *t = NULL;
     if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &t, err, sizeof err);
     ituna_config_destroy(cfg);
