@@ -158,7 +158,8 @@ static const luaL_Reg message_methods[] = {
 };
 
 /* __index: methods, then the fields value, key, topic, partition, offset,
- * timestamp (ms), headers (table; last value of a repeated key wins).
+ * timestamp (ms), attempt (1, or n for the n-th delivery of a redelivered message),
+ * headers (table; last value of a repeated key wins).
  * [-0, +1, e] */
 static int message_index(lua_State *L) {
     const char *k = luaL_checkstring(L, 2);
@@ -181,6 +182,8 @@ static int message_index(lua_State *L) {
         lua_pushinteger(L, ituna_message_offset(u->m));
     } else if (strcmp(k, "timestamp") == 0) {
         lua_pushinteger(L, ituna_message_timestamp_ms(u->m));
+    } else if (strcmp(k, "attempt") == 0) {
+        lua_pushinteger(L, ituna_message_attempt(u->m));
     } else if (strcmp(k, "headers") == 0) {
         size_t n = ituna_message_header_count(u->m);
         lua_createtable(L, 0, (int)n);

@@ -70,8 +70,11 @@ function M.run(bootstrap, label)
       elseif msg.key == "o-3" then
         msg:json() -- raises ituna.malformed: the loop sends it to the DLQ
       elseif msg.key == "o-4" and not failed_once then
+        T.eq(msg.attempt, 1, "msg.attempt: the first delivery")
         failed_once = true
         error("transient failure")
+      elseif msg.key == "o-4" then
+        T.eq(msg.attempt, 2, "msg.attempt: the redelivery after the error is the second")
       end
       seen[#seen + 1] = msg.key .. "@" .. msg.offset
       if #seen == 3 then break end -- o-1, o-2, o-4 (after its redelivery), in partition order
