@@ -426,7 +426,17 @@ def goals(rows):
     return "\n".join(out)
 
 
-def machine():
+def source_commit():
+    """The checkout's commit (and whether it had local changes) when the run began:
+    what the venv's ituna and the build were made from."""
+    def git(*a):
+        return subprocess.run(["git", "-C", ROOT, *a], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True).stdout.strip()
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    return commit + (" with local changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def machine(commit):
     def read(path, key=None):
         try:
             with open(path) as f:
@@ -451,8 +461,6 @@ def machine():
             "kafka-python", "confluent-kafka", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"))
     except Exception:
         peers = "?"
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True).stdout.strip() or "?"
     return [
         ("CPU", "%s, %d logical CPUs" % (read("/proc/cpuinfo", "model name"), os.cpu_count() or 0)),
         ("memory", read("/proc/meminfo", "MemTotal")),
@@ -462,7 +470,7 @@ def machine():
         ("librdkafka", "ituna: the system's %s; confluent-kafka: its wheel's %s" % (
             rdkafka, confluent_kafka.libversion()[0])),
         ("peers", peers),
-        ("ituna", "commit %s" % commit),
+        ("ituna", "commit %s (when the run began)" % commit),
     ]
 
 
@@ -563,6 +571,7 @@ def main():
         if c not in CASES:
             ap.error("unknown case %r" % c)
     if os.environ.get("ITUNA_BENCH_IN_VENV") != "1":
+        os.environ["ITUNA_BENCH_COMMIT"] = source_commit()
         ensure_venv()
         os.environ["ITUNA_BENCH_IN_VENV"] = "1"
         os.execv(VPY, [VPY, os.path.abspath(__file__)] + sys.argv[1:])
@@ -611,7 +620,8 @@ def main():
     print(table(rows, cases))
     print()
     print(goals(rows))
-    write_markdown(args.out, args, rows, cases, results, machine(), load0, load1, started)
+    commit = os.environ.get("ITUNA_BENCH_COMMIT") or source_commit()
+    write_markdown(args.out, args, rows, cases, results, machine(commit), load0, load1, started)
     print("\nwrote %s" % args.out)
     marked = [c for c in cases if "mark" in rows[c]]
     if marked:

@@ -10,8 +10,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARNESS = os.path.join(ROOT, "bench", "kafka_peers.py")
-LABELS = ["ituna Python, traced", "ituna Python, OTEL_SDK_DISABLED=true", "ituna Lua, traced",
-          "ituna Python, traced, default queue (2048)", "ituna Lua, OTEL_SDK_DISABLED=true", "ituna C, traced", "ituna C, OTEL_SDK_DISABLED=true",
+LABELS = ["ituna Python, traced", "ituna Python, OTEL_SDK_DISABLED=true",
+          "ituna Python, traced, default queue (2048)", "ituna Lua, traced",
+          "ituna Lua, OTEL_SDK_DISABLED=true", "ituna C, traced", "ituna C, OTEL_SDK_DISABLED=true",
           "confluent-kafka, untraced", "confluent-kafka + opentelemetry-sdk",
           "kafka-python + opentelemetry-sdk (the seed's stack)"]
 
