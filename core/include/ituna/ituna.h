@@ -7,5 +7,6 @@
 #include "ituna/trace.h"
 #include "ituna/propagate.h"
 #include "ituna/kafka.h"
+#include "ituna/json.h"
 
 #endif
