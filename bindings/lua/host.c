@@ -223,6 +223,7 @@ int main(int argc, char **argv) {
     luaL_requiref(L, "ituna", luaopen_ituna, 0); /* require "ituna" finds this one */
     lua_pop(L, 1);
     ituna_lua_set_host_tracer(L, tracer);
+    ituna_lua_set_host_config(L, config_path); /* ituna.init{} refuses settings it cannot apply */
 
     int status = run_script(L, argv[script], argv, argc, script);
 

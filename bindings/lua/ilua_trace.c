@@ -76,16 +76,70 @@ static int tracer_tostring(lua_State *L) {
     return 1;
 }
 
+/* ituna.init{} under a host that set the tracer up (ituna-lua): the tracer exists
+ * before the script runs, so a setting in the table cannot take effect. Rather
+ * than drop it silently, raise an error naming it and where it belongs. Accepted:
+ * service_name (the caller warns when it differs) and config naming the host's
+ * own INI file, so one script runs under both lua5.4 and ituna-lua.
+ * [-0, +0, v] */
+static void check_host_init(lua_State *L, const char *service) {
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
+    const char *host_cfg = lua_tostring(L, -1); /* NULL: started without an INI file */
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) continue; /* the table's own checks do not run here */
+        const char *key = lua_tostring(L, -1);
+        if (strcmp(key, "service_name") == 0) continue;
+        if (strcmp(key, "config") == 0) {
+            lua_getfield(L, 1, "config");
+            const char *want = lua_tostring(L, -1);
+            char *real = want ? realpath(want, NULL) : NULL;
+            int same = real && host_cfg && strcmp(real, host_cfg) == 0;
+            free(real);
+            if (same) {
+                lua_pop(L, 1);
+                continue;
+            }
+            luaL_error(L,
+                       "ituna.init: config '%s' cannot take effect: the host (ituna-lua) set the tracer "
+                       "'%s' up before the script ran, from %s%s and the environment; "
+                       "start it with --config %s (or ITUNA_CONFIG), or run the script with lua5.4",
+                       want ? want : "?", service, host_cfg ? "--config " : "no INI file",
+                       host_cfg ? host_cfg : "", want ? want : "PATH");
+        }
+        luaL_error(
+            L,
+            "ituna.init: setting '%s' cannot take effect: the host (ituna-lua) set the tracer '%s' "
+            "up before the script ran, from %s%s and the environment; put it in the INI file "
+            "given with --config or in the environment (ITUNA_*, OTEL_*), or run the script with lua5.4",
+            key, service, host_cfg ? "--config " : "no INI file", host_cfg ? host_cfg : "");
+    }
+    lua_pop(L, 1);
+}
+
+void ituna_lua_set_host_config(lua_State *L, const char *config_path) {
+    char *real = config_path && config_path[0] ? realpath(config_path, NULL) : NULL;
+    if (real)
+        lua_pushstring(L, real);
+    else
+        lua_pushnil(L);
+    free(real);
+    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
+}
+
 /* ituna.init{service_name=..., config=path, [key]=value...}: file, then the
  * environment, then the table's keys (ituna_config_set), so env wins over the
- * file and the table over both. With a tracer already set up (by an earlier init
- * or by the ituna-lua host), returns that one and ignores the table.
+ * file and the table over both. With a tracer already set up by an earlier init,
+ * returns that one and ignores the table; with one set up by the host
+ * (ituna-lua), returns it and refuses settings it cannot apply (check_host_init).
  * [-0, +1, e] */
 static int l_init(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
     ilua_tracer *cur = luaL_testudata(L, -1, ILUA_TRACER);
     if (cur && cur->t) {
+        if (!cur->owned) check_host_init(L, ituna_tracer_service_name(cur->t));
         /* set up already (earlier init, or the ituna-lua host): say so when the
          * caller asked for another service name, since the table is ignored */
         if (lua_getfield(L, 1, "service_name") == LUA_TSTRING &&

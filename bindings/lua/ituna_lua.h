@@ -25,6 +25,13 @@ ITUNA_LUA_API int luaopen_ituna(lua_State *L);
  * [-0, +0, m] */
 ITUNA_LUA_API void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t);
 
+/* Tell the module which INI file the host's tracer was set up from (NULL: none).
+ * With a host tracer, ituna.init{} accepts service_name (a different one is
+ * ignored with a warning) and a config naming that same file; any other setting
+ * raises an error saying where to put it instead, since the tracer already exists.
+ * [-0, +0, m] */
+ITUNA_LUA_API void ituna_lua_set_host_config(lua_State *L, const char *config_path);
+
 /* Ask every consumer loop to end at its next iteration (committing what was
  * handled), wake consumers blocked in poll, and make ituna.running() false and
  * ituna.sleep() return early. Async-signal-safe; may be called from any thread. */

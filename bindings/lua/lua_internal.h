@@ -29,6 +29,8 @@
 
 /* Registry key of the tracer ituna.init() made (or the host handed over). */
 #define ILUA_REG_TRACER "ituna.current_tracer"
+/* the host tracer's INI file, realpath (absent: none) */
+#define ILUA_REG_HOST_CONFIG "ituna.host_config"
 
 #define ILUA_ERRSTR 512
 
