@@ -1,7 +1,9 @@
 """Build of the ituna-core Python distribution: one extension, ituna._core, made of
 the C core (core/src/*.c) and the CPython binding (bindings/python/_core/*.c),
 linked against the system's librdkafka, libcurl, cJSON and zlib found with
-pkg-config. Metadata lives in pyproject.toml."""
+pkg-config. Metadata lives in pyproject.toml. ITUNA_PKG_CONFIG_STATIC=1 asks
+pkg-config for static linking (tools/build-wheel.sh: its own static librdkafka and
+libcurl go into the extension)."""
 import glob
 import os
 import shlex
@@ -21,7 +23,8 @@ def pkg_config(*args):
     """Flags from pkg-config, or a clear message naming what is missing."""
     exe = os.environ.get("PKG_CONFIG", "pkg-config")
     try:
-        out = subprocess.run([exe, *args, *PKG_CONFIG_MODULES], check=True, capture_output=True, text=True)
+        static = ["--static"] if os.environ.get("ITUNA_PKG_CONFIG_STATIC") == "1" else []
+        out = subprocess.run([exe, *static, *args, *PKG_CONFIG_MODULES], check=True, capture_output=True, text=True)
     except FileNotFoundError:
         sys.exit("ituna-core: pkg-config not found; install pkg-config and the development packages of "
                  "librdkafka (>= 2.0), libcurl, libcjson and zlib (Debian: librdkafka-dev libcurl4-openssl-dev "
@@ -53,6 +56,9 @@ class BuildExt(build_ext):
                                       "-Wno-missing-field-initializers", "-Wno-cast-function-type",
                                       "-fvisibility=hidden", *cflags]
             ext.extra_link_args = [*libs, "-pthread"]
+            if os.environ.get("ITUNA_PKG_CONFIG_STATIC") == "1":
+                # the static libraries' symbols stay inside the extension
+                ext.extra_link_args.append("-Wl,--exclude-libs,ALL")
         super().build_extensions()
 
 
@@ -81,7 +87,8 @@ binding_sources = rel(glob.glob(os.path.join(HERE, "bindings", "python", "_core"
 setup(
     packages=find_packages(where="bindings/python", include=["ituna", "ituna.*"]),
     package_dir={"": "bindings/python"},
-    package_data={"ituna": ["py.typed", "*.pyi", "**/*.pyi"]},
+    # bin/ituna-lua: put there by tools/build-wheel.sh only (a wheel's Lua host)
+    package_data={"ituna": ["py.typed", "*.pyi", "**/*.pyi", "bin/ituna-lua"]},
     ext_modules=[
         Extension(
             "ituna._core",

@@ -3,7 +3,9 @@
 #   1. C unit tests (ctest) built plain, then under ASan+UBSan with LeakSanitizer,
 #      and the deterministic ones again under valgrind memcheck; the libFuzzer targets
 #      (tests/fuzz) for a bounded time each;
-#   2. the Python package installed with pip, its tests (pytest);
+#   2. the Python package installed with pip, its tests (pytest); the binary wheel
+#      (tools/build-wheel.sh) on a machine without build tools, and the Kafka and
+#      export tests again on the wheel's librdkafka;
 #   3. a real Apache Kafka broker (tools/kafka.sh) and a real Jaeger v2
 #      (tools/jaeger.sh) started on 127.0.0.1 for the Kafka, Lua, integration and
 #      end-to-end tests, and stopped at the end.
@@ -89,12 +91,31 @@ $PY -m pip install -q --disable-pip-version-check --force-reinstall --no-deps .
 export ITUNA_LUA="$ROOT/build/bindings/lua/ituna-lua"
 export LUA_CPATH="$ROOT/build/bindings/lua/?.so;;"
 
-step "Python, integration, end-to-end and fault tests (pytest)"
+# The binary wheel users get (librdkafka 2.12.1, libcurl, OpenSSL inside; sources and
+# built libraries cached under ~/.cache/ituna): tests/wheel installs it on a machine
+# without headers or system libraries, and the Kafka and export tests run against it
+# too, so the librdkafka wheel users get is tested as well as the system's.
+step "binary wheel (tools/build-wheel.sh)"
+ITUNA_TEST_WHEEL=$(bash tools/build-wheel.sh "$PY" | tail -n 1)
+export ITUNA_TEST_WHEEL
+echo "$ITUNA_TEST_WHEEL"
+rm -rf build-wheel-site
+$PY -m pip install -q --disable-pip-version-check --no-deps --target build-wheel-site "$ITUNA_TEST_WHEEL"
+
+step "Python Kafka and OTLP export tests on the wheel (its librdkafka)"
+set +e
+ITUNA_PYTHON_TREE="$ROOT/build-wheel-site" $PY -m pytest -q -p no:cacheprovider \
+    tests/python/test_binding_kafka.py tests/python/test_binding_kafka_more.py tests/python/test_export_http.py
+wheel_rc=$?
+set -e
+
+step "Python, integration, end-to-end, fault and wheel tests (pytest)"
 dirs=""
-for d in tests/python tests/integration tests/e2e tests/faults; do [ -d "$d" ] && dirs="$dirs $d"; done
+for d in tests/python tests/integration tests/e2e tests/faults tests/wheel; do [ -d "$d" ] && dirs="$dirs $d"; done
 set +e
 $PY -m pytest -q -p no:cacheprovider $dirs
 rc=$?
 set -e
-if [ $rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi
+if [ $rc -eq 5 ] || [ $wheel_rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi
+[ $wheel_rc -eq 0 ] || { echo "the tests on the wheel failed (exit $wheel_rc)"; [ $rc -ne 0 ] || rc=$wheel_rc; }
 exit $rc

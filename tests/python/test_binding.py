@@ -9,6 +9,7 @@ import asyncio
 import gc
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -495,6 +496,7 @@ def test_shutdown_is_idempotent():
 
 def test_version_and_docstrings():
     assert ituna.CORE_VERSION == ituna._core.version()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", ituna.RDKAFKA_VERSION), ituna.RDKAFKA_VERSION
     for name in ituna.__all__:
         obj = getattr(ituna, name)
         assert obj.__doc__, name

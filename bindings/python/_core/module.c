@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+#include <librdkafka/rdkafka.h>
+
 module_state *state_of_type(PyTypeObject *tp) {
     /* ituna.otel's Python subclasses of Span have no module: use their C base's */
     while (tp->tp_base && (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) || !((PyHeapTypeObject *)tp)->ht_module))
@@ -381,6 +383,8 @@ static int module_exec(PyObject *m) {
     if (!st->json_encode) return -1;
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
+    /* the librdkafka actually loaded (a wheel links its own; a source build the system's) */
+    if (PyModule_AddStringConstant(m, "RDKAFKA_VERSION", rd_kafka_version_str()) < 0) return -1;
     return 0;
 }
 

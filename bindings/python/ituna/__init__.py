@@ -48,6 +48,7 @@ from ._core import (  # noqa: F401  (re-exported names)
 
 __version__ = "0.1.0"
 CORE_VERSION: str = _core.CORE_VERSION
+RDKAFKA_VERSION: str = _core.RDKAFKA_VERSION  # the librdkafka in use
 
 __all__ = [
     "init", "shutdown", "get_tracer", "span", "current_span", "current_context", "use_context",

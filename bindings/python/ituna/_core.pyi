@@ -18,6 +18,7 @@ _Ctx = Union["Span", "SpanContext"]
 _Carrier = Union[Mapping[str, Union[str, bytes]], Sequence[Tuple[str, Optional[bytes]]]]
 
 CORE_VERSION: str
+RDKAFKA_VERSION: str
 current_var: ContextVar[Union[Span, SpanContext, None]]
 
 class Error(Exception):

@@ -114,7 +114,8 @@ def find_scripts_dir(explicit=None):
 
 
 def find_ituna_lua(scripts_dir):
-    """$ITUNA_LUA, ituna-lua on PATH, next to this Python, or a build tree of the repository."""
+    """$ITUNA_LUA, ituna-lua on PATH, next to this Python, the wheel's own, or a build tree
+    of the repository."""
     env = os.environ.get("ITUNA_LUA")
     if env:
         if os.access(env, os.X_OK):
@@ -126,6 +127,10 @@ def find_ituna_lua(scripts_dir):
     near = os.path.join(os.path.dirname(sys.executable), "ituna-lua")
     if os.access(near, os.X_OK):
         return near
+    # the binary wheel carries its own (tools/build-wheel.sh)
+    shipped = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "ituna-lua")
+    if os.access(shipped, os.X_OK):
+        return shipped
     # A source tree: the README's build/ first, then other build directories,
     # newest first, sanitizer builds last (slow, and noisy on stderr).
     root = os.path.dirname(scripts_dir)
