@@ -18,6 +18,8 @@ case "$(command -v "$PY" || true)" in /usr/bin/*|"") pkgs="$pkgs python3-dev pyt
 # openssl: the TLS export tests make their certificates with the openssl CLI
 # clang + libclang-rt: the libFuzzer targets (tests/fuzz)
 [ $want_test = 1 ] && pkgs="$pkgs valgrind chromium nodejs npm golang-go luarocks openssl clang-format clang libclang-rt-14-dev"
+# the binary wheel (tools/build-wheel.sh): headers of what it bundles; git for the rock test
+[ $want_test = 1 ] && pkgs="$pkgs libssl-dev libzstd-dev git"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
