@@ -553,11 +553,36 @@ static PyObject *message_dead_letter(PyObject *op, PyObject *reason_o) {
     Py_RETURN_NONE;
 }
 
+/* 1 if the bytes hold 19 or more ASCII digits in a row. */
+static int long_digit_run(PyObject *bytes) {
+    const char *p = PyBytes_AS_STRING(bytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes), run = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((unsigned char)(p[i] - '0') < 10) {
+            if (++run >= 19) return 1;
+        } else {
+            run = 0;
+        }
+    }
+    return 0;
+}
+
 static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a)) {
     MessageObject *msg = (MessageObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (msg->value == Py_None) return PyErr_Format(st->MalformedPayload, "message has no value");
-    PyObject *r = PyObject_CallOneArg(st->json_loads, msg->value);
+    PyObject *r = NULL;
+    /* orjson parses ~3-4x faster and gives json.loads's results on what it accepts,
+     * except integers beyond 64 bits (some versions make them floats): a payload with
+     * 19 digits in a row goes to json.loads, as does anything orjson refuses (NaN,
+     * Infinity, ...), so the outcome is json.loads's in every case. */
+    if (st->fast_loads && PyBytes_Check(msg->value) && !long_digit_run(msg->value) &&
+        !(r = PyObject_CallOneArg(st->fast_loads, msg->value))) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_TypeError))
+            return NULL;
+        PyErr_Clear();
+    }
+    if (!r) r = PyObject_CallOneArg(st->json_loads, msg->value);
     if (!r && PyErr_ExceptionMatches(PyExc_ValueError)) {
         /* a payload that is not JSON is malformed: raised inside `with`, it goes to the DLQ */
         PyObject *t, *v, *tb;

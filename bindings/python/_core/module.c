@@ -381,6 +381,16 @@ static int module_exec(PyObject *m) {
     st->json_encode = PyObject_GetAttrString(encoder, "encode");
     Py_DECREF(encoder);
     if (!st->json_encode) return -1;
+    PyObject *orjson = PyImport_ImportModule("orjson");
+    if (orjson) {
+        st->fast_loads = PyObject_GetAttrString(orjson, "loads");
+        Py_DECREF(orjson);
+        if (!st->fast_loads) return -1;
+    } else if (PyErr_ExceptionMatches(PyExc_ImportError)) {
+        PyErr_Clear(); /* json.loads alone */
+    } else {
+        return -1;
+    }
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
     /* the librdkafka actually loaded (a wheel links its own; a source build the system's) */
@@ -410,6 +420,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->default_tracer);
     Py_VISIT(st->json_dumps);
     Py_VISIT(st->json_loads);
+    Py_VISIT(st->fast_loads);
     Py_VISIT(st->format_exception);
     Py_VISIT(st->json_kw);
     Py_VISIT(st->json_encode);
@@ -446,6 +457,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->default_tracer);
     Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->json_loads);
+    Py_CLEAR(st->fast_loads);
     Py_CLEAR(st->format_exception);
     Py_CLEAR(st->json_kw);
     Py_CLEAR(st->json_encode);

@@ -38,6 +38,7 @@ typedef struct {
     /* json.dumps / json.loads, traceback.format_exception */
     PyObject *json_dumps;
     PyObject *json_loads;
+    PyObject *fast_loads; /* orjson.loads when installed (ituna's dependency), else NULL */
     PyObject *format_exception;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_kw;     /* {"separators": (",", ":")} for compact payloads */
