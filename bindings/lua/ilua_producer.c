@@ -17,12 +17,10 @@ typedef struct ilua_producer {
     int failed;        /* uservalue 2 holds an error */
 } ilua_producer;
 
-/* on_delivery(report) with report {topic, partition, offset, error?, error_name?,
- * trace_id, span_id}; run in a protected call.  [-2, +0, e] */
-static int call_on_delivery(lua_State *L) {
-    const ituna_delivery_report *r = lua_touserdata(L, 2);
+/* Push report as {topic, partition, offset, error?, error_name?, trace_id, span_id}.
+ * [-0, +1, m] */
+static void push_report(lua_State *L, const ituna_delivery_report *r) {
     char tid[33], sid[17];
-    lua_getiuservalue(L, 1, 1);
     lua_createtable(L, 0, 7);
     lua_pushstring(L, r->topic);
     lua_setfield(L, -2, "topic");
@@ -42,7 +40,19 @@ static int call_on_delivery(lua_State *L) {
     lua_setfield(L, -2, "trace_id");
     lua_pushstring(L, sid);
     lua_setfield(L, -2, "span_id");
-    lua_call(L, 1, 0);
+}
+
+/* [fn or list, report pointer]: call fn(report), or append report to list.
+ * [-2, +0, e] */
+static int take_report(lua_State *L) {
+    lua_settop(L, 2);
+    lua_pushvalue(L, 1);
+    push_report(L, lua_touserdata(L, 2));
+    if (lua_isfunction(L, 1)) {
+        lua_call(L, 1, 0);
+        return 0;
+    }
+    lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
     return 0;
 }
 
@@ -53,8 +63,8 @@ static void on_delivery(const ituna_delivery_report *r, void *opaque) {
     ilua_producer *p = opaque;
     lua_State *L = p->L;
     if (!L || p->failed) return;
-    lua_pushcfunction(L, call_on_delivery);
-    lua_pushvalue(L, 1);
+    lua_pushcfunction(L, take_report);
+    lua_getiuservalue(L, 1, 1);
     lua_pushlightuserdata(L, (void *)r);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         p->failed = 1;
@@ -77,25 +87,47 @@ static void serve_end(lua_State *L, ilua_producer *p) {
     lua_error(L);
 }
 
-typedef struct failures {
-    size_t n;
-    char first[320];
-} failures;
-
-static void count_failure(const ituna_delivery_report *r, void *opaque) {
-    failures *f = opaque;
-    if (f->n++ == 0)
-        snprintf(f->first, sizeof f->first, "topic %s: %s (%s)", r->topic, r->errstr, r->error_name);
+/* Collects failures into the list at the top of L (in a protected call). */
+static void collect_failure(const ituna_delivery_report *r, void *opaque) {
+    lua_State *L = opaque;
+    lua_pushcfunction(L, take_report);
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, (void *)r);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1); /* memory error: the report is lost */
 }
 
-/* Raise the failed deliveries that the core hands out now: those of publishes
- * made for no consumed message, not taken before (none when on_delivery is set:
- * it took them).  [-0, +0, e] */
+/* Raise the failed deliveries the core hands out now: those of the publishes made
+ * for the message this thread handles, else for no message; none when on_delivery
+ * took them. The error is a table {message, reports = {report...}} that prints as
+ * its message. destroy (may be NULL) is destroyed first.  [-0, +0, e] */
 static void raise_failures(lua_State *L, ituna_producer *core, const char *what, ituna_producer *destroy) {
-    failures f = { 0, "" };
-    ituna_producer_take_failures(core, NULL, count_failure, &f);
+    lua_newtable(L);
+    size_t n = ituna_producer_take_failures(core, ituna_message_current(), collect_failure, L);
     if (destroy) ituna_producer_destroy(destroy, 0);
-    if (f.n) luaL_error(L, "%s: %d message(s) failed delivery; first: %s", what, (int)f.n, f.first);
+    if (!n) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "reports");
+    lua_getfield(L, -1, "reports");
+    lua_rawgeti(L, -1, 1);
+    lua_getfield(L, -1, "topic");
+    lua_getfield(L, -2, "error");
+    lua_getfield(L, -3, "error_name");
+    lua_pushfstring(L, "%s: %d message(s) failed delivery; first: topic %s: %s (%s)", what, (int)n,
+                    lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
+    lua_setfield(L, -7, "message");
+    lua_pop(L, 5);
+    luaL_setmetatable(L, ILUA_DELIVERY_ERROR);
+    lua_error(L);
+}
+
+/* __tostring of a delivery error.  [-0, +1, m] */
+static int delivery_error_tostring(lua_State *L) {
+    lua_getfield(L, 1, "message");
+    return 1;
 }
 
 /* [-0, +0, v] */
@@ -310,8 +342,14 @@ static const luaL_Reg producer_metamethods[] = {
     { NULL, NULL },
 };
 
+static const luaL_Reg delivery_error_metamethods[] = {
+    { "__tostring", delivery_error_tostring },
+    { NULL, NULL },
+};
+
 void ilua_open_producer(lua_State *L) {
     ilua_new_class(L, ILUA_PRODUCER, producer_metamethods, producer_methods, "__index");
+    ilua_new_class(L, ILUA_DELIVERY_ERROR, delivery_error_metamethods, NULL, NULL);
     lua_pushcfunction(L, l_producer);
     lua_setfield(L, -2, "producer");
 }

@@ -18,14 +18,15 @@
 #include "ituna_lua.h"
 
 /* One type name per userdata: the luaL_newmetatable key and what type errors print. */
-#define ILUA_TRACER    "ituna.Tracer"
-#define ILUA_SPAN      "ituna.Span"
-#define ILUA_PRODUCER  "ituna.Producer"
-#define ILUA_CONSUMER  "ituna.Consumer"
-#define ILUA_MESSAGE   "ituna.Message"
-#define ILUA_LOOP      "ituna.MessageLoop"
-#define ILUA_BROKER    "ituna.EmbeddedBroker"
-#define ILUA_MALFORMED "ituna.Malformed"
+#define ILUA_TRACER         "ituna.Tracer"
+#define ILUA_SPAN           "ituna.Span"
+#define ILUA_PRODUCER       "ituna.Producer"
+#define ILUA_CONSUMER       "ituna.Consumer"
+#define ILUA_MESSAGE        "ituna.Message"
+#define ILUA_LOOP           "ituna.MessageLoop"
+#define ILUA_BROKER         "ituna.EmbeddedBroker"
+#define ILUA_MALFORMED      "ituna.Malformed"
+#define ILUA_DELIVERY_ERROR "ituna.DeliveryError"
 
 /* Registry key of the tracer ituna.init() made (or the host handed over). */
 #define ILUA_REG_TRACER "ituna.current_tracer"

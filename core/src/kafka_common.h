@@ -115,8 +115,6 @@ ITUNA_HIDDEN void ituna_delivery_slot_release(ituna_delivery_slot *s);
 /* message.max.bytes of the producer (the DLQ cuts a copy to fit). */
 ITUNA_HIDDEN int64_t ituna_producer_max_bytes(const ituna_producer *p);
 
-/* The consumed message current on this thread (ituna_message_attach()), or NULL. (kafka_consumer.c) */
-ITUNA_HIDDEN ituna_message *ituna_message_current(void);
 /* Add a delivery to the message's list (takes the caller's reference). (kafka_consumer.c) */
 ITUNA_HIDDEN void ituna_message_track(ituna_message *m, ituna_delivery_slot *s);
 /* The message's delivery list, for ituna_producer_take_failures(). (kafka_consumer.c) */

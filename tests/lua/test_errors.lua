@@ -52,6 +52,8 @@ local p = ituna.producer { bootstrap = "127.0.0.1:1", ["message.timeout.ms"] = 1
 p:publish("nowhere", "lost?")
 local err = T.raises("failed delivery", p.flush, p, 20)
 T.check(tostring(err):find("nowhere", 1, true), "the failure names the topic: " .. tostring(err))
+T.eq(type(err) == "table" and #err.reports, 1, "the error lists the failed delivery reports")
+T.eq(type(err) == "table" and err.reports[1].topic, "nowhere", "a report names its topic")
 p:flush(5) -- already raised once: not raised again
 p:close()
 T.raises("producer is closed", p.flush, p)

@@ -171,11 +171,12 @@ do
         i = i + 1
       end
     elseif c == "[" then
-      local arr = {}
+      local arr, n = {}, 0 -- n, not #arr: a null item keeps its place
       i = skip(s, i + 1)
       if s:sub(i, i) == "]" then return arr, i + 1 end
       while true do
-        arr[#arr + 1], i = decode_value(s, i)
+        n = n + 1
+        arr[n], i = decode_value(s, i)
         i = skip(s, i)
         local d = s:sub(i, i)
         if d == "]" then return arr, i + 1 end

@@ -218,6 +218,10 @@ ITUNA_API int ituna_message_attempt(const ituna_message *msg);
  * publishes with owner NULL) until ituna_message_detach(token). One thread per message. */
 ITUNA_API ituna_err ituna_message_attach(ituna_message *msg, int *token);
 ITUNA_API void ituna_message_detach(int token);
+/* The thread's message (ituna_message_attach()), or NULL: the owner to pass to
+ * ituna_producer_take_failures() from code that runs while a message is handled.
+ * Borrowed: valid while attached. Thread-safe (per thread). */
+ITUNA_API ituna_message *ituna_message_current(void);
 
 /* Handler for ituna_consumer_run_once(): the message's span is current while it runs. */
 typedef ituna_handler_result (*ituna_handler_fn)(ituna_message *msg, void *opaque, char *reason,
