@@ -4,14 +4,13 @@ about its publishes, and the committed offset (what a fresh member reads first) 
 equal the table, as they must for the C host (ctest scenarios_c) and Lua."""
 import json
 import os
-import sys
 import uuid
 
 import pytest
 
 import ituna  # noqa: E402  (conftest.py picks which ituna)
 
-from kafka_helpers import spans_of  # noqa: E402
+from kafka_helpers import real_bootstrap, spans_of  # noqa: E402
 
 TABLE = json.load(open(os.path.join(os.path.dirname(__file__), "..", "scenarios", "kafka_scenarios.json")))
 BIG = b"x" * 1_500_000  # within the producer's message.max.bytes (3000000), beyond the broker's
@@ -19,14 +18,7 @@ BIG = b"x" * 1_500_000  # within the producer's message.max.bytes (3000000), bey
 
 @pytest.fixture
 def broker():
-    real = os.environ.get("ITUNA_TEST_KAFKA")
-    if not real:
-        msg = "ITUNA_TEST_KAFKA not set (start a broker with tools/kafka.sh start)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("real Kafka broker required in CI: " + msg)
-        print("SKIP real broker: " + msg, file=sys.stderr)
-        pytest.skip(msg)
-    return real
+    return real_bootstrap()
 
 
 def read_all(bootstrap, topic, first_only=False, idle=4.0):
