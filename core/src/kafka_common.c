@@ -3,6 +3,8 @@
  * the broker endpoint, trace-context carriers (message headers and the seed's
  * payload "carrier" field) and the common messaging span attributes. */
 #include "config_schema.h"
+#include <strings.h>
+
 #include "kafka_common.h"
 
 #include <cjson/cJSON.h>
@@ -240,23 +242,60 @@ int ituna_kafka_utf8_text(const void *p, size_t n) {
     return 1;
 }
 
+/* Header names the propagators write: a caller's own copy of one is replaced. */
+static int propagation_header(const char *k) {
+    return strcasecmp(k, "traceparent") == 0 || strcasecmp(k, "tracestate") == 0 ||
+           strcasecmp(k, "b3") == 0 || strncasecmp(k, "x-b3-", 5) == 0 || strcasecmp(k, "baggage") == 0;
+}
+
+static void header_set(void *carrier, const char *key, const char *value) {
+    rd_kafka_header_add(carrier, key, -1, value, (ssize_t)strlen(value));
+}
+
 rd_kafka_headers_t *ituna_kafka_headers_build(const ituna_header *extra, size_t n,
-                                              const ituna_span_context *ctx) {
-    rd_kafka_headers_t *h = rd_kafka_headers_new(n + 2);
+                                              const ituna_span_context *ctx, unsigned props,
+                                              const ituna_baggage *bag) {
+    rd_kafka_headers_t *h = rd_kafka_headers_new(n + 4);
     if (!h) return NULL;
     for (size_t i = 0; i < n; i++) {
         if (!extra[i].key) continue;
-        if (strcmp(extra[i].key, "traceparent") == 0 || strcmp(extra[i].key, "tracestate") == 0) continue;
+        if (propagation_header(extra[i].key) && (strcasecmp(extra[i].key, "baggage") != 0 || bag)) continue;
         rd_kafka_header_add(h, extra[i].key, -1, extra[i].value,
                             extra[i].value ? (ssize_t)extra[i].value_len : 0);
     }
-    char tp[ITUNA_TRACEPARENT_LEN + 1];
-    if (ctx && ituna_traceparent_format(ctx, tp, sizeof tp) == ITUNA_TRACEPARENT_LEN) {
-        rd_kafka_header_add(h, "traceparent", -1, tp, ITUNA_TRACEPARENT_LEN);
-        if (ctx->tracestate_len > 0)
-            rd_kafka_header_add(h, "tracestate", -1, ctx->tracestate, ctx->tracestate_len);
-    }
+    ituna_span_context none;
+    memset(&none, 0, sizeof none);
+    ituna_inject_with(props, ctx ? ctx : &none, bag, header_set, h);
     return h;
+}
+
+/* Length-aware, case-insensitive lookup in Kafka headers (the last one wins); a
+ * null value reads as empty, which no propagator accepts. */
+static const char *header_getn(void *carrier, const char *key, size_t *len) {
+    const rd_kafka_headers_t *hdrs = carrier;
+    const char *name, *found = NULL;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++)
+        if (strcasecmp(name, key) == 0) {
+            found = val ? (const char *)val : "";
+            *len = val ? size : 0;
+        }
+    return found;
+}
+
+int ituna_kafka_baggage(const rd_kafka_headers_t *hdrs, unsigned props, ituna_baggage *out) {
+    size_t n = 0;
+    const char *v =
+        hdrs && (props & ITUNA_PROPAGATOR_BAGGAGE) ? header_getn((void *)hdrs, "baggage", &n) : NULL;
+    const char *why = NULL;
+    if (!v) return 0;
+    if (ituna_baggage_parse(out, v, n, &why) != ITUNA_OK) {
+        ituna_log(ITUNA_LOG_DEBUG, "baggage header dropped: %s", why);
+        return 0;
+    }
+    return 1;
 }
 
 static void reasonf(char *reason, size_t size, const char *prefix, const char *why) {
@@ -318,29 +357,24 @@ static int payload_extract(const void *payload, size_t len, ituna_span_context *
 }
 
 ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void *payload, size_t payload_len,
-                                     ituna_span_context *out, char *reason, size_t reason_size) {
+                                     unsigned props, ituna_span_context *out, char *reason,
+                                     size_t reason_size) {
     memset(out, 0, sizeof *out);
     if (reason && reason_size) reason[0] = 0;
-    const void *val = NULL;
-    size_t size = 0;
-    if (hdrs && rd_kafka_header_get_last(hdrs, "traceparent", &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (hdrs) {
         const char *why = NULL;
-        if (!val || ituna_traceparent_parse(val, size, out, &why) != ITUNA_OK) {
+        ituna_err err = ituna_extract_with(props, header_getn, (void *)hdrs, out, NULL, &why);
+        if (err == ITUNA_OK) {
+            /* a tracestate dropped or truncated: said on the span, never silently */
+            if (why) reasonf(reason, reason_size, "", why);
+            out->is_remote = 1;
+            return ITUNA_CTX_HEADER;
+        }
+        if (err != ITUNA_ERR_NOT_FOUND) {
             memset(out, 0, sizeof *out);
-            reasonf(reason, reason_size, "", val ? why : "traceparent: null header value");
+            reasonf(reason, reason_size, "", why);
             return ITUNA_CTX_NONE;
         }
-        if (rd_kafka_header_get_last(hdrs, "tracestate", &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
-            why = NULL;
-            if (ituna_tracestate_parse(val, size, out, &why) != ITUNA_OK) {
-                out->tracestate[0] = 0;
-                out->tracestate_len = 0;
-            }
-            /* dropped or truncated: said on the span, never silently (reason + size) */
-            if (why && reason && reason_size) snprintf(reason, reason_size, "%s (%zu bytes)", why, size);
-        }
-        out->is_remote = 1;
-        return ITUNA_CTX_HEADER;
     }
     int r = payload_extract(payload, payload_len, out, reason, reason_size);
     if (r == 1) {

@@ -43,10 +43,14 @@ ITUNA_HIDDEN void ituna_kafka_log_cb(const rd_kafka_t *rk, int level, const char
 /* 1 if p[0..n) is valid UTF-8 without NUL bytes. */
 ITUNA_HIDDEN int ituna_kafka_utf8_text(const void *p, size_t n);
 
-/* New header list: the extra headers (any traceparent/tracestate among them is
- * replaced), then traceparent and tracestate of ctx (when valid). NULL on OOM. */
+/* New header list: the extra headers (a propagation header among them is replaced),
+ * then ctx (when valid) with the propagators of props (OTEL_PROPAGATORS) and bag (may
+ * be NULL) as W3C baggage. NULL on OOM. */
 ITUNA_HIDDEN rd_kafka_headers_t *ituna_kafka_headers_build(const ituna_header *extra, size_t n,
-                                                           const ituna_span_context *ctx);
+                                                           const ituna_span_context *ctx, unsigned props,
+                                                           const ituna_baggage *bag);
+/* Add the W3C baggage header of hdrs (when props has baggage) to out. 1 if one was read. */
+ITUNA_HIDDEN int ituna_kafka_baggage(const rd_kafka_headers_t *hdrs, unsigned props, ituna_baggage *out);
 
 /* Where a consumed message's context came from. */
 typedef enum ituna_ctx_source {
@@ -55,15 +59,15 @@ typedef enum ituna_ctx_source {
     ITUNA_CTX_PAYLOAD = 2
 } ituna_ctx_source;
 
-/* Extract the producer's context: the traceparent/tracestate headers, or, when
- * there is no traceparent header, the seed's payload "carrier" field (a JSON
+/* Extract the producer's context: the headers of the propagators in props
+ * (traceparent/tracestate, b3, X-B3-*), or, when there is none of them, the seed's payload "carrier" field (a JSON
  * string holding a JSON object, or an object). Returns the source; on
  * ITUNA_CTX_NONE *out is zeroed and reason says why (e.g. "no traceparent header",
  * "traceparent: invalid version ff"); with a context, reason is empty unless the
  * tracestate was dropped or truncated, which it then names with its size. */
 ITUNA_HIDDEN ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void *payload,
-                                                  size_t payload_len, ituna_span_context *out, char *reason,
-                                                  size_t reason_size);
+                                                  size_t payload_len, unsigned props, ituna_span_context *out,
+                                                  char *reason, size_t reason_size);
 
 /* When value is a JSON object, write into out a copy with the seed's "carrier"
  * field set to the JSON text of {"traceparent": ..., "tracestate": ...}, formatted

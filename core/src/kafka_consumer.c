@@ -96,6 +96,13 @@ void ituna_message_detach(int token) {
     ituna_context_detach(tl_attach[token].ctx_token);
 }
 
+int ituna_message_baggage(const ituna_message *m, ituna_baggage *out) {
+    if (!m || !m->rkm || !out) return 0;
+    rd_kafka_headers_t *hdrs = NULL;
+    if (rd_kafka_message_headers(m->rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    return ituna_kafka_baggage(hdrs, ituna_tracer_propagators(m->c->tracer), out);
+}
+
 int ituna_message_attempt(const ituna_message *m) {
     return m ? m->attempt : 0;
 }
@@ -337,29 +344,28 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
 
     ituna_span_context remote, current;
     char reason[160];
-    ituna_ctx_source src = ituna_kafka_extract(hdrs, rkm->payload, rkm->len, &remote, reason, sizeof reason);
+    ituna_ctx_source src = ituna_kafka_extract(
+        hdrs, rkm->payload, rkm->len, ituna_tracer_propagators(c->tracer), &remote, reason, sizeof reason);
     int has_current = ituna_context_current(&current) && ituna_span_context_is_valid(&current);
     ituna_span_options so = { .kind = ITUNA_SPAN_KIND_CONSUMER, .start_time_ns = ituna_now_ns() };
+    /* Messaging conventions: the consumer span links the producer's context (SHOULD),
+     * in parent mode too; the ambient (current) context is the parent in link mode
+     * and a link in parent mode. */
+    ituna_span_context links[2];
+    size_t nl = 0;
+    if (src != ITUNA_CTX_NONE) links[nl++] = remote;
     if (c->link_mode) {
-        /* parent: the thread's current context, else a new root; producer: a link */
-        so.root = !has_current;
-        if (src != ITUNA_CTX_NONE) {
-            so.links = &remote;
-            so.n_links = 1;
-        }
-    } else if (src != ITUNA_CTX_NONE) {
-        so.parent = &remote;
-        if (has_current) {
-            so.links = &current;
-            so.n_links = 1;
-        }
+        so.root = !has_current; /* parent: the ambient context, else a new root */
+        if (has_current) so.parent = &current;
     } else {
-        so.root = 1; /* a missing context starts a new trace, never a stray parent */
-        if (has_current) {
-            so.links = &current;
-            so.n_links = 1;
-        }
+        if (src != ITUNA_CTX_NONE)
+            so.parent = &remote;
+        else
+            so.root = 1; /* a missing context starts a new trace, never a stray parent */
+        if (has_current) links[nl++] = current;
     }
+    so.links = nl ? links : NULL;
+    so.n_links = nl;
     char name[300];
     snprintf(name, sizeof name, "process %s", topic);
     if (ituna_span_start(c->tracer, name, &so, &m->span) != ITUNA_OK || !m->span) {
@@ -378,6 +384,11 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", part, ITUNA_LIT_FRESH);
         ITUNA_SET_INT_LIT(s, "messaging.kafka.offset", rkm->offset, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "messaging.consumer.group.name", c->group, ITUNA_LIT_FRESH);
+        if (!rkm->payload) { /* a null value: a tombstone (messaging conventions) */
+            ituna_attr tomb = ituna_attr_bool("messaging.kafka.message.tombstone", 1);
+            ituna_span_set_attr_lit(s, &tomb, sizeof "messaging.kafka.message.tombstone" - 1,
+                                    ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
+        }
         if (m->attempt > 1) ITUNA_SET_INT_LIT(s, "ituna.delivery.attempt", m->attempt, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "ituna.context.source",
                           src == ITUNA_CTX_HEADER    ? "header"

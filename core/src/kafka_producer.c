@@ -358,7 +358,8 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
         op->slot->deadline_ms = ituna_kafka_mono_ms() + p->msg_timeout_ms + 5000;
         atomic_store(&op->slot->refs, 2); /* the publish's and the owner's */
     }
-    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx);
+    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx,
+                                     ituna_tracer_propagators(p->tracer), msg->baggage);
     if (!hdrs) {
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
         goto fail;

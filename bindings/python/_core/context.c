@@ -266,6 +266,30 @@ void context_detach(module_state *st, PyObject *token) {
     PyErr_Restore(et, ev, tb);
 }
 
+static ituna_baggage *baggage_from(module_state *st, PyObject *d);
+
+ituna_baggage *context_baggage(module_state *st) {
+    if (!st->otel_cv || !st->otel_baggage_key) return NULL;
+    PyObject *ctx = otel_context(st);
+    PyObject *d = ctx ? PyDict_GetItemWithError(ctx, st->otel_baggage_key) : NULL;
+    ituna_baggage *bag = NULL;
+    if (d && PyDict_Check(d) && PyDict_GET_SIZE(d)) {
+        /* OpenTelemetry's baggage values may be any object: sent as their str() */
+        PyObject *strs = PyDict_New(), *k, *v;
+        Py_ssize_t pos = 0;
+        while (strs && PyDict_Next(d, &pos, &k, &v)) {
+            PyObject *sv = PyObject_Str(v);
+            if (!sv || PyDict_SetItem(strs, k, sv) < 0) Py_CLEAR(strs);
+            Py_XDECREF(sv);
+        }
+        if (strs) bag = baggage_from(st, strs);
+        Py_XDECREF(strs);
+    }
+    Py_XDECREF(ctx);
+    PyErr_Clear(); /* a baggage that cannot be sent never stops a publish */
+    return bag;
+}
+
 PyObject *py_attach(PyObject *m, PyObject *o) {
     module_state *st = state_of_module(m);
     if (o != Py_None && !PyObject_TypeCheck(o, st->SpanType) && !Py_IS_TYPE(o, st->SpanContextType))
@@ -298,7 +322,8 @@ PyObject *py_detach(PyObject *m, PyObject *token) {
 
 PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     module_state *st = state_of_module(m);
-    if (nargs != 6 || !PyType_Check(args[2]) || !PyType_Check(args[4]) || !PyType_Check(args[5]))
+    if ((nargs != 6 && nargs != 7) || !PyType_Check(args[2]) || !PyType_Check(args[4]) ||
+        !PyType_Check(args[5]))
         return PyErr_Format(PyExc_TypeError,
                             "otel_bridge(contextvar, span_key, Context, span_context_factory, Span, "
                             "NonRecordingSpan)");
@@ -313,6 +338,7 @@ PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     Py_XSETREF(st->otel_sc_factory, Py_NewRef(args[3]));
     Py_XSETREF(st->otel_span_type, (PyTypeObject *)Py_NewRef(args[4]));
     Py_XSETREF(st->otel_nonrec_type, (PyTypeObject *)Py_NewRef(args[5]));
+    if (nargs == 7 && args[6] != Py_None) Py_XSETREF(st->otel_baggage_key, Py_NewRef(args[6]));
     Py_RETURN_NONE;
 }
 
@@ -690,7 +716,10 @@ static const char *carrier_get(void *carrier, const char *key, size_t *len) {
 }
 
 PyObject *py_extract_baggage(PyObject *m, PyObject *carrier) {
-    module_state *st = state_of_module(m);
+    return baggage_of_carrier(state_of_module(m), carrier);
+}
+
+PyObject *baggage_of_carrier(module_state *st, PyObject *carrier) {
     get_carrier gc = { carrier, NULL, 0, st };
     size_t n = 0;
     ituna_baggage *bag = ituna_baggage_new();

@@ -145,8 +145,15 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
         ituna_message *m = NULL;
         char errstr[ERRSTR_SIZE] = "";
         ituna_err err;
+        /* Python's current span (contextvars or OpenTelemetry's context) is the core
+         * thread's during the poll: the ambient parent in link mode, a link in parent mode */
+        ituna_span_context amb_tmp;
+        const ituna_span_context *amb = context_current(st, &amb_tmp);
+        int tok = 0;
+        if (amb && ituna_context_attach(amb, &tok) != ITUNA_OK) amb = NULL;
         Py_BEGIN_ALLOW_THREADS err = ituna_consumer_poll(self->c, slice, &m, errstr, sizeof errstr);
         Py_END_ALLOW_THREADS self->busy = 0;
+        if (amb) ituna_context_detach(tok);
         if (err != ITUNA_OK) return raise_err(st, err, errstr);
         if (m) return message_from(self, m);
         if (ituna_consumer_stopped(self->c)) { /* one stop() ends one loop */
@@ -619,6 +626,7 @@ MSG_GET(msg_offset, PyLong_FromLongLong(msg->offset))
 MSG_GET(msg_timestamp,
         msg->timestamp_ms < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(msg->timestamp_ms / 1000.0))
 MSG_GET(msg_span, Py_NewRef(msg->span))
+MSG_GET(msg_baggage, baggage_of_carrier(state_of_type(Py_TYPE(op)), msg->headers))
 MSG_GET(msg_finished, msg->outcome ? PyUnicode_FromString(msg->outcome) : Py_NewRef(Py_None))
 
 static PyObject *message_repr(PyObject *op) {
@@ -698,6 +706,8 @@ static PyGetSetDef message_getset[] = {
     { "offset", msg_offset, NULL, "Offset in the partition.", NULL },
     { "timestamp", msg_timestamp, NULL, "Message timestamp in seconds since the epoch, or None.", NULL },
     { "span", msg_span, NULL, "The CONSUMER span 'process <topic>' (set attributes on it).", NULL },
+    { "baggage", msg_baggage, NULL,
+      "The W3C baggage the producer sent (dict; {} when none, or baggage not in OTEL_PROPAGATORS).", NULL },
     { "finished", msg_finished, NULL, "None while open, else 'ok', 'error' or 'dead-letter'.", NULL },
     { NULL, NULL, NULL, NULL, NULL },
 };

@@ -346,11 +346,14 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     ituna_span_context ptmp;
     m.parent = context_current(st, &ptmp); /* NULL: no current span, a new trace */
     m.owner = current_message(st);
+    ituna_baggage *bag = context_baggage(st); /* OpenTelemetry's current baggage travels too */
+    m.baggage = bag;
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err;
     self->busy++;
     Py_BEGIN_ALLOW_THREADS err = ituna_producer_publish(self->p, &m, errstr, sizeof errstr);
     Py_END_ALLOW_THREADS self->busy--;
+    ituna_baggage_destroy(bag);
     if (err != ITUNA_OK) {
         raise_err(st, err, errstr);
         goto done;

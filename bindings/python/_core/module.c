@@ -238,7 +238,7 @@ static PyMethodDef module_methods[] = {
       "detach(token): undo attach()." },
     { "otel_bridge", (PyCFunction)(void (*)(void))py_otel_bridge, METH_FASTCALL,
       "otel_bridge($module, contextvar, span_key, context_type, span_context_factory, span_type,\n"
-      "            nonrecording_span_type, /)\n--\n\n"
+      "            nonrecording_span_type, baggage_key=None, /)\n--\n\n"
       "Share the current span with OpenTelemetry's context (called by ituna.otel)." },
     { "inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
       "inject($module, /, carrier=None, context=None, *, baggage=None)\n--\n\n"
@@ -431,6 +431,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->otel_sc_factory);
     Py_VISIT(st->otel_span_type);
     Py_VISIT(st->otel_nonrec_type);
+    Py_VISIT(st->otel_baggage_key);
     return 0;
 }
 
@@ -470,6 +471,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->otel_sc_factory);
     Py_CLEAR(st->otel_span_type);
     Py_CLEAR(st->otel_nonrec_type);
+    Py_CLEAR(st->otel_baggage_key);
     Py_CLEAR(st->empty_tuple);
     return 0;
 }

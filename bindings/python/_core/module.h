@@ -56,6 +56,7 @@ typedef struct {
     PyObject *otel_sc_factory;
     PyTypeObject *otel_span_type;
     PyTypeObject *otel_nonrec_type;
+    PyObject *otel_baggage_key; /* OpenTelemetry's baggage key in a Context, or NULL */
     PyObject *empty_tuple;
 } module_state;
 
@@ -138,6 +139,9 @@ PyObject *context_attach(module_state *st, PyObject *o);
 void context_detach(module_state *st, PyObject *token);
 /* The current-span object as ituna sees it (Span, SpanContext or None). New reference. */
 PyObject *context_current_object(module_state *st);
+/* OpenTelemetry's current baggage (bridge on) as a core baggage the caller destroys;
+ * NULL when there is none. Never raises. */
+ituna_baggage *context_baggage(module_state *st);
 PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *py_attach(PyObject *m, PyObject *o);
 PyObject *py_detach(PyObject *m, PyObject *o);
@@ -149,6 +153,8 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
 PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *py_traceparent_parse(PyObject *m, PyObject *arg);
 PyObject *py_extract_baggage(PyObject *m, PyObject *carrier);
+/* The W3C baggage of a carrier (mapping or (key, value) pairs) as a dict; {} if none. */
+PyObject *baggage_of_carrier(module_state *st, PyObject *carrier);
 
 /* span.c */
 extern PyType_Spec Span_spec;

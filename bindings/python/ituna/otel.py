@@ -284,7 +284,7 @@ def _bridge() -> None:
                      "keep separate current spans", type(runtime).__name__)
         return
     _core.otel_bridge(runtime._current_context, _propagation._SPAN_KEY, _Context, _span_context, Span,
-                      NonRecordingSpan)
+                      NonRecordingSpan, _baggage._BAGGAGE_KEY)
 
 
 _bridge()

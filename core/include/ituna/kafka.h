@@ -10,6 +10,7 @@
 
 #include "ituna/common.h"
 #include "ituna/config.h"
+#include "ituna/propagate.h"
 #include "ituna/trace.h"
 
 #ifdef __cplusplus
@@ -84,10 +85,11 @@ typedef struct ituna_message_out {
     const ituna_span_context *parent; /* NULL: the thread's current context */
     void *opaque;                     /* returned in the delivery report */
     const ituna_attr *attrs;
-    size_t n_attrs;       /* extra PRODUCER span attributes, copied */
-    ituna_message *owner; /* the consumed message this publish is made for (NULL: the thread's
+    size_t n_attrs;               /* extra PRODUCER span attributes, copied */
+    ituna_message *owner;         /* the consumed message this publish is made for (NULL: the thread's
                              message, see ituna_message_attach()): finishing it as handled waits
                              for this delivery and redelivers it if the delivery failed */
+    const ituna_baggage *baggage; /* W3C baggage for the "baggage" header (OTEL_PROPAGATORS); may be NULL */
 } ituna_message_out;
 
 /* Start the PRODUCER span, inject the context into the headers and enqueue the
@@ -213,6 +215,9 @@ ITUNA_API int ituna_message_header(const ituna_message *msg, size_t i, const cha
 ITUNA_API ituna_span *ituna_message_span(ituna_message *msg);
 /* 1 for a first delivery, n for the n-th attempt of a redelivered message. One thread per message. */
 ITUNA_API int ituna_message_attempt(const ituna_message *msg);
+/* Add the message's W3C baggage header (when the tracer's propagators include
+ * baggage) to out: 1 if there was a valid one, 0 otherwise. One thread per message. */
+ITUNA_API int ituna_message_baggage(const ituna_message *msg, ituna_baggage *out);
 
 /* Make msg's span the current context and msg the thread's message (the owner of
  * publishes with owner NULL) until ituna_message_detach(token). One thread per message. */
