@@ -174,6 +174,8 @@ class Services:
             # kafka.sh stop signals the broker's recorded PID (TERM, then KILL)
             subprocess.run(["bash", os.path.join(ROOT, "tools", "kafka.sh"), "stop"], env=self.kafka_env,
                            stdout=subprocess.DEVNULL)
+            # its topics are this run's inputs and outputs: hundreds of MB worth nothing now
+            shutil.rmtree(self.kafka_env["ITUNA_KAFKA_STATE"], ignore_errors=True)
             self.kafka_env = None
 
 
