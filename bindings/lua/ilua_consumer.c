@@ -13,7 +13,6 @@
 /* uservalue 1: the message userdata in hand (the last one handed out), or nil. */
 typedef struct ilua_consumer {
     ituna_consumer *c; /* NULL once closed */
-    int slot;          /* stop-registry slot, -1 */
 } ilua_consumer;
 
 /* uservalue 1: the consumer; 2: its span userdata (msg:span()). */
@@ -259,12 +258,10 @@ static int l_consumer(lua_State *L) {
 
     ilua_consumer *c = lua_newuserdatauv(L, sizeof(*c), 1);
     c->c = NULL;
-    c->slot = -1;
     luaL_setmetatable(L, ILUA_CONSUMER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_create(t, ituna_tracer_config(t), &o, &c->c, err, sizeof err);
     if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
-    c->slot = ilua_register_consumer(c->c);
     return 1;
 }
 
@@ -283,10 +280,10 @@ static int consumer_poll(lua_State *L) {
     return 1;
 }
 
-/* A loop (messages() or each()) starts: a stop asked of an earlier loop is over,
- * one asked of the process is not.  [-0, +0, -] */
+/* A loop (messages() or each()) starts: a stop asked of an earlier loop is over
+ * (one asked of the process is not: ituna_consumer_stop_all).  [-0, +0, -] */
 static void loop_start(ilua_consumer *c) {
-    if (!ituna_lua_stop_requested()) ituna_consumer_resume(c->c);
+    ituna_consumer_resume(c->c);
 }
 
 /* The messages() loop state: uservalue 1 the consumer. */
@@ -521,8 +518,6 @@ static int consumer_commit(lua_State *L) {
  * [-0, +0, -] */
 static ituna_err close_consumer(lua_State *L, ilua_consumer *c) {
     in_hand(L, 1, 0);
-    ilua_unregister_consumer(c->slot);
-    c->slot = -1;
     ituna_err rc = ituna_consumer_close(c->c);
     in_hand(L, 1, 1);
     ituna_consumer_destroy(c->c);

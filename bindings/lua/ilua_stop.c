@@ -1,51 +1,20 @@
 /* ilua_stop.c - the process's stop request: the flag a host's signal handling
- * raises (ituna_lua_request_stop), the registry of consumers it wakes, and
+ * raises (ituna_lua_request_stop; the core stops every consumer) and
  * ituna.running/stop/sleep. */
 #include <signal.h>
-#include <stdatomic.h>
 #include <time.h>
 
 #include "lua_internal.h"
 
-#define ILUA_MAX_CONSUMERS 64
 static volatile sig_atomic_t stop_flag;
-static _Atomic(ituna_consumer *) consumer_slots[ILUA_MAX_CONSUMERS];
-static atomic_int waking; /* request_stop() calls in progress */
 
 void ituna_lua_request_stop(void) {
     stop_flag = 1;
-    atomic_fetch_add(&waking, 1);
-    for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
-        ituna_consumer *c = atomic_load(&consumer_slots[i]);
-        if (c) ituna_consumer_stop(c);
-    }
-    atomic_fetch_sub(&waking, 1);
+    ituna_consumer_stop_all();
 }
 
 int ituna_lua_stop_requested(void) {
     return stop_flag != 0;
-}
-
-int ilua_register_consumer(ituna_consumer *c) {
-    for (int i = 0; i < ILUA_MAX_CONSUMERS; i++) {
-        ituna_consumer *expected = NULL;
-        if (atomic_compare_exchange_strong(&consumer_slots[i], &expected, c)) {
-            if (stop_flag) ituna_consumer_stop(c); /* asked before it existed */
-            return i;
-        }
-    }
-    return -1;
-}
-
-void ilua_unregister_consumer(int slot) {
-    if (slot < 0 || slot >= ILUA_MAX_CONSUMERS) return;
-    atomic_store(&consumer_slots[slot], NULL);
-    /* a concurrent request_stop() may still hold the pointer: wait it out before
-     * the caller destroys the consumer */
-    while (atomic_load(&waking) > 0) {
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-    }
 }
 
 /* ituna.running() -> false once SIGINT/SIGTERM asked the host to stop.  [-0, +1, -] */

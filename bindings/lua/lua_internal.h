@@ -148,11 +148,6 @@ int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size
  * [-0, +1, -] */
 void ilua_push_null(lua_State *L);
 
-/* ---- ilua_stop.c: the stop request shared with the host's signal thread ---- */
-
-int ilua_register_consumer(ituna_consumer *c); /* slot or -1 when full */
-void ilua_unregister_consumer(int slot);
-
 /* ---- openers: each fills the module table at -1 with its functions and creates
  * its metatables.  [-0, +0, m] ---- */
 void ilua_open_convert(lua_State *L);

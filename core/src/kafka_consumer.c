@@ -451,7 +451,7 @@ static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **
                              size_t errstr_size) {
     int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
-        if (atomic_exchange(&c->wakeup, 0) || atomic_load(&c->stop)) return ITUNA_OK;
+        if (atomic_exchange(&c->wakeup, 0) || ituna_consumer_stopped(c)) return ITUNA_OK;
         int64_t left = deadline - ituna_kafka_mono_ms();
         /* 100 ms slices so a wakeup is seen promptly */
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
@@ -778,7 +778,7 @@ ituna_err ituna_consumer_wait_assigned(ituna_consumer *c, int timeout_ms, int *a
         }
         /* a kept message must be handed out before polling again (no second buffer) */
         int64_t left = deadline - ituna_kafka_mono_ms();
-        if (c->held || atomic_load(&c->stop) || left <= 0) return ITUNA_OK;
+        if (c->held || ituna_consumer_stopped(c) || left <= 0) return ITUNA_OK;
         ituna_err e = poll_broker(c, left < 100 ? (int)left : 100, &c->held, errstr, errstr_size);
         if (e) return e;
     }
@@ -790,8 +790,15 @@ void ituna_consumer_stop(ituna_consumer *c) {
     atomic_store(&c->wakeup, 1);
 }
 
+/* ituna_consumer_stop_all(): polls see it within one 100 ms slice */
+static atomic_int stop_all;
+
+void ituna_consumer_stop_all(void) {
+    atomic_store(&stop_all, 1);
+}
+
 int ituna_consumer_stopped(const ituna_consumer *c) {
-    return c ? atomic_load(&((ituna_consumer *)c)->stop) : 0;
+    return atomic_load(&stop_all) || (c && atomic_load(&((ituna_consumer *)c)->stop));
 }
 
 void ituna_consumer_resume(ituna_consumer *c) {

@@ -80,6 +80,24 @@ do
     T.eq(T.attr(with, "messaging.destination.name"), topic, "messaging attributes kept")
   end
 end
+T.section("mock: ituna.stop() stops every consumer, those made after it too")
+do
+  ituna.init(T.file_tracer_opts("lua-kafka-stop-all", T.tmpfile("kafka-stop-all.jsonl")))
+  local before = ituna.consumer { bootstrap = broker.bootstrap, group = "lua-stop-all-1", topics = { "lua-stop-all" } }
+  ituna.stop()
+  local after = ituna.consumer { bootstrap = broker.bootstrap, group = "lua-stop-all-2", topics = { "lua-stop-all" } }
+  local t0 = ituna.now()
+  T.eq(before:wait_assigned(20), false, "a waiting consumer gives up")
+  local n = 0
+  for _ in after:messages() do n = n + 1 end -- no idle: only the stop ends it
+  T.eq(n, 0, "a consumer made later takes no message")
+  T.eq(after:each(function() n = n + 1 end), 0, "nor does each(), which resumes only its own stop")
+  T.check(ituna.now() - t0 < 5e9, "promptly")
+  T.eq(ituna.running(), false, "ituna.running() is false")
+  before:close()
+  after:close()
+  ituna.shutdown(5)
+end
 broker:stop()
 broker:stop() -- idempotent
 T.raises("embedded broker is stopped", function() return broker.bootstrap end)

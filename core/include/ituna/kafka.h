@@ -254,8 +254,12 @@ ITUNA_API ituna_err ituna_consumer_wait_assigned(ituna_consumer *c, int timeout_
 ITUNA_API void ituna_consumer_stop(ituna_consumer *c);
 /* 1 while a stop is pending. Thread-safe; async-signal-safe. */
 ITUNA_API int ituna_consumer_stopped(const ituna_consumer *c);
-/* Clear a pending stop. Thread-safe. */
+/* Clear a pending stop (not a stop_all). Thread-safe. */
 ITUNA_API void ituna_consumer_resume(ituna_consumer *c);
+/* Stop every consumer of the process, those created later too, as ituna_consumer_stop()
+ * does on each; ituna_consumer_resume() does not undo it. What a host does on SIGINT or
+ * SIGTERM. Thread-safe; async-signal-safe. */
+ITUNA_API void ituna_consumer_stop_all(void);
 
 /* Commit stored offsets synchronously. Not thread-safe: one thread at a time per consumer. */
 ITUNA_API ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size);
