@@ -51,8 +51,9 @@ static const ituna_cfg_key SCHEMA[] = {
     K_FLT("tracer", "sampler-arg", "OTEL_TRACES_SAMPLER_ARG", "1.0", 0.0, 1.0,
           "sampling ratio for the *traceidratio samplers"),
     K_BOOL("tracer", "disabled", "OTEL_SDK_DISABLED", "false", "true: no spans are recorded or exported"),
-    K_STR("tracer", "propagators", "OTEL_PROPAGATORS", NULL, "tracecontext,baggage",
-          "context propagation in inject/extract and Kafka headers: tracecontext, baggage, b3, b3multi, none"),
+    K_STR(
+        "tracer", "propagators", "OTEL_PROPAGATORS", NULL, "tracecontext,baggage",
+        "context propagation in inject/extract and Kafka headers: tracecontext, baggage, b3, b3multi, none"),
     K_ENUM("tracer", "log-level", "OTEL_LOG_LEVEL", NULL, "warn", "debug|info|warn|error|none",
            "minimum level of ituna's own diagnostics"),
     K_INT("tracer", "attribute-count-limit", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT",

@@ -61,10 +61,18 @@ static int parse(int argc, char **argv, args *a) {
         i++;                                                                                                 \
         continue;                                                                                            \
     }
+        /* clang-format off: a chain of statement macros it does not format the same twice */
         OPT("--bootstrap", bootstrap)
-        OPT("--topic", topic) OPT("--group", group) OPT("--key", key) OPT("--value", value)
-            OPT("--service", service) OPT("--traces", traces) OPT("--malformed-if", malformed_if)
-                OPT("--error-if", error_if) if (strcmp(o, "--count") == 0 && next) {
+        OPT("--topic", topic)
+        OPT("--group", group)
+        OPT("--key", key)
+        OPT("--value", value)
+        OPT("--service", service)
+        OPT("--traces", traces)
+        OPT("--malformed-if", malformed_if)
+        OPT("--error-if", error_if)
+        /* clang-format on */
+        if (strcmp(o, "--count") == 0 && next) {
             a->count = atoi(argv[++i]);
             continue;
         }
