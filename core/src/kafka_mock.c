@@ -60,6 +60,20 @@ void *ituna_mock_cluster_rd(ituna_mock_cluster *m) {
     return m ? m->mc : NULL;
 }
 
+ituna_err ituna_mock_cluster_create_topic(ituna_mock_cluster *m, const char *topic, int partitions,
+                                          char *errstr, size_t errstr_size) {
+    if (!m || !topic || !topic[0])
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "mock cluster: topic name is empty");
+    if (partitions < 1 || partitions > 1000)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                             "mock cluster: partitions must be 1..1000, got %d", partitions);
+    rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(m->mc, topic, partitions, 1);
+    if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "mock cluster: cannot create topic %s: %s",
+                             topic, rd_kafka_err2str(err));
+    return ITUNA_OK;
+}
+
 const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m) {
     return m ? m->bootstrap : NULL;
 }

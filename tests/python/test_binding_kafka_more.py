@@ -177,3 +177,22 @@ def test_other_threads_run_while_the_consumer_closes(embedded, traced):
         ran = sp.count - before
     assert c.closed
     assert ran > 50_000, "another thread ran only %d loops during close: GIL held" % ran
+
+
+def test_embedded_broker_topics_created_before_anything_is_produced(traced):
+    # librdkafka 2.12 (the wheel's) gives a group no partitions of a topic that does
+    # not exist yet; create_topic makes it exist, with the partitions asked for
+    with ituna.start_embedded_broker() as b:
+        topic = _topic_name("precreated")
+        b.create_topic(topic, 2)
+        b.create_topic(topic, 2)  # an existing topic is kept
+        c = consumer([topic], b.bootstrap)
+        try:
+            assert c.wait_assigned(20), "no partitions assigned for a created, empty topic"
+            assert c.assignment_count == 2
+        finally:
+            c.close()
+        with pytest.raises(ituna.Error, match="partitions must be 1..1000"):
+            b.create_topic(topic + "-none", 0)
+    with pytest.raises(ituna.StateError):
+        b.create_topic(topic)

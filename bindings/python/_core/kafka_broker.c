@@ -58,7 +58,25 @@ static void broker_dealloc(PyObject *op) {
     Py_DECREF(tp);
 }
 
+static PyObject *broker_create_topic(PyObject *op, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "topic", "partitions", NULL };
+    const char *topic = NULL;
+    int parts = 4;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s|i:create_topic", kwlist, &topic, &parts)) return NULL;
+    BrokerObject *b = (BrokerObject *)op;
+    module_state *st = state_of_type(Py_TYPE(op));
+    if (!b->m) return PyErr_Format(st->StateError, "embedded broker is stopped");
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_err err = ituna_mock_cluster_create_topic(b->m, topic, parts, errstr, sizeof errstr);
+    if (err != ITUNA_OK) return raise_err(st, err, errstr);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef broker_methods[] = {
+    { "create_topic", (PyCFunction)(void (*)(void))broker_create_topic, METH_VARARGS | METH_KEYWORDS,
+      "create_topic($self, /, topic, partitions=4)\n--\n\n"
+      "create_topic(topic, partitions=4): create the topic now (an existing one is kept), so\n"
+      "consumers can subscribe before anything is produced." },
     { "stop", broker_stop, METH_NOARGS,
       "stop($self, /)\n--\n\n"
       "stop(): stop the embedded broker. Idempotent." },

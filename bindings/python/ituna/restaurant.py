@@ -604,6 +604,13 @@ class Restaurant:
             self.broker = ituna.start_embedded_broker(n_brokers=1, partitions=parts)
         except ituna.Error as exc:
             raise RestaurantError(f"cannot start the embedded broker with {parts} partitions per topic: {exc}") from None
+        # Its topics exist before any service subscribes: librdkafka 2.12 (the wheel's)
+        # gives a group no partitions of a topic nothing was produced to yet.
+        try:
+            for topic in self.topics.values():
+                self.broker.create_topic(topic, parts)
+        except ituna.Error as exc:
+            raise RestaurantError(f"cannot create the topics on the embedded broker: {exc}") from None
         self.bootstrap = _broker_bootstrap(self.broker)
         self.kafka_kind = "embedded"
 

@@ -295,6 +295,13 @@ typedef struct ituna_mock_cluster ituna_mock_cluster;
  * process until ituna_mock_cluster_stop(). The caller owns *out. Thread-safe. */
 ITUNA_API ituna_err ituna_mock_cluster_start(int n_brokers, int default_partitions, ituna_mock_cluster **out,
                                              char *errstr, size_t errstr_size);
+/* Create topic with partitions partitions (>= 1) now, as an admin would, so that a
+ * consumer may subscribe before anything is produced (librdkafka >= 2.x's test
+ * cluster gives a group no partitions of a topic that does not exist yet; 2.0
+ * auto-created it for the consumer). A topic that exists already is left as it is.
+ * Thread-safe. */
+ITUNA_API ituna_err ituna_mock_cluster_create_topic(ituna_mock_cluster *m, const char *topic, int partitions,
+                                                    char *errstr, size_t errstr_size);
 /* "127.0.0.1:port,..." Borrowed: valid until ituna_mock_cluster_stop(). Thread-safe. */
 ITUNA_API const char *ituna_mock_cluster_bootstrap(const ituna_mock_cluster *m);
 /* Stop and free (NULL is a no-op). Not thread-safe. */
