@@ -11,7 +11,7 @@
 #include "ring.h"
 
 struct ituna_batch {
-    ituna_tracer *tracer;
+    ituna_batch_sink sink; /* sink.exporter is NULL once destroyed */
     ituna_exporter *exporter;
     ituna_ring ring;
     size_t max_queue; /* logical bound (OTEL_BSP_MAX_QUEUE_SIZE) */
@@ -30,7 +30,17 @@ struct ituna_batch {
     pthread_cond_t cv;
     uint64_t done; /* spans taken off the ring and handled (exported, failed or dropped) */
     ituna_span **scratch;
+
+    /* Written by the worker only. */
+    _Alignas(64) _Atomic uint64_t spans_exported, spans_export_failed, export_requests, export_retries,
+        export_partial_rejected;
 };
+
+#define ADD(b, f, n) atomic_fetch_add_explicit(&(b)->f, (n), memory_order_relaxed)
+
+static void release_all(ituna_batch *b, size_t n) {
+    for (size_t i = 0; i < n; i++) b->sink.release(b->sink.ctx, b->scratch[i]);
+}
 
 static uint64_t mono_ns(void) {
     struct timespec ts;
@@ -61,25 +71,24 @@ static void mark_done(ituna_batch *b, size_t n) {
 }
 
 static void export_one_batch(ituna_batch *b, size_t n, uint64_t deadline_wall) {
-    ituna_tracer *t = b->tracer;
     ituna_export_result res;
     memset(&res, 0, sizeof res);
-    ituna_err err = b->exporter->export_batch(b->exporter, b->scratch, n, &t->resource, deadline_wall, &res);
-    atomic_fetch_add_explicit(&t->export_requests, 1u + (unsigned)res.retries, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->export_retries, (unsigned)res.retries, memory_order_relaxed);
+    ituna_err err =
+        b->exporter->export_batch(b->exporter, b->scratch, n, b->sink.resource, deadline_wall, &res);
+    ADD(b, export_requests, 1u + (unsigned)res.retries);
+    ADD(b, export_retries, (unsigned)res.retries);
     if (err == ITUNA_OK) {
-        atomic_fetch_add_explicit(&t->spans_exported, n - (res.rejected_spans < n ? res.rejected_spans : n),
-                                  memory_order_relaxed);
+        ADD(b, spans_exported, n - (res.rejected_spans < n ? res.rejected_spans : n));
         if (res.rejected_spans) {
-            atomic_fetch_add_explicit(&t->export_partial_rejected, res.rejected_spans, memory_order_relaxed);
+            ADD(b, export_partial_rejected, res.rejected_spans);
             ituna_log(ITUNA_LOG_WARN, "collector rejected %llu of %zu spans: %s",
                       (unsigned long long)res.rejected_spans, n, res.message);
         }
     } else {
-        atomic_fetch_add_explicit(&t->spans_export_failed, n, memory_order_relaxed);
+        ADD(b, spans_export_failed, n);
         ituna_log(ITUNA_LOG_WARN, "export of %zu spans failed (%s): %s", n, ituna_err2str(err), res.message);
     }
-    for (size_t i = 0; i < n; i++) ituna_span_recycle(b->tracer, b->scratch[i]);
+    release_all(b, n);
 }
 
 /* Drain the ring in batches. Past the stop deadline, what is left is dropped. */
@@ -95,9 +104,8 @@ static void drain(ituna_batch *b) {
         int64_t stop_dl = atomic_load(&b->stop_deadline_ns);
         uint64_t now_mono = mono_ns();
         if (stop_dl && now_mono >= (uint64_t)stop_dl) {
-            atomic_fetch_add_explicit(&b->tracer->spans_export_failed, n,
-                                      memory_order_relaxed); /* given up at shutdown */
-            for (size_t i = 0; i < n; i++) ituna_span_recycle(b->tracer, b->scratch[i]);
+            ADD(b, spans_export_failed, n); /* given up at shutdown */
+            release_all(b, n);
         } else {
             uint64_t budget = (uint64_t)b->export_timeout_ms * 1000000ull;
             if (stop_dl && (uint64_t)stop_dl - now_mono < budget) budget = (uint64_t)stop_dl - now_mono;
@@ -126,9 +134,10 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-ituna_err ituna_batch_create(ituna_tracer *t, ituna_exporter *e, size_t max_queue, int64_t delay_ms,
+ituna_err ituna_batch_create(const ituna_batch_sink *sink, size_t max_queue, int64_t delay_ms,
                              int64_t export_timeout_ms, size_t max_batch, ituna_batch **out, char *errstr,
                              size_t errstr_size) {
+    ituna_exporter *e = sink->exporter;
     *out = NULL;
     ituna_batch *b = calloc(1, sizeof *b);
     if (!b) {
@@ -143,7 +152,7 @@ ituna_err ituna_batch_create(ituna_tracer *t, ituna_exporter *e, size_t max_queu
         e->destroy(e);
         return ITUNA_ERR_NOMEM;
     }
-    b->tracer = t;
+    b->sink = *sink;
     b->exporter = e;
     b->max_queue = max_queue;
     b->max_batch = max_batch;
@@ -215,7 +224,7 @@ void ituna_batch_destroy(ituna_batch *b) {
     ituna_batch_shutdown(b, 0);
     /* Anything pushed after the worker stopped (a race with shutdown) is freed here. */
     ituna_span *s;
-    while ((s = pop(b)) != NULL) ituna_span_free(s);
+    while ((s = pop(b)) != NULL) b->sink.release(b->sink.ctx, s);
     if (b->exporter) b->exporter->destroy(b->exporter);
     sem_destroy(&b->wake);
     pthread_mutex_destroy(&b->mu);
@@ -223,4 +232,16 @@ void ituna_batch_destroy(ituna_batch *b) {
     ituna_ring_free(&b->ring);
     free(b->scratch);
     free(b);
+}
+
+void ituna_batch_get_stats(ituna_batch *b, ituna_batch_stats *o) {
+    memset(o, 0, sizeof *o);
+    if (!b) return;
+#define LD(f) o->f = atomic_load_explicit(&b->f, memory_order_relaxed)
+    LD(spans_exported);
+    LD(spans_export_failed);
+    LD(export_requests);
+    LD(export_retries);
+    LD(export_partial_rejected);
+#undef LD
 }

@@ -152,10 +152,33 @@ ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *
         ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit));                          \
     } while (0)
 
+/* ---- attributes (attrs.c) -------------------------------------------------- */
+ITUNA_HIDDEN int ituna_attr_ok(const ituna_attr *a); /* key set, known type */
+/* Copy *in into *out in arena memory, strings cut at a UTF-8 boundary to len_limit
+ * (0 = unlimited; *truncated set when cut). lit: ITUNA_LIT_* flags. 0 on OOM. */
+ITUNA_HIDDEN int ituna_kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t klen,
+                                 uint32_t len_limit, int *truncated, int lit);
+ITUNA_HIDDEN int ituna_kv_copy_limit(ituna_arena *a, ituna_kv *out, const ituna_attr *in, uint32_t len_limit,
+                                     int *truncated);
+/* Copy up to count_limit valid attributes into an arena array; the rest counted in *dropped,
+ * cut strings in *truncated. NULL when n is 0 or on OOM. */
+ITUNA_HIDDEN ituna_kv *ituna_kv_list_copy(ituna_arena *a, const ituna_attr *attrs, size_t n,
+                                          uint32_t count_limit, uint32_t len_limit, uint32_t *n_out,
+                                          uint32_t *dropped, uint32_t *truncated);
+
+/* ---- span memory (span_pool.c) ---------------------------------------------- */
+/* A span from t's pool, its previous contents released, or a new one; NULL on OOM. */
+ITUNA_HIDDEN ituna_span *ituna_span_alloc(struct ituna_tracer *t);
 /* Free a span and everything in its arena. */
 ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
 /* Same, for a span known to belong to tracer t (no read of the span itself). */
 ITUNA_HIDDEN void ituna_span_recycle(struct ituna_tracer *t, ituna_span *s);
+ITUNA_HIDDEN int ituna_span_pool_init(struct ituna_tracer *t); /* 0 on OOM */
+ITUNA_HIDDEN void ituna_span_pool_free(struct ituna_tracer *t);
+
+/* ---- current context (context.c) ---------------------------------------------- */
+/* The thread's current context, NULL when none. Borrowed until the next attach/detach. */
+ITUNA_HIDDEN const ituna_span_context *ituna_context_top(void);
 
 /* ---- resource ------------------------------------------------------------- */
 typedef struct ituna_resource {
@@ -176,10 +199,14 @@ struct ituna_scope {
     struct ituna_scope *next;
 };
 
-/* Copy one caller's attribute into arena memory (no length limit). 0 on OOM. (trace.c) */
+/* Copy one caller's attribute into arena memory (no length limit). 0 on OOM. (attrs.c) */
 ITUNA_HIDDEN int ituna_kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in);
 /* Free every scope of t (tracer destroy). (scope.c) */
 ITUNA_HIDDEN void ituna_scopes_free(struct ituna_tracer *t);
+/* Build the resource from cfg (resource.c); *service_name points into it. */
+ITUNA_HIDDEN ituna_err ituna_resource_build(ituna_resource *r, const ituna_config *cfg,
+                                            const char **service_name, char *errstr, size_t errstr_size);
+ITUNA_HIDDEN void ituna_resource_free(ituna_resource *r);
 
 /* ---- exporters ------------------------------------------------------------ */
 
@@ -219,6 +246,10 @@ static inline uint64_t ituna_export_deadline(ituna_exporter *e, uint64_t deadlin
 /* The OTLP/HTTP traces URL the exporter posts to (precedence in export_http.c).
  * The caller frees it; NULL on OOM. */
 ITUNA_HIDDEN char *ituna_otlp_http_url(const ituna_config *cfg);
+
+/* The exporter cfg asks for (exporter_config.c); *out NULL for type "none". */
+ITUNA_HIDDEN ituna_err ituna_exporter_from_config(const ituna_config *cfg, const char *service_name,
+                                                  ituna_exporter **out, char *errstr, size_t errstr_size);
 
 /* Exporter constructors (export_*.c). They read what they need from cfg. */
 ITUNA_HIDDEN ituna_err ituna_exporter_otlp_http_create(const ituna_config *cfg, ituna_exporter **out,
@@ -263,10 +294,22 @@ ITUNA_HIDDEN ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exp
                                               ituna_tracer **out, char *errstr, size_t errstr_size);
 
 /* ---- batch span processor (batch.c) ---------------------------------------- */
+/* The batch processor knows only its sink: the exporter it feeds, the resource
+ * sent with each batch, and where spans go once exported or given up on. */
 typedef struct ituna_batch ituna_batch;
+typedef struct ituna_batch_sink {
+    ituna_exporter *exporter;                  /* owned by the batch processor from create on */
+    const ituna_resource *resource;            /* borrowed; outlives the processor */
+    void (*release)(void *ctx, ituna_span *s); /* each span, once, after export or drop */
+    void *ctx;
+} ituna_batch_sink;
 
-/* Takes ownership of exporter e (also on failure). */
-ITUNA_HIDDEN ituna_err ituna_batch_create(struct ituna_tracer *t, ituna_exporter *e, size_t max_queue,
+typedef struct ituna_batch_stats {
+    uint64_t spans_exported, spans_export_failed, export_requests, export_retries, export_partial_rejected;
+} ituna_batch_stats;
+
+/* Takes ownership of sink->exporter (also on failure). */
+ITUNA_HIDDEN ituna_err ituna_batch_create(const ituna_batch_sink *sink, size_t max_queue,
                                           int64_t schedule_delay_ms, int64_t export_timeout_ms,
                                           size_t max_batch, ituna_batch **out, char *errstr,
                                           size_t errstr_size);
@@ -276,19 +319,31 @@ ITUNA_HIDDEN ituna_err ituna_batch_flush(ituna_batch *b, int64_t timeout_ms);
 /* Drain within timeout_ms, stop the worker, destroy the exporter. Idempotent. */
 ITUNA_HIDDEN ituna_err ituna_batch_shutdown(ituna_batch *b, int64_t timeout_ms);
 ITUNA_HIDDEN void ituna_batch_destroy(ituna_batch *b);
+/* Export counters so far (all zero for NULL). Thread-safe. */
+ITUNA_HIDDEN void ituna_batch_get_stats(ituna_batch *b, ituna_batch_stats *out);
 
-/* ---- tracer private state (trace.c; counters also bumped by batch.c) -------- */
+/* ---- sampler (sampler.c) ------------------------------------------------------ */
 enum ituna_sampler_kind { ITUNA_SAMPLER_ALWAYS_ON, ITUNA_SAMPLER_ALWAYS_OFF, ITUNA_SAMPLER_RATIO };
+typedef struct ituna_sampler {
+    int kind; /* enum ituna_sampler_kind for roots (and all spans when !parent_based) */
+    int parent_based;
+    uint64_t ratio_bound; /* traceidratio: sample when low 64 bits (big endian) < bound */
+    int ratio_all;        /* ratio >= 1.0 */
+} ituna_sampler;
+/* From [tracer] sampler / sampler-arg; a clear error for an unknown name or ratio. */
+ITUNA_HIDDEN ituna_err ituna_sampler_init(ituna_sampler *s, const ituna_config *cfg, char *errstr,
+                                          size_t errstr_size);
+ITUNA_HIDDEN int ituna_sampler_should_sample(const ituna_sampler *s, const ituna_span_context *parent,
+                                             const uint8_t trace_id[16]);
+
+/* ---- tracer private state (trace.c, span.c) ------------------------------------ */
 
 struct ituna_tracer {
     ituna_config *cfg;
     const char *service_name; /* in resource arena */
     ituna_resource resource;
     int disabled;
-    int sampler; /* enum ituna_sampler_kind for roots (and all spans when !parent_based) */
-    int parent_based;
-    uint64_t ratio_bound; /* traceidratio: sample when low 64 bits (big endian) < bound */
-    int ratio_all;        /* ratio >= 1.0 */
+    ituna_sampler sampler;
     uint32_t attr_count_limit, attr_len_limit, event_count_limit, link_count_limit;
     uint32_t event_attr_limit, link_attr_limit;
     ituna_batch *batch;
@@ -301,9 +356,6 @@ struct ituna_tracer {
      * is not counted: it is ended - dropped. */
     _Alignas(64) _Atomic uint64_t spans_started, spans_not_sampled, spans_ended, spans_dropped,
         attributes_dropped, attributes_truncated, events_dropped, links_dropped;
-    /* Written by the export thread. */
-    _Alignas(64) _Atomic uint64_t spans_exported, spans_export_failed, export_requests, export_retries,
-        export_partial_rejected;
     /* Spans lost (dropped + export failed + rejected) when flush last reported. */
     _Atomic uint64_t lost_reported;
 };
