@@ -84,7 +84,8 @@ static int count_topic(ituna_tracer *t, const char *topic, int idle_ms, char *fi
     ituna_consumer_wait_assigned(c, 30000, &assigned, err, sizeof err);
     for (;;) {
         ituna_message *m = NULL;
-        if (ituna_consumer_poll(c, n ? idle_ms : idle_ms + 6000, &m, err, sizeof err) || !m) break;
+        if (ituna_consumer_poll(c, n ? idle_ms : idle_ms + 3000, &m, err, sizeof err) || !m)
+            break; /* assigned: soon */
         n++;
         if (first) {
             size_t len;
@@ -252,8 +253,8 @@ static int run_scenario(cJSON *sc) {
     cJSON_AddItemToObject(got, "failed_publishes_seen", x.seen);
     cJSON_AddNumberToObject(got, "handled", x.handled);
     cJSON_AddStringToObject(got, "next_member_first", first);
-    cJSON_AddNumberToObject(got, "out", count_topic(t, out_topic, 4000, NULL, 0, NULL, NULL));
-    cJSON_AddNumberToObject(got, "dlq", count_topic(t, dlq, 3000, NULL, 0, NULL, NULL));
+    cJSON_AddNumberToObject(got, "out", count_topic(t, out_topic, 2000, NULL, 0, NULL, NULL));
+    cJSON_AddNumberToObject(got, "dlq", count_topic(t, dlq, 2000, NULL, 0, NULL, NULL));
     ituna_tracer_flush(t, 10000);
     cJSON_AddItemToObject(got, "attempts", attempts(path, topic, group, probe));
     int ok = matches(exp, got);
