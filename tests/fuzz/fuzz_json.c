@@ -18,7 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = malloc(size ? size : 1);
     if (!text) return 0;
     memcpy(text, data, size);
-    char err[160] = "";
+    /* room for the longest message: the elided key path plus the reason, so the
+     * reason checked below is never cut off */
+    char err[1024] = "";
     int top = lua_gettop(L);
     if (ilua_json_decode(L, text, size, err, sizeof err)) {
         if (lua_gettop(L) != top + 1) abort();
