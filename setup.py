@@ -63,16 +63,17 @@ class BuildExt(build_ext):
 
 
 class BuildPy(build_py):
-    """Ships the restaurant's service scripts and default INI inside the package
-    (ituna/scripts/), so an installed ituna-restaurant runs without the source tree."""
+    """Ships the restaurant's service scripts, config, schema and report profile inside
+    its application package (ituna_restaurant/scripts/), so an installed ituna-restaurant
+    runs without the source tree. The ituna library package holds none of them."""
 
     def run(self):
         super().run()
         src = os.path.join(HERE, "scripts")
         if not os.path.isdir(src):
             return
-        dst = os.path.join(self.build_lib, "ituna", "scripts")
-        for sub, pattern in (("python", "*.py"), ("lua", "*.lua"), ("", "ituna-config.ini")):
+        dst = os.path.join(self.build_lib, "ituna_restaurant", "scripts")
+        for sub, pattern in (("python", "*.py"), ("lua", "*.lua"), ("", "*.ini")):
             os.makedirs(os.path.join(dst, sub), exist_ok=True)
             for f in glob.glob(os.path.join(src, sub, pattern)):
                 shutil.copy2(f, os.path.join(dst, sub, os.path.basename(f)))
@@ -85,8 +86,12 @@ core_sources = rel(glob.glob(os.path.join(HERE, "core", "src", "*.c")))
 binding_sources = rel(glob.glob(os.path.join(HERE, "bindings", "python", "_core", "*.c")))
 
 setup(
-    packages=find_packages(where="bindings/python", include=["ituna", "ituna.*"]),
-    package_dir={"": "bindings/python"},
+    # the library (ituna) and the two applications built on it (scripts/): the launcher
+    # ituna_restaurant and the report ituna_report
+    packages=find_packages(where="bindings/python", include=["ituna", "ituna.*"])
+    + ["ituna_restaurant", "ituna_report"],
+    package_dir={"": "bindings/python", "ituna_restaurant": "scripts/ituna_restaurant",
+                 "ituna_report": "scripts/ituna_report"},
     # bin/ituna-lua: put there by tools/build-wheel.sh only (a wheel's Lua host)
     package_data={"ituna": ["py.typed", "*.pyi", "**/*.pyi", "bin/ituna-lua"]},
     ext_modules=[

@@ -5,7 +5,7 @@
  * (consumer loops end and commit, sleeps return), and on the way out closes Lua
  * (finishing spans, consumers, producers) and flushes the spans.
  *
- *   ituna-lua [--config PATH] [--service NAME] script.lua [args...]
+ *   ituna-lua [--config PATH] [--schema PATH] [--service NAME] script.lua [args...]
  *
  * Exit status: the script's os.exit code, 0 after a normal end or a stop by
  * signal, 1 on a script error, 2 on bad usage or configuration, 3 when the script
@@ -32,8 +32,10 @@ static const char *progname = "ituna-lua";
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: %s [--config PATH] [--service NAME] script.lua [args...]\n"
+            "usage: %s [--config PATH] [--schema PATH] [--service NAME] script.lua [args...]\n"
             "  --config PATH   INI file (default: $ITUNA_CONFIG when set)\n"
+            "  --schema PATH   the application's config schema, making its sections known\n"
+            "                  (default: $ITUNA_CONFIG_SCHEMA when set)\n"
             "  --service NAME  service.name (default: OTEL_SERVICE_NAME, the INI's\n"
             "                  [tracer] service-name, else the script's base name)\n"
             "  --version       print the versions and exit\n"
@@ -155,11 +157,13 @@ static void script_service_name(const char *path, char *out, size_t size) {
 }
 
 int main(int argc, char **argv) {
-    const char *config_path = getenv("ITUNA_CONFIG"), *service = NULL;
+    const char *config_path = getenv("ITUNA_CONFIG"), *schema_path = NULL, *service = NULL;
     int script = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];
+        } else if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc) {
+            schema_path = argv[++i];
         } else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
             service = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -187,15 +191,17 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    /* configuration: file, then environment, then the command line */
+    /* configuration: application schema (--schema, else $ITUNA_CONFIG_SCHEMA), file,
+     * then environment, then the command line */
     char err[512] = "";
     ituna_config *cfg = ituna_config_new();
     if (!cfg) {
         fprintf(stderr, "%s: out of memory\n", progname);
         return 2;
     }
-    ituna_err rc = ITUNA_OK;
-    if (config_path && config_path[0]) rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
+    ituna_err rc = ituna_config_add_schema_file(cfg, schema_path, err, sizeof err);
+    if (rc == ITUNA_OK && config_path && config_path[0])
+        rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
     if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
     char default_name[256];
     if (rc == ITUNA_OK && !service && !ituna_config_get(cfg, "tracer", "service-name")) {
@@ -224,6 +230,7 @@ int main(int argc, char **argv) {
     lua_pop(L, 1);
     ituna_lua_set_host_tracer(L, tracer);
     ituna_lua_set_host_config(L, config_path); /* ituna.init{} refuses settings it cannot apply */
+    ituna_lua_set_host_schema(L, schema_path);
 
     int status = run_script(L, argv[script], argv, argc, script);
 

@@ -91,6 +91,25 @@ static void check_host_init(lua_State *L, const char *service) {
         if (lua_type(L, -1) != LUA_TSTRING) continue; /* the table's own checks do not run here */
         const char *key = lua_tostring(L, -1);
         if (strcmp(key, "service_name") == 0) continue;
+        if (strcmp(key, "schema") == 0) {
+            /* the application schema the host registered (--schema / $ITUNA_CONFIG_SCHEMA) */
+            lua_getfield(L, 1, "schema");
+            lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
+            const char *want = lua_tostring(L, -2), *have = lua_tostring(L, -1);
+            char *real = want ? realpath(want, NULL) : NULL;
+            int same = real && have && strcmp(real, have) == 0;
+            free(real);
+            if (same) {
+                lua_pop(L, 2);
+                continue;
+            }
+            luaL_error(L,
+                       "ituna.init: schema '%s' cannot take effect: the host (ituna-lua) set the tracer '%s' "
+                       "up before the script ran, with %s%s; start it with --schema %s (or "
+                       "ITUNA_CONFIG_SCHEMA), or run the script with lua5.4",
+                       want ? want : "?", service, have ? "the schema " : "no application schema",
+                       have ? have : "", want ? want : "PATH");
+        }
         if (strcmp(key, "config") == 0) {
             lua_getfield(L, 1, "config");
             const char *want = lua_tostring(L, -1);
@@ -118,6 +137,17 @@ static void check_host_init(lua_State *L, const char *service) {
     lua_pop(L, 1);
 }
 
+void ituna_lua_set_host_schema(lua_State *L, const char *schema_path) {
+    if (!schema_path || !schema_path[0]) schema_path = getenv("ITUNA_CONFIG_SCHEMA");
+    char *real = schema_path && schema_path[0] ? realpath(schema_path, NULL) : NULL;
+    if (real)
+        lua_pushstring(L, real);
+    else
+        lua_pushnil(L);
+    free(real);
+    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
+}
+
 void ituna_lua_set_host_config(lua_State *L, const char *config_path) {
     char *real = config_path && config_path[0] ? realpath(config_path, NULL) : NULL;
     if (real)
@@ -128,9 +158,10 @@ void ituna_lua_set_host_config(lua_State *L, const char *config_path) {
     lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
 }
 
-/* ituna.init{service_name=..., config=path, [key]=value...}: file, then the
- * environment, then the table's keys (ituna_config_set), so env wins over the
- * file and the table over both. With a tracer already set up by an earlier init,
+/* ituna.init{service_name=..., config=path, schema=path, [key]=value...}: the
+ * application schema (else $ITUNA_CONFIG_SCHEMA), the file, then the environment,
+ * then the table's keys (ituna_config_set), so env wins over the file and the table
+ * over both. With a tracer already set up by an earlier init,
  * returns that one and ignores the table; with one set up by the host
  * (ituna-lua), returns it and refuses settings it cannot apply (check_host_init).
  * [-0, +1, e] */
@@ -156,12 +187,16 @@ static int l_init(lua_State *L) {
     lua_getfield(L, 1, "config");
     if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "ituna.init: config must be a file path (string), got %s", luaL_typename(L, 2));
-    static const char *const reserved[] = { "config", NULL };
+    lua_getfield(L, 1, "schema");
+    if (!lua_isnil(L, 3) && lua_type(L, 3) != LUA_TSTRING)
+        return luaL_error(L, "ituna.init: schema must be a file path (string), got %s", luaL_typename(L, 3));
+    static const char *const reserved[] = { "config", "schema", NULL };
     const char *const *overrides = ilua_string_pairs(L, 1, reserved, "ituna.init");
     char err[ILUA_ERRSTR] = "";
     ituna_config *cfg = ituna_config_new();
     if (!cfg) return luaL_error(L, "ituna.init: out of memory");
-    ituna_err rc = ituna_config_load(cfg, lua_tostring(L, 2), 1, overrides, err, sizeof err);
+    ituna_err rc = ituna_config_add_schema_file(cfg, lua_tostring(L, 3), err, sizeof err);
+    if (rc == ITUNA_OK) rc = ituna_config_load(cfg, lua_tostring(L, 2), 1, overrides, err, sizeof err);
     ituna_tracer *t = NULL;
     if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &t, err, sizeof err);
     ituna_config_destroy(cfg);
@@ -278,6 +313,20 @@ static int tracer_config(lua_State *L) {
     ilua_tracer *t = check_tracer(L, 1);
     const char *v =
         ituna_config_get(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* tracer:config_value(section, key) -> the value as set, else the default of the
+ * core's or the registered application schema's table, else nil.
+ * [-0, +1, v] */
+static int tracer_config_value(lua_State *L) {
+    ilua_tracer *t = check_tracer(L, 1);
+    const char *v =
+        ituna_config_value(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
     if (v)
         lua_pushstring(L, v);
     else
@@ -696,6 +745,7 @@ static const luaL_Reg tracer_methods[] = {
     { "stats", tracer_stats },
     { "service_name", tracer_service_name },
     { "config", tracer_config },
+    { "config_value", tracer_config_value },
     { NULL, NULL },
 };
 

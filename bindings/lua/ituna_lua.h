@@ -32,6 +32,12 @@ ITUNA_LUA_API void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t);
  * [-0, +0, m] */
 ITUNA_LUA_API void ituna_lua_set_host_config(lua_State *L, const char *config_path);
 
+/* Tell the module which application schema the host registered (NULL: the one named
+ * by $ITUNA_CONFIG_SCHEMA, else none): with a host tracer, ituna.init{} accepts a
+ * schema naming that same file and refuses another one.
+ * [-0, +0, m] */
+ITUNA_LUA_API void ituna_lua_set_host_schema(lua_State *L, const char *schema_path);
+
 /* Ask every consumer loop to end at its next iteration (committing what was
  * handled), wake consumers blocked in poll, and make ituna.running() false and
  * ituna.sleep() return early. Async-signal-safe; may be called from any thread. */

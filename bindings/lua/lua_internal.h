@@ -32,6 +32,8 @@
 #define ILUA_REG_TRACER "ituna.current_tracer"
 /* the host tracer's INI file, realpath (absent: none) */
 #define ILUA_REG_HOST_CONFIG "ituna.host_config"
+/* the host tracer's application schema, realpath (absent: none) */
+#define ILUA_REG_HOST_SCHEMA "ituna.host_schema"
 
 #define ILUA_ERRSTR 512
 

@@ -11,7 +11,13 @@
  * A key repeated within one file is an error (ConfigParser's strict mode agrees);
  * a repeated section header just reopens the section.
  * Every load parses into a scratch list first and merges only on success, so a
- * failed load leaves the handle as it was. */
+ * failed load leaves the handle as it was.
+ *
+ * Sections the core does not own (an application's) are known once the application
+ * registered its schema on the handle (ituna_config_add_schema): an INI text in the
+ * same dialect whose values are key specs, "TYPE[(ARGS)] [DEFAULT]" (config_schema.c
+ * parses them). This file consumes the schema module; the schema module knows
+ * nothing of the store. */
 #include "config_schema.h"
 
 #include <ctype.h>
@@ -31,9 +37,15 @@ typedef struct cfg_list {
     size_t n, cap;
 } cfg_list;
 
+/* The registered application schemas: every string of the table is owned (strdup). */
+typedef struct app_schema {
+    ituna_cfg_table table;
+} app_schema;
+
 struct ituna_config {
     cfg_list list;
     char *queue_addr; /* "[queue] host:port", rebuilt after every change */
+    app_schema app;
 };
 
 /* ---- the entry list ----------------------------------------------------------- */
@@ -146,11 +158,28 @@ ituna_config *ituna_config_new(void) {
     return calloc(1, sizeof(ituna_config));
 }
 
+static void app_key_free(ituna_cfg_key *k) {
+    free((char *)k->section);
+    free((char *)k->key);
+    free((char *)k->def);
+    free((char *)k->allowed);
+}
+
+static void app_free(app_schema *a) {
+    for (size_t i = 0; i < a->table.n_keys; i++) app_key_free(&a->table.keys[i]);
+    for (size_t i = 0; i < a->table.n_sections; i++) free((char *)a->table.sections[i].name);
+    free(a->table.keys);
+    free(a->table.sections);
+    memset(a, 0, sizeof *a);
+}
+
+static int app_copy(app_schema *dst, const app_schema *src);
+
 ituna_config *ituna_config_dup(const ituna_config *cfg) {
     if (!cfg) return NULL;
     ituna_config *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (!list_copy(&c->list, &cfg->list) || !rebuild_queue_addr(c)) {
+    if (!list_copy(&c->list, &cfg->list) || !rebuild_queue_addr(c) || !app_copy(&c->app, &cfg->app)) {
         ituna_config_destroy(c);
         return NULL;
     }
@@ -161,6 +190,7 @@ void ituna_config_destroy(ituna_config *cfg) {
     if (!cfg) return;
     list_free(&cfg->list);
     free(cfg->queue_addr);
+    app_free(&cfg->app);
     free(cfg);
 }
 
@@ -204,8 +234,10 @@ static char *clean_value(char *raw) {
 }
 
 /* Parse text into out. On failure errstr holds "NAME:LINE: ..." */
-static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, char *errstr,
-                           size_t errstr_size) {
+/* Parse text into out, checking every entry against the core's and app's tables;
+ * raw != 0 checks nothing (an application schema's own text). */
+static ituna_err parse_ini(const ituna_cfg_table *app, int raw, const char *name, const char *text,
+                           cfg_list *out, char *errstr, size_t errstr_size) {
     size_t len = strlen(text);
     char *buf = malloc(len + 1);
     if (!buf) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
@@ -250,8 +282,8 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
                                    lineno);
                 break;
             }
-            if (!ituna_cfg_find_section(section)) {
-                ituna_cfg_check(section, "", "", msg, sizeof msg);
+            if (!raw && !ituna_cfg_find_section(app, section)) {
+                ituna_cfg_check(app, section, "", "", msg, sizeof msg);
                 rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG, "%s:%d: [%s]: %s", name, lineno,
                                    section, msg);
                 break;
@@ -279,7 +311,7 @@ static ituna_err parse_ini(const char *name, const char *text, cfg_list *out, ch
                                "%s:%d: key '%s' appears before any [section]", name, lineno, key);
             break;
         }
-        rc = ituna_cfg_check(section, key, value, msg, sizeof msg);
+        rc = raw ? ITUNA_OK : ituna_cfg_check(app, section, key, value, msg, sizeof msg);
         if (rc != ITUNA_OK) {
             ituna_set_err(errstr, errstr_size, rc, "%s:%d: [%s] %s: %s", name, lineno, section, key, msg);
             break;
@@ -307,15 +339,15 @@ ituna_err ituna_config_load_string(ituna_config *cfg, const char *name, const ch
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or text is NULL");
     if (!name) name = "<string>";
     cfg_list tmp = { 0 };
-    ituna_err rc = parse_ini(name, text, &tmp, errstr, errstr_size);
+    ituna_err rc = parse_ini(&cfg->app.table, 0, name, text, &tmp, errstr, errstr_size);
     if (rc == ITUNA_OK) rc = merge(cfg, &tmp, errstr, errstr_size);
     list_free(&tmp);
     return rc;
 }
 
-ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errstr, size_t errstr_size) {
-    if (!cfg || !path)
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or path is NULL");
+/* The whole file as a NUL-terminated text (*out, caller frees), or an error naming path. */
+static ituna_err read_text(const char *path, char **out, char *errstr, size_t errstr_size) {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -328,7 +360,7 @@ ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errs
     int saved = errno;
     fclose(f);
     ituna_buf_putc(&b, '\0');
-    ituna_err rc;
+    ituna_err rc = ITUNA_OK;
     if (read_err)
         rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_IO, "%s: read error: %s", path, strerror(saved));
     else if (b.oom)
@@ -336,9 +368,21 @@ ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errs
     else if (memchr(b.data, '\0', b.len - 1))
         rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_PARSE,
                            "%s: contains a NUL byte; not an INI text file", path);
-    else
-        rc = ituna_config_load_string(cfg, path, (const char *)b.data, errstr, errstr_size);
+    if (rc == ITUNA_OK) {
+        *out = (char *)b.data; /* handed over */
+        return ITUNA_OK;
+    }
     ituna_buf_free(&b);
+    return rc;
+}
+
+ituna_err ituna_config_load_file(ituna_config *cfg, const char *path, char *errstr, size_t errstr_size) {
+    if (!cfg || !path)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or path is NULL");
+    char *text = NULL;
+    ituna_err rc = read_text(path, &text, errstr, errstr_size);
+    if (rc == ITUNA_OK) rc = ituna_config_load_string(cfg, path, text, errstr, errstr_size);
+    free(text);
     return rc;
 }
 
@@ -388,7 +432,7 @@ ituna_err ituna_config_load_env(ituna_config *cfg, char *errstr, size_t errstr_s
                 continue;
             }
             int otel = otel_normalise(k, var, v);
-            ituna_err bad = ituna_cfg_check(k->section, k->key, v, msg, sizeof msg);
+            ituna_err bad = ituna_cfg_check(NULL, k->section, k->key, v, msg, sizeof msg);
             if (bad != ITUNA_OK && otel) {
                 ituna_log(ITUNA_LOG_WARN, "environment %s: %s; ignored, the default stays", var, msg);
                 free(buf);
@@ -417,9 +461,10 @@ ituna_err ituna_config_set(ituna_config *cfg, const char *key, const char *value
     if (!cfg || !key || !value)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config, key or value is NULL");
     char section[128], name[256], msg[600];
-    ituna_err rc = ituna_cfg_resolve(key, section, sizeof section, name, sizeof name, msg, sizeof msg);
+    ituna_err rc =
+        ituna_cfg_resolve(&cfg->app.table, key, section, sizeof section, name, sizeof name, msg, sizeof msg);
     if (rc != ITUNA_OK) return ituna_set_err(errstr, errstr_size, rc, "%s", msg);
-    rc = ituna_cfg_check(section, name, value, msg, sizeof msg);
+    rc = ituna_cfg_check(&cfg->app.table, section, name, value, msg, sizeof msg);
     if (rc != ITUNA_OK) return ituna_set_err(errstr, errstr_size, rc, "[%s] %s: %s", section, name, msg);
     cfg_list tmp = { 0 };
     if (!list_set(&tmp, section, name, value, "api", 0))
@@ -492,7 +537,7 @@ const char *ituna_config_bootstrap(const ituna_config *cfg, const char *explicit
 static const char *effective(const ituna_config *cfg, const char *section, const char *key) {
     const char *v = ituna_config_get(cfg, section, key);
     if (v) return v;
-    const ituna_cfg_key *k = ituna_cfg_find_key(section, key);
+    const ituna_cfg_key *k = ituna_cfg_find_key(&cfg->app.table, section, key);
     return k ? k->def : NULL;
 }
 
@@ -521,4 +566,176 @@ int64_t ituna_config_delay_ms(const ituna_config *cfg, const char *section, cons
     if (!ituna_cfg_parse_delay(effective(cfg, section, key), &lo, &hi)) return def;
     if (hi <= lo) return lo;
     return lo + (int64_t)(ituna_random_u64() % (uint64_t)(hi - lo + 1));
+}
+
+const char *ituna_config_value(const ituna_config *cfg, const char *section, const char *key) {
+    if (!cfg || !section || !key) return NULL;
+    return effective(cfg, section, key);
+}
+
+int ituna_config_next_known(const ituna_config *cfg, size_t *iter, const char **section, const char **key,
+                            const char **value) {
+    if (!cfg || !iter) return 0;
+    size_t n_core;
+    const ituna_cfg_key *core = ituna_cfg_schema(&n_core);
+    size_t i = *iter;
+    const ituna_cfg_key *k = i < n_core                           ? &core[i]
+                             : i - n_core < cfg->app.table.n_keys ? &cfg->app.table.keys[i - n_core]
+                                                                  : NULL;
+    if (!k) return 0;
+    if (section) *section = k->section;
+    if (key) *key = k->key;
+    if (value) *value = effective(cfg, k->section, k->key);
+    *iter = i + 1;
+    return 1;
+}
+
+/* ---- cross-key checks ---------------------------------------------------------- */
+
+ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size) {
+    if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
+    /* The OTel SDK spec: maxExportBatchSize must be <= maxQueueSize. Only a batch
+     * size actually set can break it; the default one follows a smaller queue. */
+    const char *bo = ituna_config_origin(cfg, "exporter", "max-export-batch-size");
+    if (!bo) return ITUNA_OK;
+    int64_t batch = ituna_config_int(cfg, "exporter", "max-export-batch-size", 512);
+    int64_t queue = ituna_config_int(cfg, "exporter", "max-queue-size", 2048);
+    if (batch > queue) {
+        const char *qo = ituna_config_origin(cfg, "exporter", "max-queue-size");
+        return ituna_set_err(
+            errstr, errstr_size, ITUNA_ERR_CONFIG,
+            "%s: [exporter] max-export-batch-size %lld must not exceed max-queue-size (%lld, %s)", bo,
+            (long long)batch, (long long)queue, qo ? qo : "default");
+    }
+    return ITUNA_OK;
+}
+
+/* ---- application schemas ---------------------------------------------------------- */
+
+/* ---- application schemas ---------------------------------------------------------- */
+
+static char *dup_or_null(const char *s, int *ok) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *ok = 0;
+    return d;
+}
+
+/* Append a copy of k (strings duplicated). 0 on OOM. */
+static int app_add_key(app_schema *a, const ituna_cfg_key *k) {
+    ituna_cfg_key *v = realloc(a->table.keys, (a->table.n_keys + 1) * sizeof *v);
+    if (!v) return 0;
+    a->table.keys = v;
+    int ok = 1;
+    ituna_cfg_key c = *k;
+    c.section = dup_or_null(k->section, &ok);
+    c.key = dup_or_null(k->key, &ok);
+    c.def = dup_or_null(k->def, &ok);
+    c.allowed = dup_or_null(k->allowed, &ok);
+    c.env[0] = c.env[1] = NULL;
+    c.doc = NULL;
+    if (!ok) {
+        app_key_free(&c);
+        return 0;
+    }
+    a->table.keys[a->table.n_keys++] = c;
+    return 1;
+}
+
+static int app_add_section(app_schema *a, const char *name) {
+    ituna_cfg_section *v = realloc(a->table.sections, (a->table.n_sections + 1) * sizeof *v);
+    if (!v) return 0;
+    a->table.sections = v;
+    char *n = strdup(name);
+    if (!n) return 0;
+    a->table.sections[a->table.n_sections++] = (ituna_cfg_section){ n, 0, ITUNA_CFG_ANY, NULL };
+    return 1;
+}
+
+static int app_copy(app_schema *dst, const app_schema *src) {
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < src->table.n_sections; i++)
+        if (!app_add_section(dst, src->table.sections[i].name)) goto oom;
+    for (size_t i = 0; i < src->table.n_keys; i++)
+        if (!app_add_key(dst, &src->table.keys[i])) goto oom;
+    return 1;
+oom:
+    app_free(dst);
+    return 0;
+}
+
+static int same_str(const char *a, const char *b) {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int same_spec(const ituna_cfg_key *a, const ituna_cfg_key *b) {
+    return a->type == b->type && a->min == b->min && a->max == b->max && same_str(a->def, b->def) &&
+           same_str(a->allowed, b->allowed);
+}
+
+ituna_err ituna_config_add_schema(ituna_config *cfg, const char *name, const char *text, char *errstr,
+                                  size_t errstr_size) {
+    if (!cfg || !text)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config or schema text is NULL");
+    if (!name) name = "<schema>";
+    cfg_list raw = { 0 };
+    ituna_err rc = parse_ini(NULL, 1, name, text, &raw, errstr, errstr_size);
+    if (rc != ITUNA_OK) return rc;
+    /* build the extended table aside: the handle changes only when all of it is good */
+    app_schema next;
+    if (!app_copy(&next, &cfg->app)) {
+        list_free(&raw);
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+    }
+    char msg[600];
+    for (size_t i = 0; i < raw.n && rc == ITUNA_OK; i++) {
+        const cfg_entry *e = &raw.v[i];
+        const ituna_cfg_section *owner = ituna_cfg_find_section(NULL, e->section);
+        if (owner) {
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
+                               "%s: [%s] %s: the core owns section [%s]; an application names its own",
+                               e->origin, e->section, e->key, e->section);
+            break;
+        }
+        char *spec = strdup(e->value);
+        if (!spec) {
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            break;
+        }
+        ituna_cfg_key k = { e->section, e->key, ITUNA_CFG_STRING, { NULL, NULL }, NULL, NULL, 0, 0, NULL };
+        rc = ituna_cfg_parse_spec(spec, &k, msg, sizeof msg);
+        const ituna_cfg_key *old = ituna_cfg_find_key(&next.table, e->section, e->key);
+        if (rc != ITUNA_OK)
+            ituna_set_err(errstr, errstr_size, rc, "%s: [%s] %s: %s", e->origin, e->section, e->key, msg);
+        else if (old && same_spec(old, &k))
+            ; /* the same schema registered again: nothing changes */
+        else if (old)
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_CONFIG,
+                               "%s: [%s] %s: already registered with another spec", e->origin, e->section,
+                               e->key);
+        else if ((!ituna_cfg_find_section(&next.table, e->section) && !app_add_section(&next, e->section)) ||
+                 !app_add_key(&next, &k))
+            rc = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+        free(spec);
+    }
+    list_free(&raw);
+    if (rc != ITUNA_OK) {
+        app_free(&next);
+        return rc;
+    }
+    app_free(&cfg->app);
+    cfg->app = next;
+    return ITUNA_OK;
+}
+
+ituna_err ituna_config_add_schema_file(ituna_config *cfg, const char *path, char *errstr,
+                                       size_t errstr_size) {
+    if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
+    if (!path || !*path) path = getenv("ITUNA_CONFIG_SCHEMA");
+    if (!path || !*path) return ITUNA_OK;
+    char *text = NULL;
+    ituna_err rc = read_text(path, &text, errstr, errstr_size);
+    if (rc == ITUNA_OK) rc = ituna_config_add_schema(cfg, path, text, errstr, errstr_size);
+    free(text);
+    return rc;
 }

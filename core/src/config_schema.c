@@ -1,7 +1,9 @@
-/* config_schema.c - the one table of configuration sections and keys (type,
- * OTEL_* variables, default, allowed values, meaning), value checks, key
- * resolution for ituna_config_set(), the k=v,k=v list parser and the
- * cross-key validation run by the tracer. docs/config.md mirrors the table. */
+/* config_schema.c - the one table of the core's configuration sections and keys
+ * (type, OTEL_* variables, default, allowed values, meaning), the parser of an
+ * application's key specs, value checks against both, key resolution for
+ * ituna_config_set() and the k=v,k=v list parser. Applications' sections (the
+ * restaurant's [rates], [services], ...) are not here: they register their own
+ * table (ituna_config_add_schema). docs/config.md mirrors the table. */
 #include "config_schema.h"
 
 #include <ctype.h>
@@ -123,51 +125,6 @@ static const ituna_cfg_key SCHEMA[] = {
     /* [jaeger-exporter]: the seed's collector address */
     K_STR("jaeger-exporter", "host", NULL, NULL, NULL, "OTLP collector host (seed)"),
     K_INT("jaeger-exporter", "port", NULL, NULL, "4318", 1, 65535, "OTLP/HTTP collector port (seed)"),
-
-    /* seed topics */
-    K_STR("initial-order", "queue-topic", NULL, NULL, "ituna-orders", "topic of new orders (seed)"),
-    K_STR("kitchen-queue", "queue-topic", NULL, NULL, "kitchen-orders", "topic of validated orders (seed)"),
-
-    /* [simulated-delays]: the seed's per-stage processing time */
-    K_DELAY("simulated-delays", "website-ordering", "2000", "ms between website orders"),
-    K_DELAY("simulated-delays", "on-site-ordering", "3000", "ms between on-site orders"),
-    K_DELAY("simulated-delays", "direct-kitchen-ordering", "4000", "ms between direct kitchen orders"),
-    K_DELAY("simulated-delays", "order-validation-address", "70", "ms of address validation"),
-    K_DELAY("simulated-delays", "order-validation-name", "50", "ms of name validation"),
-    K_DELAY("simulated-delays", "order-validation-inventory", "120", "ms of inventory validation"),
-    K_DELAY("simulated-delays", "order-validation-pub", "100", "ms before publishing to the kitchen"),
-    K_DELAY("simulated-delays", "kitchen-service", "140", "ms of cooking"),
-
-    /* restaurant (scripts/, issue 7): language per service */
-    K_ENUM("services", "website-ordering", NULL, NULL, "python", "lua|python", "language of the service"),
-    K_ENUM("services", "onsite-ordering", NULL, NULL, "lua", "lua|python", "language of the service"),
-    K_ENUM("services", "order-validation", NULL, NULL, "python", "lua|python", "language of the service"),
-    K_ENUM("services", "direct-kitchen-ordering", NULL, NULL, "lua", "lua|python", "language of the service"),
-    K_ENUM("services", "kitchen-service", NULL, NULL, "lua", "lua|python", "language of the service"),
-    /* restaurant: order rates, orders per second */
-    K_FLT("rates", "website-ordering", NULL, "1", 0.0, 1e6, "website orders per second"),
-    K_FLT("rates", "onsite-ordering", NULL, "1", 0.0, 1e6, "on-site orders per second"),
-    K_FLT("rates", "direct-kitchen-ordering", NULL, "0.5", 0.0, 1e6, "direct kitchen orders per second"),
-    /* restaurant: probability that a stage fails an order */
-    K_FLT("failure-rates", "order-validation-address", NULL, "0", 0.0, 1.0,
-          "probability the address is rejected"),
-    K_FLT("failure-rates", "order-validation-name", NULL, "0", 0.0, 1.0, "probability the name is rejected"),
-    K_FLT("failure-rates", "order-validation-inventory", NULL, "0", 0.0, 1.0,
-          "probability inventory rejects"),
-    K_FLT("failure-rates", "kitchen-service", NULL, "0", 0.0, 1.0, "probability the kitchen fails an order"),
-    /* restaurant: our topics */
-    K_STR("topics", "rejected", NULL, NULL, "ituna-rejected", "topic of rejected orders"),
-    K_STR("topics", "ready", NULL, NULL, "ituna-ready", "topic of cooked orders"),
-    /* restaurant: the launcher */
-    K_INT("restaurant", "orders", NULL, NULL, "30", 0, IMAX,
-          "orders to place in a run; 0 = until duration ends"),
-    K_FLT("restaurant", "duration", NULL, "0", 0.0, 1e9, "seconds to run; 0 = until all orders are served"),
-    K_INT("restaurant", "scale-kitchen-service", NULL, NULL, "1", 1, 1024,
-          "kitchen-service consumers in its group"),
-    K_PATH("restaurant", "log-dir", NULL, NULL, "logs", "directory of the services' logs"),
-    K_ENUM("restaurant", "broker", NULL, NULL, "auto", "auto|embedded|queue",
-           "the launcher's Kafka: queue = [queue] bootstrap or host/port, embedded = its test broker, "
-           "auto = queue when [queue] names a broker, else embedded"),
 };
 
 static const ituna_cfg_section SECTIONS[] = {
@@ -179,14 +136,6 @@ static const ituna_cfg_section SECTIONS[] = {
     { "resource", 1, ITUNA_CFG_STRING, "extra resource attributes (string values)" },
     { "queue", 0, ITUNA_CFG_ANY, "Kafka broker address (seed)" },
     { "jaeger-exporter", 0, ITUNA_CFG_ANY, "collector address (seed)" },
-    { "initial-order", 0, ITUNA_CFG_ANY, "orders topic (seed)" },
-    { "kitchen-queue", 0, ITUNA_CFG_ANY, "kitchen topic (seed)" },
-    { "simulated-delays", 0, ITUNA_CFG_ANY, "per-stage processing time in ms (seed)" },
-    { "services", 0, ITUNA_CFG_ANY, "restaurant: language of each service" },
-    { "rates", 0, ITUNA_CFG_ANY, "restaurant: orders per second" },
-    { "failure-rates", 0, ITUNA_CFG_ANY, "restaurant: failure probability per stage" },
-    { "topics", 0, ITUNA_CFG_ANY, "restaurant: extra topics" },
-    { "restaurant", 0, ITUNA_CFG_ANY, "restaurant: the launcher's run" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -201,16 +150,28 @@ const ituna_cfg_section *ituna_cfg_sections(size_t *n) {
     return SECTIONS;
 }
 
-const ituna_cfg_section *ituna_cfg_find_section(const char *section) {
+const ituna_cfg_section *ituna_cfg_find_section(const ituna_cfg_table *app, const char *section) {
     for (size_t i = 0; section && i < NELEM(SECTIONS); i++)
         if (strcmp(SECTIONS[i].name, section) == 0) return &SECTIONS[i];
+    for (size_t i = 0; section && app && i < app->n_sections; i++)
+        if (strcmp(app->sections[i].name, section) == 0) return &app->sections[i];
     return NULL;
 }
 
-const ituna_cfg_key *ituna_cfg_find_key(const char *section, const char *key) {
+const ituna_cfg_key *ituna_cfg_find_key(const ituna_cfg_table *app, const char *section, const char *key) {
     for (size_t i = 0; section && key && i < NELEM(SCHEMA); i++)
         if (strcmp(SCHEMA[i].section, section) == 0 && strcmp(SCHEMA[i].key, key) == 0) return &SCHEMA[i];
+    for (size_t i = 0; section && key && app && i < app->n_keys; i++)
+        if (strcmp(app->keys[i].section, section) == 0 && strcmp(app->keys[i].key, key) == 0)
+            return &app->keys[i];
     return NULL;
+}
+
+/* The i-th key of the core's table followed by app's; NULL past the end. */
+static const ituna_cfg_key *nth_key(const ituna_cfg_table *app, size_t i) {
+    if (i < NELEM(SCHEMA)) return &SCHEMA[i];
+    i -= NELEM(SCHEMA);
+    return app && i < app->n_keys ? &app->keys[i] : NULL;
 }
 
 /* ---- scalar parsers --------------------------------------------------------- */
@@ -444,6 +405,8 @@ static ituna_err check_type(const ituna_cfg_key *k, ituna_cfg_type type, const c
                              v);
     case ITUNA_CFG_FLOAT:
         if (ituna_cfg_parse_double(v, &d) && d >= k->min && d <= k->max) return ITUNA_OK;
+        if (k->max >= 1e6 && k->min <= -1e300)
+            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number, got '%s'", v);
         if (k->max >= 1e6)
             return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a number >= %g, got '%s'", k->min,
                                  v);
@@ -478,36 +441,39 @@ static ituna_err check_type(const ituna_cfg_key *k, ituna_cfg_type type, const c
 }
 
 /* "a, b, c": the known keys of a section, for "unknown key" messages */
-static void known_keys(const char *section, char *out, size_t size) {
+static void known_keys(const ituna_cfg_table *app, const char *section, char *out, size_t size) {
     size_t o = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < NELEM(SCHEMA) && o < size; i++) {
-        if (strcmp(SCHEMA[i].section, section) != 0) continue;
-        int w = snprintf(out + o, size - o, "%s%s", o ? ", " : "", SCHEMA[i].key);
+    const ituna_cfg_key *k;
+    for (size_t i = 0; (k = nth_key(app, i)) != NULL && o < size; i++) {
+        if (strcmp(k->section, section) != 0) continue;
+        int w = snprintf(out + o, size - o, "%s%s", o ? ", " : "", k->key);
         if (w < 0) break;
         o += (size_t)w;
     }
 }
 
-ituna_err ituna_cfg_check(const char *section, const char *key, const char *value, char *msg,
-                          size_t msg_size) {
-    const ituna_cfg_section *sec = ituna_cfg_find_section(section);
+ituna_err ituna_cfg_check(const ituna_cfg_table *app, const char *section, const char *key, const char *value,
+                          char *msg, size_t msg_size) {
+    const ituna_cfg_section *sec = ituna_cfg_find_section(app, section);
     if (!sec) {
-        char list[512];
-        size_t o = 0;
+        char list[1024];
+        size_t o = 0, n_app = app ? app->n_sections : 0;
         list[0] = '\0';
-        for (size_t i = 0; i < NELEM(SECTIONS) && o < sizeof list; i++) {
-            int w = snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", SECTIONS[i].name);
+        for (size_t i = 0; i < NELEM(SECTIONS) + n_app && o < sizeof list; i++) {
+            const char *name =
+                i < NELEM(SECTIONS) ? SECTIONS[i].name : app->sections[i - NELEM(SECTIONS)].name;
+            int w = snprintf(list + o, sizeof list - o, "%s%s", o ? ", " : "", name);
             if (w < 0) break;
             o += (size_t)w;
         }
         return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "unknown section (known: %s)", list);
     }
     if (!key || !*key) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "empty key");
-    const ituna_cfg_key *k = ituna_cfg_find_key(section, key);
+    const ituna_cfg_key *k = ituna_cfg_find_key(app, section, key);
     if (!k && !sec->open) {
         char list[512];
-        known_keys(section, list, sizeof list);
+        known_keys(app, section, list, sizeof list);
         return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "unknown key (known in [%s]: %s)", section,
                              list);
     }
@@ -531,22 +497,25 @@ static ituna_err copy_out(char *dst, size_t size, const char *src, size_t n, cha
     return ITUNA_OK;
 }
 
-ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size, char *key, size_t key_size,
-                            char *msg, size_t msg_size) {
+ituna_err ituna_cfg_resolve(const ituna_cfg_table *app, const char *name, char *section, size_t section_size,
+                            char *key, size_t key_size, char *msg, size_t msg_size) {
     if (!name || !*name) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "empty key");
     const char *dot = strchr(name, '.');
     if (dot) {
         /* [kafka] keys contain dots themselves, so split at the first one only */
         ituna_err rc = copy_out(section, section_size, name, (size_t)(dot - name), msg, msg_size);
         if (rc) return rc;
-        const ituna_cfg_section *sec = ituna_cfg_find_section(section);
-        if (sec && !sec->open && !ituna_cfg_find_key(section, dot + 1)) {
-            for (size_t i = 0; i < NELEM(SCHEMA); i++)
-                if (strcmp(SCHEMA[i].section, section) == 0 && key_eq(dot + 1, SCHEMA[i].key))
-                    return copy_out(key, key_size, SCHEMA[i].key, strlen(SCHEMA[i].key), msg, msg_size);
+        const ituna_cfg_section *sec = ituna_cfg_find_section(app, section);
+        if (sec && !sec->open && !ituna_cfg_find_key(app, section, dot + 1)) {
+            const ituna_cfg_key *k;
+            for (size_t i = 0; (k = nth_key(app, i)) != NULL; i++)
+                if (strcmp(k->section, section) == 0 && key_eq(dot + 1, k->key))
+                    return copy_out(key, key_size, k->key, strlen(k->key), msg, msg_size);
         }
         return copy_out(key, key_size, dot + 1, strlen(dot + 1), msg, msg_size);
     }
+    /* "exporter" alone: the exporter's type, as OTEL_TRACES_EXPORTER names it */
+    if (strcmp(name, "exporter") == 0) name = "type";
     static const char *const core[] = { "tracer", "exporter", "messaging", "compat" };
     const ituna_cfg_key *found = NULL;
     int count = 0;
@@ -571,22 +540,76 @@ ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size
     return copy_out(key, key_size, found->key, strlen(found->key), msg, msg_size);
 }
 
-/* ---- cross-key checks ---------------------------------------------------------- */
+/* ---- application key specs ------------------------------------------------------ */
 
-ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size) {
-    if (!cfg) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "config is NULL");
-    /* The OTel SDK spec: maxExportBatchSize must be <= maxQueueSize. Only a batch
-     * size actually set can break it; the default one follows a smaller queue. */
-    const char *bo = ituna_config_origin(cfg, "exporter", "max-export-batch-size");
-    if (!bo) return ITUNA_OK;
-    int64_t batch = ituna_config_int(cfg, "exporter", "max-export-batch-size", 512);
-    int64_t queue = ituna_config_int(cfg, "exporter", "max-queue-size", 2048);
-    if (batch > queue) {
-        const char *qo = ituna_config_origin(cfg, "exporter", "max-queue-size");
-        return ituna_set_err(
-            errstr, errstr_size, ITUNA_ERR_CONFIG,
-            "%s: [exporter] max-export-batch-size %lld must not exceed max-queue-size (%lld, %s)", bo,
-            (long long)batch, (long long)queue, qo ? qo : "default");
+static const struct {
+    const char *name;
+    ituna_cfg_type type;
+} TYPE_NAMES[] = {
+    { "string", ITUNA_CFG_STRING }, { "int", ITUNA_CFG_INT },     { "ms", ITUNA_CFG_MS },
+    { "delay", ITUNA_CFG_DELAY },   { "float", ITUNA_CFG_FLOAT }, { "bool", ITUNA_CFG_BOOL },
+    { "enum", ITUNA_CFG_ENUM },     { "url", ITUNA_CFG_URL },     { "path", ITUNA_CFG_PATH },
+    { "kvlist", ITUNA_CFG_KVLIST },
+};
+
+/* "LO..HI" into min/max; an empty side keeps the caller's bound. 1 when well-formed. */
+static int parse_range(char *args, double *min, double *max) {
+    char *dots = strstr(args, "..");
+    if (!dots) return 0;
+    *dots = '\0';
+    char *lo = args, *hi = dots + 2;
+    if (*skip_blank(lo) && !ituna_cfg_parse_double(lo, min)) return 0;
+    if (*skip_blank(hi) && !ituna_cfg_parse_double(hi, max)) return 0;
+    return *min <= *max;
+}
+
+ituna_err ituna_cfg_parse_spec(char *spec, ituna_cfg_key *k, char *msg, size_t msg_size) {
+    char *p = (char *)skip_blank(spec);
+    size_t n = strcspn(p, "( \t");
+    const char *given = p;
+    int found = 0;
+    for (size_t i = 0; i < NELEM(TYPE_NAMES); i++) {
+        if (strlen(TYPE_NAMES[i].name) == n && strncmp(TYPE_NAMES[i].name, p, n) == 0) {
+            k->type = TYPE_NAMES[i].type;
+            found = 1;
+        }
+    }
+    if (!found)
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG,
+                             "unknown type '%.*s' (known: string, int, ms, delay, float, bool, enum, url, "
+                             "path, kvlist)",
+                             (int)n, given);
+    p += n;
+    char *args = NULL;
+    if (*p == '(') {
+        char *close = strchr(p, ')');
+        if (!close) return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "missing ')' after the type");
+        *close = '\0';
+        args = p + 1;
+        p = close + 1;
+    }
+    k->allowed = NULL;
+    k->min = k->type == ITUNA_CFG_FLOAT ? -DBL_MAX : -IMAX;
+    k->max = k->type == ITUNA_CFG_FLOAT ? DBL_MAX : IMAX;
+    if (k->type == ITUNA_CFG_MS || k->type == ITUNA_CFG_DELAY) k->min = 0;
+    if (k->type == ITUNA_CFG_ENUM) {
+        if (!args || !*args)
+            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "enum needs its values: enum(a|b|c)");
+        k->allowed = args;
+    } else if (k->type == ITUNA_CFG_INT || k->type == ITUNA_CFG_FLOAT) {
+        if (args && !parse_range(args, &k->min, &k->max))
+            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a range LO..HI in the ()");
+    } else if (args) {
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "type '%.*s' takes no ()", (int)n, given);
+    }
+    if (*p && *p != ' ' && *p != '\t')
+        return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "expected a blank between type and default");
+    p = (char *)skip_blank(p);
+    k->def = *p ? p : NULL;
+    if (k->def) {
+        char inner[400];
+        if (check_type(k, k->type, k->def, inner, sizeof inner) != ITUNA_OK)
+            return ituna_set_err(msg, msg_size, ITUNA_ERR_CONFIG, "default: %s", inner);
     }
     return ITUNA_OK;
 }

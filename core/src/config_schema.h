@@ -1,6 +1,8 @@
-/* config_schema.h - the table of known configuration sections and keys (types,
- * OTEL_* variables, defaults, allowed values), value validation, and the
- * cross-key check the tracer runs at creation. Private to core/. */
+/* config_schema.h - the table of the core's configuration sections and keys (types,
+ * OTEL_* variables, defaults, allowed values), the tables applications register
+ * (ituna_config_add_schema), and value validation against both. Pure functions over
+ * tables: nothing here knows the config store (config.c), which consumes this
+ * header, never the other way round. Private to core/. */
 #ifndef ITUNA_CONFIG_SCHEMA_H
 #define ITUNA_CONFIG_SCHEMA_H
 
@@ -38,25 +40,45 @@ typedef struct ituna_cfg_section {
     const char *doc;
 } ituna_cfg_section;
 
-/* The whole table, for docs and load_env. */
+/* An application's sections and keys (ituna_config_add_schema), owned by the
+ * config handle that registered them. NULL or empty: the core's table alone. */
+typedef struct ituna_cfg_table {
+    ituna_cfg_key *keys;
+    size_t n_keys;
+    ituna_cfg_section *sections;
+    size_t n_sections;
+} ituna_cfg_table;
+
+/* The core's whole table, for docs and load_env. */
 ITUNA_HIDDEN const ituna_cfg_key *ituna_cfg_schema(size_t *n);
 ITUNA_HIDDEN const ituna_cfg_section *ituna_cfg_sections(size_t *n);
 
-ITUNA_HIDDEN const ituna_cfg_section *ituna_cfg_find_section(const char *section);
-/* NULL when the key is not in the table (an open section accepts it anyway). */
-ITUNA_HIDDEN const ituna_cfg_key *ituna_cfg_find_key(const char *section, const char *key);
+/* Lookups in the core's table, then in app (may be NULL). */
+ITUNA_HIDDEN const ituna_cfg_section *ituna_cfg_find_section(const ituna_cfg_table *app, const char *section);
+/* NULL when the key is in no table (an open section accepts it anyway). */
+ITUNA_HIDDEN const ituna_cfg_key *ituna_cfg_find_key(const ituna_cfg_table *app, const char *section,
+                                                     const char *key);
 
 /* Check one value. Returns ITUNA_OK, or ITUNA_ERR_CONFIG with a message such as
  * "unknown key" or "expected an integer from 1 to 65535, got 'x'" in msg (no location). */
-ITUNA_HIDDEN ituna_err ituna_cfg_check(const char *section, const char *key, const char *value, char *msg,
-                                       size_t msg_size);
+ITUNA_HIDDEN ituna_err ituna_cfg_check(const ituna_cfg_table *app, const char *section, const char *key,
+                                       const char *value, char *msg, size_t msg_size);
 
 /* Resolve a key given to ituna_config_set(): "section.key" (split at the first '.')
  * or a bare key unique among [tracer] [exporter] [messaging] [compat], '_' read as
- * '-'. Writes the section and key into the buffers. ITUNA_ERR_CONFIG when unknown
- * or ambiguous, with a message. */
-ITUNA_HIDDEN ituna_err ituna_cfg_resolve(const char *name, char *section, size_t section_size, char *key,
-                                         size_t key_size, char *msg, size_t msg_size);
+ * '-' ("exporter" alone names [exporter] type). Writes the section and key into the
+ * buffers. ITUNA_ERR_CONFIG when unknown or ambiguous, with a message. */
+ITUNA_HIDDEN ituna_err ituna_cfg_resolve(const ituna_cfg_table *app, const char *name, char *section,
+                                         size_t section_size, char *key, size_t key_size, char *msg,
+                                         size_t msg_size);
+
+/* Parse one line of an application schema, "TYPE[(ARGS)] [DEFAULT]", into k's type,
+ * allowed, min, max and def (def and allowed point into spec, which the caller keeps
+ * alive; def NULL when absent). TYPE: string, int, ms, delay, float, bool,
+ * enum, url, path, kvlist; ARGS: "a|b|c" for enum, "LO..HI" (either side may be empty)
+ * for int and float. spec is modified (NULs written). ITUNA_ERR_CONFIG with a message
+ * when malformed; the default is checked against the type. */
+ITUNA_HIDDEN ituna_err ituna_cfg_parse_spec(char *spec, ituna_cfg_key *k, char *msg, size_t msg_size);
 
 /* Parse "k=v,k=v" (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS): members
  * trimmed, values percent-decoded, empty members skipped. cb gets NUL-terminated
@@ -73,30 +95,5 @@ ITUNA_HIDDEN int ituna_cfg_parse_delay(const char *s, int64_t *lo, int64_t *hi);
 ITUNA_HIDDEN int ituna_cfg_parse_int(const char *s, int64_t *out);
 ITUNA_HIDDEN int ituna_cfg_parse_double(const char *s, double *out);
 ITUNA_HIDDEN int ituna_cfg_parse_bool(const char *s, int *out);
-
-/* Where section.key got its value: "path:line", "env VAR" or "api"; NULL when unset.
- * Borrowed as ituna_config_get(). (config.c) */
-ITUNA_HIDDEN const char *ituna_config_origin(const ituna_config *cfg, const char *section, const char *key);
-
-/* Kind of source that set section.key, ranked as the precedence rule "API over
- * environment over file" needs. (config.c) */
-typedef enum ituna_cfg_source {
-    ITUNA_CFG_SRC_UNSET = 0,
-    ITUNA_CFG_SRC_FILE = 1,
-    ITUNA_CFG_SRC_ENV = 2,
-    ITUNA_CFG_SRC_API = 3
-} ituna_cfg_source;
-ITUNA_HIDDEN ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section,
-                                                  const char *key);
-
-/* A DELAY key in ms: a plain value as is, a range "LO-HI" drawn uniformly on each
- * call; def when unset or malformed. Thread-safe if cfg is not being modified. (config.c) */
-ITUNA_HIDDEN int64_t ituna_config_delay_ms(const ituna_config *cfg, const char *section, const char *key,
-                                           int64_t def);
-
-/* Checks that need several keys: a max-export-batch-size that was set must not
- * exceed max-queue-size (set or default); the message starts with where the batch
- * size came from ("path:line", "env VAR" or "api"). The tracer calls it at creation. */
-ITUNA_HIDDEN ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size);
 
 #endif

@@ -277,6 +277,31 @@ ITUNA_HIDDEN double ituna_config_double(const ituna_config *cfg, const char *sec
                                         double def);
 ITUNA_HIDDEN int ituna_config_bool(const ituna_config *cfg, const char *section, const char *key, int def);
 
+/* Where section.key got its value: "path:line", "env VAR" or "api"; NULL when unset.
+ * Borrowed as ituna_config_get(). */
+ITUNA_HIDDEN const char *ituna_config_origin(const ituna_config *cfg, const char *section, const char *key);
+
+/* Kind of source that set section.key, ranked as the precedence rule "API over
+ * environment over file" needs. */
+typedef enum ituna_cfg_source {
+    ITUNA_CFG_SRC_UNSET = 0,
+    ITUNA_CFG_SRC_FILE = 1,
+    ITUNA_CFG_SRC_ENV = 2,
+    ITUNA_CFG_SRC_API = 3
+} ituna_cfg_source;
+ITUNA_HIDDEN ituna_cfg_source ituna_config_source(const ituna_config *cfg, const char *section,
+                                                  const char *key);
+
+/* A DELAY key in ms: a plain value as is, a range "LO-HI" drawn uniformly on each
+ * call; def when unset or malformed. Thread-safe if cfg is not being modified. */
+ITUNA_HIDDEN int64_t ituna_config_delay_ms(const ituna_config *cfg, const char *section, const char *key,
+                                           int64_t def);
+
+/* Checks that need several keys: a max-export-batch-size that was set must not
+ * exceed max-queue-size (set or default); the message starts with where the batch
+ * size came from ("path:line", "env VAR" or "api"). The tracer calls it at creation. */
+ITUNA_HIDDEN ituna_err ituna_config_validate(const ituna_config *cfg, char *errstr, size_t errstr_size);
+
 /* ---- ids (ids.c) ---------------------------------------------------------- */
 /* Thread-local xoshiro256** seeded from getrandom(); never returns all-zero ids. */
 ITUNA_HIDDEN void ituna_random_trace_id(uint8_t out[16]);

@@ -2,7 +2,7 @@
  * cluster: librdkafka configuration from defaults + [kafka] + API properties,
  * the broker endpoint, trace-context carriers (message headers and the seed's
  * payload "carrier" field) and the common messaging span attributes. */
-#include "config_schema.h"
+#include "internal.h"
 #include <strings.h>
 
 #include "kafka_common.h"

@@ -11,12 +11,12 @@ local ituna = require "ituna"
 
 local M = {}
 
--- The seed's ITuna menu. UNAGI DON is sold out: an order naming it fails inventory
--- validation. Ordering services never put it on an order.
+-- The seed's ITuna menu, all 8 dishes, so that orders placed by the seed's own ordering
+-- services pass our validation and ours pass the seed's. UNAGI DON is not on it and sold
+-- out: an order naming it fails inventory validation. Ordering services never order it.
 M.MENU = {
-    "ITUNA ROLL", "SPICY ITUNA ROLL", "TUNA NIGIRI", "SALMON NIGIRI", "CALIFORNIA ROLL",
-    "EBI TEMPURA", "MISO SOUP", "EDAMAME", "SEAWEED SALAD", "TUNA TATAKI",
-    "DRAGON ROLL", "TEKKA MAKI",
+    "ITUNA SOUP", "TUNA SALAD", "TUNA MAKI", "TUNA SASHIMI", "TUNA NIGIRI", "SPICY TUNA NIGIRI",
+    "ITUNA ROLL", "SPICY ITUNA ROLL",
 }
 M.SOLD_OUT = { ["UNAGI DON"] = true }
 local ON_MENU = {}
@@ -29,30 +29,6 @@ local LAST_NAMES = { "Sato", "Okafor", "Rossi", "Novak", "Kim", "Haddad", "Silva
 local STREETS = { "Harbour Street", "Fish Market Lane", "Pier Road", "Kelp Avenue", "Tide Way", "Wharf Street" }
 local ZIP_CODES = { "90901", "90902", "90903", "90910" }
 
--- Defaults as in core/src/config_schema.c, for keys absent from the file
--- (tracer:config() reports only what was set; the core validated those values).
-local DEFAULTS = {
-    ["initial-order.queue-topic"] = "ituna-orders",
-    ["kitchen-queue.queue-topic"] = "kitchen-orders",
-    ["topics.rejected"] = "ituna-rejected",
-    ["topics.ready"] = "ituna-ready",
-    ["simulated-delays.website-ordering"] = "2000",
-    ["simulated-delays.on-site-ordering"] = "3000",
-    ["simulated-delays.direct-kitchen-ordering"] = "4000",
-    ["simulated-delays.order-validation-address"] = "70",
-    ["simulated-delays.order-validation-name"] = "50",
-    ["simulated-delays.order-validation-inventory"] = "120",
-    ["simulated-delays.order-validation-pub"] = "100",
-    ["simulated-delays.kitchen-service"] = "140",
-    ["rates.website-ordering"] = "1",
-    ["rates.onsite-ordering"] = "1",
-    ["rates.direct-kitchen-ordering"] = "0.5",
-    ["failure-rates.order-validation-address"] = "0",
-    ["failure-rates.order-validation-name"] = "0",
-    ["failure-rates.order-validation-inventory"] = "0",
-    ["failure-rates.kitchen-service"] = "0",
-}
-
 M.CONSUMER_GROUP = "ituna"
 M.ASSIGN_TIMEOUT_S = 30 -- how long a consuming service waits for its partitions before going on
 local MALFORMED_MT = getmetatable(ituna.malformed("probe")) -- ituna.malformed's error objects
@@ -60,6 +36,13 @@ local ZERO_TRACE = string.rep("0", 32)
 local ZERO_SPAN = string.rep("0", 16)
 
 -- ---- config ------------------------------------------------------------------------
+
+-- scripts/, the folder above this file's lua/
+local function scripts_dir()
+    local src = debug.getinfo(1, "S").source
+    local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "."
+    return dir .. "/.."
+end
 
 -- --config PATH (in arg), else $ITUNA_CONFIG, else scripts/ituna-config.ini next to this file.
 function M.config_path()
@@ -72,18 +55,25 @@ function M.config_path()
     end
     local env = os.getenv("ITUNA_CONFIG")
     if env and env ~= "" then return env end
-    local src = debug.getinfo(1, "S").source
-    local dir = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "."
-    return dir .. "/../ituna-config.ini"
+    return scripts_dir() .. "/ituna-config.ini"
+end
+
+-- The restaurant's config schema: $ITUNA_CONFIG_SCHEMA, else scripts/restaurant-schema.ini.
+-- (Under the ituna-lua host, which sets the tracer up before this script runs, the host
+-- takes it from --schema or the same variable.)
+function M.schema_path()
+    local env = os.getenv("ITUNA_CONFIG_SCHEMA")
+    if env and env ~= "" then return env end
+    return scripts_dir() .. "/restaurant-schema.ini"
 end
 
 local Config = {}
 Config.__index = Config
 
+-- The value set in the file, else the default of restaurant-schema.ini (the core
+-- loaded and checked both; common.py reads them alike).
 function Config:get(section, key)
-    local v = self.tracer:config(section, key)
-    if v ~= nil and v ~= "" then return v end
-    return DEFAULTS[section .. "." .. key]
+    return self.tracer:config_value(section, key)
 end
 
 -- One draw of [simulated-delays] key in seconds: "140" or a range "2000-4000" (ms).
@@ -224,7 +214,8 @@ end
 function M.service(name)
     seed_random()
     local path = M.config_path()
-    local tracer = ituna.init { service_name = os.getenv("OTEL_SERVICE_NAME") or name, config = path }
+    local tracer = ituna.init { service_name = os.getenv("OTEL_SERVICE_NAME") or name, config = path,
+        schema = M.schema_path() }
     local svc = {
         name = name,
         tracer = tracer,

@@ -7,7 +7,6 @@ scripts/lua/common.lua is the same for the Lua services: topics, span names,
 attributes and log lines must stay identical between the two.
 """
 
-import configparser
 import datetime
 import os
 import random
@@ -18,13 +17,12 @@ import uuid
 
 import ituna
 
-# The seed's ITuna menu (dish -> in stock). "UNAGI DON" is sold out, so an order
-# naming it fails inventory validation; ordering services never put it on an order
-# unless a test writes one by hand.
+# The seed's ITuna menu, all 8 dishes, so that orders placed by the seed's own ordering
+# services pass our validation and ours pass the seed's. "UNAGI DON" is not on it and
+# sold out: an order naming it fails inventory validation (only tests write one).
 MENU = [
-    "ITUNA ROLL", "SPICY ITUNA ROLL", "TUNA NIGIRI", "SALMON NIGIRI", "CALIFORNIA ROLL",
-    "EBI TEMPURA", "MISO SOUP", "EDAMAME", "SEAWEED SALAD", "TUNA TATAKI",
-    "DRAGON ROLL", "TEKKA MAKI",
+    "ITUNA SOUP", "TUNA SALAD", "TUNA MAKI", "TUNA SASHIMI", "TUNA NIGIRI", "SPICY TUNA NIGIRI",
+    "ITUNA ROLL", "SPICY ITUNA ROLL",
 ]
 SOLD_OUT = {"UNAGI DON"}
 
@@ -33,30 +31,6 @@ FIRST_NAMES = ["Aiko", "Ben", "Chiara", "Dmitri", "Emeka", "Fatima", "Goro", "Ha
 LAST_NAMES = ["Sato", "Okafor", "Rossi", "Novak", "Kim", "Haddad", "Silva", "Tanaka", "Berg", "Costa"]
 STREETS = ["Harbour Street", "Fish Market Lane", "Pier Road", "Kelp Avenue", "Tide Way", "Wharf Street"]
 ZIP_CODES = ["90901", "90902", "90903", "90910"]
-
-# Defaults as in core/src/config_schema.c, used when a key is absent from the file
-# (the core already validated every value that is present).
-DEFAULTS = {
-    ("initial-order", "queue-topic"): "ituna-orders",
-    ("kitchen-queue", "queue-topic"): "kitchen-orders",
-    ("topics", "rejected"): "ituna-rejected",
-    ("topics", "ready"): "ituna-ready",
-    ("simulated-delays", "website-ordering"): "2000",
-    ("simulated-delays", "on-site-ordering"): "3000",
-    ("simulated-delays", "direct-kitchen-ordering"): "4000",
-    ("simulated-delays", "order-validation-address"): "70",
-    ("simulated-delays", "order-validation-name"): "50",
-    ("simulated-delays", "order-validation-inventory"): "120",
-    ("simulated-delays", "order-validation-pub"): "100",
-    ("simulated-delays", "kitchen-service"): "140",
-    ("rates", "website-ordering"): "1",
-    ("rates", "onsite-ordering"): "1",
-    ("rates", "direct-kitchen-ordering"): "0.5",
-    ("failure-rates", "order-validation-address"): "0",
-    ("failure-rates", "order-validation-name"): "0",
-    ("failure-rates", "order-validation-inventory"): "0",
-    ("failure-rates", "kitchen-service"): "0",
-}
 
 CONSUMER_GROUP = "ituna"  # the seed's group id; one group per consuming service below
 ASSIGN_TIMEOUT_S = 30.0   # how long a consuming service waits for its partitions before going on
@@ -67,6 +41,11 @@ ZERO_SPAN = "0" * 16
 # Exit status of a service that ran and stopped well but lost spans (not exported);
 # the launcher reports it apart from a failure.
 EXIT_SPANS_LOST = 3
+
+
+def _scripts_dir():
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def default_config_path():
     """--config PATH, else $ITUNA_CONFIG, else scripts/ituna-config.ini."""
@@ -79,23 +58,23 @@ def default_config_path():
     env = os.environ.get("ITUNA_CONFIG")
     if env:
         return env
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ituna-config.ini")
+    return os.path.join(_scripts_dir(), "ituna-config.ini")
+
+
+def schema_path():
+    """The restaurant's config schema: $ITUNA_CONFIG_SCHEMA, else scripts/restaurant-schema.ini."""
+    return os.environ.get("ITUNA_CONFIG_SCHEMA") or os.path.join(_scripts_dir(), "restaurant-schema.ini")
 
 
 class Config:
-    """The INI file as plain values. The core validated it at ituna.init()."""
+    """The restaurant's settings as the core loaded and checked them: the value set in
+    the file, else the default of restaurant-schema.ini (common.lua reads them alike)."""
 
-    def __init__(self, path):
-        self.path = path
-        self._cp = configparser.ConfigParser(interpolation=None, strict=False)
-        if path is not None:
-            if not self._cp.read(path, encoding="utf-8"):
-                raise SystemExit(f"cannot read config file {path}")
+    def __init__(self, tracer):
+        self.tracer = tracer
 
     def get(self, section, key):
-        if self._cp.has_option(section, key):
-            return self._cp.get(section, key).strip()
-        return DEFAULTS.get((section, key))
+        return self.tracer.config_value(section, key)
 
     def delay_s(self, key):
         """One draw of [simulated-delays] key in seconds: "140" or a range "2000-4000" (ms)."""
@@ -198,10 +177,10 @@ class Service:
     def __init__(self, name):
         self.name = name
         self.config_path = default_config_path()
-        self.config = Config(self.config_path)
         self.log = Log(name)
         self.tracer = ituna.init(service_name=os.environ.get("OTEL_SERVICE_NAME") or name,
-                                 config=self.config_path)
+                                 config=self.config_path, schema=schema_path())
+        self.config = Config(self.tracer)
         self.stopping = False
         self._consumers = []
         signal.signal(signal.SIGTERM, self._on_signal)

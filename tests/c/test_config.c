@@ -1,6 +1,8 @@
 /* test_config.c - configuration: INI syntax, schema types, error messages naming
  * file/line/key, precedence (file < env < API), bootstrap resolution, the seed's
- * file and the restaurant's file, transactional loads. */
+ * file and the restaurant's file, transactional loads, application schemas (the
+ * restaurant's sections are registered from scripts/restaurant-schema.ini, not known
+ * to the core). */
 #include <libgen.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -46,6 +48,19 @@ static void clear_env(void) {
             if (k[i].env[j]) unsetenv(k[i].env[j]);
 }
 
+/* A config that knows the restaurant's sections, as its services and launcher make it. */
+static ituna_config *restaurant_config(void) {
+    ituna_config *c = ituna_config_new();
+    if (!c) return NULL;
+    if (ituna_config_add_schema_file(c, repo_path("scripts/restaurant-schema.ini"), errbuf, sizeof errbuf) !=
+        ITUNA_OK) {
+        fprintf(stderr, "  restaurant schema: %s\n", errbuf);
+        ituna_config_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
 static int set_ok(ituna_config *c, const char *key, const char *val) {
     errbuf[0] = '\0';
     ituna_err rc = ituna_config_set(c, key, val, errbuf, sizeof errbuf);
@@ -68,7 +83,7 @@ static int set_fails(ituna_config *c, const char *key, const char *val, const ch
 }
 
 static int test_every_type_accepts_valid_and_rejects_invalid(void) {
-    ituna_config *c = ituna_config_new();
+    ituna_config *c = restaurant_config();
     REQUIRE(c);
     /* int with range */
     CHECK(set_ok(c, "queue.port", "1"));
@@ -403,7 +418,7 @@ static int test_bootstrap_precedence(void) {
 }
 
 static int test_seed_file_loads_unchanged(void) {
-    ituna_config *c = ituna_config_new();
+    ituna_config *c = restaurant_config();
     REQUIRE(c);
     const char *path = repo_path("tests/fixtures/seed-ituna-config.ini");
     ituna_err rc = ituna_config_load_file(c, path, errbuf, sizeof errbuf);
@@ -426,7 +441,7 @@ static int test_seed_file_loads_unchanged(void) {
 }
 
 static int test_restaurant_file_loads(void) {
-    ituna_config *c = ituna_config_new();
+    ituna_config *c = restaurant_config();
     REQUIRE(c);
     const char *path = repo_path("scripts/ituna-config.ini");
     ituna_err rc = ituna_config_load_file(c, path, errbuf, sizeof errbuf);
@@ -492,7 +507,7 @@ static int test_dup_is_deep_and_destroy_null_is_noop(void) {
 }
 
 static int test_typed_reads_use_schema_defaults(void) {
-    ituna_config *c = ituna_config_new();
+    ituna_config *c = restaurant_config();
     REQUIRE(c);
     CHECK(ituna_config_int(c, "exporter", "max-queue-size", -1) == 2048);
     CHECK(ituna_config_int(c, "exporter", "schedule-delay", -1) == 5000);
@@ -713,6 +728,119 @@ static int test_one_load_applies_file_then_env_then_overrides(void) {
     return 0;
 }
 
+/* The core alone knows only its own sections: the restaurant's are unknown to it,
+ * with the same file:line message as any unknown section. */
+static int test_core_alone_does_not_know_app_sections(void) {
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *app[] = { "rates",      "services",         "failure-rates", "topics",
+                          "restaurant", "simulated-delays", "initial-order", "kitchen-queue" };
+    for (size_t i = 0; i < sizeof app / sizeof *app; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "[queue]\nport = 1\n[%s]\nx = 1\n", app[i]);
+        CHECK(ituna_config_load_string(c, "r.ini", text, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+        CHECK(strstr(errbuf, "r.ini:3:") && strstr(errbuf, "unknown section"));
+    }
+    size_t n;
+    const ituna_cfg_section *secs = ituna_cfg_sections(&n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < sizeof app / sizeof *app; j++) CHECK(strcmp(secs[i].name, app[j]) != 0);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+/* A registered schema gives an application's keys the core's strict checks, messages
+ * and defaults; a bad schema is refused naming its line and leaves the handle as it was. */
+static int test_app_schema_checks_and_defaults(void) {
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    const char *schema = "; an app\n[shop]\nrate = float(0..10) 2.5\nmode = enum(fast|slow)\n"
+                         "name = string the shop\nwait = delay 100-200\ncount = int(1..)\n";
+    REQUIRE(ituna_config_add_schema(c, "shop.schema", schema, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK_STR(ituna_config_value(c, "shop", "rate"), "2.5");
+    CHECK_STR(ituna_config_value(c, "shop", "name"), "the shop");
+    CHECK(ituna_config_value(c, "shop", "mode") == NULL);
+    CHECK(ituna_config_get(c, "shop", "rate") == NULL); /* get: set values only */
+    CHECK_STR(ituna_config_value(c, "tracer", "sampler"), "parentbased_always_on");
+    CHECK(ituna_config_load_string(c, "my.ini", "[shop]\nrate = 3\nmode = slow\n", errbuf, sizeof errbuf) ==
+          ITUNA_OK);
+    CHECK_STR(ituna_config_value(c, "shop", "rate"), "3");
+    CHECK(ituna_config_load_string(c, "my.ini", "[shop]\n\nrate = 11\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "my.ini:3: [shop] rate: expected a number from 0 to 10, got '11'") != NULL);
+    CHECK(ituna_config_load_string(c, "my.ini", "[shop]\nmode = medium\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_CONFIG);
+    CHECK(strstr(errbuf, "my.ini:2: [shop] mode: expected one of fast, slow, got 'medium'") != NULL);
+    CHECK(ituna_config_load_string(c, "my.ini", "[shop]\nrat = 1\n", errbuf, sizeof errbuf) ==
+          ITUNA_ERR_CONFIG);
+    CHECK(
+        strstr(errbuf, "my.ini:2: [shop] rat: unknown key (known in [shop]: rate, mode, name, wait, count)"));
+    CHECK(set_fails(c, "shop.count", "0", "got '0'"));
+    CHECK(set_ok(c, "shop.count", "7"));
+    CHECK(set_ok(c, "shop.wait", "5-9"));
+    int64_t d = ituna_config_delay_ms(c, "shop", "wait", -1);
+    CHECK(d >= 5 && d <= 9);
+    /* every known key, the core's then the app's, with its value */
+    size_t it = 0, seen = 0;
+    const char *sec, *key, *val;
+    while (ituna_config_next_known(c, &it, &sec, &key, &val))
+        if (strcmp(sec, "shop") == 0 && strcmp(key, "rate") == 0) seen += val && strcmp(val, "3") == 0;
+    CHECK(seen == 1);
+    /* dup keeps the schema */
+    ituna_config *d2 = ituna_config_dup(c);
+    REQUIRE(d2);
+    CHECK(ituna_config_set(d2, "shop.rate", "12", errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    CHECK_STR(ituna_config_value(d2, "shop", "name"), "the shop");
+    ituna_config_destroy(d2);
+    /* bad schemas: each names its line, and nothing of it sticks */
+    struct {
+        const char *text, *needle;
+    } bad[] = {
+        { "[tracer]\nx = string\n", "s.schema:2: [tracer] x: the core owns section [tracer]" },
+        { "[shop]\nrate = float\n", "s.schema:2: [shop] rate: already registered with another spec" },
+        { "[new]\na = int\nb = number 3\n", "s.schema:3: [new] b: unknown type 'number'" },
+        { "[new]\na = int(1..5) 9\n", "s.schema:2: [new] a: default: expected an integer from 1 to 5" },
+        { "[new]\na = enum\n", "enum needs its values" },
+        { "[new]\na = bool(x)\n", "takes no ()" },
+        { "[new]\na = int(5..1)\n", "LO..HI" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK(ituna_config_add_schema(c, "s.schema", bad[i].text, errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+        if (!strstr(errbuf, bad[i].needle)) {
+            fprintf(stderr, "  schema %zu: '%s' lacks '%s'\n", i, errbuf, bad[i].needle);
+            CHECK(0);
+        }
+    }
+    CHECK(ituna_config_load_string(c, "x.ini", "[new]\na = 1\n", errbuf, sizeof errbuf) == ITUNA_ERR_CONFIG);
+    /* the same schema again: nothing changes */
+    CHECK(ituna_config_add_schema(c, "again.schema", schema, errbuf, sizeof errbuf) == ITUNA_OK);
+    CHECK_STR(ituna_config_value(c, "shop", "rate"), "3");
+    ituna_config_destroy(c);
+    /* no path and no $ITUNA_CONFIG_SCHEMA: nothing to register */
+    c = ituna_config_new();
+    REQUIRE(c);
+    unsetenv("ITUNA_CONFIG_SCHEMA");
+    CHECK(ituna_config_add_schema_file(c, NULL, errbuf, sizeof errbuf) == ITUNA_OK);
+    setenv("ITUNA_CONFIG_SCHEMA", repo_path("scripts/restaurant-schema.ini"), 1);
+    CHECK(ituna_config_add_schema_file(c, NULL, errbuf, sizeof errbuf) == ITUNA_OK);
+    unsetenv("ITUNA_CONFIG_SCHEMA");
+    CHECK_STR(ituna_config_value(c, "topics", "rejected"), "ituna-rejected");
+    CHECK(ituna_config_add_schema_file(c, "/nonexistent.schema", errbuf, sizeof errbuf) == ITUNA_ERR_IO);
+    ituna_config_destroy(c);
+    return 0;
+}
+
+/* The README's ituna.init(exporter="console"): a bare "exporter" names [exporter] type. */
+static int test_exporter_alone_names_the_exporter_type(void) {
+    ituna_config *c = ituna_config_new();
+    REQUIRE(c);
+    CHECK(set_ok(c, "exporter", "console"));
+    CHECK_STR(ituna_config_get(c, "exporter", "type"), "console");
+    CHECK(set_fails(c, "exporter", "jaeger", "not supported"));
+    ituna_config_destroy(c);
+    return 0;
+}
+
 int main(void) {
     RUN(test_every_type_accepts_valid_and_rejects_invalid);
     RUN(test_error_names_file_line_and_key);
@@ -731,6 +859,9 @@ int main(void) {
     RUN(test_source_kinds);
     RUN(test_otlp_endpoint_precedence_by_source);
     RUN(test_kvlist_decodes_and_trims);
+    RUN(test_core_alone_does_not_know_app_sections);
+    RUN(test_app_schema_checks_and_defaults);
+    RUN(test_exporter_alone_names_the_exporter_type);
     RUN(test_docs_list_every_key);
     RUN(test_one_load_applies_file_then_env_then_overrides);
     TEST_MAIN_END();

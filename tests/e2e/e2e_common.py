@@ -35,15 +35,17 @@ def need(condition, why):
 
 def launcher_env(extra=None):
     """Environment for a launcher subprocess: the installed ituna package, or the
-    source tree's bindings/python when the package is not installed."""
+    source tree's bindings/python and scripts/ (the applications) when the package is
+    not installed."""
     env = dict(os.environ)
     for k in ("ITUNA_KAFKA_BOOTSTRAP", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
               "OTEL_TRACES_EXPORTER", "ITUNA_TRACES_FILE", "ITUNA_ORDERS_LIMIT", "ITUNA_CONFIG"):
         env.pop(k, None)
-    probe = subprocess.run([sys.executable, "-c", "import ituna.restaurant"], env=env,
+    probe = subprocess.run([sys.executable, "-c", "import ituna_restaurant"], env=env,
                            capture_output=True, cwd="/")
     if probe.returncode != 0:
         env["PYTHONPATH"] = os.pathsep.join(p for p in [os.path.join(REPO, "bindings", "python"),
+                                                        os.path.join(REPO, "scripts"),
                                                         env.get("PYTHONPATH", "")] if p)
     if extra:
         env.update(extra)
@@ -51,7 +53,7 @@ def launcher_env(extra=None):
 
 
 def run_launcher(args, env=None, timeout=300, cwd=None):
-    cmd = [sys.executable, "-m", "ituna.restaurant"] + list(args)
+    cmd = [sys.executable, "-m", "ituna_restaurant"] + list(args)
     return subprocess.run(cmd, env=env or launcher_env(), capture_output=True, text=True, timeout=timeout,
                           cwd=cwd or REPO)
 

@@ -85,7 +85,7 @@ def write_config(directory, extra="", failures=True, failure_rates=None):
 
 def launcher_cmd():
     exe = shutil.which("ituna-restaurant")
-    return [exe] if exe else [sys.executable, "-m", "ituna.restaurant"]
+    return [exe] if exe else [sys.executable, "-m", "ituna_restaurant"]
 
 
 def run_restaurant(args, cwd=None, env_extra=None, timeout=240):

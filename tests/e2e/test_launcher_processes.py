@@ -132,7 +132,7 @@ def test_duration_ends_an_unlimited_run(stage):
 def test_ctrl_c_stops_cleanly(stage):
     tmp, scripts, cfg, spool = stage
     env = launcher_env({"DUMMY_SPOOL": str(spool)})
-    p = subprocess.Popen([sys.executable, "-m", "ituna.restaurant", "--scripts-dir", str(scripts), "--config",
+    p = subprocess.Popen([sys.executable, "-m", "ituna_restaurant", "--scripts-dir", str(scripts), "--config",
                           str(cfg), "--bootstrap", "127.0.0.1:9", "--no-topic-setup", "--run-dir", str(tmp / "run"), "--duration", "60"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3)

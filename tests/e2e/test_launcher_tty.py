@@ -63,7 +63,7 @@ def run_on_pty(args, env, timeout=90):
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.ONLCR
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    p = subprocess.Popen([sys.executable, "-m", "ituna.restaurant"] + args, env=env, stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([sys.executable, "-m", "ituna_restaurant"] + args, env=env, stdin=subprocess.DEVNULL,
                          stdout=slave, stderr=subprocess.PIPE, cwd=os.path.dirname(args[args.index("--run-dir") + 1]))
     os.close(slave)
     out = bytearray()
@@ -135,7 +135,7 @@ def test_progress_is_one_line_updated_in_place_on_a_terminal(stage):
 
 def test_off_a_terminal_progress_is_plain_lines(stage):
     tmp, args, env = stage
-    r = subprocess.run([sys.executable, "-m", "ituna.restaurant"] + args + ["--progress-interval", "0.5"], env=env,
+    r = subprocess.run([sys.executable, "-m", "ituna_restaurant"] + args + ["--progress-interval", "0.5"], env=env,
                        capture_output=True, text=True, timeout=90, cwd=str(tmp))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "\r" not in r.stdout and "\x1b" not in r.stdout, repr(r.stdout[:500])

@@ -48,7 +48,7 @@ def planted_config(directory):
 
 def report_cmd():
     exe = shutil.which("ituna-report")
-    return [exe] if exe else [sys.executable, "-m", "ituna.report"]
+    return [exe] if exe else [sys.executable, "-m", "ituna_report"]
 
 
 def run_report(args, timeout=120):

@@ -2,7 +2,7 @@
 report ranks that stage first. The launcher runs on the embedded broker (no broker,
 no endpoint) with tests/e2e/fixtures/bottleneck.ini, where every stage is fast; the
 test plants one stage by rewriting its delay, then analyses the merged traces file
-with ituna.report. Two variants plant different stages (in different languages), so
+with ituna_report. Two variants plant different stages (in different languages), so
 the ranking must follow the config, not a fixed answer."""
 import os
 import re
@@ -49,7 +49,7 @@ def top(ranking, n=6):
 
 @pytest.mark.parametrize("key,expected,lang", PLANTS)
 def test_the_stage_made_slow_ranks_first(binding, ituna_lua, tmp_path, key, expected, lang):
-    from ituna.report import analyze_paths
+    from ituna_report import analyze_paths
 
     config = planted_config(tmp_path, key)
     run_dir = tmp_path / "run"

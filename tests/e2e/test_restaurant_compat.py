@@ -47,7 +47,8 @@ class Service:
         if lang == "python":
             cmd = [sys.executable, os.path.join(SCRIPTS, "python", f"{name}.py"), "--config", cfg]
         else:
-            cmd = [ituna_lua, "--config", cfg, os.path.join(SCRIPTS, "lua", f"{name}.lua")]
+            cmd = [ituna_lua, "--schema", os.path.join(SCRIPTS, "restaurant-schema.ini"), "--config", cfg,
+                   os.path.join(SCRIPTS, "lua", f"{name}.lua")]
         self.lines = []
         self.p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.t = threading.Thread(target=self._read, daemon=True)
@@ -109,7 +110,7 @@ def test_a_seed_shaped_message_is_continued(lang, broker, ituna_lua, tmp_path):
         order_id = str(uuid.uuid4())
         # the seed's payload: no source, no customer_name, the carrier as a JSON string
         order = {"order_id": order_id, "customer_id": str(uuid.uuid4()),
-                 "order_details": {"ITUNA ROLL": 2, "MISO SOUP": 1}, "address": "1 Pier Road, 90901 ITuna Bay",
+                 "order_details": {"ITUNA ROLL": 2, "ITUNA SOUP": 1}, "address": "1 Pier Road, 90901 ITuna Bay",
                  "carrier": json.dumps({"traceparent": f"00-{trace_id}-{span_id}-01"})}
         p = Producer({"bootstrap.servers": broker})
         p.produce(topics["orders"], json.dumps(order).encode("ascii"))  # no headers, as the seed

@@ -52,7 +52,8 @@ def test_a_failing_handler_logs_the_failure_line_with_the_consumer_span_ids(lang
     if lang == "python":
         cmd = [sys.executable, "-u", os.path.join(SCRIPTS, "python", "kitchen-service.py"), "--config", cfg]
     else:
-        cmd = [ituna_lua, "--config", cfg, os.path.join(SCRIPTS, "lua", "kitchen-service.lua")]
+        cmd = [ituna_lua, "--schema", os.path.join(SCRIPTS, "restaurant-schema.ini"), "--config", cfg,
+                   os.path.join(SCRIPTS, "lua", "kitchen-service.lua")]
     with open(log_path, "w") as log:
         p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:

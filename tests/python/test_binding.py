@@ -262,14 +262,25 @@ def test_config_precedence_file_env_api(tmp_path, monkeypatch):
     ini = tmp_path / "svc.ini"
     ini.write_text("[tracer]\nservice-name = from-file\n[simulated-delays]\nkitchen-service = 250\n"
                    "[exporter]\ntype = none\n")
+    # [simulated-delays] is an application's section: known once its schema is registered
+    schema = tmp_path / "app-schema.ini"
+    schema.write_text("[simulated-delays]\nkitchen-service = delay 140\norder-validation-pub = delay 100\n")
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
-    assert ituna.init(config=ini).service_name == "from-env"
-    assert ituna.init(config=str(ini), env=False).service_name == "from-file"
-    t = ituna.init(service_name="from-api", config=ini)
+    assert ituna.init(config=ini, schema=schema).service_name == "from-env"
+    assert ituna.init(config=str(ini), env=False, schema=str(schema)).service_name == "from-file"
+    t = ituna.init(service_name="from-api", config=ini, schema=schema)
     assert t.service_name == "from-api"
     assert t.config_get("simulated-delays", "kitchen-service") == "250"
     assert t.config_section("simulated-delays") == {"kitchen-service": "250"}
     assert t.config_get("simulated-delays", "nope", "dflt") == "dflt"
+    # config_value: the value set, else the schema's default
+    assert t.config_value("simulated-delays", "kitchen-service") == "250"
+    assert t.config_value("simulated-delays", "order-validation-pub") == "100"
+    assert t.config_get("simulated-delays", "order-validation-pub") is None
+    with pytest.raises(ituna.ConfigError, match=r"svc.ini:3: \[simulated-delays\]: unknown section"):
+        ituna.init(config=ini, env=False)
+    monkeypatch.setenv("ITUNA_CONFIG_SCHEMA", str(schema))
+    assert ituna.init(config=ini, env=False).config_value("simulated-delays", "kitchen-service") == "250"
 
 
 def test_config_errors_are_clear(tmp_path):

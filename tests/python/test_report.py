@@ -20,23 +20,19 @@ FIX = ROOT / "tests" / "fixtures" / "report"
 sys.path.insert(0, str(FIX))
 import make_fixtures as mf  # noqa: E402
 
-# The source tree's pure-Python report, loaded without running ituna/__init__.py (which
-# needs the built C extension): ituna.report itself must not need it.
-_STUB = ("import sys, types; p = types.ModuleType('ituna'); p.__path__ = [%r]; sys.modules['ituna'] = p; "
-         % str(ROOT / "bindings" / "python" / "ituna"))
+# The installed ituna_report, else the source tree's (scripts/): it is pure Python and
+# imports nothing from the ituna library, so it needs no built C extension.
 try:
-    import ituna.report as R
-    CLI = ["-m", "ituna.report"]
+    import ituna_report as R
 except ImportError as e:
-    print("ituna package not importable (%s): testing ituna.report from the source tree alone" % e)
-    exec(_STUB)
-    import ituna.report as R
-    del sys.modules["ituna"]
-    CLI = ["-c", _STUB + "from ituna.report.cli import main; sys.exit(main(sys.argv[1:]))"]
-from ituna.report import load as L  # noqa: E402
+    print("ituna_report not installed (%s): testing it from the source tree" % e)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import ituna_report as R
+CLI = ["-m", "ituna_report"]
+from ituna_report import load as L  # noqa: E402
 
-# Where ituna.report was found, for subprocesses.
-PYPATH = str(Path(R.__file__).resolve().parents[2])
+# Where ituna_report was found, for subprocesses.
+PYPATH = str(Path(R.__file__).resolve().parents[1])
 REL = 0.004  # the histogram's documented accuracy
 
 
@@ -400,10 +396,10 @@ _STREAM_CHILD = r"""
 import json, random, resource, sys, types
 sys.path.insert(0, sys.argv[2])
 try:
-    from ituna.report import analyze_paths
+    from ituna_report import analyze_paths
 except ImportError:
     p = types.ModuleType('ituna'); p.__path__ = [sys.argv[1] + '/ituna']; sys.modules['ituna'] = p
-    from ituna.report import analyze_paths
+    from ituna_report import analyze_paths
 r = analyze_paths(sys.argv[3], max_in_flight=400, max_embedded=50)
 print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "spans": r.spans,
                   "traces": r.traces, "late": r.late_spans, "peak": r.peak_in_flight,

@@ -264,6 +264,11 @@ static PyMethodDef module_methods[] = {
       "traceparent_parse($module, value, /)\n--\n\n"
       "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
       "ituna.ConfigError (a ValueError) carrying the reason." },
+    { "config_values", (PyCFunction)(void (*)(void))py_config_values, METH_VARARGS | METH_KEYWORDS,
+      "config_values($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
+      "config_values(...) -> {section: {key: value}}: a configuration loaded as ituna.init() loads it\n"
+      "(schema, file, environment, settings; errors raise ConfigError), every known key with its value\n"
+      "or default." },
     { "start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
       METH_VARARGS | METH_KEYWORDS,
       "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"

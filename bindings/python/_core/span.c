@@ -471,42 +471,70 @@ PyType_Spec Span_spec = {
 
 /* ---- Tracer ---------------------------------------------------------------------- */
 
-static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = { "config", "env", "settings", NULL };
-    PyObject *path = Py_None, *settings = Py_None, *path_bytes = NULL, *seq = NULL;
-    int env = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpO:Tracer", kwlist, &path, &env, &settings)) return NULL;
-    module_state *st = state_of_type(tp);
+/* The configuration ituna.init() describes: application schema (path, else
+ * $ITUNA_CONFIG_SCHEMA), then the file, the environment and the (key, value) settings.
+ * NULL with an exception set on failure. */
+static ituna_config *load_config(module_state *st, PyObject *schema, PyObject *path, int env,
+                                 PyObject *settings) {
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err = ITUNA_OK;
-    ituna_tracer *t = NULL;
-    PyObject *res = NULL;
+    PyObject *path_bytes = NULL, *schema_bytes = NULL, *seq = NULL;
     ituna_config *cfg = ituna_config_new();
-    if (!cfg) return PyErr_NoMemory();
+    if (!cfg) return (ituna_config *)PyErr_NoMemory();
+    if (schema != Py_None && !PyUnicode_FSConverter(schema, &schema_bytes)) goto fail;
+    err = ituna_config_add_schema_file(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL, errstr,
+                                       sizeof errstr);
+    if (err != ITUNA_OK) goto fail;
     if (path != Py_None) {
-        if (!PyUnicode_FSConverter(path, &path_bytes)) goto done;
+        if (!PyUnicode_FSConverter(path, &path_bytes)) goto fail;
         err = ituna_config_load_file(cfg, PyBytes_AS_STRING(path_bytes), errstr, sizeof errstr);
         /* a config file that cannot be opened is the caller's configuration error */
         if (err == ITUNA_ERR_IO) err = ITUNA_ERR_CONFIG;
-        if (err != ITUNA_OK) goto done;
+        if (err != ITUNA_OK) goto fail;
     }
-    if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto done;
+    if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
     if (settings != Py_None) {
         seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs");
-        if (!seq) goto done;
+        if (!seq) goto fail;
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
             PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
             if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
                 !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
                 PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
-                goto done;
+                goto fail;
             }
             const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0));
             const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1));
-            if (!k || !v) goto done;
-            if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto done;
+            if (!k || !v) goto fail;
+            if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
         }
     }
+    Py_XDECREF(path_bytes);
+    Py_XDECREF(schema_bytes);
+    Py_XDECREF(seq);
+    return cfg;
+fail:
+    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
+    ituna_config_destroy(cfg);
+    Py_XDECREF(path_bytes);
+    Py_XDECREF(schema_bytes);
+    Py_XDECREF(seq);
+    return NULL;
+}
+
+static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "config", "env", "settings", "schema", NULL };
+    PyObject *path = Py_None, *settings = Py_None, *schema = Py_None;
+    int env = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOO:Tracer", kwlist, &path, &env, &settings, &schema))
+        return NULL;
+    module_state *st = state_of_type(tp);
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_err err = ITUNA_OK;
+    ituna_tracer *t = NULL;
+    PyObject *res = NULL;
+    ituna_config *cfg = load_config(st, schema, path, env, settings);
+    if (!cfg) return NULL;
     Py_BEGIN_ALLOW_THREADS err = ituna_tracer_create(cfg, &t, errstr, sizeof errstr);
     Py_END_ALLOW_THREADS if (err != ITUNA_OK) goto done;
     TracerObject *o = (TracerObject *)tp->tp_alloc(tp, 0);
@@ -522,9 +550,54 @@ static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
 done:
     if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
     ituna_config_destroy(cfg);
-    Py_XDECREF(path_bytes);
-    Py_XDECREF(seq);
     return res;
+}
+
+/* {section: {key: value}} of every known key's value (set, else default) and every
+ * key set in an open section, from a configuration loaded as ituna.init() would. */
+PyObject *py_config_values(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = { "config", "schema", "env", "settings", NULL };
+    PyObject *path = Py_None, *schema = Py_None, *settings = Py_None;
+    int env = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_values", kwlist, &path, &schema, &env,
+                                     &settings))
+        return NULL;
+    ituna_config *cfg = load_config(state_of_module(module), schema, path, env, settings);
+    if (!cfg) return NULL;
+    PyObject *out = PyDict_New();
+    size_t it = 0;
+    const char *sec, *key, *val;
+    while (out && ituna_config_next_known(cfg, &it, &sec, &key, &val)) {
+        PyObject *d = PyDict_GetItemString(out, sec); /* borrowed */
+        if (!d) {
+            d = PyDict_New();
+            if (!d || PyDict_SetItemString(out, sec, d) < 0) Py_CLEAR(out);
+            Py_XDECREF(d);
+            if (!out) break;
+        }
+        if (!val) continue;
+        PyObject *pv = PyUnicode_FromString(val);
+        if (!pv || PyDict_SetItemString(d, key, pv) < 0) Py_CLEAR(out);
+        Py_XDECREF(pv);
+    }
+    static const char *const open_sections[] = { "kafka", "resource" };
+    for (size_t i = 0; out && i < 2; i++) {
+        size_t j = 0;
+        const char *k, *v;
+        while (out && ituna_config_next(cfg, open_sections[i], &j, &k, &v)) {
+            PyObject *d = PyDict_GetItemString(out, open_sections[i]); /* borrowed */
+            if (!d) {
+                if (!(d = PyDict_New()) || PyDict_SetItemString(out, open_sections[i], d) < 0) Py_CLEAR(out);
+                Py_XDECREF(d);
+                if (!out) break;
+            }
+            PyObject *pv = PyUnicode_FromString(v);
+            if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(out);
+            Py_XDECREF(pv);
+        }
+    }
+    ituna_config_destroy(cfg);
+    return out;
 }
 
 static void tracer_dealloc(PyObject *self) {
@@ -780,6 +853,19 @@ static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssi
     return PyUnicode_FromString(v);
 }
 
+static PyObject *tracer_config_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames) {
+    static const char *const names[] = { "section", "key", "default" };
+    PyObject *a[3];
+    if (fast_args("config_value", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_value(section, key, default=None)");
+    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
+    if (!key) return NULL;
+    const char *v = ituna_config_value(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
+    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
+    return PyUnicode_FromString(v);
+}
+
 static PyObject *tracer_config_section(PyObject *self, PyObject *arg) {
     const char *sec = str_arg(arg, "section");
     if (!sec) return NULL;
@@ -864,6 +950,10 @@ static PyMethodDef tracer_methods[] = {
     { "config_get", (PyCFunction)(void (*)(void))tracer_config_get, METH_FASTCALL | METH_KEYWORDS,
       "config_get($self, /, section, key, default=None)\n--\n\n"
       "config_get(section, key, default=None) -> str: a setting as loaded (file, env, overrides)." },
+    { "config_value", (PyCFunction)(void (*)(void))tracer_config_value, METH_FASTCALL | METH_KEYWORDS,
+      "config_value($self, /, section, key, default=None)\n--\n\n"
+      "config_value(section, key, default=None) -> str: a setting as loaded, else the default of the core's\n"
+      "or the registered application schema's table." },
     { "config_section", tracer_config_section, METH_O,
       "config_section($self, section, /)\n--\n\n"
       "config_section(section) -> dict of the keys set there." },
@@ -880,7 +970,7 @@ static PyGetSetDef tracer_getset[] = {
 };
 
 static PyType_Slot tracer_slots[] = {
-    { Py_tp_doc, "Tracer(config=None, env=True, settings=())\n--\n\n"
+    { Py_tp_doc, "Tracer(config=None, env=True, settings=(), schema=None)\n--\n\n"
                  "Build a tracer from an INI file, then the OTEL_* environment (env=True), then\n"
                  "settings: (key, value) string pairs for ituna_config_set. Use ituna.init()." },
     { Py_tp_new, tracer_new },

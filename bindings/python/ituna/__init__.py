@@ -51,7 +51,7 @@ CORE_VERSION: str = _core.CORE_VERSION
 RDKAFKA_VERSION: str = _core.RDKAFKA_VERSION  # the librdkafka in use
 
 __all__ = [
-    "init", "shutdown", "get_tracer", "span", "current_span", "current_context", "use_context",
+    "init", "load_config", "shutdown", "get_tracer", "span", "current_span", "current_context", "use_context",
     "inject", "extract", "extract_baggage", "traceparent_parse",
     "Tracer", "Span", "SpanContext", "SpanKind", "StatusCode",
     "Producer", "Consumer", "Message", "DeliveryReport", "start_embedded_broker", "EmbeddedBroker",
@@ -90,10 +90,18 @@ def _setting_value(value: Any) -> str:
                     % type(value).__name__)
 
 
+def _pairs(settings: Optional[Mapping[str, Any]]) -> list:
+    return [(str(key), _setting_value(value)) for key, value in (settings or {}).items()]
+
+
 def init(service_name: Optional[str] = None, config: Union[str, "_os.PathLike[str]", None] = None, *,
-         env: bool = True, settings: Optional[Mapping[str, Any]] = None, **overrides: Any) -> Tracer:
+         env: bool = True, settings: Optional[Mapping[str, Any]] = None,
+         schema: Union[str, "_os.PathLike[str]", None] = None, **overrides: Any) -> Tracer:
     """Set up the process's tracer and return it.
 
+    ``schema`` (else ``$ITUNA_CONFIG_SCHEMA``) names an application's schema file: its
+    sections become known, checked as strictly as the core's, and their defaults are
+    answered by :meth:`Tracer.config_value` (see :func:`load_config`).
     Settings are applied in this order, later ones winning: the INI file ``config``,
     the ``OTEL_*`` environment variables (``env=True``), ``settings`` (a dict with
     ``"section.key"`` names, e.g. ``{"exporter.endpoint": "http://127.0.0.1:4318"}``),
@@ -107,9 +115,7 @@ def init(service_name: Optional[str] = None, config: Union[str, "_os.PathLike[st
     previous tracer keep it). At interpreter exit, open producers and consumers are
     closed and the tracer is flushed and shut down (see :func:`shutdown`).
     """
-    pairs = []
-    for key, value in (settings or {}).items():
-        pairs.append((str(key), _setting_value(value)))
+    pairs = _pairs(settings)
     if service_name is not None:
         if not isinstance(service_name, str):
             raise TypeError("service_name must be str, not %s" % type(service_name).__name__)
@@ -118,12 +124,23 @@ def init(service_name: Optional[str] = None, config: Union[str, "_os.PathLike[st
         if value is None:
             continue
         pairs.append((key.replace("__", "."), _setting_value(value)))
-    tracer = _core.Tracer(config=config, env=env, settings=pairs)
+    tracer = _core.Tracer(config=config, env=env, settings=pairs, schema=schema)
     previous = _core.get_default_tracer()
     _core.set_default_tracer(tracer)
     if previous is not None:
         previous.flush(timeout=5.0)
     return tracer
+
+
+def load_config(config: Union[str, "_os.PathLike[str]", None] = None, *,
+                schema: Union[str, "_os.PathLike[str]", None] = None, env: bool = True,
+                settings: Optional[Mapping[str, Any]] = None) -> dict:
+    """Load and check a configuration as :func:`init` would, without a tracer:
+    ``{section: {key: value}}`` with every known key (the core's, and the sections of
+    the application schema ``schema``, else ``$ITUNA_CONFIG_SCHEMA``) at its value or
+    default. An unknown section or key, or a bad value, raises :class:`ConfigError`
+    naming ``file:line: [section] key``."""
+    return _core.config_values(config=config, schema=schema, env=env, settings=_pairs(settings))
 
 
 def get_tracer() -> Optional[Tracer]:

@@ -1,4 +1,4 @@
-"""`python -m ituna.report` runs the ituna-report command."""
+"""`python -m ituna_report` runs the ituna-report command."""
 
 import sys
 

@@ -30,7 +30,6 @@ The configuration file is checked whole by the core before anything starts.
 
 import argparse
 import collections
-import configparser
 import datetime
 import glob
 import json
@@ -50,13 +49,8 @@ SERVICES = ["order-validation", "kitchen-service", "website-ordering", "onsite-o
             "direct-kitchen-ordering"]
 CONSUMERS = ("order-validation", "kitchen-service")
 ORDERING = {"website-ordering": "website", "onsite-ordering": "on-site", "direct-kitchen-ordering": "direct"}
-# Defaults of core/src/config_schema.c, for keys absent from the file.
-DEFAULT_LANG = {"website-ordering": "python", "onsite-ordering": "lua", "order-validation": "python",
-                "direct-kitchen-ordering": "lua", "kitchen-service": "lua"}
-DEFAULT_RATE = {"website-ordering": 1.0, "onsite-ordering": 1.0, "direct-kitchen-ordering": 0.5}
-TOPIC_DEFAULTS = {("initial-order", "queue-topic"): "ituna-orders",
-                  ("kitchen-queue", "queue-topic"): "kitchen-orders",
-                  ("topics", "rejected"): "ituna-rejected", ("topics", "ready"): "ituna-ready"}
+# The restaurant's config sections, types and defaults (one place; the core checks them)
+SCHEMA_FILE = "restaurant-schema.ini"
 
 _UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
 RE_READY = re.compile(r" - INFO - READY (\S+)")
@@ -87,8 +81,8 @@ def _package_dir():
 
 def find_scripts_dir(explicit=None):
     """scripts/ holding python/ and lua/: --scripts-dir, $ITUNA_SCRIPTS_DIR, the copy
-    installed with the package, the source tree this file lives in, or the current
-    directory and its parents."""
+    installed with this package (ituna_restaurant/scripts/), the source tree's scripts/
+    this package lives in, or the current directory and its parents."""
     candidates = []
     if explicit:
         candidates.append(explicit)
@@ -96,7 +90,7 @@ def find_scripts_dir(explicit=None):
         candidates.append(os.environ["ITUNA_SCRIPTS_DIR"])
     pkg = _package_dir()
     candidates.append(os.path.join(pkg, "scripts"))
-    candidates.append(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(pkg))), "scripts"))
+    candidates.append(os.path.dirname(pkg))
     d = os.getcwd()
     while True:
         candidates.append(os.path.join(d, "scripts"))
@@ -143,61 +137,55 @@ def find_ituna_lua(scripts_dir):
 
 # ---- configuration ---------------------------------------------------------------------
 
-def check_config(path):
-    """Validate the whole file with the core, as every service will when it starts
-    (sections, keys, values, duplicates, file:line in the message), so a bad file
-    stops the launcher before it starts a broker or a service. Any file content,
-    binary included, gives a RestaurantError, never a traceback."""
+def find_data_file(scripts_dir, name):
+    """One of the restaurant's data files (its config schema, its report profile): the
+    scripts directory's, else the one shipped with this package (installed:
+    ituna_restaurant/scripts/; source tree: scripts/)."""
+    for d in (scripts_dir, os.path.join(_package_dir(), "scripts"), os.path.dirname(_package_dir())):
+        path = os.path.join(d, name)
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    raise RestaurantError(f"cannot find the restaurant's {name}")
+
+
+def check_config(path, schema, env=True):
+    """Validate the whole file with the core and the restaurant's schema, as every
+    service will when it starts (sections, keys, values, duplicates, file:line in the
+    message), so a bad file stops the launcher before it starts a broker or a service.
+    Any file content, binary included, gives a RestaurantError, never a traceback.
+    Returns {section: {key: value}}, the schema's defaults included."""
     import ituna
 
     try:
-        # the environment counts as the services see it; no exporter: nothing is sent
-        t = ituna.Tracer(config=path, env=True, settings=[("exporter.type", "none")])
+        # env=True: the environment counts as the services see it
+        return ituna.load_config(path, schema=schema, env=env)
     except ituna.Error as exc:  # ConfigError and the rest (an unreadable file)
         msg = str(exc)
         raise RestaurantError(msg if path in msg else f"{path}: {msg}") from None
-    t.shutdown(timeout=0)
 
 
 class RunConfig:
-    """The values the launcher itself reads from the INI file (the services read
-    theirs through the core, which validates the whole file)."""
+    """The values the launcher itself reads from the INI file, loaded by the core with
+    the restaurant's schema: the whole file is checked (file:line: [section] key
+    messages) and keys it leaves out read as the schema's defaults."""
 
-    def __init__(self, path):
+    def __init__(self, path, schema):
         self.path = path
-        check_config(path)
-        self.cp = configparser.ConfigParser(interpolation=None, strict=False)
-        try:
-            if not self.cp.read(path, encoding="utf-8"):
-                raise RestaurantError(f"cannot read config file {path}")
-        except configparser.Error as exc:
-            raise RestaurantError(f"{path}: {exc}") from None
-        except (UnicodeDecodeError, OSError) as exc:
-            raise RestaurantError(f"{path}: cannot read as UTF-8 text: {exc}") from None
+        check_config(path, schema)
+        self.values = check_config(path, schema, env=False)
 
     def get(self, section, key, default=None):
-        if self.cp.has_option(section, key):
-            v = self.cp.get(section, key).strip()
-            return v if v != "" else default
-        return default
-
-    def _number(self, section, key, default, kind):
-        text = self.get(section, key)
-        if text is None:
-            return default
-        try:
-            return kind(text)
-        except ValueError:
-            raise RestaurantError(f"{self.path}: [{section}] {key} = {text!r} is not a number") from None
+        v = self.values.get(section, {}).get(key)
+        return v if v not in (None, "") else default
 
     def language(self, service):
-        return (self.get("services", service) or DEFAULT_LANG[service]).lower()
+        return self.get("services", service)
 
     def rate(self, service):
-        return self._number("rates", service, DEFAULT_RATE[service], float)
+        return float(self.get("rates", service))
 
     def topic(self, section, key):
-        return self.get(section, key) or TOPIC_DEFAULTS[(section, key)]
+        return self.get(section, key)
 
 
 # ---- one service process ----------------------------------------------------------------
@@ -456,17 +444,15 @@ class Restaurant:
         self.config_path = os.path.abspath(a.config or os.path.join(self.scripts_dir, "ituna-config.ini"))
         if not os.path.isfile(self.config_path):
             raise RestaurantError(f"config file not found: {self.config_path}")
-        self.cfg = RunConfig(self.config_path)
+        self.schema_path = find_data_file(self.scripts_dir, SCHEMA_FILE)
+        self.cfg = RunConfig(self.config_path, self.schema_path)
 
         langs = {s: self.cfg.language(s) for s in SERVICES}
-        for s, lang in langs.items():
-            if lang not in ("lua", "python"):
-                raise RestaurantError(f"{self.config_path}: [services] {s} = {lang!r}: expected lua or python")
         langs.update(parse_assignments(a.lang, "lang", ("lua", "python")))
         self.langs = langs
 
         scale = {s: 1 for s in SERVICES}
-        cfg_scale = self.cfg._number("restaurant", "scale-kitchen-service", 1, int)
+        cfg_scale = int(self.cfg.get("restaurant", "scale-kitchen-service"))
         scale["kitchen-service"] = cfg_scale
         for s, v in parse_assignments(a.scale, "scale").items():
             if s not in CONSUMERS:
@@ -484,8 +470,8 @@ class Restaurant:
         orders = a.orders
         duration = a.duration
         if orders is None and duration is None:
-            orders = self.cfg._number("restaurant", "orders", 30, int)
-            duration = self.cfg._number("restaurant", "duration", 0.0, float)
+            orders = int(self.cfg.get("restaurant", "orders"))
+            duration = float(self.cfg.get("restaurant", "duration"))
         if orders is not None and orders < 0:
             raise RestaurantError("--orders must be >= 0")
         if duration is not None and duration < 0:
@@ -563,9 +549,7 @@ class Restaurant:
         embedded broker: [restaurant] broker, then [queue] bootstrap, then the seed's
         [queue] host and port."""
         path = self.config_path
-        mode = (self.cfg.get("restaurant", "broker") or "auto").lower()
-        if mode not in ("auto", "embedded", "queue"):
-            raise RestaurantError(f"{path}: [restaurant] broker = {mode!r}: expected auto, embedded or queue")
+        mode = self.cfg.get("restaurant", "broker")
         if mode == "embedded":
             return None, None
         bootstrap = self.cfg.get("queue", "bootstrap")
@@ -679,9 +663,11 @@ class Restaurant:
         env.update(export_env)
         env["ITUNA_KAFKA_BOOTSTRAP"] = self.bootstrap
         env["ITUNA_CONFIG"] = self.config_path
+        env["ITUNA_CONFIG_SCHEMA"] = self.schema_path  # the services register it (Lua host and Python)
         env["PYTHONUNBUFFERED"] = "1"
         # The services import the same ituna package as this launcher.
-        pkg_parent = os.path.dirname(_package_dir())
+        import ituna
+        pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(ituna.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in [pkg_parent, env.get("PYTHONPATH", "")] if p)
         lua_dir = os.path.join(self.scripts_dir, "lua")
         env["LUA_PATH"] = f"{lua_dir}/?.lua;" + (env.get("LUA_PATH") or ";")
@@ -1051,9 +1037,9 @@ class Restaurant:
         return bool(twice) or (unfinished > 0 and self.failed is None and not self.interrupted)
 
     def _report(self):
-        """The per-stage latency summary from ituna.report, when it is there."""
+        """The per-stage latency summary from ituna_report, when it is there."""
         try:
-            from ituna import report
+            import ituna_report as report
         except Exception as exc:  # the report package is optional for a run
             self._say(f"(per-stage report unavailable: {exc})")
             return
@@ -1081,7 +1067,7 @@ class Restaurant:
             self._say("(no per-stage table: no order was placed)")
             return None
         try:
-            from ituna.report import analyze_requests
+            from ituna_report import analyze_requests
             requests, found = _fetch_run_traces(q, services, set(want.values()), self.started_wall,
                                                 self.args.jaeger_wait)
         except Exception as exc:
@@ -1124,7 +1110,7 @@ def _fetch_run_traces(query, services, trace_ids, started_wall, wait_s):
     (each order's root is in one) over the run's time range of Jaeger's /api/v3. Jaeger
     ingests asynchronously: search again until every trace is there and the span count
     held still between two searches, or wait_s passed. Returns (requests, traces found)."""
-    from ituna.report.load import jaeger_url, norm_id, parse_jaeger_body
+    from ituna_report.load import jaeger_url, norm_id, parse_jaeger_body
     deadline = time.monotonic() + wait_s
     last = None
     limit = 2 * len(trace_ids) + 100

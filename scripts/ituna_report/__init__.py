@@ -2,9 +2,10 @@
 Jaeger's /api/v3) and answers with per-stage latency, queue wait per Kafka topic, the
 critical-path bottleneck ranking and trace waterfalls: as text, JSON and one HTML page.
 
-Pure Python: imports nothing from ituna._core, so it runs without the C extension.
+Pure Python: imports nothing from the ituna library, so it runs without the C extension
+and reads the traces of any pipeline, not only the ITuna restaurant's.
 
-    from ituna.report import analyze_paths
+    from ituna_report import analyze_paths
     report = analyze_paths("traces.jsonl")
     print(report.to_text(width=80))
 """
