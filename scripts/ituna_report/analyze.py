@@ -16,12 +16,13 @@ Decisions where the spec is silent (also in the README of the report):
 - Critical path: from the span that ends last, walk back through parent/child and
   producer->consumer edges; the gap between a producer's end and its consumer's start is
   the stage "queue wait <topic>"; time where no child runs is the parent's self time.
-- Outcome of an order, decided in this order: "rejected" when a span sends to a
-  rejection topic (default ituna-rejected; --rejected-topic / [topics] rejected), when
-  the kitchen's spans all ended in error (a kitchen that spoils without publishing), or
-  when validation ended in error and no kitchen span follows; else "served" when a
-  kitchen span is present; else "incomplete". (A kitchen span in error followed by a
-  good one is a redelivered message that was then cooked: served.)
+- Hops: a CONSUMER span's producer is its parent PRODUCER span (or a linked one), the
+  Kafka hop of messaging.destination.name; a SERVER span whose parent is a CLIENT span
+  of another service is an HTTP hop. Both appear in the service graph.
+- Outcome of a trace: from the trace graph by default (profile.py: "incomplete" when
+  the graph is broken, "error" when an error was not retried with success, else "ok");
+  an application's notions ("served", "rejected") come from its profile, as data
+  (--profile; the restaurant's is scripts/restaurant-profile.ini).
 """
 
 import gc
@@ -30,6 +31,7 @@ import operator
 
 from .histogram import LogHistogram
 from .load import attr_value, attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id
+from .profile import GENERIC, Profile, load_profile
 
 __all__ = ["Analyzer", "Report", "analyze_paths", "analyze_requests", "TraceAssembler"]
 
@@ -39,14 +41,8 @@ _KIND_BY_NAME = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND
                  "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
 _STATUS_BY_NAME = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 
-# The restaurant's shape (DESIGN.md). Traces of other shapes still get every figure;
-# only the served/rejected outcome and the source fallback use these names.
-KITCHEN_SERVICES = {"kitchen-service"}
-KITCHEN_SPANS = {"main-kitchen"}
-REJECT_TOPICS = frozenset({"ituna-rejected"})  # the default; Analyzer(reject_topics=...)
-VALIDATION_SPANS = {"main-order-validation"}
-SOURCE_BY_ROOT = {"main-website-order": "website", "main-onsite-order": "on-site",
-                  "main-direct-order": "direct"}
+# Problems that make a trace's graph broken: its outcome is then "incomplete".
+BROKEN_GRAPH = frozenset({"consumer without producer", "orphan span (parent missing)"})
 MAX_EXAMPLES = 50          # trace ids listed per broken-trace category
 SLOWEST_KEPT = 20          # waterfalls of the slowest traces in the report
 MAX_IN_FLIGHT = 4000       # traces kept open while reading: memory ~ this x spans x ~3 KB
@@ -269,9 +265,16 @@ class Analyzer:
     """Feed spans (add_span) or requests (add_request), then call finish() -> Report."""
 
     def __init__(self, max_in_flight=MAX_IN_FLIGHT, want_trace=None, want_order=None,
-                 max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT, reject_topics=None):
+                 max_embedded=MAX_EMBEDDED, slowest=SLOWEST_KEPT, reject_topics=None, profile=None):
         self.asm = TraceAssembler(self._on_trace, max_in_flight)
-        self.reject_topics = frozenset(reject_topics) if reject_topics else REJECT_TOPICS
+        if profile is None:
+            profile = GENERIC
+        elif not isinstance(profile, Profile):
+            profile = load_profile(profile)
+        if reject_topics:  # --rejected-topic: the profile's sends-to topics
+            profile = profile.with_topics(reject_topics)
+        self.profile = profile
+        self.http = {}  # (client service, server service) -> HTTP hops
         self.want_trace = want_trace.lower() if want_trace else None
         self.want_order = want_order
         self.max_embedded = max_embedded
@@ -349,11 +352,7 @@ class Analyzer:
         # per-stage durations and errors (durations do not depend on skew correction).
         roots = []
         stages = self.stages
-        kitchen_end = None
-        kitchen_main = kitchen_ok = False  # a main-kitchen span; one that ended without error
-        validation_error = False
-        rejected = False         # sent to a rejection topic
-        reject_topics = self.reject_topics
+        sent_to = set()  # topics the trace's PRODUCER spans sent to
         for sp in spans:
             par = byid.get(sp.pid) if sp.pid else None
             sp.parent = par
@@ -368,14 +367,6 @@ class Analyzer:
                 st.flush()
             if sp.status == 2:
                 st.errors += 1
-                if sp.name in VALIDATION_SPANS:
-                    validation_error = True
-            if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS:
-                kitchen_end = True
-                if sp.name in KITCHEN_SPANS:
-                    kitchen_main = True
-                    if sp.status != 2:
-                        kitchen_ok = True
             if kind == CONSUMER:
                 prod = par if par is not None and par.kind == PRODUCER else None
                 if prod is None:
@@ -395,8 +386,10 @@ class Analyzer:
             else:
                 if kind == PRODUCER:
                     sp.messaging()
-                    if sp.topic in reject_topics:
-                        rejected = True
+                    sent_to.add(sp.topic)
+                elif kind == SERVER and par is not None and par.kind == CLIENT and par.service != sp.service:
+                    hk = (par.service, sp.service)
+                    self.http[hk] = self.http.get(hk, 0) + 1
                 sp.pred = par
                 if par is None and sp.pid:
                     self._broken("orphan span (parent missing)", tid)
@@ -490,10 +483,6 @@ class Analyzer:
             for sp in spans:
                 if not sp.vis:
                     order.append(sp)
-        if kitchen_end:
-            kitchen_end = max(sp.end for sp in spans if sp.service in KITCHEN_SERVICES or sp.name in KITCHEN_SPANS)
-        else:
-            kitchen_end = None
 
         # Critical path.
         last = max(spans, key=lambda s: s.end)
@@ -511,31 +500,31 @@ class Analyzer:
             self.cp_traces[k] = self.cp_traces.get(k, 0) + 1
             self.cp_total += v
 
-        # Order source, outcome, end-to-end latency.
+        # Source, id, outcome (the profile's, else the graph's), end-to-end latency.
+        prof = self.profile
         root = min(roots, key=lambda s: s.start)
-        source = root.attr("order.source")
-        order_id = root.attr("order.id")
-        if source is None or order_id is None:
-            for sp in spans:
-                if source is None:
-                    source = sp.attr("order.source")
-                if order_id is None:
-                    order_id = sp.attr("order.id")
-                if source is not None and order_id is not None:
-                    break
+        source = order_id = None
+        sa, ia = prof.source_attr, prof.id_attr
+        if sa or ia:
+            source = root.attr(sa) if sa else None
+            order_id = root.attr(ia) if ia else None
+            if (sa and source is None) or (ia and order_id is None):
+                for sp in spans:
+                    if sa and source is None:
+                        source = sp.attr(sa)
+                    if ia and order_id is None:
+                        order_id = sp.attr(ia)
+                    if (not sa or source is not None) and (not ia or order_id is not None):
+                        break
         if source is None:
-            source = SOURCE_BY_ROOT.get(root.name, "unknown")
+            source = prof.sources.get(root.name, "unknown") if not prof.generic else root.service
         source = str(source)
-        # Rejection first: a kitchen that spoils an order has spans too.
-        if kitchen_main and not kitchen_ok:
-            rejected = True  # every main-kitchen ended in error
-        if rejected or (validation_error and kitchen_end is None):
-            outcome, end = "rejected", last.end
-        elif kitchen_end is not None:
-            outcome, end = "served", kitchen_end
-        else:
-            outcome, end = "incomplete", last.end
-            self._broken("cut short (no kitchen, no rejection)", tid)
+        broken = bool(self._tid_kinds & BROKEN_GRAPH)
+        outcome, end = prof.decide(spans, sent_to, broken)
+        if end is None:
+            end = last.end
+        if outcome == prof.otherwise and prof.otherwise_problem:
+            self._broken(prof.otherwise_problem, tid)
         e2e = end - root.start
         h = self.e2e.get((source, outcome))
         if h is None:
@@ -699,6 +688,14 @@ class Report:
         self.peak_in_flight = a.asm.peak_in_flight
         self.traces = a.traces
         self.outcomes = dict(a.outcomes)
+        prof = a.profile
+        self.profile = prof.name
+        self.unit = prof.unit
+        self.outcome_order = list(prof.order) + sorted(o for o in self.outcomes if o not in prof.order)
+        self.good_outcomes = sorted(prof.good)
+        self.hops = [{"via": "kafka", "topic": q, "hops": int(q_stats.wait.n)}
+                     for q, q_stats in sorted(a.queues.items()) if q_stats.wait.n] + \
+                    [{"via": "http", "from": c, "to": sv, "hops": n} for (c, sv), n in sorted(a.http.items())]
         total = a.cp_total or 1
         for st in a.stages.values():
             if st.pend:
@@ -733,7 +730,7 @@ class Report:
         self.skew = [{"from": f, "to": t, "traces": s[0], "estimatedSkewMs": _ms(s[1]),
                       "meanShiftMs": _ms(s[2] / s[0])}
                      for (f, t), s in sorted(a.skew.items())]
-        self.graph = _graph(a.edges)
+        self.graph = _graph(a.edges, a.http)
         self.slowest = [c for _, _, c in sorted(a.slowest, key=lambda x: (-x[0], x[1]))]
         self.embedded = [c for _, _, c in sorted(a.embedded, key=lambda x: (-x[0], x[1]))]
         self.found = a.found
@@ -742,7 +739,9 @@ class Report:
         return self.ranking[0]["stage"] if self.ranking else None
 
     def to_dict(self, include_traces=True):
-        d = {"spans": self.spans, "traces": self.traces, "outcomes": self.outcomes,
+        d = {"spans": self.spans, "traces": self.traces, "outcomes": self.outcomes, "unit": self.unit,
+             "profile": self.profile, "outcomeOrder": self.outcome_order, "goodOutcomes": self.good_outcomes,
+             "hops": self.hops,
              "lateSpans": self.late_spans, "criticalPathTotalMs": self.cp_total_ms,
              "ranking": self.ranking, "stages": self.stages, "queueWait": self.queues,
              "endToEnd": self.e2e, "broken": self.broken, "clockSkew": self.skew,
@@ -779,11 +778,13 @@ def _stage_label(k):
     return "queue wait " + k[1] if k[0] is None else k[0] + " / " + k[1]
 
 
-def _graph(edges):
+def _graph(edges, http=None):
     """Services and topics as nodes in layers (longest path from a source), edges with
-    message counts and queue-wait percentiles."""
+    message counts and queue-wait percentiles; HTTP hops as service -> service edges."""
     # Keys as collected: (service, topic) for producers, (topic, service, 1) for consumers.
     edges = {((k[0], "topic:" + k[1]) if len(k) == 2 else ("topic:" + k[0], k[1])): v for k, v in edges.items()}
+    for (client, server), n in (http or {}).items():
+        edges[(client, server)] = [n, None]
     nodes = set()
     out = {}
     for (a, b) in edges:

@@ -133,9 +133,12 @@ _JS = r"""
 
   // ---- summary
   var oc = D.outcomes || {};
+  var good = D.goodOutcomes || ['served'];
+  function isGood(o) { return good.indexOf(o) >= 0; }
   document.getElementById('summary').textContent =
-    D.traces + ' orders (' + (oc.served || 0) + ' served, ' + (oc.rejected || 0) + ' rejected, ' +
-    (oc.incomplete || 0) + ' incomplete) - ' + D.spans + ' spans - generated ' + D.generated;
+    D.traces + ' ' + (D.unit || 'traces') + ' (' + (D.outcomeOrder || ['served', 'rejected', 'incomplete']).map(function (o) {
+      return (oc[o] || 0) + ' ' + o;
+    }).join(', ') + ') - ' + D.spans + ' spans - generated ' + D.generated;
 
   // ---- ranking
   var rk = document.getElementById('ranking');
@@ -161,7 +164,7 @@ _JS = r"""
   // ---- end to end
   document.getElementById('e2e').appendChild(table(['order source', 'outcome', 'orders', 'p50', 'p95', 'p99', 'max'],
     D.endToEnd.map(function (e) {
-      return el('tr', null, [td(e.source), el('td', null, [el('span', { cls: 'pill ' + (e.outcome === 'served' ? 'ok' : 'err'), text: e.outcome })]),
+      return el('tr', null, [td(e.source), el('td', null, [el('span', { cls: 'pill ' + (isGood(e.outcome) ? 'ok' : 'err'), text: e.outcome })]),
         td(String(e.count), 'num'), td(ms(e.p50Ms), 'num'), td(ms(e.p95Ms), 'num'), td(ms(e.p99Ms), 'num'), td(ms(e.maxMs), 'num')]);
     }), 2));
 
@@ -292,7 +295,7 @@ _JS = r"""
     wf.textContent = ''; det.textContent = '';
     var total = Math.max(t.totalMs, 1e-6);
     var head = el('div', { cls: 'wf-head' }, [el('b', { text: 'Order ' + (t.orderId || '-') }),
-      ' - ' + t.source + ' - ', el('span', { cls: 'pill ' + (t.outcome === 'served' ? 'ok' : 'err'), text: t.outcome }),
+      ' - ' + t.source + ' - ', el('span', { cls: 'pill ' + (isGood(t.outcome) ? 'ok' : 'err'), text: t.outcome }),
       ' - end to end ' + ms(t.e2eMs) + ' - trace ', el('code', { text: t.traceId })]);
     var box = el('div', { cls: 'wf', id: 'wf-' + t.traceId }, [head]);
     t.spans.forEach(function (s, i) {

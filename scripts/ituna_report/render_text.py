@@ -35,15 +35,15 @@ def render_report(r, width=80):
     width = max(60, int(width))
     L = []
     oc = r.outcomes
-    L.append("ituna-report: %d orders/traces (%d served, %d rejected, %d incomplete), %d spans"
-             % (r.traces, oc.get("served", 0), oc.get("rejected", 0), oc.get("incomplete", 0), r.spans))
+    L.append("ituna-report: %d %s (%s), %d spans"
+             % (r.traces, r.unit, ", ".join("%d %s" % (oc.get(o, 0), o) for o in r.outcome_order), r.spans))
     L.append("")
-    L.append("WHERE THE TIME GOES - each stage's share of the orders' critical paths")
-    L.append("(the chain of work and Kafka waiting that decided when each order was done)")
+    L.append("WHERE THE TIME GOES - each stage's share of the traces' critical paths")
+    L.append("(the chain of work, Kafka waiting and HTTP calls that decided when each trace was done)")
     name_w = width - 39
     widths = [2, name_w, 6, 8, 8, 8]
     aligns = [">", "<", ">", "<", ">", ">"]
-    L.append(_row(["#", "stage", "share", "", "total", "/order"], widths, aligns))
+    L.append(_row(["#", "stage", "share", "", "total", "/trace"], widths, aligns))
     for i, row in enumerate(r.ranking[:15], 1):
         bar = "#" * max(1 if row["share"] > 0.005 else 0, int(round(row["share"] * 8)))
         L.append(_row([str(i), row["stage"], "%.1f%%" % (100 * row["share"]), bar,
@@ -55,10 +55,10 @@ def render_report(r, width=80):
         L.append("    (no spans)")
 
     L.append("")
-    L.append("END-TO-END per order source (ordering span start -> last kitchen span end)")
+    L.append("END-TO-END per source (root span start -> the trace's end, or where its outcome was reached)")
     widths = [width - 55, 10, 7, 8, 8, 8, 8]
     aligns = ["<", "<", ">", ">", ">", ">", ">"]
-    L.append(_row(["source", "outcome", "orders", "p50", "p95", "p99", "max"], widths, aligns))
+    L.append(_row(["source", "outcome", "traces", "p50", "p95", "p99", "max"], widths, aligns))
     for e in r.e2e:
         L.append(_row([e["source"], e["outcome"], str(e["count"]), fmt_ms(e["p50Ms"]), fmt_ms(e["p95Ms"]),
                        fmt_ms(e["p99Ms"]), fmt_ms(e["maxMs"])], widths, aligns))
@@ -74,6 +74,13 @@ def render_report(r, width=80):
             L.append(_row([q["topic"], str(q["count"]), fmt_ms(q["p50Ms"]), fmt_ms(q["p95Ms"]),
                            fmt_ms(q["p99Ms"]), fmt_ms(q["maxMs"]), fmt_ms(q["attr"]["p50Ms"]),
                            fmt_ms(q["attr"]["p95Ms"])], widths, aligns))
+
+    http = [h for h in r.hops if h["via"] == "http"]
+    if http:
+        L.append("")
+        L.append("HTTP HOPS (a CLIENT span and the SERVER span it called, in another service)")
+        for h in http:
+            L.append(_cut("  %s -> %s  %d calls" % (h["from"], h["to"], h["hops"]), width))
 
     L.append("")
     L.append("STAGES - duration of every span, by service / span name")

@@ -51,6 +51,8 @@ CONSUMERS = ("order-validation", "kitchen-service")
 ORDERING = {"website-ordering": "website", "onsite-ordering": "on-site", "direct-kitchen-ordering": "direct"}
 # The restaurant's config sections, types and defaults (one place; the core checks them)
 SCHEMA_FILE = "restaurant-schema.ini"
+# What the restaurant's traces mean to ituna-report (served, rejected, sources), as data
+PROFILE_FILE = "restaurant-profile.ini"
 
 _UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
 RE_READY = re.compile(r" - INFO - READY (\S+)")
@@ -445,6 +447,7 @@ class Restaurant:
         if not os.path.isfile(self.config_path):
             raise RestaurantError(f"config file not found: {self.config_path}")
         self.schema_path = find_data_file(self.scripts_dir, SCHEMA_FILE)
+        self.profile_path = find_data_file(self.scripts_dir, PROFILE_FILE)
         self.cfg = RunConfig(self.config_path, self.schema_path)
 
         langs = {s: self.cfg.language(s) for s in SERVICES}
@@ -1025,15 +1028,15 @@ class Restaurant:
         self._say(f"Logs:   {self.run_dir}/<service>.log")
         if self.export_mode == "file":
             self._say(f"Traces: {self.traces_file} (OTLP JSON lines; "
-                      f"`ituna-report {self.traces_file} --html report.html` for the full report)")
+                      f"`ituna-report {self.traces_file} --profile {self.profile_path} --html report.html` for the full report)")
         elif self.export_mode == "otlp":
             self._say(f"Traces: sent to {self.export_target}")
             if self.local_traces and os.path.exists(self.traces_file):
-                self._say(f"        a copy in {self.traces_file} (`ituna-report {self.traces_file} --html report.html` "
+                self._say(f"        a copy in {self.traces_file} (`ituna-report {self.traces_file} --profile {self.profile_path} --html report.html` "
                           "for the full report)")
             if fetched:
                 self._say(f"        {fetched} of them read back from {self.args.jaeger_query} into {self.traces_file} "
-                          f"(`ituna-report {self.traces_file} --html report.html` for the full report)")
+                          f"(`ituna-report {self.traces_file} --profile {self.profile_path} --html report.html` for the full report)")
         return bool(twice) or (unfinished > 0 and self.failed is None and not self.interrupted)
 
     def _report(self):
@@ -1046,7 +1049,8 @@ class Restaurant:
         fn = getattr(report, "print_summary", None)
         try:
             if fn is not None:
-                fn(self.traces_file, out=self.out, reject_topics={self.topics["rejected"]})
+                fn(self.traces_file, out=self.out, reject_topics={self.topics["rejected"]},
+                   profile=self.profile_path)
             elif hasattr(report, "main"):
                 self.out.flush()
                 report.main([self.traces_file])
@@ -1084,7 +1088,8 @@ class Restaurant:
             for req in requests:
                 f.write(json.dumps(req, separators=(",", ":")) + "\n")
         try:
-            report = analyze_requests(requests, normalise_ids=True, reject_topics={self.topics["rejected"]})
+            report = analyze_requests(requests, normalise_ids=True, reject_topics={self.topics["rejected"]},
+                                      profile=self.profile_path)
             self.out.write(report.to_text(min(shutil.get_terminal_size((80, 24)).columns, 120)))
             self.out.flush()
         except Exception as exc:

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 
-from e2e_common import FIXTURES, launcher_env, run_launcher
+from e2e_common import FIXTURES, REPO, launcher_env, run_launcher
 from restaurant_util import RunLogs
 
 ORDERS = 18
@@ -52,8 +52,10 @@ def report_cmd():
 
 
 def run_report(args, timeout=120):
-    return subprocess.run(report_cmd() + list(args), env=launcher_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    # the restaurant's traces, read with the restaurant's profile (served, rejected, orders)
+    profile = ["--profile", os.path.join(REPO, "scripts", "restaurant-profile.ini")]
+    return subprocess.run(report_cmd() + profile + list(args), env=launcher_env(), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_report_reads_the_planted_bottleneck_back_from_jaeger(binding, ituna_lua, jaeger, tmp_path):

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from e2e_common import FIXTURES, launcher_env, run_launcher
+from e2e_common import FIXTURES, REPO, launcher_env, run_launcher
 from restaurant_util import RunLogs
 
 ORDERS = 18
@@ -68,7 +68,7 @@ def test_the_stage_made_slow_ranks_first(binding, ituna_lua, tmp_path, key, expe
     validated = sum(1 for source, _, _ in logs.placed.values() if source != "direct")
     assert validated > 0
 
-    report = analyze_paths(str(traces_file))
+    report = analyze_paths(str(traces_file), profile=os.path.join(REPO, "scripts", "restaurant-profile.ini"))
     assert report.traces == ORDERS and report.outcomes.get("served") == ORDERS, report.outcomes
 
     # the planted stage ran slow on every order through validation, as configured

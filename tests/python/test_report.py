@@ -31,6 +31,15 @@ except ImportError as e:
 CLI = ["-m", "ituna_report"]
 from ituna_report import load as L  # noqa: E402
 
+# The fixtures are the restaurant's traces: read with the restaurant's profile (the
+# report alone knows no restaurant; test_report_any_pipeline.py reads other shapes).
+PROFILE = ROOT / "scripts" / "restaurant-profile.ini"
+
+
+def analyze(*a, **k):
+    return R.analyze_paths(*a, profile=str(PROFILE), **k)
+
+
 # Where ituna_report was found, for subprocesses.
 PYPATH = str(Path(R.__file__).resolve().parents[1])
 REL = 0.004  # the histogram's documented accuracy
@@ -38,7 +47,7 @@ REL = 0.004  # the histogram's documented accuracy
 
 def run_cli(*args, check=True):
     env = dict(os.environ, PYTHONPATH=PYPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, *CLI, *map(str, args)], capture_output=True,
+    p = subprocess.run([sys.executable, *CLI, "--profile", str(PROFILE), *map(str, args)], capture_output=True,
                        text=True, env=env, timeout=120)
     if check and p.returncode != 0:
         raise AssertionError("ituna-report failed (%d): %s" % (p.returncode, p.stderr))
@@ -56,7 +65,7 @@ def restaurant(tmp_path_factory):
     orders, spans = mf.restaurant(random.Random(8))
     path = d / "restaurant.jsonl"
     mf.write_jsonl(path, mf.to_requests(spans))
-    return orders, path, R.analyze_paths(path)
+    return orders, path, analyze(path)
 
 
 def _stage(report, service, name):
@@ -143,7 +152,7 @@ def test_order_the_kitchen_rejects_counts_as_rejected(tmp_path):
     good = mf.build_order(rng, "order-served", "website", 1200)
     path = tmp_path / "kitchen-reject.jsonl"
     mf.write_jsonl(path, mf.to_requests([s for o in (spoiled, direct, silent, good) for s in o.spans]))
-    r = R.analyze_paths(path)
+    r = analyze(path)
     assert r.outcomes == {"rejected": 3, "served": 1}
     assert r.broken == []
     by = {(e["source"], e["outcome"]): e for e in r.e2e}
@@ -156,7 +165,7 @@ def test_order_the_kitchen_rejects_counts_as_rejected(tmp_path):
     assert graph[("kitchen-service", "topic:ituna-rejected")] == 2
     assert graph[("kitchen-service", "topic:ituna-ready")] == 1
     assert "(1 served, 3 rejected, 0 incomplete)" in r.to_text()
-    w = R.analyze_paths(path, want_order="order-spoiled").found[0]
+    w = analyze(path, want_order="order-spoiled").found[0]
     assert w["outcome"] == "rejected"
 
 
@@ -173,8 +182,8 @@ def test_rejection_topic_comes_from_the_cli_or_the_config(tmp_path):
                 d["status"] = {}
     path = tmp_path / "own-topic.jsonl"
     mf.write_jsonl(path, mf.to_requests([s for o in orders for s in o.spans]))
-    assert R.analyze_paths(path).outcomes == {"served": 2}
-    assert R.analyze_paths(path, reject_topics={"run7-rejected"}).outcomes == {"rejected": 2}
+    assert analyze(path).outcomes == {"served": 2}
+    assert analyze(path, reject_topics={"run7-rejected"}).outcomes == {"rejected": 2}
     out = run_cli(path, "--rejected-topic", "run7-rejected", "--width", "80").stdout
     assert "(0 served, 2 rejected, 0 incomplete)" in out
     cfg = tmp_path / "run.ini"
@@ -189,7 +198,7 @@ def test_direct_kitchen_order_skips_validation(restaurant):
     e = next(e for e in r.e2e if e["source"] == "direct")
     assert e["outcome"] == "served" and e["count"] == len(direct)
     assert near(e["p50Ms"], mf.chain_ms("direct")) and near(e["maxMs"], mf.chain_ms("direct"))
-    w = R.analyze_paths(path, want_order=direct[0].order_id).found[0]
+    w = analyze(path, want_order=direct[0].order_id).found[0]
     names = {s["name"] for s in w["spans"]}
     assert "main-direct-order" in names and "main-kitchen" in names
     assert not names & {"main-order-validation", "address_validation", "process ituna-orders"}
@@ -206,7 +215,7 @@ def test_end_to_end_per_source(restaurant):
 
 
 def test_broken_traces_are_counted_and_listed():
-    r = R.analyze_paths(FIX / "broken.jsonl")
+    r = analyze(FIX / "broken.jsonl")
     kinds = {b["kind"]: b for b in r.broken}
     rng = random.Random(9)  # rebuild to learn the planted trace ids
     planted = {o.order_id: o.trace_id for o in
@@ -225,7 +234,7 @@ def test_broken_traces_are_counted_and_listed():
 
 
 def test_clock_skew_of_50ms_is_detected_and_corrected():
-    r = R.analyze_paths(FIX / "skew.jsonl")
+    r = analyze(FIX / "skew.jsonl")
     assert len(r.skew) == 1
     s = r.skew[0]
     assert (s["from"], s["to"], s["traces"]) == ("website-ordering", "order-validation", 10)
@@ -243,13 +252,13 @@ def test_clock_skew_of_50ms_is_detected_and_corrected():
     assert plan["q_kitchen"] <= q2["p50Ms"] <= plan["q_kitchen"] + under + 0.01
     assert "clock skew website-ordering -> order-validation" in r.to_text()
     # Uncorrected, the consumer would have started ~47 ms before its producer.
-    w = r.found or R.analyze_paths(FIX / "skew.jsonl", want_order="order-skew-3").found
+    w = r.found or analyze(FIX / "skew.jsonl", want_order="order-skew-3").found
     sp = next(x for x in w[0]["spans"] if x["name"] == "process ituna-orders")
     assert near(sp["skewShiftMs"], s["estimatedSkewMs"], rel=0.05)
 
 
 def test_link_mode_consumers_join_their_producers_trace():
-    r = R.analyze_paths(FIX / "link_mode.jsonl")
+    r = analyze(FIX / "link_mode.jsonl")
     assert r.traces == 5 and r.outcomes == {"served": 5} and r.broken == []
     assert near(_queue(r, "ituna-orders")["p50Ms"], mf.PLAN["q_orders"])
     assert near(_queue(r, "kitchen-orders")["p50Ms"], mf.PLAN["q_kitchen"])
@@ -260,13 +269,13 @@ def test_directory_of_per_service_files_equals_merged_file(restaurant, tmp_path)
     """A run directory holds one file per service; read side by side in time order, the
     orders' spans meet within a small window of traces in flight."""
     _, _, r = restaurant
-    d = R.analyze_paths(FIX / "restaurant-dir", max_in_flight=48)
+    d = analyze(FIX / "restaurant-dir", max_in_flight=48)
     assert d.late_spans == 0 and d.peak_in_flight <= 48
     # The same files merely concatenated need the whole run in flight: with the same
     # window, spans arrive after their trace was closed, and the report says so.
     cat = tmp_path / "cat.jsonl"
     cat.write_text("".join(f.read_text() for f in sorted((FIX / "restaurant-dir").iterdir())))
-    c = R.analyze_paths(cat, max_in_flight=48)
+    c = analyze(cat, max_in_flight=48)
     assert c.late_spans > 0 and "raise --max-in-flight" in c.to_text()
     assert d.traces == r.traces and d.spans == r.spans
     assert [(x["stage"], round(x["share"], 9)) for x in d.ranking] == [(x["stage"], round(x["share"], 9)) for x in r.ranking]
@@ -319,7 +328,7 @@ def test_jaeger_v3_answer_is_parsed_with_base64_ids_and_enum_names():
     body = (FIX / "jaeger_v3_answer.json").read_text()
     reqs = list(L.parse_jaeger_body(body))
     assert len(reqs) == 4
-    r = R.analyze_requests(reqs, normalise_ids=True)
+    r = R.analyze_requests(reqs, normalise_ids=True, profile=str(PROFILE))
     want = json.loads((FIX / "jaeger_v3_answer.orders.json").read_text())
     assert r.traces == 4 and r.outcomes == {"served": 3, "rejected": 1} and r.broken == []
     assert {t["traceId"] for t in r.embedded} == {o["trace_id"] for o in want}
@@ -388,19 +397,15 @@ def test_pretty_printed_json_file_is_read(tmp_path):
     reqs = mf.to_requests(mf.build_order(random.Random(3), "o1", "on-site", 0).spans, batch=100)
     f = tmp_path / "pretty.json"
     f.write_text("\n".join(json.dumps(x, indent=2) for x in reqs))
-    r = R.analyze_paths(f)
+    r = analyze(f)
     assert r.traces == 1 and r.outcomes == {"served": 1}
 
 
 _STREAM_CHILD = r"""
 import json, random, resource, sys, types
-sys.path.insert(0, sys.argv[2])
-try:
-    from ituna_report import analyze_paths
-except ImportError:
-    p = types.ModuleType('ituna'); p.__path__ = [sys.argv[1] + '/ituna']; sys.modules['ituna'] = p
-    from ituna_report import analyze_paths
-r = analyze_paths(sys.argv[3], max_in_flight=400, max_embedded=50)
+sys.path.insert(0, sys.argv[1])
+from ituna_report import analyze_paths
+r = analyze_paths(sys.argv[3], max_in_flight=400, max_embedded=50, profile=sys.argv[4])
 print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "spans": r.spans,
                   "traces": r.traces, "late": r.late_spans, "peak": r.peak_in_flight,
                   "top": r.ranking[0]["stage"], "share": r.ranking[0]["share"]}))
@@ -425,7 +430,7 @@ def test_large_input_streams_in_bounded_memory(tmp_path):
     _write_orders(large, 6000, 2)
     res = []
     for f in (small, large):
-        p = subprocess.run([sys.executable, "-c", _STREAM_CHILD, PYPATH, str(FIX), str(f)],
+        p = subprocess.run([sys.executable, "-c", _STREAM_CHILD, PYPATH, str(FIX), str(f), str(PROFILE)],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
         res.append(json.loads(p.stdout))

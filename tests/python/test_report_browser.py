@@ -57,7 +57,7 @@ def test_html_report_in_headless_chromium(tmp_path):
     orders, spans = mf.restaurant(random.Random(8))
     traces = tmp_path / "traces.jsonl"
     mf.write_jsonl(traces, mf.to_requests(spans))
-    report = R.analyze_paths(traces)
+    report = R.analyze_paths(traces, profile=str(ROOT / "scripts" / "restaurant-profile.ini"))
     art = _artifacts()
     html = art / "ituna-report.html"
     report.to_html(html)
