@@ -39,7 +39,7 @@ def render_report(r, width=80):
              % (r.traces, r.unit, ", ".join("%d %s" % (oc.get(o, 0), o) for o in r.outcome_order), r.spans))
     L.append("")
     L.append("WHERE THE TIME GOES - each stage's share of the traces' critical paths")
-    L.append("(the chain of work, Kafka waiting and HTTP calls that decided when each trace was done)")
+    L.append("(the chain of work, Kafka waits and HTTP calls that decided when each ended)")
     name_w = width - 39
     widths = [2, name_w, 6, 8, 8, 8]
     aligns = [">", "<", ">", "<", ">", ">"]
@@ -55,7 +55,7 @@ def render_report(r, width=80):
         L.append("    (no spans)")
 
     L.append("")
-    L.append("END-TO-END per source (root span start -> the trace's end, or where its outcome was reached)")
+    L.append("END-TO-END per source (root span start -> the end, or the outcome reached)")
     widths = [width - 55, 10, 7, 8, 8, 8, 8]
     aligns = ["<", "<", ">", ">", ">", ">", ">"]
     L.append(_row(["source", "outcome", "traces", "p50", "p95", "p99", "max"], widths, aligns))
@@ -78,7 +78,7 @@ def render_report(r, width=80):
     http = [h for h in r.hops if h["via"] == "http"]
     if http:
         L.append("")
-        L.append("HTTP HOPS (a CLIENT span and the SERVER span it called, in another service)")
+        L.append("HTTP HOPS (a CLIENT span and the SERVER span it called in another service)")
         for h in http:
             L.append(_cut("  %s -> %s  %d calls" % (h["from"], h["to"], h["hops"]), width))
 
