@@ -4,4 +4,4 @@ its config (ituna-config.ini), its config schema (restaurant-schema.ini) and its
 profile (restaurant-profile.ini). Installed, the data files live in this package's
 scripts/ folder; in the source tree, in the folder above it."""
 
-from .launcher import Restaurant, RestaurantError, main  # noqa: F401
+from .launcher import Restaurant, RestaurantError, check_config, main  # noqa: F401

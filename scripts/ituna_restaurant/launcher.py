@@ -144,13 +144,15 @@ def find_data_file(scripts_dir, name):
     scripts directory's, else the one shipped with this package (installed:
     ituna_restaurant/scripts/; source tree: scripts/)."""
     for d in (scripts_dir, os.path.join(_package_dir(), "scripts"), os.path.dirname(_package_dir())):
+        if d is None:
+            continue
         path = os.path.join(d, name)
         if os.path.isfile(path):
             return os.path.abspath(path)
     raise RestaurantError(f"cannot find the restaurant's {name}")
 
 
-def check_config(path, schema, env=True):
+def check_config(path, schema=None, env=True):
     """Validate the whole file with the core and the restaurant's schema, as every
     service will when it starts (sections, keys, values, duplicates, file:line in the
     message), so a bad file stops the launcher before it starts a broker or a service.
@@ -158,12 +160,21 @@ def check_config(path, schema, env=True):
     Returns {section: {key: value}}, the schema's defaults included."""
     import ituna
 
+    if schema is None:
+        schema = find_data_file(None, SCHEMA_FILE)
     try:
         # env=True: the environment counts as the services see it
-        return ituna.load_config(path, schema=schema, env=env)
+        values = ituna.load_config(path, schema=schema, env=env)
     except ituna.Error as exc:  # ConfigError and the rest (an unreadable file)
         msg = str(exc)
         raise RestaurantError(msg if path in msg else f"{path}: {msg}") from None
+    for section, keys in values.items():
+        for key, value in keys.items():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes (surrogateescape)
+                raise RestaurantError(f"{path}: [{section}] {key}: the value is not UTF-8 text") from None
+    return values
 
 
 class RunConfig:

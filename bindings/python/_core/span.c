@@ -576,7 +576,8 @@ PyObject *py_config_values(PyObject *module, PyObject *args, PyObject *kw) {
             if (!out) break;
         }
         if (!val) continue;
-        PyObject *pv = PyUnicode_FromString(val);
+        /* surrogateescape: a value that is not UTF-8 reaches the caller, who can name it */
+        PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "surrogateescape");
         if (!pv || PyDict_SetItemString(d, key, pv) < 0) Py_CLEAR(out);
         Py_XDECREF(pv);
     }
@@ -591,7 +592,7 @@ PyObject *py_config_values(PyObject *module, PyObject *args, PyObject *kw) {
                 Py_XDECREF(d);
                 if (!out) break;
             }
-            PyObject *pv = PyUnicode_FromString(v);
+            PyObject *pv = PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "surrogateescape");
             if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(out);
             Py_XDECREF(pv);
         }
