@@ -7,9 +7,11 @@ import http.server
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -373,6 +375,73 @@ def test_jaeger_query_over_http():
     assert u.path == "/api/v3/traces"
     assert q["query.service_name"] == ["website-ordering"] and q["query.num_traces"] == ["1000"]
     assert q["query.start_time_min"][0].endswith("Z") and q["query.start_time_min"][0] < q["query.start_time_max"][0]
+
+
+class _GrowingJaeger(_FakeJaeger):
+    """Answers no trace for the first requests, then the recorded answer: a Jaeger that
+    receives the traces while ituna-report --follow watches it."""
+    empty_first = 3
+
+    def do_GET(self):  # noqa: N802
+        _FakeJaeger.seen.append(self.path)
+        body = b'{"result": {"resourceSpans": []}}' if len(_FakeJaeger.seen) <= self.empty_first \
+            else _FakeJaeger.body
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_follow_on_jaeger_refreshes_until_idle():
+    _FakeJaeger.body = (FIX / "jaeger_v3_answer.json").read_bytes()
+    _FakeJaeger.seen = []
+    srv = http.server.HTTPServer(("127.0.0.1", 0), _GrowingJaeger)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = "http://127.0.0.1:%d" % srv.server_address[1]
+        p = run_cli("--jaeger", url, "--service", "website-ordering", "--follow", "--interval", "0.2",
+                    "--until-idle", "1", "--width", "80")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    heads = [int(x) for x in re.findall(r"^ituna-report: (\d+) orders/traces", p.stdout, re.M)]
+    assert heads[0] == 0 and heads[-1] == 4, heads  # empty at first, then the traces as they came
+    assert len(re.findall(r"^ituna-report --follow: refresh \d+ ", p.stdout, re.M)) >= 5
+    assert "kitchen-service / roll" in p.stdout.split("refresh")[-1]
+
+
+def test_follow_reads_a_file_that_grows(tmp_path, restaurant):
+    """--follow on a file another process appends to: each refresh reads the new whole
+    lines (a half-written last line waits), and the last one holds every trace."""
+    _, path, r = restaurant
+    lines = Path(path).read_text().splitlines(keepends=True)
+    grow = tmp_path / "growing.jsonl"
+    grow.write_text("")
+    env = dict(os.environ, PYTHONPATH=PYPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, *CLI, "--profile", str(PROFILE), str(grow), "--follow", "--interval",
+                          "0.2", "--until-idle", "1.5", "--width", "80"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        step = max(1, len(lines) // 6)
+        with open(grow, "a") as f:
+            for i in range(0, len(lines), step):
+                chunk = "".join(lines[i:i + step])
+                f.write(chunk[:-5])  # a half-written line first
+                f.flush()
+                time.sleep(0.15)
+                f.write(chunk[-5:])
+                f.flush()
+                time.sleep(0.3)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    spans = [int(x) for x in re.findall(r"^ituna-report: \d+ orders/traces \(.*\), (\d+) spans$", out, re.M)]
+    assert spans[-1] == r.spans, (spans, r.spans)
+    assert any(0 < x < r.spans for x in spans), spans  # refreshes while it grew
+    final = out[out.index("ituna-report --follow: final"):]
+    assert "ituna-report: %d orders/traces" % r.traces in final
 
 
 def test_unreachable_jaeger_and_bad_input_get_clear_errors(tmp_path):
