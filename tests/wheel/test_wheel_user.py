@@ -62,7 +62,10 @@ def test_the_wheel_is_manylinux_and_carries_its_libraries():
     libs = sorted(os.path.basename(n) for n in names if n.startswith("ituna_core.libs/") and not n.endswith("/"))
     assert any(n.startswith("ituna/_core.") and n.endswith(".so") for n in names)
     assert "ituna/bin/ituna-lua" in names
-    assert "ituna/scripts/ituna-config.ini" in names
+    # the restaurant (an application of the library) ships in its own package
+    for data in ("ituna-config.ini", "restaurant-schema.ini", "restaurant-profile.ini"):
+        assert "ituna_restaurant/scripts/" + data in names, data
+    assert not any(n.startswith("ituna/scripts/") for n in names)
     # exactly these: one TLS library (OpenSSL), no GnuTLS, LDAP, Kerberos, ssh, idn2...
     # (libcurl is linked into the extension, Lua into ituna-lua)
     assert sorted(n.split("-")[0] for n in libs) == ["libcjson", "libcrypto", "librdkafka", "libssl", "libzstd"], libs
