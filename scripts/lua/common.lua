@@ -214,8 +214,10 @@ end
 function M.service(name)
     seed_random()
     local path = M.config_path()
-    local tracer = ituna.init { service_name = os.getenv("OTEL_SERVICE_NAME") or name, config = path,
-        schema = M.schema_path() }
+    -- under the ituna-lua host the tracer exists already (set up from its --config and
+    -- --schema / $ITUNA_CONFIG_SCHEMA); with plain lua5.4 this script sets it up
+    local tracer = ituna.tracer() or ituna.init { service_name = os.getenv("OTEL_SERVICE_NAME") or name,
+        config = path, schema = M.schema_path() }
     local svc = {
         name = name,
         tracer = tracer,
