@@ -151,9 +151,21 @@ static int message_context(lua_State *L) {
     return 1;
 }
 
+/* msg:baggage() -> table of the W3C baggage the producer sent ({} when none, or
+ * baggage not in OTEL_PROPAGATORS). [-0, +1, m] */
+static int message_baggage(lua_State *L) {
+    ilua_message *u = check_live_message(L, 1);
+    ituna_baggage *bag = ituna_baggage_new();
+    if (!bag) return luaL_error(L, "out of memory");
+    ituna_message_baggage(u->m, bag);
+    ilua_push_baggage(L, bag);
+    ituna_baggage_destroy(bag);
+    return 1;
+}
+
 static const luaL_Reg message_methods[] = {
-    { "json", message_json },       { "done", message_done }, { "span", message_span },
-    { "context", message_context }, { NULL, NULL },
+    { "json", message_json },       { "done", message_done },       { "span", message_span },
+    { "context", message_context }, { "baggage", message_baggage }, { NULL, NULL },
 };
 
 /* __index: methods, then the fields value, key, topic, partition, offset,

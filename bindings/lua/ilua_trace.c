@@ -650,26 +650,32 @@ typedef struct carrier_ref {
 
 /* Carrier get: exact key, then a case-insensitive scan (HTTP-style carriers).
  * Raw access: no metamethods run under the core. Returned strings stay anchored
- * in the carrier table. [-0, +0, -] */
-static const char *carrier_get(void *carrier, const char *key) {
+ * in the carrier table; *len is the Lua string's length (a NUL is part of it).
+ * [-0, +0, -] */
+static const char *carrier_get(void *carrier, const char *key, size_t *len) {
     carrier_ref *c = carrier;
     lua_State *L = c->L;
     const char *v = NULL;
     lua_pushstring(L, key);
-    if (lua_rawget(L, c->idx) == LUA_TSTRING) v = lua_tostring(L, -1);
+    if (lua_rawget(L, c->idx) == LUA_TSTRING) v = lua_tolstring(L, -1, len);
     lua_pop(L, 1);
     if (v) return v;
     lua_pushnil(L);
     while (lua_next(L, c->idx)) {
         if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING &&
             strcasecmp(lua_tostring(L, -2), key) == 0) {
-            v = lua_tostring(L, -1);
+            v = lua_tolstring(L, -1, len);
             lua_pop(L, 2);
             break;
         }
         lua_pop(L, 1);
     }
     return v;
+}
+
+/* The global tracer's propagators (OTEL_PROPAGATORS), or the default set. */
+static unsigned props(void) {
+    return ituna_tracer_propagators(ituna_tracer_global());
 }
 
 /* [-0, +0, m] */
@@ -698,7 +704,9 @@ static int l_inject(lua_State *L) {
         lua_pushvalue(L, 2);
     }
     carrier_ref c = { L, lua_gettop(L) };
-    ituna_inject(p, carrier_set, &c);
+    ituna_span_context cur;
+    if (!p && ituna_context_current(&cur)) p = &cur;
+    if (p) ituna_inject_with(props(), p, NULL, carrier_set, &c);
     return 1;
 }
 
@@ -709,13 +717,38 @@ static int l_extract(lua_State *L) {
     carrier_ref c = { L, 1 };
     ituna_span_context ctx;
     const char *why = NULL;
-    if (ituna_extract(carrier_get, &c, &ctx, &why) != ITUNA_OK) {
+    if (ituna_extract_with(props(), carrier_get, &c, &ctx, NULL, &why) != ITUNA_OK) {
         lua_pushnil(L);
         lua_pushstring(L, why ? why : "no valid traceparent");
         return 2;
     }
     ilua_push_context(L, &ctx);
     return 1;
+}
+
+/* ituna.extract_baggage(carrier) -> table of the W3C baggage entries (decoded), empty
+ * when absent or invalid.
+ * [-0, +1, m] */
+static int l_extract_baggage(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    carrier_ref c = { L, 1 };
+    ituna_baggage *bag = ituna_baggage_new();
+    if (!bag) return luaL_error(L, "out of memory");
+    ituna_span_context ctx;
+    ituna_extract_with(props() & ITUNA_PROPAGATOR_BAGGAGE, carrier_get, &c, &ctx, bag, NULL);
+    ilua_push_baggage(L, bag);
+    ituna_baggage_destroy(bag);
+    return 1;
+}
+
+void ilua_push_baggage(lua_State *L, const ituna_baggage *bag) {
+    lua_createtable(L, 0, (int)ituna_baggage_count(bag));
+    const char *k, *v, *meta;
+    for (size_t i = 0; i < ituna_baggage_count(bag); i++)
+        if (ituna_baggage_entry(bag, i, &k, &v, &meta)) {
+            lua_pushstring(L, v);
+            lua_setfield(L, -2, k);
+        }
 }
 
 /* ituna.current_context() -> the thread's current context table, or nil.
@@ -733,8 +766,13 @@ static int l_current_context(lua_State *L) {
 /* ---- registration ------------------------------------------------------------------ */
 
 static const luaL_Reg trace_functions[] = {
-    { "init", l_init },     { "shutdown", l_shutdown }, { "tracer", l_tracer },
-    { "inject", l_inject }, { "extract", l_extract },   { "current_context", l_current_context },
+    { "init", l_init },
+    { "shutdown", l_shutdown },
+    { "tracer", l_tracer },
+    { "inject", l_inject },
+    { "extract", l_extract },
+    { "current_context", l_current_context },
+    { "extract_baggage", l_extract_baggage },
     { NULL, NULL },
 };
 

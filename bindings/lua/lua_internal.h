@@ -159,4 +159,7 @@ void ilua_open_producer(lua_State *L);
 void ilua_open_consumer(lua_State *L);
 void ilua_open_broker(lua_State *L);
 
+/* Push a table of bag's entries (key -> decoded value). [-0, +1, m] (ilua_trace.c) */
+void ilua_push_baggage(lua_State *L, const ituna_baggage *bag);
+
 #endif

@@ -109,6 +109,13 @@ T.check(none2 == nil and why2, "missing traceparent gives nil, reason")
 local injected = ituna.inject(remote)
 T.eq(injected.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "inject of an explicit context")
 T.raises("bad argument #1 to 'ituna.extract' (table expected, got string)", ituna.extract, "not a table")
+-- lengths, not NUL-terminated strings: a trailing NUL makes the value invalid
+local tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+T.check(ituna.extract({ traceparent = tp }) ~= nil, "a valid traceparent extracts")
+local nul, nulwhy = ituna.extract({ traceparent = tp .. "\0" })
+T.check(nul == nil and nulwhy and nulwhy:find("length"), "a trailing NUL is rejected: " .. tostring(nulwhy))
+T.eq(ituna.extract_baggage({ baggage = "user=alice,tier=gold%20plus" }).tier, "gold plus", "W3C baggage, decoded")
+T.eq(next(ituna.extract_baggage({ baggage = "bad key=1" })), nil, "invalid baggage: empty table")
 
 T.section("init, config and argument errors")
 T.raises("bad argument #1 to 'ituna.init' (table expected, got string)", ituna.init, "nope")

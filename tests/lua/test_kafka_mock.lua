@@ -50,6 +50,36 @@ do
   ituna.shutdown(5)
 end
 
+T.section("mock: OTEL_PROPAGATORS picks the headers; W3C baggage readable with msg:baggage()")
+do
+  local path = T.tmpfile("kafka-b3.jsonl")
+  local opts = T.file_tracer_opts("lua-kafka-b3", path)
+  opts["tracer.propagators"] = "b3multi,baggage"
+  local tracer = ituna.init(opts)
+  local topic = ("lua-b3-%d%d"):format(os.time(), math.random(1, 1e6))
+  local producer = ituna.producer { bootstrap = broker.bootstrap }
+  local sent
+  tracer:span("origin", function(s)
+    sent = s:context()
+    producer:publish(topic, "x", { headers = { baggage = "user=alice,tier=gold%20plus" } })
+  end)
+  producer:flush(30)
+  producer:close()
+  local consumer = ituna.consumer { bootstrap = broker.bootstrap, group = topic, topics = { topic },
+                                    ["auto.offset.reset"] = "earliest" }
+  for msg in consumer:messages { idle = 10 } do
+    T.eq(msg.headers.traceparent, nil, "no traceparent: tracecontext is not in the set")
+    T.check(msg.headers["X-B3-TraceId"] == sent.trace_id, "X-B3-TraceId header")
+    T.eq(msg:context().trace_id, sent.trace_id, "the consumer continues the trace from the b3 headers")
+    local bag = msg:baggage()
+    T.eq(bag.user, "alice", "baggage entry")
+    T.eq(bag.tier, "gold plus", "baggage value decoded")
+    break
+  end
+  consumer:close()
+  ituna.shutdown(5)
+end
+
 T.section("mock: publish attributes land on the send span")
 do
   local path = T.tmpfile("kafka-attrs.jsonl")
