@@ -30,7 +30,7 @@ import heapq
 import operator
 
 from .histogram import LogHistogram
-from .load import attr_value, attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id
+from .load import attr_value, attrs_to_dict, find_attr, iter_requests, iter_spans, norm_id, normalise_span_ids
 from .profile import GENERIC, Profile, load_profile
 
 __all__ = ["Analyzer", "Report", "analyze_paths", "analyze_requests", "TraceAssembler"]
@@ -140,14 +140,6 @@ _END = operator.attrgetter("end")
 _START = operator.attrgetter("start")
 
 
-def _normalise(sp):
-    sp["traceId"] = norm_id(sp.get("traceId"), 16)
-    sp["spanId"] = norm_id(sp.get("spanId"), 8)
-    sp["parentSpanId"] = norm_id(sp.get("parentSpanId"), 8)
-    for ln in sp.get("links") or ():
-        ln["traceId"] = norm_id(ln.get("traceId"), 16)
-        ln["spanId"] = norm_id(ln.get("spanId"), 8)
-
 
 class TraceAssembler:
     """Groups streamed spans by trace and calls on_trace(trace_id, items) once per trace.
@@ -172,7 +164,7 @@ class TraceAssembler:
         self.spans += 1
         tid = sp.get("traceId") or ""
         if len(tid) != 32:  # not our lowercase hex: base64 from a receiver dump, or junk
-            _normalise(sp)
+            normalise_span_ids(sp)
             tid = sp.get("traceId") or ""
         alias = self.alias
         if alias:

@@ -59,6 +59,17 @@ def norm_id(value, nbytes):
     return value
 
 
+
+def normalise_span_ids(sp):
+    """A span's and its links' ids as lowercase hex, whatever encoding the file used."""
+    sp["traceId"] = norm_id(sp.get("traceId"), 16)
+    sp["spanId"] = norm_id(sp.get("spanId"), 8)
+    sp["parentSpanId"] = norm_id(sp.get("parentSpanId"), 8)
+    for ln in sp.get("links") or ():
+        ln["traceId"] = norm_id(ln.get("traceId"), 16)
+        ln["spanId"] = norm_id(ln.get("spanId"), 8)
+
+
 def attr_value(v):
     """Python value of an OTLP AnyValue dict."""
     if not isinstance(v, dict):
@@ -248,12 +259,7 @@ def spans_of_request(req, normalise_ids=False):
         for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
             for sp in ss.get("spans") or ():
                 if normalise_ids:
-                    sp["traceId"] = norm_id(sp.get("traceId"), 16)
-                    sp["spanId"] = norm_id(sp.get("spanId"), 8)
-                    sp["parentSpanId"] = norm_id(sp.get("parentSpanId"), 8)
-                    for ln in sp.get("links") or ():
-                        ln["traceId"] = norm_id(ln.get("traceId"), 16)
-                        ln["spanId"] = norm_id(ln.get("spanId"), 8)
+                    normalise_span_ids(sp)
                 yield service, sp
 
 
