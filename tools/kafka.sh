@@ -3,6 +3,7 @@
 # on 127.0.0.1) for the integration tests.
 #   fetch    download the Kafka 4.1.1 jars from Maven Central with mvn (cached)
 #   start    fetch if needed, format storage, start, wait until it answers, print bootstrap
+#   resume   start it again on its existing data (after a kill or stop), wait, print bootstrap
 #   stop     stop it by its pid (SIGTERM, then SIGKILL after a timeout)
 #   wait     wait until it answers (ITUNA_KAFKA_WAIT seconds, default 90)
 #   status   print "running <bootstrap>" or "stopped"
@@ -106,6 +107,20 @@ L4J
     wait_ready
 }
 
+# Start the broker again on the data it already has (after a crash or a stop): the
+# fault tests' "restart", unlike start, which always begins with empty storage.
+resume() {
+    if running; then echo "$BOOTSTRAP"; return 0; fi
+    [ -f "$STATE/server.properties" ] || die "no broker state in $STATE to resume (use start)"
+    if port_open; then die "port $PORT is already in use by another process"; fi
+    local cp="$LIBS/*"
+    nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$STATE/log4j2.properties" \
+        -cp "$cp" kafka.Kafka "$STATE/server.properties" >> "$LOG" 2>&1 < /dev/null &
+    echo $! > "$PIDFILE"
+    wait_ready
+}
+
 stop() {
     if ! running; then rm -f "$PIDFILE"; echo "stopped"; return 0; fi
     local pid; pid="$(cat "$PIDFILE")"
@@ -127,8 +142,9 @@ status() {
 case "${1:-}" in
     fetch) fetch ;;
     start) start ;;
+    resume) resume ;;
     stop) stop ;;
     wait) wait_ready ;;
     status) status ;;
-    *) echo "usage: $0 fetch|start|stop|wait|status" >&2; exit 2 ;;
+    *) echo "usage: $0 fetch|start|resume|stop|wait|status" >&2; exit 2 ;;
 esac

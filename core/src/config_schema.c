@@ -107,7 +107,8 @@ static const ituna_cfg_key SCHEMA[] = {
            "producer context as the consumer span's parent, or as a link"),
     K_STR("messaging", "dlq-suffix", NULL, NULL, ".dlq", "dead-letter topic = <topic><suffix>"),
     K_MS("messaging", "connect-timeout", NULL, NULL, "10000",
-         "ms a consumer may be cut off from the broker before poll reports an error"),
+         "ms without a broker before a consumer that never reached one fails; once connected, a warning and "
+         "polling goes on"),
     K_INT("messaging", "max-redeliveries", NULL, NULL, "9", 0, IMAX,
           "redeliveries of a failed message before it goes to the DLQ with the last error (9: ten "
           "attempts, as Spring Kafka); 0 = unlimited"),

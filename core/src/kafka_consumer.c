@@ -29,6 +29,8 @@ struct ituna_consumer {
     ituna_message *held;        /* kept by wait_assigned(), handed out by the next poll */
     ituna_message *zombies;     /* finished by us, not yet released by the host */
     atomic_llong down_since_ms; /* monotonic ms of the first "all brokers down", 0 = up */
+    int ever_up;                /* reached the cluster once: an outage is then ridden through */
+    long long outage_warned_ms; /* start of the outage a warning was logged for, 0 = none */
     pthread_mutex_t lock;       /* guards last_error (written from librdkafka threads) */
     char last_error[512];       /* error name + a reason of up to 255 chars */
     int closed;
@@ -42,7 +44,31 @@ struct ituna_consumer {
         int count;
     } fails[32];
     unsigned fails_next;
+    /* Messages this member finished lately. A broker outage can lose their commit (the
+     * group drops a member it cannot reach) and hand them out again: seen here, they
+     * are committed and skipped, not handled twice. */
+    struct {
+        char topic[128];
+        int32_t partition;
+        int64_t offset;
+    } done[256];
+    unsigned done_next;
 };
+
+static int done_find(const ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
+    for (unsigned i = 0; i < sizeof c->done / sizeof c->done[0]; i++)
+        if (c->done[i].offset == offset && c->done[i].partition == partition && c->done[i].topic[0] &&
+            strcmp(c->done[i].topic, topic) == 0)
+            return 1;
+    return 0;
+}
+
+static void done_note(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
+    unsigned i = c->done_next++ % (sizeof c->done / sizeof c->done[0]);
+    snprintf(c->done[i].topic, sizeof c->done[i].topic, "%s", topic);
+    c->done[i].partition = partition;
+    c->done[i].offset = offset;
+}
 
 struct ituna_message {
     ituna_consumer *c;
@@ -111,7 +137,10 @@ static void note_error(ituna_consumer *c, rd_kafka_resp_err_t err, const char *r
     pthread_mutex_lock(&c->lock);
     snprintf(c->last_error, sizeof c->last_error, "%s: %s", rd_kafka_err2name(err), reason);
     pthread_mutex_unlock(&c->lock);
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE) {
+    /* _TRANSPORT too: after a broker restart librdkafka may report only that; a probe
+     * after connect-timeout tells a real outage from a dropped idle connection */
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE ||
+        err == RD_KAFKA_RESP_ERR__TRANSPORT) {
         long long zero = 0;
         atomic_compare_exchange_strong(&c->down_since_ms, &zero, (long long)ituna_kafka_mono_ms());
     }
@@ -231,14 +260,18 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     }
 
     const char *svc = ituna_tracer_service_name(t);
-    const char *defaults[] = { "enable.auto.commit",
-                               "true",
-                               "auto.offset.reset",
-                               "earliest",
-                               "enable.partition.eof",
-                               "false",
-                               "client.id",
-                               svc && *svc ? svc : "ituna",
+    const char *defaults[] = { "enable.auto.commit", "true", "auto.offset.reset", "earliest",
+                               "enable.partition.eof", "false",
+                               /* Group membership (RELIABILITY.md): a crashed member's partitions
+                                * move after 10 s, not librdkafka's 45; heartbeats at 1/10 of it
+                                * survive a loaded machine; cooperative-sticky moves only the
+                                * crashed member's partitions, the others keep consuming. */
+                               "session.timeout.ms", "10000", "heartbeat.interval.ms", "1000",
+                               "partition.assignment.strategy", "cooperative-sticky",
+                               /* finished messages are committed within 250 ms (librdkafka: 5 s):
+                                * what a broker outage or a crash makes the group redeliver, and
+                                * so handle twice, is at most that window */
+                               "auto.commit.interval.ms", "250", "client.id", svc && *svc ? svc : "ituna",
                                NULL };
     /* At-least-once: only offsets stored by ituna_message_done(OK) are committed. */
     const char *forced[] = { "group.id", opts->group, "enable.auto.offset.store", "false", NULL };
@@ -290,20 +323,48 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
 
 /* Broker unreachable for longer than connect-timeout: confirm with a metadata
  * request before reporting, so a broker that came back is not misreported. */
+static void note_back(ituna_consumer *c) {
+    c->ever_up = 1;
+    if (!c->outage_warned_ms) return;
+    ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: broker at %s reachable again after %lld ms", c->group,
+              c->ep.bootstrap, (long long)(ituna_kafka_mono_ms() - c->outage_warned_ms));
+    c->outage_warned_ms = 0;
+}
+
+/* Before the consumer ever reached the cluster, an unreachable broker is an error
+ * (a wrong address fails fast). Once it has, an outage is said once (and its end)
+ * while polling goes on: librdkafka reconnects by itself and the loop resumes. */
 static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_size) {
     long long since = atomic_load(&c->down_since_ms);
-    if (!since || ituna_kafka_mono_ms() - since < c->connect_timeout_ms) return ITUNA_OK;
+    if (!since) {
+        if (c->outage_warned_ms || (!c->ever_up && atomic_load(&c->assigned) > 0)) note_back(c);
+        return ITUNA_OK;
+    }
+    if (ituna_kafka_mono_ms() - since < c->connect_timeout_ms) return ITUNA_OK;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, NULL, &md, 1000);
     if (!err) {
         rd_kafka_metadata_destroy(md);
         atomic_store(&c->down_since_ms, 0);
+        note_back(c);
         return ITUNA_OK;
     }
     char last[sizeof c->last_error];
     pthread_mutex_lock(&c->lock);
     snprintf(last, sizeof last, "%s", c->last_error);
     pthread_mutex_unlock(&c->lock);
+    if (c->ever_up) {
+        if (!c->outage_warned_ms) {
+            c->outage_warned_ms = since;
+            ituna_log(
+                ITUNA_LOG_WARN,
+                "kafka consumer %s: no broker reachable at %s for %lld ms (last error: %s); polling goes "
+                "on and resumes when it is back",
+                c->group, c->ep.bootstrap, (long long)(ituna_kafka_mono_ms() - since),
+                last[0] ? last : rd_kafka_err2str(err));
+        }
+        return ITUNA_OK;
+    }
     /* A timeout, not a broker error: nothing answered within connect-timeout. */
     return ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
                          "no Kafka broker reachable at %s for %lld ms (last error: %s)", c->ep.bootstrap,
@@ -474,8 +535,20 @@ static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **
                           "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
                 note_error(c, err, reason);
             }
+        } else if (rkm && done_find(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset)) {
+            ituna_log(ITUNA_LOG_WARN,
+                      "kafka consumer %s: %s [%d] @%lld handed out again (its commit was lost); already "
+                      "handled here: committed, not handled twice",
+                      c->group, rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset);
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset =
+                rkm->offset + 1;
+            rd_kafka_offsets_store(c->rk, l);
+            rd_kafka_topic_partition_list_destroy(l);
+            rd_kafka_message_destroy(rkm);
         } else if (rkm) {
             atomic_store(&c->down_since_ms, 0);
+            note_back(c);
             ituna_message *m = message_new(c, rkm);
             if (!m) {
                 /* Not stored: rewind so it is redelivered rather than lost. */
@@ -512,6 +585,7 @@ static ituna_err store_offset(ituna_message *m, char *errstr, size_t errstr_size
     if (err)
         ituna_log(ITUNA_LOG_INFO, "kafka offset not stored for %s [%d] @%lld: partition no longer assigned",
                   rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset);
+    done_note(m->c, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition, m->rkm->offset);
     return ITUNA_OK;
 }
 

@@ -234,7 +234,9 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
                                                     : ituna_config_bool(cfg, "compat", "payload-carrier", 0);
     const char *svc = ituna_tracer_service_name(t);
     /* message.timeout.ms bounds how long an undeliverable message (broker down)
-     * waits before its failure is reported: 30 s instead of librdkafka's 5 min. */
+     * waits before its failure is reported: 10 min, so a broker outage of 5 min
+     * (restart, failover) is ridden through with room to spare; librdkafka
+     * retries and reconnects by itself meanwhile (RELIABILITY.md). */
     const char *defaults[] = { "enable.idempotence",
                                "true",
                                "acks",
@@ -242,7 +244,7 @@ ituna_err ituna_producer_create(ituna_tracer *t, const ituna_config *cfg, const 
                                "linger.ms",
                                "5",
                                "message.timeout.ms",
-                               "30000",
+                               "600000",
                                "client.id",
                                svc && *svc ? svc : "ituna",
                                NULL };

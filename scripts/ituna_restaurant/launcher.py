@@ -444,6 +444,7 @@ class Restaurant:
         self.failed = None           # (proc, returncode) of a service that died
         self.stop_failures = []      # services that did not stop cleanly on SIGTERM
         self.spans_lost = []         # services that stopped well but lost spans (exit 3)
+        self.restarts = collections.Counter()  # instance -> restarts after a crash
         self.consumers_ready_at = None
 
     # -- set-up --
@@ -709,6 +710,9 @@ class Restaurant:
                     env[var] = os.path.join(self.traces_dir, f"{instance}.jsonl")
                 if service in ORDERING and self.limits[service] is not None:
                     env["ITUNA_ORDERS_LIMIT"] = str(self.limits[service])
+                if service in CONSUMERS and self.kafka_kind != "embedded":
+                    # static membership: a restarted instance gets its partitions back at once
+                    env["ITUNA_GROUP_INSTANCE_ID"] = instance
                 self.procs.append(Proc(instance, service, lang, self._service_cmd(service, lang), env,
                                        os.path.join(self.run_dir, f"{instance}.log")))
 
@@ -965,6 +969,8 @@ class Restaurant:
             dead = self._check_deaths()
             if dead is not None:
                 progress.end_line()
+                if self._restart(dead):
+                    continue
                 self.failed = dead
                 self._report_death(dead)
                 return 1
@@ -994,6 +1000,26 @@ class Restaurant:
                     self.err.write(f"warning: {n} orders neither served nor rejected ({why})\n")
                     return 0
             time.sleep(0.1)
+
+    def _restart(self, dead):
+        """A consumer service that crashed is started again while the restart budget
+        lasts: its group gives it back its partitions (static membership on a real
+        broker) or the other members have taken them over; what it had not finished is
+        redelivered. Ordering services are not restarted: their order count would
+        start again."""
+        used = sum(self.restarts.values())
+        if dead.service not in CONSUMERS or used >= self.args.restart_budget or self.interrupted:
+            return False
+        rc = dead.returncode
+        how = f"was killed by signal {-rc}" if rc is not None and rc < 0 else f"exited with code {rc}"
+        self._report_death(dead, how)
+        fresh = Proc(dead.instance, dead.service, dead.lang, dead.cmd, dead.env, dead.log_path)
+        self.procs[self.procs.index(dead)] = fresh
+        self.restarts[dead.instance] += 1
+        self.err.write(f"restarting {dead.instance} (restart {used + 1} of {self.args.restart_budget})\n")
+        self.err.flush()
+        fresh.start(self.tally.on_line)
+        return True
 
     def _merge_traces(self):
         if not self.local_traces:
@@ -1028,6 +1054,8 @@ class Restaurant:
                           f"rejected {r['rejected']:4d}  unfinished {r['unfinished']:4d}")
         if twice:
             self._say(f"  handled twice: {len(twice)} orders, e.g. {twice[0]}")
+        if self.restarts:
+            self._say("  restarts after a crash: " + ", ".join(f"{i} x{n}" for i, n in sorted(self.restarts.items())))
         if unknown:
             self._say(f"  {len(unknown)} orders from an earlier run were finished too")
         fetched = None
@@ -1236,6 +1264,9 @@ def build_parser():
                    help="how long services may take to start (default 60)")
     p.add_argument("--stop-timeout", type=float, default=15.0, metavar="S",
                    help="how long a service may take to stop after SIGTERM (default 15)")
+    p.add_argument("--restart-budget", type=int, default=3, metavar="N",
+                   help="restarts of crashed consumer services allowed in one run before the run "
+                        "fails (default 3; 0: the first crash ends the run)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
     p.add_argument("--progress-interval", type=float, default=5.0, metavar="S",
                    help="seconds between progress lines when not on a terminal (default 5)")

@@ -228,6 +228,32 @@ function M.service(name)
     return svc
 end
 
+-- Wait up to 10 s for the delivery reports. A timeout (broker unreachable) is not a
+-- failure: the messages stay queued in the producer, which delivers them when the
+-- broker is back (message.timeout.ms: 10 min); failing the order would publish it
+-- twice. A delivery that failed for good still raises.
+function M.flush(log, producer, span)
+    local ok, err = pcall(producer.flush, producer, 10)
+    if ok then return end
+    if tostring(err):find("timed out", 1, true) then
+        log:error("DELIVERY DELAYED (kept, sent when the broker is back): " .. tostring(err), span)
+    else
+        error(err, 0)
+    end
+end
+
+-- Before exiting, wait for the orders still queued in the producer (a broker outage):
+-- closing would purge them. Up to message.timeout.ms (10 min), or until asked to stop.
+function M.drain(svc, producer, limit_s)
+    local deadline = ituna.now() + (limit_s or 600) * 1e9
+    while ituna.running() and ituna.now() < deadline do
+        local ok, err = pcall(producer.flush, producer, 10)
+        if ok then return end
+        if not tostring(err):find("timed out", 1, true) then error(err, 0) end
+        svc.log:error("DELIVERY DELAYED at exit, waiting for the broker: " .. tostring(err))
+    end
+end
+
 function M.producer()
     return ituna.producer {}
 end
@@ -238,6 +264,10 @@ function M.consumer(svc, topic)
         topics = { topic },
         group = M.CONSUMER_GROUP .. "-" .. svc.name,
         ["auto.offset.reset"] = "earliest",
+        -- static membership (the launcher sets it): a restarted instance gets its partitions back
+        -- with the topic: a member of an earlier run on other topics must not hand this one
+        -- its old assignment (a known static member gets it back unchanged)
+        ["group.instance.id"] = os.getenv("ITUNA_GROUP_INSTANCE_ID") and (os.getenv("ITUNA_GROUP_INSTANCE_ID") .. "@" .. topic),
     }
 end
 
@@ -301,7 +331,7 @@ function M.run_ordering(opts)
             -- The seed's simulated work happens inside the order span.
             M.work(svc.config:delay_s(opts.delay))
             producer:publish(topic, order, { key = order.order_id, attributes = M.order_attrs(order) })
-            producer:flush(10)
+            M.flush(svc.log, producer, span)
             svc.log:info(opts.placed, span)
         end)
         placed = placed + 1
@@ -310,6 +340,7 @@ function M.run_ordering(opts)
         if left > 0 then ituna.sleep(left) end
     end
     svc.log:info(string.format("DONE %s placed=%d", opts.service, placed))
+    M.drain(svc, producer)
     M.shutdown(svc, producer)
 end
 

@@ -25,7 +25,7 @@ local function handle(svc, producer, order)
             rejected.rejected_by = "kitchen-service"
             rejected.reason = SPOILED
             producer:publish(cfg:topic("rejected"), rejected, { key = id, attributes = attrs })
-            producer:flush(10)
+            common.flush(log, producer, span)
             log:info("Rejected order " .. id .. ": " .. SPOILED, span)
             return
         end
@@ -33,7 +33,7 @@ local function handle(svc, producer, order)
         local ready = common.copy(order)
         ready.ready = true
         producer:publish(cfg:topic("ready"), ready, { key = id, attributes = attrs })
-        producer:flush(10)
+        common.flush(log, producer, span)
         log:info(string.format("Your order is ready. Please enjoy your %s and other food! - Order id = %s", dish, id), span)
     end)
 end

@@ -63,14 +63,14 @@ local function handle(svc, producer, order)
             rejected.rejected_by = failed_step
             rejected.reason = failed_reason
             producer:publish(cfg:topic("rejected"), rejected, { key = id, attributes = attrs })
-            producer:flush(10)
+            common.flush(log, producer, span)
             log:info("Rejected order " .. id .. ": " .. failed_reason, span)
             return
         end
         common.work(cfg:delay_s("order-validation-pub"))
         order.validated = true
         producer:publish(cfg:topic("kitchen"), order, { key = id, attributes = attrs })
-        producer:flush(10)
+        common.flush(log, producer, span)
         log:info("Validated and republished order for kitchen: " .. id, span)
     end)
 end

@@ -224,7 +224,12 @@ class Service:
     def consumer(self, topic):
         # earliest: a group that has never committed must not skip the orders placed
         # while it was joining.
-        c = ituna.Consumer([topic], CONSUMER_GROUP + "-" + self.name, **{"auto.offset.reset": "earliest"})
+        conf = {"auto.offset.reset": "earliest"}
+        if os.environ.get("ITUNA_GROUP_INSTANCE_ID"):  # static membership (the launcher sets it)
+            # with the topic: a member of an earlier run on other topics must not hand
+            # this one its old assignment (a known static member gets it back unchanged)
+            conf["group.instance.id"] = os.environ["ITUNA_GROUP_INSTANCE_ID"] + "@" + topic
+        c = ituna.Consumer([topic], CONSUMER_GROUP + "-" + self.name, **conf)
         self._consumers.append(c)
         if self.stopping:
             c.stop()
@@ -251,6 +256,30 @@ class Service:
             raise SystemExit(1)
         if not spans_ok:
             raise SystemExit(EXIT_SPANS_LOST)
+
+
+def flush(log, producer, span=None):
+    """Wait up to 10 s for the delivery reports. A timeout (broker unreachable) is not
+    a failure: the messages stay queued in the producer, which delivers them when the
+    broker is back (message.timeout.ms: 10 min); failing the order would publish it
+    twice. A delivery that failed for good still raises."""
+    try:
+        producer.flush(10)
+    except ituna.TimeoutError as exc:
+        log.error(f"DELIVERY DELAYED (kept, sent when the broker is back): {exc}", span)
+
+
+def drain(svc, producer, limit_s=600.0):
+    """Before exiting, wait for the orders still queued in the producer (a broker
+    outage): closing would purge them. Up to message.timeout.ms (10 min), or until
+    asked to stop."""
+    end = time.monotonic() + limit_s
+    while not svc.stopping and time.monotonic() < end:
+        try:
+            producer.flush(10)
+            return
+        except ituna.TimeoutError as exc:
+            svc.log.error(f"DELIVERY DELAYED at exit, waiting for the broker: {exc}")
 
 
 def orders_limit():
@@ -283,13 +312,14 @@ def run_ordering(service_name, source, span_name, delay_key, topic_which, placin
             # The seed's simulated work happens inside the order span.
             time.sleep(svc.config.delay_s(delay_key))
             producer.publish(topic, order, key=order["order_id"], attributes=order_attrs(order))
-            producer.flush(10)
+            flush(svc.log, producer, span)
             svc.log.info(placed_line, span)
         placed += 1
         if limit is not None and placed >= limit:
             break
         svc.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
     svc.log.info(f"DONE {service_name} placed={placed}")
+    drain(svc, producer)
     svc.shutdown(producer)
 
 

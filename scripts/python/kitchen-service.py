@@ -24,12 +24,12 @@ def handle(svc, producer, order):
             common.mark_error(span, SPOILED)
             rejected = dict(order, rejected_by="kitchen-service", reason=SPOILED)
             producer.publish(cfg.topic("rejected"), rejected, key=order_id, attributes=attrs)
-            producer.flush(10)
+            common.flush(log, producer, span)
             log.info(f"Rejected order {order_id}: {SPOILED}", span)
             return
         dish = common.first_dish(order)
         producer.publish(cfg.topic("ready"), dict(order, ready=True), key=order_id, attributes=attrs)
-        producer.flush(10)
+        common.flush(log, producer, span)
         log.info(f"Your order is ready. Please enjoy your {dish} and other food! - Order id = {order_id}", span)
 
 

@@ -61,13 +61,13 @@ def handle(svc, producer, order):
             common.mark_error(span, f"{name}: {reason}")
             rejected = dict(order, validated=False, rejected_by=name, reason=reason)
             producer.publish(cfg.topic("rejected"), rejected, key=order_id, attributes=attrs)
-            producer.flush(10)
+            common.flush(log, producer, span)
             log.info(f"Rejected order {order_id}: {reason}", span)
             return
         time.sleep(cfg.delay_s("order-validation-pub"))
         order["validated"] = True
         producer.publish(cfg.topic("kitchen"), order, key=order_id, attributes=attrs)
-        producer.flush(10)
+        common.flush(log, producer, span)
         log.info(f"Validated and republished order for kitchen: {order_id}", span)
 
 

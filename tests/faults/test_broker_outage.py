@@ -1,0 +1,181 @@
+"""The broker goes away mid-run and comes back on the same data (SIGKILL, then
+SIGTERM), while the whole restaurant runs on it through the launcher: services
+ride through (no crash, no exception out of a loop), the outage is said in the
+logs when it starts and when it ends, and every order placed is served or
+rejected exactly once; the launcher exits 0.
+
+Settings that make a 5-minute outage ride through (the core's defaults, see
+RELIABILITY.md): producer message.timeout.ms = 600000 (10 min) keeps undelivered
+messages queued; a consumer that was connected warns after connect-timeout and
+keeps polling; services do not fail an order on a flush timeout. CI holds the
+broker down for OUTAGE_S plus its restart time (a shorter outage, same paths)."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from brokers import OwnBroker
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from restaurant_util import RunLogs, launcher_cmd, launcher_env, processes_in, write_config  # noqa: E402
+
+PORT = 12092
+OUTAGE_S = 15
+ORDERS = 36
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = OwnBroker(PORT, tmp_path_factory.mktemp("kafka-12092"))
+    try:
+        b.start()
+    except Exception as exc:  # a missing broker is a failure in CI, as for every real-broker test
+        from otlp_receiver import skip_or_fail
+        skip_or_fail(f"cannot start the fault suite's own broker: {exc}")
+    yield b
+    b.stop()
+
+
+def slow_config(tmp_path):
+    cfg, topics = write_config(tmp_path)
+    text = open(cfg).read()
+    # about 3 orders a second: the run is still placing orders when the broker goes
+    text = re.sub(r"(?m)^website-ordering = 8$", "website-ordering = 1.2", text)
+    text = re.sub(r"(?m)^onsite-ordering = 8$", "onsite-ordering = 1.2", text)
+    text = re.sub(r"(?m)^direct-kitchen-ordering = 4$", "direct-kitchen-ordering = 0.6", text)
+    open(cfg, "w").write(text)
+    return cfg, topics
+
+
+def placed_so_far(run_dir):
+    n = 0
+    for name in os.listdir(run_dir) if os.path.isdir(run_dir) else []:
+        if name.endswith("ordering.log"):
+            with open(os.path.join(run_dir, name), errors="replace") as f:
+                n += sum(1 for line in f if " - INFO - Placing" in line)
+    return n
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_broker_restart_mid_run_loses_no_order_and_handles_none_twice(broker, tmp_path, how):
+    cfg, topics = slow_config(tmp_path)
+    run_dir = tmp_path / "run"
+    env = launcher_env({"ITUNA_LUA": os.environ.get("ITUNA_LUA", "")})
+    launcher = subprocess.Popen(launcher_cmd() + ["--config", cfg, "--bootstrap", broker.bootstrap, "--orders",
+                                                  str(ORDERS), "--run-dir", str(run_dir), "--no-progress",
+                                                  "--drain-timeout", "240"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=str(tmp_path))
+    try:
+        end = time.monotonic() + 180
+        while placed_so_far(str(run_dir)) < 8 and launcher.poll() is None and time.monotonic() < end:
+            time.sleep(0.2)
+        assert launcher.poll() is None, "the run ended before the broker went away"
+        t_down = time.monotonic()
+        broker.kill(getattr(signal, how))
+        time.sleep(OUTAGE_S)
+        restart_s = broker.resume()
+        outage = time.monotonic() - t_down
+        out, err = launcher.communicate(timeout=420)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    print(f"broker {how}: down {outage:.0f} s (restart took {restart_s:.0f} s); launcher exit {launcher.returncode}")
+    assert launcher.returncode == 0, out[-3000:] + err[-3000:]
+    assert "Traceback" not in out + err
+    m = re.search(r"Orders in [0-9.]+ s: placed (\d+), served (\d+), rejected (\d+), unfinished (\d+)", out)
+    assert m, out
+    placed, served, rejected, unfinished = map(int, m.groups())
+    assert placed == ORDERS and served + rejected == placed and unfinished == 0, m.group(0)
+    assert "handled twice" not in out, out
+    logs = RunLogs(str(run_dir))
+    assert len(logs.placed) == ORDERS
+    for oid in logs.placed:
+        assert logs.served[oid] + logs.rejected_count[oid] == 1, oid
+    text = "".join(open(os.path.join(run_dir, f), errors="replace").read() for f in os.listdir(run_dir)
+                   if f.endswith(".log"))
+    # the outage is said: when it starts (after connect-timeout) and when it ends
+    assert "no broker reachable at " + broker.bootstrap in text and "polling goes on" in text
+    assert "reachable again after" in text
+    assert processes_in(tmp_path) == [], "service processes outlived the launcher"
+
+
+def instance_pid(instance, under):
+    """PID of the live service process of that instance started under the directory."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            cwd = os.path.realpath(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if f"ITUNA_SERVICE_INSTANCE={instance}".encode() in env and cwd.startswith(os.path.realpath(under)):
+            return int(pid)
+    return None
+
+
+FAILOVER_BOUND_S = 25  # session.timeout.ms 10 s + restart + rejoin, with slack for a loaded CI machine
+
+
+def test_a_crashed_member_is_restarted_and_its_in_flight_order_served_within_the_bound(broker, tmp_path):
+    cfg, topics = slow_config(tmp_path)
+    text = open(cfg).read()
+    # 1.5 s of cooking: an order is in the kitchen when the member is killed
+    text = re.sub(r"(?m)^kitchen-service = 20$", "kitchen-service = 1500", text)
+    text = re.sub(r"(?m)^kitchen-service = 0\.05$", "kitchen-service = 0", text)  # no spoiled orders
+    open(cfg, "w").write(text)
+    run_dir = tmp_path / "run"
+    env = launcher_env({"ITUNA_LUA": os.environ.get("ITUNA_LUA", "")})
+    launcher = subprocess.Popen(launcher_cmd() + ["--config", cfg, "--bootstrap", broker.bootstrap, "--orders", "24",
+                                                  "--scale", "kitchen-service=2", "--lang", "kitchen-service=python",
+                                                  "--run-dir", str(run_dir), "--no-progress", "--drain-timeout", "120"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=str(tmp_path))
+    victim_log = run_dir / "kitchen-service-1.log"
+    in_flight = None
+    try:
+        end = time.monotonic() + 180
+        while launcher.poll() is None and time.monotonic() < end:
+            lines = victim_log.read_text(errors="replace").splitlines() if victim_log.exists() else []
+            got = [l for l in lines if " - INFO - Received order " in l or " - INFO - Your order is ready" in l or
+                   " - INFO - Rejected order " in l]
+            if len(got) >= 3 and " - INFO - Received order " in got[-1]:
+                in_flight = got[-1].split("Received order ", 1)[1].split()[0]
+                pid = instance_pid("kitchen-service-1", tmp_path)
+                if pid:
+                    t_kill = time.monotonic()
+                    os.kill(pid, signal.SIGKILL)
+                    break
+            time.sleep(0.05)
+        assert in_flight, "kitchen-service-1 never had an order in flight"
+        # failover: the in-flight order is finished by someone, measured from the kill
+        t_done = None
+        while launcher.poll() is None and time.monotonic() < t_kill + 120:
+            logs = "".join(p.read_text(errors="replace") for p in run_dir.glob("kitchen-service*.log"))
+            if f"Order id = {in_flight}" in logs or f"Rejected order {in_flight}" in logs:
+                t_done = time.monotonic()
+                break
+            time.sleep(0.1)
+        out, err = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert t_done is not None, f"order {in_flight} was never finished after the crash"
+    failover = t_done - t_kill
+    print(f"member SIGKILL: in-flight order finished {failover:.1f} s after the kill; launcher exit "
+          f"{launcher.returncode}")
+    assert launcher.returncode == 0, out[-3000:] + err[-3000:]
+    assert "restarting kitchen-service-1 (restart 1 of 3)" in err, err
+    assert "restarts after a crash: kitchen-service-1 x1" in out, out
+    m = re.search(r"placed (\d+), served (\d+), rejected (\d+), unfinished (\d+)", out)
+    placed, served, rejected, unfinished = map(int, m.groups())
+    assert placed == 24 and served + rejected == placed and unfinished == 0, m.group(0)
+    assert "handled twice" not in out, out
+    assert failover < FAILOVER_BOUND_S, f"failover took {failover:.1f} s"
