@@ -365,8 +365,17 @@ ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs, const void 
         const char *why = NULL;
         ituna_err err = ituna_extract_with(props, header_getn, (void *)hdrs, out, NULL, &why);
         if (err == ITUNA_OK) {
-            /* a tracestate dropped or truncated: said on the span, never silently */
-            if (why) reasonf(reason, reason_size, "", why);
+            /* a tracestate dropped or truncated: said on the span with its size, never silently */
+            if (why) {
+                const void *tv = NULL;
+                size_t tn = 0;
+                if (reason && reason_size &&
+                    rd_kafka_header_get_last(hdrs, "tracestate", &tv, &tn) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    tv)
+                    snprintf(reason, reason_size, "%s (%zu bytes)", why, tn);
+                else
+                    reasonf(reason, reason_size, "", why);
+            }
             out->is_remote = 1;
             return ITUNA_CTX_HEADER;
         }
