@@ -214,7 +214,6 @@ fail:
 }
 
 /* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.
-/* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.
  * Returns ITUNA_OK, ITUNA_ERR_TIMEOUT, or -1 with a Python exception (signal). */
 static int producer_wait(ProducerObject *self, int timeout_ms) {
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ituna_now_ns() / 1000000 + (uint64_t)timeout_ms;
