@@ -124,6 +124,8 @@ def find_ituna_lua(scripts_dir):
     if os.access(near, os.X_OK):
         return near
     # the binary wheel carries its own (tools/build-wheel.sh)
+    import ituna
+
     shipped = os.path.join(os.path.dirname(os.path.abspath(ituna.__file__)), "bin", "ituna-lua")
     if os.access(shipped, os.X_OK):
         return shipped
