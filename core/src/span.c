@@ -269,6 +269,15 @@ ituna_err ituna_span_update_name(ituna_span *s, const char *name) {
     return ITUNA_OK;
 }
 
+void ituna_span_discard(ituna_span *s) {
+    if (!s) return;
+    if (s->recording)
+        atomic_fetch_sub_explicit(&s->tracer->spans_started, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&s->tracer->spans_not_sampled, 1, memory_order_relaxed);
+    ituna_span_free(s);
+}
+
 void ituna_span_end(ituna_span *s, uint64_t end_time_ns) {
     if (!s) return;
     if (!s->recording) {

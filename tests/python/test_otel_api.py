@@ -184,6 +184,117 @@ def test_start_span_use_span_times_and_end_on_exit(rx, core, provider):
     assert sc.parent_span_id == sp.span_id
 
 
+def spans_named(rx, core, name, count, timeout=10.0):
+    """The exported spans called name, waiting for count of them (and no more)."""
+    assert core.flush(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        rx.check()
+        got = [sp for _, _, sp in rx.spans() if sp.name == name]
+        if len(got) >= count or time.monotonic() > deadline:
+            assert len(got) == count, "%d spans named %s, expected %d" % (len(got), name, count)
+            return sorted(got, key=lambda sp: sp.start_time_unix_nano)
+
+
+def test_start_as_current_span_as_a_decorator(rx, core, provider):
+    """@tracer.start_as_current_span(...) as in OpenTelemetry's API: one span per call
+    with every argument honoured, the decoration-time span never exported nor
+    counted; a coroutine function's span lasts until the coroutine finishes."""
+    tr = provider.get_tracer("test.decorator")
+    with tr.start_as_current_span(uniq("linked")) as target:
+        tsc = target.get_span_context()
+    plain, loud, quiet, kept, timed, rooted, coro, gen = (uniq(x) for x in (
+        "plain", "loud", "quiet", "kept", "timed", "rooted", "coro", "gen"))
+    before = core.stats()["spans_started"]
+
+    @tr.start_as_current_span(plain, kind=SpanKind.CLIENT, attributes={"a": 1}, links=[Link(tsc, {"l": "x"})])
+    def work(x):
+        """doc kept"""
+        span = trace.get_current_span()
+        assert span.is_recording()
+        return x * 2, span.get_span_context()
+
+    assert core.stats()["spans_started"] == before  # the decoration-time span is uncounted
+    assert work.__name__ == "work" and work.__doc__ == "doc kept"
+    with tr.start_as_current_span(uniq("caller")) as caller:
+        (r1, sc1) = work(21)
+    r2, sc2 = work(1)
+    assert (r1, r2) == (42, 2) and sc1.span_id != sc2.span_id
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+    @tr.start_as_current_span(loud)
+    def fails_loud():
+        raise ValueError("boom")
+
+    @tr.start_as_current_span(quiet, record_exception=False, set_status_on_exception=False)
+    def fails_quiet():
+        raise ValueError("hush")
+
+    for fn in (fails_loud, fails_quiet):
+        with pytest.raises(ValueError):
+            fn()
+
+    @tr.start_as_current_span(kept, end_on_exit=False)
+    def keeps():
+        return trace.get_current_span()
+
+    left_open = keeps()
+    assert left_open.is_recording()
+    end = time.time_ns() + 1_000_000_000
+    left_open.end(end_time=end)
+
+    @tr.start_as_current_span(timed, start_time=1_700_000_001_000_000_000)
+    def timed_fn():
+        pass
+
+    timed_fn()
+
+    @tr.start_as_current_span(rooted, context=otel_context.Context())
+    def rooted_fn():
+        pass
+
+    with tr.start_as_current_span(uniq("ambient")):
+        rooted_fn()
+
+    @tr.start_as_current_span(coro)
+    async def slow():
+        await asyncio.sleep(0.05)
+        return trace.get_current_span().get_span_context()
+
+    csc = asyncio.run(slow())
+
+    @tr.start_as_current_span(gen)
+    def numbers():  # as in OpenTelemetry: the span covers creating the generator only
+        yield trace.get_current_span()
+
+    assert next(numbers()) is trace.INVALID_SPAN
+
+    s1, s2 = spans_named(rx, core, plain, 2)
+    caller_sc = caller.get_span_context()
+    assert s1.parent_span_id == caller_sc.span_id.to_bytes(8, "big") and s2.parent_span_id == b""
+    assert {s1.span_id, s2.span_id} == {sc1.span_id.to_bytes(8, "big"), sc2.span_id.to_bytes(8, "big")}
+    for sp in (s1, s2):
+        assert sp.kind == PSpan.SPAN_KIND_CLIENT and attrs(sp.attributes) == {"a": 1}
+        assert len(sp.links) == 1 and sp.links[0].span_id == tsc.span_id.to_bytes(8, "big")
+        assert attrs(sp.links[0].attributes) == {"l": "x"}
+    (sl,) = spans_named(rx, core, loud, 1)
+    assert sl.status.code == trace_pb2.Status.STATUS_CODE_ERROR and [e.name for e in sl.events] == ["exception"]
+    (sq,) = spans_named(rx, core, quiet, 1)
+    assert sq.status.code == trace_pb2.Status.STATUS_CODE_UNSET and not sq.events
+    (sk,) = spans_named(rx, core, kept, 1)
+    assert sk.end_time_unix_nano == end
+    (st,) = spans_named(rx, core, timed, 1)
+    assert st.start_time_unix_nano == 1_700_000_001_000_000_000
+    (sr,) = spans_named(rx, core, rooted, 1)
+    assert sr.parent_span_id == b""
+    (sc,) = spans_named(rx, core, coro, 1)
+    assert sc.span_id == csc.span_id.to_bytes(8, "big")
+    assert sc.end_time_unix_nano - sc.start_time_unix_nano >= 50_000_000  # ends after the await
+    spans_named(rx, core, gen, 1)
+    with pytest.raises(TypeError):  # a span from start_span is no decorator
+        tr.start_span(uniq("not-a-decorator"))(lambda: None)
+
+
 def test_sampling_gives_non_recording_spans(rx):
     off = make_tracer(rx, **{"tracer.sampler": "parentbased_always_off", "service": "sampled-off"})
     try:

@@ -86,6 +86,7 @@ typedef struct {
     uint8_t otel_flags;   /* SPAN_OTEL_*: OpenTelemetry `with` semantics */
     PyObject *tracestate; /* str or NULL (copied at start) */
     PyObject *owner;      /* OTel view of an ituna.Span: every method acts on owner */
+    PyObject *cm_args;    /* ituna.otel start_as_current_span's arguments (a decorator's), or NULL */
 } SpanObject;
 
 /* OpenTelemetry start_span / start_as_current_span flags (SpanObject.otel_flags). */

@@ -5,6 +5,7 @@
 #include "module.h"
 
 #include <strings.h>
+#include <structmember.h>
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -145,6 +146,7 @@ static SpanObject *span_alloc(PyTypeObject *tp, ituna_span *span, PyObject *trac
     if (!s) return NULL;
     s->span = span;
     s->owner = NULL;
+    s->cm_args = NULL;
     s->is_remote = 0;
     s->otel_flags = 0;
     s->tracer = Py_NewRef(tracer);
@@ -172,6 +174,7 @@ static void span_dealloc(PyObject *self) {
     Py_CLEAR(s->tracestate);
     Py_CLEAR(s->tracer);
     Py_CLEAR(s->owner);
+    Py_CLEAR(s->cm_args);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -388,6 +391,19 @@ static PyObject *span_otel_context(PyObject *self, PyObject *Py_UNUSED(a)) {
     return ctx ? otel_span_context(st, ctx, span_target(self)->is_remote) : NULL;
 }
 
+/* _discard(): drop a span never entered, unexported and uncounted (ituna.otel's
+ * start_as_current_span used as a decorator starts a span per call instead). */
+static PyObject *span_discard(PyObject *self, PyObject *Py_UNUSED(a)) {
+    SpanObject *s = (SpanObject *)self;
+    ituna_span *sp = s->span;
+    if (sp && !s->borrowed && !s->token) {
+        s->borrowed = 1; /* detach copies the ids and leaves the span to us */
+        span_detach(s);
+        ituna_span_discard(sp);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *span_repr(PyObject *self) {
     PyObject *ctx = span_get_context(self, NULL);
     if (!ctx) return NULL;
@@ -430,10 +446,19 @@ static PyMethodDef span_methods[] = {
     { "_otel_context", span_otel_context, METH_NOARGS,
       "_otel_context($self, /)\n--\n\n"
       "The span's context as an opentelemetry.trace.SpanContext (ituna.otel)." },
+    { "_discard", span_discard, METH_NOARGS,
+      "_discard($self, /)\n--\n\n"
+      "Drop a span never entered: not exported, its start uncounted (ituna.otel)." },
     { "update_name", span_update_name, METH_O,
       "update_name($self, name, /)\n--\n\n"
       "update_name(name): rename the span." },
     { NULL, NULL, 0, NULL },
+};
+
+static PyMemberDef span_members[] = {
+    { "_cm", T_OBJECT, offsetof(SpanObject, cm_args), READONLY,
+      "start_as_current_span's arguments (ituna.otel), or None." },
+    { NULL, 0, 0, 0, NULL },
 };
 
 static PyGetSetDef span_getset[] = {
@@ -457,6 +482,7 @@ static PyType_Slot span_slots[] = {
     { Py_tp_dealloc, span_dealloc },
     { Py_tp_methods, span_methods },
     { Py_tp_getset, span_getset },
+    { Py_tp_members, span_members },
     { Py_tp_repr, span_repr },
     { 0, NULL },
 };
@@ -701,8 +727,9 @@ done:
 static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     TracerObject *t = (TracerObject *)self;
     module_state *st = state_of_type(Py_TYPE(self));
-    if (nargs != 6 || !st->otel_span_type)
-        return PyErr_Format(PyExc_TypeError, "_start(name, context, kind, attributes, start_time, flags)");
+    if ((nargs != 6 && nargs != 7) || !st->otel_span_type)
+        return PyErr_Format(PyExc_TypeError,
+                            "_start(name, context, kind, attributes, start_time, flags, cm_args=None)");
     const char *name = str_arg(args[0], "span name");
     if (!name) return NULL;
     ituna_span_options o;
@@ -754,6 +781,7 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
         goto done;
     }
     so->otel_flags = (uint8_t)(flags | SPAN_OTEL);
+    if (nargs == 7 && args[6] != Py_None) so->cm_args = Py_NewRef(args[6]);
     res = (PyObject *)so;
 done:
     attrbuf_free(&b);

@@ -19,6 +19,8 @@ provider (the SDK's included) see one current span.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import traceback
 from typing import Any, Iterator, Mapping, Optional, Sequence
@@ -118,6 +120,30 @@ class Span(_core.Span):
         if ctx is not None:
             _base_add_link(self, ctx, dict(attributes) if attributes else None)
 
+    def __call__(self, func: Any) -> Any:
+        """``@tracer.start_as_current_span(...)`` on a function: each call runs in a new
+        span started with the same arguments, as OpenTelemetry's API does. The span
+        made at decoration time is dropped (never exported, never counted). A coroutine
+        function's span lasts until its coroutine finishes; any other function's lasts
+        for the call (a generator function's only while it creates the generator)."""
+        cm = self._cm
+        if cm is None:
+            raise TypeError("only start_as_current_span(...) can decorate a function, not a started span")
+        self._discard()
+        tracer, args = cm[0], cm[1:]
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                with tracer.start_as_current_span(*args):
+                    return await func(*a, **kw)
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with tracer.start_as_current_span(*args):
+                return func(*a, **kw)
+        return wrapper
+
     def __repr__(self) -> str:
         return "<ituna.otel.%s %r>" % (type(self).__name__, self.context)
 
@@ -167,11 +193,13 @@ class Tracer(_trace.Tracer):
                               links: Optional[Sequence[Any]] = None, start_time: Optional[int] = None,
                               record_exception: bool = True, set_status_on_exception: bool = True,
                               end_on_exit: bool = True) -> Iterator[Span]:
-        # The span is its own context manager: current inside `with`, ended on exit.
+        # The span is its own context manager: current inside `with`, ended on exit;
+        # called on a function (a decorator) it is dropped and each call gets a span.
         flags = ((0 if record_exception else _NO_RECORD) | (0 if set_status_on_exception else _NO_STATUS)
                  | (0 if end_on_exit else _NO_END))
         span = self._start(name, context, 1 if kind is _INTERNAL else _KIND.get(kind, 1), attributes, start_time,
-                           flags)
+                           flags, (self, name, context, kind, attributes, links, start_time, record_exception,
+                                   set_status_on_exception, end_on_exit))  # kept in case it decorates
         if links:
             _links(span, links)
         return span  # type: ignore[return-value]

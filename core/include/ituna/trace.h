@@ -206,6 +206,12 @@ ITUNA_API ituna_err ituna_span_start(ituna_tracer *t, const char *name, const it
  * invalid afterwards. Thread-safe with respect to other spans; one thread per span. */
 ITUNA_API void ituna_span_end(ituna_span *span, uint64_t end_time_ns);
 
+/* Release a started span instead of ending it: it is not exported and its start is
+ * uncounted, as if it had never been started (a context manager that turned out to
+ * be a decorator; the sampler keeps no state). Counts of attributes dropped at its
+ * start stay. span is invalid afterwards. One thread per span. */
+ITUNA_API void ituna_span_discard(ituna_span *span);
+
 /* The span's context. Borrowed: valid until ituna_span_end(). One thread per span. */
 ITUNA_API const ituna_span_context *ituna_span_get_context(const ituna_span *span);
 
