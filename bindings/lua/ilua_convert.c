@@ -58,12 +58,14 @@ static void attr_array(lua_State *L, int arg, const char *key, ituna_attr *a) {
     size_t sz = type == LUA_TSTRING    ? sizeof(const char *)
                 : type == LUA_TBOOLEAN ? sizeof(int)
                                        : sizeof(int64_t);
-    void *items = lua_newuserdatauv(L, (size_t)n * sz + 1, 0);
+    /* strings: their lengths follow the pointers in the same scratch block */
+    void *items = lua_newuserdatauv(L, (size_t)n * (sz + (type == LUA_TSTRING ? sizeof(size_t) : 0)) + 1, 0);
+    size_t *lens = type == LUA_TSTRING ? (size_t *)((const char **)items + n) : NULL;
     lua_rotate(L, -3, 1); /* keep the scratch below key, value */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);
         if (type == LUA_TSTRING)
-            ((const char **)items)[i - 1] = lua_tostring(L, -1); /* anchored in the array */
+            ((const char **)items)[i - 1] = lua_tolstring(L, -1, &lens[i - 1]); /* anchored in the array */
         else if (type == LUA_TBOOLEAN)
             ((int *)items)[i - 1] = lua_toboolean(L, -1);
         else if (is_float)
@@ -89,14 +91,18 @@ static void attr_array(lua_State *L, int arg, const char *key, ituna_attr *a) {
         a->type = ITUNA_ATTR_STRING_ARRAY;
         a->v.sarr.items = items;
         a->v.sarr.count = (size_t)n;
+        a->v.sarr.lens = lens;
     }
 }
 
 void ilua_attr_value(lua_State *L, int arg, ituna_attr *a) {
     if (lua_type(L, -2) != LUA_TSTRING)
         luaL_error(L, "bad argument #%d (attribute keys must be strings, got %s)", arg, luaL_typename(L, -2));
-    const char *key = lua_tostring(L, -2);
+    size_t klen;
+    const char *key = lua_tolstring(L, -2, &klen), *why = ituna_attr_key_error(key, klen);
+    if (why) luaL_error(L, "bad argument #%d (attribute '%s': %s)", arg, key, why);
     a->key = key;
+    a->key_len = klen;
     switch (lua_type(L, -1)) {
     case LUA_TSTRING: {
         size_t len;

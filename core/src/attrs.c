@@ -19,6 +19,21 @@ ituna_attr ituna_attr_bool(const char *key, int value) {
     return (ituna_attr){ .key = key, .type = ITUNA_ATTR_BOOL, .v.b = value ? 1 : 0 };
 }
 
+ituna_attr ituna_attr_strn(const char *key, size_t key_len, const char *value, size_t len) {
+    return (ituna_attr){ .key = key, .key_len = key_len, .type = ITUNA_ATTR_STRING, .v.s = { value, len } };
+}
+
+const char *ituna_attr_key_error(const char *key, size_t len) {
+    if (!key || !len) return "key is empty";
+    /* keys are names; a NUL would be cut by every C-string consumer downstream */
+    if (memchr(key, 0, len)) return "key contains a NUL byte";
+    return NULL;
+}
+
+size_t ituna_attr_klen(const ituna_attr *a) {
+    return a->key_len ? a->key_len : strlen(a->key);
+}
+
 static uint32_t utf8_cut(const char *s, size_t len, size_t limit) {
     if (!limit || len <= limit) return (uint32_t)len;
     size_t n = limit;
@@ -51,7 +66,7 @@ int ituna_kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t 
         if (!items) return 0;
         for (size_t i = 0; i < n; i++) {
             const char *p = in->v.sarr.items[i] ? in->v.sarr.items[i] : "";
-            size_t len = strlen(p);
+            size_t len = in->v.sarr.lens && in->v.sarr.items[i] ? in->v.sarr.lens[i] : strlen(p);
             uint32_t cut = utf8_cut(p, len, len_limit);
             if (cut < len) *truncated = 1;
             items[i].ptr = ituna_arena_strndup(a, p, cut);
@@ -91,7 +106,7 @@ int ituna_kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t 
 
 int ituna_kv_copy_limit(ituna_arena *a, ituna_kv *out, const ituna_attr *in, uint32_t len_limit,
                         int *truncated) {
-    return ituna_kv_copy_k(a, out, in, strlen(in->key), len_limit, truncated, 0);
+    return ituna_kv_copy_k(a, out, in, ituna_attr_klen(in), len_limit, truncated, 0);
 }
 
 int ituna_kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in) {
@@ -100,7 +115,8 @@ int ituna_kv_copy(ituna_arena *a, ituna_kv *out, const ituna_attr *in) {
 }
 
 int ituna_attr_ok(const ituna_attr *a) {
-    return a && a->key && a->key[0] && (unsigned)a->type <= ITUNA_ATTR_BOOL_ARRAY;
+    return a && a->key && !ituna_attr_key_error(a->key, ituna_attr_klen(a)) &&
+           (unsigned)a->type <= ITUNA_ATTR_BOOL_ARRAY;
 }
 
 ituna_kv *ituna_kv_list_copy(ituna_arena *a, const ituna_attr *attrs, size_t n, uint32_t count_limit,
@@ -114,8 +130,7 @@ ituna_kv *ituna_kv_list_copy(ituna_arena *a, const ituna_attr *attrs, size_t n, 
     if (!kv) return NULL;
     for (size_t i = 0; i < n; i++) {
         int trunc = 0;
-        if (!ituna_attr_ok(&attrs[i])) continue;
-        if (*n_out >= keep) {
+        if (!ituna_attr_ok(&attrs[i]) || *n_out >= keep) { /* invalid or over the limit: counted */
             (*dropped)++;
             continue;
         }

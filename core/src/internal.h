@@ -136,7 +136,7 @@ struct ituna_span {
 
 /* Set an attribute whose key (ITUNA_LIT_KEY) and/or string value (ITUNA_LIT_VALUE)
  * live for the whole process (string literals): they are referenced, not copied.
- * klen is strlen(attr->key). For the core's own spans (Kafka layer). */
+ * klen is the key's length. For the core's own spans (Kafka layer). */
 #define ITUNA_LIT_KEY   1
 #define ITUNA_LIT_VALUE 2
 #define ITUNA_LIT_FRESH 4 /* the caller knows the key is not set yet: skip the duplicate scan */
@@ -153,7 +153,8 @@ ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *
     } while (0)
 
 /* ---- attributes (attrs.c) -------------------------------------------------- */
-ITUNA_HIDDEN int ituna_attr_ok(const ituna_attr *a); /* key set, known type */
+ITUNA_HIDDEN int ituna_attr_ok(const ituna_attr *a);      /* valid key, known type */
+ITUNA_HIDDEN size_t ituna_attr_klen(const ituna_attr *a); /* key_len, or strlen(key) when 0 */
 /* Copy *in into *out in arena memory, strings cut at a UTF-8 boundary to len_limit
  * (0 = unlimited; *truncated set when cut). lit: ITUNA_LIT_* flags. 0 on OOM. */
 ITUNA_HIDDEN int ituna_kv_copy_k(ituna_arena *a, ituna_kv *out, const ituna_attr *in, size_t klen,

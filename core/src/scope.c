@@ -52,7 +52,7 @@ ituna_err ituna_tracer_scope(ituna_tracer *t, const char *name, const char *vers
         s->attrs = ituna_arena_alloc(&s->arena, n_attrs * sizeof *s->attrs);
         if (!s->attrs) oom = 1;
         for (size_t i = 0; !oom && i < n_attrs; i++) {
-            if (!attrs[i].key || !attrs[i].key[0]) continue;
+            if (!ituna_attr_ok(&attrs[i])) continue; /* the bindings refuse a bad key first */
             if (!ituna_kv_copy(&s->arena, &s->attrs[s->n_attrs], &attrs[i]))
                 oom = 1;
             else

@@ -90,7 +90,11 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     size_t nlen = strlen(name);
     s->name = ituna_arena_strndup(&s->arena, name, nlen);
     s->name_len = s->name ? (uint32_t)nlen : 0;
-    for (size_t i = 0; i < opts->n_attrs; i++) ituna_span_set_attr(s, &opts->attrs[i]);
+    for (size_t i = 0; i < opts->n_attrs; i++)
+        if (ituna_span_set_attr(s, &opts->attrs[i]) == ITUNA_ERR_INVALID_ARG) { /* a bad key: counted */
+            s->dropped_attrs++;
+            CNT_INC(t, attributes_dropped);
+        }
     for (size_t i = 0; i < opts->n_links; i++) ituna_span_add_link(s, &opts->links[i], NULL, 0);
     *out = s;
     return ITUNA_OK;
@@ -106,7 +110,7 @@ int ituna_span_is_recording(const ituna_span *span) {
 
 ituna_err ituna_span_set_attr(ituna_span *s, const ituna_attr *attr) {
     if (!s || !ituna_attr_ok(attr)) return ITUNA_ERR_INVALID_ARG;
-    return ituna_span_set_attr_lit(s, attr, strlen(attr->key), 0);
+    return ituna_span_set_attr_lit(s, attr, ituna_attr_klen(attr), 0);
 }
 
 ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit) {

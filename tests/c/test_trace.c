@@ -382,6 +382,69 @@ static int test_limits_drop_and_count(void) {
     return 0;
 }
 
+/* Counted strings: values and string-array items keep an embedded NUL; a key holding
+ * one (or empty) is refused by set_attr and dropped-and-counted in lists. */
+static int test_attribute_lengths_and_bad_keys(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    CHECK(ituna_attr_key_error("ok", 2) == NULL);
+    CHECK(ituna_attr_key_error("", 0) != NULL && ituna_attr_key_error(NULL, 3) != NULL);
+    CHECK(ituna_attr_key_error("a\0b", 3) && strstr(ituna_attr_key_error("a\0b", 3), "NUL"));
+    ituna_attr start[2] = { ituna_attr_strn("ok", 2, "v\0w", 3), ituna_attr_strn("b\0d", 3, "x", 1) };
+    ituna_span_options o = { .attrs = start, .n_attrs = 2 };
+    ituna_span *s = NULL;
+    REQUIRE(ituna_span_start(t, "lengths", &o, &s) == ITUNA_OK);
+    CHECK(s->n_attrs == 1 && s->dropped_attrs == 1);
+    CHECK(s->attrs[0].v.s.len == 3 && memcmp(s->attrs[0].v.s.ptr, "v\0w", 3) == 0);
+    ituna_attr bad = ituna_attr_strn("k\0", 2, "v", 1), empty = ituna_attr_strn("k", 0, "v", 1);
+    empty.key = "";
+    CHECK(ituna_span_set_attr(s, &bad) == ITUNA_ERR_INVALID_ARG);
+    CHECK(ituna_span_set_attr(s, &empty) == ITUNA_ERR_INVALID_ARG);
+    const char *items[] = { "a\0b", "plain", NULL };
+    size_t lens[] = { 3, 5, 0 };
+    ituna_attr arr = { .key = "arr", .type = ITUNA_ATTR_STRING_ARRAY, .v.sarr = { items, 3, lens } };
+    ituna_attr arr0 = { .key = "arr0", .type = ITUNA_ATTR_STRING_ARRAY, .v.sarr = { items, 2, NULL } };
+    ituna_attr part = ituna_attr_strn("dupkey", 3, "1", 1); /* the key is "dup" */
+    CHECK(ituna_span_set_attr(s, &arr) == ITUNA_OK && ituna_span_set_attr(s, &arr0) == ITUNA_OK);
+    CHECK(ituna_span_set_attr(s, &part) == ITUNA_OK && ituna_span_set_attr(s, &part) == ITUNA_OK);
+    REQUIRE(s->n_attrs == 4);
+    const ituna_str *it = s->attrs[1].v.arr.items;
+    CHECK(s->attrs[1].v.arr.count == 3 && it[0].len == 3 && memcmp(it[0].ptr, "a\0b", 3) == 0);
+    CHECK(it[1].len == 5 && memcmp(it[1].ptr, "plain", 5) == 0 && it[2].len == 0);
+    it = s->attrs[2].v.arr.items;
+    CHECK(s->attrs[2].v.arr.count == 2 && it[0].len == 1 && it[1].len == 5); /* NUL-terminated items */
+    CHECK(s->attrs[3].key_len == 3 && memcmp(s->attrs[3].key, "dup", 3) == 0);
+    ituna_attr ev[2] = { ituna_attr_strn("e\0", 2, "x", 1), ituna_attr_int("n", 1) };
+    CHECK(ituna_span_add_event(s, "ev", ev, 2, 0) == ITUNA_OK);
+    CHECK(s->events[0].n_attrs == 1 && s->events[0].dropped_attrs == 1);
+    ituna_span_end(s, 0);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.attributes_dropped == 2);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+/* A discarded span is neither exported nor counted: the decorator case. */
+static int test_discarded_span_leaves_no_trace(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    ituna_span *s = NULL;
+    REQUIRE(ituna_span_start(t, "dropped", NULL, &s) == ITUNA_OK);
+    ituna_span_set_str(s, "a", "b");
+    ituna_span_discard(s);
+    REQUIRE(ituna_span_start(t, "kept", NULL, &s) == ITUNA_OK);
+    ituna_span_end(s, 0);
+    ituna_span_discard(NULL);
+    ituna_tracer_flush(t, 2000);
+    CHECK(find("kept") != NULL && find("dropped") == NULL);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.spans_started == 1 && st.spans_ended == 1 && st.spans_not_sampled == 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
 static int test_status_rules(void) {
     ituna_tracer *t = make_tracer(NULL, 0);
     REQUIRE(t);
@@ -654,6 +717,8 @@ int main(void) {
     RUN(test_current_span_is_per_thread);
     RUN(test_sampling_decisions);
     RUN(test_limits_drop_and_count);
+    RUN(test_attribute_lengths_and_bad_keys);
+    RUN(test_discarded_span_leaves_no_trace);
     RUN(test_status_rules);
     RUN(test_full_queue_drops_are_counted_exactly);
     RUN(test_shutdown_flushes_everything_that_fit);

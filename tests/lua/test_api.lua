@@ -57,6 +57,19 @@ do
   T.raises("string expected, got no value", s.set_attribute, s)
 end
 
+T.section("counted strings: NUL bytes in values kept, in keys refused")
+do
+  local s <close> = tracer:start_span("nul-bytes", { v = "a\0b", arr = { "x\0y", "", "\0" } })
+  s:set_attribute("tail", "end\0")
+  s:add_event("ev", { ek = { "p\0", "q" } })
+  for _, bad in ipairs { "k\0", "\0", "a\0b" } do
+    T.raises("key contains a NUL byte", s.set_attribute, s, bad, "x")
+    T.raises("key contains a NUL byte", s.add_event, s, "bad", { [bad] = 1 })
+  end
+  T.raises("key is empty", s.set_attribute, s, "", "x")
+  T.raises("key contains a NUL byte", tracer.start_span, tracer, "refused", { ["k\0"] = 1 })
+end
+
 T.section("ended spans")
 local kept
 tracer:span("kept", function(s) kept = s end)
@@ -169,11 +182,21 @@ local counts = {}
 for _, s in ipairs(spans) do counts[s.name] = (counts[s.name] or 0) + 1 end
 for _, name in ipairs { "outer", "inner", "deep", "methods-renamed", "kept", "failing", "failing-object",
   "child-of-remote", "new-root", "inject-here", "leaked", "gc-only", "closed-by-error",
-  "closed-by-error-object", "closed-normally" } do
+  "closed-by-error-object", "closed-normally", "nul-bytes" } do
   T.eq(counts[name], 1, "exported exactly once: " .. name)
 end
 T.eq(#spans, stats.spans_ended, "file holds every ended span, no duplicates")
 
+local nb = T.find(spans, "nul-bytes")
+T.eq(T.attr(nb, "v"), "a\0b", "a NUL inside a value reaches OTLP whole")
+T.eq(T.attr(nb, "tail"), "end\0", "a trailing NUL is kept")
+local items = {}
+for _, x in ipairs(T.attr(nb, "arr").values) do items[#items + 1] = x.stringValue end
+T.eq(table.concat(items, "|"), "x\0y||\0", "string-array items keep their NUL bytes")
+local ek = {}
+for _, x in ipairs(T.attr(nb.events[1], "ek").values) do ek[#ek + 1] = x.stringValue end
+T.eq(table.concat(ek, "|"), "p\0|q", "an event's string array too")
+T.eq(#nb.attributes, 3, "no attribute under a cut key")
 local outer = T.find(spans, "outer")
 local inner = T.find(spans, "inner")
 local deep = T.find(spans, "deep")

@@ -508,6 +508,41 @@ def test_values_are_lengths_not_nul_terminated_strings():
         ituna.shutdown()
 
 
+def test_attribute_nul_bytes_reach_otlp_exactly_and_nul_keys_are_refused(rx, core, provider):
+    """Counted strings end to end: a NUL inside a value, a string-array item, an event's
+    or a link's attribute arrives in the OTLP whole; a key holding one is refused with
+    the core's reason (ituna's API and ituna.otel alike), never cut to its prefix."""
+    tr = provider.get_tracer("test.nul")
+    name = uniq("nul")
+    with tr.start_as_current_span(uniq("link-target")) as target:
+        tsc = target.get_span_context()
+    with tr.start_as_current_span(name, attributes={"v": "a\x00b", "arr": ["x\x00y", "", "\x00"]},
+                                  links=[Link(tsc, {"lk": "l\x00m"})]) as span:
+        span.set_attribute("tail", "end\x00")
+        span.add_event("ev", {"ek": ["p\x00", "q"]})
+        for bad in ("k\x00", "\x00", "a\x00b"):
+            with pytest.raises(ValueError, match="key contains a NUL byte"):
+                span.set_attribute(bad, "x")
+            with pytest.raises(ValueError, match="key contains a NUL byte"):
+                span.add_event("bad", {bad: 1})
+        with pytest.raises(ValueError, match="key is empty"):
+            span.set_attribute("", "x")
+    with pytest.raises(ValueError, match="key contains a NUL byte"):
+        tr.start_span(uniq("refused"), attributes={"k\x00": 1})
+    own_name = uniq("ituna-api")
+    with core.span(own_name) as own:
+        own.set_attribute("arr", ["1\x002"])
+        with pytest.raises(ValueError, match="key contains a NUL byte"):
+            own.set_attribute("arr\x00x", ["1"])
+    got = exported(rx, core, [name, own_name])
+    assert attrs(got[own_name][2].attributes) == {"arr": ["1\x002"]}
+    sp = got[name][2]
+    assert attrs(sp.attributes) == {"v": "a\x00b", "arr": ["x\x00y", "", "\x00"], "tail": "end\x00"}
+    assert [e.name for e in sp.events] == ["ev"] and attrs(sp.events[0].attributes) == {"ek": ["p\x00", "q"]}
+    assert attrs(sp.links[0].attributes) == {"lk": "l\x00m"}
+    assert sp.dropped_attributes_count == 0
+
+
 def test_otel_propagate_runs_on_the_core_propagators(provider):
     """TracerProvider makes ituna.otel.Propagator the global propagator: it honours the
     ituna tracer's propagators (b3 here), custom getters/setters and W3C baggage."""

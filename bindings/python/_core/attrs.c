@@ -54,14 +54,19 @@ static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *o
         const char *k = type_word(items[i]);
         if (!k || strcmp(k, kind) != 0) goto bad;
     }
-    if (kind[0] == 's') {
-        const char **arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
+    if (kind[0] == 's') { /* items and their lengths in one block */
+        const char **arr = attrbuf_alloc(b, (size_t)n * (sizeof *arr + sizeof(size_t)));
         if (!arr) return -1;
-        for (Py_ssize_t i = 0; i < n; i++)
-            if (!(arr[i] = PyUnicode_AsUTF8(items[i]))) return -1;
+        size_t *lens = (size_t *)(arr + n);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t len;
+            if (!(arr[i] = PyUnicode_AsUTF8AndSize(items[i], &len))) return -1;
+            lens[i] = (size_t)len;
+        }
         out->type = ITUNA_ATTR_STRING_ARRAY;
         out->v.sarr.items = arr;
         out->v.sarr.count = (size_t)n;
+        out->v.sarr.lens = lens;
     } else if (kind[0] == 'b') {
         int *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
         if (!arr) return -1;
@@ -103,8 +108,10 @@ int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out) {
     Py_ssize_t klen;
     out->key = PyUnicode_AsUTF8AndSize(key, &klen);
     if (!out->key) return -1;
-    if (klen == 0) {
-        PyErr_SetString(PyExc_ValueError, "attribute key must not be empty");
+    out->key_len = (size_t)klen;
+    const char *why = ituna_attr_key_error(out->key, out->key_len);
+    if (why) {
+        PyErr_Format(PyExc_ValueError, "attribute %R: %s", key, why);
         return -1;
     }
     if (PyUnicode_Check(value)) {

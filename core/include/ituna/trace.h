@@ -73,9 +73,13 @@ typedef enum ituna_attr_type {
     ITUNA_ATTR_BOOL_ARRAY = 7
 } ituna_attr_type;
 
-/* An attribute passed in by the caller; ituna copies key and value. */
+/* An attribute passed in by the caller; ituna copies key and value. Strings are
+ * counted (bytes, any content): a value or string-array item with an embedded NUL
+ * is kept whole, as OTLP strings may hold one. A key is an identifier: empty or
+ * holding a NUL, it is invalid (ituna_attr_key_error) and the attribute refused
+ * (ituna_span_set_attr) or dropped and counted in attributes_dropped (lists). */
 typedef struct ituna_attr {
-    const char *key;
+    const char *key; /* key_len bytes; NUL-terminated when key_len is 0 */
     ituna_attr_type type;
     union {
         struct {
@@ -88,7 +92,8 @@ typedef struct ituna_attr {
         struct {
             const char *const *items;
             size_t count;
-        } sarr; /* STRING_ARRAY */
+            const size_t *lens; /* items[i] is lens[i] bytes; NULL: NUL-terminated items */
+        } sarr;                 /* STRING_ARRAY */
         struct {
             const int64_t *items;
             size_t count;
@@ -102,6 +107,7 @@ typedef struct ituna_attr {
             size_t count;
         } barr; /* BOOL_ARRAY */
     } v;
+    size_t key_len; /* last, so positional initialisers leave it 0 (NUL-terminated key) */
 } ituna_attr;
 
 /* Convenience constructors for ituna_attr values (no allocation). Thread-safe. */
@@ -109,6 +115,12 @@ ITUNA_API ituna_attr ituna_attr_str(const char *key, const char *value);
 ITUNA_API ituna_attr ituna_attr_int(const char *key, int64_t value);
 ITUNA_API ituna_attr ituna_attr_double(const char *key, double value);
 ITUNA_API ituna_attr ituna_attr_bool(const char *key, int value);
+/* A string attribute with a counted key and value (either may hold any byte; a key
+ * with a NUL is refused where it is used). Thread-safe. */
+ITUNA_API ituna_attr ituna_attr_strn(const char *key, size_t key_len, const char *value, size_t len);
+/* NULL when key (len bytes) is a valid attribute key, else why not (static text:
+ * empty, or holding a NUL byte). The bindings raise with it. Thread-safe. */
+ITUNA_API const char *ituna_attr_key_error(const char *key, size_t len);
 
 /* ---- tracer ---------------------------------------------------------------- */
 
