@@ -186,7 +186,11 @@ static void bench(const char *label, const char *bootstrap, int n, int rounds) {
     if (k && stat(traces, &st) == 0)
         printf("%s: the traced runs wrote %.0f bytes of OTLP JSON per message (2 spans)\n", label,
                (double)st.st_size / ((double)rounds * (n + 1)));
-    unlink(traces);
+    const char *keep = getenv("BENCH_KEEP_TRACES");
+    if (keep && *keep)
+        rename(traces, keep);
+    else
+        unlink(traces);
     if (!k) return;
     qsort(on, (size_t)k, sizeof *on, cmp);
     qsort(off, (size_t)k, sizeof *off, cmp);
@@ -213,6 +217,24 @@ int main(int argc, char **argv) {
         return 2;
     }
     ituna_log_set_level(ITUNA_LOG_ERROR);
+    /* BENCH_ONLY=<mode> (0 off, 1 traced, 2 recorded only, 3 off + header): that
+     * mode alone, n messages, `rounds` times, on ITUNA_TEST_KAFKA or the mock (for perf). */
+    const char *only = getenv("BENCH_ONLY");
+    if (only && *only) {
+        ituna_mock_cluster *m = NULL;
+        char e[256];
+        const char *bs = getenv("ITUNA_TEST_KAFKA");
+        if ((!bs || !*bs) && ituna_mock_cluster_start(1, 0, &m, e, sizeof e) == ITUNA_OK)
+            bs = ituna_mock_cluster_bootstrap(m);
+        char traces[] = "/tmp/bench_kafka_hop_XXXXXX";
+        int fd = mkstemp(traces);
+        if (fd >= 0) close(fd);
+        for (int r = 0; r < rounds; r++)
+            printf("mode %s: %.0f msg/s\n", only, run(bs, atoi(only), n, traces));
+        unlink(traces);
+        if (m) ituna_mock_cluster_stop(m);
+        return 0;
+    }
     ituna_mock_cluster *mock = NULL;
     char err[256];
     if (ituna_mock_cluster_start(1, 0, &mock, err, sizeof err)) {

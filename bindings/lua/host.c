@@ -11,12 +11,9 @@
  * signal, 1 on a script error, 2 on bad usage or configuration, 3 when the script
  * ended well but spans were lost at the final flush (dropped or not exported). */
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -42,40 +39,6 @@ static void usage(FILE *out) {
             "Settings: INI file < environment (OTEL_*, ITUNA_*) < command line.\n"
             "SIGINT/SIGTERM stop consumer loops gracefully; a second one exits at once.\n",
             progname);
-}
-
-/* ---- signals: a dedicated thread waits for them, so no async-signal rules apply --- */
-
-static sigset_t stop_signals;
-
-static void *signal_thread(void *arg) {
-    (void)arg;
-    int count = 0;
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&stop_signals, &sig) != 0) continue;
-        if (++count == 1) {
-            fprintf(stderr, "%s: %s received, stopping (again to exit at once)\n", progname, strsignal(sig));
-            ituna_lua_request_stop();
-        } else {
-            fprintf(stderr, "%s: second %s, exiting without flushing\n", progname, strsignal(sig));
-            _exit(128 + sig);
-        }
-    }
-    return NULL;
-}
-
-/* Block the stop signals in every thread (threads created later inherit the mask)
- * and start the thread that waits for them. 0 on success. */
-static int start_signal_thread(void) {
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) return -1;
-    pthread_t th;
-    if (pthread_create(&th, NULL, signal_thread, NULL) != 0) return -1;
-    pthread_detach(th);
-    return 0;
 }
 
 /* ---- Lua side ----------------------------------------------------------------------- */
@@ -186,7 +149,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (start_signal_thread() != 0) {
+    if (ituna_stop_on_signals(progname) != ITUNA_OK) {
         fprintf(stderr, "%s: cannot set up signal handling: %s\n", progname, strerror(errno));
         return 2;
     }
@@ -199,10 +162,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: out of memory\n", progname);
         return 2;
     }
-    ituna_err rc = ituna_config_add_schema_file(cfg, schema_path, err, sizeof err);
-    if (rc == ITUNA_OK && config_path && config_path[0])
-        rc = ituna_config_load_file(cfg, config_path, err, sizeof err);
-    if (rc == ITUNA_OK) rc = ituna_config_load_env(cfg, err, sizeof err);
+    ituna_err rc = ituna_config_load_host(cfg, schema_path, config_path, 1, NULL, err, sizeof err);
     char default_name[256];
     if (rc == ITUNA_OK && !service && !ituna_config_get(cfg, "tracer", "service-name")) {
         script_service_name(argv[script], default_name, sizeof default_name);
@@ -237,12 +197,8 @@ int main(int argc, char **argv) {
     lua_close(L); /* ends open spans, closes consumers (commit), flushes producers */
     rc = ituna_tracer_shutdown(tracer, SHUTDOWN_TIMEOUT_MS);
     if (rc != ITUNA_OK) {
-        ituna_tracer_stats st;
-        ituna_tracer_get_stats(tracer, &st);
-        fprintf(stderr,
-                "%s: flushing spans: %s: spans lost (%llu dropped, %llu export failed, %llu rejected)\n",
-                progname, ituna_err2str(rc), (unsigned long long)st.spans_dropped,
-                (unsigned long long)st.spans_export_failed, (unsigned long long)st.export_partial_rejected);
+        fprintf(stderr, "%s: %s\n", progname,
+                ituna_tracer_describe_loss(tracer, "flushing spans", rc, err, sizeof err));
         if (status == 0) status = 3; /* a clean run that lost spans is not a clean run */
     }
     ituna_tracer_set_global(NULL);

@@ -193,13 +193,9 @@ static int l_init(lua_State *L) {
     static const char *const reserved[] = { "config", "schema", NULL };
     const char *const *overrides = ilua_string_pairs(L, 1, reserved, "ituna.init");
     char err[ILUA_ERRSTR] = "";
-    ituna_config *cfg = ituna_config_new();
-    if (!cfg) return luaL_error(L, "ituna.init: out of memory");
-    ituna_err rc = ituna_config_add_schema_file(cfg, lua_tostring(L, 3), err, sizeof err);
-    if (rc == ITUNA_OK) rc = ituna_config_load(cfg, lua_tostring(L, 2), 1, overrides, err, sizeof err);
     ituna_tracer *t = NULL;
-    if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, &t, err, sizeof err);
-    ituna_config_destroy(cfg);
+    ituna_err rc =
+        ituna_tracer_create_host(lua_tostring(L, 3), lua_tostring(L, 2), 1, overrides, &t, err, sizeof err);
     if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
     ituna_tracer_set_global(t);
     push_tracer(L, t, 1);
@@ -214,18 +210,8 @@ void ituna_lua_set_host_tracer(lua_State *L, ituna_tracer *t) {
 /* Push "what: <why>" for a failed flush/shutdown; spans lost are named with the
  * counts, so a script's log line says how many.  [-0, +1, m] */
 static void push_export_error(lua_State *L, const char *what, ituna_tracer *t, ituna_err rc) {
-    if (rc != ITUNA_ERR_EXPORT) {
-        lua_pushfstring(L, "%s: %s", what, ituna_err2str(rc));
-        return;
-    }
-    ituna_tracer_stats st;
-    ituna_tracer_get_stats(t, &st);
     char buf[200];
-    snprintf(buf, sizeof buf,
-             "%s: spans lost (%llu dropped, %llu export failed, %llu rejected, of %llu ended)", what,
-             (unsigned long long)st.spans_dropped, (unsigned long long)st.spans_export_failed,
-             (unsigned long long)st.export_partial_rejected, (unsigned long long)st.spans_ended);
-    lua_pushstring(L, buf);
+    lua_pushstring(L, ituna_tracer_describe_loss(t, what, rc, buf, sizeof buf));
 }
 
 /* ituna.shutdown([timeout_s=5]): flush and stop the current tracer; later spans
@@ -281,22 +267,12 @@ static int tracer_stats(lua_State *L) {
     ituna_tracer_stats st;
     ituna_tracer_get_stats(t->t, &st);
     lua_createtable(L, 0, 14);
-#define STAT(f) (lua_pushinteger(L, (lua_Integer)st.f), lua_setfield(L, -2, #f))
-    STAT(spans_started);
-    STAT(spans_not_sampled);
-    STAT(spans_ended);
-    STAT(spans_enqueued);
-    STAT(spans_dropped);
-    STAT(spans_exported);
-    STAT(spans_export_failed);
-    STAT(export_requests);
-    STAT(export_retries);
-    STAT(export_partial_rejected);
-    STAT(attributes_dropped);
-    STAT(attributes_truncated);
-    STAT(events_dropped);
-    STAT(links_dropped);
-#undef STAT
+    uint64_t v;
+    const char *name;
+    for (size_t i = 0; (name = ituna_tracer_stats_field(&st, i, &v)); i++) {
+        lua_pushinteger(L, (lua_Integer)v);
+        lua_setfield(L, -2, name);
+    }
     return 1;
 }
 
@@ -395,8 +371,6 @@ static ilua_span *check_live_span(lua_State *L, int idx) {
     return s;
 }
 
-static const char *const kind_names[] = { "internal", "server", "client", "producer", "consumer", NULL };
-
 /* Read start options {kind=, parent=, root=, links={ctx...}} at idx into *o.
  * [-0, +k, v] (scratch; the caller restores the top) */
 static void span_options(lua_State *L, int idx, ituna_span_options *o, ituna_span_context *parent) {
@@ -404,13 +378,10 @@ static void span_options(lua_State *L, int idx, ituna_span_options *o, ituna_spa
     luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "kind") != LUA_TNIL) {
         const char *k = lua_tostring(L, -1);
-        int i = 0;
-        while (k && kind_names[i] && strcmp(kind_names[i], k) != 0) i++;
-        if (!k || !kind_names[i])
+        if (ituna_span_kind_from_name(k, &o->kind) != ITUNA_OK)
             luaL_error(L,
                        "bad option 'kind' (expected internal, server, client, producer or consumer, got %s)",
                        k ? k : luaL_typename(L, -1));
-        o->kind = (ituna_span_kind)(i + 1);
     }
     lua_pop(L, 1);
     if (lua_getfield(L, idx, "parent") != LUA_TNIL) {
@@ -580,10 +551,12 @@ static int span_add_link(lua_State *L) {
 
 /* span:set_status("ok"|"error"|"unset"[, description]) -> span.  [-0, +1, v] */
 static int span_set_status(lua_State *L) {
-    static const char *const names[] = { "unset", "ok", "error", NULL };
     ilua_span *s = check_live_span(L, 1);
-    int code = luaL_checkoption(L, 2, NULL, names);
-    ituna_span_set_status(s->span, (ituna_status_code)code, luaL_optstring(L, 3, NULL));
+    const char *name = luaL_checkstring(L, 2);
+    ituna_status_code code;
+    if (ituna_status_code_from_name(name, &code) != ITUNA_OK)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "invalid option '%s'", name));
+    ituna_span_set_status(s->span, code, luaL_optstring(L, 3, NULL));
     lua_settop(L, 1);
     return 1;
 }

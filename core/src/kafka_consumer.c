@@ -624,7 +624,7 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
     size_t n = hdrs ? rd_kafka_header_cnt(hdrs) : 0;
     ituna_header *h = calloc(n + 6, sizeof *h);
     if (!h) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
-    size_t k = 0, rest = rkm->key_len + 512; /* 512: record and batch overhead, generously */
+    size_t k = 0, rest = rkm->key_len + 1024; /* record overhead, trace headers (tracestate <= 512) */
     for (size_t i = 0; i < n; i++) {
         const char *name;
         const void *val;

@@ -295,6 +295,24 @@ ituna_err ituna_producer_send(ituna_producer *p, const ituna_message_out *msg, u
     return ituna_producer_send_slot(p, msg, ticket, NULL, errstr, errstr_size);
 }
 
+/* The record's size as librdkafka counts it against message.max.bytes (its v2
+ * per-record overhead of 36 bytes, each header's name and value with their varint
+ * lengths), without the propagation headers the send adds: if even this is over
+ * the limit, the send is refused before its span starts, naming the local limit
+ * (librdkafka's own refusal reads "Broker: Message size too large"). */
+static ituna_err check_size(const ituna_producer *p, const ituna_message_out *msg, char *errstr,
+                            size_t errstr_size) {
+    size_t size = 36 + (msg->key ? msg->key_len : 0) + (msg->value ? msg->value_len : 0);
+    for (size_t i = 0; i < msg->n_headers; i++)
+        size += (msg->headers[i].key ? strlen(msg->headers[i].key) : 0) + msg->headers[i].value_len + 10;
+    if ((int64_t)size <= p->max_bytes) return ITUNA_OK;
+    return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                         "kafka publish to '%s': the record is %zu bytes (value %zu, key and headers "
+                         "included), over this producer's message.max.bytes of %lld (a local limit: "
+                         "not sent to the broker)",
+                         msg->topic, size, msg->value ? msg->value_len : 0, (long long)p->max_bytes);
+}
+
 ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *msg, uint64_t *ticket,
                                    ituna_delivery_slot **slot_out, char *errstr, size_t errstr_size) {
     if (ticket) *ticket = 0;
@@ -315,11 +333,13 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
             return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
                                  "attribute %zu has an empty key or an unknown type", i);
     }
+    ituna_err e = check_size(p, msg, errstr, errstr_size);
+    if (e) return e;
     char name[300];
     snprintf(name, sizeof name, "send %s", msg->topic);
     ituna_span_options so = { .kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent };
     ituna_span *span = NULL;
-    ituna_err e = ituna_span_start(p->tracer, name, &so, &span);
+    e = ituna_span_start(p->tracer, name, &so, &span);
     if (e || !span)
         return ituna_set_err(errstr, errstr_size, e ? e : ITUNA_ERR_NOMEM, "cannot start the span");
     ituna_kafka_span_attrs(span, "send", msg->topic, msg->key, msg->key_len, msg->value_len, &p->ep);
@@ -404,11 +424,18 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
         return ITUNA_OK;
     }
     atomic_fetch_sub(&p->in_flight, 1);
-    e = ituna_set_err(
-        errstr, errstr_size, err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
-        "kafka publish to '%s': %s (%s)", msg->topic, rd_kafka_err2str(err), rd_kafka_err2name(err));
+    if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) /* producev's refusal is local, not the broker's */
+        e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
+                          "kafka publish to '%s': the record with the trace headers is over this producer's "
+                          "message.max.bytes of %lld (a local limit: not sent to the broker)",
+                          msg->topic, (long long)p->max_bytes);
+    else
+        e = ituna_set_err(errstr, errstr_size,
+                          err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? ITUNA_ERR_QUEUE_FULL : ITUNA_ERR_KAFKA,
+                          "kafka publish to '%s': %s (%s)", msg->topic, rd_kafka_err2str(err),
+                          rd_kafka_err2name(err));
     ituna_span_set_str(span, "error.type", rd_kafka_err2name(err));
-    ituna_span_set_status(span, ITUNA_STATUS_ERROR, rd_kafka_err2str(err));
+    ituna_span_set_status(span, ITUNA_STATUS_ERROR, errstr && *errstr ? errstr : rd_kafka_err2str(err));
     goto fail_span;
 fail:
     ituna_span_set_str(span, "error.type", ituna_err2name(e));

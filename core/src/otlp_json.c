@@ -44,14 +44,56 @@ static const uint8_t kind_tab[256] = {
 
 static const char hexd[] = "0123456789abcdef";
 
-/* A JSON string literal, quotes included. */
-static void jstr(ituna_buf *b, const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    ch(b, '"');
+/* 1 if one of the 8 bytes in x needs more than a copy inside a JSON string: a
+ * control character, '"', '\\', or a non-ASCII byte (to be checked as UTF-8).
+ * Exact for the word: a lane sets its high bit, or borrows from the next one,
+ * only when its own byte is one of those. */
+static inline int special8(uint64_t x) {
+    const uint64_t ones = 0x0101010101010101ull;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    return (((x - ones * 0x20) | (q - ones) | (bs - ones) | x) & (ones * 0x80)) != 0;
+}
+
+/* Copy s[0..n) to o as long as no byte needs escaping, 8 bytes a step (the last
+ * step overlapping the one before); returns how many were copied (n when none
+ * needs it). o has room for n bytes. */
+static inline size_t copy_plain(uint8_t *o, const unsigned char *s, size_t n) {
+    size_t i = 0;
+    if (n >= 8) {
+        uint64_t x;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&x, s + i, 8);
+            if (special8(x)) goto bytes;
+            memcpy(o + i, &x, 8);
+        }
+        memcpy(&x, s + n - 8, 8);
+        if (!special8(x)) {
+            memcpy(o + n - 8, &x, 8);
+            return n;
+        }
+    } else if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        if (!special8((uint64_t)lo | (uint64_t)hi << 32)) {
+            memcpy(o, &lo, 4);
+            memcpy(o + n - 4, &hi, 4);
+            return n;
+        }
+    }
+bytes:
+    for (; i < n && kind_tab[s[i]] == 0; i++) o[i] = s[i];
+    return i;
+}
+
+/* The rest of a JSON string from its first byte that needs escaping, and the
+ * closing quote. */
+static void jstr_tail(ituna_buf *b, const unsigned char *p, const unsigned char *end) {
     while (p < end) {
-        const unsigned char *run = p;
-        while (p < end && kind_tab[*p] == 0) p++;
-        if (p > run) raw(b, (const char *)run, (size_t)(p - run));
+        if (!need(b, (size_t)(end - p))) return;
+        size_t c = copy_plain(b->data + b->len, p, (size_t)(end - p));
+        b->len += c;
+        p += c;
         if (p >= end) break;
         if (kind_tab[*p] == 1) {
             char e[6] = { '\\', 0, 0, 0, 0, 0 };
@@ -88,6 +130,22 @@ static void jstr(ituna_buf *b, const char *s, size_t n) {
     ch(b, '"');
 }
 
+/* A JSON string literal, quotes included. Most strings need no escaping: they
+ * are copied in one pass that also checks them. */
+static void jstr(ituna_buf *b, const char *s, size_t n) {
+    if (!need(b, n + 2)) return;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    size_t i = copy_plain(o, (const unsigned char *)s, n);
+    if (__builtin_expect(i == n, 1)) {
+        o[n] = '"';
+        b->len += n + 2;
+        return;
+    }
+    b->len += 1 + i;
+    jstr_tail(b, (const unsigned char *)s + i, (const unsigned char *)s + n);
+}
+
 /* "00".."ff" and "00".."99": two characters per table lookup (ids, timestamps). */
 static char hex_pairs[512], dec_pairs[200];
 
@@ -102,6 +160,13 @@ static void init_pairs(void) {
     }
 }
 
+static inline uint8_t *put_hex(uint8_t *o, const uint8_t *id, size_t n) {
+    for (size_t i = 0; i < n; i++, o += 2) memcpy(o, hex_pairs + 2 * id[i], 2);
+    return o;
+}
+
+#define PUT(o, s) (memcpy((o), (s), sizeof(s) - 1), (o) += sizeof(s) - 1)
+
 static void jhex(ituna_buf *b, const uint8_t *id, size_t n) {
     if (!need(b, 2 * n + 2)) return;
     char *o = (char *)b->data + b->len;
@@ -111,39 +176,82 @@ static void jhex(ituna_buf *b, const uint8_t *id, size_t n) {
     b->len += 2 * n + 2;
 }
 
+/* Decimal digits of v (1 for 0): log10 from the bit length, corrected once. */
+static inline unsigned ndigits(uint64_t v) {
+    static const uint64_t p10[20] = { 1ull,
+                                      10ull,
+                                      100ull,
+                                      1000ull,
+                                      10000ull,
+                                      100000ull,
+                                      1000000ull,
+                                      10000000ull,
+                                      100000000ull,
+                                      1000000000ull,
+                                      10000000000ull,
+                                      100000000000ull,
+                                      1000000000000ull,
+                                      10000000000000ull,
+                                      100000000000000ull,
+                                      1000000000000000ull,
+                                      10000000000000000ull,
+                                      100000000000000000ull,
+                                      1000000000000000000ull,
+                                      10000000000000000000ull };
+    unsigned t = ((unsigned)(64 - __builtin_clzll(v | 1)) * 1233u) >> 12;
+    return t + (v >= p10[t]) + (v == 0);
+}
+
+/* v in decimal at o, which has room for 20 bytes; returns the end. Digits are
+ * written from the last, eight at a time in 32-bit arithmetic, then by pairs. */
+static inline uint8_t *put_u64(uint8_t *o, uint64_t v) {
+    uint8_t *end = o + ndigits(v), *p = end;
+    while (v >= 100000000u) {
+        uint64_t q = v / 100000000u;
+        uint32_t r = (uint32_t)(v - q * 100000000u), hi = r / 10000u, lo = r % 10000u;
+        p -= 8;
+        memcpy(p, dec_pairs + 2 * (hi / 100u), 2);
+        memcpy(p + 2, dec_pairs + 2 * (hi % 100u), 2);
+        memcpy(p + 4, dec_pairs + 2 * (lo / 100u), 2);
+        memcpy(p + 6, dec_pairs + 2 * (lo % 100u), 2);
+        v = q;
+    }
+    uint32_t w = (uint32_t)v;
+    while (w >= 100u) {
+        p -= 2;
+        memcpy(p, dec_pairs + 2 * (w % 100u), 2);
+        w /= 100u;
+    }
+    if (w >= 10u)
+        memcpy(p - 2, dec_pairs + 2 * w, 2);
+    else
+        p[-1] = (uint8_t)('0' + w);
+    return end;
+}
+
 static void ju64(ituna_buf *b, uint64_t v) {
-    char tmp[20];
-    int i = 20;
-    while (v >= 100) {
-        i -= 2;
-        memcpy(tmp + i, dec_pairs + 2 * (v % 100), 2);
-        v /= 100;
-    }
-    if (v >= 10) {
-        i -= 2;
-        memcpy(tmp + i, dec_pairs + 2 * v, 2);
-    } else {
-        tmp[--i] = (char)('0' + v);
-    }
-    raw(b, tmp + i, (size_t)(20 - i));
+    if (!need(b, 20)) return;
+    b->len = (size_t)(put_u64(b->data + b->len, v) - b->data);
 }
 
 /* int64 as a quoted decimal string (proto3 JSON for 64-bit integers). */
 static void ji64_str(ituna_buf *b, int64_t v) {
-    ch(b, '"');
-    if (v < 0) {
-        ch(b, '-');
-        ju64(b, (uint64_t)0 - (uint64_t)v);
-    } else {
-        ju64(b, (uint64_t)v);
-    }
-    ch(b, '"');
+    if (!need(b, 23)) return;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    if (v < 0) *o++ = '-';
+    o = put_u64(o, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
 }
 
 static void ju64_str(ituna_buf *b, uint64_t v) {
-    ch(b, '"');
-    ju64(b, v);
-    ch(b, '"');
+    if (!need(b, 22)) return;
+    uint8_t *o = b->data + b->len;
+    *o++ = '"';
+    o = put_u64(o, v);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
 }
 
 /* Shortest of %.15g/%.17g that reads back exactly; NaN and infinities as the
@@ -222,38 +330,69 @@ static void janyvalue_items(ituna_buf *b, const ituna_kv *kv) {
 }
 
 static void jkv(ituna_buf *b, const ituna_kv *kv) {
+    /* Fast path: a string or integer attribute whose key and value need no
+     * escaping, written in one reservation; anything else starts over below. */
+    if ((kv->type == ITUNA_ATTR_STRING || kv->type == ITUNA_ATTR_INT) && kv->key) {
+        int str = kv->type == ITUNA_ATTR_STRING;
+        const char *v = str && kv->v.s.ptr ? kv->v.s.ptr : "";
+        size_t kl = kv->key_len, vl = str && kv->v.s.ptr ? kv->v.s.len : 0;
+        if (!need(b, kl + vl + 64)) return;
+        uint8_t *o = b->data + b->len;
+        PUT(o, "{\"key\":\"");
+        if (copy_plain(o, (const unsigned char *)kv->key, kl) == kl) {
+            o += kl;
+            if (str) {
+                PUT(o, "\",\"value\":{\"stringValue\":\"");
+                if (copy_plain(o, (const unsigned char *)v, vl) == vl) {
+                    o += vl;
+                    PUT(o, "\"}}");
+                    b->len = (size_t)(o - b->data);
+                    return;
+                }
+            } else {
+                PUT(o, "\",\"value\":{\"intValue\":\"");
+                if (kv->v.i < 0) *o++ = '-';
+                o = put_u64(o, kv->v.i < 0 ? (uint64_t)0 - (uint64_t)kv->v.i : (uint64_t)kv->v.i);
+                PUT(o, "\"}}");
+                b->len = (size_t)(o - b->data);
+                return;
+            }
+        }
+    }
     LIT(b, "{\"key\":");
     jstr(b, kv->key ? kv->key : "", kv->key ? kv->key_len : 0);
-    LIT(b, ",\"value\":");
     switch (kv->type) {
     case ITUNA_ATTR_STRING:
-        LIT(b, "{\"stringValue\":");
+        LIT(b, ",\"value\":{\"stringValue\":");
         jstr(b, kv->v.s.ptr ? kv->v.s.ptr : "", kv->v.s.ptr ? kv->v.s.len : 0);
-        ch(b, '}');
+        LIT(b, "}}");
         break;
     case ITUNA_ATTR_INT:
-        LIT(b, "{\"intValue\":");
+        LIT(b, ",\"value\":{\"intValue\":");
         ji64_str(b, kv->v.i);
-        ch(b, '}');
+        LIT(b, "}}");
         break;
     case ITUNA_ATTR_DOUBLE:
-        LIT(b, "{\"doubleValue\":");
+        LIT(b, ",\"value\":{\"doubleValue\":");
         jdouble(b, kv->v.d);
-        ch(b, '}');
+        LIT(b, "}}");
         break;
     case ITUNA_ATTR_BOOL:
         if (kv->v.b)
-            LIT(b, "{\"boolValue\":true}");
+            LIT(b, ",\"value\":{\"boolValue\":true}}");
         else
-            LIT(b, "{\"boolValue\":false}");
+            LIT(b, ",\"value\":{\"boolValue\":false}}");
         break;
     case ITUNA_ATTR_STRING_ARRAY:
     case ITUNA_ATTR_INT_ARRAY:
     case ITUNA_ATTR_DOUBLE_ARRAY:
-    case ITUNA_ATTR_BOOL_ARRAY: janyvalue_items(b, kv); break;
-    default: LIT(b, "{}");
+    case ITUNA_ATTR_BOOL_ARRAY:
+        LIT(b, ",\"value\":");
+        janyvalue_items(b, kv);
+        ch(b, '}');
+        break;
+    default: LIT(b, ",\"value\":{}}");
     }
-    ch(b, '}');
 }
 
 /* ,"attributes":[...] when n > 0 (a leading comma: attributes never come first). */
@@ -275,28 +414,41 @@ static void jcount(ituna_buf *b, const char *lit, size_t lit_len, uint32_t v) {
 #define JCOUNT(b, lit, v) jcount((b), (lit), sizeof(lit) - 1, (v))
 
 static void jspan(ituna_buf *b, const ituna_span *s) {
-    LIT(b, "{\"traceId\":");
-    jhex(b, s->ctx.trace_id, 16);
-    LIT(b, ",\"spanId\":");
-    jhex(b, s->ctx.span_id, 8);
+    /* The fixed fields in a few reservations (each bounded: ids, numbers, names). */
+    if (!need(b, 128)) return;
+    uint8_t *o = b->data + b->len;
+    PUT(o, "{\"traceId\":\"");
+    o = put_hex(o, s->ctx.trace_id, 16);
+    PUT(o, "\",\"spanId\":\"");
+    o = put_hex(o, s->ctx.span_id, 8);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
     if (s->ctx.tracestate_len) {
         LIT(b, ",\"traceState\":");
         jstr(b, s->ctx.tracestate, s->ctx.tracestate_len);
     }
+    if (!need(b, 128)) return;
+    o = b->data + b->len;
     if (s->has_parent) {
-        LIT(b, ",\"parentSpanId\":");
-        jhex(b, s->parent_span_id, 8);
+        PUT(o, ",\"parentSpanId\":\"");
+        o = put_hex(o, s->parent_span_id, 8);
+        *o++ = '"';
     }
-    LIT(b, ",\"flags\":");
-    ju64(b, ituna_otlp_span_flags(s));
-    LIT(b, ",\"name\":");
+    PUT(o, ",\"flags\":");
+    o = put_u64(o, ituna_otlp_span_flags(s));
+    PUT(o, ",\"name\":");
+    b->len = (size_t)(o - b->data);
     jstr(b, s->name ? s->name : "", s->name ? s->name_len : 0);
-    LIT(b, ",\"kind\":");
-    ju64(b, ituna_otlp_kind(s));
-    LIT(b, ",\"startTimeUnixNano\":");
-    ju64_str(b, s->start_ns);
-    LIT(b, ",\"endTimeUnixNano\":");
-    ju64_str(b, s->end_ns);
+    if (!need(b, 128)) return;
+    o = b->data + b->len;
+    PUT(o, ",\"kind\":");
+    o = put_u64(o, ituna_otlp_kind(s));
+    PUT(o, ",\"startTimeUnixNano\":\"");
+    o = put_u64(o, s->start_ns);
+    PUT(o, "\",\"endTimeUnixNano\":\"");
+    o = put_u64(o, s->end_ns);
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
     jattrs(b, s->attrs, s->n_attrs);
     JCOUNT(b, ",\"droppedAttributesCount\":", s->dropped_attrs);
     if (s->n_events) {

@@ -373,6 +373,137 @@ static int test_json_escaping_all_bytes(void) {
     return 0;
 }
 
+/* Byte-at-a-time reference for a JSON string's body: the escapes and the U+FFFD
+ * repair the encoder promises, for checking its word-at-a-time copy. */
+static size_t ref_escape(char *out, const unsigned char *s, size_t n) {
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        const char *e = NULL;
+        switch (c) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\b': e = "\\b"; break;
+        case '\f': e = "\\f"; break;
+        }
+        if (e) {
+            memcpy(out + o, e, 2), o += 2, i++;
+        } else if (c < 0x20) {
+            o += (size_t)sprintf(out + o, "\\u00%c%c", hx[c >> 4], hx[c & 15]), i++;
+        } else {
+            unsigned l = ituna_utf8_seq_len(s + i, n - i);
+            if (l) {
+                memcpy(out + o, s + i, l), o += l, i += l;
+            } else {
+                memcpy(out + o, "\\ufffd", 6), o += 6, i++;
+            }
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Each byte that needs escaping (and a valid and a cut 2-byte sequence), at
+ * every position of strings of 1..40 bytes, as a span name, an attribute key and
+ * a value: the same output as the byte-at-a-time reference. */
+static int test_json_escaping_every_position(void) {
+    static const char *specials[] = { "\"",   "\\",   "\n",       "\x01", "\x1f", "\x7f",
+                                      "\x80", "\xff", "\xc3\xa9", "\xc3", "~" };
+    char str[48], esc[320], want[1024];
+    ituna_buf b;
+    ituna_buf_init(&b);
+    int bad = 0;
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (size_t k = 0; k < sizeof specials / sizeof *specials; k++) {
+                size_t sl = strlen(specials[k]);
+                if (pos + sl > len) continue;
+                memset(str, 'a' + (int)(len % 26), len);
+                memcpy(str + pos, specials[k], sl);
+                fx_typical t;
+                fx_make_typical(&t, 1);
+                t.span.name = str;
+                t.span.name_len = (uint32_t)len;
+                t.attrs[0] = fx_strn("k", str, (uint32_t)len);
+                t.attrs[0].key = str;
+                t.attrs[0].key_len = (uint32_t)len;
+                ituna_span *one[1] = { &t.span };
+                b.len = 0;
+                REQUIRE(ituna_otlp_encode_json(one, 1, NULL, &b) == 1);
+                ref_escape(esc, (const unsigned char *)str, len);
+                ituna_buf_putc(&b, '\0');
+                snprintf(want, sizeof want, "\"name\":\"%s\",", esc);
+                int ok = strstr((const char *)b.data, want) != NULL;
+                snprintf(want, sizeof want, "{\"key\":\"%s\",\"value\":{\"stringValue\":\"%s\"}}", esc, esc);
+                ok = ok && strstr((const char *)b.data, want) != NULL;
+                if (!ok && bad++ < 5)
+                    fprintf(stderr, "  len %zu pos %zu special %zu: %s\n", len, pos, k, b.data);
+            }
+        }
+    }
+    CHECK(bad == 0);
+    ituna_buf_free(&b);
+    return 0;
+}
+
+/* Integers and timestamps at every digit-count boundary read back exactly. */
+static int test_json_numbers(void) {
+    static const int64_t ints[] = { 0,
+                                    1,
+                                    -1,
+                                    9,
+                                    10,
+                                    -10,
+                                    99,
+                                    100,
+                                    12345678,
+                                    99999999,
+                                    100000000,
+                                    -100000000,
+                                    1234567890123456789LL,
+                                    INT64_MAX,
+                                    INT64_MIN,
+                                    INT64_MIN + 1 };
+    ituna_buf b;
+    ituna_buf_init(&b);
+    char want[128];
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        fx_typical t;
+        fx_make_typical(&t, 1);
+        t.attrs[1].v.i = ints[i];
+        ituna_span *one[1] = { &t.span };
+        b.len = 0;
+        REQUIRE(ituna_otlp_encode_json(one, 1, NULL, &b) == 1);
+        ituna_buf_putc(&b, '\0');
+        snprintf(want, sizeof want, "\"intValue\":\"%lld\"}", (long long)ints[i]);
+        CHECK(strstr((const char *)b.data, want) != NULL);
+    }
+    uint64_t p = 1;
+    for (int d = 0; d <= 20; d++) {
+        uint64_t vs[3] = { p - 1, p, p + 1 };
+        for (int j = 0; j < 3; j++) {
+            fx_typical t;
+            fx_make_typical(&t, 1);
+            t.span.start_ns = vs[j];
+            t.span.end_ns = d == 20 ? UINT64_MAX : vs[j] * 3;
+            ituna_span *one[1] = { &t.span };
+            b.len = 0;
+            REQUIRE(ituna_otlp_encode_json(one, 1, NULL, &b) == 1);
+            ituna_buf_putc(&b, '\0');
+            snprintf(want, sizeof want, "\"startTimeUnixNano\":\"%llu\",\"endTimeUnixNano\":\"%llu\"",
+                     (unsigned long long)t.span.start_ns, (unsigned long long)t.span.end_ns);
+            CHECK(strstr((const char *)b.data, want) != NULL);
+        }
+        if (d < 19) p *= 10;
+    }
+    ituna_buf_free(&b);
+    return 0;
+}
+
 static int test_utf8_rules(void) {
     CHECK(ituna_utf8_valid("plain ascii text, long enough for the fast path", 46));
     CHECK(ituna_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x9f", 14));
@@ -493,6 +624,8 @@ int main(void) {
     RUN(test_appends_after_existing_bytes);
     RUN(test_json_every_field);
     RUN(test_json_escaping_all_bytes);
+    RUN(test_json_escaping_every_position);
+    RUN(test_json_numbers);
     RUN(test_utf8_rules);
     RUN(test_large_inputs);
     RUN(test_oom_buffer_fails_cleanly);

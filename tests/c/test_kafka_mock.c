@@ -343,6 +343,49 @@ static int test_publish_attributes_are_on_the_send_span(void) {
     return 0;
 }
 
+/* A record over the producer's own message.max.bytes is refused before its span
+ * starts, naming the local limit and the size (librdkafka would say "Broker: Message
+ * size too large"); one that fits only without the trace headers still names it. */
+static int test_oversized_record_is_refused_before_its_span_naming_the_local_limit(void) {
+    const char *props[] = { "message.max.bytes", "2000", NULL };
+    ituna_producer_options po = { .bootstrap = bootstrap, .properties = props };
+    ituna_producer *p = NULL;
+    char err[512];
+    REQUIRE(ituna_producer_create(tracer, NULL, &po, &p, err, sizeof err) == ITUNA_OK);
+    ituna_tracer_flush(tracer, 5000);
+    pthread_mutex_lock(&rec_mu);
+    int before = n_recs;
+    pthread_mutex_unlock(&rec_mu);
+    static char big[3000];
+    memset(big, 'x', sizeof big);
+    ituna_header h[] = { { "h1", "v1", 2 } };
+    ituna_message_out mo = {
+        .topic = "t-big", .value = big, .value_len = sizeof big, .partition = -1, .headers = h, .n_headers = 1
+    };
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
+    CHECK(strstr(err, "kafka publish to 't-big': the record is 3050 bytes") != NULL);
+    CHECK(strstr(err, "message.max.bytes of 2000 (a local limit") != NULL);
+    CHECK(strstr(err, "Broker") == NULL);
+    /* under the limit alone, over it with the traceparent header: refused by librdkafka,
+     * still named as the local limit, on the span too */
+    mo.value_len = 2000 - 36 - 12 - 20;
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
+    CHECK(strstr(err, "with the trace headers is over this producer's message.max.bytes of 2000") != NULL);
+    CHECK(ituna_producer_in_flight(p) == 0);
+    ituna_tracer_flush(tracer, 5000);
+    pthread_mutex_lock(&rec_mu);
+    int sends = 0, errors = 0;
+    for (int i = before; i < n_recs; i++)
+        if (strcmp(recs[i].name, "send t-big") == 0) {
+            sends++;
+            errors += recs[i].status == ITUNA_STATUS_ERROR && strstr(recs[i].status_msg, "local limit");
+        }
+    pthread_mutex_unlock(&rec_mu);
+    CHECK(sends == 1 && errors == 1); /* no span for the first one */
+    CHECK(ituna_producer_destroy(p, 5000) == ITUNA_OK);
+    return 0;
+}
+
 static int test_span_is_current_in_handler_and_children_nest(void);
 static ituna_span_context handler_child;
 static ituna_handler_result nesting_handler(ituna_message *m, void *opaque, char *reason, size_t size) {
@@ -1153,6 +1196,7 @@ int main(void) {
     RUN(test_mock_cluster_binds_loopback);
     RUN(test_publish_consume_is_one_trace_with_semconv_attributes);
     RUN(test_publish_attributes_are_on_the_send_span);
+    RUN(test_oversized_record_is_refused_before_its_span_naming_the_local_limit);
     RUN(test_span_is_current_in_handler_and_children_nest);
     RUN(test_malformed_traceparent_header_starts_root_with_reason);
     RUN(test_seed_payload_carrier_is_continued);

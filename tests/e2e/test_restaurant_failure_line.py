@@ -78,10 +78,11 @@ def test_a_failing_handler_logs_the_failure_line_with_the_consumer_span_ids(lang
     topic, partition, offset, error, trace_id, span_id = m.groups()
     assert topic == topics["kitchen"] and int(partition) >= 0 and int(offset) >= 0, line
     assert "- kitchen-service - ERROR - " in line
-    # the error itself, as both languages' Kafka layer words it (Python prefixes the
-    # exception's type, Lua the script position)
-    assert error.endswith(f"kafka publish to '{topics['ready']}': Broker: Message size too large "
-                          "(MSG_SIZE_TOO_LARGE)"), line
+    # the error itself, as the core words it for both languages (Python prefixes the
+    # exception's type, Lua the script position): the local limit, not the broker
+    assert f"kafka publish to '{topics['ready']}': the record is " in error, line
+    assert error.endswith(f"over this producer's message.max.bytes of {MAX_BYTES} (a local limit: not sent "
+                          "to the broker)"), line
     assert "DONE kitchen-service handled=0" in text  # a failed message is not counted as handled
     assert trace_id != "0" * 32 and span_id != "0" * 16, f"{lang}: the failure line has no ids: {line}"
 

@@ -8,6 +8,8 @@ import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 KAFKA_SH = os.path.join(REPO, "tools", "kafka.sh")
+# The suite's broker port; ITUNA_FAULTS_KAFKA_PORT moves it (two checkouts testing at once).
+PORT = int(os.environ.get("ITUNA_FAULTS_KAFKA_PORT", "12092"))
 
 
 class OwnBroker:

@@ -18,26 +18,12 @@ import time
 
 import pytest
 
-from brokers import OwnBroker
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 from restaurant_util import RunLogs, launcher_cmd, launcher_env, processes_in, write_config  # noqa: E402
 
-PORT = 12092
 OUTAGE_S = 15
 ORDERS = 36
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = OwnBroker(PORT, tmp_path_factory.mktemp("kafka-12092"))
-    try:
-        b.start()
-    except Exception as exc:  # a missing broker is a failure in CI, as for every real-broker test
-        from otlp_receiver import skip_or_fail
-        skip_or_fail(f"cannot start the fault suite's own broker: {exc}")
-    yield b
-    b.stop()
 
 
 def slow_config(tmp_path):

@@ -8,5 +8,6 @@
 #include "ituna/propagate.h"
 #include "ituna/kafka.h"
 #include "ituna/json.h"
+#include "ituna/host.h"
 
 #endif
