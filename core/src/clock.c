@@ -3,9 +3,10 @@
  * A span reads the clock twice, and clock_gettime costs ~25 ns in a VM, a third
  * of a span. Where the kernel itself keeps time on an invariant TSC (clocksource
  * "tsc", constant_tsc + nonstop_tsc), we extrapolate CLOCK_REALTIME from rdtsc
- * (~10 ns): an anchor (tsc, wall) and a rate, re-taken from clock_gettime every
- * 50 ms, so NTP slews and steps show within that interval and the error stays
- * in the tens of ns. Anywhere else, or with ITUNA_CLOCK=syscall, or while a
+ * (~10 ns): an anchor (tsc, wall) re-taken from clock_gettime every 50 ms, so a
+ * step of the wall clock shows within that interval, and a rate measured against
+ * CLOCK_MONOTONIC, which follows NTP's slew but never steps (some VMs step
+ * CLOCK_REALTIME by 0.5 ms ten times a second: a rate taken from it was 5% off). Anywhere else, or with ITUNA_CLOCK=syscall, or while a
  * re-anchor is in progress: plain clock_gettime. */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -36,7 +37,7 @@ static uint64_t sys_now_ns(void) {
 static _Atomic uint32_t g_seq;
 static _Atomic uint64_t g_tsc, g_wall, g_mult, g_limit; /* mult: ns per tick << 32; limit: ticks */
 static atomic_int g_mode;                               /* 0 undecided, 1 tsc, -1 syscall */
-static _Atomic uint64_t g_cal_tsc, g_cal_wall;          /* calibration start */
+static _Atomic uint64_t g_cal_tsc, g_cal_mono;          /* calibration start */
 
 /* 1 if every word of words (NULL-terminated) stands, blank-separated, in path:
  * one read of the file however many words. */
@@ -68,13 +69,28 @@ static int tsc_usable(void) {
            file_has_all("/proc/cpuinfo", flags);
 }
 
-/* Both clocks read as close together as possible: the TSC on either side of
- * clock_gettime, the midpoint kept. */
-static void read_pair(uint64_t *tsc, uint64_t *wall) {
-    uint64_t a = __rdtsc();
-    *wall = sys_now_ns();
-    uint64_t b = __rdtsc();
-    *tsc = a + (b - a) / 2;
+static uint64_t mono_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The clocks read as close together as possible: the TSC on either side of
+ * clock_gettime, the midpoint kept; of three tries the tightest, since a thread
+ * preempted between the reads would anchor the clock off by half the preemption. */
+static void read_pair(uint64_t *tsc, uint64_t *wall, uint64_t *mono) {
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = __rdtsc();
+        uint64_t w = sys_now_ns(), mo = mono_now_ns();
+        uint64_t b = __rdtsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *wall = w;
+            *mono = mo;
+        }
+    }
 }
 
 /* Slow path: decide, calibrate or re-anchor; returns the syscall time. */
@@ -84,10 +100,10 @@ static uint64_t slow_now(void) {
         int m = tsc_usable() ? 1 : -1;
         int expect = 0;
         if (atomic_compare_exchange_strong(&g_mode, &expect, m) && m == 1) {
-            uint64_t t, w;
-            read_pair(&t, &w);
+            uint64_t t, w, mo;
+            read_pair(&t, &w, &mo);
             atomic_store(&g_cal_tsc, t);
-            atomic_store(&g_cal_wall, w);
+            atomic_store(&g_cal_mono, mo);
         }
         mode = atomic_load(&g_mode);
     }
@@ -95,17 +111,12 @@ static uint64_t slow_now(void) {
     uint32_t s = atomic_load_explicit(&g_seq, memory_order_relaxed);
     if ((s & 1) || !atomic_compare_exchange_strong(&g_seq, &s, s + 1))
         return sys_now_ns(); /* someone else is at it */
-    uint64_t t, w;
-    read_pair(&t, &w);
+    uint64_t t, w, mo;
+    read_pair(&t, &w, &mo);
     uint64_t ct = atomic_load_explicit(&g_cal_tsc, memory_order_relaxed);
-    uint64_t cw = atomic_load_explicit(&g_cal_wall, memory_order_relaxed);
-    uint64_t old_mult = atomic_load_explicit(&g_mult, memory_order_relaxed);
-    if (w > cw && w - cw >= CALIBRATE_NS && t > ct) {
-        uint64_t mult = (uint64_t)(((unsigned __int128)(w - cw) << 32) / (t - ct));
-        /* A rate far from the last one means the wall clock stepped: keep the
-         * old rate for this interval and measure afresh from here. */
-        if (old_mult && (mult > old_mult + old_mult / 100 || mult < old_mult - old_mult / 100))
-            mult = old_mult;
+    uint64_t cm = atomic_load_explicit(&g_cal_mono, memory_order_relaxed);
+    if (mo > cm && mo - cm >= CALIBRATE_NS && t > ct) {
+        uint64_t mult = (uint64_t)(((unsigned __int128)(mo - cm) << 32) / (t - ct));
         if (mult) {
             atomic_store_explicit(&g_tsc, t, memory_order_relaxed);
             atomic_store_explicit(&g_wall, w, memory_order_relaxed);
@@ -114,7 +125,7 @@ static uint64_t slow_now(void) {
                                   memory_order_relaxed);
         }
         atomic_store_explicit(&g_cal_tsc, t, memory_order_relaxed);
-        atomic_store_explicit(&g_cal_wall, w, memory_order_relaxed);
+        atomic_store_explicit(&g_cal_mono, mo, memory_order_relaxed);
     }
     atomic_store_explicit(&g_seq, s + 2, memory_order_release);
     return w;
