@@ -583,6 +583,41 @@ def test_otel_propagate_runs_on_the_core_propagators(provider):
         ituna.shutdown()
 
 
+def test_otel_propagator_context_semantics(provider):
+    """ituna.otel.Propagator (C) keeps OpenTelemetry's TextMapPropagator contract:
+    extract returns the given Context (or an empty one) with the remote span and the
+    baggage merged over the context's own; the default getter reads carrier.get(key)
+    as given; inject takes an explicit Context; it works inside a CompositePropagator."""
+    from opentelemetry import baggage
+    from opentelemetry.propagators.composite import CompositePropagator
+    prop = ituna.otel.Propagator()
+    tp = "00-%s-%s-01" % ("ab" * 16, "cd" * 8)
+    try:
+        with_propagators("tracecontext,baggage")
+        base = baggage.set_baggage("old", "1", otel_context.set_value("mine", 42))
+        ctx = prop.extract({"traceparent": tp, "baggage": "new=2,old=3"}, base)
+        assert isinstance(ctx, otel_context.Context) and ctx.get("mine") == 42
+        assert baggage.get_all(ctx) == {"old": "3", "new": "2"} and baggage.get_all(base) == {"old": "1"}
+        sc = trace.get_current_span(ctx).get_span_context()
+        assert sc.is_remote and sc.trace_id == int("ab" * 16, 16) and sc.span_id == int("cd" * 8, 16)
+        assert prop.extract({}, base) is base and prop.extract({"traceparent": "junk"}) == {}
+        assert isinstance(prop.extract({}), otel_context.Context)
+        assert trace.get_current_span(prop.extract({"Traceparent": tp})) is trace.INVALID_SPAN  # carrier.get
+        assert ituna.extract({"Traceparent": tp}) is not None  # ituna's own extract ignores case
+        out = {}
+        prop.inject(out, ctx)  # an explicit Context, not the current one
+        assert out["traceparent"] == tp and sorted(out["baggage"].split(",")) == ["new=2", "old=3"]
+        comp = CompositePropagator([prop])
+        out2 = {}
+        comp.inject(out2, context=ctx)
+        assert out2 == out
+        assert trace.get_current_span(comp.extract(out2)).get_span_context().span_id == sc.span_id
+        with pytest.raises(TypeError):
+            prop.extract({}, "not a Context")
+    finally:
+        ituna.shutdown()
+
+
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_instrumentation_scope_per_tracer(rx, protocol):
     core = make_tracer(rx, **{"exporter.protocol": protocol, "service": "scopes-" + protocol.split("/")[1]})

@@ -205,6 +205,8 @@ PyObject *otel_span_context(module_state *st, const ituna_span_context *c, int i
     return r;
 }
 
+static PyObject *otel_remote_span(module_state *st, const ituna_span_context *c);
+
 /* What goes under OTel's span key for o: an OTel-shaped object. An ituna.Span gets
  * a view (same methods, acting on it); a SpanContext a non-recording remote span. */
 static PyObject *otel_value(module_state *st, PyObject *o) {
@@ -221,7 +223,11 @@ static PyObject *otel_value(module_state *st, PyObject *o) {
     }
     ituna_span_context tmp;
     const ituna_span_context *c = context_from_object(st, o, &tmp);
-    if (!c) return NULL;
+    return c ? otel_remote_span(st, c) : NULL;
+}
+
+/* A non-recording OTel-shaped span carrying the remote context c. */
+static PyObject *otel_remote_span(module_state *st, const ituna_span_context *c) {
     SpanObject *v = (SpanObject *)st->otel_nonrec_type->tp_alloc(st->otel_nonrec_type, 0);
     if (!v) return NULL;
     v->tracer = Py_NewRef(Py_None);
@@ -268,23 +274,33 @@ void context_detach(module_state *st, PyObject *token) {
 
 static ituna_baggage *baggage_from(module_state *st, PyObject *d);
 
+/* The baggage of an OTel Context (values sent as their str()); NULL when it has
+ * none, or with an exception set and *failed when it cannot be sent. */
+static ituna_baggage *baggage_of_ctx(module_state *st, PyObject *ctx, int *failed) {
+    *failed = 0;
+    PyObject *d = ctx && st->otel_baggage_key ? PyDict_GetItemWithError(ctx, st->otel_baggage_key) : NULL;
+    if (!d || !PyDict_Check(d) || !PyDict_GET_SIZE(d)) {
+        *failed = PyErr_Occurred() != NULL;
+        return NULL;
+    }
+    PyObject *strs = PyDict_New(), *k, *v;
+    Py_ssize_t pos = 0;
+    while (strs && PyDict_Next(d, &pos, &k, &v)) {
+        PyObject *sv = PyObject_Str(v);
+        if (!sv || PyDict_SetItem(strs, k, sv) < 0) Py_CLEAR(strs);
+        Py_XDECREF(sv);
+    }
+    ituna_baggage *bag = strs ? baggage_from(st, strs) : NULL;
+    Py_XDECREF(strs);
+    *failed = bag == NULL;
+    return bag;
+}
+
 ituna_baggage *context_baggage(module_state *st) {
     if (!st->otel_cv || !st->otel_baggage_key) return NULL;
     PyObject *ctx = otel_context(st);
-    PyObject *d = ctx ? PyDict_GetItemWithError(ctx, st->otel_baggage_key) : NULL;
-    ituna_baggage *bag = NULL;
-    if (d && PyDict_Check(d) && PyDict_GET_SIZE(d)) {
-        /* OpenTelemetry's baggage values may be any object: sent as their str() */
-        PyObject *strs = PyDict_New(), *k, *v;
-        Py_ssize_t pos = 0;
-        while (strs && PyDict_Next(d, &pos, &k, &v)) {
-            PyObject *sv = PyObject_Str(v);
-            if (!sv || PyDict_SetItem(strs, k, sv) < 0) Py_CLEAR(strs);
-            Py_XDECREF(sv);
-        }
-        if (strs) bag = baggage_from(st, strs);
-        Py_XDECREF(strs);
-    }
+    int failed;
+    ituna_baggage *bag = baggage_of_ctx(st, ctx, &failed);
     Py_XDECREF(ctx);
     PyErr_Clear(); /* a baggage that cannot be sent never stops a publish */
     return bag;
@@ -322,8 +338,7 @@ PyObject *py_detach(PyObject *m, PyObject *token) {
 
 PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     module_state *st = state_of_module(m);
-    if ((nargs != 6 && nargs != 7) || !PyType_Check(args[2]) || !PyType_Check(args[4]) ||
-        !PyType_Check(args[5]))
+    if (nargs < 6 || nargs > 9 || !PyType_Check(args[2]) || !PyType_Check(args[4]) || !PyType_Check(args[5]))
         return PyErr_Format(PyExc_TypeError,
                             "otel_bridge(contextvar, span_key, Context, span_context_factory, Span, "
                             "NonRecordingSpan)");
@@ -338,7 +353,11 @@ PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     Py_XSETREF(st->otel_sc_factory, Py_NewRef(args[3]));
     Py_XSETREF(st->otel_span_type, (PyTypeObject *)Py_NewRef(args[4]));
     Py_XSETREF(st->otel_nonrec_type, (PyTypeObject *)Py_NewRef(args[5]));
-    if (nargs == 7 && args[6] != Py_None) Py_XSETREF(st->otel_baggage_key, Py_NewRef(args[6]));
+    if (nargs >= 7 && args[6] != Py_None) Py_XSETREF(st->otel_baggage_key, Py_NewRef(args[6]));
+    if (nargs == 9) {
+        Py_XSETREF(st->otel_getter, Py_NewRef(args[7]));
+        Py_XSETREF(st->otel_setter, Py_NewRef(args[8]));
+    }
     Py_RETURN_NONE;
 }
 
@@ -545,30 +564,13 @@ static ituna_baggage *baggage_from(module_state *st, PyObject *d) {
     return bag;
 }
 
-PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
-    static const char *const names[] = { "carrier", "context", "baggage" };
-    PyObject *a[3] = { NULL, NULL, NULL };
-    if (fast_args("inject", args, nargs, kwnames, names, 3, 2, a) < 0) return NULL;
-    module_state *st = state_of_module(m);
-    ituna_span_context tmp;
-    const ituna_span_context *ctx;
-    if (a[1] && a[1] != Py_None) {
-        ctx = context_from_object(st, a[1], &tmp);
-        if (!ctx) return NULL;
-    } else {
-        ctx = context_current(st, &tmp);
-    }
-    PyObject *carrier;
-    if (!a[0] || a[0] == Py_None) {
-        carrier = PyDict_New();
-        if (!carrier) return NULL;
-    } else {
-        carrier = Py_NewRef(a[0]);
-    }
+/* Write ctx (may be NULL) and bag (may be NULL) into carrier (a new reference:
+ * returned, or released with an exception) with the tracer's propagators. */
+static PyObject *inject_into(module_state *st, PyObject *carrier, const ituna_span_context *ctx,
+                             const ituna_baggage *bag) {
     unsigned props = props_of(st);
-    int has_bag = a[2] && a[2] != Py_None;
-    if ((!ctx || !ituna_span_context_is_valid(ctx)) && !has_bag) return carrier;
-    if (PyDict_CheckExact(carrier) && !has_bag &&
+    if ((!ctx || !ituna_span_context_is_valid(ctx)) && !bag) return carrier;
+    if (PyDict_CheckExact(carrier) && !bag &&
         (props & ~ITUNA_PROPAGATOR_BAGGAGE) == ITUNA_PROPAGATOR_TRACECONTEXT) {
         /* fast path for the common dict carrier: same output as ituna_inject() */
         char buf[64];
@@ -589,16 +591,10 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
         Py_DECREF(carrier);
         return NULL;
     }
-    ituna_baggage *bag = has_bag ? baggage_from(st, a[2]) : NULL;
-    if (has_bag && !bag) {
-        Py_DECREF(carrier);
-        return NULL;
-    }
     set_carrier sc = { carrier, 0 };
     ituna_span_context none;
     memset(&none, 0, sizeof none);
     ituna_err err = ituna_inject_with(props, ctx ? ctx : &none, bag, carrier_set, &sc);
-    ituna_baggage_destroy(bag);
     if (sc.failed) {
         Py_DECREF(carrier);
         return NULL;
@@ -610,12 +606,71 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
     return carrier;
 }
 
+PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "carrier", "context", "baggage" };
+    PyObject *a[3] = { NULL, NULL, NULL };
+    if (fast_args("inject", args, nargs, kwnames, names, 3, 2, a) < 0) return NULL;
+    module_state *st = state_of_module(m);
+    ituna_span_context tmp;
+    const ituna_span_context *ctx;
+    if (a[1] && a[1] != Py_None) {
+        ctx = context_from_object(st, a[1], &tmp);
+        if (!ctx) return NULL;
+    } else {
+        ctx = context_current(st, &tmp);
+    }
+    ituna_baggage *bag = NULL;
+    if (a[2] && a[2] != Py_None && !(bag = baggage_from(st, a[2]))) return NULL;
+    PyObject *carrier = !a[0] || a[0] == Py_None ? PyDict_New() : Py_NewRef(a[0]);
+    PyObject *r = carrier ? inject_into(st, carrier, ctx, bag) : NULL;
+    ituna_baggage_destroy(bag);
+    return r;
+}
+
+/* OpenTelemetry's TextMapPropagator.inject(carrier, context=None, setter=default_setter):
+ * the Context's span and baggage, with the tracer's propagators (ituna.otel.Propagator). */
+PyObject *py_otel_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "carrier", "context", "setter" };
+    PyObject *a[3] = { NULL, NULL, NULL };
+    if (fast_args("inject", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    module_state *st = state_of_module(m);
+    if (!st->otel_cv) return PyErr_Format(PyExc_RuntimeError, "the OpenTelemetry bridge is off");
+    PyObject *ctx = a[1] && a[1] != Py_None ? Py_NewRef(a[1]) : otel_context(st);
+    if (ctx && !PyDict_Check(ctx)) {
+        Py_DECREF(ctx);
+        return PyErr_Format(PyExc_TypeError, "context must be an opentelemetry Context or None");
+    }
+    PyObject *span = ctx ? PyDict_GetItemWithError(ctx, st->otel_key) : NULL, *out = NULL;
+    ituna_span_context tmp;
+    const ituna_span_context *sc = span ? context_of_any(st, span, &tmp) : NULL;
+    int failed = PyErr_Occurred() != NULL, plain = !a[2] || a[2] == Py_None || a[2] == st->otel_setter;
+    ituna_baggage *bag = failed ? NULL : baggage_of_ctx(st, ctx, &failed);
+    PyObject *carrier = failed ? NULL : plain ? Py_NewRef(a[0]) : PyDict_New();
+    if (carrier) out = inject_into(st, carrier, sc, bag); /* sc may point into ctx's span: ctx still held */
+    ituna_baggage_destroy(bag);
+    Py_XDECREF(ctx);
+    if (out && !plain) { /* another setter: each header through setter.set(carrier, key, value) */
+        PyObject *k, *v;
+        Py_ssize_t pos = 0;
+        while (out && PyDict_Next(out, &pos, &k, &v)) {
+            PyObject *r = PyObject_CallMethod(a[2], "set", "OOO", a[0], k, v);
+            if (!r) Py_CLEAR(out);
+            Py_XDECREF(r);
+        }
+    }
+    if (!out) return NULL;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
 /* Carrier lookup for extract: values are kept alive in `keep` until extract ends. */
 typedef struct {
     PyObject *obj;
     PyObject *keep; /* list, created lazily */
     int failed;
     module_state *st;
+    PyObject *getter; /* an OpenTelemetry Getter, or NULL: obj is read directly */
+    int exact;        /* dict keys as given only (OpenTelemetry's default getter) */
 } get_carrier;
 
 static const char *value_chars(get_carrier *c, PyObject *v, size_t *len) {
@@ -664,10 +719,18 @@ static const char *carrier_get(void *carrier, const char *key, size_t *len) {
     get_carrier *c = carrier;
     if (c->failed) return NULL;
     PyObject *o = c->obj;
+    if (c->getter) { /* getter.get(carrier, key) -> a list of str, or None */
+        PyObject *v = PyObject_CallMethod(c->getter, "get", "Os", o, key);
+        const char *s = !v || keep(c, v) < 0 ? NULL : value_chars(c, v, len);
+        if (!v || (!s && PyErr_Occurred())) c->failed = 1;
+        Py_XDECREF(v);
+        return s;
+    }
     if (PyDict_Check(o)) {
         /* the interned names hash once; other keys go through a temporary str */
         PyObject *name = strcmp(key, "traceparent") == 0  ? c->st->str_traceparent
                          : strcmp(key, "tracestate") == 0 ? c->st->str_tracestate
+                         : strcmp(key, "baggage") == 0    ? c->st->str_baggage
                                                           : NULL;
         PyObject *v = name ? PyDict_GetItemWithError(o, name) : PyDict_GetItemString(o, key); /* borrowed */
         if (v) return value_chars(c, v, len);
@@ -675,6 +738,7 @@ static const char *carrier_get(void *carrier, const char *key, size_t *len) {
             c->failed = 1;
             return NULL;
         }
+        if (c->exact) return NULL;
         PyObject *k, *val;
         Py_ssize_t pos = 0;
         while (PyDict_Next(o, &pos, &k, &val))
@@ -719,8 +783,21 @@ PyObject *py_extract_baggage(PyObject *m, PyObject *carrier) {
     return baggage_of_carrier(state_of_module(m), carrier);
 }
 
+/* Add bag's entries (values decoded) to the dict d. -1 with an exception. */
+static int baggage_into(const ituna_baggage *bag, PyObject *d) {
+    const char *k, *val, *meta;
+    for (size_t i = 0; i < ituna_baggage_count(bag); i++) {
+        ituna_baggage_entry(bag, i, &k, &val, &meta);
+        PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "replace");
+        int rc = pv ? PyDict_SetItemString(d, k, pv) : -1;
+        Py_XDECREF(pv);
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
 PyObject *baggage_of_carrier(module_state *st, PyObject *carrier) {
-    get_carrier gc = { carrier, NULL, 0, st };
+    get_carrier gc = { carrier, NULL, 0, st, NULL, 0 };
     size_t n = 0;
     ituna_baggage *bag = ituna_baggage_new();
     if (!bag) return PyErr_NoMemory();
@@ -728,16 +805,8 @@ PyObject *baggage_of_carrier(module_state *st, PyObject *carrier) {
     PyObject *d = gc.failed ? NULL : PyDict_New();
     const char *why = NULL;
     if (d && v && (props_of(st) & ITUNA_PROPAGATOR_BAGGAGE) &&
-        ituna_baggage_parse(bag, v, n, &why) == ITUNA_OK) {
-        const char *k, *val, *meta;
-        for (size_t i = 0; i < ituna_baggage_count(bag); i++) {
-            ituna_baggage_entry(bag, i, &k, &val, &meta);
-            PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "replace");
-            if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(d);
-            Py_XDECREF(pv);
-            if (!d) break;
-        }
-    }
+        ituna_baggage_parse(bag, v, n, &why) == ITUNA_OK && baggage_into(bag, d) < 0)
+        Py_CLEAR(d);
     Py_XDECREF(gc.keep);
     ituna_baggage_destroy(bag);
     return d;
@@ -751,7 +820,7 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     int errors = a[1] ? PyObject_IsTrue(a[1]) : 0;
     if (errors < 0) return NULL;
     module_state *st = state_of_module(m);
-    get_carrier gc = { a[0], NULL, 0, st };
+    get_carrier gc = { a[0], NULL, 0, st, NULL, 0 };
     ituna_span_context ctx;
     const char *reason = NULL;
     ituna_err err;
@@ -782,6 +851,53 @@ PyObject *py_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     Py_DECREF(res);
     Py_DECREF(r);
     return t;
+}
+
+/* OpenTelemetry's TextMapPropagator.extract(carrier, context=None, getter=default_getter):
+ * context (default: an empty one) plus the carrier's remote span and baggage. */
+PyObject *py_otel_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    static const char *const names[] = { "carrier", "context", "getter" };
+    PyObject *a[3] = { NULL, NULL, NULL };
+    if (fast_args("extract", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    module_state *st = state_of_module(m);
+    if (!st->otel_cv) return PyErr_Format(PyExc_RuntimeError, "the OpenTelemetry bridge is off");
+    PyObject *base = a[1] && a[1] != Py_None ? a[1] : NULL, *getter = a[2] && a[2] != Py_None ? a[2] : NULL;
+    if (base && !PyDict_Check(base))
+        return PyErr_Format(PyExc_TypeError, "context must be an opentelemetry Context or None");
+    if (!getter || getter == st->otel_getter) /* the default getter is carrier.get(key): read it here */
+        getter = PyDict_Check(a[0]) || PyList_Check(a[0]) || PyTuple_Check(a[0]) ? NULL : st->otel_getter;
+    get_carrier gc = { a[0], NULL, 0, st, getter, PyDict_Check(a[0]) };
+    unsigned props = props_of(st);
+    /* a dict read as given has no baggage to parse when its key is absent */
+    int want_bag =
+        (props & ITUNA_PROPAGATOR_BAGGAGE) && (!gc.exact || PyDict_GetItemWithError(a[0], st->str_baggage));
+    ituna_baggage *bag = want_bag ? ituna_baggage_new() : NULL;
+    ituna_span_context sc;
+    const char *reason = NULL;
+    ituna_err err = ituna_extract_with(props, carrier_get, &gc, &sc, bag, &reason);
+    Py_XDECREF(gc.keep);
+    PyObject *span = NULL, *bagd = NULL, *res = NULL, *old;
+    if (gc.failed || (err == ITUNA_OK && !(span = otel_remote_span(st, &sc)))) goto done;
+    if (bag && ituna_baggage_count(bag) && st->otel_baggage_key) { /* merged over the context's own */
+        old = base ? PyDict_GetItemWithError(base, st->otel_baggage_key) : NULL;
+        bagd = old && PyDict_Check(old) ? PyDict_Copy(old) : PyErr_Occurred() ? NULL : PyDict_New();
+        if (!bagd || baggage_into(bag, bagd) < 0) goto done;
+    }
+    if (!span && !bagd) {
+        res = base ? Py_NewRef(base) : st->otel_ctx_type->tp_new(st->otel_ctx_type, st->empty_tuple, NULL);
+        goto done;
+    }
+    /* built like context_attach does: Context's Python-level setters refuse changes */
+    res = st->otel_ctx_type->tp_new(st->otel_ctx_type, st->empty_tuple, NULL);
+    if (res &&
+        ((base && PyDict_Update(res, base) < 0) || (span && PyDict_SetItem(res, st->otel_key, span) < 0) ||
+         (bagd && PyDict_SetItem(res, st->otel_baggage_key, bagd) < 0)))
+        Py_CLEAR(res);
+done:
+    ituna_baggage_destroy(bag);
+    Py_XDECREF(span);
+    Py_XDECREF(bagd);
+    return res;
 }
 
 PyObject *py_traceparent_parse(PyObject *m, PyObject *arg) {

@@ -238,8 +238,14 @@ static PyMethodDef module_methods[] = {
       "detach(token): undo attach()." },
     { "otel_bridge", (PyCFunction)(void (*)(void))py_otel_bridge, METH_FASTCALL,
       "otel_bridge($module, contextvar, span_key, context_type, span_context_factory, span_type,\n"
-      "            nonrecording_span_type, baggage_key=None, /)\n--\n\n"
+      "            nonrecording_span_type, baggage_key=None, getter=None, setter=None, /)\n--\n\n"
       "Share the current span with OpenTelemetry's context (called by ituna.otel)." },
+    { "otel_inject", (PyCFunction)(void (*)(void))py_otel_inject, METH_FASTCALL | METH_KEYWORDS,
+      "otel_inject($module, /, carrier, context=None, setter=None)\n--\n\n"
+      "OpenTelemetry's TextMapPropagator.inject on the core (ituna.otel.Propagator)." },
+    { "otel_extract", (PyCFunction)(void (*)(void))py_otel_extract, METH_FASTCALL | METH_KEYWORDS,
+      "otel_extract($module, /, carrier, context=None, getter=None)\n--\n\n"
+      "OpenTelemetry's TextMapPropagator.extract on the core (ituna.otel.Propagator)." },
     { "inject", (PyCFunction)(void (*)(void))py_inject, METH_FASTCALL | METH_KEYWORDS,
       "inject($module, /, carrier=None, context=None, *, baggage=None)\n--\n\n"
       "inject(carrier=None, context=None, *, baggage=None) -> carrier\n\n"
@@ -372,7 +378,8 @@ static int module_exec(PyObject *m) {
 
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
-    if (!st->str_traceparent || !st->str_tracestate) return -1;
+    st->str_baggage = PyUnicode_InternFromString("baggage");
+    if (!st->str_traceparent || !st->str_tracestate || !st->str_baggage) return -1;
     st->empty_tuple = PyTuple_New(0);
     if (!st->empty_tuple) return -1;
     json = PyImport_ImportModule("json");
@@ -437,6 +444,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->otel_span_type);
     Py_VISIT(st->otel_nonrec_type);
     Py_VISIT(st->otel_baggage_key);
+    Py_VISIT(st->otel_getter);
+    Py_VISIT(st->otel_setter);
     return 0;
 }
 
@@ -469,6 +478,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);
+    Py_CLEAR(st->str_baggage);
     Py_CLEAR(st->str_tracestate);
     Py_CLEAR(st->otel_cv);
     Py_CLEAR(st->otel_key);
@@ -478,6 +488,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->otel_nonrec_type);
     Py_CLEAR(st->otel_baggage_key);
     Py_CLEAR(st->empty_tuple);
+    Py_CLEAR(st->otel_getter);
+    Py_CLEAR(st->otel_setter);
     return 0;
 }
 

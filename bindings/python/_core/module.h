@@ -46,6 +46,7 @@ typedef struct {
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
+    PyObject *str_baggage;
     /* OpenTelemetry bridge (context.c), all NULL until ituna.otel turns it on:
      * OTel's current-Context ContextVar, the current-span key in a Context, the
      * Context class, a factory making an OTel SpanContext, and the OTel-shaped Span
@@ -57,6 +58,8 @@ typedef struct {
     PyTypeObject *otel_span_type;
     PyTypeObject *otel_nonrec_type;
     PyObject *otel_baggage_key; /* OpenTelemetry's baggage key in a Context, or NULL */
+    PyObject *otel_getter;      /* textmap.default_getter / default_setter: the fast paths */
+    PyObject *otel_setter;
     PyObject *empty_tuple;
 } module_state;
 
@@ -148,6 +151,8 @@ PyObject *py_attach(PyObject *m, PyObject *o);
 PyObject *py_detach(PyObject *m, PyObject *o);
 PyObject *py_context_of(PyObject *m, PyObject *o);
 PyObject *py_otel_span(PyObject *m, PyObject *o);
+PyObject *py_otel_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *py_otel_extract(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 /* An OTel SpanContext for ctx (bridge on). New reference. */
 PyObject *otel_span_context(module_state *st, const ituna_span_context *ctx, int is_remote);
 PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

@@ -205,12 +205,8 @@ class Tracer(_trace.Tracer):
         return span  # type: ignore[return-value]
 
 
-_SPAN_KEY = _propagation._SPAN_KEY
-_BAGGAGE_KEY = _baggage._BAGGAGE_KEY
 _KEYS = ("traceparent", "tracestate", "baggage", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled",
          "x-b3-flags")
-_default_getter = _textmap.default_getter
-_default_setter = _textmap.default_setter
 
 
 class Propagator(_textmap.TextMapPropagator):
@@ -218,40 +214,17 @@ class Propagator(_textmap.TextMapPropagator):
     ``OTEL_PROPAGATORS`` (tracecontext, baggage, b3, b3multi; the ituna tracer's
     ``[tracer] propagators``), formatted and parsed in C. :class:`TracerProvider`
     makes it the global propagator when the global one is OpenTelemetry's default
-    set, so ``opentelemetry.propagate.inject/extract`` use it."""
+    set, so ``opentelemetry.propagate.inject/extract`` use it.
 
-    def inject(self, carrier: Any, context: Optional[_Context] = None,
-               setter: _textmap.Setter = _default_setter) -> None:
-        ctx = _context_api.get_current() if context is None else context
-        span = ctx.get(_SPAN_KEY)
-        bag = ctx.get(_BAGGAGE_KEY)
-        sc = _core.context_of(span) if span is not None else None
-        if sc is None and not bag:
-            return
-        bag = {k: str(v) for k, v in bag.items()} if bag else None
-        if setter is _default_setter and type(carrier) is dict:
-            _core.inject(carrier, sc, baggage=bag) if sc is not None else _core.inject(carrier, None, baggage=bag)
-            return
-        for k, v in _core.inject({}, sc, baggage=bag).items():
-            setter.set(carrier, k, v)
+    ``inject(carrier, context=None, setter=default_setter)`` writes the context's
+    span and baggage; ``extract(carrier, context=None, getter=default_getter)``
+    returns ``context`` (default: an empty one) with the carrier's remote span and
+    its baggage merged over the context's. Other setters and getters are called per
+    header, as OpenTelemetry's propagators do. Both are C functions taking no
+    ``self``: a builtin function stored on a class is not bound to the instance."""
 
-    def extract(self, carrier: Any, context: Optional[_Context] = None,
-                getter: _textmap.Getter = _default_getter) -> _Context:
-        if context is None:
-            context = _Context()
-        if getter is not _default_getter or not isinstance(carrier, (dict, list, tuple)):
-            carrier = {k: v for k in _KEYS if (v := getter.get(carrier, k))}
-        sc = _core.extract(carrier)
-        bag = _core.extract_baggage(carrier) if "baggage" in carrier or not isinstance(carrier, dict) else None
-        if sc is None and not bag:
-            return context
-        values = dict(context)
-        if sc is not None:
-            values[_SPAN_KEY] = _core.otel_span(sc)
-        if bag:
-            old = values.get(_BAGGAGE_KEY)
-            values[_BAGGAGE_KEY] = {**old, **bag} if old else bag
-        return _Context(values)
+    inject = _core.otel_inject  # type: ignore[assignment]
+    extract = _core.otel_extract  # type: ignore[assignment]
 
     @property
     def fields(self) -> set:
@@ -312,7 +285,7 @@ def _bridge() -> None:
                      "keep separate current spans", type(runtime).__name__)
         return
     _core.otel_bridge(runtime._current_context, _propagation._SPAN_KEY, _Context, _span_context, Span,
-                      NonRecordingSpan, _baggage._BAGGAGE_KEY)
+                      NonRecordingSpan, _baggage._BAGGAGE_KEY, _textmap.default_getter, _textmap.default_setter)
 
 
 _bridge()
