@@ -329,9 +329,10 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
     /* Checked before the span starts: a bad attribute must not leave a half-made span. */
     for (size_t i = 0; i < msg->n_attrs; i++) {
         const ituna_attr *a = &msg->attrs[i];
-        if (!a->key || !a->key[0] || (unsigned)a->type > ITUNA_ATTR_BOOL_ARRAY)
-            return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG,
-                                 "attribute %zu has an empty key or an unknown type", i);
+        const char *why = !a->key ? "key is empty" : ituna_attr_key_error(a->key, ituna_attr_klen(a));
+        if (why || (unsigned)a->type > ITUNA_ATTR_BOOL_ARRAY)
+            return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "attribute %zu: %s", i,
+                                 why ? why : "unknown type");
     }
     ituna_err e = check_size(p, msg, errstr, errstr_size);
     if (e) return e;

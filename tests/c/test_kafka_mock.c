@@ -334,7 +334,10 @@ static int test_publish_attributes_are_on_the_send_span(void) {
         .topic = "t-attrs", .value = "{}", .value_len = 2, .partition = -1, .attrs = bad, .n_attrs = 1
     };
     CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
-    CHECK(strstr(err, "attribute 0") != NULL);
+    CHECK(strstr(err, "attribute 0: key is empty") != NULL);
+    bad[0] = ituna_attr_strn("k\0x", 3, "v", 1); /* a counted key holding a NUL */
+    CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
+    CHECK(strstr(err, "attribute 0: key contains a NUL byte") != NULL);
     mb.attrs = NULL;
     CHECK(ituna_producer_publish(p, &mb, err, sizeof err) == ITUNA_ERR_INVALID_ARG);
     CHECK(ituna_producer_in_flight(p) == 0);

@@ -92,7 +92,8 @@ do
   T.raises("attributes must be a table", producer.publish, producer, topic, "x", { attributes = "order.id" })
   T.raises("attribute 'order.id' is a function", producer.publish, producer, topic, "x",
     { attributes = { ["order.id"] = print } })
-  T.raises("empty key", producer.publish, producer, topic, "x", { attributes = { [""] = "x" } })
+  T.raises("key is empty", producer.publish, producer, topic, "x", { attributes = { [""] = "x" } })
+  T.raises("key contains a NUL byte", producer.publish, producer, topic, "x", { attributes = { ["k\0"] = "x" } })
   producer:flush(30)
   producer:close()
   T.check(ituna.shutdown(10), "shutdown flushes")
