@@ -74,3 +74,42 @@ def test_console_prints_one_line_per_span():
     assert "messaging.kafka.offset=42" in rich and 'sarr=["a","","c"q"]' in rich
     child = next(l for l in lines if '"address_validation"' in l)
     assert f"parent={stats['rich_span_id']} " in child and "status=OK" in child
+
+
+def test_strings_of_every_length_and_content_read_back_through_json_format(tmp_path):
+    """The encoder copies plain strings a word at a time and escapes the rest:
+    names, keys and values of 0..70 characters with a character that needs
+    escaping (or a non-ASCII one) at each position decode with opentelemetry-proto
+    to exactly what was set, and so do integers and doubles at digit boundaries."""
+    import ituna
+
+    path = tmp_path / "strings.jsonl"
+    # a queue that holds every span: none may be dropped while the exporter catches up
+    tracer = ituna.init(service_name="strings-test", env=False, type="file", file=str(path),
+                        settings={"exporter.max-queue-size": "65536"})
+    specials = ['"', "\\", "\n", "\x01", "\x1f", "\x7f", "é", "€", "🐟", "\u2028"]
+    want = {}
+    for length in range(0, 71):
+        for pos in range(0, max(length, 1), 3):
+            for k, sp in enumerate(specials):
+                text = ("abcdefghij" * 8)[:length]
+                if length:
+                    text = text[:pos] + sp + text[pos + 1:]
+                name = f"s{length}-{pos}-{k}:{text}"
+                ints = [10**d - 1 for d in range(1, 19)] + [-(2**63), 2**63 - 1, -(length * 7919)]
+                with tracer.span(name, attributes={text or "empty": text, "i": ints[length % len(ints)],
+                                                   "d": (length * 1000003 + pos) / 1e6}):
+                    pass
+                want[name] = (text or "empty", text, ints[length % len(ints)], (length * 1000003 + pos) / 1e6)
+    assert tracer.flush(timeout=30)
+    got = {}
+    # split on "\n" only, as the collector's receiver does: U+2028 is a line break to splitlines()
+    for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+        for rs in decode_json_request(line).resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    a = {kv.key: kv.value for kv in s.attributes}
+                    key = next(k for k in a if k not in ("i", "d"))
+                    got[s.name] = (key, a[key].string_value, a["i"].int_value, a["d"].double_value)
+    assert len(want) > 8000 and got == want
+    tracer.shutdown()
