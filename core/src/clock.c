@@ -100,7 +100,7 @@ static uint64_t slow_now(void) {
         int m = tsc_usable() ? 1 : -1;
         int expect = 0;
         if (atomic_compare_exchange_strong(&g_mode, &expect, m) && m == 1) {
-            uint64_t t, w, mo;
+            uint64_t t = 0, w = 0, mo = 0;
             read_pair(&t, &w, &mo);
             atomic_store(&g_cal_tsc, t);
             atomic_store(&g_cal_mono, mo);
@@ -111,7 +111,7 @@ static uint64_t slow_now(void) {
     uint32_t s = atomic_load_explicit(&g_seq, memory_order_relaxed);
     if ((s & 1) || !atomic_compare_exchange_strong(&g_seq, &s, s + 1))
         return sys_now_ns(); /* someone else is at it */
-    uint64_t t, w, mo;
+    uint64_t t = 0, w = 0, mo = 0;
     read_pair(&t, &w, &mo);
     uint64_t ct = atomic_load_explicit(&g_cal_tsc, memory_order_relaxed);
     uint64_t cm = atomic_load_explicit(&g_cal_mono, memory_order_relaxed);
