@@ -89,42 +89,16 @@ ITUNA_HIDDEN void ituna_kafka_json_str(ituna_buf *b, const char *s, size_t n);
 /* Milliseconds on a monotonic clock. */
 ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
 
-/* A delivery report with its strings copied, so it outlives librdkafka's callback. */
-typedef struct ituna_dr_copy {
-    struct ituna_dr_copy *next;
-    ituna_delivery_report r; /* strings point into the buffers below */
-    char topic[256], errstr[200], error_name[64];
-} ituna_dr_copy;
-
-/* The delivery of one publish made for a consumed message (ituna_message_out.owner).
- * Shared by the publish (until its report) and the message (until it is finished). */
-typedef struct ituna_delivery_slot {
-    struct ituna_delivery_slot *next; /* the owner message's list */
-    ituna_producer *p;
-    atomic_int refs;
-    int state;           /* 0 in flight, 1 delivered, 2 failed; under the slots' lock */
-    int taken;           /* handed out by ituna_producer_take_failures() */
-    int64_t deadline_ms; /* monotonic: the report is due by then (message.timeout.ms) */
-    ituna_dr_copy rep;
-} ituna_delivery_slot;
+/* The delivery of one publish made for a consumed message (kafka_delivery.h). */
+typedef struct ituna_delivery_slot ituna_delivery_slot;
 
 /* Publish as ituna_producer_send(); with slot non-NULL, *slot is the delivery's slot
  * (one reference for the caller, released with ituna_delivery_slot_release()). */
 ITUNA_HIDDEN ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *msg,
                                                 uint64_t *ticket, ituna_delivery_slot **slot, char *errstr,
                                                 size_t errstr_size);
-/* Wait until the slot's report arrived or deadline_ms (monotonic) passed; returns its state. */
-ITUNA_HIDDEN int ituna_delivery_slot_wait(ituna_delivery_slot *s, int64_t deadline_ms);
-ITUNA_HIDDEN void ituna_delivery_slot_release(ituna_delivery_slot *s);
 /* message.max.bytes of the producer (the DLQ cuts a copy to fit). */
 ITUNA_HIDDEN int64_t ituna_producer_max_bytes(const ituna_producer *p);
-
-/* Add a delivery to the message's list (takes the caller's reference). (kafka_consumer.c) */
-ITUNA_HIDDEN void ituna_message_track(ituna_message *m, ituna_delivery_slot *s);
-/* The message's delivery list, for ituna_producer_take_failures(). (kafka_consumer.c) */
-ITUNA_HIDDEN ituna_delivery_slot *ituna_message_slots(const ituna_message *m);
-/* Fill a report copy from r. (kafka_producer.c) */
-ITUNA_HIDDEN void ituna_dr_copy_set(ituna_dr_copy *c, const ituna_delivery_report *r);
 
 /* The mock cluster's rd_kafka_mock_cluster_t (as void *, so this header needs no
  * rdkafka_mock.h), for tests that inject broker errors. Borrowed. (kafka_mock.c) */

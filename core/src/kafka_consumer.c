@@ -1,18 +1,44 @@
 /* kafka_consumer.c - the traced Kafka consumer and its loop policy: group
  * subscription, CONSUMER spans "process <topic>" continuing the producer's context
  * (headers, else the seed's payload carrier), at-least-once offset storage after
- * the handler's verdict and the deliveries of its publishes, redelivery by
- * rewinding (bounded, then the DLQ), the dead-letter topic for malformed payloads
- * (a copy cut to fit), the message a host left unfinished, waiting for the
- * assignment, stop and wakeup, a bounded "broker unreachable" error, and the
- * current partition assignment (tracked by our rebalance callback). */
+ * the handler's verdict and the deliveries of its publishes (settled without
+ * blocking, see "Settling" below), redelivery by rewinding (bounded, then the DLQ),
+ * the dead-letter topic for malformed payloads (a copy cut to fit), the message a
+ * host left unfinished, waiting for the assignment, stop and wakeup, a bounded
+ * "broker unreachable" error, and the current partition assignment (tracked by our
+ * rebalance callback).
+ *
+ * Settling. A message finished as handled while its publishes are still in flight
+ * is not waited for (that cost a broker round trip plus linger.ms per message): it
+ * joins its partition's queue (by offset) with its span open, and is settled on the
+ * caller's thread by every later poll (a look at the slots' states, no wait), by a
+ * revoke (bounded wait) and by close (wait up to the deliveries' deadline,
+ * message.timeout.ms). Settled OK, its span ends and it counts as done here; its
+ * offset is stored only once every message before it on the partition is done
+ * (storing k+1 while k is unsettled would lose k in a crash). A delivery found
+ * failed gives the span error.type delivery_failed with the failed publish, counts
+ * toward max-redeliveries (then the DLQ) and rewinds the partition to it; the
+ * messages after it that are done here are skipped when they come again (the
+ * "done" list), one still settling is waited for then. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "kafka_common.h"
+#include "kafka_delivery.h"
 
 #define DLQ_CONFIRM_MS 10000
+/* A revoke waits this long at most for the revoked partitions' deliveries: it runs
+ * inside the poll, and the group waits for it. */
+#define REVOKE_SETTLE_MS 10000
+
+/* Messages finished as handled whose offsets are not stored yet: one partition's
+ * queue, by offset. */
+typedef struct part_q {
+    struct part_q *next;
+    char topic[128];
+    int32_t partition;
+    ituna_message *head;
+} part_q;
 
 struct ituna_consumer {
     rd_kafka_t *rk;
@@ -53,7 +79,15 @@ struct ituna_consumer {
         int64_t offset;
     } done[256];
     unsigned done_next;
+    part_q *queues;
+    int queued;                 /* messages in the queues */
+    int settling;               /* of them, with deliveries in flight */
+    unsigned long settle_epoch; /* ituna_delivery_epoch() at the last settle pass */
+    int64_t settle_check_ms;    /* next pass even without a report (deadlines) */
 };
+
+static part_q *queue_of(ituna_consumer *c, const char *topic, int32_t partition, int create);
+static void settle_leaving(ituna_consumer *c, part_q *only, int64_t wait_until_ms);
 
 static int done_find(const ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
     for (unsigned i = 0; i < sizeof c->done / sizeof c->done[0]; i++)
@@ -68,58 +102,6 @@ static void done_note(ituna_consumer *c, const char *topic, int32_t partition, i
     snprintf(c->done[i].topic, sizeof c->done[i].topic, "%s", topic);
     c->done[i].partition = partition;
     c->done[i].offset = offset;
-}
-
-struct ituna_message {
-    ituna_consumer *c;
-    rd_kafka_message_t *rkm;
-    ituna_span *span;
-    ituna_span_context ctx;
-    int64_t timestamp_ms;
-    int attempt;
-    int finished;               /* finished by the consumer (poll, close): the host releases it */
-    ituna_delivery_slot *slots; /* deliveries of the publishes made for it */
-    ituna_message *next_zombie;
-};
-
-static _Thread_local ituna_message *tl_message;
-static _Thread_local struct {
-    ituna_message *prev;
-    int ctx_token;
-} tl_attach[64];
-static _Thread_local int tl_depth;
-
-ituna_message *ituna_message_current(void) {
-    return tl_message;
-}
-
-void ituna_message_track(ituna_message *m, ituna_delivery_slot *s) {
-    s->next = m->slots;
-    m->slots = s;
-}
-
-ituna_delivery_slot *ituna_message_slots(const ituna_message *m) {
-    return m ? m->slots : NULL;
-}
-
-ituna_err ituna_message_attach(ituna_message *m, int *token) {
-    if (!m || !token || m->finished) return ITUNA_ERR_INVALID_ARG;
-    if (tl_depth >= 64) return ITUNA_ERR_STATE;
-    int ct = -1;
-    ituna_err e = ituna_context_attach(&m->ctx, &ct);
-    if (e) return e;
-    tl_attach[tl_depth].prev = tl_message;
-    tl_attach[tl_depth].ctx_token = ct;
-    *token = tl_depth++;
-    tl_message = m;
-    return ITUNA_OK;
-}
-
-void ituna_message_detach(int token) {
-    if (token < 0 || token >= tl_depth) return;
-    tl_depth = token;
-    tl_message = tl_attach[token].prev;
-    ituna_context_detach(tl_attach[token].ctx_token);
 }
 
 int ituna_message_baggage(const ituna_message *m, ituna_baggage *out) {
@@ -183,7 +165,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         }
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         /* Commit what the handlers finished before another member takes over;
-         * unfinished messages are redelivered there (at-least-once). */
+         * unfinished messages are redelivered there (at-least-once). Those still
+         * settling are waited for (bounded: the group waits for this member). */
+        if (c->settling) {
+            int64_t until = ituna_kafka_mono_ms() + REVOKE_SETTLE_MS;
+            for (int i = 0; i < parts->cnt; i++) {
+                part_q *q = queue_of(c, parts->elems[i].topic, parts->elems[i].partition, 0);
+                if (q) settle_leaving(c, q, rd_kafka_assignment_lost(rk) ? 0 : until);
+            }
+        }
         if (!rd_kafka_assignment_lost(rk)) {
             rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
             if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
@@ -475,107 +465,66 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     return m;
 }
 
-static ituna_err finish(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
-                        size_t errstr_size);
+/* ---- settling and offsets ------------------------------------------------------ */
 
-/* The consumer finishes a message its host left open; the host still releases it. */
-static void finish_for_host(ituna_message *m, const char *why) {
-    char err[256];
-    finish(m, ITUNA_HANDLED_ERROR, why, err, sizeof err);
-    m->finished = 1;
-    m->next_zombie = m->c->zombies;
-    m->c->zombies = m;
+static const char *m_topic(const ituna_message *m) {
+    return rd_kafka_topic_name(m->rkm->rkt);
 }
 
-static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
-                             size_t errstr_size);
-
-ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
-                              size_t errstr_size) {
-    if (!c || !out)
-        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
-    *out = NULL;
-    if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
-    if (c->current) finish_for_host(c->current, "not finished before the next poll");
-    c->current = NULL;
-    if (c->held) {
-        *out = c->current = c->held;
-        c->held = NULL;
-        return ITUNA_OK;
-    }
-    ituna_err e = poll_broker(c, timeout_ms, out, errstr, errstr_size);
-    c->current = *out;
-    return e;
+static part_q *queue_of(ituna_consumer *c, const char *topic, int32_t partition, int create) {
+    for (part_q *q = c->queues; q; q = q->next)
+        if (q->partition == partition && strcmp(q->topic, topic) == 0) return q;
+    if (!create) return NULL;
+    part_q *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    snprintf(q->topic, sizeof q->topic, "%s", topic);
+    q->partition = partition;
+    q->next = c->queues;
+    c->queues = q;
+    return q;
 }
 
-static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
-                             size_t errstr_size) {
-    int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
-    for (;;) {
-        if (atomic_exchange(&c->wakeup, 0) || ituna_consumer_stopped(c)) return ITUNA_OK;
-        int64_t left = deadline - ituna_kafka_mono_ms();
-        /* 100 ms slices so a wakeup is seen promptly */
-        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
-                                                                      : left < 100 ? left
-                                                                                   : 100));
-        if (rkm && rkm->err) {
-            rd_kafka_resp_err_t err = rkm->err;
-            char reason[256];
-            snprintf(reason, sizeof reason, "%s", rd_kafka_message_errstr(rkm));
-            rd_kafka_message_destroy(rkm);
-            if (err == RD_KAFKA_RESP_ERR__FATAL) {
-                char fatal[256];
-                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
-                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka fatal error: %s: %s",
-                                     rd_kafka_err2name(ferr), fatal);
-            }
-            if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                /* a subscribed topic not created yet is routine: info, not warn */
-                ituna_log(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? ITUNA_LOG_INFO : ITUNA_LOG_WARN,
-                          "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
-                note_error(c, err, reason);
-            }
-        } else if (rkm && done_find(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset)) {
-            ituna_log(ITUNA_LOG_WARN,
-                      "kafka consumer %s: %s [%d] @%lld handed out again (its commit was lost); already "
-                      "handled here: committed, not handled twice",
-                      c->group, rd_kafka_topic_name(rkm->rkt), (int)rkm->partition, (long long)rkm->offset);
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset =
-                rkm->offset + 1;
-            rd_kafka_offsets_store(c->rk, l);
-            rd_kafka_topic_partition_list_destroy(l);
-            rd_kafka_message_destroy(rkm);
-        } else if (rkm) {
-            atomic_store(&c->down_since_ms, 0);
-            note_back(c);
-            ituna_message *m = message_new(c, rkm);
-            if (!m) {
-                /* Not stored: rewind so it is redelivered rather than lost. */
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(rkm->rkt), rkm->partition)->offset =
-                    rkm->offset;
-                rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 2000);
-                if (se) rd_kafka_error_destroy(se);
-                rd_kafka_topic_partition_list_destroy(l);
-                rd_kafka_message_destroy(rkm);
-                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
-            }
-            c->outstanding++;
-            *out = m;
-            return ITUNA_OK;
+static ituna_message *queue_find(part_q *q, int64_t offset) {
+    for (ituna_message *m = q ? q->head : NULL; m; m = m->next_q)
+        if (m->rkm->offset == offset) return m;
+    return NULL;
+}
+
+static void queue_insert(ituna_consumer *c, part_q *q, ituna_message *m) {
+    ituna_message **at = &q->head;
+    while (*at && (*at)->rkm->offset <= m->rkm->offset) at = &(*at)->next_q;
+    m->next_q = *at;
+    *at = m;
+    c->queued++;
+    if (m->settle == 1) c->settling++;
+}
+
+static void queue_unlink(ituna_consumer *c, part_q *q, ituna_message *m) {
+    for (ituna_message **at = &q->head; *at; at = &(*at)->next_q)
+        if (*at == m) {
+            *at = m->next_q;
+            m->next_q = NULL;
+            c->queued--;
+            if (m->settle == 1) c->settling--;
+            m->settle = 0;
+            return;
         }
-        ituna_err e = check_reachable(c, errstr, errstr_size);
-        if (e) return e;
-        if (deadline - ituna_kafka_mono_ms() <= 0) return ITUNA_OK;
-    }
 }
 
-static ituna_err store_offset(ituna_message *m, char *errstr, size_t errstr_size) {
+/* End what is left of a message the consumer is done with (the struct is the caller's). */
+static void message_release(ituna_message *m) {
+    ituna_message_untrack(m);
+    if (m->span) ituna_span_end(m->span, 0);
+    m->span = NULL;
+    if (m->rkm) rd_kafka_message_destroy(m->rkm);
+    m->rkm = NULL;
+}
+
+static ituna_err store_at(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                          char *errstr, size_t errstr_size) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition)->offset =
-        m->rkm->offset + 1;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(m->c->rk, l);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
     if (!err) err = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (err &&
@@ -584,25 +533,53 @@ static ituna_err store_offset(ituna_message *m, char *errstr, size_t errstr_size
                              rd_kafka_err2str(err));
     if (err)
         ituna_log(ITUNA_LOG_INFO, "kafka offset not stored for %s [%d] @%lld: partition no longer assigned",
-                  rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset);
-    done_note(m->c, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition, m->rkm->offset);
+                  topic, (int)partition, (long long)offset);
     return ITUNA_OK;
 }
 
-/* Rewind the partition to this message so the next poll redelivers it. */
-static void rewind_partition(ituna_message *m) {
+/* Store the offset after the queue's prefix of done messages (none may be skipped:
+ * a message still settling holds back every one after it) and free them. */
+static ituna_err store_prefix(ituna_consumer *c, part_q *q, char *errstr, size_t errstr_size) {
+    int64_t last = -1;
+    while (q->head && q->head->settle == 2) {
+        ituna_message *m = q->head;
+        last = m->rkm->offset;
+        queue_unlink(c, q, m);
+        message_release(m);
+        free(m);
+    }
+    return last < 0 ? ITUNA_OK : store_at(c, q->topic, q->partition, last, errstr, errstr_size);
+}
+
+/* The partition is read again from offset: the messages after it in its queue may
+ * not be stored any more (done ones are dropped, the done list skips them when they
+ * come again; ones still settling are marked). With seek, rewind the consumer so the
+ * next poll redelivers offset (not on a revoke or close: the group's next reader
+ * starts from the committed offset anyway). */
+static void rewind_to(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset, int seek) {
+    part_q *q = queue_of(c, topic, partition, 0);
+    for (ituna_message *m = q ? q->head : NULL, *nx; m; m = nx) {
+        nx = m->next_q;
+        if (m->rkm->offset <= offset) continue;
+        if (m->settle == 2) {
+            queue_unlink(c, q, m);
+            message_release(m);
+            free(m);
+        } else {
+            m->rewound = 1;
+        }
+    }
+    if (!seek) return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkm->rkt), m->rkm->partition)->offset =
-        m->rkm->offset;
-    rd_kafka_error_t *se = rd_kafka_seek_partitions(m->c->rk, l, 5000);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 5000);
     if (se) {
-        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d] to %lld failed: %s",
-                  rd_kafka_topic_name(m->rkm->rkt), (int)m->rkm->partition, (long long)m->rkm->offset,
-                  rd_kafka_error_string(se));
+        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d] to %lld failed: %s", topic, (int)partition,
+                  (long long)offset, rd_kafka_error_string(se));
         rd_kafka_error_destroy(se);
     } else if (l->elems[0].err) {
-        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d]: %s", rd_kafka_topic_name(m->rkm->rkt),
-                  (int)m->rkm->partition, rd_kafka_err2str(l->elems[0].err));
+        ituna_log(ITUNA_LOG_WARN, "kafka rewind of %s [%d]: %s", topic, (int)partition,
+                  rd_kafka_err2str(l->elems[0].err));
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -672,80 +649,281 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
     return e;
 }
 
-/* Wait for the deliveries of the publishes made for m; the first failure (or one
- * not reported in time) is written to why. Releases the slots. Returns 1 if all succeeded. */
-static int deliveries_ok(ituna_message *m, char *why, size_t why_size) {
-    int ok = 1;
-    while (m->slots) {
-        ituna_delivery_slot *s = m->slots;
-        m->slots = s->next;
-        int st = ituna_delivery_slot_wait(s, s->deadline_ms);
-        if (ok && st != 1) {
-            ok = 0;
-            if (st == 0)
-                snprintf(why, why_size, "publish %llu not confirmed in time",
-                         (unsigned long long)s->rep.r.ticket);
-            else
-                snprintf(why, why_size, "delivery of publish %llu to %s [%d] failed: %s (%s)",
-                         (unsigned long long)s->rep.r.ticket, s->rep.topic, (int)s->rep.r.partition,
-                         s->rep.errstr, s->rep.error_name);
-        }
-        ituna_delivery_slot_release(s);
-    }
-    return ok;
+/* Done here (handled, or dead-lettered): skipped if it comes again; its span ends. */
+static void mark_done(ituna_message *m) {
+    done_note(m->c, m_topic(m), m->rkm->partition, m->rkm->offset);
+    if (m->span) ituna_span_end(m->span, 0);
+    m->span = NULL;
 }
 
-/* Apply the verdict: commit, redeliver (bounded), or dead-letter. Ends the span. */
-static ituna_err finish(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
-                        size_t errstr_size) {
+/* Free a message the consumer is done with, or keep a finished one's struct until
+ * its host releases it. */
+static void message_drop(ituna_message *m) {
+    message_release(m);
+    if (!m->finished) free(m);
+}
+
+/* Apply a verdict to a message in no queue: done (handled, or dead-lettered) joins
+ * its partition's queue and is stored when the prefix allows; an error rewinds for
+ * redelivery (seek 0: the caller hands the record out again itself, or a revoke or
+ * close, where the next reader starts from the committed offset). Takes m. Returns
+ * 1 when m is done, 0 when it is to be redelivered; *err: a DLQ or offset-store error. */
+static int conclude(ituna_message *m, ituna_handler_result result, const char *reason, const char *etype,
+                    int seek, ituna_err *err, char *errstr, size_t errstr_size) {
     ituna_consumer *c = m->c;
-    ituna_err e = ITUNA_OK;
-    const char *topic = rd_kafka_topic_name(m->rkm->rkt);
-    const char *etype = "handler_error";
-    char why[1024], dwhy[700];
-    if (c->current == m) c->current = NULL;
-    if (!deliveries_ok(m, dwhy, sizeof dwhy) && result == ITUNA_HANDLED_OK) {
-        result = ITUNA_HANDLED_ERROR;
-        reason = dwhy;
-        etype = "delivery_failed";
-    }
+    const char *topic = m_topic(m);
+    int32_t partition = m->rkm->partition;
+    int64_t offset = m->rkm->offset;
+    char why[1024];
+    int limit = 0;
+    *err = ITUNA_OK;
     if (result == ITUNA_HANDLED_ERROR && c->max_redeliveries > 0 &&
-        count_failure(c, topic, m->rkm->partition, m->rkm->offset) > c->max_redeliveries) {
+        count_failure(c, topic, partition, offset) > c->max_redeliveries) {
         snprintf(why, sizeof why, "handler failed %lld times: %s", (long long)c->max_redeliveries + 1,
                  reason && *reason ? reason : "handler error");
         reason = why;
         result = ITUNA_HANDLED_MALFORMED;
+        limit = 1;
     }
-    switch (result) {
-    case ITUNA_HANDLED_OK: e = store_offset(m, errstr, errstr_size); break;
-    case ITUNA_HANDLED_MALFORMED:
-        ituna_span_set_str(m->span, "error.type", "malformed_payload");
+    if (result == ITUNA_HANDLED_MALFORMED) {
+        /* redelivery_limit: the payload may be fine, the handler kept failing on it */
+        ituna_span_set_str(m->span, "error.type", limit ? "redelivery_limit" : "malformed_payload");
         ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "malformed payload");
-        e = dead_letter(m, reason, errstr, errstr_size);
-        if (!e) {
+        *err = dead_letter(m, reason, errstr, errstr_size);
+        if (!*err) {
             char dlq_topic[512];
             snprintf(dlq_topic, sizeof dlq_topic, "%s%s", topic, c->dlq_suffix);
             ituna_span_set_str(m->span, "ituna.dlq.topic", dlq_topic);
-            e = store_offset(m, errstr, errstr_size);
-            break;
+            result = ITUNA_HANDLED_OK;
+        } else {
+            ituna_log(ITUNA_LOG_ERROR, "kafka %s [%d] @%lld: %s; the message will be redelivered", topic,
+                      (int)partition, (long long)offset, errstr ? errstr : "DLQ write failed");
+            ituna_span_set_str(m->span, "ituna.dlq.error", errstr && *errstr ? errstr : ituna_err2str(*err));
         }
-        ituna_log(ITUNA_LOG_ERROR, "kafka %s [%d] @%lld: %s; the message will be redelivered", topic,
-                  (int)m->rkm->partition, (long long)m->rkm->offset, errstr ? errstr : "DLQ write failed");
-        ituna_span_set_str(m->span, "ituna.dlq.error", errstr && *errstr ? errstr : ituna_err2str(e));
-        rewind_partition(m);
-        break;
-    case ITUNA_HANDLED_ERROR:
-    default:
+    } else if (result != ITUNA_HANDLED_OK) {
         ituna_span_set_str(m->span, "error.type", etype);
         ituna_span_set_status(m->span, ITUNA_STATUS_ERROR, reason && *reason ? reason : "handler error");
-        rewind_partition(m);
-        break;
     }
-    ituna_span_end(m->span, 0);
-    rd_kafka_message_destroy(m->rkm);
-    m->rkm = NULL;
+    if (result != ITUNA_HANDLED_OK) {
+        rewind_to(c, topic, partition, offset, seek && !m->rewound);
+        message_drop(m);
+        return 0;
+    }
+    mark_done(m);
+    part_q *q = m->rewound ? NULL : queue_of(c, topic, partition, 1);
+    if (!q || !q->head) { /* nothing before it unsettled: stored now (a rewound one: when read again) */
+        ituna_err e = m->rewound ? ITUNA_OK : store_at(c, topic, partition, offset, errstr, errstr_size);
+        if (!*err) *err = e;
+        message_drop(m);
+        return 1;
+    }
+    m->settle = 2;
+    queue_insert(c, q, m);
+    ituna_err e = store_prefix(c, q, errstr, errstr_size);
+    if (!*err) *err = e;
+    return 1;
+}
+
+/* Settle the queued messages whose deliveries are in (only: that partition's alone),
+ * then store each partition's done prefix. wait_until_ms 0: only look. seek: rewind
+ * the consumer on a failure. */
+static void settle_pass(ituna_consumer *c, part_q *only, int64_t wait_until_ms, int seek) {
+    if (!c->settling) return;
+    if (!wait_until_ms && !only) { /* nothing reported since the last look: nothing to do */
+        unsigned long ep = ituna_delivery_epoch();
+        int64_t now = ituna_kafka_mono_ms();
+        if (ep == c->settle_epoch && now < c->settle_check_ms) return;
+        c->settle_epoch = ep;
+        c->settle_check_ms = now + 1000; /* deadlines are looked at once a second */
+    }
+    for (part_q *q = only ? only : c->queues; q; q = only ? NULL : q->next) {
+        char why[700], err[256];
+        ituna_message *m = q->head;
+        while (m) {
+            ituna_message *nx = m->next_q;
+            int st = m->settle == 1 ? ituna_message_settle(m, wait_until_ms, why, sizeof why) : 0;
+            if (st > 0) {
+                c->settling--;
+                m->settle = 2;
+                mark_done(m);
+                if (m->rewound) { /* stored when it is read again (the done list) */
+                    queue_unlink(c, q, m);
+                    message_drop(m);
+                }
+            } else if (st < 0) {
+                queue_unlink(c, q, m);
+                ituna_err e;
+                conclude(m, ITUNA_HANDLED_ERROR, why, "delivery_failed", seek, &e, err, sizeof err);
+                if (e) ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, err);
+                nx = q->head; /* the rewind changed the queue: look again */
+            }
+            m = nx;
+        }
+        if (store_prefix(c, q, err, sizeof err))
+            ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, err);
+    }
+}
+
+/* The settle pass of a revoke or close: wait for the deliveries (bounded), store
+ * what is done, and let the group's next reader have the rest. */
+static void settle_leaving(ituna_consumer *c, part_q *only, int64_t wait_until_ms) {
+    settle_pass(c, only, wait_until_ms, 0);
+    for (part_q *q = only ? only : c->queues; q; q = only ? NULL : q->next)
+        rewind_to(c, q->topic, q->partition, -1, 0);
+}
+
+/* A record handed out again (a rewind before it, or a commit lost in an outage).
+ * 1 when this member is done with it: it is skipped (rkm consumed) and stored in
+ * turn; 0 when it is to be handled (again). Its earlier attempt, if still settling,
+ * is waited for first. */
+static int seen_before(ituna_consumer *c, rd_kafka_message_t *rkm) {
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    part_q *q = c->queued ? queue_of(c, topic, rkm->partition, 0) : NULL;
+    ituna_message *m = queue_find(q, rkm->offset);
+    if (m && m->settle == 1) {
+        char why[700], err[256];
+        int st = ituna_message_settle(m, INT64_MAX, why, sizeof why);
+        queue_unlink(c, q, m);
+        m->rewound = 0; /* read again up to here: it may be stored in turn */
+        ituna_err e;
+        int done = conclude(m, st > 0 ? ITUNA_HANDLED_OK : ITUNA_HANDLED_ERROR, why, "delivery_failed", 0, &e,
+                            err, sizeof err);
+        if (e) ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, err);
+        if (done) rd_kafka_message_destroy(rkm);
+        return done;
+    }
+    if (m) { /* done, waiting for the messages before it */
+        rd_kafka_message_destroy(rkm);
+        return 1;
+    }
+    if (!done_find(c, topic, rkm->partition, rkm->offset)) return 0;
+    ituna_log(
+        ITUNA_LOG_WARN,
+        "kafka consumer %s: %s [%d] @%lld handed out again (a rewind before it, or its commit was lost); "
+        "already handled here: committed in turn, not handled twice",
+        c->group, topic, (int)rkm->partition, (long long)rkm->offset);
+    ituna_message *k = calloc(1, sizeof *k); /* a marker: no span */
+    if (!k) {
+        rd_kafka_message_destroy(rkm);
+        return 1;
+    }
+    k->c = c;
+    k->rkm = rkm;
+    char err[256];
+    ituna_err e;
+    conclude(k, ITUNA_HANDLED_OK, NULL, NULL, 0, &e, err, sizeof err);
+    if (e) ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, err);
+    return 1;
+}
+
+/* Finish as the host said. A message handled OK whose publishes are in flight is
+ * queued to settle (not waited for); one whose delivery already failed is an error. */
+static ituna_err finish(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
+                        size_t errstr_size) {
+    ituna_consumer *c = m->c;
+    const char *etype = "handler_error";
+    char dwhy[700];
+    if (c->current == m) c->current = NULL;
     c->outstanding--;
+    if (result == ITUNA_HANDLED_OK) {
+        int st = ituna_message_settle(m, 0, dwhy, sizeof dwhy);
+        part_q *q = st == 0 ? queue_of(c, m_topic(m), m->rkm->partition, 1) : NULL;
+        if (q) {
+            m->settle = 1;
+            queue_insert(c, q, m);
+            return ITUNA_OK;
+        }
+        if (st == 0) st = ituna_message_settle(m, INT64_MAX, dwhy, sizeof dwhy); /* no memory to queue it */
+        if (st < 0) {
+            result = ITUNA_HANDLED_ERROR;
+            reason = dwhy;
+            etype = "delivery_failed";
+        }
+    }
+    ituna_err e;
+    conclude(m, result, reason, etype, 1, &e, errstr, errstr_size);
     return e;
+}
+
+/* The consumer finishes a message its host left open; the host still releases it. */
+static void finish_for_host(ituna_message *m, const char *why) {
+    char err[256];
+    m->finished = 1; /* kept for the host's ituna_message_done() */
+    m->next_zombie = m->c->zombies;
+    m->c->zombies = m;
+    finish(m, ITUNA_HANDLED_ERROR, why, err, sizeof err);
+}
+
+static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                             size_t errstr_size);
+
+ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                              size_t errstr_size) {
+    if (!c || !out)
+        return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer and out are required");
+    *out = NULL;
+    if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    if (c->current) finish_for_host(c->current, "not finished before the next poll");
+    c->current = NULL;
+    if (c->held) {
+        settle_pass(c, NULL, 0, 1);
+        *out = c->current = c->held;
+        c->held = NULL;
+        return ITUNA_OK;
+    }
+    ituna_err e = poll_broker(c, timeout_ms, out, errstr, errstr_size);
+    c->current = *out;
+    return e;
+}
+
+static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
+                             size_t errstr_size) {
+    int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        settle_pass(c, NULL, 0, 1);
+        if (atomic_exchange(&c->wakeup, 0) || ituna_consumer_stopped(c)) return ITUNA_OK;
+        int64_t left = deadline - ituna_kafka_mono_ms();
+        /* 100 ms slices so a wakeup is seen promptly */
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
+                                                                      : left < 100 ? left
+                                                                                   : 100));
+        if (rkm && rkm->err) {
+            rd_kafka_resp_err_t err = rkm->err;
+            char reason[256];
+            snprintf(reason, sizeof reason, "%s", rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[256];
+                rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
+                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka fatal error: %s: %s",
+                                     rd_kafka_err2name(ferr), fatal);
+            }
+            if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* a subscribed topic not created yet is routine: info, not warn */
+                ituna_log(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? ITUNA_LOG_INFO : ITUNA_LOG_WARN,
+                          "kafka consumer %s: %s: %s", c->group, rd_kafka_err2name(err), reason);
+                note_error(c, err, reason);
+            }
+        } else if (rkm && seen_before(c, rkm)) {
+            /* skipped: done here already */
+        } else if (rkm) {
+            atomic_store(&c->down_since_ms, 0);
+            note_back(c);
+            ituna_message *m = message_new(c, rkm);
+            if (!m) {
+                /* Not stored: rewind so it is redelivered rather than lost. */
+                rewind_to(c, rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset, 1);
+                rd_kafka_message_destroy(rkm);
+                return ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
+            }
+            c->outstanding++;
+            *out = m;
+            return ITUNA_OK;
+        }
+        ituna_err e = check_reachable(c, errstr, errstr_size);
+        if (e) return e;
+        if (deadline - ituna_kafka_mono_ms() <= 0) return ITUNA_OK;
+    }
 }
 
 ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, const char *reason, char *errstr,
@@ -762,9 +940,7 @@ ituna_err ituna_message_done(ituna_message *m, ituna_handler_result result, cons
                              "message already finished by the consumer (not finished before the next poll or "
                              "close): it is redelivered");
     }
-    ituna_err e = finish(m, result, reason, errstr, errstr_size);
-    free(m);
-    return e;
+    return finish(m, result, reason, errstr, errstr_size);
 }
 
 const char *ituna_message_topic(const ituna_message *m) {
@@ -882,6 +1058,7 @@ void ituna_consumer_resume(ituna_consumer *c) {
 ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size) {
     if (!c) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_INVALID_ARG, "consumer is NULL");
     if (c->closed) return ituna_set_err(errstr, errstr_size, ITUNA_ERR_STATE, "consumer is closed");
+    settle_pass(c, NULL, 0, 1);
     rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka commit: %s", rd_kafka_err2str(err));
@@ -898,8 +1075,9 @@ ituna_err ituna_consumer_close(ituna_consumer *c) {
     if (c->held)
         finish(c->held, ITUNA_HANDLED_ERROR, "consumer closed before the message was handed out", errstr,
                sizeof errstr);
-    free(c->held);
     c->held = NULL;
+    /* what is still settling is waited for up to its delivery deadline (message.timeout.ms) */
+    settle_leaving(c, NULL, INT64_MAX);
     if (ituna_consumer_commit(c, errstr, sizeof errstr) != ITUNA_OK) {
         ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: %s", c->group, errstr);
         e = ITUNA_ERR_KAFKA;
@@ -927,6 +1105,16 @@ void ituna_consumer_destroy(ituna_consumer *c) {
         rd_kafka_destroy(c->rk);
     }
     if (c->dlq) ituna_producer_destroy(c->dlq, 10000);
+    while (c->queues) {
+        part_q *q = c->queues;
+        c->queues = q->next;
+        while (q->head) {
+            ituna_message *m = q->head;
+            queue_unlink(c, q, m);
+            message_drop(m);
+        }
+        free(q);
+    }
     while (c->zombies) {
         ituna_message *z = c->zombies;
         c->zombies = z->next_zombie;

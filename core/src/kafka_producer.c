@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "kafka_common.h"
+#include "kafka_delivery.h"
 
 struct ituna_producer {
     rd_kafka_t *rk;
@@ -46,21 +46,6 @@ typedef struct pub_op {
     ituna_delivery_slot *slot; /* NULL unless made for a consumed message */
 } pub_op;
 
-/* Slots of every producer complete under one lock: waits are rare (a message
- * finishing, a DLQ write) and short. */
-static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;
-
-void ituna_dr_copy_set(ituna_dr_copy *c, const ituna_delivery_report *r) {
-    c->r = *r;
-    snprintf(c->topic, sizeof c->topic, "%s", r->topic ? r->topic : "");
-    snprintf(c->errstr, sizeof c->errstr, "%s", r->errstr ? r->errstr : "");
-    snprintf(c->error_name, sizeof c->error_name, "%s", r->error_name ? r->error_name : "");
-    c->r.topic = c->topic;
-    c->r.errstr = c->errstr;
-    c->r.error_name = c->error_name;
-}
-
 static void push_copy(ituna_producer *p, ituna_dr_copy ***tail, const ituna_delivery_report *r) {
     ituna_dr_copy *c = calloc(1, sizeof *c);
     if (!c) return; /* counted and logged already */
@@ -80,28 +65,6 @@ static ituna_dr_copy *take_list(ituna_producer *p, ituna_dr_copy **head, ituna_d
     *tail = head;
     pthread_mutex_unlock(&p->mu);
     return l;
-}
-
-void ituna_delivery_slot_release(ituna_delivery_slot *s) {
-    if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
-}
-
-int ituna_delivery_slot_wait(ituna_delivery_slot *s, int64_t deadline_ms) {
-    pthread_mutex_lock(&slots_mu);
-    while (s->state == 0) {
-        int64_t now = ituna_kafka_mono_ms();
-        if (now >= deadline_ms) break;
-        int64_t until = deadline_ms - now < 100 ? deadline_ms - now : 100;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(until * 1000000);
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&slots_cv, &slots_mu, &ts);
-    }
-    int st = s->state;
-    pthread_mutex_unlock(&slots_mu);
-    return st;
 }
 
 int64_t ituna_producer_max_bytes(const ituna_producer *p) {
@@ -140,14 +103,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
     if (ready) ituna_span_add_event(op->span, "kafka.producer.connected", NULL, 0, ready);
     ituna_span_end(op->span, 0);
-    if (op->slot) {
-        pthread_mutex_lock(&slots_mu);
-        ituna_dr_copy_set(&op->slot->rep, &r);
-        op->slot->state = m->err ? 2 : 1;
-        pthread_cond_broadcast(&slots_cv);
-        pthread_mutex_unlock(&slots_mu);
-        ituna_delivery_slot_release(op->slot);
-    }
+    if (op->slot) ituna_delivery_slot_complete(op->slot, &r);
     if (p->on_delivery && p->reports_on_poll) {
         push_copy(p, &p->q_tail, &r);
     } else if (p->on_delivery) {
@@ -157,7 +113,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ituna_trace_id_hex(&op->ctx, tid);
         ituna_log(ITUNA_LOG_ERROR, "kafka delivery to %s [%d] failed: %s (%s), trace %s, publish %llu", topic,
                   (int)m->partition, r.errstr, r.error_name, tid, (unsigned long long)op->ticket);
-        /* a message's own failures are judged when it is finished (its slots) */
+        /* a message's own failures are judged when it is settled (its slots) */
         if (p->reports_on_poll && !op->slot) push_copy(p, &p->f_tail, &r);
     }
     free(op);
@@ -371,15 +327,12 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
     op->cold = !atomic_load(&p->ready_ns);
     op->ticket = atomic_fetch_add(&p->next_ticket, 1) + 1;
     ituna_message *owner = msg->owner ? msg->owner : ituna_message_current();
-    if (owner || slot_out) {
-        if (!(op->slot = calloc(1, sizeof *op->slot))) {
+    if (owner || slot_out) { /* two references: the publish's and the owner's */
+        op->slot = ituna_delivery_slot_new(p, op->ticket, ituna_kafka_mono_ms() + p->msg_timeout_ms + 5000);
+        if (!op->slot) {
             e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        op->slot->p = p;
-        op->slot->rep.r.ticket = op->ticket;
-        op->slot->deadline_ms = ituna_kafka_mono_ms() + p->msg_timeout_ms + 5000;
-        atomic_store(&op->slot->refs, 2); /* the publish's and the owner's */
     }
     hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx,
                                      ituna_tracer_propagators(p->tracer), msg->baggage);
@@ -476,16 +429,7 @@ size_t ituna_producer_take_failures(ituna_producer *p, const ituna_message *owne
                                     void *opaque) {
     if (!p || !fn) return 0;
     size_t n = 0;
-    if (owner) {
-        for (ituna_delivery_slot *s = ituna_message_slots(owner); s; s = s->next) {
-            pthread_mutex_lock(&slots_mu);
-            int failed = s->p == p && s->state == 2 && !s->taken;
-            s->taken |= failed;
-            pthread_mutex_unlock(&slots_mu);
-            if (failed) fn(&s->rep.r, opaque), n++;
-        }
-        return n;
-    }
+    if (owner) return ituna_delivery_take_failures(owner, p, fn, opaque);
     for (ituna_dr_copy *c = take_list(p, &p->f, &p->f_tail), *nx; c; c = nx, n++) {
         nx = c->next;
         fn(&c->r, opaque);
