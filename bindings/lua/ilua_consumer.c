@@ -277,13 +277,14 @@ static int l_consumer(lua_State *L) {
     return 1;
 }
 
-/* consumer:poll([timeout_s]) -> message or nil. The message's span is current
+/* consumer:poll([timeout_s]) -> message or nil: waits up to timeout_s (default 1;
+ * < 0: until a message or a stop, as Python's poll(None)). The message's span is current
  * until msg:done(result); one left unfinished is finished by the core at the next
  * poll or close (as an error: redelivered).  [-0, +1, e] */
 static int consumer_poll(lua_State *L) {
     ilua_consumer *c = check_consumer(L, 1);
     int ms = ilua_timeout_ms(L, 2, 1000);
-    ituna_message *m = next_message(L, 1, c, ms < 0 ? 0 : ms);
+    ituna_message *m = next_message(L, 1, c, ms);
     if (!m) {
         lua_pushnil(L);
         return 1;

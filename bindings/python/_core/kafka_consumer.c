@@ -269,6 +269,14 @@ static PyObject *consumer_poll(PyObject *op, PyObject *const *args, Py_ssize_t n
     static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("poll", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
+    /* a negative timeout waits as None does (Lua's poll(-1), confluent-kafka's poll(-1)) */
+    if (a[0] && !PyBool_Check(a[0]) && (PyFloat_Check(a[0]) || PyLong_Check(a[0]))) {
+        double s = PyFloat_AsDouble(a[0]);
+        if (s == -1.0 && PyErr_Occurred())
+            PyErr_Clear(); /* out of range: timeout_ms_from says so */
+        else if (s < 0)
+            a[0] = NULL;
+    }
     int ms = timeout_ms_from(a[0], -1);
     if (ms == -2) return NULL;
     return consumer_poll_ms((ConsumerObject *)op, ms, NULL);
@@ -409,7 +417,7 @@ static void consumer_dealloc(PyObject *op) {
 static PyMethodDef consumer_methods[] = {
     { "poll", (PyCFunction)(void (*)(void))consumer_poll, METH_FASTCALL | METH_KEYWORDS,
       "poll($self, /, timeout=None)\n--\n\n"
-      "poll(timeout=None) -> Message or None: wait up to timeout seconds (None: until a\n"
+      "poll(timeout=None) -> Message or None: wait up to timeout seconds (None or < 0: until a\n"
       "message or stop()). Releases the GIL; Ctrl-C interrupts it." },
     { "wait_assigned", (PyCFunction)(void (*)(void))consumer_wait_assigned, METH_FASTCALL | METH_KEYWORDS,
       "wait_assigned($self, /, timeout)\n--\n\n"

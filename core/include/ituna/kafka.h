@@ -87,8 +87,8 @@ typedef struct ituna_message_out {
     const ituna_attr *attrs;
     size_t n_attrs;               /* extra PRODUCER span attributes, copied */
     ituna_message *owner;         /* the consumed message this publish is made for (NULL: the thread's
-                             message, see ituna_message_attach()): finishing it as handled waits
-                             for this delivery and redelivers it if the delivery failed */
+                             message, see ituna_message_attach()): a message finished as handled
+                             settles once this delivery is reported, and is redelivered if it failed */
     const ituna_baggage *baggage; /* W3C baggage for the "baggage" header (OTEL_PROPAGATORS); may be NULL */
 } ituna_message_out;
 
@@ -159,7 +159,8 @@ typedef struct ituna_consumer_options {
 } ituna_consumer_options;
 
 /* Create a consumer and subscribe. enable.auto.offset.store is forced off: offsets
- * are stored only by ituna_message_done(ITUNA_OK). The caller owns *out and must
+ * are stored only for messages finished as handled (ituna_message_done(ITUNA_OK)),
+ * once settled. The caller owns *out and must
  * destroy it with ituna_consumer_close() then ituna_consumer_destroy(). Thread-safe. */
 ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg,
                                           const ituna_consumer_options *opts, ituna_consumer **out,
@@ -167,6 +168,10 @@ ITUNA_API ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *c
 
 /* Poll for one message. On ITUNA_OK *out is the message with its CONSUMER span
  * started (not made current) or NULL if timeout_ms passed or a stop is pending.
+ * Messages finished earlier whose deliveries have been reported meanwhile are
+ * settled first (see ituna_message_done()); one delivered a second time that this
+ * member is done with is skipped, one whose first attempt is still settling is
+ * waited for.
  * The message handed out by the previous poll, if not finished yet, is finished
  * first as ITUNA_HANDLED_ERROR ("not finished before the next poll"): it is
  * redelivered; the host must still pass it to ituna_message_done(), which then only
@@ -188,16 +193,25 @@ typedef enum ituna_handler_result {
                                     stored only after the DLQ write is confirmed */
 } ituna_handler_result;
 
-/* Finish a message: end its span and apply result (reason: error description or
- * the malformed reason, may be NULL). ITUNA_HANDLED_OK first waits for the delivery
- * reports of the publishes made for msg (owner); if one failed, the message is
- * handled as an error with that failure as the reason. An error beyond
- * [messaging] max-redeliveries (default 9: ten attempts) dead-letters the message
- * with the last error. A DLQ copy larger than the producer's message.max.bytes
+/* Finish a message and apply result (reason: error description or the malformed
+ * reason, may be NULL). ITUNA_HANDLED_OK does not wait for the delivery reports of
+ * the publishes made for msg (owner): while some are in flight the message
+ * "settles" inside the consumer, its span still open and its offset not stored;
+ * later polls (run_once, commit) look at the reports without waiting, a revoke
+ * waits up to 10 s and close up to message.timeout.ms. Delivered, its span ends
+ * and its offset is stored once every earlier message of its partition is done too.
+ * A failed one makes it an error (span error.type delivery_failed naming the
+ * publish, the partition rewound to it; later messages this member finished are
+ * skipped when they come again). A delivery failure already reported when
+ * msg is finished is applied at once. An error beyond [messaging] max-redeliveries
+ * (default 9: ten attempts) dead-letters the message with the last error (span
+ * error.type redelivery_limit). A DLQ copy larger than the producer's message.max.bytes
  * carries a cut value (header ituna.dlq.value-cut). Returns an error if the DLQ
  * write failed (the message is then redelivered), ITUNA_ERR_STATE if the consumer
- * had finished msg already. Frees msg in every case. Same thread rules as
- * ituna_consumer_poll(). May block (deliveries: up to message.timeout.ms; DLQ: 10 s). */
+ * had finished msg already. msg is the consumer's again in every case: the host
+ * must not use it after. Same thread rules as ituna_consumer_poll(). Does not block
+ * for deliveries; blocks up to 10 s for a DLQ write (ITUNA_HANDLED_MALFORMED, or an
+ * error beyond the redelivery limit). */
 ITUNA_API ituna_err ituna_message_done(ituna_message *msg, ituna_handler_result result, const char *reason,
                                        char *errstr, size_t errstr_size);
 
@@ -261,13 +275,15 @@ ITUNA_API void ituna_consumer_resume(ituna_consumer *c);
  * SIGTERM. Thread-safe; async-signal-safe. */
 ITUNA_API void ituna_consumer_stop_all(void);
 
-/* Commit stored offsets synchronously. Not thread-safe: one thread at a time per consumer. */
+/* Settle what was reported (no wait), then commit stored offsets synchronously.
+ * Not thread-safe: one thread at a time per consumer. */
 ITUNA_API ituna_err ituna_consumer_commit(ituna_consumer *c, char *errstr, size_t errstr_size);
 
 /* Finish a message still held (kept by wait_assigned, or handed out and unfinished)
- * as an error so it is redelivered, commit, leave the group and close. Idempotent;
+ * as an error so it is redelivered, settle the messages finished as handled (waiting
+ * for their deliveries up to message.timeout.ms), commit, leave the group and close. Idempotent;
  * later polls return ITUNA_ERR_STATE.
- * Not thread-safe. May block (group leave, bounded by librdkafka's session timeout). */
+ * Not thread-safe. May block (deliveries; group leave, bounded by librdkafka's session timeout). */
 ITUNA_API ituna_err ituna_consumer_close(ituna_consumer *c);
 
 /* Close if needed and free. Every message must have been finished. Not thread-safe. */
