@@ -12,7 +12,7 @@
  * is not waited for (that cost a broker round trip plus linger.ms per message): it
  * joins its partition's queue (by offset) with its span open, and is settled on the
  * caller's thread by every later poll (a look at the slots' states, no wait), by a
- * revoke (bounded wait) and by close (wait up to the deliveries' deadline,
+ * stop or revoke (bounded wait) and by close (wait up to the deliveries' deadline,
  * message.timeout.ms). Settled OK, its span ends and it counts as done here; its
  * offset is stored only once every message before it on the partition is done
  * (storing k+1 while k is unsettled would lose k in a crash). A delivery found
@@ -27,9 +27,10 @@
 #include "kafka_delivery.h"
 
 #define DLQ_CONFIRM_MS 10000
-/* A revoke waits this long at most for the revoked partitions' deliveries: it runs
- * inside the poll, and the group waits for it. */
-#define REVOKE_SETTLE_MS 10000
+/* A revoke waits this long at most for the revoked partitions' deliveries (it runs
+ * inside the poll, and the group waits for it), a stop for all (close: up to their
+ * delivery deadline, message.timeout.ms). */
+#define LEAVE_SETTLE_MS 10000
 
 /* Messages finished as handled whose offsets are not stored yet: one partition's
  * queue, by offset. */
@@ -168,7 +169,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
          * unfinished messages are redelivered there (at-least-once). Those still
          * settling are waited for (bounded: the group waits for this member). */
         if (c->settling) {
-            int64_t until = ituna_kafka_mono_ms() + REVOKE_SETTLE_MS;
+            int64_t until = ituna_kafka_mono_ms() + LEAVE_SETTLE_MS;
             for (int i = 0; i < parts->cnt; i++) {
                 part_q *q = queue_of(c, parts->elems[i].topic, parts->elems[i].partition, 0);
                 if (q) settle_leaving(c, q, rd_kafka_assignment_lost(rk) ? 0 : until);
@@ -881,7 +882,12 @@ static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **
     int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         settle_pass(c, NULL, 0, 1);
-        if (atomic_exchange(&c->wakeup, 0) || ituna_consumer_stopped(c)) return ITUNA_OK;
+        if (ituna_consumer_stopped(c)) { /* the loop ends: what is settling ends with it (bounded) */
+            settle_pass(c, NULL, ituna_kafka_mono_ms() + LEAVE_SETTLE_MS, 1);
+            atomic_store(&c->wakeup, 0);
+            return ITUNA_OK;
+        }
+        if (atomic_exchange(&c->wakeup, 0)) return ITUNA_OK;
         int64_t left = deadline - ituna_kafka_mono_ms();
         /* 100 ms slices so a wakeup is seen promptly */
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0

@@ -46,7 +46,7 @@ static int consumer_enter_busy(ConsumerObject *c) {
     return 0;
 }
 
-/* Finish msg with result. Releases the GIL (deliveries and a DLQ write are waited for). */
+/* Finish msg with result. Releases the GIL (a DLQ write is waited for). */
 static int message_finish(MessageObject *msg, ituna_handler_result result, const char *reason) {
     module_state *st = state_of_type(Py_TYPE(msg));
     if (msg->outcome) {
