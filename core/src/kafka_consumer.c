@@ -31,6 +31,10 @@
  * inside the poll, and the group waits for it), a stop for all (close: up to their
  * delivery deadline, message.timeout.ms). */
 #define LEAVE_SETTLE_MS 10000
+/* Messages settling at most: beyond, polls hand out nothing until some settle, so a
+ * stalled output (its broker down: reports wait up to message.timeout.ms) does not
+ * pile up consumed records in memory. */
+#define MAX_SETTLING 4096
 
 /* Messages finished as handled whose offsets are not stored yet: one partition's
  * queue, by offset. */
@@ -889,6 +893,13 @@ static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **
         }
         if (atomic_exchange(&c->wakeup, 0)) return ITUNA_OK;
         int64_t left = deadline - ituna_kafka_mono_ms();
+        if (c->settling >= MAX_SETTLING) { /* back-pressure: no new message until some settle */
+            settle_pass(c, NULL, ituna_kafka_mono_ms() + (left <= 0 ? 0 : left < 100 ? left : 100), 1);
+            if (c->settling >= MAX_SETTLING) {
+                if (deadline - ituna_kafka_mono_ms() <= 0) return ITUNA_OK;
+                continue;
+            }
+        }
         /* 100 ms slices so a wakeup is seen promptly */
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, (int)(left <= 0    ? 0
                                                                       : left < 100 ? left

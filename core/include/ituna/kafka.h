@@ -198,7 +198,9 @@ typedef enum ituna_handler_result {
  * the publishes made for msg (owner): while some are in flight the message
  * "settles" inside the consumer, its span still open and its offset not stored;
  * later polls (run_once, commit) look at the reports without waiting, a poll
- * that sees a stop and a revoke wait up to 10 s, close up to message.timeout.ms. Delivered, its span ends
+ * that sees a stop and a revoke wait up to 10 s, close up to message.timeout.ms.
+ * At most 4096 messages settle at once: beyond, polls hand out no message until
+ * some settled (back-pressure while the output is stalled). Delivered, its span ends
  * and its offset is stored once every earlier message of its partition is done too.
  * A failed one makes it an error (span error.type delivery_failed naming the
  * publish, the partition rewound to it; later messages this member finished are
