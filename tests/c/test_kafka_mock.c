@@ -1051,6 +1051,80 @@ static int test_reports_are_served_on_the_callers_thread_with_their_ticket(void)
     return 0;
 }
 
+/* Finishing does not wait for deliveries, yet nothing is committed past a message
+ * still settling: "a" is finished with its publish in flight (no leader: it times
+ * out), "b" after it is finished and done. The failure rewinds to "a"; its
+ * redelivery is handled, and "b", done already, is skipped when it comes again:
+ * handled once, and a new member of the group finds nothing left. */
+static int test_message_after_a_settling_one_is_skipped_not_handled_twice(void) {
+    ituna_producer *in = make_producer(NULL, 0);
+    REQUIRE(in);
+    char err[512];
+    const char *vals[] = { "a", "b" };
+    for (int i = 0; i < 2; i++) {
+        ituna_message_out mo = {
+            .topic = "t-settle", .value = vals[i], .value_len = 1, .partition = 0, .partition_set = 1
+        };
+        CHECK(ituna_producer_publish(in, &mo, err, sizeof err) == ITUNA_OK);
+    }
+    CHECK(ituna_producer_flush(in, 10000) == ITUNA_OK);
+    ituna_producer_options po = { .bootstrap = bootstrap,
+                                  .properties = (const char *const[]){ "message.timeout.ms", "3000", NULL } };
+    ituna_producer *out = NULL;
+    REQUIRE(ituna_producer_create(tracer, NULL, &po, &out, err, sizeof err) == ITUNA_OK);
+    rd_kafka_mock_topic_create(ituna_mock_cluster_rd(mock_cluster), "t-settle-out", 1, 1);
+    rd_kafka_mock_partition_set_leader(ituna_mock_cluster_rd(mock_cluster), "t-settle-out", 0, -1);
+    ituna_consumer *c = make_consumer("g-settle", "t-settle", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    ituna_message *m = poll_one(c, 20000);
+    REQUIRE(m);
+    CHECK(ituna_message_offset(m) == 0);
+    ituna_span_context sa = *ituna_span_get_context(ituna_message_span(m));
+    ituna_message_out o = { .topic = "t-settle-out",
+                            .value = "cooked",
+                            .value_len = 6,
+                            .partition = 0,
+                            .partition_set = 1,
+                            .owner = m };
+    CHECK(ituna_producer_publish(out, &o, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    CHECK(find_span(sa.span_id) == NULL); /* not waited for: its span is open until the report */
+    m = poll_one(c, 1000);
+    REQUIRE(m);
+    CHECK(ituna_message_offset(m) == 1);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_consumer_commit(c, err, sizeof err) == ITUNA_OK); /* "a" still settling: nothing to commit */
+    int handled_b = 0, handled_a = 0;
+    int64_t end = ituna_kafka_mono_ms() + 12000;
+    while (ituna_kafka_mono_ms() < end) {
+        m = poll_one(c, 500);
+        if (!m) continue;
+        if (ituna_message_offset(m) == 0) {
+            handled_a++;
+            CHECK(ituna_message_attempt(m) == 2);
+        } else {
+            handled_b++;
+        }
+        ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    }
+    CHECK(handled_a == 1);
+    CHECK(handled_b == 0);
+    rd_kafka_mock_partition_set_leader(ituna_mock_cluster_rd(mock_cluster), "t-settle-out", 0, 1);
+    rec_span *ra = find_span(sa.span_id);
+    REQUIRE(ra);
+    CHECK_ATTR(ra, "error.type", "delivery_failed");
+    ituna_consumer_destroy(c);
+    c = make_consumer("g-settle", "t-settle", ITUNA_CONTEXT_PARENT);
+    REQUIRE(c);
+    m = poll_one(c, 4000);
+    CHECK(m == NULL); /* committed past "b" */
+    if (m) ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
+    ituna_consumer_destroy(c);
+    ituna_producer_destroy(out, 5000);
+    ituna_producer_destroy(in, 5000);
+    return 0;
+}
+
 static void count_failure_cb(const ituna_delivery_report *r, void *opaque) {
     (void)r;
     (*(int *)opaque)++;
@@ -1219,6 +1293,7 @@ int main(void) {
     RUN(test_mock_cluster_serves_another_process);
     RUN(test_reports_are_served_on_the_callers_thread_with_their_ticket);
     RUN(test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attempt);
+    RUN(test_message_after_a_settling_one_is_skipped_not_handled_twice);
     RUN(test_unfinished_message_is_redelivered_at_the_next_poll_and_stop_is_sticky);
     RUN(test_unreachable_broker_gives_clear_error_in_bounded_time);
 
