@@ -76,6 +76,16 @@ ITUNA_HIDDEN ituna_ctx_source ituna_kafka_extract(const rd_kafka_headers_t *hdrs
 ITUNA_HIDDEN int ituna_kafka_payload_inject(const void *value, size_t len, const ituna_span_context *ctx,
                                             ituna_buf *out);
 
+/* Broker outages per bootstrap (kafka_outage.c). Thread-safe. begin: every broker
+ * down since since_ns (wall clock) with error; a second begin during one is ignored.
+ * end: one answered again; returns the outage's length in ms, -1 when none was open.
+ * mark: a span that lasted 1 s or more and overlapped an outage gets the event
+ * kafka.broker.unreachable (ituna.kafka.error, ituna.kafka.outage_ms so far or in
+ * all, ituna.kafka.broker_back); call it before the span ends, on its thread. */
+ITUNA_HIDDEN void ituna_kafka_outage_begin(const char *bootstrap, const char *error, uint64_t since_ns);
+ITUNA_HIDDEN int64_t ituna_kafka_outage_end(const char *bootstrap, uint64_t now_ns);
+ITUNA_HIDDEN void ituna_kafka_outage_mark(ituna_span *span, const char *bootstrap);
+
 /* Attributes common to both span kinds: messaging.system, operation name/type,
  * destination, key (when UTF-8 text), body size, server.address/port, client id.
  * operation must be a string literal ("send", "process"): it is referenced, not copied. */

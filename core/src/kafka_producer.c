@@ -94,6 +94,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ituna_span_set_status(op->span, ITUNA_STATUS_ERROR, r.errstr);
         atomic_fetch_add(&p->failures, 1);
     } else {
+        int64_t back = ituna_kafka_outage_end(p->ep.bootstrap, ituna_now_ns());
+        if (back >= 0)
+            ituna_log(ITUNA_LOG_WARN, "kafka producer: broker at %s reachable again after %lld ms",
+                      p->ep.bootstrap, (long long)back);
         r.offset = m->offset;
         char part[16];
         snprintf(part, sizeof part, "%d", (int)m->partition);
@@ -102,6 +106,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
     uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
     if (ready) ituna_span_add_event(op->span, "kafka.producer.connected", NULL, 0, ready);
+    ituna_kafka_outage_mark(op->span, p->ep.bootstrap); /* a delivery an outage held up or failed */
     ituna_span_end(op->span, 0);
     if (op->slot) ituna_delivery_slot_complete(op->slot, &r);
     if (p->on_delivery && p->reports_on_poll) {
@@ -121,7 +126,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) atomic_store(&((ituna_producer *)opaque)->all_down, 1);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        atomic_store(&((ituna_producer *)opaque)->all_down, 1);
+        ituna_kafka_outage_begin(((ituna_producer *)opaque)->ep.bootstrap, reason, ituna_now_ns());
+    }
     ituna_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? ITUNA_LOG_WARN : ITUNA_LOG_INFO,
               "kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
