@@ -54,7 +54,10 @@ struct ituna_consumer {
     int link_mode;
     int64_t connect_timeout_ms;
     int64_t max_redeliveries;
-    ituna_producer *dlq; /* publishes to <topic><dlq_suffix> */
+    ituna_producer *dlq;                     /* publishes to <topic><dlq_suffix> */
+    rd_kafka_conf_t *conf;                   /* a copy, for a new member after fencing */
+    rd_kafka_topic_partition_list_t *topics; /* the subscription, likewise */
+    int refenced;                            /* new members made after fencing */
     atomic_int wakeup, stop;
     ituna_message *current;     /* handed out by the last poll, not finished */
     ituna_message *held;        /* kept by wait_assigned(), handed out by the next poll */
@@ -280,6 +283,7 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
+    c->conf = rd_kafka_conf_dup(conf);
     char msg[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg);
     if (!c->rk) {
@@ -306,7 +310,7 @@ ituna_err ituna_consumer_create(ituna_tracer *t, const ituna_config *cfg, const 
     for (size_t i = 0; i < n; i++)
         rd_kafka_topic_partition_list_add(topics, opts->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
+    c->topics = topics;
     if (err) {
         ituna_consumer_destroy(c);
         return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka subscribe: %s",
@@ -323,6 +327,7 @@ static void note_back(ituna_consumer *c) {
     if (!c->outage_warned_ms) return;
     ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: broker at %s reachable again after %lld ms", c->group,
               c->ep.bootstrap, (long long)(ituna_kafka_mono_ms() - c->outage_warned_ms));
+    ituna_kafka_outage_end(c->ep.bootstrap, ituna_now_ns());
     c->outage_warned_ms = 0;
 }
 
@@ -351,6 +356,8 @@ static ituna_err check_reachable(ituna_consumer *c, char *errstr, size_t errstr_
     if (c->ever_up) {
         if (!c->outage_warned_ms) {
             c->outage_warned_ms = since;
+            ituna_kafka_outage_begin(c->ep.bootstrap, last[0] ? last : rd_kafka_err2str(err),
+                                     ituna_now_ns() - (uint64_t)(ituna_kafka_mono_ms() - since) * 1000000u);
             ituna_log(
                 ITUNA_LOG_WARN,
                 "kafka consumer %s: no broker reachable at %s for %lld ms (last error: %s); polling goes "
@@ -519,6 +526,7 @@ static void queue_unlink(ituna_consumer *c, part_q *q, ituna_message *m) {
 /* End what is left of a message the consumer is done with (the struct is the caller's). */
 static void message_release(ituna_message *m) {
     ituna_message_untrack(m);
+    ituna_kafka_outage_mark(m->span, m->c->ep.bootstrap); /* handled while the broker was away */
     if (m->span) ituna_span_end(m->span, 0);
     m->span = NULL;
     if (m->rkm) rd_kafka_message_destroy(m->rkm);
@@ -657,6 +665,7 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
 /* Done here (handled, or dead-lettered): skipped if it comes again; its span ends. */
 static void mark_done(ituna_message *m) {
     done_note(m->c, m_topic(m), m->rkm->partition, m->rkm->offset);
+    ituna_kafka_outage_mark(m->span, m->c->ep.bootstrap);
     if (m->span) ituna_span_end(m->span, 0);
     m->span = NULL;
 }
@@ -881,6 +890,37 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
     return e;
 }
 
+/* A static member (group.instance.id) whose session timed out while the broker was
+ * away rejoins under its own instance id, and the broker then fences its old self:
+ * librdkafka makes that fatal. With nothing handed out or settling, this member starts
+ * again as a new client on the same settings; what it finished but could not commit
+ * comes back and is skipped (the done list). Bounded, so a real twin still fails.
+ * 1 if done. */
+static int rejoin_after_fencing(ituna_consumer *c, const char *why) {
+    if (!c->conf || !c->topics || c->outstanding || c->queued || c->held || c->refenced >= 5) return 0;
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(c->conf);
+    char msg[512];
+    rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg) : NULL;
+    if (!rk) {
+        if (conf) rd_kafka_conf_destroy(conf);
+        return 0;
+    }
+    ituna_log(ITUNA_LOG_WARN,
+              "kafka consumer %s: fenced by its own group.instance.id after an outage (%s); joining again as "
+              "a new client (messages already handled here are not handled again)",
+              c->group, why);
+    /* its commits and leave would be fenced too: not attempted */
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    c->rk = rk;
+    c->refenced++;
+    atomic_store(&c->assigned, 0);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, c->topics);
+    if (err)
+        ituna_log(ITUNA_LOG_WARN, "kafka consumer %s: subscribe again: %s", c->group, rd_kafka_err2str(err));
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **out, char *errstr,
                              size_t errstr_size) {
     int64_t deadline = ituna_kafka_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -912,6 +952,7 @@ static ituna_err poll_broker(ituna_consumer *c, int timeout_ms, ituna_message **
             if (err == RD_KAFKA_RESP_ERR__FATAL) {
                 char fatal[256];
                 rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(c->rk, fatal, sizeof fatal);
+                if (ferr == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && rejoin_after_fencing(c, fatal)) continue;
                 return ituna_set_err(errstr, errstr_size, ITUNA_ERR_KAFKA, "kafka fatal error: %s: %s",
                                      rd_kafka_err2name(ferr), fatal);
             }
@@ -1137,6 +1178,8 @@ void ituna_consumer_destroy(ituna_consumer *c) {
         c->zombies = z->next_zombie;
         free(z);
     }
+    if (c->conf) rd_kafka_conf_destroy(c->conf);
+    if (c->topics) rd_kafka_topic_partition_list_destroy(c->topics);
     pthread_mutex_destroy(&c->lock);
     free(c->group);
     free(c->dlq_suffix);

@@ -25,7 +25,9 @@ typedef struct rec_span {
     int has_parent;
     int n_links;
     uint8_t link_span[8];
-    char attrs[2048]; /* "key=value\n" lines */
+    char attrs[2048];   /* "key=value\n" lines */
+    char events[512];   /* "name\n" lines */
+    char ev_attrs[512]; /* the first event's attributes, as attrs */
 } rec_span;
 
 static rec_span recs[MAX_REC];
@@ -52,6 +54,21 @@ static ituna_err rec_export(ituna_exporter *e, ituna_span *const *spans, size_t 
         r->has_parent = s->has_parent;
         r->n_links = (int)s->n_links;
         if (s->n_links) memcpy(r->link_span, s->links[0].span_id, 8);
+        for (uint32_t e = 0, eo = 0; e < s->n_events && eo < sizeof r->events - 1; e++) {
+            int w = snprintf(r->events + eo, sizeof r->events - eo, "%.*s\n", (int)s->events[e].name_len,
+                             s->events[e].name);
+            if (w > 0) eo += (uint32_t)w;
+        }
+        for (uint32_t a = 0, ao = 0; s->n_events && a < s->events[0].n_attrs && ao < sizeof r->ev_attrs - 1;
+             a++) {
+            const ituna_kv *kv = &s->events[0].attrs[a];
+            int w = kv->type == ITUNA_ATTR_STRING
+                        ? snprintf(r->ev_attrs + ao, sizeof r->ev_attrs - ao, "%.*s=%.*s\n", (int)kv->key_len,
+                                   kv->key, (int)kv->v.s.len, kv->v.s.ptr)
+                        : snprintf(r->ev_attrs + ao, sizeof r->ev_attrs - ao, "%.*s=%lld\n", (int)kv->key_len,
+                                   kv->key, (long long)kv->v.i);
+            if (w > 0) ao += (uint32_t)w;
+        }
         size_t off = 0;
         for (uint32_t a = 0; a < s->n_attrs && off < sizeof r->attrs - 1; a++) {
             const ituna_kv *kv = &s->attrs[a];
@@ -385,6 +402,39 @@ static int test_oversized_record_is_refused_before_its_span_naming_the_local_lim
         }
     pthread_mutex_unlock(&rec_mu);
     CHECK(sends == 1 && errors == 1); /* no span for the first one */
+    CHECK(ituna_producer_destroy(p, 5000) == ITUNA_OK);
+    return 0;
+}
+
+/* A delivery held up by a broker outage carries the event kafka.broker.unreachable
+ * (the error, the outage's length, whether the broker came back); one after it does not. */
+static int test_a_delivery_held_up_by_an_outage_carries_the_outage_event(void) {
+    delivery_log d = { .mu = PTHREAD_MUTEX_INITIALIZER };
+    ituna_producer *p = make_producer(&d, 0);
+    REQUIRE(p);
+    char err[512];
+    ituna_message_out mo = { .topic = "t-outage", .value = "x", .value_len = 1, .partition = -1 };
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
+    rd_kafka_mock_broker_set_down(ituna_mock_cluster_rd(mock_cluster), 1);
+    usleep(300 * 1000);
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    usleep(1500 * 1000); /* held up for more than a second */
+    rd_kafka_mock_broker_set_up(ituna_mock_cluster_rd(mock_cluster), 1);
+    CHECK(ituna_producer_flush(p, 20000) == ITUNA_OK);
+    CHECK(d.n == 2 && d.failed == 0);
+    rec_span *held = find_span(d.last.span.span_id);
+    REQUIRE(held);
+    CHECK(strstr(held->events, "kafka.broker.unreachable\n") != NULL);
+    CHECK(strstr(held->ev_attrs, "ituna.kafka.error=") != NULL &&
+          strstr(held->ev_attrs, "ituna.kafka.error=\n") == NULL);
+    CHECK(strstr(held->ev_attrs, "ituna.kafka.outage_ms=") != NULL);
+    CHECK(strstr(held->ev_attrs, "ituna.kafka.broker_back=1") != NULL);
+    CHECK(ituna_producer_publish(p, &mo, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
+    rec_span *after = find_span(d.last.span.span_id);
+    REQUIRE(after);
+    CHECK(after != held && strstr(after->events, "kafka.broker.unreachable") == NULL);
     CHECK(ituna_producer_destroy(p, 5000) == ITUNA_OK);
     return 0;
 }
@@ -969,6 +1019,50 @@ static int poll_until_assigned(ituna_consumer *c, int timeout_ms) {
     return ituna_consumer_assignment_count(c);
 }
 
+/* A static member fenced by its own group.instance.id (what a broker outage longer
+ * than the session can cause: librdkafka makes it fatal) joins again as a new client
+ * and goes on consuming; a message it handled before is not handled again. */
+static int test_a_static_member_fenced_by_itself_joins_again_and_goes_on(void) {
+    const char *topics[] = { "t-fenced", NULL };
+    const char *props[] = { "session.timeout.ms", "6000", "heartbeat.interval.ms", "500", "group.instance.id",
+                            "fenced-1",           NULL };
+    ituna_consumer_options co = {
+        .bootstrap = bootstrap, .group = "g-fenced", .topics = topics, .properties = props
+    };
+    ituna_consumer *c = NULL;
+    char err[512];
+    REQUIRE(raw_produce("t-fenced", "first", NULL, NULL) == 0);
+    REQUIRE(ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) == ITUNA_OK);
+    ituna_message *m = poll_one(c, 20000);
+    REQUIRE(m);
+    CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    /* the next heartbeat is answered "fenced": the old client is dead */
+    rd_kafka_mock_push_request_errors(ituna_mock_cluster_rd(mock_cluster), 12 /* Heartbeat */, 1,
+                                      RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
+    REQUIRE(raw_produce("t-fenced", "second", NULL, NULL) == 0);
+    int64_t end = ituna_kafka_mono_ms() + 30000;
+    int got_second = 0, got_first_again = 0;
+    ituna_err e = ITUNA_OK;
+    while (!got_second && ituna_kafka_mono_ms() < end) {
+        m = NULL;
+        e = ituna_consumer_poll(c, 200, &m, err, sizeof err);
+        if (e) break;
+        if (!m) continue;
+        size_t n = 0;
+        const char *v = ituna_message_value(m, &n);
+        got_second |= n == 6 && memcmp(v, "second", 6) == 0;
+        got_first_again |= n == 5 && memcmp(v, "first", 5) == 0;
+        CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
+    }
+    if (e) fprintf(stderr, "  poll: %s\n", err);
+    CHECK(e == ITUNA_OK);
+    CHECK(got_second);
+    CHECK(!got_first_again);
+    CHECK(ituna_consumer_close(c) == ITUNA_OK);
+    ituna_consumer_destroy(c);
+    return 0;
+}
+
 static int test_assignment_count_tracks_rebalances(void) {
     CHECK(ituna_consumer_assignment_count(NULL) == 0);
     /* create the topic (4 partitions, the mock's auto-create count) */
@@ -1276,6 +1370,7 @@ int main(void) {
     RUN(test_publish_consume_is_one_trace_with_semconv_attributes);
     RUN(test_publish_attributes_are_on_the_send_span);
     RUN(test_oversized_record_is_refused_before_its_span_naming_the_local_limit);
+    RUN(test_a_delivery_held_up_by_an_outage_carries_the_outage_event);
     RUN(test_span_is_current_in_handler_and_children_nest);
     RUN(test_malformed_traceparent_header_starts_root_with_reason);
     RUN(test_seed_payload_carrier_is_continued);
@@ -1290,6 +1385,7 @@ int main(void) {
     RUN(test_producer_defaults_and_ini_properties);
     RUN(test_wakeup_interrupts_poll);
     RUN(test_assignment_count_tracks_rebalances);
+    RUN(test_a_static_member_fenced_by_itself_joins_again_and_goes_on);
     RUN(test_mock_cluster_serves_another_process);
     RUN(test_reports_are_served_on_the_callers_thread_with_their_ticket);
     RUN(test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attempt);
