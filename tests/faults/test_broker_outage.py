@@ -61,11 +61,11 @@ def test_broker_restart_mid_run_loses_no_order_and_handles_none_twice(broker, tm
         while placed_so_far(str(run_dir)) < 8 and launcher.poll() is None and time.monotonic() < end:
             time.sleep(0.2)
         assert launcher.poll() is None, "the run ended before the broker went away"
-        t_down = time.monotonic()
+        t_down, wall_down = time.monotonic(), time.time_ns()
         broker.kill(getattr(signal, how))
         time.sleep(OUTAGE_S)
         restart_s = broker.resume()
-        outage = time.monotonic() - t_down
+        outage, wall_up = time.monotonic() - t_down, time.time_ns()
         out, err = launcher.communicate(timeout=420)
     finally:
         if launcher.poll() is None:
@@ -89,4 +89,49 @@ def test_broker_restart_mid_run_loses_no_order_and_handles_none_twice(broker, tm
     assert "no broker reachable at " + broker.bootstrap in text and "polling goes on" in text
     assert "reachable again after" in text
     assert processes_in(tmp_path) == [], "service processes outlived the launcher"
+
+    # the outage is on the spans it held up: every send that waited through it for its
+    # delivery (started while the broker was away, ended after it was back: 1 s or more)
+    # carries the event kafka.broker.unreachable with the error and the outage's length
+    sends, marked, process_marked = spans_through_outage(run_dir / "traces.jsonl", wall_down, wall_up)
+    print(f"broker {how}: {len(sends)} send spans waited through the outage, {len(marked)} of them carry "
+          f"kafka.broker.unreachable; {process_marked} process spans carry it too")
+    assert sends, "no send span waited through the outage (orders were placed during it)"
+    assert sorted(marked) == sorted(sends), [n for n in sends if n not in marked][:10]
+    for attrs in marked.values():
+        assert attrs["ituna.kafka.error"], attrs
+        assert 0 < attrs["ituna.kafka.outage_ms"] <= outage * 1000 + 60000, attrs
+
+
+def spans_through_outage(path, wall_down, wall_up):
+    """(send spans started between wall_down and wall_up - 1 s that ended after wall_up,
+    as (service, name, start s after wall_down, duration s); those of them with the event
+    as {span: its attributes}; the number of process spans with the event), from the
+    run's OTLP JSON lines decoded with the official opentelemetry-proto definitions."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    def value(v):
+        return getattr(v, v.WhichOneof("value")) if v.WhichOneof("value") else None
+
+    sends, marked, process_marked = [], {}, 0
+    for line in open(path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        req = json_format.Parse(line, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        for rs in req.resource_spans:
+            service = next((value(a.value) for a in rs.resource.attributes if a.key == "service.name"), "")
+            for ss in rs.scope_spans:
+                for sp in ss.spans:
+                    ev = [e for e in sp.events if e.name == "kafka.broker.unreachable"]
+                    key = (service, sp.name, round((sp.start_time_unix_nano - wall_down) / 1e9, 1),
+                           round((sp.end_time_unix_nano - sp.start_time_unix_nano) / 1e9, 1))
+                    if sp.name.startswith("send ") and wall_down < sp.start_time_unix_nano < wall_up - 10**9 and \
+                            sp.end_time_unix_nano > wall_up:
+                        sends.append(key)
+                        if ev:
+                            marked[key] = {a.key: value(a.value) for a in ev[0].attributes}
+                    elif sp.name.startswith("process ") and ev:
+                        process_marked += 1
+    return sends, marked, process_marked
 
