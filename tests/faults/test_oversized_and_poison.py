@@ -176,6 +176,7 @@ def test_poison_and_1mb_orders_go_to_the_dlq_after_ten_attempts_and_the_partitio
     original = order(big_id, "B" * BIG_NAME)
     assert bh["ituna.dlq.value-cut"] == b"true" and bh["ituna.dlq.original-size"] == str(len(original)).encode()
     assert 900_000 < len(big.value()) < 1_000_000 and original.startswith(big.value()), len(big.value())
+    print(f"{lang}: DLQ copy of the {len(original)}-byte order cut to {len(big.value())} bytes")
     reason = bh["ituna.dlq.reason"].decode()
     assert "message.max.bytes of 1000000" in reason, reason
     assert "too large" in dict(poison.headers())["ituna.dlq.reason"].decode().lower()
