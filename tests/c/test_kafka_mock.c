@@ -62,11 +62,12 @@ static ituna_err rec_export(ituna_exporter *e, ituna_span *const *spans, size_t 
         for (uint32_t a = 0, ao = 0; s->n_events && a < s->events[0].n_attrs && ao < sizeof r->ev_attrs - 1;
              a++) {
             const ituna_kv *kv = &s->events[0].attrs[a];
+            long long iv = kv->type == ITUNA_ATTR_BOOL ? kv->v.b : kv->v.i;
             int w = kv->type == ITUNA_ATTR_STRING
                         ? snprintf(r->ev_attrs + ao, sizeof r->ev_attrs - ao, "%.*s=%.*s\n", (int)kv->key_len,
                                    kv->key, (int)kv->v.s.len, kv->v.s.ptr)
                         : snprintf(r->ev_attrs + ao, sizeof r->ev_attrs - ao, "%.*s=%lld\n", (int)kv->key_len,
-                                   kv->key, (long long)kv->v.i);
+                                   kv->key, iv);
             if (w > 0) ao += (uint32_t)w;
         }
         size_t off = 0;
