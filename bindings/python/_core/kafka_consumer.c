@@ -137,10 +137,9 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
         prev->outcome = "error";
         self->pending = NULL;
     }
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ituna_now_ns() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = ituna_deadline_ms(timeout_ms);
     for (;;) {
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         if (consumer_enter_busy(self) < 0) return NULL;
         ituna_message *m = NULL;
         char errstr[ERRSTR_SIZE] = "";
@@ -219,17 +218,10 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     if (!tracer) goto fail;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     const char *ms = opt_str(a[5], "context_mode");
-    if (ms) {
-        if (strcmp(ms, "parent") == 0)
-            mode = ITUNA_CONTEXT_PARENT;
-        else if (strcmp(ms, "link") == 0)
-            mode = ITUNA_CONTEXT_LINK;
-        else {
-            PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
-            goto fail;
-        }
-    } else if (PyErr_Occurred())
+    if ((!ms && PyErr_Occurred()) || (ms && ituna_context_mode_from_name(ms, &mode) != ITUNA_OK)) {
+        if (ms) PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
         goto fail;
+    }
     const char *dlq = opt_str(a[6], "dlq_suffix");
     if (!dlq && PyErr_Occurred()) goto fail;
 
@@ -307,11 +299,10 @@ static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_
     ConsumerObject *self = (ConsumerObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (self->closed || !self->c) return PyErr_Format(st->StateError, "consumer is closed");
-    uint64_t deadline = ituna_now_ns() / 1000000 + (uint64_t)ms;
+    uint64_t deadline = ituna_deadline_ms(ms);
     int assigned = 0;
     for (;;) { /* in slices so Ctrl-C is seen */
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         if (consumer_enter_busy(self) < 0) return NULL;
         char errstr[ERRSTR_SIZE] = "";
         ituna_err err;

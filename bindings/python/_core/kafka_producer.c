@@ -59,9 +59,9 @@ static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, 
     if (!rep) return NULL;
     PyObject *err = Py_NewRef(Py_None);
     if (with_error && r->err != ITUNA_OK) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "delivery to %s [%d] failed: %s (%s)", r->topic, (int)r->partition,
-                 r->errstr, r->error_name);
+        char msg[700], what[600];
+        snprintf(msg, sizeof msg, "delivery failed: %s",
+                 ituna_delivery_report_describe(r, what, sizeof what));
         Py_DECREF(err);
         err = make_delivery_error(st, msg, r->err, NULL);
         PyObject *ename = err ? PyUnicode_FromString(r->error_name) : NULL;
@@ -117,8 +117,7 @@ typedef struct {
 static void collect_failure(const ituna_delivery_report *r, void *opaque) {
     failures *f = opaque;
     if (PyList_GET_SIZE(f->list) == 0) {
-        snprintf(f->first, sizeof f->first, "%s [%d]: %s (%s)", r->topic, (int)r->partition, r->errstr,
-                 r->error_name);
+        ituna_delivery_report_describe(r, f->first, sizeof f->first);
         f->code = r->err;
     }
     PyObject *rep = report_to_py(f->st, r, 1);
@@ -216,10 +215,9 @@ fail:
 /* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.
  * Returns ITUNA_OK, ITUNA_ERR_TIMEOUT, or -1 with a Python exception (signal). */
 static int producer_wait(ProducerObject *self, int timeout_ms) {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ituna_now_ns() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = ituna_deadline_ms(timeout_ms);
     for (;;) {
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         ituna_err err;
         Py_BEGIN_ALLOW_THREADS err = ituna_producer_flush(self->p, slice);
         Py_END_ALLOW_THREADS if (err != ITUNA_ERR_TIMEOUT) return err;

@@ -4,60 +4,52 @@
  * span's attribute, event, status and link methods. */
 #include "module.h"
 
-#include <strings.h>
 #include <structmember.h>
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* An enum given as an IntEnum/int in 0..n-1 or its name (any case). what names the
- * argument and hint lists the accepted names in messages. */
-static int parse_enum(PyObject *o, const char *const *names, int n, const char *what, const char *type,
-                      const char *hint, int *out) {
+/* An enum given as an IntEnum/int in 0..n-1 (*out set, returns 1) or its name (*name
+ * set, returns 0; the core reads it); -1 with TypeError for another type. */
+static int enum_arg(PyObject *o, int n, const char *what, const char *type, int *out, const char **name) {
     if (PyLong_Check(o) && !PyBool_Check(o)) {
         long k = PyLong_AsLong(o);
-        if (k >= 0 && k < n) {
-            *out = (int)k;
-            return 0;
-        }
         if (k == -1 && PyErr_Occurred()) return -1;
-    } else if (PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
-        if (!s) return -1;
-        for (int i = 0; i < n; i++)
-            if (strcasecmp(s, names[i]) == 0) {
-                *out = i;
-                return 0;
-            }
-    } else {
-        PyErr_Format(PyExc_TypeError, "%s must be an ituna.%s, int or str, not %.100s", what, type,
-                     Py_TYPE(o)->tp_name);
-        return -1;
+        *out = k >= 0 && k < n ? (int)k : -1;
+        *name = NULL;
+        return 1;
     }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R (%s)", what, o, hint);
+    if (PyUnicode_Check(o)) return (*name = PyUnicode_AsUTF8(o)) ? 0 : -1;
+    PyErr_Format(PyExc_TypeError, "%s must be an ituna.%s, int or str, not %.100s", what, type,
+                 Py_TYPE(o)->tp_name);
     return -1;
 }
 
 static int parse_kind(PyObject *o, ituna_span_kind *out) {
-    static const char *const names[] = {
-        "unspecified", "internal", "server", "client", "producer", "consumer"
-    };
-    if (!o || o == Py_None) {
-        *out = ITUNA_SPAN_KIND_INTERNAL;
-        return 0;
+    int k;
+    const char *name;
+    *out = ITUNA_SPAN_KIND_INTERNAL;
+    if (!o || o == Py_None) return 0;
+    switch (enum_arg(o, 6, "kind", "SpanKind", &k, &name)) {
+    case -1: return -1;
+    case 1: *out = (ituna_span_kind)k; break;
+    default: k = ituna_span_kind_from_name(name, out) == ITUNA_OK ? 0 : -1;
     }
-    int v;
-    if (parse_enum(o, names, 6, "kind", "SpanKind", "internal, server, client, producer, consumer", &v) < 0)
-        return -1;
-    *out = (ituna_span_kind)v;
-    return 0;
+    if (k >= 0) return 0;
+    PyErr_Format(PyExc_ValueError, "unknown kind %R (internal, server, client, producer, consumer)", o);
+    return -1;
 }
 
 static int parse_status(PyObject *o, ituna_status_code *out) {
-    static const char *const names[] = { "unset", "ok", "error" };
-    int v;
-    if (parse_enum(o, names, 3, "status", "StatusCode", "unset, ok, error", &v) < 0) return -1;
-    *out = (ituna_status_code)v;
-    return 0;
+    int k;
+    const char *name;
+    switch (enum_arg(o, 3, "status", "StatusCode", &k, &name)) {
+    case -1: return -1;
+    case 1: *out = (ituna_status_code)k; break;
+    default: k = ituna_status_code_from_name(name, out) == ITUNA_OK ? 0 : -1;
+    }
+    if (k >= 0) return 0;
+    PyErr_Format(PyExc_ValueError, "unknown status %R (unset, ok, error)", o);
+    return -1;
 }
 
 /* Nanoseconds since the epoch from an int (ns) or None (0 = now). */
@@ -505,47 +497,44 @@ static ituna_config *load_config(module_state *st, PyObject *schema, PyObject *p
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err = ITUNA_OK;
     PyObject *path_bytes = NULL, *schema_bytes = NULL, *seq = NULL;
+    const char **overrides = NULL;
     ituna_config *cfg = ituna_config_new();
     if (!cfg) return (ituna_config *)PyErr_NoMemory();
     if (schema != Py_None && !PyUnicode_FSConverter(schema, &schema_bytes)) goto fail;
-    err = ituna_config_add_schema_file(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL, errstr,
-                                       sizeof errstr);
-    if (err != ITUNA_OK) goto fail;
-    if (path != Py_None) {
-        if (!PyUnicode_FSConverter(path, &path_bytes)) goto fail;
-        err = ituna_config_load_file(cfg, PyBytes_AS_STRING(path_bytes), errstr, sizeof errstr);
-        /* a config file that cannot be opened is the caller's configuration error */
-        if (err == ITUNA_ERR_IO) err = ITUNA_ERR_CONFIG;
-        if (err != ITUNA_OK) goto fail;
+    if (path != Py_None && !PyUnicode_FSConverter(path, &path_bytes)) goto fail;
+    if (settings != Py_None &&
+        !(seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs")))
+        goto fail;
+    Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
+    if (!(overrides = PyMem_Calloc((size_t)n * 2 + 1, sizeof *overrides))) {
+        PyErr_NoMemory();
+        goto fail;
     }
-    if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
-    if (settings != Py_None) {
-        seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs");
-        if (!seq) goto fail;
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
-                PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
-                goto fail;
-            }
-            const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0));
-            const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1));
-            if (!k || !v) goto fail;
-            if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
+            PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
+            goto fail;
         }
+        if (!(overrides[2 * i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0))) ||
+            !(overrides[2 * i + 1] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1))))
+            goto fail;
     }
+    err = ituna_config_load_host(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL,
+                                 path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, env, overrides, errstr,
+                                 sizeof errstr);
+    if (err == ITUNA_OK) goto done;
+fail:
+    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
+    ituna_config_destroy(cfg);
+    cfg = NULL;
+done:
+    PyMem_Free(overrides);
     Py_XDECREF(path_bytes);
     Py_XDECREF(schema_bytes);
     Py_XDECREF(seq);
     return cfg;
-fail:
-    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
-    ituna_config_destroy(cfg);
-    Py_XDECREF(path_bytes);
-    Py_XDECREF(schema_bytes);
-    Py_XDECREF(seq);
-    return NULL;
 }
 
 static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
@@ -855,18 +844,15 @@ static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a)) {
     ituna_tracer_stats s;
     memset(&s, 0, sizeof s);
     ituna_tracer_get_stats(((TracerObject *)self)->tracer, &s);
-    return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "spans_started", (unsigned long long)s.spans_started,
-        "spans_not_sampled", (unsigned long long)s.spans_not_sampled, "spans_ended",
-        (unsigned long long)s.spans_ended, "spans_enqueued", (unsigned long long)s.spans_enqueued,
-        "spans_dropped", (unsigned long long)s.spans_dropped, "spans_exported",
-        (unsigned long long)s.spans_exported, "spans_export_failed",
-        (unsigned long long)s.spans_export_failed, "export_requests", (unsigned long long)s.export_requests,
-        "export_retries", (unsigned long long)s.export_retries, "export_partial_rejected",
-        (unsigned long long)s.export_partial_rejected, "attributes_dropped",
-        (unsigned long long)s.attributes_dropped, "attributes_truncated",
-        (unsigned long long)s.attributes_truncated, "events_dropped", (unsigned long long)s.events_dropped,
-        "links_dropped", (unsigned long long)s.links_dropped);
+    PyObject *d = PyDict_New();
+    uint64_t v;
+    const char *name;
+    for (size_t i = 0; d && (name = ituna_tracer_stats_field(&s, i, &v)); i++) {
+        PyObject *pv = PyLong_FromUnsignedLongLong(v);
+        if (!pv || PyDict_SetItemString(d, name, pv) < 0) Py_CLEAR(d);
+        Py_XDECREF(pv);
+    }
+    return d;
 }
 
 static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
