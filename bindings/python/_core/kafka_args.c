@@ -144,6 +144,39 @@ PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
     return Py_NewRef(self);
 }
 
+PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int (*close)(PyObject *op)) {
+    if (close(op) < 0) {
+        if (nargs < 2 || args[1] == Py_None) return NULL;
+        PyErr_WriteUnraisable(op);
+    }
+    Py_RETURN_FALSE;
+}
+
+void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core)) {
+    ClientObject *self = (ClientObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->weakreflist) PyObject_ClearWeakRefs(op);
+    if (before) before(op);
+    if (self->core) {
+        void *core = self->core;
+        self->core = NULL;
+        Py_BEGIN_ALLOW_THREADS destroy(core);
+        Py_END_ALLOW_THREADS
+    }
+    inquiry clear = (inquiry)PyType_GetSlot(tp, Py_tp_clear);
+    if (clear) clear(op);
+    Py_CLEAR(self->tracer);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+int client_traverse(PyObject *op, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(((ClientObject *)op)->tracer);
+    return 0;
+}
+
 PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k) {
     (void)a;
     (void)k;

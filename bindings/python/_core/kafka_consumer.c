@@ -10,12 +10,8 @@
 typedef struct MessageObject MessageObject;
 
 typedef struct {
-    PyObject_HEAD ituna_consumer *c;
-    PyObject *tracer;
+    CLIENT_HEAD
     MessageObject *pending; /* borrowed: the last message handed out, while unfinished */
-    PyObject *weakreflist;
-    int busy; /* a poll/finish runs without the GIL; guarded by the GIL */
-    int closed;
 } ConsumerObject;
 
 struct MessageObject {
@@ -370,11 +366,12 @@ static PyObject *consumer_commit(PyObject *op, PyObject *Py_UNUSED(a)) {
     Py_RETURN_NONE;
 }
 
+static int consumer_close_op(PyObject *op) {
+    return consumer_close_impl((ConsumerObject *)op);
+}
+
 static PyObject *consumer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)args;
-    (void)nargs;
-    if (consumer_close_impl((ConsumerObject *)self) < 0) return NULL;
-    Py_RETURN_FALSE;
+    return client_exit(self, args, nargs, consumer_close_op);
 }
 
 static PyObject *consumer_closed(PyObject *op, void *c) {
@@ -382,27 +379,13 @@ static PyObject *consumer_closed(PyObject *op, void *c) {
     return PyBool_FromLong(((ConsumerObject *)op)->closed);
 }
 
-static int consumer_traverse(PyObject *op, visitproc visit, void *arg) {
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((ConsumerObject *)op)->tracer);
-    return 0;
+static void consumer_destroy(void *c) {
+    ituna_consumer_destroy(c);
 }
 
+/* every Message holds a reference, so none is alive here */
 static void consumer_dealloc(PyObject *op) {
-    ConsumerObject *self = (ConsumerObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist) PyObject_ClearWeakRefs(op);
-    /* every Message holds a reference, so none is alive here */
-    if (self->c) {
-        ituna_consumer *c = self->c;
-        self->c = NULL;
-        Py_BEGIN_ALLOW_THREADS ituna_consumer_destroy(c);
-        Py_END_ALLOW_THREADS
-    }
-    Py_CLEAR(self->tracer);
-    tp->tp_free(op);
-    Py_DECREF(tp);
+    client_dealloc(op, NULL, consumer_destroy);
 }
 
 static PyMethodDef consumer_methods[] = {
@@ -463,7 +446,7 @@ static PyType_Slot consumer_slots[] = {
                  "dead_letter() is acknowledged when the next one is requested." },
     { Py_tp_new, consumer_new },
     { Py_tp_dealloc, consumer_dealloc },
-    { Py_tp_traverse, consumer_traverse },
+    { Py_tp_traverse, client_traverse },
     { Py_tp_iter, self_iter },
     { Py_tp_iternext, consumer_iternext },
     { Py_tp_methods, consumer_methods },

@@ -29,13 +29,8 @@ PyStructSequence_Desc DeliveryReport_desc = {
 /* ---- Producer ---------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD ituna_producer *p;
-    PyObject *tracer;
+    CLIENT_HEAD
     PyObject *on_delivery;
-    PyObject *weakreflist;
-    PyObject *failures; /* list of reports being collected for a DeliveryError */
-    int busy;           /* publishes running without the GIL; guarded by the GIL */
-    int closed;
 } ProducerObject;
 
 static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports) {
@@ -412,42 +407,33 @@ static ituna_err producer_close_core(ProducerObject *self, int timeout_ms) {
     return err;
 }
 
+/* Flush within timeout_ms (interruptibly), close; -1 with the failures raised. */
+static int producer_close_ms(PyObject *op, int ms) {
+    ProducerObject *self = (ProducerObject *)op;
+    if (!self->closed && self->p) {
+        uint64_t start = ituna_now_ns() / 1000000;
+        if (producer_wait(self, ms) == -1) return -1; /* interruptible part */
+        int left = ms - (int)(ituna_now_ns() / 1000000 - start);
+        producer_close_core(self, left < 0 ? 0 : left); /* undelivered ones are reported as failed */
+    }
+    return raise_failures(self);
+}
+
 static PyObject *producer_close(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("close", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
-    ProducerObject *self = (ProducerObject *)op;
     int ms = timeout_ms_from(a[0], 30000);
-    if (ms == -2) return NULL;
-    if (!self->closed && self->p) {
-        uint64_t start = ituna_now_ns() / 1000000;
-        int rc = producer_wait(self, ms); /* interruptible part */
-        if (rc == -1) return NULL;
-        int left = ms - (int)(ituna_now_ns() / 1000000 - start);
-        producer_close_core(self, left < 0 ? 0 : left); /* undelivered ones are reported as failed */
-    }
-    if (raise_failures(self) < 0) return NULL;
+    if (ms == -2 || producer_close_ms(op, ms) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
+static int producer_close_default(PyObject *op) {
+    return producer_close_ms(op, 30000);
+}
+
 static PyObject *producer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *r = producer_close(self, NULL, 0, NULL);
-    if (!r) {
-        /* an exception already on its way out wins; ours is chained as context */
-        if (nargs >= 2 && args[1] != Py_None) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            PyErr_NormalizeException(&t, &v, &tb);
-            PyErr_WriteUnraisable(self);
-            Py_XDECREF(t);
-            Py_XDECREF(v);
-            Py_XDECREF(tb);
-            Py_RETURN_FALSE;
-        }
-        return NULL;
-    }
-    Py_DECREF(r);
-    Py_RETURN_FALSE;
+    return client_exit(self, args, nargs, producer_close_default);
 }
 
 static PyObject *producer_in_flight(PyObject *op, void *c) {
@@ -462,11 +448,8 @@ static PyObject *producer_closed(PyObject *op, void *c) {
 }
 
 static int producer_traverse(PyObject *op, visitproc visit, void *arg) {
-    ProducerObject *self = (ProducerObject *)op;
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(self->on_delivery);
-    Py_VISIT(self->tracer);
-    return 0;
+    Py_VISIT(((ProducerObject *)op)->on_delivery);
+    return client_traverse(op, visit, arg);
 }
 
 /* Breaks cycles through the callback (a closure holding the producer). The C
@@ -476,25 +459,20 @@ static int producer_clear(PyObject *op) {
     return 0;
 }
 
-static void producer_dealloc(PyObject *op) {
+/* Not closed by the program: deliver what we can; failures are logged and counted
+ * by the core, or reach on_delivery. */
+static void producer_before_destroy(PyObject *op) {
     ProducerObject *self = (ProducerObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist) PyObject_ClearWeakRefs(op);
-    if (self->p) {
-        /* not closed by the program: deliver what we can; failures are logged and
-         * counted by the core, or reach on_delivery */
-        if (!self->closed && producer_close_core(self, 10000) != ITUNA_OK)
-            ituna_log(ITUNA_LOG_ERROR, "ituna.Producer collected with undelivered messages");
-        ituna_producer *p = self->p;
-        self->p = NULL;
-        Py_BEGIN_ALLOW_THREADS ituna_producer_destroy(p, 0);
-        Py_END_ALLOW_THREADS
-    }
-    Py_CLEAR(self->on_delivery);
-    Py_CLEAR(self->tracer);
-    tp->tp_free(op);
-    Py_DECREF(tp);
+    if (self->p && !self->closed && producer_close_core(self, 10000) != ITUNA_OK)
+        ituna_log(ITUNA_LOG_ERROR, "ituna.Producer collected with undelivered messages");
+}
+
+static void producer_destroy(void *p) {
+    ituna_producer_destroy(p, 0);
+}
+
+static void producer_dealloc(PyObject *op) {
+    client_dealloc(op, producer_before_destroy, producer_destroy);
 }
 
 static PyMethodDef producer_methods[] = {

@@ -206,6 +206,27 @@ PyObject *resolve_tracer(module_state *st, PyObject *t);
 /* Remember an open client so ituna.shutdown()/exit can close it. Steals o; NULL on error. */
 PyObject *track_live(module_state *st, PyObject *o);
 PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a));
+/* The fields a Producer and a Consumer start with. */
+#define CLIENT_HEAD                                                                                          \
+    PyObject_HEAD union { /* the C client; NULL once destroyed */                                            \
+        void *core;                                                                                          \
+        ituna_producer *p;                                                                                   \
+        ituna_consumer *c;                                                                                   \
+    };                                                                                                       \
+    PyObject *tracer;                                                                                        \
+    PyObject *weakreflist;                                                                                   \
+    int busy; /* calls running without the GIL; guarded by the GIL */                                        \
+    int closed;
+typedef struct {
+    CLIENT_HEAD
+} ClientObject;
+/* __exit__ of a client: close(op); an exception already on its way out wins, and
+ * one close raised is printed (sys.unraisablehook). */
+PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int (*close)(PyObject *op));
+/* tp_dealloc of a client: untracked, weak references cleared, before(op) run (it may
+ * call Python), destroy(core) run without the GIL, tp_clear and the tracer released. */
+void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core));
+int client_traverse(PyObject *op, visitproc visit, void *arg);
 PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k);
 #define SLICE_MS 100 /* blocking calls run in slices of this many ms so Ctrl-C is seen */
 
