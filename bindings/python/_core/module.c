@@ -170,44 +170,7 @@ static PyObject *py_set_log_level(PyObject *m, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* Close every open Producer and Consumer; returns the exceptions raised (never raises
- * them, so one failure does not keep the others open). */
-static PyObject *py_close_all(PyObject *m, PyObject *timeout) {
-    module_state *st = state_of_module(m);
-    PyObject *objs = PySequence_List(st->live);
-    if (!objs) return NULL;
-    PyObject *errors = PyList_New(0);
-    if (!errors) {
-        Py_DECREF(objs);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objs); i++) {
-        PyObject *o = PyList_GET_ITEM(objs, i);
-        PyObject *r = PyObject_IsInstance(o, (PyObject *)st->ProducerType) == 1
-                          ? PyObject_CallMethod(o, "close", "O", timeout)
-                          : PyObject_CallMethod(o, "close", NULL);
-        if (r) {
-            Py_DECREF(r);
-            continue;
-        }
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyErr_NormalizeException(&t, &v, &tb);
-        if (tb && v) PyException_SetTraceback(v, tb);
-        int rc = v ? PyList_Append(errors, v) : 0;
-        Py_XDECREF(t);
-        Py_XDECREF(v);
-        Py_XDECREF(tb);
-        if (rc < 0) break;
-    }
-    Py_DECREF(objs);
-    return errors;
-}
-
 static PyMethodDef module_methods[] = {
-    { "close_all", py_close_all, METH_O,
-      "close_all($module, timeout, /)\n--\n\n"
-      "close_all(timeout) -> list of exceptions: close every open Producer and Consumer." },
     { "version", py_version, METH_NOARGS,
       "version($module, /)\n--\n\n"
       "version() -> str: the C core's version string." },
@@ -270,11 +233,10 @@ static PyMethodDef module_methods[] = {
       "traceparent_parse($module, value, /)\n--\n\n"
       "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
       "ituna.ConfigError (a ValueError) carrying the reason." },
-    { "config_values", (PyCFunction)(void (*)(void))py_config_values, METH_VARARGS | METH_KEYWORDS,
-      "config_values($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
-      "config_values(...) -> {section: {key: value}}: a configuration loaded as ituna.init() loads it\n"
-      "(schema, file, environment, settings; errors raise ConfigError), every known key with its value\n"
-      "or default." },
+    { "config_entries", (PyCFunction)(void (*)(void))py_config_entries, METH_VARARGS | METH_KEYWORDS,
+      "config_entries($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
+      "config_entries(...) -> [(section, key, value or None)]: a configuration loaded as ituna.init()\n"
+      "loads it (errors raise ConfigError): every known key, then the keys set in open sections." },
     { "start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
       METH_VARARGS | METH_KEYWORDS,
       "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
@@ -372,7 +334,7 @@ static int module_exec(PyObject *m) {
     if (!weakref) return -1;
     st->live = PyObject_CallMethod(weakref, "WeakSet", NULL);
     Py_DECREF(weakref);
-    if (!st->live) return -1;
+    if (!st->live || PyModule_AddObjectRef(m, "live_clients", st->live) < 0) return -1;
     st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
     if (!st->json_kw) return -1;
 

@@ -239,6 +239,6 @@ extern PyStructSequence_Desc DeliveryReport_desc;
 PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
 /* The core message of a Message still being handled, else NULL (no exception). */
 ituna_message *message_core(PyObject *o);
-PyObject *py_config_values(PyObject *m, PyObject *args, PyObject *kw); /* span.c */
+PyObject *py_config_entries(PyObject *m, PyObject *args, PyObject *kw); /* span.c */
 
 #endif

@@ -116,7 +116,8 @@ done:
 
 /* ---- Span ----------------------------------------------------------------------- */
 
-void span_detach(SpanObject *s) {
+/* Keep the ids for .context, end the span at end_time (0: now) unless borrowed. */
+static void span_detach_at(SpanObject *s, uint64_t end_time) {
     if (!s->span) return;
     const ituna_span_context *c = ituna_span_get_context(s->span);
     memcpy(s->trace_id, c->trace_id, 16);
@@ -127,8 +128,12 @@ void span_detach(SpanObject *s) {
         s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
         if (!s->tracestate) PyErr_Clear(); /* out of memory: the context loses only its tracestate */
     }
-    if (!s->borrowed) ituna_span_end(s->span, 0);
+    if (!s->borrowed) ituna_span_end(s->span, end_time);
     s->span = NULL;
+}
+
+void span_detach(SpanObject *s) {
+    span_detach_at(s, 0);
 }
 
 static SpanObject *span_alloc(PyTypeObject *tp, ituna_span *span, PyObject *tracer, int borrowed) {
@@ -220,20 +225,7 @@ static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t narg
     SpanObject *s = span_target(self);
     uint64_t t;
     if (parse_time_ns(a[0], &t, "end_time") < 0) return NULL;
-    if (s->span && !s->borrowed) {
-        const ituna_span_context *c = ituna_span_get_context(s->span);
-        ituna_span *sp = s->span;
-        memcpy(s->trace_id, c->trace_id, 16);
-        memcpy(s->span_id, c->span_id, 8);
-        s->trace_flags = c->trace_flags;
-        if (c->tracestate_len && !s->tracestate) {
-            s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
-            if (!s->tracestate) PyErr_Clear();
-        }
-        s->span = NULL;
-        s->recording = 0;
-        ituna_span_end(sp, t);
-    }
+    if (s->span && !s->borrowed) span_detach_at(s, t);
     Py_RETURN_NONE; /* ending twice, or a message's span, is a no-op */
 }
 
@@ -568,49 +560,27 @@ done:
     return res;
 }
 
-/* {section: {key: value}} of every known key's value (set, else default) and every
- * key set in an open section, from a configuration loaded as ituna.init() would. */
-PyObject *py_config_values(PyObject *module, PyObject *args, PyObject *kw) {
+/* [(section, key, value or None)] of the effective configuration (every known key,
+ * then the keys set in open sections), loaded as ituna.init() would. */
+PyObject *py_config_entries(PyObject *module, PyObject *args, PyObject *kw) {
     static char *kwlist[] = { "config", "schema", "env", "settings", NULL };
     PyObject *path = Py_None, *schema = Py_None, *settings = Py_None;
     int env = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_values", kwlist, &path, &schema, &env,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_entries", kwlist, &path, &schema, &env,
                                      &settings))
         return NULL;
     ituna_config *cfg = load_config(state_of_module(module), schema, path, env, settings);
     if (!cfg) return NULL;
-    PyObject *out = PyDict_New();
-    size_t it = 0;
+    PyObject *out = PyList_New(0);
+    size_t it[3] = { 0, 0, 0 };
     const char *sec, *key, *val;
-    while (out && ituna_config_next_known(cfg, &it, &sec, &key, &val)) {
-        PyObject *d = PyDict_GetItemString(out, sec); /* borrowed */
-        if (!d) {
-            d = PyDict_New();
-            if (!d || PyDict_SetItemString(out, sec, d) < 0) Py_CLEAR(out);
-            Py_XDECREF(d);
-            if (!out) break;
-        }
-        if (!val) continue;
+    while (out && ituna_config_next_effective(cfg, it, &sec, &key, &val)) {
         /* surrogateescape: a value that is not UTF-8 reaches the caller, who can name it */
-        PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "surrogateescape");
-        if (!pv || PyDict_SetItemString(d, key, pv) < 0) Py_CLEAR(out);
-        Py_XDECREF(pv);
-    }
-    static const char *const open_sections[] = { "kafka", "resource" };
-    for (size_t i = 0; out && i < 2; i++) {
-        size_t j = 0;
-        const char *k, *v;
-        while (out && ituna_config_next(cfg, open_sections[i], &j, &k, &v)) {
-            PyObject *d = PyDict_GetItemString(out, open_sections[i]); /* borrowed */
-            if (!d) {
-                if (!(d = PyDict_New()) || PyDict_SetItemString(out, open_sections[i], d) < 0) Py_CLEAR(out);
-                Py_XDECREF(d);
-                if (!out) break;
-            }
-            PyObject *pv = PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "surrogateescape");
-            if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(out);
-            Py_XDECREF(pv);
-        }
+        PyObject *pv =
+            val ? PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "surrogateescape") : Py_NewRef(Py_None);
+        PyObject *t = pv ? Py_BuildValue("(ssN)", sec, key, pv) : NULL;
+        if (!t || PyList_Append(out, t) < 0) Py_CLEAR(out);
+        Py_XDECREF(t);
     }
     ituna_config_destroy(cfg);
     return out;
@@ -855,30 +825,28 @@ static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a)) {
     return d;
 }
 
-static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                                   PyObject *kwnames) {
+/* config_get/config_value(section, key, default=None) with the core's lookup. */
+static PyObject *config_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                               const char *fname,
+                               const char *(*lookup)(const ituna_config *, const char *, const char *)) {
     static const char *const names[] = { "section", "key", "default" };
     PyObject *a[3];
-    if (fast_args("config_get", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
-    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_get(section, key, default=None)");
+    if (fast_args(fname, args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "%s(section, key, default=None)", fname);
     const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
     if (!key) return NULL;
-    const char *v = ituna_config_get(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
-    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
-    return PyUnicode_FromString(v);
+    const char *v = lookup(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
+    return v ? PyUnicode_FromString(v) : Py_NewRef(a[2] ? a[2] : Py_None);
+}
+
+static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames) {
+    return config_lookup(self, args, nargs, kwnames, "config_get", ituna_config_get);
 }
 
 static PyObject *tracer_config_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames) {
-    static const char *const names[] = { "section", "key", "default" };
-    PyObject *a[3];
-    if (fast_args("config_value", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
-    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_value(section, key, default=None)");
-    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
-    if (!key) return NULL;
-    const char *v = ituna_config_value(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
-    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
-    return PyUnicode_FromString(v);
+    return config_lookup(self, args, nargs, kwnames, "config_value", ituna_config_value);
 }
 
 static PyObject *tracer_config_section(PyObject *self, PyObject *arg) {
