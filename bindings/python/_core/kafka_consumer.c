@@ -96,16 +96,10 @@ static PyObject *message_from(ConsumerObject *c, ituna_message *m) {
             hk = "";
             hv = NULL;
         }
+        /* y# of a NULL pointer (a null header value) is None */
         PyObject *t = Py_BuildValue("(Ny#)", PyUnicode_DecodeUTF8(hk, (Py_ssize_t)strlen(hk), "replace"),
                                     (const char *)hv, (Py_ssize_t)(hv ? hl : 0));
         if (!t) goto fail;
-        if (!hv) { /* a null header value */
-            PyObject *k2 = Py_NewRef(PyTuple_GET_ITEM(t, 0));
-            Py_DECREF(t);
-            t = PyTuple_Pack(2, k2, Py_None);
-            Py_DECREF(k2);
-            if (!t) goto fail;
-        }
         PyList_SET_ITEM(o->headers, (Py_ssize_t)i, t);
     }
     c->pending = o;

@@ -263,12 +263,21 @@ static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec) {
     return PyModule_AddType(m, *slot);
 }
 
-static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bases, const char *doc) {
-    char full[64];
-    snprintf(full, sizeof full, "ituna.%s", name);
-    *slot = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
-    if (!*slot) return -1;
-    return PyModule_AddObjectRef(m, name, *slot);
+/* The exceptions, defined in ituna/_errors.py, as module attributes and in st. */
+static int add_exceptions(PyObject *m, module_state *st) {
+    PyObject **const slots[] = { &st->Error,        &st->ConfigError,   &st->KafkaError,
+                                 &st->TimeoutError, &st->DeliveryError, &st->MalformedPayload,
+                                 &st->StateError };
+    static const char *const names[] = { "Error",         "ConfigError",      "KafkaError", "TimeoutError",
+                                         "DeliveryError", "MalformedPayload", "StateError" };
+    PyObject *mod = PyImport_ImportModule("ituna._errors");
+    int rc = mod ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++)
+        if (!(*slots[i] = PyObject_GetAttrString(mod, names[i])) ||
+            PyModule_AddObjectRef(m, names[i], *slots[i]) < 0)
+            rc = -1;
+    Py_XDECREF(mod);
+    return rc;
 }
 
 static int module_exec(PyObject *m) {
@@ -283,88 +292,33 @@ static int module_exec(PyObject *m) {
     st->DeliveryReportType = PyStructSequence_NewType(&DeliveryReport_desc);
     if (!st->DeliveryReportType || PyModule_AddType(m, st->DeliveryReportType) < 0) return -1;
 
-    if (add_exc(
-            m, &st->Error, "Error", NULL,
-            "Base of every ituna exception; .code is the core's ituna_err number and .name its enum name.") <
-        0)
-        return -1;
-    PyObject *b = PyTuple_Pack(2, st->Error, PyExc_ValueError);
-    int rc = b ? add_exc(m, &st->ConfigError, "ConfigError", b,
-                         "Unknown configuration key, bad value or unparsable input.")
-               : -1;
-    Py_XDECREF(b);
-    if (rc < 0) return -1;
-    if (add_exc(m, &st->KafkaError, "KafkaError", st->Error,
-                "An error reported by librdkafka or the broker.") < 0)
-        return -1;
-    b = PyTuple_Pack(2, st->Error, PyExc_TimeoutError);
-    rc = b ? add_exc(m, &st->TimeoutError, "TimeoutError", b,
-                     "A wait ran out of time (also a builtin TimeoutError).")
-           : -1;
-    Py_XDECREF(b);
-    if (rc < 0) return -1;
-    if (add_exc(m, &st->DeliveryError, "DeliveryError", st->KafkaError,
-                "Published messages were not delivered; .reports lists their DeliveryReports.") < 0)
-        return -1;
-    if (add_exc(m, &st->MalformedPayload, "MalformedPayload", st->Error,
-                "Raise inside `with message:` to send the message to the dead-letter topic\n"
-                "(<topic>.dlq) with str(exc) as the reason; the exception is then swallowed.") < 0)
-        return -1;
-    if (add_exc(m, &st->StateError, "StateError", st->Error,
-                "The object is closed or in the wrong state for the call.") < 0)
-        return -1;
+    if (add_exceptions(m, st) < 0) return -1;
 
     st->current_msg = PyContextVar_New("ituna.current_message", NULL);
     if (!st->current_msg) return -1;
     st->current = PyContextVar_New("ituna.current_span", NULL);
     if (!st->current || PyModule_AddObjectRef(m, "current_var", st->current) < 0) return -1;
 
-    PyObject *json = PyImport_ImportModule("json");
-    if (!json) return -1;
-    st->json_dumps = PyObject_GetAttrString(json, "dumps");
-    st->json_loads = PyObject_GetAttrString(json, "loads");
-    Py_DECREF(json);
-    if (!st->json_dumps || !st->json_loads) return -1;
-    PyObject *tb = PyImport_ImportModule("traceback");
-    if (!tb) return -1;
-    st->format_exception = PyObject_GetAttrString(tb, "format_exception");
-    Py_DECREF(tb);
-    if (!st->format_exception) return -1;
     PyObject *weakref = PyImport_ImportModule("_weakrefset");
     if (!weakref) return -1;
     st->live = PyObject_CallMethod(weakref, "WeakSet", NULL);
     Py_DECREF(weakref);
     if (!st->live || PyModule_AddObjectRef(m, "live_clients", st->live) < 0) return -1;
-    st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
-    if (!st->json_kw) return -1;
-
+    PyObject *sup = PyImport_ImportModule("ituna._support");
+    if (!sup) return -1;
+    st->json_encode = PyObject_GetAttrString(sup, "encode");
+    st->json_loads = PyObject_GetAttrString(sup, "loads");
+    st->fast_loads = PyObject_GetAttrString(sup, "fast_loads");
+    st->format_exception = PyObject_GetAttrString(sup, "format_exception");
+    Py_DECREF(sup);
+    if (!st->json_encode || !st->json_loads || !st->fast_loads || !st->format_exception) return -1;
+    if (st->fast_loads == Py_None) Py_CLEAR(st->fast_loads);
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
     st->str_baggage = PyUnicode_InternFromString("baggage");
     if (!st->str_traceparent || !st->str_tracestate || !st->str_baggage) return -1;
     st->empty_tuple = PyTuple_New(0);
     if (!st->empty_tuple) return -1;
-    json = PyImport_ImportModule("json");
-    if (!json) return -1;
-    PyObject *encoder_type = PyObject_GetAttrString(json, "JSONEncoder");
-    Py_DECREF(json);
-    if (!encoder_type) return -1;
-    PyObject *encoder = PyObject_Call(encoder_type, st->empty_tuple, st->json_kw);
-    Py_DECREF(encoder_type);
-    if (!encoder) return -1;
-    st->json_encode = PyObject_GetAttrString(encoder, "encode");
-    Py_DECREF(encoder);
-    if (!st->json_encode) return -1;
-    PyObject *orjson = PyImport_ImportModule("orjson");
-    if (orjson) {
-        st->fast_loads = PyObject_GetAttrString(orjson, "loads");
-        Py_DECREF(orjson);
-        if (!st->fast_loads) return -1;
-    } else if (PyErr_ExceptionMatches(PyExc_ImportError)) {
-        PyErr_Clear(); /* json.loads alone */
-    } else {
-        return -1;
-    }
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
     /* the librdkafka actually loaded (a wheel links its own; a source build the system's) */
@@ -392,11 +346,9 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->current);
     Py_VISIT(st->current_msg);
     Py_VISIT(st->default_tracer);
-    Py_VISIT(st->json_dumps);
     Py_VISIT(st->json_loads);
     Py_VISIT(st->fast_loads);
     Py_VISIT(st->format_exception);
-    Py_VISIT(st->json_kw);
     Py_VISIT(st->json_encode);
     Py_VISIT(st->live);
     Py_VISIT(st->otel_cv);
@@ -432,11 +384,9 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->current);
     Py_CLEAR(st->current_msg);
     Py_CLEAR(st->default_tracer);
-    Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->fast_loads);
     Py_CLEAR(st->format_exception);
-    Py_CLEAR(st->json_kw);
     Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);

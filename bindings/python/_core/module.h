@@ -35,14 +35,12 @@ typedef struct {
     PyObject *current_msg;
     /* the tracer set by ituna.init() (a Tracer) or NULL */
     PyObject *default_tracer;
-    /* json.dumps / json.loads, traceback.format_exception */
-    PyObject *json_dumps;
+    /* from ituna/_support.py: json.loads, orjson.loads, traceback.format_exception */
     PyObject *json_loads;
     PyObject *fast_loads; /* orjson.loads when installed (ituna's dependency), else NULL */
     PyObject *format_exception;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
-    PyObject *json_kw;     /* {"separators": (",", ":")} for compact payloads */
-    PyObject *json_encode; /* json.JSONEncoder(**json_kw).encode: dumps(v, **kw) builds an encoder per call */
+    PyObject *json_encode; /* a compact json.JSONEncoder's encode */
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
