@@ -1,4 +1,4 @@
-/* kafka_producer.c - ituna.Producer and ituna.DeliveryReport over the core's
+/* kafka_producer.c - ituna.Producer (its DeliveryReport is ituna/_support.py's) over the core's
  * producer: reports are served on the calling thread (publish, flush, close), so
  * on_delivery runs where the GIL is; failures are kept and attributed by the core
  * and only turned into DeliveryError here. Blocking calls run without the GIL, in
@@ -7,25 +7,6 @@
 
 #include <structmember.h>
 
-/* ---- DeliveryReport ---------------------------------------------------------------- */
-
-static PyStructSequence_Field dr_fields[] = {
-    { "topic", "topic the message was published to" },
-    { "partition", "partition (-1 if unknown)" },
-    { "offset", "offset in the partition, -1 on failure" },
-    { "error", "None on success, else an ituna.DeliveryError" },
-    { "context", "SpanContext of the PRODUCER span" },
-    { NULL, NULL },
-};
-
-PyStructSequence_Desc DeliveryReport_desc = {
-    "ituna.DeliveryReport",
-    "Outcome of one published message, passed to Producer(on_delivery=...) and listed in\n"
-    "DeliveryError.reports.",
-    dr_fields,
-    5,
-};
-
 /* ---- Producer ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -33,55 +14,19 @@ typedef struct {
     PyObject *on_delivery;
 } ProducerObject;
 
-static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports) {
-    PyObject *exc = PyObject_CallFunction(st->DeliveryError, "s", msg);
-    if (!exc) return NULL;
-    PyObject *c = PyLong_FromLong(code);
-    PyObject *n = PyUnicode_FromString(ituna_err2name(code));
-    int rc = (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
-              PyObject_SetAttrString(exc, "name", n) == 0 &&
-              PyObject_SetAttrString(exc, "reports", reports ? reports : Py_None) == 0)
-                 ? 0
-                 : -1;
-    Py_XDECREF(c);
-    Py_XDECREF(n);
-    if (rc < 0) Py_CLEAR(exc);
-    return exc;
-}
-
-static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, int with_error) {
-    PyObject *rep = PyStructSequence_New(st->DeliveryReportType);
-    if (!rep) return NULL;
-    PyObject *err = Py_NewRef(Py_None);
-    if (with_error && r->err != ITUNA_OK) {
-        char msg[700], what[600];
-        snprintf(msg, sizeof msg, "delivery failed: %s",
-                 ituna_delivery_report_describe(r, what, sizeof what));
-        Py_DECREF(err);
-        err = make_delivery_error(st, msg, r->err, NULL);
-        PyObject *ename = err ? PyUnicode_FromString(r->error_name) : NULL;
-        if (!ename || PyObject_SetAttrString(err, "error_name", ename) < 0) Py_CLEAR(err);
-        Py_XDECREF(ename);
-    }
-    PyObject *ctx = context_new(st, &r->span);
+/* A DeliveryReport of r, built by ituna/_support.py (with a DeliveryError when it failed). */
+static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r) {
+    char what[600] = "";
+    if (r->err != ITUNA_OK) ituna_delivery_report_describe(r, what, sizeof what);
     PyObject *topic = PyUnicode_DecodeUTF8(r->topic, (Py_ssize_t)strlen(r->topic), "replace");
-    PyObject *part = PyLong_FromLong(r->partition);
-    PyObject *off = PyLong_FromLongLong(r->offset);
-    if (!err || !ctx || !topic || !part || !off) {
-        Py_XDECREF(err);
-        Py_XDECREF(ctx);
+    PyObject *ctx = topic ? context_new(st, &r->span) : NULL;
+    if (!ctx) {
         Py_XDECREF(topic);
-        Py_XDECREF(part);
-        Py_XDECREF(off);
-        Py_DECREF(rep);
         return NULL;
     }
-    PyStructSequence_SetItem(rep, 0, topic);
-    PyStructSequence_SetItem(rep, 1, part);
-    PyStructSequence_SetItem(rep, 2, off);
-    PyStructSequence_SetItem(rep, 3, err);
-    PyStructSequence_SetItem(rep, 4, ctx);
-    return rep;
+    return PyObject_CallFunction(st->delivery_report, "NiLisssN", topic, (int)r->partition,
+                                 (long long)r->offset, (int)r->err, ituna_err2name(r->err),
+                                 r->error_name ? r->error_name : "", what, ctx);
 }
 
 /* Runs on the producer's delivery thread (or a thread inside flush/close). */
@@ -92,7 +37,7 @@ static void on_delivery_cb(const ituna_delivery_report *r, void *opaque) {
     /* re-read under the GIL: the garbage collector may have cleared it */
     PyObject *cb = self->on_delivery ? Py_NewRef(self->on_delivery) : NULL;
     if (cb) {
-        PyObject *rep = report_to_py(state_of_type(Py_TYPE(self)), r, 1);
+        PyObject *rep = report_to_py(state_of_type(Py_TYPE(self)), r);
         PyObject *res = rep ? PyObject_CallOneArg(cb, rep) : NULL;
         if (!res) PyErr_WriteUnraisable(cb); /* printed with its traceback */
         Py_XDECREF(res);
@@ -115,7 +60,7 @@ static void collect_failure(const ituna_delivery_report *r, void *opaque) {
         ituna_delivery_report_describe(r, f->first, sizeof f->first);
         f->code = r->err;
     }
-    PyObject *rep = report_to_py(f->st, r, 1);
+    PyObject *rep = report_to_py(f->st, r);
     if (!rep || PyList_Append(f->list, rep) < 0) PyErr_Clear();
     Py_XDECREF(rep);
 }
@@ -141,9 +86,8 @@ static int raise_failures(ProducerObject *self) {
     if (!f.list) return -1;
     size_t n = ituna_producer_take_failures(self->p, current_message(st), collect_failure, &f);
     if (n) {
-        char msg[800];
-        snprintf(msg, sizeof msg, "%zu message(s) not delivered; first: %s", n, f.first);
-        PyObject *exc = make_delivery_error(st, msg, f.code, f.list);
+        PyObject *exc = PyObject_CallFunction(st->delivery_failed, "nsisO", (Py_ssize_t)n, f.first,
+                                              (int)f.code, ituna_err2name(f.code), f.list);
         if (exc) {
             PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
             Py_DECREF(exc);

@@ -289,8 +289,6 @@ static int module_exec(PyObject *m) {
     if (add_type(m, &st->ConsumerType, &Consumer_spec) < 0) return -1;
     if (add_type(m, &st->MessageType, &Message_spec) < 0) return -1;
     if (add_type(m, &st->BrokerType, &Broker_spec) < 0) return -1;
-    st->DeliveryReportType = PyStructSequence_NewType(&DeliveryReport_desc);
-    if (!st->DeliveryReportType || PyModule_AddType(m, st->DeliveryReportType) < 0) return -1;
 
     if (add_exceptions(m, st) < 0) return -1;
 
@@ -310,8 +308,15 @@ static int module_exec(PyObject *m) {
     st->json_loads = PyObject_GetAttrString(sup, "loads");
     st->fast_loads = PyObject_GetAttrString(sup, "fast_loads");
     st->format_exception = PyObject_GetAttrString(sup, "format_exception");
+    st->delivery_report = PyObject_GetAttrString(sup, "delivery_report");
+    st->delivery_failed = PyObject_GetAttrString(sup, "delivery_failed");
+    PyObject *report_type = PyObject_GetAttrString(sup, "DeliveryReport");
     Py_DECREF(sup);
-    if (!st->json_encode || !st->json_loads || !st->fast_loads || !st->format_exception) return -1;
+    int rc = report_type ? PyModule_AddObjectRef(m, "DeliveryReport", report_type) : -1;
+    Py_XDECREF(report_type);
+    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->format_exception ||
+        !st->delivery_report || !st->delivery_failed)
+        return -1;
     if (st->fast_loads == Py_None) Py_CLEAR(st->fast_loads);
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
@@ -335,7 +340,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->ConsumerType);
     Py_VISIT(st->MessageType);
     Py_VISIT(st->BrokerType);
-    Py_VISIT(st->DeliveryReportType);
+    Py_VISIT(st->delivery_report);
+    Py_VISIT(st->delivery_failed);
     Py_VISIT(st->Error);
     Py_VISIT(st->ConfigError);
     Py_VISIT(st->KafkaError);
@@ -373,7 +379,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->ConsumerType);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->BrokerType);
-    Py_CLEAR(st->DeliveryReportType);
+    Py_CLEAR(st->delivery_report);
+    Py_CLEAR(st->delivery_failed);
     Py_CLEAR(st->Error);
     Py_CLEAR(st->ConfigError);
     Py_CLEAR(st->KafkaError);

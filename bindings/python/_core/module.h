@@ -20,7 +20,6 @@ typedef struct {
     PyTypeObject *ConsumerType;
     PyTypeObject *MessageType;
     PyTypeObject *BrokerType;
-    PyTypeObject *DeliveryReportType;
     /* exceptions: Error is the base of all others */
     PyObject *Error;
     PyObject *ConfigError;
@@ -41,6 +40,7 @@ typedef struct {
     PyObject *format_exception;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_encode; /* a compact json.JSONEncoder's encode */
+    PyObject *delivery_report, *delivery_failed; /* ituna/_support.py's DeliveryReport and DeliveryError */
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
@@ -233,7 +233,6 @@ extern PyType_Spec Producer_spec;
 extern PyType_Spec Consumer_spec;
 extern PyType_Spec Message_spec;
 extern PyType_Spec Broker_spec;
-extern PyStructSequence_Desc DeliveryReport_desc;
 PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
 /* The core message of a Message still being handled, else NULL (no exception). */
 ituna_message *message_core(PyObject *o);

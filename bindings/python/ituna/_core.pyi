@@ -4,9 +4,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from types import TracebackType
 import builtins
-from typing import (Any, Callable, ClassVar, Final, Iterator, Literal, final, Mapping, MutableMapping, Optional,
+from typing import (Any, NamedTuple, Callable, ClassVar, Final, Iterator, Literal, final, Mapping, MutableMapping, Optional,
                     Sequence, Tuple, Union, overload)
-from _typeshed import structseq
 from typing_extensions import disjoint_base
 
 # Constructors are written as __new__: the C types take their arguments in tp_new.
@@ -102,19 +101,13 @@ class Tracer:
     def service_name(self) -> str: ...
 
 @final
-class DeliveryReport(structseq[Any], Tuple[str, int, int, Optional[DeliveryError], SpanContext]):
+class DeliveryReport(NamedTuple):
     """Outcome of one published message."""
-    __match_args__: Final = ("topic", "partition", "offset", "error", "context")
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def error(self) -> Optional[DeliveryError]: ...
-    @property
-    def context(self) -> SpanContext: ...
+    topic: str
+    partition: int
+    offset: int
+    error: Optional[DeliveryError]
+    context: SpanContext
 
 @final
 class Producer:
