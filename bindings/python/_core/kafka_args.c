@@ -171,6 +171,16 @@ void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(
     Py_DECREF(tp);
 }
 
+PyObject *client_closed(PyObject *op, void *c) {
+    (void)c;
+    return PyBool_FromLong(((ClientObject *)op)->closed);
+}
+
+PyMemberDef client_members[] = {
+    { "__weaklistoffset__", T_PYSSIZET, offsetof(ClientObject, weakreflist), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL },
+};
+
 int client_traverse(PyObject *op, visitproc visit, void *arg) {
     Py_VISIT(Py_TYPE(op));
     Py_VISIT(((ClientObject *)op)->tracer);

@@ -5,8 +5,6 @@
  * Ctrl-C is seen. */
 #include "module.h"
 
-#include <structmember.h>
-
 typedef struct MessageObject MessageObject;
 
 typedef struct {
@@ -368,11 +366,6 @@ static PyObject *consumer_exit(PyObject *self, PyObject *const *args, Py_ssize_t
     return client_exit(self, args, nargs, consumer_close_op);
 }
 
-static PyObject *consumer_closed(PyObject *op, void *c) {
-    (void)c;
-    return PyBool_FromLong(((ConsumerObject *)op)->closed);
-}
-
 static void consumer_destroy(void *c) {
     ituna_consumer_destroy(c);
 }
@@ -402,27 +395,17 @@ static PyMethodDef consumer_methods[] = {
       "close($self, /)\n--\n\n"
       "close(): commit finished messages, leave the group and close. An unfinished message is\n"
       "not committed (it is redelivered). Idempotent; later polls raise ituna.StateError." },
-    { "__enter__", self_enter, METH_NOARGS,
-      "__enter__($self, /)\n--\n\n"
-      "Return the consumer." },
-    { "__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL,
-      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-      "close() the consumer." },
+    CLIENT_WITH_METHODS(consumer_exit),
     { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef consumer_getset[] = {
-    { "closed", consumer_closed, NULL, "True after close().", NULL },
+    { "closed", client_closed, NULL, "True after close().", NULL },
     { "assignment_count", consumer_assignment_count, NULL,
       "Partitions currently assigned to this member (0 before the first rebalance; assignment\n"
       "only happens while the consumer is polled, see wait_assigned()).",
       NULL },
     { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMemberDef consumer_members[] = {
-    { "__weaklistoffset__", T_PYSSIZET, offsetof(ConsumerObject, weakreflist), READONLY, NULL },
-    { NULL, 0, 0, 0, NULL },
 };
 
 static PyObject *self_iter(PyObject *self) {
@@ -445,7 +428,7 @@ static PyType_Slot consumer_slots[] = {
     { Py_tp_iternext, consumer_iternext },
     { Py_tp_methods, consumer_methods },
     { Py_tp_getset, consumer_getset },
-    { Py_tp_members, consumer_members },
+    { Py_tp_members, client_members },
     { 0, NULL },
 };
 

@@ -5,8 +5,6 @@
  * slices so Ctrl-C is seen. */
 #include "module.h"
 
-#include <structmember.h>
-
 /* ---- Producer ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -386,11 +384,6 @@ static PyObject *producer_in_flight(PyObject *op, void *c) {
     return PyLong_FromLong(self->p ? ituna_producer_in_flight(self->p) : 0);
 }
 
-static PyObject *producer_closed(PyObject *op, void *c) {
-    (void)c;
-    return PyBool_FromLong(((ProducerObject *)op)->closed);
-}
-
 static int producer_traverse(PyObject *op, visitproc visit, void *arg) {
     Py_VISIT(((ProducerObject *)op)->on_delivery);
     return client_traverse(op, visit, arg);
@@ -437,24 +430,14 @@ static PyMethodDef producer_methods[] = {
       "close($self, /, timeout=30.0)\n--\n\n"
       "close(timeout=30.0): flush, then close; messages still undelivered are reported as\n"
       "failed (DeliveryError). Idempotent." },
-    { "__enter__", self_enter, METH_NOARGS,
-      "__enter__($self, /)\n--\n\n"
-      "Return the producer." },
-    { "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL,
-      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-      "close() the producer." },
+    CLIENT_WITH_METHODS(producer_exit),
     { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef producer_getset[] = {
     { "in_flight", producer_in_flight, NULL, "Messages published and not yet reported.", NULL },
-    { "closed", producer_closed, NULL, "True after close().", NULL },
+    { "closed", client_closed, NULL, "True after close().", NULL },
     { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMemberDef producer_members[] = {
-    { "__weaklistoffset__", T_PYSSIZET, offsetof(ProducerObject, weakreflist), READONLY, NULL },
-    { NULL, 0, 0, 0, NULL },
 };
 
 static PyType_Slot producer_slots[] = {
@@ -473,7 +456,7 @@ static PyType_Slot producer_slots[] = {
     { Py_tp_clear, producer_clear },
     { Py_tp_methods, producer_methods },
     { Py_tp_getset, producer_getset },
-    { Py_tp_members, producer_members },
+    { Py_tp_members, client_members },
     { 0, NULL },
 };
 

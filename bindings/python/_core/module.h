@@ -6,6 +6,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* PyMemberDef, T_PYSSIZET */
 
 #include "ituna/ituna.h"
 
@@ -225,6 +226,15 @@ PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int
  * call Python), destroy(core) run without the GIL, tp_clear and the tracer released. */
 void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core));
 int client_traverse(PyObject *op, visitproc visit, void *arg);
+/* The closed getter, and the members a client has (its weak reference list). */
+PyObject *client_closed(PyObject *op, void *c);
+extern PyMemberDef client_members[];
+/* The with-statement methods of a client: __enter__ returns it, __exit__ closes it. */
+#define CLIENT_WITH_METHODS(exit_fn)                                                                         \
+    { "__enter__", self_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nReturn the client." }, {             \
+        "__exit__", (PyCFunction)(void (*)(void))exit_fn, METH_FASTCALL,                                     \
+            "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\nclose() the client."   \
+    }
 PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k);
 #define SLICE_MS 100 /* blocking calls run in slices of this many ms so Ctrl-C is seen */
 

@@ -4,8 +4,6 @@
  * span's attribute, event, status and link methods. */
 #include "module.h"
 
-#include <structmember.h>
-
 /* ---- helpers ------------------------------------------------------------------ */
 
 /* An enum given as an IntEnum/int in 0..n-1 (*out set, returns 1) or its name (*name
