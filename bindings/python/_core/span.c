@@ -603,6 +603,27 @@ static void tracer_dealloc(PyObject *self) {
     Py_DECREF(tp);
 }
 
+/* Start name on t with o and the attributes dict attrs (None: none). NULL with an
+ * exception set. */
+static ituna_span *start_span(module_state *st, TracerObject *t, const char *name, ituna_span_options *o,
+                              PyObject *attrs) {
+    attrbuf b;
+    attrbuf_init(&b);
+    ituna_span *span = NULL;
+    if (attrbuf_from_dict(&b, attrs) == 0) {
+        o->attrs = b.attrs;
+        o->n_attrs = b.n;
+        o->scope = t->scope;
+        ituna_err err = t->tracer ? ituna_span_start(t->tracer, name, o, &span) : ITUNA_ERR_STATE;
+        if (err != ITUNA_OK) {
+            span = NULL;
+            raise_err(st, err, t->tracer ? NULL : "tracer is destroyed");
+        }
+    }
+    attrbuf_free(&b);
+    return span;
+}
+
 static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = {
         "name", "attributes", "kind", "parent", "links", "start_time", "root"
@@ -629,13 +650,7 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* Python's current span lives in the ContextVar, never in the core's
      * thread-local, so with no parent this is a new trace. */
     o.root = o.parent == NULL;
-    o.scope = t->scope;
-    attrbuf b;
-    attrbuf_init(&b);
     PyObject *res = NULL;
-    if (attrbuf_from_dict(&b, a[1]) < 0) goto done;
-    o.attrs = b.attrs;
-    o.n_attrs = b.n;
     if (a[4] && a[4] != Py_None) {
         PyObject *seq = PySequence_Fast(a[4], "links must be a sequence of SpanContext or Span");
         if (!seq) goto done;
@@ -659,20 +674,9 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
         o.links = links;
         o.n_links = (size_t)n;
     }
-    if (!t->tracer) {
-        PyErr_SetString(st->StateError, "tracer is destroyed");
-        goto done;
-    }
-    ituna_span *span = NULL;
-    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
-    if (err != ITUNA_OK) {
-        raise_err(st, err, NULL);
-        goto done;
-    }
-    res = (PyObject *)span_alloc(st->SpanType, span, self, 0);
-    if (!res) ituna_span_end(span, 0);
+    ituna_span *span = start_span(st, t, name, &o, a[1]);
+    if (span && !(res = (PyObject *)span_alloc(st->SpanType, span, self, 0))) ituna_span_end(span, 0);
 done:
-    attrbuf_free(&b);
     PyMem_Free(links);
     return res;
 }
@@ -708,9 +712,6 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
                             Py_TYPE(ctx)->tp_name);
     }
     o.root = o.parent == NULL;
-    o.scope = t->scope;
-    attrbuf b;
-    attrbuf_init(&b);
     PyObject *res = NULL;
     /* OTel's attributes may be any Mapping (e.g. BoundedAttributes) */
     PyObject *attrs = args[3], *tmpd = NULL;
@@ -718,19 +719,8 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
         if (!(tmpd = PyDict_New()) || PyDict_Update(tmpd, attrs) < 0) goto done;
         attrs = tmpd;
     }
-    if (attrbuf_from_dict(&b, attrs) < 0) goto done;
-    o.attrs = b.attrs;
-    o.n_attrs = b.n;
-    if (!t->tracer) {
-        PyErr_SetString(st->StateError, "tracer is destroyed");
-        goto done;
-    }
-    ituna_span *span = NULL;
-    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
-    if (err != ITUNA_OK) {
-        raise_err(st, err, NULL);
-        goto done;
-    }
+    ituna_span *span = start_span(st, t, name, &o, attrs);
+    if (!span) goto done;
     SpanObject *so =
         span_alloc(ituna_span_is_recording(span) ? st->otel_span_type : st->otel_nonrec_type, span, self, 0);
     if (!so) {
@@ -741,7 +731,6 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
     if (nargs == 7 && args[6] != Py_None) so->cm_args = Py_NewRef(args[6]);
     res = (PyObject *)so;
 done:
-    attrbuf_free(&b);
     Py_XDECREF(tmpd);
     return res;
 }
