@@ -171,6 +171,21 @@ void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(
     Py_DECREF(tp);
 }
 
+PyObject *client_create(module_state *st, PyObject *op,
+                        ituna_err (*create)(ituna_tracer *t, const void *opts, void **core, char *errstr,
+                                            size_t errstr_size),
+                        const void *opts) {
+    ClientObject *self = (ClientObject *)op;
+    ituna_tracer *t = ((TracerObject *)self->tracer)->tracer;
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_err err;
+    Py_BEGIN_ALLOW_THREADS err = create(t, opts, &self->core, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS if (err == ITUNA_OK) return track_live(st, op);
+    self->closed = 1;
+    Py_DECREF(op);
+    return raise_err(st, err, errstr);
+}
+
 PyObject *client_closed(PyObject *op, void *c) {
     (void)c;
     return PyBool_FromLong(((ClientObject *)op)->closed);

@@ -153,6 +153,13 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
     }
 }
 
+static ituna_err create_consumer(ituna_tracer *t, const void *opts, void **core, char *errstr, size_t size) {
+    ituna_consumer *c = NULL;
+    ituna_err err = ituna_consumer_create(t, ituna_tracer_config(t), opts, &c, errstr, size);
+    *core = c;
+    return err;
+}
+
 static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     static const char *const known[] = { "topics", "group",        "bootstrap", "tracer",
                                          "config", "context_mode", "dlq_suffix" };
@@ -224,20 +231,11 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     o.properties = (const char *const *)p.v;
     o.context_mode = mode;
     o.dlq_suffix = dlq;
-    ituna_tracer *t = ((TracerObject *)tracer)->tracer;
-    char errstr[ERRSTR_SIZE] = "";
-    ituna_err err;
-    Py_BEGIN_ALLOW_THREADS err =
-        ituna_consumer_create(t, ituna_tracer_config(t), &o, &self->c, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS props_free(&p);
+    PyObject *res = client_create(st, (PyObject *)self, create_consumer, &o);
+    props_free(&p);
     PyMem_Free(topics);
     Py_DECREF(topics_seq);
-    if (err != ITUNA_OK) {
-        self->closed = 1;
-        Py_DECREF(self);
-        return raise_err(st, err, errstr);
-    }
-    return track_live(st, (PyObject *)self);
+    return res;
 fail:
     props_free(&p);
     PyMem_Free(topics);

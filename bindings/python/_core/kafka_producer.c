@@ -95,6 +95,13 @@ static int raise_failures(ProducerObject *self) {
     return n ? -1 : 0;
 }
 
+static ituna_err create_producer(ituna_tracer *t, const void *opts, void **core, char *errstr, size_t size) {
+    ituna_producer *p = NULL;
+    ituna_err err = ituna_producer_create(t, ituna_tracer_config(t), opts, &p, errstr, size);
+    *core = p;
+    return err;
+}
+
 static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     static const char *const known[] = { "bootstrap", "tracer", "config", "on_delivery", "payload_carrier" };
     PyObject *a[5];
@@ -132,18 +139,9 @@ static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     o.opaque = self;
     o.payload_carrier = carrier;
     o.reports_on_poll = 1;
-    ituna_tracer *t = ((TracerObject *)tracer)->tracer;
-    char errstr[ERRSTR_SIZE] = "";
-    ituna_err err;
-    Py_BEGIN_ALLOW_THREADS err =
-        ituna_producer_create(t, ituna_tracer_config(t), &o, &self->p, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS props_free(&p);
-    if (err != ITUNA_OK) {
-        self->closed = 1;
-        Py_DECREF(self);
-        return raise_err(st, err, errstr);
-    }
-    return track_live(st, (PyObject *)self);
+    PyObject *res = client_create(st, (PyObject *)self, create_producer, &o);
+    props_free(&p);
+    return res;
 fail:
     props_free(&p);
     return NULL;

@@ -226,6 +226,13 @@ PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int
  * call Python), destroy(core) run without the GIL, tp_clear and the tracer released. */
 void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core));
 int client_traverse(PyObject *op, visitproc visit, void *arg);
+/* The end of a client's tp_new: create(tracer, opts, &core, ...) runs without the GIL;
+ * on failure op goes (closed) and the error is raised, else op is tracked for
+ * ituna.shutdown(). Steals op. */
+PyObject *client_create(module_state *st, PyObject *op,
+                        ituna_err (*create)(ituna_tracer *t, const void *opts, void **core, char *errstr,
+                                            size_t errstr_size),
+                        const void *opts);
 /* The closed getter, and the members a client has (its weak reference list). */
 PyObject *client_closed(PyObject *op, void *c);
 extern PyMemberDef client_members[];
