@@ -238,11 +238,7 @@ static int l_consumer(lua_State *L) {
     o.dlq_suffix = ilua_opt_string(L, 1, "dlq_suffix", "ituna.consumer");
     if (!o.group) return luaL_error(L, "ituna.consumer: option 'group' (the consumer group id) is required");
     const char *ctx = ilua_opt_string(L, 1, "context", "ituna.consumer");
-    if (ctx && strcmp(ctx, "parent") == 0)
-        o.context_mode = ITUNA_CONTEXT_PARENT;
-    else if (ctx && strcmp(ctx, "link") == 0)
-        o.context_mode = ITUNA_CONTEXT_LINK;
-    else if (ctx)
+    if (ctx && ituna_context_mode_from_name(ctx, &o.context_mode) != ITUNA_OK)
         return luaL_error(L, "ituna.consumer: option 'context' must be \"parent\" or \"link\", got \"%s\"",
                           ctx);
     lua_getfield(L, 1, "topics");
@@ -334,14 +330,10 @@ static ituna_err finish_body(lua_State *L, int midx, int status, int eidx, char 
     ilua_message *u = lua_touserdata(L, midx);
     if (!u || !u->m) return ITUNA_OK;
     if (status == LUA_OK) return release(L, midx, ITUNA_HANDLED_OK, NULL, err, err_size);
-    if (ilua_is_malformed(L, eidx)) {
-        ituna_err rc = release(L, midx, ITUNA_HANDLED_MALFORMED, lua_tostring(L, -1), err, err_size);
-        lua_pop(L, 1);
-        return rc;
-    }
-    const char *msg = luaL_tolstring(L, eidx, NULL);
-    ituna_span_record_exception(ituna_message_span(u->m), "lua error", msg, NULL);
-    ituna_err rc = release(L, midx, ITUNA_HANDLED_ERROR, msg, err, err_size);
+    int malformed = ilua_is_malformed(L, eidx); /* pushes the reason when it is */
+    const char *msg = malformed ? lua_tostring(L, -1) : luaL_tolstring(L, eidx, NULL);
+    ituna_handler_result res = ituna_message_failed(u->m, malformed, "lua error", msg, NULL);
+    ituna_err rc = release(L, midx, res, msg, err, err_size);
     lua_pop(L, 1);
     return rc;
 }
@@ -432,14 +424,9 @@ static ituna_handler_result each_handler(ituna_message *m, void *opaque, char *r
     if (status != LUA_OK) {
         int eidx = lua_gettop(L);
         lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACEBACK);
-        if (ilua_is_malformed(L, eidx)) {
-            res = ITUNA_HANDLED_MALFORMED;
-        } else {
-            res = ITUNA_HANDLED_ERROR;
-            luaL_tolstring(L, eidx, NULL);
-            ituna_span_record_exception(ituna_message_span(m), "lua error", lua_tostring(L, -1),
-                                        lua_tostring(L, -2));
-        }
+        int malformed = ilua_is_malformed(L, eidx); /* pushes the reason when it is */
+        if (!malformed) luaL_tolstring(L, eidx, NULL);
+        res = ituna_message_failed(m, malformed, "lua error", lua_tostring(L, -1), lua_tostring(L, -2));
         snprintf(reason, reason_size, "%s", lua_tostring(L, -1));
     }
     /* the core finishes m now: the Lua value no longer reaches it */

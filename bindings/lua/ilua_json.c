@@ -3,9 +3,7 @@
  * values for the core's reader (ituna/json.h, which holds the text rules). Type
  * conversion only: a sequence becomes an array, any other table an object,
  * ituna.null is JSON null. */
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "lua_internal.h"
@@ -37,91 +35,36 @@ static lua_Integer array_length(lua_State *L, int idx) {
     return count == n ? n : 0;
 }
 
-/* Why encoding failed and where: the path ("[2].items") is built from its end on the
- * way out of the recursion, and only when encoding fails. */
-typedef struct enc_err {
-    char why[160];
-    char path[200]; /* path[start..] holds it; the outer parts are dropped when full */
-    size_t start;
-    int elided;
-} enc_err;
-
-static void prepend(enc_err *e, const char *part) {
-    size_t n = strlen(part);
-    if (n > e->start - 1) {
-        e->elided = 1;
-        return;
-    }
-    e->start -= n;
-    memcpy(e->path + e->start, part, n);
-}
-
-/* Append the value at idx; 0 with err filled on an unsupported value.
+/* Write the value at idx; 0 when it has no JSON form (the writer says why and where).
  * [-0, +0, m] */
-static int encode(lua_State *L, ituna_json_buf *b, int idx, int depth, enc_err *err) {
+static int encode(lua_State *L, ituna_json_writer *w, int idx) {
     idx = lua_absindex(L, idx);
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        if (memchr(s, 0, len)) {
-            snprintf(err->why, sizeof err->why, "string contains a NUL byte");
-            return 0;
-        }
-        ituna_json_put_string(b, s, len);
-        return 1;
+        return ituna_json_write_string(w, s, len);
     }
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
-            ituna_json_put_int(b, lua_tointeger(L, idx));
-            return 1;
-        } else {
-            double d = lua_tonumber(L, idx);
-            if (!isfinite(d)) {
-                snprintf(err->why, sizeof err->why, "%g is not a JSON number", d);
-                return 0;
-            }
-            ituna_json_put_double(b, d);
-            return 1;
-        }
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
-            ituna_json_put(b, "true", 4);
-        else
-            ituna_json_put(b, "false", 5);
-        return 1;
+        if (lua_isinteger(L, idx)) return ituna_json_write_int(w, lua_tointeger(L, idx));
+        return ituna_json_write_double(w, lua_tonumber(L, idx));
+    case LUA_TBOOLEAN: return ituna_json_write_bool(w, lua_toboolean(L, idx));
     case LUA_TLIGHTUSERDATA:
-        if (is_null(L, idx)) {
-            ituna_json_put(b, "null", 4);
-            return 1;
-        }
+        if (is_null(L, idx)) return ituna_json_write_null(w);
         break;
     case LUA_TTABLE: {
-        if (depth >= ITUNA_JSON_MAX_DEPTH) {
-            snprintf(err->why, sizeof err->why, "nested deeper than %d (a cycle?)", ITUNA_JSON_MAX_DEPTH);
-            return 0;
-        }
         luaL_checkstack(L, 4, "json encode");
         lua_Integer n = array_length(L, idx);
+        if (!ituna_json_write_begin(w, n > 0)) return 0;
         if (n > 0) {
-            ituna_json_put(b, "[", 1);
             for (lua_Integer i = 1; i <= n; i++) {
-                if (i > 1) ituna_json_put(b, ",", 1);
                 lua_rawgeti(L, idx, i);
-                int ok = encode(L, b, -1, depth + 1, err);
+                int ok = encode(L, w, -1);
                 lua_pop(L, 1);
-                if (!ok) {
-                    char part[32];
-                    snprintf(part, sizeof part, "[%lld]", (long long)i);
-                    prepend(err, part);
-                    return 0;
-                }
+                if (!ok) return ituna_json_failed_at_index(w, i);
             }
-            ituna_json_put(b, "]", 1);
-            return 1;
+            return ituna_json_write_end(w, 1);
         }
-        ituna_json_put(b, "{", 1);
-        int first = 1;
         lua_pushnil(L);
         while (lua_next(L, idx)) {
             char key[32];
@@ -133,59 +76,30 @@ static int encode(lua_State *L, ituna_json_buf *b, int idx, int depth, enc_err *
                 klen = (size_t)snprintf(key, sizeof key, "%lld", (long long)lua_tointeger(L, -2));
                 k = key;
             } else {
-                snprintf(err->why, sizeof err->why, "object key is a %s", luaL_typename(L, -2));
+                ituna_json_write_fail(w, "object key is a %s", luaL_typename(L, -2));
                 lua_pop(L, 2);
                 return 0;
             }
-            if (memchr(k, 0, klen)) {
-                snprintf(err->why, sizeof err->why, "object key contains a NUL byte");
-                lua_pop(L, 2);
-                return 0;
-            }
-            if (!first) ituna_json_put(b, ",", 1);
-            first = 0;
-            ituna_json_put_string(b, k, klen);
-            ituna_json_put(b, ":", 1);
-            int ok = encode(L, b, -1, depth + 1, err);
+            int ok = ituna_json_write_key(w, k, klen) && encode(L, w, -1);
             lua_pop(L, 1);
             if (!ok) {
-                char part[48];
-                snprintf(part, sizeof part, ".%.40s", k);
-                prepend(err, part);
+                ituna_json_failed_at_key(w, k);
                 lua_pop(L, 1);
                 return 0;
             }
         }
-        ituna_json_put(b, "}", 1);
-        return 1;
+        return ituna_json_write_end(w, 0);
     }
     default: break;
     }
-    snprintf(err->why, sizeof err->why, "a %s has no JSON form", luaL_typename(L, idx));
-    return 0;
+    return ituna_json_write_fail(w, "a %s has no JSON form", luaL_typename(L, idx));
 }
 
 char *ilua_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t err_size) {
-    err[0] = '\0';
-    ituna_json_buf b = { 0 };
-    enc_err e;
-    e.why[0] = '\0';
-    e.start = sizeof e.path - 1;
-    e.path[e.start] = '\0';
-    e.elided = 0;
-    int ok = encode(L, &b, idx, 0, &e);
-    if (ok && !b.oom) ituna_json_put(&b, "", 1); /* callers may treat it as a C string */
-    if (!ok || b.oom) {
-        free(b.p);
-        if (ok || !e.why[0])
-            snprintf(err, err_size, "out of memory");
-        else
-            snprintf(err, err_size, "cannot encode value%s%s: %s", e.elided ? "..." : "", e.path + e.start,
-                     e.why);
-        return NULL;
-    }
-    *len = b.len - 1;
-    return b.p;
+    ituna_json_writer w;
+    memset(&w, 0, sizeof w);
+    int ok = encode(L, &w, idx);
+    return ituna_json_write_finish(&w, ok, len, err, err_size);
 }
 
 /* ---- decoding: the core's reader calls these on the Lua stack ------------------- */

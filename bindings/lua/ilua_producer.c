@@ -87,9 +87,16 @@ static void serve_end(lua_State *L, ilua_producer *p) {
     lua_error(L);
 }
 
-/* Collects failures into the list at the top of L (in a protected call). */
+/* Failures collected into the list at the top of L (in a protected call). */
+typedef struct failures {
+    lua_State *L;
+    char first[600]; /* the first one, described */
+} failures;
+
 static void collect_failure(const ituna_delivery_report *r, void *opaque) {
-    lua_State *L = opaque;
+    failures *f = opaque;
+    lua_State *L = f->L;
+    if (!f->first[0]) ituna_delivery_report_describe(r, f->first, sizeof f->first);
     lua_pushcfunction(L, take_report);
     lua_pushvalue(L, -2);
     lua_pushlightuserdata(L, (void *)r);
@@ -102,7 +109,8 @@ static void collect_failure(const ituna_delivery_report *r, void *opaque) {
  * its message. destroy (may be NULL) is destroyed first.  [-0, +0, e] */
 static void raise_failures(lua_State *L, ituna_producer *core, const char *what, ituna_producer *destroy) {
     lua_newtable(L);
-    size_t n = ituna_producer_take_failures(core, ituna_message_current(), collect_failure, L);
+    failures f = { .L = L };
+    size_t n = ituna_producer_take_failures(core, ituna_message_current(), collect_failure, &f);
     if (destroy) ituna_producer_destroy(destroy, 0);
     if (!n) {
         lua_pop(L, 1);
@@ -111,15 +119,8 @@ static void raise_failures(lua_State *L, ituna_producer *core, const char *what,
     lua_createtable(L, 0, 2);
     lua_insert(L, -2);
     lua_setfield(L, -2, "reports");
-    lua_getfield(L, -1, "reports");
-    lua_rawgeti(L, -1, 1);
-    lua_getfield(L, -1, "topic");
-    lua_getfield(L, -2, "error");
-    lua_getfield(L, -3, "error_name");
-    lua_pushfstring(L, "%s: %d message(s) failed delivery; first: topic %s: %s (%s)", what, (int)n,
-                    lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
-    lua_setfield(L, -7, "message");
-    lua_pop(L, 5);
+    lua_pushfstring(L, "%s: %d message(s) failed delivery; first: %s", what, (int)n, f.first);
+    lua_setfield(L, -2, "message");
     luaL_setmetatable(L, ILUA_DELIVERY_ERROR);
     lua_error(L);
 }

@@ -283,31 +283,26 @@ static int tracer_service_name(lua_State *L) {
     return 1;
 }
 
+/* Push the tracer's setting (section, key) by lookup, or nil.  [-0, +1, v] */
+static int push_setting(lua_State *L,
+                        const char *(*lookup)(const ituna_config *, const char *, const char *)) {
+    ilua_tracer *t = check_tracer(L, 1);
+    const char *v = lookup(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+    v ? (void)lua_pushstring(L, v) : lua_pushnil(L);
+    return 1;
+}
+
 /* tracer:config(section, key) -> value string or nil (defaults are not reported).
  * [-0, +1, v] */
 static int tracer_config(lua_State *L) {
-    ilua_tracer *t = check_tracer(L, 1);
-    const char *v =
-        ituna_config_get(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
-    if (v)
-        lua_pushstring(L, v);
-    else
-        lua_pushnil(L);
-    return 1;
+    return push_setting(L, ituna_config_get);
 }
 
 /* tracer:config_value(section, key) -> the value as set, else the default of the
  * core's or the registered application schema's table, else nil.
  * [-0, +1, v] */
 static int tracer_config_value(lua_State *L) {
-    ilua_tracer *t = check_tracer(L, 1);
-    const char *v =
-        ituna_config_value(ituna_tracer_config(t->t), luaL_checkstring(L, 2), luaL_checkstring(L, 3));
-    if (v)
-        lua_pushstring(L, v);
-    else
-        lua_pushnil(L);
-    return 1;
+    return push_setting(L, ituna_config_value);
 }
 
 /* ---- spans ------------------------------------------------------------------------ */

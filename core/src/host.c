@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config_schema.h"
 #include "internal.h"
 #include "ituna/host.h"
 
@@ -67,6 +68,22 @@ ituna_err ituna_tracer_create_host(const char *schema_path, const char *config_p
     if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, out, errstr, errstr_size);
     ituna_config_destroy(cfg);
     return rc;
+}
+
+int ituna_config_next_effective(const ituna_config *cfg, size_t iter[3], const char **section,
+                                const char **key, const char **value) {
+    /* iter[0]: the known keys; iter[1]: 1 + the open section's index; iter[2]: its keys */
+    if (iter[1] == 0 && ituna_config_next_known(cfg, &iter[0], section, key, value)) return 1;
+    size_t n;
+    const ituna_cfg_section *secs = ituna_cfg_sections(&n);
+    for (iter[1] = iter[1] ? iter[1] : 1; iter[1] <= n; iter[1]++, iter[2] = 0) {
+        const ituna_cfg_section *s = &secs[iter[1] - 1];
+        if (s->open && ituna_config_next(cfg, s->name, &iter[2], key, value)) {
+            *section = s->name;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 #define STAT(f)                                                                                              \

@@ -365,29 +365,17 @@ PyObject *py_otel_bridge(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
 
 static PyObject *sc_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     static char *kwlist[] = { "trace_id", "span_id", "trace_flags", "tracestate", "is_remote", NULL };
-    const char *tid, *sid, *ts = NULL;
-    Py_ssize_t tlen, slen, tslen = 0;
+    const char *tid, *sid, *ts = NULL; /* "s"/"z": an embedded NUL is a ValueError, never cut at */
     int flags = ITUNA_TRACE_FLAG_SAMPLED, remote = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#s#|iz#p:SpanContext", kwlist, &tid, &tlen, &sid, &slen,
-                                     &flags, &ts, &tslen, &remote))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|izp:SpanContext", kwlist, &tid, &sid, &flags, &ts,
+                                     &remote))
         return NULL;
-    module_state *st = state_of_type(tp);
-    if (tlen != 32 || slen != 16 || flags < 0 || flags > 255)
-        return PyErr_Format(PyExc_ValueError,
-                            "SpanContext needs a 32-hex trace_id, a 16-hex span_id and flags 0..255");
-    /* go through the strict W3C parser so only valid contexts exist */
-    char tp_buf[64];
-    snprintf(tp_buf, sizeof tp_buf, "00-%.32s-%.16s-%02x", tid, sid, flags);
     ituna_span_context c;
     const char *reason = NULL;
-    if (ituna_traceparent_parse(tp_buf, strlen(tp_buf), &c, &reason) != ITUNA_OK)
+    if (ituna_span_context_from_hex(tid, sid, flags, ts, &c, &reason) != ITUNA_OK)
         return PyErr_Format(PyExc_ValueError, "invalid span context: %s", reason ? reason : "parse error");
-    if (ts && tslen) {
-        if (ituna_tracestate_parse(ts, (size_t)tslen, &c, &reason) != ITUNA_OK)
-            return PyErr_Format(PyExc_ValueError, "invalid tracestate: %s", reason ? reason : "parse error");
-    }
     c.is_remote = (uint8_t)remote;
-    return context_new(st, &c);
+    return context_new(state_of_type(tp), &c);
 }
 
 static void sc_dealloc(PyObject *self) {

@@ -144,6 +144,64 @@ PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
     return Py_NewRef(self);
 }
 
+PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int (*close)(PyObject *op)) {
+    if (close(op) < 0) {
+        if (nargs < 2 || args[1] == Py_None) return NULL;
+        PyErr_WriteUnraisable(op);
+    }
+    Py_RETURN_FALSE;
+}
+
+void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core)) {
+    ClientObject *self = (ClientObject *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    if (self->weakreflist) PyObject_ClearWeakRefs(op);
+    if (before) before(op);
+    if (self->core) {
+        void *core = self->core;
+        self->core = NULL;
+        Py_BEGIN_ALLOW_THREADS destroy(core);
+        Py_END_ALLOW_THREADS
+    }
+    inquiry clear = (inquiry)PyType_GetSlot(tp, Py_tp_clear);
+    if (clear) clear(op);
+    Py_CLEAR(self->tracer);
+    tp->tp_free(op);
+    Py_DECREF(tp);
+}
+
+PyObject *client_create(module_state *st, PyObject *op,
+                        ituna_err (*create)(ituna_tracer *t, const void *opts, void **core, char *errstr,
+                                            size_t errstr_size),
+                        const void *opts) {
+    ClientObject *self = (ClientObject *)op;
+    ituna_tracer *t = ((TracerObject *)self->tracer)->tracer;
+    char errstr[ERRSTR_SIZE] = "";
+    ituna_err err;
+    Py_BEGIN_ALLOW_THREADS err = create(t, opts, &self->core, errstr, sizeof errstr);
+    Py_END_ALLOW_THREADS if (err == ITUNA_OK) return track_live(st, op);
+    self->closed = 1;
+    Py_DECREF(op);
+    return raise_err(st, err, errstr);
+}
+
+PyObject *client_closed(PyObject *op, void *c) {
+    (void)c;
+    return PyBool_FromLong(((ClientObject *)op)->closed);
+}
+
+PyMemberDef client_members[] = {
+    { "__weaklistoffset__", T_PYSSIZET, offsetof(ClientObject, weakreflist), READONLY, NULL },
+    { NULL, 0, 0, 0, NULL },
+};
+
+int client_traverse(PyObject *op, visitproc visit, void *arg) {
+    Py_VISIT(Py_TYPE(op));
+    Py_VISIT(((ClientObject *)op)->tracer);
+    return 0;
+}
+
 PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k) {
     (void)a;
     (void)k;

@@ -5,17 +5,11 @@
  * Ctrl-C is seen. */
 #include "module.h"
 
-#include <structmember.h>
-
 typedef struct MessageObject MessageObject;
 
 typedef struct {
-    PyObject_HEAD ituna_consumer *c;
-    PyObject *tracer;
+    CLIENT_HEAD
     MessageObject *pending; /* borrowed: the last message handed out, while unfinished */
-    PyObject *weakreflist;
-    int busy; /* a poll/finish runs without the GIL; guarded by the GIL */
-    int closed;
 } ConsumerObject;
 
 struct MessageObject {
@@ -100,16 +94,10 @@ static PyObject *message_from(ConsumerObject *c, ituna_message *m) {
             hk = "";
             hv = NULL;
         }
+        /* y# of a NULL pointer (a null header value) is None */
         PyObject *t = Py_BuildValue("(Ny#)", PyUnicode_DecodeUTF8(hk, (Py_ssize_t)strlen(hk), "replace"),
                                     (const char *)hv, (Py_ssize_t)(hv ? hl : 0));
         if (!t) goto fail;
-        if (!hv) { /* a null header value */
-            PyObject *k2 = Py_NewRef(PyTuple_GET_ITEM(t, 0));
-            Py_DECREF(t);
-            t = PyTuple_Pack(2, k2, Py_None);
-            Py_DECREF(k2);
-            if (!t) goto fail;
-        }
         PyList_SET_ITEM(o->headers, (Py_ssize_t)i, t);
     }
     c->pending = o;
@@ -137,10 +125,9 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
         prev->outcome = "error";
         self->pending = NULL;
     }
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ituna_now_ns() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = ituna_deadline_ms(timeout_ms);
     for (;;) {
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         if (consumer_enter_busy(self) < 0) return NULL;
         ituna_message *m = NULL;
         char errstr[ERRSTR_SIZE] = "";
@@ -164,6 +151,13 @@ static PyObject *consumer_poll_ms(ConsumerObject *self, int timeout_ms, int *sto
         if (PyErr_CheckSignals() < 0) return NULL;
         if (ituna_now_ns() / 1000000 >= deadline) Py_RETURN_NONE;
     }
+}
+
+static ituna_err create_consumer(ituna_tracer *t, const void *opts, void **core, char *errstr, size_t size) {
+    ituna_consumer *c = NULL;
+    ituna_err err = ituna_consumer_create(t, ituna_tracer_config(t), opts, &c, errstr, size);
+    *core = c;
+    return err;
 }
 
 static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
@@ -219,17 +213,10 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     if (!tracer) goto fail;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     const char *ms = opt_str(a[5], "context_mode");
-    if (ms) {
-        if (strcmp(ms, "parent") == 0)
-            mode = ITUNA_CONTEXT_PARENT;
-        else if (strcmp(ms, "link") == 0)
-            mode = ITUNA_CONTEXT_LINK;
-        else {
-            PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
-            goto fail;
-        }
-    } else if (PyErr_Occurred())
+    if ((!ms && PyErr_Occurred()) || (ms && ituna_context_mode_from_name(ms, &mode) != ITUNA_OK)) {
+        if (ms) PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
         goto fail;
+    }
     const char *dlq = opt_str(a[6], "dlq_suffix");
     if (!dlq && PyErr_Occurred()) goto fail;
 
@@ -244,20 +231,11 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     o.properties = (const char *const *)p.v;
     o.context_mode = mode;
     o.dlq_suffix = dlq;
-    ituna_tracer *t = ((TracerObject *)tracer)->tracer;
-    char errstr[ERRSTR_SIZE] = "";
-    ituna_err err;
-    Py_BEGIN_ALLOW_THREADS err =
-        ituna_consumer_create(t, ituna_tracer_config(t), &o, &self->c, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS props_free(&p);
+    PyObject *res = client_create(st, (PyObject *)self, create_consumer, &o);
+    props_free(&p);
     PyMem_Free(topics);
     Py_DECREF(topics_seq);
-    if (err != ITUNA_OK) {
-        self->closed = 1;
-        Py_DECREF(self);
-        return raise_err(st, err, errstr);
-    }
-    return track_live(st, (PyObject *)self);
+    return res;
 fail:
     props_free(&p);
     PyMem_Free(topics);
@@ -307,11 +285,10 @@ static PyObject *consumer_wait_assigned(PyObject *op, PyObject *const *args, Py_
     ConsumerObject *self = (ConsumerObject *)op;
     module_state *st = state_of_type(Py_TYPE(op));
     if (self->closed || !self->c) return PyErr_Format(st->StateError, "consumer is closed");
-    uint64_t deadline = ituna_now_ns() / 1000000 + (uint64_t)ms;
+    uint64_t deadline = ituna_deadline_ms(ms);
     int assigned = 0;
     for (;;) { /* in slices so Ctrl-C is seen */
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         if (consumer_enter_busy(self) < 0) return NULL;
         char errstr[ERRSTR_SIZE] = "";
         ituna_err err;
@@ -379,39 +356,21 @@ static PyObject *consumer_commit(PyObject *op, PyObject *Py_UNUSED(a)) {
     Py_RETURN_NONE;
 }
 
+static int consumer_close_op(PyObject *op) {
+    return consumer_close_impl((ConsumerObject *)op);
+}
+
 static PyObject *consumer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)args;
-    (void)nargs;
-    if (consumer_close_impl((ConsumerObject *)self) < 0) return NULL;
-    Py_RETURN_FALSE;
+    return client_exit(self, args, nargs, consumer_close_op);
 }
 
-static PyObject *consumer_closed(PyObject *op, void *c) {
-    (void)c;
-    return PyBool_FromLong(((ConsumerObject *)op)->closed);
+static void consumer_destroy(void *c) {
+    ituna_consumer_destroy(c);
 }
 
-static int consumer_traverse(PyObject *op, visitproc visit, void *arg) {
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(((ConsumerObject *)op)->tracer);
-    return 0;
-}
-
+/* every Message holds a reference, so none is alive here */
 static void consumer_dealloc(PyObject *op) {
-    ConsumerObject *self = (ConsumerObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist) PyObject_ClearWeakRefs(op);
-    /* every Message holds a reference, so none is alive here */
-    if (self->c) {
-        ituna_consumer *c = self->c;
-        self->c = NULL;
-        Py_BEGIN_ALLOW_THREADS ituna_consumer_destroy(c);
-        Py_END_ALLOW_THREADS
-    }
-    Py_CLEAR(self->tracer);
-    tp->tp_free(op);
-    Py_DECREF(tp);
+    client_dealloc(op, NULL, consumer_destroy);
 }
 
 static PyMethodDef consumer_methods[] = {
@@ -434,27 +393,17 @@ static PyMethodDef consumer_methods[] = {
       "close($self, /)\n--\n\n"
       "close(): commit finished messages, leave the group and close. An unfinished message is\n"
       "not committed (it is redelivered). Idempotent; later polls raise ituna.StateError." },
-    { "__enter__", self_enter, METH_NOARGS,
-      "__enter__($self, /)\n--\n\n"
-      "Return the consumer." },
-    { "__exit__", (PyCFunction)(void (*)(void))consumer_exit, METH_FASTCALL,
-      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-      "close() the consumer." },
+    CLIENT_WITH_METHODS(consumer_exit),
     { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef consumer_getset[] = {
-    { "closed", consumer_closed, NULL, "True after close().", NULL },
+    { "closed", client_closed, NULL, "True after close().", NULL },
     { "assignment_count", consumer_assignment_count, NULL,
       "Partitions currently assigned to this member (0 before the first rebalance; assignment\n"
       "only happens while the consumer is polled, see wait_assigned()).",
       NULL },
     { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMemberDef consumer_members[] = {
-    { "__weaklistoffset__", T_PYSSIZET, offsetof(ConsumerObject, weakreflist), READONLY, NULL },
-    { NULL, 0, 0, 0, NULL },
 };
 
 static PyObject *self_iter(PyObject *self) {
@@ -472,12 +421,12 @@ static PyType_Slot consumer_slots[] = {
                  "dead_letter() is acknowledged when the next one is requested." },
     { Py_tp_new, consumer_new },
     { Py_tp_dealloc, consumer_dealloc },
-    { Py_tp_traverse, consumer_traverse },
+    { Py_tp_traverse, client_traverse },
     { Py_tp_iter, self_iter },
     { Py_tp_iternext, consumer_iternext },
     { Py_tp_methods, consumer_methods },
     { Py_tp_getset, consumer_getset },
-    { Py_tp_members, consumer_members },
+    { Py_tp_members, client_members },
     { 0, NULL },
 };
 

@@ -1,92 +1,30 @@
-/* kafka_producer.c - ituna.Producer and ituna.DeliveryReport over the core's
+/* kafka_producer.c - ituna.Producer (its DeliveryReport is ituna/_support.py's) over the core's
  * producer: reports are served on the calling thread (publish, flush, close), so
  * on_delivery runs where the GIL is; failures are kept and attributed by the core
  * and only turned into DeliveryError here. Blocking calls run without the GIL, in
  * slices so Ctrl-C is seen. */
 #include "module.h"
 
-#include <structmember.h>
-
-/* ---- DeliveryReport ---------------------------------------------------------------- */
-
-static PyStructSequence_Field dr_fields[] = {
-    { "topic", "topic the message was published to" },
-    { "partition", "partition (-1 if unknown)" },
-    { "offset", "offset in the partition, -1 on failure" },
-    { "error", "None on success, else an ituna.DeliveryError" },
-    { "context", "SpanContext of the PRODUCER span" },
-    { NULL, NULL },
-};
-
-PyStructSequence_Desc DeliveryReport_desc = {
-    "ituna.DeliveryReport",
-    "Outcome of one published message, passed to Producer(on_delivery=...) and listed in\n"
-    "DeliveryError.reports.",
-    dr_fields,
-    5,
-};
-
 /* ---- Producer ---------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject_HEAD ituna_producer *p;
-    PyObject *tracer;
+    CLIENT_HEAD
     PyObject *on_delivery;
-    PyObject *weakreflist;
-    PyObject *failures; /* list of reports being collected for a DeliveryError */
-    int busy;           /* publishes running without the GIL; guarded by the GIL */
-    int closed;
 } ProducerObject;
 
-static PyObject *make_delivery_error(module_state *st, const char *msg, ituna_err code, PyObject *reports) {
-    PyObject *exc = PyObject_CallFunction(st->DeliveryError, "s", msg);
-    if (!exc) return NULL;
-    PyObject *c = PyLong_FromLong(code);
-    PyObject *n = PyUnicode_FromString(ituna_err2name(code));
-    int rc = (c && n && PyObject_SetAttrString(exc, "code", c) == 0 &&
-              PyObject_SetAttrString(exc, "name", n) == 0 &&
-              PyObject_SetAttrString(exc, "reports", reports ? reports : Py_None) == 0)
-                 ? 0
-                 : -1;
-    Py_XDECREF(c);
-    Py_XDECREF(n);
-    if (rc < 0) Py_CLEAR(exc);
-    return exc;
-}
-
-static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r, int with_error) {
-    PyObject *rep = PyStructSequence_New(st->DeliveryReportType);
-    if (!rep) return NULL;
-    PyObject *err = Py_NewRef(Py_None);
-    if (with_error && r->err != ITUNA_OK) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "delivery to %s [%d] failed: %s (%s)", r->topic, (int)r->partition,
-                 r->errstr, r->error_name);
-        Py_DECREF(err);
-        err = make_delivery_error(st, msg, r->err, NULL);
-        PyObject *ename = err ? PyUnicode_FromString(r->error_name) : NULL;
-        if (!ename || PyObject_SetAttrString(err, "error_name", ename) < 0) Py_CLEAR(err);
-        Py_XDECREF(ename);
-    }
-    PyObject *ctx = context_new(st, &r->span);
+/* A DeliveryReport of r, built by ituna/_support.py (with a DeliveryError when it failed). */
+static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r) {
+    char what[600] = "";
+    if (r->err != ITUNA_OK) ituna_delivery_report_describe(r, what, sizeof what);
     PyObject *topic = PyUnicode_DecodeUTF8(r->topic, (Py_ssize_t)strlen(r->topic), "replace");
-    PyObject *part = PyLong_FromLong(r->partition);
-    PyObject *off = PyLong_FromLongLong(r->offset);
-    if (!err || !ctx || !topic || !part || !off) {
-        Py_XDECREF(err);
-        Py_XDECREF(ctx);
+    PyObject *ctx = topic ? context_new(st, &r->span) : NULL;
+    if (!ctx) {
         Py_XDECREF(topic);
-        Py_XDECREF(part);
-        Py_XDECREF(off);
-        Py_DECREF(rep);
         return NULL;
     }
-    PyStructSequence_SetItem(rep, 0, topic);
-    PyStructSequence_SetItem(rep, 1, part);
-    PyStructSequence_SetItem(rep, 2, off);
-    PyStructSequence_SetItem(rep, 3, err);
-    PyStructSequence_SetItem(rep, 4, ctx);
-    return rep;
+    return PyObject_CallFunction(st->delivery_report, "NiLisssN", topic, (int)r->partition,
+                                 (long long)r->offset, (int)r->err, ituna_err2name(r->err),
+                                 r->error_name ? r->error_name : "", what, ctx);
 }
 
 /* Runs on the producer's delivery thread (or a thread inside flush/close). */
@@ -97,7 +35,7 @@ static void on_delivery_cb(const ituna_delivery_report *r, void *opaque) {
     /* re-read under the GIL: the garbage collector may have cleared it */
     PyObject *cb = self->on_delivery ? Py_NewRef(self->on_delivery) : NULL;
     if (cb) {
-        PyObject *rep = report_to_py(state_of_type(Py_TYPE(self)), r, 1);
+        PyObject *rep = report_to_py(state_of_type(Py_TYPE(self)), r);
         PyObject *res = rep ? PyObject_CallOneArg(cb, rep) : NULL;
         if (!res) PyErr_WriteUnraisable(cb); /* printed with its traceback */
         Py_XDECREF(res);
@@ -117,11 +55,10 @@ typedef struct {
 static void collect_failure(const ituna_delivery_report *r, void *opaque) {
     failures *f = opaque;
     if (PyList_GET_SIZE(f->list) == 0) {
-        snprintf(f->first, sizeof f->first, "%s [%d]: %s (%s)", r->topic, (int)r->partition, r->errstr,
-                 r->error_name);
+        ituna_delivery_report_describe(r, f->first, sizeof f->first);
         f->code = r->err;
     }
-    PyObject *rep = report_to_py(f->st, r, 1);
+    PyObject *rep = report_to_py(f->st, r);
     if (!rep || PyList_Append(f->list, rep) < 0) PyErr_Clear();
     Py_XDECREF(rep);
 }
@@ -147,9 +84,8 @@ static int raise_failures(ProducerObject *self) {
     if (!f.list) return -1;
     size_t n = ituna_producer_take_failures(self->p, current_message(st), collect_failure, &f);
     if (n) {
-        char msg[800];
-        snprintf(msg, sizeof msg, "%zu message(s) not delivered; first: %s", n, f.first);
-        PyObject *exc = make_delivery_error(st, msg, f.code, f.list);
+        PyObject *exc = PyObject_CallFunction(st->delivery_failed, "nsisO", (Py_ssize_t)n, f.first,
+                                              (int)f.code, ituna_err2name(f.code), f.list);
         if (exc) {
             PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
             Py_DECREF(exc);
@@ -157,6 +93,13 @@ static int raise_failures(ProducerObject *self) {
     }
     Py_DECREF(f.list);
     return n ? -1 : 0;
+}
+
+static ituna_err create_producer(ituna_tracer *t, const void *opts, void **core, char *errstr, size_t size) {
+    ituna_producer *p = NULL;
+    ituna_err err = ituna_producer_create(t, ituna_tracer_config(t), opts, &p, errstr, size);
+    *core = p;
+    return err;
 }
 
 static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
@@ -196,18 +139,9 @@ static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     o.opaque = self;
     o.payload_carrier = carrier;
     o.reports_on_poll = 1;
-    ituna_tracer *t = ((TracerObject *)tracer)->tracer;
-    char errstr[ERRSTR_SIZE] = "";
-    ituna_err err;
-    Py_BEGIN_ALLOW_THREADS err =
-        ituna_producer_create(t, ituna_tracer_config(t), &o, &self->p, errstr, sizeof errstr);
-    Py_END_ALLOW_THREADS props_free(&p);
-    if (err != ITUNA_OK) {
-        self->closed = 1;
-        Py_DECREF(self);
-        return raise_err(st, err, errstr);
-    }
-    return track_live(st, (PyObject *)self);
+    PyObject *res = client_create(st, (PyObject *)self, create_producer, &o);
+    props_free(&p);
+    return res;
 fail:
     props_free(&p);
     return NULL;
@@ -216,10 +150,9 @@ fail:
 /* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.
  * Returns ITUNA_OK, ITUNA_ERR_TIMEOUT, or -1 with a Python exception (signal). */
 static int producer_wait(ProducerObject *self, int timeout_ms) {
-    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : ituna_now_ns() / 1000000 + (uint64_t)timeout_ms;
+    uint64_t deadline = ituna_deadline_ms(timeout_ms);
     for (;;) {
-        uint64_t now = ituna_now_ns() / 1000000;
-        int slice = now >= deadline ? 0 : deadline - now < SLICE_MS ? (int)(deadline - now) : SLICE_MS;
+        int slice = ituna_slice_ms(deadline, SLICE_MS);
         ituna_err err;
         Py_BEGIN_ALLOW_THREADS err = ituna_producer_flush(self->p, slice);
         Py_END_ALLOW_THREADS if (err != ITUNA_ERR_TIMEOUT) return err;
@@ -414,42 +347,33 @@ static ituna_err producer_close_core(ProducerObject *self, int timeout_ms) {
     return err;
 }
 
+/* Flush within timeout_ms (interruptibly), close; -1 with the failures raised. */
+static int producer_close_ms(PyObject *op, int ms) {
+    ProducerObject *self = (ProducerObject *)op;
+    if (!self->closed && self->p) {
+        uint64_t start = ituna_now_ns() / 1000000;
+        if (producer_wait(self, ms) == -1) return -1; /* interruptible part */
+        int left = ms - (int)(ituna_now_ns() / 1000000 - start);
+        producer_close_core(self, left < 0 ? 0 : left); /* undelivered ones are reported as failed */
+    }
+    return raise_failures(self);
+}
+
 static PyObject *producer_close(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = { "timeout" };
     PyObject *a[1];
     if (fast_args("close", args, nargs, kwnames, names, 1, 1, a) < 0) return NULL;
-    ProducerObject *self = (ProducerObject *)op;
     int ms = timeout_ms_from(a[0], 30000);
-    if (ms == -2) return NULL;
-    if (!self->closed && self->p) {
-        uint64_t start = ituna_now_ns() / 1000000;
-        int rc = producer_wait(self, ms); /* interruptible part */
-        if (rc == -1) return NULL;
-        int left = ms - (int)(ituna_now_ns() / 1000000 - start);
-        producer_close_core(self, left < 0 ? 0 : left); /* undelivered ones are reported as failed */
-    }
-    if (raise_failures(self) < 0) return NULL;
+    if (ms == -2 || producer_close_ms(op, ms) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
+static int producer_close_default(PyObject *op) {
+    return producer_close_ms(op, 30000);
+}
+
 static PyObject *producer_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *r = producer_close(self, NULL, 0, NULL);
-    if (!r) {
-        /* an exception already on its way out wins; ours is chained as context */
-        if (nargs >= 2 && args[1] != Py_None) {
-            PyObject *t, *v, *tb;
-            PyErr_Fetch(&t, &v, &tb);
-            PyErr_NormalizeException(&t, &v, &tb);
-            PyErr_WriteUnraisable(self);
-            Py_XDECREF(t);
-            Py_XDECREF(v);
-            Py_XDECREF(tb);
-            Py_RETURN_FALSE;
-        }
-        return NULL;
-    }
-    Py_DECREF(r);
-    Py_RETURN_FALSE;
+    return client_exit(self, args, nargs, producer_close_default);
 }
 
 static PyObject *producer_in_flight(PyObject *op, void *c) {
@@ -458,17 +382,9 @@ static PyObject *producer_in_flight(PyObject *op, void *c) {
     return PyLong_FromLong(self->p ? ituna_producer_in_flight(self->p) : 0);
 }
 
-static PyObject *producer_closed(PyObject *op, void *c) {
-    (void)c;
-    return PyBool_FromLong(((ProducerObject *)op)->closed);
-}
-
 static int producer_traverse(PyObject *op, visitproc visit, void *arg) {
-    ProducerObject *self = (ProducerObject *)op;
-    Py_VISIT(Py_TYPE(op));
-    Py_VISIT(self->on_delivery);
-    Py_VISIT(self->tracer);
-    return 0;
+    Py_VISIT(((ProducerObject *)op)->on_delivery);
+    return client_traverse(op, visit, arg);
 }
 
 /* Breaks cycles through the callback (a closure holding the producer). The C
@@ -478,25 +394,20 @@ static int producer_clear(PyObject *op) {
     return 0;
 }
 
-static void producer_dealloc(PyObject *op) {
+/* Not closed by the program: deliver what we can; failures are logged and counted
+ * by the core, or reach on_delivery. */
+static void producer_before_destroy(PyObject *op) {
     ProducerObject *self = (ProducerObject *)op;
-    PyTypeObject *tp = Py_TYPE(op);
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist) PyObject_ClearWeakRefs(op);
-    if (self->p) {
-        /* not closed by the program: deliver what we can; failures are logged and
-         * counted by the core, or reach on_delivery */
-        if (!self->closed && producer_close_core(self, 10000) != ITUNA_OK)
-            ituna_log(ITUNA_LOG_ERROR, "ituna.Producer collected with undelivered messages");
-        ituna_producer *p = self->p;
-        self->p = NULL;
-        Py_BEGIN_ALLOW_THREADS ituna_producer_destroy(p, 0);
-        Py_END_ALLOW_THREADS
-    }
-    Py_CLEAR(self->on_delivery);
-    Py_CLEAR(self->tracer);
-    tp->tp_free(op);
-    Py_DECREF(tp);
+    if (self->p && !self->closed && producer_close_core(self, 10000) != ITUNA_OK)
+        ituna_log(ITUNA_LOG_ERROR, "ituna.Producer collected with undelivered messages");
+}
+
+static void producer_destroy(void *p) {
+    ituna_producer_destroy(p, 0);
+}
+
+static void producer_dealloc(PyObject *op) {
+    client_dealloc(op, producer_before_destroy, producer_destroy);
 }
 
 static PyMethodDef producer_methods[] = {
@@ -517,24 +428,14 @@ static PyMethodDef producer_methods[] = {
       "close($self, /, timeout=30.0)\n--\n\n"
       "close(timeout=30.0): flush, then close; messages still undelivered are reported as\n"
       "failed (DeliveryError). Idempotent." },
-    { "__enter__", self_enter, METH_NOARGS,
-      "__enter__($self, /)\n--\n\n"
-      "Return the producer." },
-    { "__exit__", (PyCFunction)(void (*)(void))producer_exit, METH_FASTCALL,
-      "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\n"
-      "close() the producer." },
+    CLIENT_WITH_METHODS(producer_exit),
     { NULL, NULL, 0, NULL },
 };
 
 static PyGetSetDef producer_getset[] = {
     { "in_flight", producer_in_flight, NULL, "Messages published and not yet reported.", NULL },
-    { "closed", producer_closed, NULL, "True after close().", NULL },
+    { "closed", client_closed, NULL, "True after close().", NULL },
     { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMemberDef producer_members[] = {
-    { "__weaklistoffset__", T_PYSSIZET, offsetof(ProducerObject, weakreflist), READONLY, NULL },
-    { NULL, 0, 0, 0, NULL },
 };
 
 static PyType_Slot producer_slots[] = {
@@ -553,7 +454,7 @@ static PyType_Slot producer_slots[] = {
     { Py_tp_clear, producer_clear },
     { Py_tp_methods, producer_methods },
     { Py_tp_getset, producer_getset },
-    { Py_tp_members, producer_members },
+    { Py_tp_members, client_members },
     { 0, NULL },
 };
 

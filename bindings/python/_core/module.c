@@ -170,44 +170,7 @@ static PyObject *py_set_log_level(PyObject *m, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
-/* Close every open Producer and Consumer; returns the exceptions raised (never raises
- * them, so one failure does not keep the others open). */
-static PyObject *py_close_all(PyObject *m, PyObject *timeout) {
-    module_state *st = state_of_module(m);
-    PyObject *objs = PySequence_List(st->live);
-    if (!objs) return NULL;
-    PyObject *errors = PyList_New(0);
-    if (!errors) {
-        Py_DECREF(objs);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objs); i++) {
-        PyObject *o = PyList_GET_ITEM(objs, i);
-        PyObject *r = PyObject_IsInstance(o, (PyObject *)st->ProducerType) == 1
-                          ? PyObject_CallMethod(o, "close", "O", timeout)
-                          : PyObject_CallMethod(o, "close", NULL);
-        if (r) {
-            Py_DECREF(r);
-            continue;
-        }
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyErr_NormalizeException(&t, &v, &tb);
-        if (tb && v) PyException_SetTraceback(v, tb);
-        int rc = v ? PyList_Append(errors, v) : 0;
-        Py_XDECREF(t);
-        Py_XDECREF(v);
-        Py_XDECREF(tb);
-        if (rc < 0) break;
-    }
-    Py_DECREF(objs);
-    return errors;
-}
-
 static PyMethodDef module_methods[] = {
-    { "close_all", py_close_all, METH_O,
-      "close_all($module, timeout, /)\n--\n\n"
-      "close_all(timeout) -> list of exceptions: close every open Producer and Consumer." },
     { "version", py_version, METH_NOARGS,
       "version($module, /)\n--\n\n"
       "version() -> str: the C core's version string." },
@@ -270,11 +233,10 @@ static PyMethodDef module_methods[] = {
       "traceparent_parse($module, value, /)\n--\n\n"
       "traceparent_parse(value) -> SpanContext: strict W3C parse; invalid input raises\n"
       "ituna.ConfigError (a ValueError) carrying the reason." },
-    { "config_values", (PyCFunction)(void (*)(void))py_config_values, METH_VARARGS | METH_KEYWORDS,
-      "config_values($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
-      "config_values(...) -> {section: {key: value}}: a configuration loaded as ituna.init() loads it\n"
-      "(schema, file, environment, settings; errors raise ConfigError), every known key with its value\n"
-      "or default." },
+    { "config_entries", (PyCFunction)(void (*)(void))py_config_entries, METH_VARARGS | METH_KEYWORDS,
+      "config_entries($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
+      "config_entries(...) -> [(section, key, value or None)]: a configuration loaded as ituna.init()\n"
+      "loads it (errors raise ConfigError): every known key, then the keys set in open sections." },
     { "start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
       METH_VARARGS | METH_KEYWORDS,
       "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
@@ -301,12 +263,21 @@ static int add_type(PyObject *m, PyTypeObject **slot, PyType_Spec *spec) {
     return PyModule_AddType(m, *slot);
 }
 
-static int add_exc(PyObject *m, PyObject **slot, const char *name, PyObject *bases, const char *doc) {
-    char full[64];
-    snprintf(full, sizeof full, "ituna.%s", name);
-    *slot = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
-    if (!*slot) return -1;
-    return PyModule_AddObjectRef(m, name, *slot);
+/* The exceptions, defined in ituna/_errors.py, as module attributes and in st. */
+static int add_exceptions(PyObject *m, module_state *st) {
+    PyObject **const slots[] = { &st->Error,        &st->ConfigError,   &st->KafkaError,
+                                 &st->TimeoutError, &st->DeliveryError, &st->MalformedPayload,
+                                 &st->StateError };
+    static const char *const names[] = { "Error",         "ConfigError",      "KafkaError", "TimeoutError",
+                                         "DeliveryError", "MalformedPayload", "StateError" };
+    PyObject *mod = PyImport_ImportModule("ituna._errors");
+    int rc = mod ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++)
+        if (!(*slots[i] = PyObject_GetAttrString(mod, names[i])) ||
+            PyModule_AddObjectRef(m, names[i], *slots[i]) < 0)
+            rc = -1;
+    Py_XDECREF(mod);
+    return rc;
 }
 
 static int module_exec(PyObject *m) {
@@ -318,91 +289,41 @@ static int module_exec(PyObject *m) {
     if (add_type(m, &st->ConsumerType, &Consumer_spec) < 0) return -1;
     if (add_type(m, &st->MessageType, &Message_spec) < 0) return -1;
     if (add_type(m, &st->BrokerType, &Broker_spec) < 0) return -1;
-    st->DeliveryReportType = PyStructSequence_NewType(&DeliveryReport_desc);
-    if (!st->DeliveryReportType || PyModule_AddType(m, st->DeliveryReportType) < 0) return -1;
 
-    if (add_exc(
-            m, &st->Error, "Error", NULL,
-            "Base of every ituna exception; .code is the core's ituna_err number and .name its enum name.") <
-        0)
-        return -1;
-    PyObject *b = PyTuple_Pack(2, st->Error, PyExc_ValueError);
-    int rc = b ? add_exc(m, &st->ConfigError, "ConfigError", b,
-                         "Unknown configuration key, bad value or unparsable input.")
-               : -1;
-    Py_XDECREF(b);
-    if (rc < 0) return -1;
-    if (add_exc(m, &st->KafkaError, "KafkaError", st->Error,
-                "An error reported by librdkafka or the broker.") < 0)
-        return -1;
-    b = PyTuple_Pack(2, st->Error, PyExc_TimeoutError);
-    rc = b ? add_exc(m, &st->TimeoutError, "TimeoutError", b,
-                     "A wait ran out of time (also a builtin TimeoutError).")
-           : -1;
-    Py_XDECREF(b);
-    if (rc < 0) return -1;
-    if (add_exc(m, &st->DeliveryError, "DeliveryError", st->KafkaError,
-                "Published messages were not delivered; .reports lists their DeliveryReports.") < 0)
-        return -1;
-    if (add_exc(m, &st->MalformedPayload, "MalformedPayload", st->Error,
-                "Raise inside `with message:` to send the message to the dead-letter topic\n"
-                "(<topic>.dlq) with str(exc) as the reason; the exception is then swallowed.") < 0)
-        return -1;
-    if (add_exc(m, &st->StateError, "StateError", st->Error,
-                "The object is closed or in the wrong state for the call.") < 0)
-        return -1;
+    if (add_exceptions(m, st) < 0) return -1;
 
     st->current_msg = PyContextVar_New("ituna.current_message", NULL);
     if (!st->current_msg) return -1;
     st->current = PyContextVar_New("ituna.current_span", NULL);
     if (!st->current || PyModule_AddObjectRef(m, "current_var", st->current) < 0) return -1;
 
-    PyObject *json = PyImport_ImportModule("json");
-    if (!json) return -1;
-    st->json_dumps = PyObject_GetAttrString(json, "dumps");
-    st->json_loads = PyObject_GetAttrString(json, "loads");
-    Py_DECREF(json);
-    if (!st->json_dumps || !st->json_loads) return -1;
-    PyObject *tb = PyImport_ImportModule("traceback");
-    if (!tb) return -1;
-    st->format_exception = PyObject_GetAttrString(tb, "format_exception");
-    Py_DECREF(tb);
-    if (!st->format_exception) return -1;
     PyObject *weakref = PyImport_ImportModule("_weakrefset");
     if (!weakref) return -1;
     st->live = PyObject_CallMethod(weakref, "WeakSet", NULL);
     Py_DECREF(weakref);
-    if (!st->live) return -1;
-    st->json_kw = Py_BuildValue("{s(ss)}", "separators", ",", ":");
-    if (!st->json_kw) return -1;
-
+    if (!st->live || PyModule_AddObjectRef(m, "live_clients", st->live) < 0) return -1;
+    PyObject *sup = PyImport_ImportModule("ituna._support");
+    if (!sup) return -1;
+    st->json_encode = PyObject_GetAttrString(sup, "encode");
+    st->json_loads = PyObject_GetAttrString(sup, "loads");
+    st->fast_loads = PyObject_GetAttrString(sup, "fast_loads");
+    st->format_exception = PyObject_GetAttrString(sup, "format_exception");
+    st->delivery_report = PyObject_GetAttrString(sup, "delivery_report");
+    st->delivery_failed = PyObject_GetAttrString(sup, "delivery_failed");
+    PyObject *report_type = PyObject_GetAttrString(sup, "DeliveryReport");
+    Py_DECREF(sup);
+    int rc = report_type ? PyModule_AddObjectRef(m, "DeliveryReport", report_type) : -1;
+    Py_XDECREF(report_type);
+    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->format_exception ||
+        !st->delivery_report || !st->delivery_failed)
+        return -1;
+    if (st->fast_loads == Py_None) Py_CLEAR(st->fast_loads);
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
     st->str_baggage = PyUnicode_InternFromString("baggage");
     if (!st->str_traceparent || !st->str_tracestate || !st->str_baggage) return -1;
     st->empty_tuple = PyTuple_New(0);
     if (!st->empty_tuple) return -1;
-    json = PyImport_ImportModule("json");
-    if (!json) return -1;
-    PyObject *encoder_type = PyObject_GetAttrString(json, "JSONEncoder");
-    Py_DECREF(json);
-    if (!encoder_type) return -1;
-    PyObject *encoder = PyObject_Call(encoder_type, st->empty_tuple, st->json_kw);
-    Py_DECREF(encoder_type);
-    if (!encoder) return -1;
-    st->json_encode = PyObject_GetAttrString(encoder, "encode");
-    Py_DECREF(encoder);
-    if (!st->json_encode) return -1;
-    PyObject *orjson = PyImport_ImportModule("orjson");
-    if (orjson) {
-        st->fast_loads = PyObject_GetAttrString(orjson, "loads");
-        Py_DECREF(orjson);
-        if (!st->fast_loads) return -1;
-    } else if (PyErr_ExceptionMatches(PyExc_ImportError)) {
-        PyErr_Clear(); /* json.loads alone */
-    } else {
-        return -1;
-    }
 
     if (PyModule_AddStringConstant(m, "CORE_VERSION", ituna_version()) < 0) return -1;
     /* the librdkafka actually loaded (a wheel links its own; a source build the system's) */
@@ -419,7 +340,8 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->ConsumerType);
     Py_VISIT(st->MessageType);
     Py_VISIT(st->BrokerType);
-    Py_VISIT(st->DeliveryReportType);
+    Py_VISIT(st->delivery_report);
+    Py_VISIT(st->delivery_failed);
     Py_VISIT(st->Error);
     Py_VISIT(st->ConfigError);
     Py_VISIT(st->KafkaError);
@@ -430,11 +352,9 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->current);
     Py_VISIT(st->current_msg);
     Py_VISIT(st->default_tracer);
-    Py_VISIT(st->json_dumps);
     Py_VISIT(st->json_loads);
     Py_VISIT(st->fast_loads);
     Py_VISIT(st->format_exception);
-    Py_VISIT(st->json_kw);
     Py_VISIT(st->json_encode);
     Py_VISIT(st->live);
     Py_VISIT(st->otel_cv);
@@ -459,7 +379,8 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->ConsumerType);
     Py_CLEAR(st->MessageType);
     Py_CLEAR(st->BrokerType);
-    Py_CLEAR(st->DeliveryReportType);
+    Py_CLEAR(st->delivery_report);
+    Py_CLEAR(st->delivery_failed);
     Py_CLEAR(st->Error);
     Py_CLEAR(st->ConfigError);
     Py_CLEAR(st->KafkaError);
@@ -470,11 +391,9 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->current);
     Py_CLEAR(st->current_msg);
     Py_CLEAR(st->default_tracer);
-    Py_CLEAR(st->json_dumps);
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->fast_loads);
     Py_CLEAR(st->format_exception);
-    Py_CLEAR(st->json_kw);
     Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);

@@ -6,6 +6,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* PyMemberDef, T_PYSSIZET */
 
 #include "ituna/ituna.h"
 
@@ -20,7 +21,6 @@ typedef struct {
     PyTypeObject *ConsumerType;
     PyTypeObject *MessageType;
     PyTypeObject *BrokerType;
-    PyTypeObject *DeliveryReportType;
     /* exceptions: Error is the base of all others */
     PyObject *Error;
     PyObject *ConfigError;
@@ -35,14 +35,13 @@ typedef struct {
     PyObject *current_msg;
     /* the tracer set by ituna.init() (a Tracer) or NULL */
     PyObject *default_tracer;
-    /* json.dumps / json.loads, traceback.format_exception */
-    PyObject *json_dumps;
+    /* from ituna/_support.py: json.loads, orjson.loads, traceback.format_exception */
     PyObject *json_loads;
     PyObject *fast_loads; /* orjson.loads when installed (ituna's dependency), else NULL */
     PyObject *format_exception;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
-    PyObject *json_kw;     /* {"separators": (",", ":")} for compact payloads */
-    PyObject *json_encode; /* json.JSONEncoder(**json_kw).encode: dumps(v, **kw) builds an encoder per call */
+    PyObject *json_encode; /* a compact json.JSONEncoder's encode */
+    PyObject *delivery_report, *delivery_failed; /* ituna/_support.py's DeliveryReport and DeliveryError */
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;
@@ -206,6 +205,43 @@ PyObject *resolve_tracer(module_state *st, PyObject *t);
 /* Remember an open client so ituna.shutdown()/exit can close it. Steals o; NULL on error. */
 PyObject *track_live(module_state *st, PyObject *o);
 PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a));
+/* The fields a Producer and a Consumer start with. */
+#define CLIENT_HEAD                                                                                          \
+    PyObject_HEAD union { /* the C client; NULL once destroyed */                                            \
+        void *core;                                                                                          \
+        ituna_producer *p;                                                                                   \
+        ituna_consumer *c;                                                                                   \
+    };                                                                                                       \
+    PyObject *tracer;                                                                                        \
+    PyObject *weakreflist;                                                                                   \
+    int busy; /* calls running without the GIL; guarded by the GIL */                                        \
+    int closed;
+typedef struct {
+    CLIENT_HEAD
+} ClientObject;
+/* __exit__ of a client: close(op); an exception already on its way out wins, and
+ * one close raised is printed (sys.unraisablehook). */
+PyObject *client_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int (*close)(PyObject *op));
+/* tp_dealloc of a client: untracked, weak references cleared, before(op) run (it may
+ * call Python), destroy(core) run without the GIL, tp_clear and the tracer released. */
+void client_dealloc(PyObject *op, void (*before)(PyObject *op), void (*destroy)(void *core));
+int client_traverse(PyObject *op, visitproc visit, void *arg);
+/* The end of a client's tp_new: create(tracer, opts, &core, ...) runs without the GIL;
+ * on failure op goes (closed) and the error is raised, else op is tracked for
+ * ituna.shutdown(). Steals op. */
+PyObject *client_create(module_state *st, PyObject *op,
+                        ituna_err (*create)(ituna_tracer *t, const void *opts, void **core, char *errstr,
+                                            size_t errstr_size),
+                        const void *opts);
+/* The closed getter, and the members a client has (its weak reference list). */
+PyObject *client_closed(PyObject *op, void *c);
+extern PyMemberDef client_members[];
+/* The with-statement methods of a client: __enter__ returns it, __exit__ closes it. */
+#define CLIENT_WITH_METHODS(exit_fn)                                                                         \
+    { "__enter__", self_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nReturn the client." }, {             \
+        "__exit__", (PyCFunction)(void (*)(void))exit_fn, METH_FASTCALL,                                     \
+            "__exit__($self, exc_type=None, exc_value=None, traceback=None, /)\n--\n\nclose() the client."   \
+    }
 PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k);
 #define SLICE_MS 100 /* blocking calls run in slices of this many ms so Ctrl-C is seen */
 
@@ -214,10 +250,9 @@ extern PyType_Spec Producer_spec;
 extern PyType_Spec Consumer_spec;
 extern PyType_Spec Message_spec;
 extern PyType_Spec Broker_spec;
-extern PyStructSequence_Desc DeliveryReport_desc;
 PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
 /* The core message of a Message still being handled, else NULL (no exception). */
 ituna_message *message_core(PyObject *o);
-PyObject *py_config_values(PyObject *m, PyObject *args, PyObject *kw); /* span.c */
+PyObject *py_config_entries(PyObject *m, PyObject *args, PyObject *kw); /* span.c */
 
 #endif

@@ -4,60 +4,50 @@
  * span's attribute, event, status and link methods. */
 #include "module.h"
 
-#include <strings.h>
-#include <structmember.h>
-
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* An enum given as an IntEnum/int in 0..n-1 or its name (any case). what names the
- * argument and hint lists the accepted names in messages. */
-static int parse_enum(PyObject *o, const char *const *names, int n, const char *what, const char *type,
-                      const char *hint, int *out) {
+/* An enum given as an IntEnum/int in 0..n-1 (*out set, returns 1) or its name (*name
+ * set, returns 0; the core reads it); -1 with TypeError for another type. */
+static int enum_arg(PyObject *o, int n, const char *what, const char *type, int *out, const char **name) {
     if (PyLong_Check(o) && !PyBool_Check(o)) {
         long k = PyLong_AsLong(o);
-        if (k >= 0 && k < n) {
-            *out = (int)k;
-            return 0;
-        }
         if (k == -1 && PyErr_Occurred()) return -1;
-    } else if (PyUnicode_Check(o)) {
-        const char *s = PyUnicode_AsUTF8(o);
-        if (!s) return -1;
-        for (int i = 0; i < n; i++)
-            if (strcasecmp(s, names[i]) == 0) {
-                *out = i;
-                return 0;
-            }
-    } else {
-        PyErr_Format(PyExc_TypeError, "%s must be an ituna.%s, int or str, not %.100s", what, type,
-                     Py_TYPE(o)->tp_name);
-        return -1;
+        *out = k >= 0 && k < n ? (int)k : -1;
+        *name = NULL;
+        return 1;
     }
-    PyErr_Format(PyExc_ValueError, "unknown %s %R (%s)", what, o, hint);
+    if (PyUnicode_Check(o)) return (*name = PyUnicode_AsUTF8(o)) ? 0 : -1;
+    PyErr_Format(PyExc_TypeError, "%s must be an ituna.%s, int or str, not %.100s", what, type,
+                 Py_TYPE(o)->tp_name);
     return -1;
 }
 
 static int parse_kind(PyObject *o, ituna_span_kind *out) {
-    static const char *const names[] = {
-        "unspecified", "internal", "server", "client", "producer", "consumer"
-    };
-    if (!o || o == Py_None) {
-        *out = ITUNA_SPAN_KIND_INTERNAL;
-        return 0;
+    int k;
+    const char *name;
+    *out = ITUNA_SPAN_KIND_INTERNAL;
+    if (!o || o == Py_None) return 0;
+    switch (enum_arg(o, 6, "kind", "SpanKind", &k, &name)) {
+    case -1: return -1;
+    case 1: *out = (ituna_span_kind)k; break;
+    default: k = ituna_span_kind_from_name(name, out) == ITUNA_OK ? 0 : -1;
     }
-    int v;
-    if (parse_enum(o, names, 6, "kind", "SpanKind", "internal, server, client, producer, consumer", &v) < 0)
-        return -1;
-    *out = (ituna_span_kind)v;
-    return 0;
+    if (k >= 0) return 0;
+    PyErr_Format(PyExc_ValueError, "unknown kind %R (internal, server, client, producer, consumer)", o);
+    return -1;
 }
 
 static int parse_status(PyObject *o, ituna_status_code *out) {
-    static const char *const names[] = { "unset", "ok", "error" };
-    int v;
-    if (parse_enum(o, names, 3, "status", "StatusCode", "unset, ok, error", &v) < 0) return -1;
-    *out = (ituna_status_code)v;
-    return 0;
+    int k;
+    const char *name;
+    switch (enum_arg(o, 3, "status", "StatusCode", &k, &name)) {
+    case -1: return -1;
+    case 1: *out = (ituna_status_code)k; break;
+    default: k = ituna_status_code_from_name(name, out) == ITUNA_OK ? 0 : -1;
+    }
+    if (k >= 0) return 0;
+    PyErr_Format(PyExc_ValueError, "unknown status %R (unset, ok, error)", o);
+    return -1;
 }
 
 /* Nanoseconds since the epoch from an int (ns) or None (0 = now). */
@@ -124,7 +114,8 @@ done:
 
 /* ---- Span ----------------------------------------------------------------------- */
 
-void span_detach(SpanObject *s) {
+/* Keep the ids for .context, end the span at end_time (0: now) unless borrowed. */
+static void span_detach_at(SpanObject *s, uint64_t end_time) {
     if (!s->span) return;
     const ituna_span_context *c = ituna_span_get_context(s->span);
     memcpy(s->trace_id, c->trace_id, 16);
@@ -135,8 +126,12 @@ void span_detach(SpanObject *s) {
         s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
         if (!s->tracestate) PyErr_Clear(); /* out of memory: the context loses only its tracestate */
     }
-    if (!s->borrowed) ituna_span_end(s->span, 0);
+    if (!s->borrowed) ituna_span_end(s->span, end_time);
     s->span = NULL;
+}
+
+void span_detach(SpanObject *s) {
+    span_detach_at(s, 0);
 }
 
 static SpanObject *span_alloc(PyTypeObject *tp, ituna_span *span, PyObject *tracer, int borrowed) {
@@ -228,20 +223,7 @@ static PyObject *span_end(PyObject *self, PyObject *const *args, Py_ssize_t narg
     SpanObject *s = span_target(self);
     uint64_t t;
     if (parse_time_ns(a[0], &t, "end_time") < 0) return NULL;
-    if (s->span && !s->borrowed) {
-        const ituna_span_context *c = ituna_span_get_context(s->span);
-        ituna_span *sp = s->span;
-        memcpy(s->trace_id, c->trace_id, 16);
-        memcpy(s->span_id, c->span_id, 8);
-        s->trace_flags = c->trace_flags;
-        if (c->tracestate_len && !s->tracestate) {
-            s->tracestate = PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len);
-            if (!s->tracestate) PyErr_Clear();
-        }
-        s->span = NULL;
-        s->recording = 0;
-        ituna_span_end(sp, t);
-    }
+    if (s->span && !s->borrowed) span_detach_at(s, t);
     Py_RETURN_NONE; /* ending twice, or a message's span, is a no-op */
 }
 
@@ -505,47 +487,44 @@ static ituna_config *load_config(module_state *st, PyObject *schema, PyObject *p
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err = ITUNA_OK;
     PyObject *path_bytes = NULL, *schema_bytes = NULL, *seq = NULL;
+    const char **overrides = NULL;
     ituna_config *cfg = ituna_config_new();
     if (!cfg) return (ituna_config *)PyErr_NoMemory();
     if (schema != Py_None && !PyUnicode_FSConverter(schema, &schema_bytes)) goto fail;
-    err = ituna_config_add_schema_file(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL, errstr,
-                                       sizeof errstr);
-    if (err != ITUNA_OK) goto fail;
-    if (path != Py_None) {
-        if (!PyUnicode_FSConverter(path, &path_bytes)) goto fail;
-        err = ituna_config_load_file(cfg, PyBytes_AS_STRING(path_bytes), errstr, sizeof errstr);
-        /* a config file that cannot be opened is the caller's configuration error */
-        if (err == ITUNA_ERR_IO) err = ITUNA_ERR_CONFIG;
-        if (err != ITUNA_OK) goto fail;
+    if (path != Py_None && !PyUnicode_FSConverter(path, &path_bytes)) goto fail;
+    if (settings != Py_None &&
+        !(seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs")))
+        goto fail;
+    Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
+    if (!(overrides = PyMem_Calloc((size_t)n * 2 + 1, sizeof *overrides))) {
+        PyErr_NoMemory();
+        goto fail;
     }
-    if (env && (err = ituna_config_load_env(cfg, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
-    if (settings != Py_None) {
-        seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs");
-        if (!seq) goto fail;
-        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-            PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-            if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 ||
-                !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
-                PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
-                goto fail;
-            }
-            const char *k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0));
-            const char *v = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1));
-            if (!k || !v) goto fail;
-            if ((err = ituna_config_set(cfg, k, v, errstr, sizeof errstr)) != ITUNA_OK) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
+            PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
+            goto fail;
         }
+        if (!(overrides[2 * i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0))) ||
+            !(overrides[2 * i + 1] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1))))
+            goto fail;
     }
+    err = ituna_config_load_host(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL,
+                                 path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, env, overrides, errstr,
+                                 sizeof errstr);
+    if (err == ITUNA_OK) goto done;
+fail:
+    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
+    ituna_config_destroy(cfg);
+    cfg = NULL;
+done:
+    PyMem_Free(overrides);
     Py_XDECREF(path_bytes);
     Py_XDECREF(schema_bytes);
     Py_XDECREF(seq);
     return cfg;
-fail:
-    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
-    ituna_config_destroy(cfg);
-    Py_XDECREF(path_bytes);
-    Py_XDECREF(schema_bytes);
-    Py_XDECREF(seq);
-    return NULL;
 }
 
 static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
@@ -579,49 +558,27 @@ done:
     return res;
 }
 
-/* {section: {key: value}} of every known key's value (set, else default) and every
- * key set in an open section, from a configuration loaded as ituna.init() would. */
-PyObject *py_config_values(PyObject *module, PyObject *args, PyObject *kw) {
+/* [(section, key, value or None)] of the effective configuration (every known key,
+ * then the keys set in open sections), loaded as ituna.init() would. */
+PyObject *py_config_entries(PyObject *module, PyObject *args, PyObject *kw) {
     static char *kwlist[] = { "config", "schema", "env", "settings", NULL };
     PyObject *path = Py_None, *schema = Py_None, *settings = Py_None;
     int env = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_values", kwlist, &path, &schema, &env,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_entries", kwlist, &path, &schema, &env,
                                      &settings))
         return NULL;
     ituna_config *cfg = load_config(state_of_module(module), schema, path, env, settings);
     if (!cfg) return NULL;
-    PyObject *out = PyDict_New();
-    size_t it = 0;
+    PyObject *out = PyList_New(0);
+    size_t it[3] = { 0, 0, 0 };
     const char *sec, *key, *val;
-    while (out && ituna_config_next_known(cfg, &it, &sec, &key, &val)) {
-        PyObject *d = PyDict_GetItemString(out, sec); /* borrowed */
-        if (!d) {
-            d = PyDict_New();
-            if (!d || PyDict_SetItemString(out, sec, d) < 0) Py_CLEAR(out);
-            Py_XDECREF(d);
-            if (!out) break;
-        }
-        if (!val) continue;
+    while (out && ituna_config_next_effective(cfg, it, &sec, &key, &val)) {
         /* surrogateescape: a value that is not UTF-8 reaches the caller, who can name it */
-        PyObject *pv = PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "surrogateescape");
-        if (!pv || PyDict_SetItemString(d, key, pv) < 0) Py_CLEAR(out);
-        Py_XDECREF(pv);
-    }
-    static const char *const open_sections[] = { "kafka", "resource" };
-    for (size_t i = 0; out && i < 2; i++) {
-        size_t j = 0;
-        const char *k, *v;
-        while (out && ituna_config_next(cfg, open_sections[i], &j, &k, &v)) {
-            PyObject *d = PyDict_GetItemString(out, open_sections[i]); /* borrowed */
-            if (!d) {
-                if (!(d = PyDict_New()) || PyDict_SetItemString(out, open_sections[i], d) < 0) Py_CLEAR(out);
-                Py_XDECREF(d);
-                if (!out) break;
-            }
-            PyObject *pv = PyUnicode_DecodeUTF8(v, (Py_ssize_t)strlen(v), "surrogateescape");
-            if (!pv || PyDict_SetItemString(d, k, pv) < 0) Py_CLEAR(out);
-            Py_XDECREF(pv);
-        }
+        PyObject *pv =
+            val ? PyUnicode_DecodeUTF8(val, (Py_ssize_t)strlen(val), "surrogateescape") : Py_NewRef(Py_None);
+        PyObject *t = pv ? Py_BuildValue("(ssN)", sec, key, pv) : NULL;
+        if (!t || PyList_Append(out, t) < 0) Py_CLEAR(out);
+        Py_XDECREF(t);
     }
     ituna_config_destroy(cfg);
     return out;
@@ -644,6 +601,27 @@ static void tracer_dealloc(PyObject *self) {
     }
     tp->tp_free(self);
     Py_DECREF(tp);
+}
+
+/* Start name on t with o and the attributes dict attrs (None: none). NULL with an
+ * exception set. */
+static ituna_span *start_span(module_state *st, TracerObject *t, const char *name, ituna_span_options *o,
+                              PyObject *attrs) {
+    attrbuf b;
+    attrbuf_init(&b);
+    ituna_span *span = NULL;
+    if (attrbuf_from_dict(&b, attrs) == 0) {
+        o->attrs = b.attrs;
+        o->n_attrs = b.n;
+        o->scope = t->scope;
+        ituna_err err = t->tracer ? ituna_span_start(t->tracer, name, o, &span) : ITUNA_ERR_STATE;
+        if (err != ITUNA_OK) {
+            span = NULL;
+            raise_err(st, err, t->tracer ? NULL : "tracer is destroyed");
+        }
+    }
+    attrbuf_free(&b);
+    return span;
 }
 
 static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -672,13 +650,7 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
     /* Python's current span lives in the ContextVar, never in the core's
      * thread-local, so with no parent this is a new trace. */
     o.root = o.parent == NULL;
-    o.scope = t->scope;
-    attrbuf b;
-    attrbuf_init(&b);
     PyObject *res = NULL;
-    if (attrbuf_from_dict(&b, a[1]) < 0) goto done;
-    o.attrs = b.attrs;
-    o.n_attrs = b.n;
     if (a[4] && a[4] != Py_None) {
         PyObject *seq = PySequence_Fast(a[4], "links must be a sequence of SpanContext or Span");
         if (!seq) goto done;
@@ -702,20 +674,9 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
         o.links = links;
         o.n_links = (size_t)n;
     }
-    if (!t->tracer) {
-        PyErr_SetString(st->StateError, "tracer is destroyed");
-        goto done;
-    }
-    ituna_span *span = NULL;
-    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
-    if (err != ITUNA_OK) {
-        raise_err(st, err, NULL);
-        goto done;
-    }
-    res = (PyObject *)span_alloc(st->SpanType, span, self, 0);
-    if (!res) ituna_span_end(span, 0);
+    ituna_span *span = start_span(st, t, name, &o, a[1]);
+    if (span && !(res = (PyObject *)span_alloc(st->SpanType, span, self, 0))) ituna_span_end(span, 0);
 done:
-    attrbuf_free(&b);
     PyMem_Free(links);
     return res;
 }
@@ -751,9 +712,6 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
                             Py_TYPE(ctx)->tp_name);
     }
     o.root = o.parent == NULL;
-    o.scope = t->scope;
-    attrbuf b;
-    attrbuf_init(&b);
     PyObject *res = NULL;
     /* OTel's attributes may be any Mapping (e.g. BoundedAttributes) */
     PyObject *attrs = args[3], *tmpd = NULL;
@@ -761,19 +719,8 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
         if (!(tmpd = PyDict_New()) || PyDict_Update(tmpd, attrs) < 0) goto done;
         attrs = tmpd;
     }
-    if (attrbuf_from_dict(&b, attrs) < 0) goto done;
-    o.attrs = b.attrs;
-    o.n_attrs = b.n;
-    if (!t->tracer) {
-        PyErr_SetString(st->StateError, "tracer is destroyed");
-        goto done;
-    }
-    ituna_span *span = NULL;
-    ituna_err err = ituna_span_start(t->tracer, name, &o, &span);
-    if (err != ITUNA_OK) {
-        raise_err(st, err, NULL);
-        goto done;
-    }
+    ituna_span *span = start_span(st, t, name, &o, attrs);
+    if (!span) goto done;
     SpanObject *so =
         span_alloc(ituna_span_is_recording(span) ? st->otel_span_type : st->otel_nonrec_type, span, self, 0);
     if (!so) {
@@ -784,7 +731,6 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
     if (nargs == 7 && args[6] != Py_None) so->cm_args = Py_NewRef(args[6]);
     res = (PyObject *)so;
 done:
-    attrbuf_free(&b);
     Py_XDECREF(tmpd);
     return res;
 }
@@ -855,44 +801,39 @@ static PyObject *tracer_stats(PyObject *self, PyObject *Py_UNUSED(a)) {
     ituna_tracer_stats s;
     memset(&s, 0, sizeof s);
     ituna_tracer_get_stats(((TracerObject *)self)->tracer, &s);
-    return Py_BuildValue(
-        "{sKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "spans_started", (unsigned long long)s.spans_started,
-        "spans_not_sampled", (unsigned long long)s.spans_not_sampled, "spans_ended",
-        (unsigned long long)s.spans_ended, "spans_enqueued", (unsigned long long)s.spans_enqueued,
-        "spans_dropped", (unsigned long long)s.spans_dropped, "spans_exported",
-        (unsigned long long)s.spans_exported, "spans_export_failed",
-        (unsigned long long)s.spans_export_failed, "export_requests", (unsigned long long)s.export_requests,
-        "export_retries", (unsigned long long)s.export_retries, "export_partial_rejected",
-        (unsigned long long)s.export_partial_rejected, "attributes_dropped",
-        (unsigned long long)s.attributes_dropped, "attributes_truncated",
-        (unsigned long long)s.attributes_truncated, "events_dropped", (unsigned long long)s.events_dropped,
-        "links_dropped", (unsigned long long)s.links_dropped);
+    PyObject *d = PyDict_New();
+    uint64_t v;
+    const char *name;
+    for (size_t i = 0; d && (name = ituna_tracer_stats_field(&s, i, &v)); i++) {
+        PyObject *pv = PyLong_FromUnsignedLongLong(v);
+        if (!pv || PyDict_SetItemString(d, name, pv) < 0) Py_CLEAR(d);
+        Py_XDECREF(pv);
+    }
+    return d;
+}
+
+/* config_get/config_value(section, key, default=None) with the core's lookup. */
+static PyObject *config_lookup(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                               const char *fname,
+                               const char *(*lookup)(const ituna_config *, const char *, const char *)) {
+    static const char *const names[] = { "section", "key", "default" };
+    PyObject *a[3];
+    if (fast_args(fname, args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
+    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "%s(section, key, default=None)", fname);
+    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
+    if (!key) return NULL;
+    const char *v = lookup(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
+    return v ? PyUnicode_FromString(v) : Py_NewRef(a[2] ? a[2] : Py_None);
 }
 
 static PyObject *tracer_config_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames) {
-    static const char *const names[] = { "section", "key", "default" };
-    PyObject *a[3];
-    if (fast_args("config_get", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
-    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_get(section, key, default=None)");
-    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
-    if (!key) return NULL;
-    const char *v = ituna_config_get(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
-    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
-    return PyUnicode_FromString(v);
+    return config_lookup(self, args, nargs, kwnames, "config_get", ituna_config_get);
 }
 
 static PyObject *tracer_config_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                      PyObject *kwnames) {
-    static const char *const names[] = { "section", "key", "default" };
-    PyObject *a[3];
-    if (fast_args("config_value", args, nargs, kwnames, names, 3, 3, a) < 0) return NULL;
-    if (!a[0] || !a[1]) return PyErr_Format(PyExc_TypeError, "config_value(section, key, default=None)");
-    const char *sec = str_arg(a[0], "section"), *key = sec ? str_arg(a[1], "key") : NULL;
-    if (!key) return NULL;
-    const char *v = ituna_config_value(ituna_tracer_config(((TracerObject *)self)->tracer), sec, key);
-    if (!v) return Py_NewRef(a[2] ? a[2] : Py_None);
-    return PyUnicode_FromString(v);
+    return config_lookup(self, args, nargs, kwnames, "config_value", ituna_config_value);
 }
 
 static PyObject *tracer_config_section(PyObject *self, PyObject *arg) {

@@ -140,7 +140,13 @@ def load_config(config: Union[str, "_os.PathLike[str]", None] = None, *,
     the application schema ``schema``, else ``$ITUNA_CONFIG_SCHEMA``) at its value or
     default. An unknown section or key, or a bad value, raises :class:`ConfigError`
     naming ``file:line: [section] key``."""
-    return _core.config_values(config=config, schema=schema, env=env, settings=_pairs(settings))
+    values: dict = {}
+    for section, key, value in _core.config_entries(config=config, schema=schema, env=env,
+                                                    settings=_pairs(settings)):
+        keys = values.setdefault(section, {})
+        if value is not None:
+            keys[key] = value
+    return values
 
 
 def get_tracer() -> Optional[Tracer]:
@@ -161,13 +167,25 @@ def span(name: str, attributes: Optional[Mapping[str, Any]] = None, kind: Any = 
     return _require_tracer().span(name, attributes, kind, parent, **kwargs)
 
 
+def _close_all(timeout: float) -> list:
+    """Close every open Producer and Consumer; returns the exceptions they raised
+    (never raises them, so one failure does not keep the others open)."""
+    errors = []
+    for client in list(_core.live_clients):
+        try:
+            client.close(timeout) if isinstance(client, Producer) else client.close()
+        except BaseException as e:  # noqa: B036  (each one is reported by the caller)
+            errors.append(e)
+    return errors
+
+
 def shutdown(timeout: Optional[float] = 5.0) -> bool:
     """Close open producers and consumers, flush the default tracer (waiting at most
     ``timeout`` seconds) and stop it. Returns False if spans were lost (dropped,
     export failed or rejected by the collector: ``tracer.stats()`` has the counts)
     or still queued when the timeout passed. Safe to call twice; also run at
     interpreter exit."""
-    errors = _core.close_all(timeout if timeout is not None else 30.0)
+    errors = _close_all(timeout if timeout is not None else 30.0)
     t = _core.get_default_tracer()
     ok = True if t is None else t.shutdown(timeout=timeout)
     if errors:

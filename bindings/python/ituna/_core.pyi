@@ -4,9 +4,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from types import TracebackType
 import builtins
-from typing import (Any, Callable, ClassVar, Final, Iterator, Literal, final, Mapping, MutableMapping, Optional,
+from typing import (Any, NamedTuple, Callable, ClassVar, Final, Iterator, Literal, final, Mapping, MutableMapping, Optional,
                     Sequence, Tuple, Union, overload)
-from _typeshed import structseq
 from typing_extensions import disjoint_base
 
 # Constructors are written as __new__: the C types take their arguments in tp_new.
@@ -20,6 +19,7 @@ _Carrier = Union[Mapping[str, Union[str, bytes]], Sequence[Tuple[str, Optional[b
 CORE_VERSION: str
 RDKAFKA_VERSION: str
 current_var: ContextVar[Union[Span, SpanContext, None]]
+live_clients: Any  # weakref.WeakSet of the open Producers and Consumers
 
 class Error(Exception):
     """Base of every ituna exception."""
@@ -101,19 +101,13 @@ class Tracer:
     def service_name(self) -> str: ...
 
 @final
-class DeliveryReport(structseq[Any], Tuple[str, int, int, Optional[DeliveryError], SpanContext]):
+class DeliveryReport(NamedTuple):
     """Outcome of one published message."""
-    __match_args__: Final = ("topic", "partition", "offset", "error", "context")
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def error(self) -> Optional[DeliveryError]: ...
-    @property
-    def context(self) -> SpanContext: ...
+    topic: str
+    partition: int
+    offset: int
+    error: Optional[DeliveryError]
+    context: SpanContext
 
 @final
 class Producer:
@@ -216,7 +210,6 @@ def otel_bridge(contextvar: ContextVar[Any], span_key: str, context_type: type, 
                 getter: Any = None, setter: Any = None, /) -> None: ...
 def otel_inject(carrier: Any, context: Optional[Mapping[str, object]] = None, setter: Any = None) -> None: ...
 def otel_extract(carrier: Any, context: Optional[Mapping[str, object]] = None, getter: Any = None) -> Any: ...
-def close_all(timeout: float, /) -> list[BaseException]: ...
 @overload
 def extract(carrier: Optional[_Carrier], errors: Literal[False] = False) -> Optional[SpanContext]: ...
 @overload
@@ -229,5 +222,6 @@ def start_embedded_broker(n_brokers: int = 1, partitions: int = 4) -> EmbeddedBr
 def err2name(code: int, /) -> str: ...
 def set_log_handler(fn: Optional[Callable[[int, str], Any]], /) -> None: ...
 def set_log_level(level: int, /) -> None: ...
-def config_values(config: Union[str, bytes, Any, None] = None, schema: Union[str, bytes, Any, None] = None,
-                  env: bool = True, settings: Sequence[Tuple[str, str]] = ()) -> dict[str, dict[str, str]]: ...
+def config_entries(config: Union[str, bytes, Any, None] = None, schema: Union[str, bytes, Any, None] = None,
+                   env: bool = True, settings: Sequence[Tuple[str, str]] = ()
+                   ) -> list[Tuple[str, str, Optional[str]]]: ...

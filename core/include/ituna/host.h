@@ -43,6 +43,14 @@ ITUNA_API ituna_err ituna_tracer_create_host(const char *schema_path, const char
                                              const char *const *overrides, ituna_tracer **out, char *errstr,
                                              size_t errstr_size);
 
+/* Iterate over what a host shows as the effective configuration: every known key
+ * with its ituna_config_value() (*value NULL when it has none), then every key set in
+ * an open section ([kafka], [resource]). iter: zeroed before the first call; returns
+ * 0 when done. Borrowed pointers as for ituna_config_get(). Thread-safe if cfg is not
+ * being modified. */
+ITUNA_API int ituna_config_next_effective(const ituna_config *cfg, size_t iter[3], const char **section,
+                                          const char **key, const char **value);
+
 /* The i-th counter of s: its name (the field's, e.g. "spans_dropped") and *value;
  * NULL past the last one. Hosts build their stats tables from it. Thread-safe. */
 ITUNA_API const char *ituna_tracer_stats_field(const ituna_tracer_stats *s, size_t i, uint64_t *value);

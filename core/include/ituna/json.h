@@ -62,6 +62,46 @@ ITUNA_API void ituna_json_put_int(ituna_json_buf *b, int64_t v);
  * significant digits that reads back the same. d must be finite. */
 ITUNA_API void ituna_json_put_double(ituna_json_buf *b, double d);
 
+/* A checked writer over ituna_json_buf for a host that walks its own values: it puts
+ * the commas and colons, refuses what JSON cannot hold (a NUL in a string or key, a
+ * number that is not finite, nesting deeper than ITUNA_JSON_MAX_DEPTH) and says where
+ * a value failed. Each call below returns 1, or 0 once the value failed; the host then
+ * returns 0 too, calling ituna_json_failed_at_index/_key on its way out of each
+ * container, so the error names the path ("[2].items"). Zero-initialise; one thread
+ * at a time per writer. */
+typedef struct ituna_json_writer {
+    ituna_json_buf b;
+    int depth;
+    unsigned char more[ITUNA_JSON_MAX_DEPTH + 1]; /* an item was written at this depth */
+    char why[160];
+    char path[200]; /* built from its end: path[sizeof path - 1 - plen ..] */
+    size_t plen;
+    int elided; /* outer parts of the path were dropped: it was full */
+} ituna_json_writer;
+
+/* Scalars; a string or key holding a NUL, or a double not finite, fails. */
+ITUNA_API int ituna_json_write_string(ituna_json_writer *w, const char *s, size_t n);
+ITUNA_API int ituna_json_write_int(ituna_json_writer *w, int64_t v);
+ITUNA_API int ituna_json_write_double(ituna_json_writer *w, double d);
+ITUNA_API int ituna_json_write_bool(ituna_json_writer *w, int v);
+ITUNA_API int ituna_json_write_null(ituna_json_writer *w);
+/* Open an array (array 1) or an object; fails past ITUNA_JSON_MAX_DEPTH. */
+ITUNA_API int ituna_json_write_begin(ituna_json_writer *w, int array);
+/* The next member's key of the open object (before its value). */
+ITUNA_API int ituna_json_write_key(ituna_json_writer *w, const char *s, size_t n);
+ITUNA_API int ituna_json_write_end(ituna_json_writer *w, int array);
+/* The host's value has no JSON form: why, as printf. Returns 0. */
+ITUNA_API int ituna_json_write_fail(ituna_json_writer *w, const char *fmt, ...) ITUNA_PRINTF(2, 3);
+/* On the way out of a container whose item i (shown as [i]: the host's own index) or
+ * member key failed. Returns 0. */
+ITUNA_API int ituna_json_failed_at_index(ituna_json_writer *w, long long i);
+ITUNA_API int ituna_json_failed_at_key(ituna_json_writer *w, const char *key);
+/* The text written (NUL-terminated, *len without the NUL; the caller frees it), or
+ * NULL with "cannot encode value<path>: <why>" or "out of memory" in err when ok is 0
+ * or memory ran out. Frees the buffer on failure. */
+ITUNA_API char *ituna_json_write_finish(ituna_json_writer *w, int ok, size_t *len, char *err,
+                                        size_t err_size);
+
 #ifdef __cplusplus
 }
 #endif
