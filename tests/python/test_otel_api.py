@@ -116,6 +116,30 @@ def test_every_attribute_type(rx, core, provider):
                  "fa": [0.5, 1.5], "ba": [True, False], "big": 2**62, "unicode": "\u00e9t\u00e9"}
 
 
+def test_invalid_attributes_are_dropped_with_a_warning_not_raised(rx, core, provider, caplog):
+    # OpenTelemetry's API must not raise into instrumented code: the SDK logs a warning
+    # and leaves the attribute out; ituna.otel does the same (ituna's own API raises).
+    tr = provider.get_tracer("test.invalid-attributes")
+    name = uniq("invalid")
+    with caplog.at_level("WARNING", logger="ituna.otel"):
+        with tr.start_as_current_span(name, attributes={"ok": 1, "none": None, "obj": object()}) as span:
+            span.set_attribute("n", None)
+            span.set_attribute("", "empty key")
+            span.set_attribute("too_big", 2**70)
+            span.set_attributes({"kept": "yes", "bad": {"a": 1}})
+            span.add_event("ev", {"e": "fine", "x": object()})
+            span.set_attribute("last", True)
+    sp = exported(rx, core, [name])[name][2]
+    assert attrs(sp.attributes) == {"ok": 1, "kept": "yes", "last": True}
+    assert [(e.name, attrs(e.attributes)) for e in sp.events] == [("ev", {"e": "fine"})]
+    dropped = [r for r in caplog.records if r.name == "ituna.otel" and "attribute dropped" in r.getMessage()]
+    assert len(dropped) == 7, [r.getMessage() for r in dropped]
+    # ituna's own API keeps raising on the same values
+    with pytest.raises(TypeError):
+        with core.span(uniq("strict")) as s2:
+            s2.set_attribute("n", None)
+
+
 def test_events_links_status_and_exceptions(rx, core, provider):
     tr = provider.get_tracer("test.events")
     n1, n2, n3, n4, n5 = (uniq(x) for x in ("ev", "ok-final", "raises", "quiet", "no-status"))
@@ -508,10 +532,11 @@ def test_values_are_lengths_not_nul_terminated_strings():
         ituna.shutdown()
 
 
-def test_attribute_nul_bytes_reach_otlp_exactly_and_nul_keys_are_refused(rx, core, provider):
+def test_attribute_nul_bytes_reach_otlp_exactly_and_nul_keys_are_refused(rx, core, provider, caplog):
     """Counted strings end to end: a NUL inside a value, a string-array item, an event's
     or a link's attribute arrives in the OTLP whole; a key holding one is refused with
-    the core's reason (ituna's API and ituna.otel alike), never cut to its prefix."""
+    the core's reason, never cut to its prefix: ituna's API raises, ituna.otel (whose
+    API must not raise) drops it with a warning giving that reason."""
     tr = provider.get_tracer("test.nul")
     name = uniq("nul")
     with tr.start_as_current_span(uniq("link-target")) as target:
@@ -520,15 +545,15 @@ def test_attribute_nul_bytes_reach_otlp_exactly_and_nul_keys_are_refused(rx, cor
                                   links=[Link(tsc, {"lk": "l\x00m"})]) as span:
         span.set_attribute("tail", "end\x00")
         span.add_event("ev", {"ek": ["p\x00", "q"]})
-        for bad in ("k\x00", "\x00", "a\x00b"):
-            with pytest.raises(ValueError, match="key contains a NUL byte"):
+        with caplog.at_level("WARNING", logger="ituna.otel"):
+            for bad in ("k\x00", "\x00", "a\x00b"):
                 span.set_attribute(bad, "x")
-            with pytest.raises(ValueError, match="key contains a NUL byte"):
                 span.add_event("bad", {bad: 1})
-        with pytest.raises(ValueError, match="key is empty"):
             span.set_attribute("", "x")
-    with pytest.raises(ValueError, match="key contains a NUL byte"):
-        tr.start_span(uniq("refused"), attributes={"k\x00": 1})
+            tr.start_span(uniq("refused"), attributes={"k\x00": 1}).end()
+    reasons = [r.getMessage() for r in caplog.records if r.name == "ituna.otel"]
+    assert sum("key contains a NUL byte" in m for m in reasons) == 7, reasons
+    assert sum("key is empty" in m for m in reasons) == 1, reasons
     own_name = uniq("ituna-api")
     with core.span(own_name) as own:
         own.set_attribute("arr", ["1\x002"])
@@ -538,7 +563,9 @@ def test_attribute_nul_bytes_reach_otlp_exactly_and_nul_keys_are_refused(rx, cor
     assert attrs(got[own_name][2].attributes) == {"arr": ["1\x002"]}
     sp = got[name][2]
     assert attrs(sp.attributes) == {"v": "a\x00b", "arr": ["x\x00y", "", "\x00"], "tail": "end\x00"}
-    assert [e.name for e in sp.events] == ["ev"] and attrs(sp.events[0].attributes) == {"ek": ["p\x00", "q"]}
+    assert [e.name for e in sp.events] == ["ev", "bad", "bad", "bad"]
+    assert attrs(sp.events[0].attributes) == {"ek": ["p\x00", "q"]}
+    assert all(not e.attributes for e in sp.events[1:])
     assert attrs(sp.links[0].attributes) == {"lk": "l\x00m"}
     assert sp.dropped_attributes_count == 0
 

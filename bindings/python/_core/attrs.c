@@ -8,6 +8,29 @@ void attrbuf_init(attrbuf *b) {
     b->n = 0;
     b->allocs = NULL;
     b->n_allocs = b->cap_allocs = 0;
+    b->lenient = 0;
+}
+
+int attr_dropped(attrbuf *b) {
+    if (!b->lenient ||
+        (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
+         !PyErr_ExceptionMatches(PyExc_OverflowError)))
+        return 0;
+    /* as opentelemetry-sdk does: a warning on the logger, the attribute left out */
+    PyObject *tp, *exc, *tb;
+    PyErr_Fetch(&tp, &exc, &tb);
+    PyErr_NormalizeException(&tp, &exc, &tb);
+    PyObject *log = PyImport_ImportModule("logging");
+    PyObject *lg = log ? PyObject_CallMethod(log, "getLogger", "s", "ituna.otel") : NULL;
+    PyObject *r = lg ? PyObject_CallMethod(lg, "warning", "sO", "attribute dropped: %s", exc) : NULL;
+    Py_XDECREF(r);
+    Py_XDECREF(lg);
+    Py_XDECREF(log);
+    Py_XDECREF(tp);
+    Py_XDECREF(exc);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    return 1;
 }
 
 void attrbuf_free(attrbuf *b) {
@@ -164,8 +187,10 @@ int attrbuf_from_dict(attrbuf *b, PyObject *dict) {
     PyObject *k, *v;
     Py_ssize_t pos = 0;
     while (PyDict_Next(dict, &pos, &k, &v)) {
-        if (attr_convert(b, k, v, &b->attrs[b->n]) < 0) return -1;
-        b->n++;
+        if (attr_convert(b, k, v, &b->attrs[b->n]) == 0)
+            b->n++;
+        else if (!attr_dropped(b))
+            return -1;
     }
     return 0;
 }

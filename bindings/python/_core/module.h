@@ -179,6 +179,7 @@ typedef struct {
     ituna_attr inline_attrs[8];
     void **allocs; /* PyMem blocks to free */
     size_t n_allocs, cap_allocs;
+    int lenient; /* OpenTelemetry's API: an invalid attribute is dropped with a warning, not raised */
 } attrbuf;
 void attrbuf_init(attrbuf *b);
 void attrbuf_free(attrbuf *b);
@@ -189,6 +190,9 @@ int attrbuf_from_dict(attrbuf *b, PyObject *dict);
 int attrbuf_from_dict_snapshot(attrbuf *b, PyObject *dict, PyObject **keep);
 /* Convert one key/value into *out; uses b for temporary arrays. -1 with an exception set. */
 int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out);
+/* With b->lenient (and the error a TypeError/ValueError/OverflowError): log the
+ * exception set as a dropped attribute and clear it, returning 1; else 0. */
+int attr_dropped(attrbuf *b);
 
 /* kafka_args.c: librdkafka properties from keyword arguments (key, value, ..., NULL) */
 typedef struct {

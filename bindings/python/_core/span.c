@@ -234,9 +234,12 @@ static PyObject *span_set_attribute(PyObject *self, PyObject *const *args, Py_ss
     attrbuf b;
     ituna_attr a;
     attrbuf_init(&b);
+    b.lenient = (((SpanObject *)self)->otel_flags | s->otel_flags) & SPAN_OTEL;
     /* convert even when not recording, so a wrong type is reported the same way */
     if (attr_convert(&b, args[0], args[1], &a) < 0) {
+        int dropped = attr_dropped(&b);
         attrbuf_free(&b);
+        if (dropped) Py_RETURN_NONE;
         return NULL;
     }
     if (s->span && s->recording) ituna_span_set_attr(s->span, &a);
@@ -248,6 +251,7 @@ static PyObject *span_set_attributes(PyObject *self, PyObject *dict) {
     SpanObject *s = span_target(self);
     attrbuf b;
     attrbuf_init(&b);
+    b.lenient = (((SpanObject *)self)->otel_flags | s->otel_flags) & SPAN_OTEL;
     if (attrbuf_from_dict(&b, dict) < 0) {
         attrbuf_free(&b);
         return NULL;
@@ -269,6 +273,7 @@ static PyObject *span_add_event(PyObject *self, PyObject *const *args, Py_ssize_
     if (!name || parse_time_ns(a[2], &t, "timestamp") < 0) return NULL;
     attrbuf b;
     attrbuf_init(&b);
+    b.lenient = (((SpanObject *)self)->otel_flags | s->otel_flags) & SPAN_OTEL;
     if (attrbuf_from_dict(&b, a[1]) < 0) {
         attrbuf_free(&b);
         return NULL;
@@ -292,6 +297,7 @@ static PyObject *span_add_link(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!c) return NULL;
     attrbuf b;
     attrbuf_init(&b);
+    b.lenient = (((SpanObject *)self)->otel_flags | s->otel_flags) & SPAN_OTEL;
     if (attrbuf_from_dict(&b, a[1]) < 0) {
         attrbuf_free(&b);
         return NULL;
@@ -606,9 +612,10 @@ static void tracer_dealloc(PyObject *self) {
 /* Start name on t with o and the attributes dict attrs (None: none). NULL with an
  * exception set. */
 static ituna_span *start_span(module_state *st, TracerObject *t, const char *name, ituna_span_options *o,
-                              PyObject *attrs) {
+                              PyObject *attrs, int lenient) {
     attrbuf b;
     attrbuf_init(&b);
+    b.lenient = lenient;
     ituna_span *span = NULL;
     if (attrbuf_from_dict(&b, attrs) == 0) {
         o->attrs = b.attrs;
@@ -674,7 +681,7 @@ static PyObject *tracer_span(PyObject *self, PyObject *const *args, Py_ssize_t n
         o.links = links;
         o.n_links = (size_t)n;
     }
-    ituna_span *span = start_span(st, t, name, &o, a[1]);
+    ituna_span *span = start_span(st, t, name, &o, a[1], 0);
     if (span && !(res = (PyObject *)span_alloc(st->SpanType, span, self, 0))) ituna_span_end(span, 0);
 done:
     PyMem_Free(links);
@@ -719,7 +726,7 @@ static PyObject *tracer_otel_start(PyObject *self, PyObject *const *args, Py_ssi
         if (!(tmpd = PyDict_New()) || PyDict_Update(tmpd, attrs) < 0) goto done;
         attrs = tmpd;
     }
-    ituna_span *span = start_span(st, t, name, &o, attrs);
+    ituna_span *span = start_span(st, t, name, &o, attrs, 1);
     if (!span) goto done;
     SpanObject *so =
         span_alloc(ituna_span_is_recording(span) ? st->otel_span_type : st->otel_nonrec_type, span, self, 0);
