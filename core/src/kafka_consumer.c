@@ -897,7 +897,20 @@ ituna_err ituna_consumer_poll(ituna_consumer *c, int timeout_ms, ituna_message *
  * comes back and is skipped (the done list). Bounded, so a real twin still fails.
  * 1 if done. */
 static int rejoin_after_fencing(ituna_consumer *c, const char *why) {
-    if (!c->conf || !c->topics || c->outstanding || c->queued || c->held || c->refenced >= 5) return 0;
+    if (!c->conf || !c->topics || c->outstanding || c->held || c->refenced >= 5) return 0;
+    /* The queues hold the old client's records: settle what is settling (bounded), then
+     * empty them before it goes. Nothing can be stored on it any more; the new client
+     * reads them again from the committed offsets, and the done list skips the ones
+     * finished here. (Refusing while anything was queued left the consumer dead.) */
+    settle_pass(c, NULL, ituna_kafka_mono_ms() + LEAVE_SETTLE_MS, 0);
+    if (c->settling) return 0;
+    for (part_q *q = c->queues; q; q = q->next)
+        while (q->head) {
+            ituna_message *m = q->head;
+            queue_unlink(c, q, m);
+            message_release(m);
+            free(m);
+        }
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(c->conf);
     char msg[512];
     rd_kafka_t *rk = conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof msg) : NULL;
