@@ -286,10 +286,24 @@ def test_stop_from_another_thread_ends_iteration(embedded, traced):
 def test_ctrl_c_interrupts_a_blocked_poll(embedded, traced):
     c = consumer(topic_name("sigint"), embedded.bootstrap)
     main = threading.main_thread().ident
-    threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
-    with pytest.raises(KeyboardInterrupt):
-        for _ in c:
-            pass
+    done = threading.Event()
+
+    def ctrl_c():
+        # Again every 0.5 s until the loop is out: a first Ctrl-C that lands before the
+        # loop blocks (on a loaded machine, in a finalizer run by the GC) is reported as
+        # "Exception ignored" by CPython and lost, and the loop would wait forever.
+        for _ in range(40):
+            if done.wait(0.5):
+                return
+            signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in c:
+                pass
+    finally:
+        done.set()
     c.close()
 
 
