@@ -44,16 +44,23 @@ ITUNA_HIDDEN void ituna_buf_printf(ituna_buf *b, const char *fmt, ...) ITUNA_PRI
 /* ---- per-span arena ------------------------------------------------------- */
 typedef struct ituna_arena_chunk {
     struct ituna_arena_chunk *next;
+    size_t size; /* body bytes */
 } ituna_arena_chunk;
+
+#define ITUNA_ARENA_BLOCK 1024 /* body of a block for small requests */
 
 typedef struct ituna_arena {
     char *cur, *end;           /* free space in the current block */
     ituna_arena_chunk *chunks; /* heap blocks to free with the span */
+    ituna_arena_chunk *spare;  /* one standard block kept by a reset, used before malloc */
 } ituna_arena;
 
 ITUNA_HIDDEN void *ituna_arena_alloc(ituna_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
 ITUNA_HIDDEN char *ituna_arena_strndup(ituna_arena *a, const char *s, size_t n);
 ITUNA_HIDDEN void ituna_arena_free(ituna_arena *a);
+/* Empty the arena onto mem[size] for reuse, keeping one standard block as the
+ * spare (a reused span's next overflow costs no malloc) and freeing the rest. */
+ITUNA_HIDDEN void ituna_arena_reset(ituna_arena *a, char *mem, size_t size);
 
 /* ---- stored span data (read by the encoders) ------------------------------ */
 
@@ -168,9 +175,12 @@ ITUNA_HIDDEN ituna_kv *ituna_kv_list_copy(ituna_arena *a, const ituna_attr *attr
                                           uint32_t *dropped, uint32_t *truncated);
 
 /* ---- span memory (span_pool.c) ---------------------------------------------- */
-/* A span from t's pool, its previous contents released, or a new one; NULL on OOM. */
+/* A recording span from t's pool, emptied (attrs, events, links, arena reset; the
+ * fields before them left as they were), or a new one; NULL on OOM. */
 ITUNA_HIDDEN ituna_span *ituna_span_alloc(struct ituna_tracer *t);
-/* Free a span and everything in its arena. */
+/* A non-recording span: only the fields up to `recording` exist; NULL on OOM. */
+ITUNA_HIDDEN ituna_span *ituna_span_alloc_light(void);
+/* Free a span (either kind) and everything in its arena. */
 ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
 /* Same, for a span known to belong to tracer t (no read of the span itself). */
 ITUNA_HIDDEN void ituna_span_recycle(struct ituna_tracer *t, ituna_span *s);

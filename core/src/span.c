@@ -40,51 +40,56 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     else if (!opts->root)
         parent = ituna_context_top();
 
-    ituna_span *s = ituna_span_alloc(t);
+    uint8_t trace_id[16], span_id[8]; /* ids and sampling decided before any span memory is touched */
+    if (parent)
+        memcpy(trace_id, parent->trace_id, 16);
+    else
+        ituna_random_trace_id(trace_id);
+    /* SDK disabled: the span is the parent's context unchanged, so what goes
+     * downstream points at a span that exists (no id of a span never exported) */
+    if (t->disabled && parent)
+        memcpy(span_id, parent->span_id, 8);
+    else
+        ituna_random_span_id(span_id);
+    int sampled = !t->disabled && !atomic_load_explicit(&t->shut_down, memory_order_relaxed) &&
+                  ituna_sampler_should_sample(&t->sampler, parent, trace_id);
+    if (t->disabled && parent) sampled = (parent->trace_flags & ITUNA_TRACE_FLAG_SAMPLED) != 0;
+    int recording = sampled && !t->disabled;
+
+    /* A non-recording span is its context alone: no arena, attributes or pool. */
+    ituna_span *s = recording ? ituna_span_alloc(t) : ituna_span_alloc_light();
     if (!s) return ITUNA_ERR_NOMEM;
-    /* Zero the header but not the tracestate buffer or the inline storage:
-     * both are written before they are read. */
-    memset(s, 0, offsetof(ituna_span, ctx) + offsetof(ituna_span_context, tracestate) + 1);
-    memset((char *)s + offsetof(ituna_span, ctx) + sizeof s->ctx, 0,
-           offsetof(ituna_span, inline_attrs) - offsetof(ituna_span, ctx) - sizeof s->ctx);
     s->tracer = t;
     s->scope = opts->scope;
-    s->arena.cur = s->inline_mem;
-    s->arena.end = s->inline_mem + sizeof s->inline_mem;
-    s->attrs = s->inline_attrs;
-    s->cap_attrs = ITUNA_SPAN_INLINE_ATTRS;
-
+    memcpy(s->ctx.trace_id, trace_id, 16);
+    memcpy(s->ctx.span_id, span_id, 8);
+    s->ctx.trace_flags = sampled ? ITUNA_TRACE_FLAG_SAMPLED : 0;
+    s->ctx.is_remote = 0;
+    s->ctx.tracestate_len = 0;
     if (parent) {
-        memcpy(s->ctx.trace_id, parent->trace_id, 16);
         memcpy(s->parent_span_id, parent->span_id, 8);
         s->has_parent = 1;
         s->parent_is_remote = parent->is_remote;
         if (parent->tracestate_len) {
-            memcpy(s->ctx.tracestate, parent->tracestate, parent->tracestate_len + 1u);
+            memcpy(s->ctx.tracestate, parent->tracestate, parent->tracestate_len);
             s->ctx.tracestate_len = parent->tracestate_len;
         }
     } else {
-        ituna_random_trace_id(s->ctx.trace_id);
+        memset(s->parent_span_id, 0, 8);
+        s->has_parent = 0;
+        s->parent_is_remote = 0;
     }
-    /* SDK disabled: the span is the parent's context unchanged, so what goes
-     * downstream points at a span that exists (no id of a span never exported) */
-    if (t->disabled && parent)
-        memcpy(s->ctx.span_id, parent->span_id, 8);
-    else
-        ituna_random_span_id(s->ctx.span_id);
     s->ctx.tracestate[s->ctx.tracestate_len] = '\0';
-
-    int sampled = !t->disabled && !atomic_load_explicit(&t->shut_down, memory_order_relaxed) &&
-                  ituna_sampler_should_sample(&t->sampler, parent, s->ctx.trace_id);
-    if (t->disabled && parent) sampled = (parent->trace_flags & ITUNA_TRACE_FLAG_SAMPLED) != 0;
-    s->ctx.trace_flags = sampled ? ITUNA_TRACE_FLAG_SAMPLED : 0;
-    s->recording = sampled && !t->disabled;
     s->kind = (uint8_t)(opts->kind ? opts->kind : ITUNA_SPAN_KIND_INTERNAL);
-    if (!s->recording) {
+    s->recording = (uint8_t)recording;
+    if (!recording) {
         CNT_INC(t, spans_not_sampled);
         *out = s;
         return ITUNA_OK;
     }
+    /* The pool reset the containers; zero what lies between them and the context. */
+    memset((char *)s + offsetof(ituna_span, status_code), 0,
+           offsetof(ituna_span, attrs) - offsetof(ituna_span, status_code));
     CNT_INC(t, spans_started);
     s->start_ns = opts->start_time_ns ? opts->start_time_ns : ituna_now_ns();
     size_t nlen = strlen(name);

@@ -1,11 +1,62 @@
-/* span_pool.c - span memory: ended spans come back from the export thread into
- * a per-tracer lock-free pool, so a span's memory stays hot and is never freed on
- * another core while the next span allocates. */
+/* span_pool.c - span memory. Recording spans: ended spans come back from the
+ * export thread into a per-tracer lock-free pool sized to hold every span the
+ * queue can, and are reset, not freed, when reused: a span's memory and its
+ * small heap arrays stay allocated, so steady tracing calls no malloc or free.
+ * Non-recording spans (SDK disabled, not sampled) are only the context part of
+ * a span, taken from a small per-thread free list: no atomics, no allocation
+ * once warm. */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "internal.h"
 
-#define SPAN_POOL_SIZE 1024
+/* Heap arrays a reused span keeps (larger ones are freed, so one odd span does
+ * not pin memory for the pool's lifetime). */
+#define KEEP_ATTRS  64
+#define KEEP_EVENTS 8
+#define KEEP_LINKS  4
+
+/* Everything up to and including `recording`: what a non-recording span uses. */
+#define LIGHT_SIZE  offsetof(ituna_span, status_code)
+#define LIGHT_CACHE 64
+
+/* ---- recording spans ----------------------------------------------------------- */
+
+static void span_containers_init(ituna_span *s) {
+    s->attrs = s->inline_attrs;
+    s->cap_attrs = ITUNA_SPAN_INLINE_ATTRS;
+    s->n_attrs = s->dropped_attrs = 0;
+    s->events = NULL;
+    s->n_events = s->cap_events = s->dropped_events = 0;
+    s->links = NULL;
+    s->n_links = s->cap_links = s->dropped_links = 0;
+    memset(&s->arena, 0, sizeof s->arena);
+    s->arena.cur = s->inline_mem;
+    s->arena.end = s->inline_mem + sizeof s->inline_mem;
+}
+
+/* Empty a used span's containers for its next life, keeping what is small. */
+static void span_reset(ituna_span *s) {
+    ituna_arena_reset(&s->arena, s->inline_mem, sizeof s->inline_mem);
+    if (s->attrs != s->inline_attrs && s->cap_attrs > KEEP_ATTRS) {
+        free(s->attrs);
+        s->attrs = s->inline_attrs;
+        s->cap_attrs = ITUNA_SPAN_INLINE_ATTRS;
+    }
+    if (s->cap_events > KEEP_EVENTS) {
+        free(s->events);
+        s->events = NULL;
+        s->cap_events = 0;
+    }
+    if (s->cap_links > KEEP_LINKS) {
+        free(s->links);
+        s->links = NULL;
+        s->cap_links = 0;
+    }
+    s->n_attrs = s->dropped_attrs = 0;
+    s->n_events = s->dropped_events = 0;
+    s->n_links = s->dropped_links = 0;
+}
 
 static void span_release(ituna_span *s) {
     ituna_arena_free(&s->arena);
@@ -14,11 +65,72 @@ static void span_release(ituna_span *s) {
     free(s->links);
 }
 
+/* ---- non-recording spans ------------------------------------------------------- */
+
+static __thread void *light_head; /* free list linked through the first word */
+static __thread unsigned light_n;
+static __thread int light_registered;
+static pthread_key_t light_key;
+static pthread_once_t light_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: free the thread's cached spans. */
+static void light_drain(void *unused) {
+    (void)unused;
+    while (light_head) {
+        void *next = *(void **)light_head;
+        free(light_head);
+        light_head = next;
+    }
+    light_n = 0;
+}
+
+static void light_key_init(void) {
+    if (pthread_key_create(&light_key, light_drain) != 0) light_key = (pthread_key_t)-1;
+}
+
+static ituna_span *light_get(void) {
+    void *p = light_head;
+    if (p) {
+        light_head = *(void **)p;
+        light_n--;
+        return p;
+    }
+    return malloc(LIGHT_SIZE);
+}
+
+static void light_put(ituna_span *s) {
+    if (light_n < LIGHT_CACHE) {
+        if (!light_registered) {
+            pthread_once(&light_once, light_key_init);
+            if (light_key == (pthread_key_t)-1 || pthread_setspecific(light_key, &light_head) != 0) {
+                free(s); /* no destructor: do not cache what thread exit would leak */
+                return;
+            }
+            light_registered = 1;
+        }
+        *(void **)s = light_head;
+        light_head = s;
+        light_n++;
+        return;
+    }
+    free(s);
+}
+
+ituna_span *ituna_span_alloc_light(void) {
+    return light_get();
+}
+
+/* ---- both ---------------------------------------------------------------------- */
+
 /* Recycled spans go back to the pool untouched: the export thread only reads a
- * span, and the thread that reuses it does the cleanup, so span memory does not
+ * span, and the thread that reuses it does the reset, so span memory does not
  * bounce between cores in modified state. */
 void ituna_span_free(ituna_span *s) {
-    if (s) ituna_span_recycle(s->tracer, s);
+    if (!s) return;
+    if (!s->recording)
+        light_put(s);
+    else
+        ituna_span_recycle(s->tracer, s);
 }
 
 /* The export thread calls this with the tracer it already knows, so it never
@@ -31,15 +143,25 @@ void ituna_span_recycle(ituna_tracer *t, ituna_span *s) {
 
 ituna_span *ituna_span_alloc(ituna_tracer *t) {
     ituna_span *s = t->pool.cells ? ituna_ring_pop(&t->pool) : NULL;
-    if (s)
-        span_release(s);
-    else
-        s = malloc(sizeof *s);
+    if (s) {
+        span_reset(s);
+    } else if ((s = malloc(sizeof *s)) != NULL) {
+        span_containers_init(s);
+    }
     return s;
 }
 
+/* Room for every span the export queue can hold plus the batch being exported:
+ * spans the export thread hands back then always find a place, and the hot
+ * threads allocate only while the backlog grows past anything seen before. */
 int ituna_span_pool_init(ituna_tracer *t) {
-    return ituna_ring_init(&t->pool, SPAN_POOL_SIZE);
+    if (t->disabled) return 1; /* no span of this tracer ever records */
+    int64_t q = ituna_config_int(t->cfg, "exporter", "max-queue-size", 2048);
+    int64_t b = ituna_config_int(t->cfg, "exporter", "max-export-batch-size", 512);
+    if (q < 1) q = 1;
+    if (b < 1 || b > q) b = q;
+    if (q > (int64_t)1 << 24) q = (int64_t)1 << 24;
+    return ituna_ring_init(&t->pool, (size_t)(q + b));
 }
 
 void ituna_span_pool_free(ituna_tracer *t) {

@@ -160,10 +160,17 @@ void *ituna_arena_alloc(ituna_arena *a, size_t n) {
         a->cur += n;
         return p;
     }
-    /* New block: big requests get their own; small ones a 1 KiB block. */
-    size_t body = n > 1024 ? n : 1024;
-    ituna_arena_chunk *c = malloc(sizeof(ituna_arena_chunk) + 8 + body);
-    if (!c) return NULL;
+    /* New block: big requests get their own; small ones a standard block. */
+    size_t body = n > ITUNA_ARENA_BLOCK ? n : ITUNA_ARENA_BLOCK;
+    ituna_arena_chunk *c;
+    if (body == ITUNA_ARENA_BLOCK && a->spare) {
+        c = a->spare;
+        a->spare = NULL;
+    } else {
+        c = malloc(sizeof(ituna_arena_chunk) + 8 + body);
+        if (!c) return NULL;
+        c->size = body;
+    }
     c->next = a->chunks;
     a->chunks = c;
     char *start = (char *)c + ((sizeof(ituna_arena_chunk) + 7) & ~(size_t)7);
@@ -182,14 +189,24 @@ char *ituna_arena_strndup(ituna_arena *a, const char *s, size_t n) {
 }
 
 void ituna_arena_free(ituna_arena *a) {
+    ituna_arena_reset(a, NULL, 0);
+    free(a->spare);
+    a->spare = NULL;
+}
+
+void ituna_arena_reset(ituna_arena *a, char *mem, size_t size) {
     ituna_arena_chunk *c = a->chunks;
     while (c) {
         ituna_arena_chunk *next = c->next;
-        free(c);
+        if (!a->spare && c->size == ITUNA_ARENA_BLOCK)
+            a->spare = c;
+        else
+            free(c);
         c = next;
     }
     a->chunks = NULL;
-    a->cur = a->end = NULL;
+    a->cur = mem;
+    a->end = mem ? mem + size : NULL;
 }
 
 /* ---- hex -------------------------------------------------------------------- */

@@ -445,6 +445,92 @@ static int test_discarded_span_leaves_no_trace(void) {
     return 0;
 }
 
+/* A span's memory is reused after export (pool), emptied but keeping its heap
+ * arrays and one arena block: nothing of its previous life shows in the next. */
+static int test_reused_span_starts_empty(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    ituna_span *a;
+    REQUIRE(ituna_span_start(t, "first", NULL, &a) == ITUNA_OK);
+    char big[3000], key[16];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ituna_span_set_str(a, "k0", big); /* past the inline memory: a heap block */
+    for (int i = 1; i < 40; i++) {    /* past the inline attributes */
+        snprintf(key, sizeof key, "k%d", i);
+        ituna_span_set_str(a, key, "a value long enough to use up the inline arena...............");
+    }
+    ituna_span_add_event(a, "ev", NULL, 0, 0);
+    ituna_span_context l;
+    REQUIRE(ituna_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &l, NULL) ==
+            ITUNA_OK);
+    ituna_span_add_link(a, &l, NULL, 0);
+    ituna_span_set_status(a, ITUNA_STATUS_ERROR, "boom");
+    ituna_span_end(a, 0);
+    REQUIRE(ituna_tracer_flush(t, 2000) == ITUNA_OK);
+    captured *c = find("first");
+    REQUIRE(c);
+    CHECK(c->n_attrs == 40 && c->n_events == 1 && c->n_links == 1 && (int)strlen(c->first_str) == 599);
+
+    ituna_span *b;
+    REQUIRE(ituna_span_start(t, "second", NULL, &b) == ITUNA_OK);
+    CHECK(b == a); /* the pool gave the exported span back */
+    CHECK(b->n_attrs == 0 && b->n_events == 0 && b->n_links == 0 && b->status_code == ITUNA_STATUS_UNSET);
+    CHECK(b->status_msg == NULL && b->dropped_attrs == 0 && !b->has_parent);
+    CHECK(b->arena.spare != NULL && b->arena.chunks == NULL); /* one block kept, the big one freed */
+    ituna_span_set_str(b, "only", big + 2400);
+    ituna_span_set_str(b, "two", big + 2400); /* past the inline memory: the kept block, no malloc */
+    CHECK(b->arena.spare == NULL && b->arena.chunks != NULL && b->arena.chunks->next == NULL);
+    ituna_span_end(b, 0);
+    REQUIRE(ituna_tracer_flush(t, 2000) == ITUNA_OK);
+    c = find("second");
+    REQUIRE(c);
+    CHECK(c->n_attrs == 2 && c->n_events == 0 && c->n_links == 0 && c->status == ITUNA_STATUS_UNSET);
+    CHECK((int)strlen(c->first_str) == 599 && c->first_str[0] == 'x');
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
+static void *end_on_other_thread(void *p) {
+    ituna_span_end(p, 0);
+    return NULL;
+}
+
+/* Non-recording spans (not sampled): only a context, attribute calls are no-ops,
+ * and they may end in any order and on any thread. */
+static int test_non_recording_spans_are_context_only(void) {
+    const char *kv[] = { "tracer.sampler", "always_off", NULL };
+    ituna_tracer *t = make_tracer(kv, 0);
+    REQUIRE(t);
+    ituna_span *s[200];
+    int toks[200];
+    for (int i = 0; i < 200; i++) {
+        REQUIRE(ituna_span_start(t, "n", NULL, &s[i]) == ITUNA_OK);
+        CHECK(!ituna_span_is_recording(s[i]));
+        CHECK(ituna_span_set_str(s[i], "k", "v") == ITUNA_OK);
+        CHECK(ituna_span_add_event(s[i], "e", NULL, 0, 0) == ITUNA_OK);
+        CHECK(ituna_span_update_name(s[i], "m") == ITUNA_OK);
+        ituna_span_set_status(s[i], ITUNA_STATUS_ERROR, "x");
+        toks[i] = -1;
+        if (i < 32) CHECK(ituna_context_attach(ituna_span_get_context(s[i]), &toks[i]) == ITUNA_OK);
+    }
+    /* nested: one trace, each span a child of the one before (then the rest under the 32nd) */
+    CHECK(memcmp(s[31]->ctx.trace_id, s[0]->ctx.trace_id, 16) == 0);
+    CHECK(s[31]->has_parent && memcmp(s[31]->parent_span_id, s[30]->ctx.span_id, 8) == 0);
+    for (int i = 31; i >= 0; i--) CHECK(ituna_context_detach(toks[i]) == ITUNA_OK);
+    for (int i = 0; i < 100; i++) ituna_span_end(s[i], 0);
+    pthread_t th[100];
+    for (int i = 100; i < 200; i++) pthread_create(&th[i - 100], NULL, end_on_other_thread, s[i]);
+    for (int i = 0; i < 100; i++) pthread_join(th[i], NULL);
+    REQUIRE(ituna_span_start(t, "d", NULL, &s[0]) == ITUNA_OK);
+    ituna_span_discard(s[0]);
+    ituna_tracer_stats st;
+    ituna_tracer_get_stats(t, &st);
+    CHECK(st.spans_not_sampled == 200 && st.spans_started == 0 && st.spans_ended == 0);
+    ituna_tracer_destroy(t);
+    return 0;
+}
+
 static int test_status_rules(void) {
     ituna_tracer *t = make_tracer(NULL, 0);
     REQUIRE(t);
@@ -719,6 +805,8 @@ int main(void) {
     RUN(test_limits_drop_and_count);
     RUN(test_attribute_lengths_and_bad_keys);
     RUN(test_discarded_span_leaves_no_trace);
+    RUN(test_reused_span_starts_empty);
+    RUN(test_non_recording_spans_are_context_only);
     RUN(test_status_rules);
     RUN(test_full_queue_drops_are_counted_exactly);
     RUN(test_shutdown_flushes_everything_that_fit);
