@@ -39,7 +39,7 @@ struct ituna_batch {
 #define ADD(b, f, n) atomic_fetch_add_explicit(&(b)->f, (n), memory_order_relaxed)
 
 static void release_all(ituna_batch *b, size_t n) {
-    for (size_t i = 0; i < n; i++) b->sink.release(b->sink.ctx, b->scratch[i]);
+    b->sink.release(b->sink.ctx, b->scratch, n);
 }
 
 static uint64_t mono_ns(void) {
@@ -224,7 +224,7 @@ void ituna_batch_destroy(ituna_batch *b) {
     ituna_batch_shutdown(b, 0);
     /* Anything pushed after the worker stopped (a race with shutdown) is freed here. */
     ituna_span *s;
-    while ((s = pop(b)) != NULL) b->sink.release(b->sink.ctx, s);
+    while ((s = pop(b)) != NULL) b->sink.release(b->sink.ctx, &s, 1);
     if (b->exporter) b->exporter->destroy(b->exporter);
     sem_destroy(&b->wake);
     pthread_mutex_destroy(&b->mu);

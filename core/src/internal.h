@@ -175,6 +175,15 @@ ITUNA_HIDDEN ituna_kv *ituna_kv_list_copy(ituna_arena *a, const ituna_attr *attr
                                           uint32_t *dropped, uint32_t *truncated);
 
 /* ---- span memory (span_pool.c) ---------------------------------------------- */
+/* Ended recording spans kept for reuse: a stack (last returned, first reused:
+ * its memory was just read by the export thread, so it is still in cache)
+ * under a spinlock held for a few instructions, or one batch's copy. */
+typedef struct ituna_span_pool {
+    atomic_int lock;
+    size_t n, cap;
+    ituna_span **items;
+} ituna_span_pool;
+
 /* A recording span from t's pool, emptied (attrs, events, links, arena reset; the
  * fields before them left as they were), or a new one; NULL on OOM. */
 ITUNA_HIDDEN ituna_span *ituna_span_alloc(struct ituna_tracer *t);
@@ -182,8 +191,8 @@ ITUNA_HIDDEN ituna_span *ituna_span_alloc(struct ituna_tracer *t);
 ITUNA_HIDDEN ituna_span *ituna_span_alloc_light(void);
 /* Free a span (either kind) and everything in its arena. */
 ITUNA_HIDDEN void ituna_span_free(ituna_span *s);
-/* Same, for a span known to belong to tracer t (no read of the span itself). */
-ITUNA_HIDDEN void ituna_span_recycle(struct ituna_tracer *t, ituna_span *s);
+/* Same, for recording spans known to belong to tracer t (no read of the spans themselves). */
+ITUNA_HIDDEN void ituna_span_recycle(struct ituna_tracer *t, ituna_span *const *spans, size_t n);
 ITUNA_HIDDEN int ituna_span_pool_init(struct ituna_tracer *t); /* 0 on OOM */
 ITUNA_HIDDEN void ituna_span_pool_free(struct ituna_tracer *t);
 
@@ -336,7 +345,8 @@ typedef struct ituna_batch ituna_batch;
 typedef struct ituna_batch_sink {
     ituna_exporter *exporter;                  /* owned by the batch processor from create on */
     const ituna_resource *resource;            /* borrowed; outlives the processor */
-    void (*release)(void *ctx, ituna_span *s); /* each span, once, after export or drop */
+    /* Each span, once, after export or drop; n at a time (one pool lock per batch). */
+    void (*release)(void *ctx, ituna_span *const *spans, size_t n);
     void *ctx;
 } ituna_batch_sink;
 
@@ -383,7 +393,7 @@ struct ituna_tracer {
     uint32_t attr_count_limit, attr_len_limit, event_count_limit, link_count_limit;
     uint32_t event_attr_limit, link_attr_limit;
     ituna_batch *batch;
-    ituna_ring pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
+    ituna_span_pool pool; /* ended spans recycled: span memory stays hot, no cross-thread free */
     atomic_int shut_down;
     _Atomic unsigned propagators; /* OTEL_PROPAGATORS, parsed at first use (propagators.c); 0 = not yet */
     struct ituna_scope *_Atomic scopes; /* instrumentation scopes, a push-only list (scope.c) */

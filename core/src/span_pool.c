@@ -1,11 +1,12 @@
 /* span_pool.c - span memory. Recording spans: ended spans come back from the
- * export thread into a per-tracer lock-free pool sized to hold every span the
+ * export thread into a per-tracer pool (a stack) sized to hold every span the
  * queue can, and are reset, not freed, when reused: a span's memory and its
  * small heap arrays stay allocated, so steady tracing calls no malloc or free.
  * Non-recording spans (SDK disabled, not sampled) are only the context part of
  * a span, taken from a small per-thread free list: no atomics, no allocation
  * once warm. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -120,29 +121,61 @@ ituna_span *ituna_span_alloc_light(void) {
     return light_get();
 }
 
+/* ---- the pool ------------------------------------------------------------------- */
+
+static void pool_lock(ituna_span_pool *p) {
+    for (unsigned spins = 0; atomic_exchange_explicit(&p->lock, 1, memory_order_acquire); spins++) {
+        /* The holder is a few instructions from done, unless it was preempted. */
+        while (atomic_load_explicit(&p->lock, memory_order_relaxed))
+            if (++spins > 200) {
+                sched_yield();
+                spins = 0;
+            }
+    }
+}
+
+static void pool_unlock(ituna_span_pool *p) {
+    atomic_store_explicit(&p->lock, 0, memory_order_release);
+}
+
 /* ---- both ---------------------------------------------------------------------- */
 
-/* Recycled spans go back to the pool untouched: the export thread only reads a
- * span, and the thread that reuses it does the reset, so span memory does not
- * bounce between cores in modified state. */
 void ituna_span_free(ituna_span *s) {
     if (!s) return;
     if (!s->recording)
         light_put(s);
     else
-        ituna_span_recycle(s->tracer, s);
+        ituna_span_recycle(s->tracer, &s, 1);
 }
 
-/* The export thread calls this with the tracer it already knows, so it never
- * reads the span's first cache line just to find the pool. */
-void ituna_span_recycle(ituna_tracer *t, ituna_span *s) {
-    if (t && t->pool.cells && ituna_ring_push(&t->pool, s, 0)) return;
-    span_release(s);
-    free(s);
+/* Recycled spans go back to the pool untouched: the export thread only reads a
+ * span, and the thread that reuses it does the reset, so span memory does not
+ * bounce between cores in modified state. The export thread passes the tracer
+ * it already knows, so it never reads a span's first cache line to find the pool. */
+void ituna_span_recycle(ituna_tracer *t, ituna_span *const *spans, size_t n) {
+    size_t kept = 0;
+    if (t && t->pool.items) {
+        ituna_span_pool *p = &t->pool;
+        pool_lock(p);
+        kept = p->cap - p->n < n ? p->cap - p->n : n;
+        memcpy(p->items + p->n, spans, kept * sizeof *spans);
+        p->n += kept;
+        pool_unlock(p);
+    }
+    for (size_t i = kept; i < n; i++) { /* only past the pool's room: a backlog beyond the queue */
+        span_release(spans[i]);
+        free(spans[i]);
+    }
 }
 
 ituna_span *ituna_span_alloc(ituna_tracer *t) {
-    ituna_span *s = t->pool.cells ? ituna_ring_pop(&t->pool) : NULL;
+    ituna_span *s = NULL;
+    ituna_span_pool *p = &t->pool;
+    if (p->items) {
+        pool_lock(p);
+        if (p->n) s = p->items[--p->n];
+        pool_unlock(p);
+    }
     if (s) {
         span_reset(s);
     } else if ((s = malloc(sizeof *s)) != NULL) {
@@ -161,15 +194,21 @@ int ituna_span_pool_init(ituna_tracer *t) {
     if (q < 1) q = 1;
     if (b < 1 || b > q) b = q;
     if (q > (int64_t)1 << 24) q = (int64_t)1 << 24;
-    return ituna_ring_init(&t->pool, (size_t)(q + b));
+    t->pool.cap = (size_t)(q + b);
+    t->pool.n = 0;
+    atomic_init(&t->pool.lock, 0);
+    t->pool.items = malloc(t->pool.cap * sizeof *t->pool.items);
+    return t->pool.items != NULL;
 }
 
 void ituna_span_pool_free(ituna_tracer *t) {
-    if (!t->pool.cells) return;
-    void *p;
-    while ((p = ituna_ring_pop(&t->pool)) != NULL) {
-        span_release(p);
-        free(p);
+    ituna_span_pool *p = &t->pool;
+    if (!p->items) return;
+    for (size_t i = 0; i < p->n; i++) {
+        span_release(p->items[i]);
+        free(p->items[i]);
     }
-    ituna_ring_free(&t->pool);
+    free(p->items);
+    p->items = NULL;
+    p->n = 0;
 }

@@ -17,8 +17,8 @@ ituna_tracer *ituna_tracer_global(void) {
 }
 
 /* The batch processor hands every span back here once exported or dropped. */
-static void release_span(void *tracer, ituna_span *s) {
-    ituna_span_recycle(tracer, s);
+static void release_span(void *tracer, ituna_span *const *spans, size_t n) {
+    ituna_span_recycle(tracer, spans, n);
 }
 
 static uint32_t limit_of(const ituna_config *cfg, const char *key, int64_t def) {
