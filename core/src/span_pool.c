@@ -177,6 +177,10 @@ ituna_span *ituna_span_alloc(ituna_tracer *t) {
         pool_unlock(p);
     }
     if (s) {
+        /* The span was last touched on another core: ask for the lines start and
+         * the first attributes write all at once rather than one miss at a time. */
+        for (size_t off = 0; off < offsetof(ituna_span, inline_attrs) + 8 * sizeof(ituna_kv); off += 64)
+            __builtin_prefetch((char *)s + off, 1);
         span_reset(s);
     } else if ((s = malloc(sizeof *s)) != NULL) {
         span_containers_init(s);
