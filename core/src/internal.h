@@ -343,8 +343,8 @@ ITUNA_HIDDEN ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exp
  * sent with each batch, and where spans go once exported or given up on. */
 typedef struct ituna_batch ituna_batch;
 typedef struct ituna_batch_sink {
-    ituna_exporter *exporter;                  /* owned by the batch processor from create on */
-    const ituna_resource *resource;            /* borrowed; outlives the processor */
+    ituna_exporter *exporter;       /* owned by the batch processor from create on */
+    const ituna_resource *resource; /* borrowed; outlives the processor */
     /* Each span, once, after export or drop; n at a time (one pool lock per batch). */
     void (*release)(void *ctx, ituna_span *const *spans, size_t n);
     void *ctx;

@@ -462,8 +462,8 @@ static int test_reused_span_starts_empty(void) {
     }
     ituna_span_add_event(a, "ev", NULL, 0, 0);
     ituna_span_context l;
-    REQUIRE(ituna_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &l, NULL) ==
-            ITUNA_OK);
+    REQUIRE(ituna_traceparent_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", 55, &l,
+                                    NULL) == ITUNA_OK);
     ituna_span_add_link(a, &l, NULL, 0);
     ituna_span_set_status(a, ITUNA_STATUS_ERROR, "boom");
     ituna_span_end(a, 0);
