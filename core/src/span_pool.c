@@ -70,12 +70,21 @@ static void span_release(ituna_span *s) {
 
 static __thread void *light_head; /* free list linked through the first word */
 static __thread unsigned light_n;
-static __thread int light_registered;
-static pthread_key_t light_key;
-static pthread_once_t light_once = PTHREAD_ONCE_INIT;
+
+/* Recording spans this thread ended without export (no exporter, dropped,
+ * discarded) or took from the pool in a batch: reused here without the pool's
+ * lock, while still in this core's cache. Span memory belongs to no tracer. */
+#define HOT_CACHE  32
+#define HOT_REFILL 16
+static __thread ituna_span *hot[HOT_CACHE];
+static __thread unsigned hot_n;
+
+static __thread int cache_registered;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
 /* At thread exit: free the thread's cached spans. */
-static void light_drain(void *unused) {
+static void cache_drain(void *unused) {
     (void)unused;
     while (light_head) {
         void *next = *(void **)light_head;
@@ -83,10 +92,24 @@ static void light_drain(void *unused) {
         light_head = next;
     }
     light_n = 0;
+    while (hot_n) {
+        ituna_span *s = hot[--hot_n];
+        span_release(s);
+        free(s);
+    }
 }
 
-static void light_key_init(void) {
-    if (pthread_key_create(&light_key, light_drain) != 0) light_key = (pthread_key_t)-1;
+static void cache_key_init(void) {
+    if (pthread_key_create(&cache_key, cache_drain) != 0) cache_key = (pthread_key_t)-1;
+}
+
+/* 1 once thread exit will free what this thread caches. */
+static int cache_ready(void) {
+    if (cache_registered) return 1;
+    pthread_once(&cache_once, cache_key_init);
+    if (cache_key == (pthread_key_t)-1 || pthread_setspecific(cache_key, &light_head) != 0) return 0;
+    cache_registered = 1;
+    return 1;
 }
 
 static ituna_span *light_get(void) {
@@ -100,15 +123,7 @@ static ituna_span *light_get(void) {
 }
 
 static void light_put(ituna_span *s) {
-    if (light_n < LIGHT_CACHE) {
-        if (!light_registered) {
-            pthread_once(&light_once, light_key_init);
-            if (light_key == (pthread_key_t)-1 || pthread_setspecific(light_key, &light_head) != 0) {
-                free(s); /* no destructor: do not cache what thread exit would leak */
-                return;
-            }
-            light_registered = 1;
-        }
+    if (light_n < LIGHT_CACHE && cache_ready()) {
         *(void **)s = light_head;
         light_head = s;
         light_n++;
@@ -144,6 +159,8 @@ void ituna_span_free(ituna_span *s) {
     if (!s) return;
     if (!s->recording)
         light_put(s);
+    else if (hot_n < HOT_CACHE && cache_ready())
+        hot[hot_n++] = s;
     else
         ituna_span_recycle(s->tracer, &s, 1);
 }
@@ -171,9 +188,14 @@ void ituna_span_recycle(ituna_tracer *t, ituna_span *const *spans, size_t n) {
 ituna_span *ituna_span_alloc(ituna_tracer *t) {
     ituna_span *s = NULL;
     ituna_span_pool *p = &t->pool;
-    if (p->items) {
+    if (hot_n) {
+        s = hot[--hot_n];
+    } else if (p->items) {
+        /* A few at a time into this thread's cache: one lock for several spans. */
+        size_t room = cache_ready() ? HOT_REFILL : 0;
         pool_lock(p);
         if (p->n) s = p->items[--p->n];
+        while (s && room-- && p->n) hot[hot_n++] = p->items[--p->n];
         pool_unlock(p);
     }
     if (s) {
