@@ -447,9 +447,7 @@ static int test_discarded_span_leaves_no_trace(void) {
 
 /* A span's memory is reused after export (pool), emptied but keeping its heap
  * arrays and one arena block: nothing of its previous life shows in the next. */
-static int test_reused_span_starts_empty(void) {
-    ituna_tracer *t = make_tracer(NULL, 0);
-    REQUIRE(t);
+static int reused_span_body(ituna_tracer *t) {
     ituna_span *a;
     REQUIRE(ituna_span_start(t, "first", NULL, &a) == ITUNA_OK);
     char big[3000], key[16];
@@ -487,6 +485,24 @@ static int test_reused_span_starts_empty(void) {
     REQUIRE(c);
     CHECK(c->n_attrs == 2 && c->n_events == 0 && c->n_links == 0 && c->status == ITUNA_STATUS_UNSET);
     CHECK((int)strlen(c->first_str) == 599 && c->first_str[0] == 'x');
+    return 0;
+}
+
+static void *reused_span_thread(void *arg) {
+    static int rc;
+    rc = reused_span_body(arg);
+    return &rc;
+}
+
+static int test_reused_span_starts_empty(void) {
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    /* on a new thread: its span cache starts empty, so the reuse comes from the pool */
+    pthread_t th;
+    void *res = NULL;
+    REQUIRE(pthread_create(&th, NULL, reused_span_thread, t) == 0);
+    pthread_join(th, &res);
+    CHECK(res && *(int *)res == 0);
     ituna_tracer_destroy(t);
     return 0;
 }
