@@ -28,9 +28,7 @@ static int l_stop(lua_State *L) {
  * [-0, +1, v] */
 static int l_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
-    /* a deadline just passed gives a small negative: no sleep, as before */
-    if (s < 0) s = 0;
-    luaL_argcheck(L, s <= 86400, 1, "seconds out of range");
+    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds out of range");
     lua_pushboolean(L, ituna_sleep((uint64_t)(s * 1000 + 0.5)));
     return 1;
 }

@@ -397,7 +397,7 @@ end
 function M.work(seconds)
     local deadline = ituna.now() + math.floor(seconds * 1e9)
     while ituna.now() < deadline do
-        if not ituna.sleep((deadline - ituna.now()) / 1e9) then
+        if not ituna.sleep(math.max(0, (deadline - ituna.now()) / 1e9)) then
             os.execute(string.format("sleep %.3f", math.max(0, (deadline - ituna.now()) / 1e9)))
             return
         end
