@@ -161,6 +161,24 @@ class RunLogs:
         return "served"
 
 
+
+def assert_every_order_once(out, err, run_dir, orders, returncode):
+    """A launcher run that rode through a fault: exit 0, no traceback, every one of
+    `orders` placed and served or rejected exactly once (the summary and the logs agree),
+    none handled twice. Returns the run's RunLogs."""
+    assert returncode == 0, out[-3000:] + err[-3000:]
+    assert "Traceback" not in out + err
+    m = re.search(r"Orders in [0-9.]+ s: placed (\d+), served (\d+), rejected (\d+), unfinished (\d+)", out)
+    assert m, out
+    placed, served, rejected, unfinished = map(int, m.groups())
+    assert placed == orders and served + rejected == placed and unfinished == 0, m.group(0)
+    assert "handled twice" not in out, out
+    logs = RunLogs(str(run_dir))
+    assert len(logs.placed) == orders
+    for oid in logs.placed:
+        assert logs.served[oid] + logs.rejected_count[oid] == 1, oid
+    return logs
+
 def consume_outcomes(bootstrap, topics, want_ids, timeout=45):
     """Read the ready and rejected topics from the start: order id -> list of
     (topic, payload, traceparent header)."""
