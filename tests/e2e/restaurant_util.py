@@ -12,7 +12,7 @@ import time
 import urllib.error
 import uuid
 
-from e2e_common import FIXTURES, REPO, fetch_json, launcher_env
+from e2e_common import FIXTURES, REPO, SCRIPTS, fetch_json, launcher_env
 import traceshape
 
 import subprocess
@@ -178,6 +178,18 @@ def assert_every_order_once(out, err, run_dir, orders, returncode):
     for oid in logs.placed:
         assert logs.served[oid] + logs.rejected_count[oid] == 1, oid
     return logs
+
+
+def kitchen_service(lang, cfg, ituna_lua, bootstrap, spans_path):
+    """(command, environment) to run the shipped kitchen-service alone in `lang`
+    ("python" or "lua") on `bootstrap`, its spans going to the JSON-lines file spans_path."""
+    env = launcher_env({"ITUNA_KAFKA_BOOTSTRAP": bootstrap, "OTEL_TRACES_EXPORTER": "file",
+                        "ITUNA_TRACES_FILE": str(spans_path), "OTEL_SERVICE_NAME": "kitchen-service",
+                        "PYTHONUNBUFFERED": "1"})
+    if lang == "python":
+        return [sys.executable, "-u", os.path.join(SCRIPTS, "python", "kitchen-service.py"), "--config", cfg], env
+    return [ituna_lua, "--schema", os.path.join(SCRIPTS, "restaurant-schema.ini"), "--config", cfg,
+            os.path.join(SCRIPTS, "lua", "kitchen-service.lua")], env
 
 def consume_outcomes(bootstrap, topics, want_ids, timeout=45):
     """Read the ready and rejected topics from the start: order id -> list of

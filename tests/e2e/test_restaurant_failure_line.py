@@ -7,14 +7,12 @@ The failure is planted deterministically: [kafka] message.max.bytes below the si
 the order the test sends, so kitchen-service's publish to the ready topic fails."""
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 
 import traceshape
-from e2e_common import SCRIPTS, launcher_env
-from restaurant_util import RE_FAILED, write_config
+from restaurant_util import RE_FAILED, kitchen_service, write_config
 
 MAX_BYTES = 2000
 
@@ -46,14 +44,7 @@ def test_a_failing_handler_logs_the_failure_line_with_the_consumer_span_ids(lang
     cfg, topics = write_config(tmp_path, extra=f"[kafka]\nmessage.max.bytes = {MAX_BYTES}\n", failures=False)
     log_path = tmp_path / "kitchen-service.log"
     spans_path = tmp_path / "spans.jsonl"
-    env = launcher_env({"ITUNA_KAFKA_BOOTSTRAP": broker.bootstrap, "OTEL_TRACES_EXPORTER": "file",
-                        "ITUNA_TRACES_FILE": str(spans_path), "OTEL_SERVICE_NAME": "kitchen-service",
-                        "PYTHONUNBUFFERED": "1"})
-    if lang == "python":
-        cmd = [sys.executable, "-u", os.path.join(SCRIPTS, "python", "kitchen-service.py"), "--config", cfg]
-    else:
-        cmd = [ituna_lua, "--schema", os.path.join(SCRIPTS, "restaurant-schema.ini"), "--config", cfg,
-                   os.path.join(SCRIPTS, "lua", "kitchen-service.lua")]
+    cmd, env = kitchen_service(lang, cfg, ituna_lua, broker.bootstrap, spans_path)
     with open(log_path, "w") as log:
         p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:

@@ -27,8 +27,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 import traceshape  # noqa: E402
-from e2e_common import SCRIPTS, ituna_lua_path, launcher_env  # noqa: E402
-from restaurant_util import write_config  # noqa: E402
+from e2e_common import ituna_lua_path, launcher_env  # noqa: E402
+from restaurant_util import kitchen_service, write_config  # noqa: E402
 
 ATTEMPTS = 10  # [messaging] max-redeliveries 9 (the default) + the first attempt
 BIG_NAME = 1_040_000  # the order's customer_name: the record is ~1.04 MB, under the broker's 1,048,588
@@ -120,14 +120,7 @@ def test_poison_and_1mb_orders_go_to_the_dlq_after_ten_attempts_and_the_partitio
 
     log = tmp_path / "kitchen-service.log"
     spans_path = tmp_path / "spans.jsonl"
-    env = launcher_env({"ITUNA_KAFKA_BOOTSTRAP": broker.bootstrap, "OTEL_TRACES_EXPORTER": "file",
-                        "ITUNA_TRACES_FILE": str(spans_path), "OTEL_SERVICE_NAME": "kitchen-service",
-                        "PYTHONUNBUFFERED": "1"})
-    if lang == "python":
-        cmd = [sys.executable, "-u", os.path.join(SCRIPTS, "python", "kitchen-service.py"), "--config", cfg]
-    else:
-        cmd = [ituna_lua_path(), "--schema", os.path.join(SCRIPTS, "restaurant-schema.ini"), "--config", cfg,
-               os.path.join(SCRIPTS, "lua", "kitchen-service.lua")]
+    cmd, env = kitchen_service(lang, cfg, ituna_lua_path(), broker.bootstrap, spans_path)
     t0 = time.monotonic()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
