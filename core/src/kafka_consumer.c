@@ -42,7 +42,7 @@ typedef struct part_q {
     struct part_q *next;
     char topic[128];
     int32_t partition;
-    ituna_message *head;
+    ituna_message *head, *tail; /* by offset; tail: appends and lookups are O(1) in order */
 } part_q;
 
 struct ituna_consumer {
@@ -497,24 +497,29 @@ static part_q *queue_of(ituna_consumer *c, const char *topic, int32_t partition,
 }
 
 static ituna_message *queue_find(part_q *q, int64_t offset) {
-    for (ituna_message *m = q ? q->head : NULL; m; m = m->next_q)
+    if (!q || !q->head || offset < q->head->rkm->offset || offset > q->tail->rkm->offset) return NULL;
+    for (ituna_message *m = q->head; m; m = m->next_q)
         if (m->rkm->offset == offset) return m;
     return NULL;
 }
 
 static void queue_insert(ituna_consumer *c, part_q *q, ituna_message *m) {
     ituna_message **at = &q->head;
+    if (q->tail && q->tail->rkm->offset <= m->rkm->offset) at = &q->tail->next_q; /* the usual case */
     while (*at && (*at)->rkm->offset <= m->rkm->offset) at = &(*at)->next_q;
     m->next_q = *at;
     *at = m;
+    if (!m->next_q) q->tail = m;
     c->queued++;
     if (m->settle == 1) c->settling++;
 }
 
 static void queue_unlink(ituna_consumer *c, part_q *q, ituna_message *m) {
-    for (ituna_message **at = &q->head; *at; at = &(*at)->next_q)
+    ituna_message *prev = NULL;
+    for (ituna_message **at = &q->head; *at; prev = *at, at = &(*at)->next_q)
         if (*at == m) {
             *at = m->next_q;
+            if (q->tail == m) q->tail = prev;
             m->next_q = NULL;
             c->queued--;
             if (m->settle == 1) c->settling--;
