@@ -1,108 +1,34 @@
-/* kafka_args.c - what the Kafka types share: librdkafka properties from keyword
- * arguments, optional str arguments, the tracer a client uses, and the set of open
- * clients that ituna.shutdown() closes. */
+/* kafka_args.c - what the Kafka types share: the call into ituna/_support.py that
+ * checks their arguments, optional str arguments, the tracer a client uses, and the
+ * set of open clients that ituna.shutdown() closes. */
 #include "module.h"
 
-void props_free(props *p) {
-    for (size_t i = 0; i < p->n; i++) PyMem_Free(p->v[i]);
-    PyMem_Free(p->v);
-    p->v = NULL;
-    p->n = p->cap = 0;
+/* The function name of ituna/_support.py called with args and kw (cold paths only:
+ * the module is imported by then, so this is a dict lookup). */
+PyObject *call_support(const char *name, PyObject *args, PyObject *kw) {
+    PyObject *mod = PyImport_ImportModule("ituna._support");
+    PyObject *fn = mod ? PyObject_GetAttrString(mod, name) : NULL;
+    Py_XDECREF(mod);
+    PyObject *r = fn ? PyObject_Call(fn, args, kw) : NULL;
+    Py_XDECREF(fn);
+    return r;
 }
 
-static int props_push(props *p, const char *s, size_t len) {
-    if (p->n + 2 > p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 16;
-        char **nv = PyMem_Realloc(p->v, nc * sizeof *nv);
-        if (!nv) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        p->v = nv;
-        p->cap = nc;
-    }
-    char *d = PyMem_Malloc(len + 1);
-    if (!d) {
+/* A NULL-terminated array of the UTF-8 of a tuple of str (checked by the caller),
+ * valid while the tuple lives; free with PyMem_Free. NULL with an exception. */
+const char **str_array(PyObject *tuple) {
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    const char **v = PyMem_Calloc((size_t)n + 1, sizeof *v);
+    if (!v) {
         PyErr_NoMemory();
-        return -1;
+        return NULL;
     }
-    memcpy(d, s, len);
-    d[len] = 0;
-    p->v[p->n++] = d;
-    p->v[p->n] = NULL;
-    return 0;
-}
-
-/* key: str; underscores become dots when from_kw (linger_ms -> linger.ms). */
-static int props_add(props *p, PyObject *key, PyObject *value, int from_kw) {
-    if (!PyUnicode_Check(key)) {
-        PyErr_Format(PyExc_TypeError, "librdkafka property names must be str, not %.100s",
-                     Py_TYPE(key)->tp_name);
-        return -1;
-    }
-    Py_ssize_t kl;
-    const char *k = PyUnicode_AsUTF8AndSize(key, &kl);
-    if (!k) return -1;
-    if (props_push(p, k, (size_t)kl) < 0) return -1;
-    if (from_kw)
-        for (char *c = p->v[p->n - 1]; *c; c++)
-            if (*c == '_') *c = '.';
-    PyObject *s;
-    if (value == Py_True)
-        s = PyUnicode_FromString("true");
-    else if (value == Py_False)
-        s = PyUnicode_FromString("false");
-    else if (PyUnicode_Check(value) || PyLong_Check(value) || PyFloat_Check(value))
-        s = PyObject_Str(value);
-    else {
-        PyErr_Format(PyExc_TypeError,
-                     "librdkafka property %R: value must be str, int, float or bool, not %.100s", key,
-                     Py_TYPE(value)->tp_name);
-        return -1;
-    }
-    if (!s) return -1;
-    Py_ssize_t vl;
-    const char *v = PyUnicode_AsUTF8AndSize(s, &vl);
-    int rc = v ? props_push(p, v, (size_t)vl) : -1;
-    Py_DECREF(s);
-    return rc;
-}
-
-/* Pops the known keyword arguments into out[], the rest become properties. */
-int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, int nknown, props *p) {
-    for (int i = 0; i < nknown; i++) out[i] = NULL;
-    if (!kw) return 0;
-    PyObject *k, *v;
-    Py_ssize_t pos = 0;
-    PyObject *config = NULL;
-    while (PyDict_Next(kw, &pos, &k, &v)) {
-        int i;
-        for (i = 0; i < nknown; i++)
-            if (PyUnicode_CompareWithASCIIString(k, known[i]) == 0) break;
-        if (i < nknown) {
-            out[i] = v;
-            if (strcmp(known[i], "config") == 0) config = v;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!(v[i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(tuple, i)))) {
+            PyMem_Free(v);
+            return NULL;
         }
-    }
-    /* config={...} first (keys that are not identifiers), keyword properties after */
-    if (config && config != Py_None) {
-        if (!PyDict_Check(config)) {
-            PyErr_Format(PyExc_TypeError, "config must be a dict of librdkafka properties, not %.100s",
-                         Py_TYPE(config)->tp_name);
-            return -1;
-        }
-        pos = 0;
-        while (PyDict_Next(config, &pos, &k, &v))
-            if (props_add(p, k, v, 0) < 0) return -1;
-    }
-    pos = 0;
-    while (PyDict_Next(kw, &pos, &k, &v)) {
-        int i;
-        for (i = 0; i < nknown; i++)
-            if (PyUnicode_CompareWithASCIIString(k, known[i]) == 0) break;
-        if (i == nknown && props_add(p, k, v, 1) < 0) return -1;
-    }
-    return 0;
+    return v;
 }
 
 const char *opt_str(PyObject *o, const char *what) {

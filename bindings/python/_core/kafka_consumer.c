@@ -161,86 +161,39 @@ static ituna_err create_consumer(ituna_tracer *t, const void *opts, void **core,
 }
 
 static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
-    static const char *const known[] = { "topics", "group",        "bootstrap", "tracer",
-                                         "config", "context_mode", "dlq_suffix" };
-    PyObject *a[7];
-    props p = { 0 };
-    PyObject *topics_seq = NULL;
-    const char **topics = NULL;
     module_state *st = state_of_type(tp);
-    Py_ssize_t np = PyTuple_GET_SIZE(args);
-    if (np > 3) return PyErr_Format(PyExc_TypeError, "Consumer() takes at most 3 positional arguments");
-    if (split_kwargs(kw, known, a, 7, &p) < 0) goto fail;
-    for (Py_ssize_t i = 0; i < np; i++) {
-        if (a[i]) {
-            PyErr_Format(PyExc_TypeError, "Consumer() got multiple values for argument '%s'", known[i]);
-            goto fail;
-        }
-        a[i] = PyTuple_GET_ITEM(args, i);
-    }
-    if (!a[0] || !a[1]) {
-        PyErr_SetString(PyExc_TypeError, "Consumer(topics, group, bootstrap=None, **librdkafka_conf)");
-        goto fail;
-    }
-    if (PyUnicode_Check(a[0]))
-        topics_seq = PyTuple_Pack(1, a[0]);
-    else
-        topics_seq = PySequence_Tuple(a[0]);
-    if (!topics_seq) goto fail;
-    Py_ssize_t nt = PyTuple_GET_SIZE(topics_seq);
-    if (nt == 0) {
-        PyErr_SetString(PyExc_ValueError, "Consumer needs at least one topic");
-        goto fail;
-    }
-    topics = PyMem_Calloc((size_t)nt + 1, sizeof *topics);
-    if (!topics) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < nt; i++)
-        if (!(topics[i] = opt_str(PyTuple_GET_ITEM(topics_seq, i), "topic"))) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "topics must be str");
-            goto fail;
-        }
-    const char *group = opt_str(a[1], "group");
-    if (!group) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "group must be str");
-        goto fail;
-    }
-    const char *bootstrap = opt_str(a[2], "bootstrap");
-    if (!bootstrap && PyErr_Occurred()) goto fail;
-    PyObject *tracer = resolve_tracer(st, a[3]);
-    if (!tracer) goto fail;
+    /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
+    PyObject *r = call_support("consumer_args", args, kw), *topics_t, *tracer_o, *props_t;
+    const char *group, *bootstrap, *mode_name, *dlq, **topics = NULL, **props = NULL;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
-    const char *ms = opt_str(a[5], "context_mode");
-    if ((!ms && PyErr_Occurred()) || (ms && ituna_context_mode_from_name(ms, &mode) != ITUNA_OK)) {
-        if (ms) PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", ms);
-        goto fail;
+    PyObject *res = NULL, *tracer;
+    if (!r || !PyArg_ParseTuple(r, "OszOOzz", &topics_t, &group, &bootstrap, &tracer_o, &props_t, &mode_name,
+                                &dlq))
+        goto done;
+    if (mode_name && ituna_context_mode_from_name(mode_name, &mode) != ITUNA_OK) {
+        PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", mode_name);
+        goto done;
     }
-    const char *dlq = opt_str(a[6], "dlq_suffix");
-    if (!dlq && PyErr_Occurred()) goto fail;
-
+    if (!(tracer = resolve_tracer(st, tracer_o)) || !(topics = str_array(topics_t)) ||
+        !(props = str_array(props_t)))
+        goto done;
     ConsumerObject *self = (ConsumerObject *)tp->tp_alloc(tp, 0);
-    if (!self) goto fail;
+    if (!self) goto done;
     self->tracer = Py_NewRef(tracer);
     ituna_consumer_options o;
     memset(&o, 0, sizeof o);
     o.bootstrap = bootstrap;
     o.group = group;
     o.topics = topics;
-    o.properties = (const char *const *)p.v;
+    o.properties = props;
     o.context_mode = mode;
     o.dlq_suffix = dlq;
-    PyObject *res = client_create(st, (PyObject *)self, create_consumer, &o);
-    props_free(&p);
+    res = client_create(st, (PyObject *)self, create_consumer, &o);
+done:
     PyMem_Free(topics);
-    Py_DECREF(topics_seq);
+    PyMem_Free(props);
+    Py_XDECREF(r);
     return res;
-fail:
-    props_free(&p);
-    PyMem_Free(topics);
-    Py_XDECREF(topics_seq);
-    return NULL;
 }
 
 static PyObject *consumer_poll(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
@@ -563,24 +516,8 @@ static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a)) {
             return NULL;
         PyErr_Clear();
     }
+    /* _support.loads: json.loads, raising MalformedPayload for a payload that is not JSON */
     if (!r) r = PyObject_CallOneArg(st->json_loads, msg->value);
-    if (!r && PyErr_ExceptionMatches(PyExc_ValueError)) {
-        /* a payload that is not JSON is malformed: raised inside `with`, it goes to the DLQ */
-        PyObject *t, *v, *tb;
-        PyErr_Fetch(&t, &v, &tb);
-        PyErr_NormalizeException(&t, &v, &tb);
-        PyObject *s = v ? PyObject_Str(v) : NULL;
-        PyErr_Format(st->MalformedPayload, "payload is not JSON: %S", s ? s : Py_None);
-        Py_XDECREF(s);
-        PyObject *t2, *v2, *tb2;
-        PyErr_Fetch(&t2, &v2, &tb2);
-        PyErr_NormalizeException(&t2, &v2, &tb2);
-        if (v2 && v) PyException_SetCause(v2, Py_NewRef(v));
-        PyErr_Restore(t2, v2, tb2);
-        Py_XDECREF(t);
-        Py_XDECREF(v);
-        Py_XDECREF(tb);
-    }
     return r;
 }
 

@@ -103,48 +103,32 @@ static ituna_err create_producer(ituna_tracer *t, const void *opts, void **core,
 }
 
 static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
-    static const char *const known[] = { "bootstrap", "tracer", "config", "on_delivery", "payload_carrier" };
-    PyObject *a[5];
-    props p = { 0 };
     module_state *st = state_of_type(tp);
-    if (PyTuple_GET_SIZE(args) > 1)
-        return PyErr_Format(PyExc_TypeError, "Producer() takes at most 1 positional argument");
-    if (split_kwargs(kw, known, a, 5, &p) < 0) goto fail;
-    if (PyTuple_GET_SIZE(args) == 1) {
-        if (a[0]) {
-            PyErr_SetString(PyExc_TypeError, "Producer() got multiple values for argument 'bootstrap'");
-            goto fail;
-        }
-        a[0] = PyTuple_GET_ITEM(args, 0);
-    }
-    const char *bootstrap = opt_str(a[0], "bootstrap");
-    if (!bootstrap && PyErr_Occurred()) goto fail;
-    PyObject *tracer = resolve_tracer(st, a[1]);
-    if (!tracer) goto fail;
-    if (a[3] && a[3] != Py_None && !PyCallable_Check(a[3])) {
-        PyErr_SetString(PyExc_TypeError, "on_delivery must be callable");
-        goto fail;
-    }
-    int carrier = -1;
-    if (a[4] && a[4] != Py_None && (carrier = PyObject_IsTrue(a[4])) < 0) goto fail;
+    /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
+    PyObject *r = call_support("producer_args", args, kw), *tracer_o, *props_t, *on_delivery, *tracer;
+    const char *bootstrap, **props = NULL;
+    int carrier;
+    PyObject *res = NULL;
+    if (!r || !PyArg_ParseTuple(r, "zOOOi", &bootstrap, &tracer_o, &props_t, &on_delivery, &carrier) ||
+        !(tracer = resolve_tracer(st, tracer_o)) || !(props = str_array(props_t)))
+        goto done;
     ProducerObject *self = (ProducerObject *)tp->tp_alloc(tp, 0);
-    if (!self) goto fail;
+    if (!self) goto done;
     self->tracer = Py_NewRef(tracer);
-    self->on_delivery = (a[3] && a[3] != Py_None) ? Py_NewRef(a[3]) : NULL;
+    self->on_delivery = on_delivery != Py_None ? Py_NewRef(on_delivery) : NULL;
     ituna_producer_options o;
     memset(&o, 0, sizeof o);
     o.bootstrap = bootstrap;
-    o.properties = (const char *const *)p.v;
+    o.properties = props;
     o.on_delivery = self->on_delivery ? on_delivery_cb : NULL; /* without it the core keeps failures */
     o.opaque = self;
     o.payload_carrier = carrier;
     o.reports_on_poll = 1;
-    PyObject *res = client_create(st, (PyObject *)self, create_producer, &o);
-    props_free(&p);
+    res = client_create(st, (PyObject *)self, create_producer, &o);
+done:
+    PyMem_Free(props);
+    Py_XDECREF(r);
     return res;
-fail:
-    props_free(&p);
-    return NULL;
 }
 
 /* Wait for in-flight messages, in slices so signals are seen. timeout_ms < 0: no limit.

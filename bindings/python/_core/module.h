@@ -35,7 +35,8 @@ typedef struct {
     PyObject *current_msg;
     /* the tracer set by ituna.init() (a Tracer) or NULL */
     PyObject *default_tracer;
-    /* from ituna/_support.py: json.loads, orjson.loads, traceback.format_exception */
+    /* from ituna/_support.py: loads (json.loads, MalformedPayload when not JSON), orjson.loads,
+     * traceback.format_exception */
     PyObject *json_loads;
     PyObject *fast_loads; /* orjson.loads when installed (ituna's dependency), else NULL */
     PyObject *format_exception;
@@ -194,14 +195,10 @@ int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out);
  * exception set as a dropped attribute and clear it, returning 1; else 0. */
 int attr_dropped(attrbuf *b);
 
-/* kafka_args.c: librdkafka properties from keyword arguments (key, value, ..., NULL) */
-typedef struct {
-    char **v;
-    size_t n, cap;
-} props;
-void props_free(props *p);
-/* Pops the known keyword arguments into out[], the rest become properties. -1 with an exception. */
-int split_kwargs(PyObject *kw, const char *const *known, PyObject **out, int nknown, props *p);
+/* kafka_args.c: ituna/_support.py's function name(*args, **kw); NULL with an exception. */
+PyObject *call_support(const char *name, PyObject *args, PyObject *kw);
+/* The tuple of str as a NULL-terminated array (PyMem_Free it); NULL with an exception. */
+const char **str_array(PyObject *tuple);
 /* o as UTF-8, NULL for None/absent (or with TypeError: check PyErr_Occurred()). */
 const char *opt_str(PyObject *o, const char *what);
 /* The tracer t (an ituna.Tracer) or ituna.init()'s. Borrowed; NULL with an exception. */

@@ -1,20 +1,29 @@
-"""What the C extension (ituna._core) takes from Python when it loads: the JSON
-functions of payloads, the traceback formatter of recorded exceptions, and the
-delivery reports and errors of the producer."""
+"""What the C extension (ituna._core) takes from Python: the JSON functions of
+payloads, the traceback formatter of recorded exceptions, the delivery reports and
+errors of the producer, and the checked arguments of Producer() and Consumer() (cold
+code, once a client, kept out of the C)."""
 import json as _json
 import traceback as _traceback
 from typing import Any, NamedTuple, Optional
 
-from ._errors import DeliveryError
+from ._errors import DeliveryError, MalformedPayload
 
 # compact payloads; one encoder, as json.dumps(v, **kw) would build one per call
 encode = _json.JSONEncoder(separators=(",", ":")).encode
-loads = _json.loads
 format_exception = _traceback.format_exception
 try:  # ituna's dependency, ~3-4x faster; json.loads alone without it
     from orjson import loads as fast_loads
 except ImportError:
     fast_loads = None
+
+
+def loads(payload: Any) -> Any:
+    """json.loads for Message.json(): a payload that is not JSON is malformed, and
+    MalformedPayload raised inside `with message:` sends the message to the DLQ."""
+    try:
+        return _json.loads(payload)
+    except ValueError as error:
+        raise MalformedPayload("payload is not JSON: %s" % error) from error
 
 
 class DeliveryReport(NamedTuple):
@@ -50,3 +59,60 @@ def delivery_report(topic: str, partition: int, offset: int, code: int, name: st
 def delivery_failed(count: int, first: str, code: int, name: str, reports: list) -> DeliveryError:
     """What flush()/close() raise for the failed deliveries they take."""
     return _delivery_error("%d message(s) not delivered; first: %s" % (count, first), code, name, reports)
+
+
+def _opt_str(value: Any, what: str) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError("%s must be str or None, not %s" % (what, type(value).__name__))
+
+
+def _property(key: Any, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise TypeError("librdkafka property %r: value must be str, int, float or bool, not %s"
+                    % (key, type(value).__name__))
+
+
+def _properties(config: Any, conf: dict) -> tuple:
+    """librdkafka properties as (name, value, name, value, ...): config={...} first (names
+    that are not identifiers), the keyword ones after, with _ read as . (linger_ms)."""
+    if config is not None and not isinstance(config, dict):
+        raise TypeError("config must be a dict of librdkafka properties, not %s" % type(config).__name__)
+    flat: list = []
+    for key, value in (config or {}).items():
+        if not isinstance(key, str):
+            raise TypeError("librdkafka property names must be str, not %s" % type(key).__name__)
+        flat += (key, _property(key, value))
+    for key, value in conf.items():
+        flat += (key.replace("_", "."), _property(key, value))
+    return tuple(flat)
+
+
+def producer_args(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any = None,
+                  on_delivery: Any = None, payload_carrier: Any = None, **conf: Any) -> tuple:
+    """Producer()'s arguments as its C constructor takes them: (bootstrap, tracer,
+    properties, on_delivery, payload_carrier: -1 from the configuration, else 0/1)."""
+    if on_delivery is not None and not callable(on_delivery):
+        raise TypeError("on_delivery must be callable")
+    carrier = -1 if payload_carrier is None else int(bool(payload_carrier))
+    return _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf), on_delivery, carrier
+
+
+def consumer_args(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer: Any = None,
+                  config: Any = None, context_mode: Optional[str] = None, dlq_suffix: Optional[str] = None,
+                  **conf: Any) -> tuple:
+    """Consumer()'s arguments as its C constructor takes them: (topics, group, bootstrap,
+    tracer, properties, context_mode, dlq_suffix); the core checks context_mode."""
+    topics = (topics,) if isinstance(topics, str) else tuple(topics)
+    if not topics:
+        raise ValueError("Consumer needs at least one topic")
+    for topic in topics:
+        if not isinstance(topic, str):
+            raise TypeError("topics must be str, not %s" % type(topic).__name__)
+    if not isinstance(group, str):
+        raise TypeError("group must be str, not %s" % type(group).__name__)
+    return (topics, group, _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf),
+            _opt_str(context_mode, "context_mode"), _opt_str(dlq_suffix, "dlq_suffix"))
