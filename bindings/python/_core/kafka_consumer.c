@@ -163,7 +163,7 @@ static ituna_err create_consumer(ituna_tracer *t, const void *opts, void **core,
 static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     module_state *st = state_of_type(tp);
     /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
-    PyObject *r = call_support("consumer_args", args, kw), *topics_t, *tracer_o, *props_t;
+    PyObject *r = call_support("Consumer", args, kw), *topics_t, *tracer_o, *props_t;
     const char *group, *bootstrap, *mode_name, *dlq, **topics = NULL, **props = NULL;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     PyObject *res = NULL, *tracer;

@@ -105,7 +105,7 @@ static ituna_err create_producer(ituna_tracer *t, const void *opts, void **core,
 static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     module_state *st = state_of_type(tp);
     /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
-    PyObject *r = call_support("producer_args", args, kw), *tracer_o, *props_t, *on_delivery, *tracer;
+    PyObject *r = call_support("Producer", args, kw), *tracer_o, *props_t, *on_delivery, *tracer;
     const char *bootstrap, **props = NULL;
     int carrier;
     PyObject *res = NULL;

@@ -91,8 +91,10 @@ def _properties(config: Any, conf: dict) -> tuple:
     return tuple(flat)
 
 
-def producer_args(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any = None,
-                  on_delivery: Any = None, payload_carrier: Any = None, **conf: Any) -> tuple:
+# Named as the classes whose arguments they check, so that Python's own errors
+# (a missing or extra argument) name Producer() and Consumer().
+def Producer(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any = None,
+             on_delivery: Any = None, payload_carrier: Any = None, **conf: Any) -> tuple:
     """Producer()'s arguments as its C constructor takes them: (bootstrap, tracer,
     properties, on_delivery, payload_carrier: -1 from the configuration, else 0/1)."""
     if on_delivery is not None and not callable(on_delivery):
@@ -101,9 +103,9 @@ def producer_args(bootstrap: Optional[str] = None, *, tracer: Any = None, config
     return _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf), on_delivery, carrier
 
 
-def consumer_args(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer: Any = None,
-                  config: Any = None, context_mode: Optional[str] = None, dlq_suffix: Optional[str] = None,
-                  **conf: Any) -> tuple:
+def Consumer(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer: Any = None,
+             config: Any = None, context_mode: Optional[str] = None, dlq_suffix: Optional[str] = None,
+             **conf: Any) -> tuple:
     """Consumer()'s arguments as its C constructor takes them: (topics, group, bootstrap,
     tracer, properties, context_mode, dlq_suffix); the core checks context_mode."""
     topics = (topics,) if isinstance(topics, str) else tuple(topics)
