@@ -2,7 +2,6 @@
  * the tracer and span userdata (tracer:span, start_span, span methods), and
  * inject/extract/current_context. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -78,84 +77,40 @@ static int tracer_tostring(lua_State *L) {
 
 /* ituna.init{} under a host that set the tracer up (ituna-lua): the tracer exists
  * before the script runs, so a setting in the table cannot take effect. Rather
- * than drop it silently, raise an error naming it and where it belongs. Accepted:
- * service_name (the caller warns when it differs) and config naming the host's
- * own INI file, so one script runs under both lua5.4 and ituna-lua.
- * [-0, +0, v] */
+ * than drop it silently, raise the core's error naming it and where it belongs
+ * (ituna_host_setting_check); service_name, and config or schema naming the host's
+ * own files, pass, so one script runs under both lua5.4 and ituna-lua.  [-0, +0, v] */
 static void check_host_init(lua_State *L, const char *service) {
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
-    const char *host_cfg = lua_tostring(L, -1); /* NULL: started without an INI file */
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
+    const char *host_config = lua_tostring(L, -2), *host_schema = lua_tostring(L, -1);
+    char err[ILUA_ERRSTR];
     lua_pushnil(L);
     while (lua_next(L, 1)) {
+        /* a key that is not a string: the table's own checks do not run here */
+        if (lua_type(L, -2) == LUA_TSTRING &&
+            ituna_host_setting_check("ituna-lua", service, host_config, host_schema, lua_tostring(L, -2),
+                                     lua_tostring(L, -1), err, sizeof err) != ITUNA_OK)
+            luaL_error(L, "ituna.init: %s, or run the script with lua5.4", err);
         lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) continue; /* the table's own checks do not run here */
-        const char *key = lua_tostring(L, -1);
-        if (strcmp(key, "service_name") == 0) continue;
-        if (strcmp(key, "schema") == 0) {
-            /* the application schema the host registered (--schema / $ITUNA_CONFIG_SCHEMA) */
-            lua_getfield(L, 1, "schema");
-            lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
-            const char *want = lua_tostring(L, -2), *have = lua_tostring(L, -1);
-            char *real = want ? realpath(want, NULL) : NULL;
-            int same = real && have && strcmp(real, have) == 0;
-            free(real);
-            if (same) {
-                lua_pop(L, 2);
-                continue;
-            }
-            luaL_error(L,
-                       "ituna.init: schema '%s' cannot take effect: the host (ituna-lua) set the tracer '%s' "
-                       "up before the script ran, with %s%s; start it with --schema %s (or "
-                       "ITUNA_CONFIG_SCHEMA), or run the script with lua5.4",
-                       want ? want : "?", service, have ? "the schema " : "no application schema",
-                       have ? have : "", want ? want : "PATH");
-        }
-        if (strcmp(key, "config") == 0) {
-            lua_getfield(L, 1, "config");
-            const char *want = lua_tostring(L, -1);
-            char *real = want ? realpath(want, NULL) : NULL;
-            int same = real && host_cfg && strcmp(real, host_cfg) == 0;
-            free(real);
-            if (same) {
-                lua_pop(L, 1);
-                continue;
-            }
-            luaL_error(L,
-                       "ituna.init: config '%s' cannot take effect: the host (ituna-lua) set the tracer "
-                       "'%s' up before the script ran, from %s%s and the environment; "
-                       "start it with --config %s (or ITUNA_CONFIG), or run the script with lua5.4",
-                       want ? want : "?", service, host_cfg ? "--config " : "no INI file",
-                       host_cfg ? host_cfg : "", want ? want : "PATH");
-        }
-        luaL_error(
-            L,
-            "ituna.init: setting '%s' cannot take effect: the host (ituna-lua) set the tracer '%s' "
-            "up before the script ran, from %s%s and the environment; put it in the INI file "
-            "given with --config or in the environment (ITUNA_*, OTEL_*), or run the script with lua5.4",
-            key, service, host_cfg ? "--config " : "no INI file", host_cfg ? host_cfg : "");
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
+}
+
+static void set_host_path(lua_State *L, const char *path, const char *reg) {
+    if (path && path[0])
+        lua_pushstring(L, path);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, reg);
 }
 
 void ituna_lua_set_host_schema(lua_State *L, const char *schema_path) {
-    if (!schema_path || !schema_path[0]) schema_path = getenv("ITUNA_CONFIG_SCHEMA");
-    char *real = schema_path && schema_path[0] ? realpath(schema_path, NULL) : NULL;
-    if (real)
-        lua_pushstring(L, real);
-    else
-        lua_pushnil(L);
-    free(real);
-    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
+    set_host_path(L, schema_path, ILUA_REG_HOST_SCHEMA);
 }
 
 void ituna_lua_set_host_config(lua_State *L, const char *config_path) {
-    char *real = config_path && config_path[0] ? realpath(config_path, NULL) : NULL;
-    if (real)
-        lua_pushstring(L, real);
-    else
-        lua_pushnil(L);
-    free(real);
-    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
+    set_host_path(L, config_path, ILUA_REG_HOST_CONFIG);
 }
 
 /* ituna.init{service_name=..., config=path, schema=path, [key]=value...}: the

@@ -30,9 +30,9 @@
 
 /* Registry key of the tracer ituna.init() made (or the host handed over). */
 #define ILUA_REG_TRACER "ituna.current_tracer"
-/* the host tracer's INI file, realpath (absent: none) */
+/* the INI file the host tracer was set up from (absent: none) */
 #define ILUA_REG_HOST_CONFIG "ituna.host_config"
-/* the host tracer's application schema, realpath (absent: none) */
+/* the application schema the host registered (absent: $ITUNA_CONFIG_SCHEMA) */
 #define ILUA_REG_HOST_SCHEMA "ituna.host_schema"
 
 #define ILUA_ERRSTR 512

@@ -1,9 +1,10 @@
 /* host.c - what every host of the core decides alike (ituna/host.h): enum values by
- * name, the configuration an init loads, the tracer's counters by name, the text of
- * lost spans and failed deliveries, the verdict on a failed handler, and the time
- * slices of interruptible waits. */
+ * name, the configuration an init loads (and what a later init may still set), the
+ * tracer's counters by name, the text of lost spans and failed deliveries, the
+ * verdict on a failed handler, and the time slices of interruptible waits. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -68,6 +69,48 @@ ituna_err ituna_tracer_create_host(const char *schema_path, const char *config_p
     if (rc == ITUNA_OK) rc = ituna_tracer_create(cfg, out, errstr, errstr_size);
     ituna_config_destroy(cfg);
     return rc;
+}
+
+/* 1 when paths a and b (either may be NULL) name the same existing file. */
+static int same_file(const char *a, const char *b) {
+    char *ra = a && a[0] ? realpath(a, NULL) : NULL, *rb = ra && b && b[0] ? realpath(b, NULL) : NULL;
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+ituna_err ituna_host_setting_check(const char *host, const char *service, const char *host_config,
+                                   const char *host_schema, const char *key, const char *value, char *errstr,
+                                   size_t errstr_size) {
+    if (!host_schema || !host_schema[0]) host_schema = getenv("ITUNA_CONFIG_SCHEMA");
+    if (strcmp(key, "service_name") == 0) return ITUNA_OK;
+    int schema = strcmp(key, "schema") == 0, config = strcmp(key, "config") == 0;
+    if ((schema && same_file(value, host_schema)) || (config && same_file(value, host_config)))
+        return ITUNA_OK;
+    const char *have = schema ? host_schema : host_config, *want = value && value[0] ? value : NULL;
+    int has = have && have[0];
+    if (schema)
+        return ituna_set_err(
+            errstr, errstr_size, ITUNA_ERR_STATE,
+            "schema '%s' cannot take effect: the host (%s) set the tracer '%s' up before the "
+            "script ran, with %s%s; start it with --schema %s (or ITUNA_CONFIG_SCHEMA)",
+            want ? want : "?", host, service, has ? "the schema " : "no application schema", has ? have : "",
+            want ? want : "PATH");
+    if (config)
+        return ituna_set_err(
+            errstr, errstr_size, ITUNA_ERR_STATE,
+            "config '%s' cannot take effect: the host (%s) set the tracer '%s' up before the "
+            "script ran, from %s%s and the environment; start it with --config %s (or "
+            "ITUNA_CONFIG)",
+            want ? want : "?", host, service, has ? "--config " : "no INI file", has ? have : "",
+            want ? want : "PATH");
+    return ituna_set_err(
+        errstr, errstr_size, ITUNA_ERR_STATE,
+        "setting '%s' cannot take effect: the host (%s) set the tracer '%s' up before the script "
+        "ran, from %s%s and the environment; put it in the INI file given with --config or in "
+        "the environment (ITUNA_*, OTEL_*)",
+        key, host, service, has ? "--config " : "no INI file", has ? have : "");
 }
 
 int ituna_config_next_effective(const ituna_config *cfg, size_t iter[3], const char **section,

@@ -1,8 +1,12 @@
 /* test_host.c - what hosts share through the core (ituna/host.h and the checked JSON
- * writer of ituna/json.h): names, the configuration an init loads, counters by name,
- * the texts of losses and failed deliveries, wait slices, and JSON written from a
- * host's own values with the path of what failed; the process's stop request. */
+ * writer of ituna/json.h): names, the configuration an init loads, the settings an
+ * application's later init may still apply, counters by name, the texts of losses and
+ * failed deliveries, wait slices, and JSON written from a host's own values with the
+ * path of what failed; the process's stop request. */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ituna/ituna.h"
@@ -20,6 +24,40 @@ static int test_names(void) {
     CHECK(ituna_status_code_from_name("weird", &s) == ITUNA_ERR_NOT_FOUND);
     CHECK(ituna_context_mode_from_name("link", &m) == ITUNA_OK && m == ITUNA_CONTEXT_LINK);
     CHECK(ituna_context_mode_from_name("Parent", &m) == ITUNA_ERR_NOT_FOUND); /* exact, as documented */
+    return 0;
+}
+
+/* A host that made the tracer before its application's init: what may still pass. */
+static int test_host_setting_check(void) {
+    char err[512] = "", path[64];
+    snprintf(path, sizeof path, "/tmp/ituna-host-check-%d.ini", (int)getpid());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fclose(f);
+    unsetenv("ITUNA_CONFIG_SCHEMA");
+    CHECK(ituna_host_setting_check("h", "svc", NULL, NULL, "service_name", "other", err, sizeof err) ==
+          ITUNA_OK);
+    CHECK(ituna_host_setting_check("h", "svc", path, NULL, "config", path, err, sizeof err) == ITUNA_OK);
+    /* the same file by another path is the same file */
+    CHECK(ituna_host_setting_check("h", "svc", path, NULL, "config", "/tmp/../tmp/ituna-host-check", err,
+                                   sizeof err) == ITUNA_ERR_STATE);
+    char other[80];
+    snprintf(other, sizeof other, "/tmp/../%s", path + 1);
+    CHECK(ituna_host_setting_check("h", "svc", path, NULL, "config", other, err, sizeof err) == ITUNA_OK);
+    CHECK(ituna_host_setting_check("h", "svc", NULL, NULL, "config", path, err, sizeof err) ==
+          ITUNA_ERR_STATE);
+    CHECK(strstr(err, "from no INI file") && strstr(err, "start it with --config /tmp/ituna-host-check"));
+    CHECK(ituna_host_setting_check("h", "svc", NULL, NULL, "schema", path, err, sizeof err) ==
+          ITUNA_ERR_STATE);
+    CHECK(strstr(err, "with no application schema") && strstr(err, "--schema"));
+    setenv("ITUNA_CONFIG_SCHEMA", path, 1); /* the host's schema by default */
+    CHECK(ituna_host_setting_check("h", "svc", NULL, NULL, "schema", path, err, sizeof err) == ITUNA_OK);
+    unsetenv("ITUNA_CONFIG_SCHEMA");
+    CHECK(ituna_host_setting_check("h", "svc", path, NULL, "exporter.type", "console", err, sizeof err) ==
+          ITUNA_ERR_STATE);
+    CHECK(strstr(err, "setting 'exporter.type' cannot take effect: the host (h) set the tracer 'svc' up") &&
+          strstr(err, "from --config /tmp/ituna-host-check"));
+    remove(path);
     return 0;
 }
 
@@ -138,6 +176,7 @@ static int test_stop_request(void) {
 
 int main(void) {
     RUN(test_names);
+    RUN(test_host_setting_check);
     RUN(test_config_and_stats);
     RUN(test_delivery_and_slices);
     RUN(test_json_writer);

@@ -167,8 +167,8 @@ static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     const char *group, *bootstrap, *mode_name, *dlq, **topics = NULL, **props = NULL;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     PyObject *res = NULL, *tracer;
-    if (!r || !PyArg_ParseTuple(r, "OszOOzz", &topics_t, &group, &bootstrap, &tracer_o, &props_t, &mode_name,
-                                &dlq))
+    if (!r ||
+        !PyArg_ParseTuple(r, "OszOOzz", &topics_t, &group, &bootstrap, &tracer_o, &props_t, &mode_name, &dlq))
         goto done;
     if (mode_name && ituna_context_mode_from_name(mode_name, &mode) != ITUNA_OK) {
         PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", mode_name);

@@ -1,9 +1,10 @@
 /* ituna/host.h - what every host of the core needs around the API proper, written
  * once so that the Lua binding, the Python binding and a C service decide alike:
- * enum values by name, the configuration a host's init loads, the tracer's counters
- * as (name, value) pairs, the text of lost spans and failed deliveries, a handler's
- * failure turned into its message's verdict, time slices for interruptible waits,
- * and the process's stop request with its signal handling. */
+ * enum values by name, the configuration a host's init loads (and which settings of an
+ * application's later init it can still apply), the tracer's counters as (name,
+ * value) pairs, the text of lost spans and failed deliveries, a handler's failure
+ * turned into its message's verdict, time slices for interruptible waits, and the
+ * process's stop request with its signal handling. */
 #ifndef ITUNA_HOST_H
 #define ITUNA_HOST_H
 
@@ -42,6 +43,19 @@ ITUNA_API ituna_err ituna_config_load_host(ituna_config *cfg, const char *schema
 ITUNA_API ituna_err ituna_tracer_create_host(const char *schema_path, const char *config_path, int env,
                                              const char *const *overrides, ituna_tracer **out, char *errstr,
                                              size_t errstr_size);
+
+/* For a host that sets the tracer up before the application's own init runs (an
+ * interpreter such as ituna-lua, with --config/$ITUNA_CONFIG and
+ * --schema/$ITUNA_CONFIG_SCHEMA): can a setting that init names (key; value as a
+ * string) still take effect? "service_name" can (the caller warns when it differs),
+ * "config" and "schema" when they name the file the host loaded (host_config, NULL:
+ * none; host_schema, NULL: $ITUNA_CONFIG_SCHEMA; compared as real paths), nothing
+ * else: ITUNA_ERR_STATE with errstr naming the setting, the host (host, the tracer
+ * of service) and where the setting belongs instead. Rather than drop a setting
+ * silently, the host raises that. Not thread-safe (getenv). */
+ITUNA_API ituna_err ituna_host_setting_check(const char *host, const char *service, const char *host_config,
+                                             const char *host_schema, const char *key, const char *value,
+                                             char *errstr, size_t errstr_size);
 
 /* Iterate over what a host shows as the effective configuration: every known key
  * with its ituna_config_value() (*value NULL when it has none), then every key set in
