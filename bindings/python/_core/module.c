@@ -17,32 +17,13 @@ module_state *state_of_module(PyObject *m) {
 }
 
 PyObject *raise_err(module_state *st, ituna_err err, const char *msg) {
-    PyObject *cls;
-    switch (err) {
-    case ITUNA_ERR_NOMEM: return PyErr_NoMemory();
-    case ITUNA_ERR_CONFIG:
-    case ITUNA_ERR_PARSE: cls = st->ConfigError; break;
-    case ITUNA_ERR_TIMEOUT: cls = st->TimeoutError; break;
-    case ITUNA_ERR_KAFKA: cls = st->KafkaError; break;
-    case ITUNA_ERR_STATE: cls = st->StateError; break;
-    case ITUNA_ERR_MALFORMED: cls = st->MalformedPayload; break;
-    default: cls = st->Error; break;
-    }
+    if (err == ITUNA_ERR_NOMEM) return PyErr_NoMemory();
     if (!msg || !*msg) msg = ituna_err2str(err);
-    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
-    if (!text) return NULL;
-    PyObject *exc = PyObject_CallOneArg(cls, text);
-    Py_DECREF(text);
-    if (!exc) return NULL;
-    /* .code and .name let callers branch without parsing the message */
-    PyObject *code = PyLong_FromLong((long)err);
-    PyObject *name = PyUnicode_FromString(ituna_err2name(err));
-    if (code && name && PyObject_SetAttrString(exc, "code", code) == 0 &&
-        PyObject_SetAttrString(exc, "name", name) == 0)
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-    Py_XDECREF(code);
-    Py_XDECREF(name);
-    Py_DECREF(exc);
+    /* _errors.from_core: the class of err, with .code and .name */
+    PyObject *exc = PyObject_CallFunction(st->from_core, "isN", (int)err, ituna_err2name(err),
+                                          PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace"));
+    if (exc) PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_XDECREF(exc);
     return NULL;
 }
 
@@ -307,15 +288,16 @@ static int module_exec(PyObject *m) {
     st->json_encode = PyObject_GetAttrString(sup, "encode");
     st->json_loads = PyObject_GetAttrString(sup, "loads");
     st->fast_loads = PyObject_GetAttrString(sup, "fast_loads");
-    st->format_exception = PyObject_GetAttrString(sup, "format_exception");
+    st->exception_fields = PyObject_GetAttrString(sup, "exception_fields");
     st->delivery_report = PyObject_GetAttrString(sup, "delivery_report");
     st->delivery_failed = PyObject_GetAttrString(sup, "delivery_failed");
+    st->from_core = PyObject_GetAttrString(sup, "from_core");
     PyObject *report_type = PyObject_GetAttrString(sup, "DeliveryReport");
     Py_DECREF(sup);
     int rc = report_type ? PyModule_AddObjectRef(m, "DeliveryReport", report_type) : -1;
     Py_XDECREF(report_type);
-    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->format_exception ||
-        !st->delivery_report || !st->delivery_failed)
+    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->exception_fields ||
+        !st->delivery_report || !st->delivery_failed || !st->from_core)
         return -1;
     if (st->fast_loads == Py_None) Py_CLEAR(st->fast_loads);
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
@@ -342,6 +324,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->BrokerType);
     Py_VISIT(st->delivery_report);
     Py_VISIT(st->delivery_failed);
+    Py_VISIT(st->from_core);
     Py_VISIT(st->Error);
     Py_VISIT(st->ConfigError);
     Py_VISIT(st->KafkaError);
@@ -354,7 +337,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->default_tracer);
     Py_VISIT(st->json_loads);
     Py_VISIT(st->fast_loads);
-    Py_VISIT(st->format_exception);
+    Py_VISIT(st->exception_fields);
     Py_VISIT(st->json_encode);
     Py_VISIT(st->live);
     Py_VISIT(st->otel_cv);
@@ -381,6 +364,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->BrokerType);
     Py_CLEAR(st->delivery_report);
     Py_CLEAR(st->delivery_failed);
+    Py_CLEAR(st->from_core);
     Py_CLEAR(st->Error);
     Py_CLEAR(st->ConfigError);
     Py_CLEAR(st->KafkaError);
@@ -393,7 +377,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->default_tracer);
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->fast_loads);
-    Py_CLEAR(st->format_exception);
+    Py_CLEAR(st->exception_fields);
     Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);

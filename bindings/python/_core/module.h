@@ -36,13 +36,14 @@ typedef struct {
     /* the tracer set by ituna.init() (a Tracer) or NULL */
     PyObject *default_tracer;
     /* from ituna/_support.py: loads (json.loads, MalformedPayload when not JSON), orjson.loads,
-     * traceback.format_exception */
+     * exception_fields (what a span records of an exception) */
     PyObject *json_loads;
     PyObject *fast_loads; /* orjson.loads when installed (ituna's dependency), else NULL */
-    PyObject *format_exception;
+    PyObject *exception_fields;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_encode; /* a compact json.JSONEncoder's encode */
     PyObject *delivery_report, *delivery_failed; /* ituna/_support.py's DeliveryReport and DeliveryError */
+    PyObject *from_core;                         /* ituna/_errors.py's exception of a core error code */
     /* interned strings */
     PyObject *str_traceparent;
     PyObject *str_tracestate;

@@ -74,42 +74,17 @@ static const char *str_arg(PyObject *o, const char *what) {
 }
 
 int span_record_pyexc(module_state *st, ituna_span *span, PyObject *exc, int set_status) {
-    PyObject *tp = (PyObject *)Py_TYPE(exc);
-    PyObject *qual = PyObject_GetAttrString(tp, "__qualname__");
-    PyObject *mod = PyObject_GetAttrString(tp, "__module__");
-    PyObject *msg = PyObject_Str(exc);
-    PyObject *tbl = PyObject_CallOneArg(st->format_exception, exc);
-    PyObject *empty = PyUnicode_FromString("");
-    PyObject *stack = (tbl && empty) ? PyUnicode_Join(empty, tbl) : NULL;
-    PyObject *name = NULL;
-    int rc = -1;
-    if (!qual || !mod || !msg || !stack) goto done;
-    if (PyUnicode_Check(mod) && PyUnicode_CompareWithASCIIString(mod, "builtins") != 0)
-        name = PyUnicode_FromFormat("%U.%U", mod, qual);
-    else
-        name = Py_NewRef(qual);
-    if (!name) goto done;
-    const char *n = PyUnicode_AsUTF8(name), *m = PyUnicode_AsUTF8(msg), *s = PyUnicode_AsUTF8(stack);
-    if (!n || !m || !s) goto done;
-    ituna_span_record_exception(span, n, m, s);
-    if (set_status) {
-        PyObject *desc = PyUnicode_FromFormat("%U: %U", qual, msg);
-        if (!desc) goto done;
-        const char *d = PyUnicode_AsUTF8(desc);
-        if (d) ituna_span_set_status(span, ITUNA_STATUS_ERROR, d);
-        Py_DECREF(desc);
-        if (!d) goto done;
+    /* _support.exception_fields: (type name, message, stack trace, status description) */
+    PyObject *f = PyObject_CallOneArg(st->exception_fields, exc);
+    const char *v[4];
+    int n = 0;
+    while (f && n < 4 && (v[n] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(f, n)))) n++;
+    if (n == 4) {
+        ituna_span_record_exception(span, v[0], v[1], v[2]);
+        if (set_status) ituna_span_set_status(span, ITUNA_STATUS_ERROR, v[3]);
     }
-    rc = 0;
-done:
-    Py_XDECREF(qual);
-    Py_XDECREF(mod);
-    Py_XDECREF(msg);
-    Py_XDECREF(tbl);
-    Py_XDECREF(empty);
-    Py_XDECREF(stack);
-    Py_XDECREF(name);
-    return rc;
+    Py_XDECREF(f);
+    return n == 4 ? 0 : -1;
 }
 
 /* ---- Span ----------------------------------------------------------------------- */

@@ -35,3 +35,15 @@ class StateError(Error):
 
 for _cls in (Error, ConfigError, KafkaError, TimeoutError, DeliveryError, MalformedPayload, StateError):
     _cls.__module__ = "ituna"  # where users name them
+
+
+_CLASS_OF = {"ITUNA_ERR_CONFIG": ConfigError, "ITUNA_ERR_PARSE": ConfigError, "ITUNA_ERR_TIMEOUT": TimeoutError,
+             "ITUNA_ERR_KAFKA": KafkaError, "ITUNA_ERR_STATE": StateError, "ITUNA_ERR_MALFORMED": MalformedPayload}
+
+
+def from_core(code: int, name: str, message: str) -> Error:
+    """The exception the C extension raises for the core's error code (its enum name):
+    .code and .name let callers branch without parsing the message."""
+    error = _CLASS_OF.get(name, Error)(message)
+    error.code, error.name = code, name
+    return error

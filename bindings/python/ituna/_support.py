@@ -1,16 +1,15 @@
 """What the C extension (ituna._core) takes from Python: the JSON functions of
-payloads, the traceback formatter of recorded exceptions, the delivery reports and
+payloads, what a span records of an exception, the delivery reports and
 errors of the producer, and the checked arguments of Producer() and Consumer() (cold
 code, once a client, kept out of the C)."""
 import json as _json
 import traceback as _traceback
 from typing import Any, NamedTuple, Optional
 
-from ._errors import DeliveryError, MalformedPayload
+from ._errors import DeliveryError, MalformedPayload, from_core  # noqa: F401  (the C extension's)
 
 # compact payloads; one encoder, as json.dumps(v, **kw) would build one per call
 encode = _json.JSONEncoder(separators=(",", ":")).encode
-format_exception = _traceback.format_exception
 try:  # ituna's dependency, ~3-4x faster; json.loads alone without it
     from orjson import loads as fast_loads
 except ImportError:
@@ -24,6 +23,18 @@ def loads(payload: Any) -> Any:
         return _json.loads(payload)
     except ValueError as error:
         raise MalformedPayload("payload is not JSON: %s" % error) from error
+
+
+def exception_fields(exc: BaseException) -> tuple:
+    """What a span records of exc: (type name, message, stack trace, status description);
+    the type name is module-qualified but for builtins."""
+    cls = type(exc)
+    module, message = cls.__module__, str(exc)
+    name = cls.__qualname__
+    if isinstance(module, str) and module != "builtins":
+        name = module + "." + name
+    stack = "".join(_traceback.format_exception(exc))
+    return name, message, stack, "%s: %s" % (cls.__qualname__, message)
 
 
 class DeliveryReport(NamedTuple):
