@@ -461,65 +461,42 @@ PyType_Spec Span_spec = {
 /* ---- Tracer ---------------------------------------------------------------------- */
 
 /* The configuration ituna.init() describes: application schema (path, else
- * $ITUNA_CONFIG_SCHEMA), then the file, the environment and the (key, value) settings.
- * NULL with an exception set on failure. */
-static ituna_config *load_config(module_state *st, PyObject *schema, PyObject *path, int env,
-                                 PyObject *settings) {
+ * $ITUNA_CONFIG_SCHEMA), then the file, the environment and the (key, value) settings,
+ * from Tracer()'s arguments. NULL with an exception set on failure. */
+static ituna_config *load_config(module_state *st, PyObject *args, PyObject *kw) {
     char errstr[ERRSTR_SIZE] = "";
-    ituna_err err = ITUNA_OK;
-    PyObject *path_bytes = NULL, *schema_bytes = NULL, *seq = NULL;
+    ituna_err err = ITUNA_ERR_NOMEM;
+    PyObject *schema, *path, *settings;
+    int env;
     const char **overrides = NULL;
-    ituna_config *cfg = ituna_config_new();
-    if (!cfg) return (ituna_config *)PyErr_NoMemory();
-    if (schema != Py_None && !PyUnicode_FSConverter(schema, &schema_bytes)) goto fail;
-    if (path != Py_None && !PyUnicode_FSConverter(path, &path_bytes)) goto fail;
-    if (settings != Py_None &&
-        !(seq = PySequence_Fast(settings, "settings must be a sequence of (key, value) pairs")))
-        goto fail;
-    Py_ssize_t n = seq ? PySequence_Fast_GET_SIZE(seq) : 0;
-    if (!(overrides = PyMem_Calloc((size_t)n * 2 + 1, sizeof *overrides))) {
-        PyErr_NoMemory();
-        goto fail;
+    ituna_config *cfg = NULL;
+    /* ituna/_support.py checks them: paths as file system bytes, the settings flattened */
+    PyObject *r = call_support("Tracer", args, kw);
+    if (!r || !PyArg_ParseTuple(r, "OOpO", &schema, &path, &env, &settings) ||
+        !(overrides = str_array(settings)))
+        goto done;
+    if ((cfg = ituna_config_new()))
+        err = ituna_config_load_host(cfg, schema == Py_None ? NULL : PyBytes_AS_STRING(schema),
+                                     path == Py_None ? NULL : PyBytes_AS_STRING(path), env, overrides, errstr,
+                                     sizeof errstr);
+    if (err != ITUNA_OK) {
+        raise_err(st, err, errstr);
+        ituna_config_destroy(cfg);
+        cfg = NULL;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
-        if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(it, 0)) ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(it, 1))) {
-            PyErr_SetString(PyExc_TypeError, "settings must be (str, str) pairs");
-            goto fail;
-        }
-        if (!(overrides[2 * i] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 0))) ||
-            !(overrides[2 * i + 1] = PyUnicode_AsUTF8(PyTuple_GET_ITEM(it, 1))))
-            goto fail;
-    }
-    err = ituna_config_load_host(cfg, schema_bytes ? PyBytes_AS_STRING(schema_bytes) : NULL,
-                                 path_bytes ? PyBytes_AS_STRING(path_bytes) : NULL, env, overrides, errstr,
-                                 sizeof errstr);
-    if (err == ITUNA_OK) goto done;
-fail:
-    if (err != ITUNA_OK && !PyErr_Occurred()) raise_err(st, err, errstr);
-    ituna_config_destroy(cfg);
-    cfg = NULL;
 done:
     PyMem_Free(overrides);
-    Py_XDECREF(path_bytes);
-    Py_XDECREF(schema_bytes);
-    Py_XDECREF(seq);
+    Py_XDECREF(r);
     return cfg;
 }
 
 static PyObject *tracer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = { "config", "env", "settings", "schema", NULL };
-    PyObject *path = Py_None, *settings = Py_None, *schema = Py_None;
-    int env = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OpOO:Tracer", kwlist, &path, &env, &settings, &schema))
-        return NULL;
     module_state *st = state_of_type(tp);
     char errstr[ERRSTR_SIZE] = "";
     ituna_err err = ITUNA_OK;
     ituna_tracer *t = NULL;
     PyObject *res = NULL;
-    ituna_config *cfg = load_config(st, schema, path, env, settings);
+    ituna_config *cfg = load_config(st, args, kw);
     if (!cfg) return NULL;
     Py_BEGIN_ALLOW_THREADS err = ituna_tracer_create(cfg, &t, errstr, sizeof errstr);
     Py_END_ALLOW_THREADS if (err != ITUNA_OK) goto done;
@@ -542,13 +519,7 @@ done:
 /* [(section, key, value or None)] of the effective configuration (every known key,
  * then the keys set in open sections), loaded as ituna.init() would. */
 PyObject *py_config_entries(PyObject *module, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = { "config", "schema", "env", "settings", NULL };
-    PyObject *path = Py_None, *schema = Py_None, *settings = Py_None;
-    int env = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOpO:config_entries", kwlist, &path, &schema, &env,
-                                     &settings))
-        return NULL;
-    ituna_config *cfg = load_config(state_of_module(module), schema, path, env, settings);
+    ituna_config *cfg = load_config(state_of_module(module), args, kw);
     if (!cfg) return NULL;
     PyObject *out = PyList_New(0);
     size_t it[3] = { 0, 0, 0 };

@@ -1,8 +1,9 @@
 """What the C extension (ituna._core) takes from Python: the JSON functions of
 payloads, what a span records of an exception, the delivery reports and
-errors of the producer, and the checked arguments of Producer() and Consumer() (cold
+errors of the producer, and the checked arguments of Tracer(), Producer() and Consumer() (cold
 code, once a client, kept out of the C)."""
 import json as _json
+import os as _os
 import traceback as _traceback
 from typing import Any, NamedTuple, Optional
 
@@ -102,8 +103,36 @@ def _properties(config: Any, conf: dict) -> tuple:
     return tuple(flat)
 
 
+def _path(value: Any) -> Optional[bytes]:
+    if value is None:
+        return None
+    path = _os.fsencode(value)
+    if b"\0" in path:
+        raise ValueError("embedded null byte")
+    return path
+
+
 # Named as the classes whose arguments they check, so that Python's own errors
-# (a missing or extra argument) name Producer() and Consumer().
+# (a missing or extra argument) name Tracer(), Producer() and Consumer().
+def Tracer(config: Any = None, env: Any = True, settings: Any = (), schema: Any = None) -> tuple:
+    """Tracer()'s (and config_entries()'s) arguments as the core loads them: (schema,
+    config: file system bytes or None, env, the settings flattened: key, value, ...)."""
+    if settings is None:
+        settings = ()
+    elif not isinstance(settings, (list, tuple)):
+        try:
+            settings = tuple(settings)
+        except TypeError:
+            raise TypeError("settings must be a sequence of (key, value) pairs") from None
+    flat: list = []
+    for pair in settings:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+                and isinstance(pair[1], str)):
+            raise TypeError("settings must be (str, str) pairs")
+        flat += pair
+    return _path(schema), _path(config), bool(env), tuple(flat)
+
+
 def Producer(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any = None,
              on_delivery: Any = None, payload_carrier: Any = None, **conf: Any) -> tuple:
     """Producer()'s arguments as its C constructor takes them: (bootstrap, tracer,
