@@ -218,12 +218,18 @@ static PyMethodDef module_methods[] = {
       "config_entries($module, /, config=None, schema=None, env=True, settings=())\n--\n\n"
       "config_entries(...) -> [(section, key, value or None)]: a configuration loaded as ituna.init()\n"
       "loads it (errors raise ConfigError): every known key, then the keys set in open sections." },
-    { "start_embedded_broker", (PyCFunction)(void (*)(void))py_start_embedded_broker,
-      METH_VARARGS | METH_KEYWORDS,
-      "start_embedded_broker($module, /, n_brokers=1, partitions=4)\n--\n\n"
-      "start_embedded_broker(n_brokers=1, partitions=4) -> EmbeddedBroker\n\n"
-      "Start librdkafka's built-in Kafka-protocol TEST cluster (not Apache Kafka) inside\n"
-      "this process on 127.0.0.1. .bootstrap gives its address; .stop() ends it." },
+    { "mock_cluster_start", py_mock_cluster_start, METH_VARARGS,
+      "mock_cluster_start($module, n_brokers, partitions, /)\n--\n\n"
+      "Start librdkafka's built-in test cluster: a capsule for ituna.EmbeddedBroker." },
+    { "mock_cluster_bootstrap", py_mock_cluster_bootstrap, METH_O,
+      "mock_cluster_bootstrap($module, cluster, /)\n--\n\n"
+      "The bootstrap address of a running test cluster (StateError once stopped)." },
+    { "mock_cluster_create_topic", py_mock_cluster_create_topic, METH_VARARGS,
+      "mock_cluster_create_topic($module, cluster, topic, partitions, /)\n--\n\n"
+      "Create a topic on the test cluster (an existing one is kept)." },
+    { "mock_cluster_stop", py_mock_cluster_stop, METH_O,
+      "mock_cluster_stop($module, cluster, /)\n--\n\n"
+      "Stop the test cluster. Idempotent." },
     { "err2name", py_err2name, METH_O,
       "err2name($module, code, /)\n--\n\n"
       "err2name(code) -> str: the core's enum name of an error code." },
@@ -269,7 +275,6 @@ static int module_exec(PyObject *m) {
     if (add_type(m, &st->ProducerType, &Producer_spec) < 0) return -1;
     if (add_type(m, &st->ConsumerType, &Consumer_spec) < 0) return -1;
     if (add_type(m, &st->MessageType, &Message_spec) < 0) return -1;
-    if (add_type(m, &st->BrokerType, &Broker_spec) < 0) return -1;
 
     if (add_exceptions(m, st) < 0) return -1;
 
@@ -321,7 +326,6 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->ProducerType);
     Py_VISIT(st->ConsumerType);
     Py_VISIT(st->MessageType);
-    Py_VISIT(st->BrokerType);
     Py_VISIT(st->delivery_report);
     Py_VISIT(st->delivery_failed);
     Py_VISIT(st->from_core);
@@ -361,7 +365,6 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->ProducerType);
     Py_CLEAR(st->ConsumerType);
     Py_CLEAR(st->MessageType);
-    Py_CLEAR(st->BrokerType);
     Py_CLEAR(st->delivery_report);
     Py_CLEAR(st->delivery_failed);
     Py_CLEAR(st->from_core);

@@ -20,7 +20,6 @@ typedef struct {
     PyTypeObject *ProducerType;
     PyTypeObject *ConsumerType;
     PyTypeObject *MessageType;
-    PyTypeObject *BrokerType;
     /* exceptions: Error is the base of all others */
     PyObject *Error;
     PyObject *ConfigError;
@@ -251,8 +250,10 @@ PyObject *no_new(PyTypeObject *tp, PyObject *a, PyObject *k);
 extern PyType_Spec Producer_spec;
 extern PyType_Spec Consumer_spec;
 extern PyType_Spec Message_spec;
-extern PyType_Spec Broker_spec;
-PyObject *py_start_embedded_broker(PyObject *m, PyObject *args, PyObject *kw);
+PyObject *py_mock_cluster_start(PyObject *m, PyObject *args);
+PyObject *py_mock_cluster_bootstrap(PyObject *m, PyObject *cap);
+PyObject *py_mock_cluster_create_topic(PyObject *m, PyObject *args);
+PyObject *py_mock_cluster_stop(PyObject *m, PyObject *cap);
 /* The core message of a Message still being handled, else NULL (no exception). */
 ituna_message *message_core(PyObject *o);
 PyObject *py_config_entries(PyObject *m, PyObject *args, PyObject *kw); /* span.c */

@@ -810,23 +810,12 @@ static PyObject *tracer_config_section(PyObject *self, PyObject *arg) {
 }
 
 static PyObject *tracer_traced(PyObject *self, PyObject *args, PyObject *kw) {
-    /* the decorator is Python-level code (sync, async and generator functions) */
-    PyObject *mod = PyImport_ImportModule("ituna._decorators");
-    if (!mod) return NULL;
-    PyObject *fn = PyObject_GetAttrString(mod, "traced");
-    Py_DECREF(mod);
-    if (!fn) return NULL;
-    Py_ssize_t n = PyTuple_GET_SIZE(args);
-    PyObject *full = PyTuple_New(n + 1);
-    if (!full) {
-        Py_DECREF(fn);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(full, 0, Py_NewRef(self));
-    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(full, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
-    PyObject *r = PyObject_Call(fn, full, kw);
-    Py_DECREF(full);
-    Py_DECREF(fn);
+    /* the decorator is Python-level code (ituna/_decorators.py: sync, async and generator
+     * functions), called with this tracer first */
+    PyObject *head = PyTuple_Pack(1, self), *full = head ? PySequence_Concat(head, args) : NULL;
+    PyObject *r = full ? call_support("traced", full, kw) : NULL;
+    Py_XDECREF(head);
+    Py_XDECREF(full);
     return r;
 }
 

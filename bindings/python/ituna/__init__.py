@@ -28,7 +28,6 @@ from ._core import (  # noqa: F401  (re-exported names)
     Consumer,
     DeliveryError,
     DeliveryReport,
-    EmbeddedBroker,
     Error,
     KafkaError,
     MalformedPayload,
@@ -42,9 +41,9 @@ from ._core import (  # noqa: F401  (re-exported names)
     extract,
     extract_baggage,
     inject,
-    start_embedded_broker,
     traceparent_parse,
 )
+from ._broker import EmbeddedBroker, start_embedded_broker  # noqa: F401  (re-exported names)
 
 __version__ = "0.1.0"
 CORE_VERSION: str = _core.CORE_VERSION

@@ -1,12 +1,13 @@
 """What the C extension (ituna._core) takes from Python: the JSON functions of
-payloads, what a span records of an exception, the delivery reports and
-errors of the producer, and the checked arguments of Tracer(), Producer() and Consumer() (cold
-code, once a client, kept out of the C)."""
+payloads, what a span records of an exception, the @tracer.traced decorator, the
+delivery reports and errors of the producer, and the checked arguments of Tracer(),
+Producer() and Consumer() (cold code, once a client, kept out of the C)."""
 import json as _json
 import os as _os
 import traceback as _traceback
 from typing import Any, NamedTuple, Optional
 
+from ._decorators import traced  # noqa: F401  (Tracer.traced, the C extension's)
 from ._errors import DeliveryError, MalformedPayload, from_core  # noqa: F401  (the C extension's)
 
 # compact payloads; one encoder, as json.dumps(v, **kw) would build one per call
