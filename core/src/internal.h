@@ -14,6 +14,18 @@
 #include "ring.h"
 
 #define ITUNA_HIDDEN __attribute__((visibility("hidden")))
+/* A prefetch GCC keeps: it deletes loops of bare __builtin_prefetch as dead code
+ * (seen with GCC 12 -O2), and the empty asm gives each one a side effect. */
+#define ITUNA_PREFETCH(p)                                                                                    \
+    do {                                                                                                     \
+        __builtin_prefetch((p), 0);                                                                          \
+        __asm__ volatile("");                                                                                \
+    } while (0)
+#define ITUNA_PREFETCH_W(p)                                                                                  \
+    do {                                                                                                     \
+        __builtin_prefetch((p), 1);                                                                          \
+        __asm__ volatile("");                                                                                \
+    } while (0)
 
 /* Our few bytes of thread-locals use the initial-exec model: a module loaded with
  * dlopen (the Lua and Python bindings) would otherwise call __tls_get_addr on

@@ -31,6 +31,24 @@ static inline unsigned ituna_otlp_kind(const ituna_span *s) {
                : ITUNA_SPAN_KIND_INTERNAL;
 }
 
+/* Ask for a span's memory before it is encoded: the export thread reads spans that
+ * other cores wrote, so each of its lines is a miss. Prefetching the next span while
+ * one is encoded overlaps those misses with work. The header, the attributes array
+ * and what the arena holds inline (names, string values) are the lines read. */
+static inline void ituna_otlp_prefetch_span(const ituna_span *s) {
+    const char *p = (const char *)s;
+    ITUNA_PREFETCH(p); /* ids; the tracestate bytes after them are read only when set */
+    for (size_t off = offsetof(ituna_span, parent_span_id) & ~(size_t)63;
+         off < offsetof(ituna_span, inline_attrs); off += 64)
+        ITUNA_PREFETCH(p + off);
+    const char *a = (const char *)s->attrs, *ae = a + (size_t)s->n_attrs * sizeof(ituna_kv);
+    for (; a < ae; a += 64) ITUNA_PREFETCH(a);
+    const char *m = s->inline_mem, *me = m + sizeof s->inline_mem;
+    /* Strings in the inline block lie below the arena's cursor when it is there. */
+    if (s->arena.cur >= m && s->arena.cur <= me) me = s->arena.cur;
+    for (; m < me; m += 64) ITUNA_PREFETCH(m);
+}
+
 /* The distinct scopes of spans[0..n) (NULL = the core's own), first seen first, in
  * *out: inline (one scope, the common case) or a malloc'd array the caller frees
  * when it is not `one`. Returns the count, or (size_t)-1 on OOM. */

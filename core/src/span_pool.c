@@ -185,11 +185,28 @@ void ituna_span_recycle(ituna_tracer *t, ituna_span *const *spans, size_t n) {
     }
 }
 
+/* A pooled span was last read on another core (the export thread's): ask for the
+ * lines a start and the first attributes write, all at once rather than one miss
+ * at a time: the ids, the fields from the parent id to the arena (not the unused
+ * tracestate bytes between them), 8 attributes and the start of the inline strings.
+ * Few enough lines that the prefetches do not wait for free fill buffers. */
+static inline void prefetch_for_write(ituna_span *s) {
+    char *p = (char *)s;
+    ITUNA_PREFETCH_W(p);
+    for (size_t off = offsetof(ituna_span, parent_span_id) & ~(size_t)63;
+         off < offsetof(ituna_span, inline_attrs) + 8 * sizeof(ituna_kv); off += 64)
+        ITUNA_PREFETCH_W(p + off);
+    ITUNA_PREFETCH_W(s->inline_mem);
+    ITUNA_PREFETCH_W(s->inline_mem + 64);
+}
+
 ituna_span *ituna_span_alloc(ituna_tracer *t) {
     ituna_span *s = NULL;
     ituna_span_pool *p = &t->pool;
+    int ahead = 0; /* s's lines were asked for when the span before it was taken */
     if (hot_n) {
         s = hot[--hot_n];
+        ahead = 1;
     } else if (p->items) {
         /* A few at a time into this thread's cache: one lock for several spans. */
         size_t room = cache_ready() ? HOT_REFILL : 0;
@@ -199,10 +216,10 @@ ituna_span *ituna_span_alloc(ituna_tracer *t) {
         pool_unlock(p);
     }
     if (s) {
-        /* The span was last touched on another core: ask for the lines start and
-         * the first attributes write all at once rather than one miss at a time. */
-        for (size_t off = 0; off < offsetof(ituna_span, inline_attrs) + 8 * sizeof(ituna_kv); off += 64)
-            __builtin_prefetch((char *)s + off, 1);
+        if (!ahead) prefetch_for_write(s);
+        /* The next span's lines come over while this one is used: by its start
+         * they are here, and its reset does not wait on the other core. */
+        if (hot_n) prefetch_for_write(hot[hot_n - 1]);
         span_reset(s);
     } else if ((s = malloc(sizeof *s)) != NULL) {
         span_containers_init(s);
