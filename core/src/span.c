@@ -90,7 +90,7 @@ ituna_err ituna_span_start(ituna_tracer *t, const char *name, const ituna_span_o
     /* The pool reset the containers; zero what lies between them and the context. */
     memset((char *)s + offsetof(ituna_span, status_code), 0,
            offsetof(ituna_span, attrs) - offsetof(ituna_span, status_code));
-    CNT_INC(t, spans_started);
+    ITUNA_COUNT_ADD(t, started, 1);
     s->start_ns = opts->start_time_ns ? opts->start_time_ns : ituna_now_ns();
     size_t nlen = strlen(name);
     s->name = ituna_arena_strndup(&s->arena, name, nlen);
@@ -281,7 +281,7 @@ ituna_err ituna_span_update_name(ituna_span *s, const char *name) {
 void ituna_span_discard(ituna_span *s) {
     if (!s) return;
     if (s->recording)
-        atomic_fetch_sub_explicit(&s->tracer->spans_started, 1, memory_order_relaxed);
+        ITUNA_COUNT_ADD(s->tracer, started, -1);
     else
         atomic_fetch_sub_explicit(&s->tracer->spans_not_sampled, 1, memory_order_relaxed);
     ituna_span_free(s);
@@ -296,7 +296,7 @@ void ituna_span_end(ituna_span *s, uint64_t end_time_ns) {
     ituna_tracer *t = s->tracer;
     s->end_ns = end_time_ns ? end_time_ns : ituna_now_ns();
     if (s->end_ns < s->start_ns) s->end_ns = s->start_ns;
-    CNT_INC(t, spans_ended);
+    ITUNA_COUNT_ADD(t, ended, 1);
     if (t->batch && ituna_batch_push(t->batch, s)) return;
     CNT_INC(t, spans_dropped);
     ituna_span_free(s);

@@ -44,6 +44,8 @@ ituna_err ituna_tracer_create_ex(const ituna_config *cfg, ituna_exporter *custom
         if (custom) custom->destroy(custom);
         return ITUNA_ERR_NOMEM;
     }
+    static _Atomic uint64_t next_id;
+    t->id = atomic_fetch_add(&next_id, 1) + 1; /* never 0: an empty cache matches no tracer */
     ituna_err err;
     if (cfg) {
         t->cfg = ituna_config_dup(cfg);
@@ -127,6 +129,52 @@ fail:
     return err;
 }
 
+/* ---- per-thread span counts --------------------------------------------------- */
+
+__thread struct ituna_count_cache ituna_count_cache;
+
+ituna_count_slot *ituna_count_slot_find(ituna_tracer *t) {
+    pthread_t self = pthread_self();
+    ituna_count_slot *sl = atomic_load_explicit(&t->count_slots, memory_order_acquire);
+    /* A slot stays with its tracer: a thread whose id the system reuses after an
+     * earlier thread exited takes that thread's slot over, still one writer. */
+    while (sl && !pthread_equal(sl->owner, self)) sl = sl->next;
+    if (!sl) {
+        sl = calloc(1, sizeof *sl);
+        if (!sl) return NULL;
+        sl->owner = self;
+        ituna_count_slot *head = atomic_load_explicit(&t->count_slots, memory_order_relaxed);
+        do sl->next = head;
+        while (!atomic_compare_exchange_weak_explicit(&t->count_slots, &head, sl, memory_order_release,
+                                                      memory_order_relaxed));
+    }
+    ituna_count_cache.tracer_id = t->id;
+    ituna_count_cache.slot = sl;
+    return sl;
+}
+
+void ituna_tracer_counts(ituna_tracer *t, uint64_t *started, uint64_t *ended) {
+    uint64_t s = atomic_load_explicit(&t->spans_started, memory_order_relaxed);
+    uint64_t e = atomic_load_explicit(&t->spans_ended, memory_order_relaxed);
+    for (ituna_count_slot *sl = atomic_load_explicit(&t->count_slots, memory_order_acquire); sl;
+         sl = sl->next) {
+        s += atomic_load_explicit(&sl->started, memory_order_relaxed);
+        e += atomic_load_explicit(&sl->ended, memory_order_relaxed);
+    }
+    *started = s;
+    *ended = e;
+}
+
+static void count_slots_free(ituna_tracer *t) {
+    ituna_count_slot *sl = atomic_load(&t->count_slots);
+    while (sl) {
+        ituna_count_slot *next = sl->next;
+        free(sl);
+        sl = next;
+    }
+    atomic_store(&t->count_slots, NULL);
+}
+
 /* Spans that ended and will never reach the collector: dropped (queue full or after
  * shutdown), given up after retries, or rejected by the collector (partial success). */
 static uint64_t spans_lost(ituna_tracer *t, uint64_t *dropped, uint64_t *failed, uint64_t *rejected) {
@@ -166,11 +214,13 @@ ituna_err ituna_tracer_shutdown(ituna_tracer *t, int timeout_ms) {
     uint64_t d, f, r, lost = spans_lost(t, &d, &f, &r);
     atomic_store(&t->lost_reported, lost);
     if (lost) {
+        uint64_t started, ended;
+        ituna_tracer_counts(t, &started, &ended);
         ituna_log(ITUNA_LOG_WARN,
                   "%llu of %llu ended span(s) lost: %llu dropped, %llu export failed, %llu "
                   "rejected by the collector",
-                  (unsigned long long)lost, (unsigned long long)atomic_load(&t->spans_ended),
-                  (unsigned long long)d, (unsigned long long)f, (unsigned long long)r);
+                  (unsigned long long)lost, (unsigned long long)ended, (unsigned long long)d,
+                  (unsigned long long)f, (unsigned long long)r);
         return ITUNA_ERR_EXPORT;
     }
     return rc;
@@ -185,16 +235,16 @@ void ituna_tracer_destroy(ituna_tracer *t) {
     ituna_resource_free(&t->resource);
     ituna_scopes_free(t);
     ituna_config_destroy(t->cfg);
+    count_slots_free(t);
     free(t);
 }
 
 void ituna_tracer_get_stats(ituna_tracer *t, ituna_tracer_stats *o) {
     if (!t || !o) return;
 #define LD(f) o->f = atomic_load_explicit(&t->f, memory_order_relaxed)
-    LD(spans_started);
+    ituna_tracer_counts(t, &o->spans_started, &o->spans_ended);
     LD(spans_not_sampled);
     LD(spans_dropped);
-    LD(spans_ended);
     /* Every span that ended was either enqueued or dropped. */
     o->spans_enqueued = o->spans_ended > o->spans_dropped ? o->spans_ended - o->spans_dropped : 0;
     ituna_batch_stats b = { 0 };

@@ -655,6 +655,61 @@ static int test_span_ended_after_shutdown_is_counted_as_dropped(void) {
     return 0;
 }
 
+/* Started/ended are counted per thread (no atomic add per span): the sums must be
+ * exact across threads, across two tracers a thread alternates between, with
+ * discarded spans, and a tracer created after another was destroyed (perhaps at the
+ * same address) must start from zero. */
+typedef struct count_job {
+    ituna_tracer *a, *b;
+    int n;
+} count_job;
+
+static void *count_worker(void *arg) {
+    count_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        ituna_span *s, *d;
+        ituna_span_start(i % 2 ? j->b : j->a, "c", NULL, &s);
+        ituna_span_start(j->a, "discarded", NULL, &d);
+        ituna_span_discard(d);
+        ituna_span_end(s, 0);
+    }
+    return NULL;
+}
+
+static int test_span_counts_per_thread_sum_exactly(void) {
+    const char *kv[] = { "exporter.max-queue-size", "65536", NULL };
+    ituna_tracer *a = make_tracer(kv, 0), *b = make_tracer(kv, 0);
+    REQUIRE(a && b);
+    enum { THREADS = 4, N = 5000 };
+    pthread_t th[THREADS];
+    count_job job = { a, b, N };
+    for (int i = 0; i < THREADS; i++) REQUIRE(pthread_create(&th[i], NULL, count_worker, &job) == 0);
+    count_worker(&job); /* this thread too */
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    ituna_tracer_stats sa, sb;
+    ituna_tracer_get_stats(a, &sa);
+    ituna_tracer_get_stats(b, &sb);
+    CHECK(sa.spans_started == (THREADS + 1) * N / 2 && sa.spans_ended == (THREADS + 1) * N / 2);
+    CHECK(sb.spans_started == (THREADS + 1) * N / 2 && sb.spans_ended == (THREADS + 1) * N / 2);
+    CHECK(sa.spans_enqueued + sa.spans_dropped == sa.spans_ended);
+    ituna_tracer_destroy(a);
+    ituna_tracer_destroy(b);
+    for (int k = 0; k < 3; k++) { /* each new tracer may reuse the last one's memory */
+        ituna_tracer *c = make_tracer(NULL, 0);
+        REQUIRE(c);
+        ituna_tracer_stats sc;
+        ituna_tracer_get_stats(c, &sc);
+        CHECK(sc.spans_started == 0 && sc.spans_ended == 0);
+        ituna_span *s;
+        ituna_span_start(c, "one", NULL, &s);
+        ituna_span_end(s, 0);
+        ituna_tracer_get_stats(c, &sc);
+        CHECK(sc.spans_started == 1 && sc.spans_ended == 1);
+        ituna_tracer_destroy(c);
+    }
+    return 0;
+}
+
 static int test_parentbased_traceidratio(void) {
     /* ratio 0: a root is never sampled, a child follows its parent's flag */
     const char *zero[] = { "tracer.sampler", "parentbased_traceidratio", "tracer.sampler-arg", "0", NULL };
@@ -827,6 +882,7 @@ int main(void) {
     RUN(test_full_queue_drops_are_counted_exactly);
     RUN(test_shutdown_flushes_everything_that_fit);
     RUN(test_span_ended_after_shutdown_is_counted_as_dropped);
+    RUN(test_span_counts_per_thread_sum_exactly);
     RUN(test_parentbased_traceidratio);
     RUN(test_log_level_applies_only_when_set);
     RUN(test_batch_above_queue_is_a_config_error);
