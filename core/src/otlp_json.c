@@ -562,7 +562,8 @@ int ituna_otlp_encode_json(ituna_span *const *spans, size_t n, const ituna_resou
         LIT(out, "},\"spans\":[");
         int first = 1;
         for (size_t i = 0; i < n; i++) {
-            if (i + 1 < n && spans[i + 1]) ituna_otlp_prefetch_span(spans[i + 1]);
+            if (i + 2 < n && spans[i + 2]) ituna_otlp_prefetch_header(spans[i + 2]);
+            if (i + 1 < n && spans[i + 1]) ituna_otlp_prefetch_body(spans[i + 1]);
             if (!spans[i] || spans[i]->scope != sc) continue;
             if (!first) ch(out, ',');
             first = 0;

@@ -269,7 +269,8 @@ int ituna_otlp_encode_proto(ituna_span *const *spans, size_t n, const ituna_reso
         size_t ss_mark = rw_used(&w);
         if (sc && sc->schema_url_len) put_str_field(&w, 3, sc->schema_url, sc->schema_url_len);
         for (size_t i = n; i-- > 0;) {
-            if (i && spans[i - 1]) ituna_otlp_prefetch_span(spans[i - 1]);
+            if (i > 1 && spans[i - 2]) ituna_otlp_prefetch_header(spans[i - 2]);
+            if (i && spans[i - 1]) ituna_otlp_prefetch_body(spans[i - 1]);
             if (spans[i] && spans[i]->scope == sc) put_span(&w, spans[i]);
         }
         /* ScopeSpans.scope = 1: InstrumentationScope {name = 1, version = 2, attributes = 3} */

@@ -32,15 +32,18 @@ static inline unsigned ituna_otlp_kind(const ituna_span *s) {
 }
 
 /* Ask for a span's memory before it is encoded: the export thread reads spans that
- * other cores wrote, so each of its lines is a miss. Prefetching the next span while
- * one is encoded overlaps those misses with work. The header, the attributes array
- * and what the arena holds inline (names, string values) are the lines read. */
-static inline void ituna_otlp_prefetch_span(const ituna_span *s) {
+ * other cores wrote, so each of its lines is a miss. In two steps, so that no
+ * prefetch waits on a miss itself: the header lines of the span two ahead (their
+ * addresses need no read), then for the next span, whose header is here by now, its
+ * attributes array and what the arena holds inline (names, string values). */
+static inline void ituna_otlp_prefetch_header(const ituna_span *s) {
     const char *p = (const char *)s;
     ITUNA_PREFETCH(p); /* ids; the tracestate bytes after them are read only when set */
     for (size_t off = offsetof(ituna_span, parent_span_id) & ~(size_t)63;
          off < offsetof(ituna_span, inline_attrs); off += 64)
         ITUNA_PREFETCH(p + off);
+}
+static inline void ituna_otlp_prefetch_body(const ituna_span *s) {
     const char *a = (const char *)s->attrs, *ae = a + (size_t)s->n_attrs * sizeof(ituna_kv);
     for (; a < ae; a += 64) ITUNA_PREFETCH(a);
     const char *m = s->inline_mem, *me = m + sizeof s->inline_mem;
