@@ -1,7 +1,8 @@
 """Message.json() gives json.loads's result for every payload, whichever parser ran
 (orjson for speed when installed, json.loads for what orjson refuses or reads
 differently): big integers stay exact, NaN/Infinity parse as json.loads parses them,
-and what is not JSON raises MalformedPayload."""
+and what is not JSON raises MalformedPayload. publish(dict/list) sends the bytes of
+json.dumps(v, separators=(",", ":")) whichever encoder ran (orjson for plain values)."""
 import json
 import uuid
 
@@ -51,3 +52,35 @@ def test_not_json_is_malformed(roundtrip):
         with pytest.raises(ituna.MalformedPayload):
             msg.json()
         msg.ack()
+
+
+class Key(str):
+    pass
+
+
+def nested(depth):
+    v = [0]
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+# What orjson writes differently from json (non-ASCII, DEL, exponents, NaN, subclasses,
+# non-str keys, big ints, deep nesting) next to plain values it writes the same.
+VALUES = [{"order_id": "6f1c", "order_details": {"TUNA MAKI": 2}, "table": 12, "ok": True, "x": None},
+          [1, -2, 0.1, 2.5, -0.0, 0.0, 1e-4, 9.5e15, (3, "t")], {"name": "Jos\u00e9"}, ["a\x7fb", "\ud800"],
+          {"tab": "a\tb\n\x01\"\\/"}, [1e16, 1e-5, 1.5e300, float("nan"), float("inf")], {1: "int key"},
+          {Key("k"): 1}, [2 ** 63 - 1, -2 ** 63, 2 ** 63, 2 ** 70], nested(20), {"deep": nested(80)}, [], {}]
+
+
+def test_publish_sends_json_dumps_bytes(roundtrip):
+    for value in VALUES:
+        msg = roundtrip(value)
+        assert msg.value == json.dumps(value, separators=(",", ":")).encode(), value
+        msg.ack()
+
+
+def test_publish_refuses_what_json_refuses(roundtrip):
+    for value in ({"t": {1, 2}}, {(1, 2): 3}, [b"bytes"]):
+        with pytest.raises(TypeError):
+            roundtrip(value)

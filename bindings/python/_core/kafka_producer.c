@@ -3,7 +3,10 @@
  * on_delivery runs where the GIL is; failures are kept and attributed by the core
  * and only turned into DeliveryError here. Blocking calls run without the GIL, in
  * slices so Ctrl-C is seen. */
-#include "module.h"
+#include "module.h" /* Python.h first */
+
+#include <math.h>
+#include <string.h>
 
 /* ---- Producer ---------------------------------------------------------------------- */
 
@@ -145,6 +148,53 @@ static int producer_wait(ProducerObject *self, int timeout_ms) {
     }
 }
 
+/* 1 when orjson writes v byte for byte as the compact json encoder does: exact dicts
+ * with str keys, lists, tuples, bool, None, ints of 64 bits, strs of printable ASCII
+ * (json escapes the rest as \uXXXX, orjson writes UTF-8 and DEL raw), finite floats
+ * without an exponent in their repr (1e-05 vs 0.00001); not too deep. Anything else
+ * goes to json, as before (its output or its error). */
+static int json_plain(PyObject *v, int depth) {
+    if (v == Py_None || v == Py_True || v == Py_False) return 1;
+    if (PyUnicode_CheckExact(v))
+        return PyUnicode_IS_ASCII(v) &&
+               !memchr(PyUnicode_1BYTE_DATA(v), 0x7f, (size_t)PyUnicode_GET_LENGTH(v));
+    if (PyLong_CheckExact(v)) {
+        int overflow;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        (void)x;
+        return !overflow;
+    }
+    if (PyFloat_CheckExact(v)) {
+        double a = fabs(PyFloat_AS_DOUBLE(v));
+        return a == 0.0 || (a >= 1e-4 && a < 1e16);
+    }
+    if (depth >= 64) return 0;
+    if (PyDict_CheckExact(v)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *x;
+        while (PyDict_Next(v, &pos, &k, &x))
+            if (!PyUnicode_CheckExact(k) || !json_plain(k, depth) || !json_plain(x, depth + 1)) return 0;
+        return 1;
+    }
+    if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!json_plain(PySequence_Fast_GET_ITEM(v, i), depth + 1)) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* v as compact JSON (bytes or str), new reference; NULL with json's exception. */
+static PyObject *json_encode(module_state *st, PyObject *v) {
+    if (st->fast_dumps && json_plain(v, 0)) {
+        PyObject *r = PyObject_CallOneArg(st->fast_dumps, v);
+        if (r) return r;
+        PyErr_Clear(); /* json says what is wrong */
+    }
+    return PyObject_CallOneArg(st->json_encode, v);
+}
+
 static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     static const char *const names[] = { "topic", "value", "key", "headers", "partition", "attributes" };
     PyObject *a[6];
@@ -173,7 +223,7 @@ static PyObject *producer_publish(PyObject *op, PyObject *const *args, Py_ssize_
     /* value: bytes-like, str, or dict/list sent as JSON */
     PyObject *v = a[1];
     if (PyDict_Check(v) || PyList_Check(v) || PyTuple_Check(v)) {
-        json = PyObject_CallOneArg(st->json_encode, v);
+        json = json_encode(st, v);
         if (!json) goto done;
         v = json;
     }

@@ -294,6 +294,7 @@ static int module_exec(PyObject *m) {
     st->json_loads = PyObject_GetAttrString(sup, "loads");
     st->fast_loads = PyObject_GetAttrString(sup, "fast_loads");
     st->exception_fields = PyObject_GetAttrString(sup, "exception_fields");
+    st->fast_dumps = PyObject_GetAttrString(sup, "fast_dumps");
     st->delivery_report = PyObject_GetAttrString(sup, "delivery_report");
     st->delivery_failed = PyObject_GetAttrString(sup, "delivery_failed");
     st->from_core = PyObject_GetAttrString(sup, "from_core");
@@ -301,10 +302,11 @@ static int module_exec(PyObject *m) {
     Py_DECREF(sup);
     int rc = report_type ? PyModule_AddObjectRef(m, "DeliveryReport", report_type) : -1;
     Py_XDECREF(report_type);
-    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->exception_fields ||
-        !st->delivery_report || !st->delivery_failed || !st->from_core)
+    if (rc < 0 || !st->json_encode || !st->json_loads || !st->fast_loads || !st->fast_dumps ||
+        !st->exception_fields || !st->delivery_report || !st->delivery_failed || !st->from_core)
         return -1;
     if (st->fast_loads == Py_None) Py_CLEAR(st->fast_loads);
+    if (st->fast_dumps == Py_None) Py_CLEAR(st->fast_dumps);
     st->str_traceparent = PyUnicode_InternFromString("traceparent");
     st->str_tracestate = PyUnicode_InternFromString("tracestate");
     st->str_baggage = PyUnicode_InternFromString("baggage");
@@ -342,6 +344,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     Py_VISIT(st->json_loads);
     Py_VISIT(st->fast_loads);
     Py_VISIT(st->exception_fields);
+    Py_VISIT(st->fast_dumps);
     Py_VISIT(st->json_encode);
     Py_VISIT(st->live);
     Py_VISIT(st->otel_cv);
@@ -381,6 +384,7 @@ static int module_clear(PyObject *m) {
     Py_CLEAR(st->json_loads);
     Py_CLEAR(st->fast_loads);
     Py_CLEAR(st->exception_fields);
+    Py_CLEAR(st->fast_dumps);
     Py_CLEAR(st->json_encode);
     Py_CLEAR(st->live);
     Py_CLEAR(st->str_traceparent);

@@ -41,6 +41,7 @@ typedef struct {
     PyObject *exception_fields;
     PyObject *live;        /* weakref.WeakSet of open Producers and Consumers, closed at exit */
     PyObject *json_encode; /* a compact json.JSONEncoder's encode */
+    PyObject *fast_dumps;  /* orjson.dumps when installed, else NULL (see json_plain) */
     PyObject *delivery_report, *delivery_failed; /* ituna/_support.py's DeliveryReport and DeliveryError */
     PyObject *from_core;                         /* ituna/_errors.py's exception of a core error code */
     /* interned strings */

@@ -12,10 +12,11 @@ from ._errors import DeliveryError, MalformedPayload, from_core  # noqa: F401  (
 
 # compact payloads; one encoder, as json.dumps(v, **kw) would build one per call
 encode = _json.JSONEncoder(separators=(",", ":")).encode
-try:  # ituna's dependency, ~3-4x faster; json.loads alone without it
+try:  # ituna's dependency, ~3-4x faster (dumps ~10x); json alone without it
+    from orjson import dumps as fast_dumps
     from orjson import loads as fast_loads
 except ImportError:
-    fast_loads = None
+    fast_loads = fast_dumps = None
 
 
 def loads(payload: Any) -> Any:
