@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 ituna_err ituna_kafka_resolve(ituna_tracer **t, const ituna_config **cfg, char *errstr, size_t errstr_size) {
@@ -25,6 +26,19 @@ int64_t ituna_kafka_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ituna_kafka_strcat2(char *dst, size_t size, const char *a, const char *b) {
+    if (!size) return;
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *s = k ? b : a;
+        if (!s) continue;
+        size_t l = strnlen(s, size - 1 - n);
+        memcpy(dst + n, s, l);
+        n += l;
+    }
+    dst[n] = '\0';
 }
 
 void ituna_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {

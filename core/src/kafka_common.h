@@ -83,7 +83,7 @@ ITUNA_HIDDEN int ituna_kafka_payload_inject(const void *value, size_t len, const
  * kafka.broker.unreachable (ituna.kafka.error, ituna.kafka.outage_ms so far or in
  * all, ituna.kafka.broker_back); call it before the span ends, on its thread. */
 ITUNA_HIDDEN void ituna_kafka_outage_begin(const char *bootstrap, const char *error, uint64_t since_ns);
-ITUNA_HIDDEN int64_t ituna_kafka_outage_end(const char *bootstrap, uint64_t now_ns);
+ITUNA_HIDDEN int64_t ituna_kafka_outage_end(const char *bootstrap, uint64_t now_ns); /* 0: now */
 ITUNA_HIDDEN void ituna_kafka_outage_mark(ituna_span *span, const char *bootstrap);
 
 /* Attributes common to both span kinds: messaging.system, operation name/type,
@@ -98,6 +98,9 @@ ITUNA_HIDDEN void ituna_kafka_json_str(ituna_buf *b, const char *s, size_t n);
 
 /* Milliseconds on a monotonic clock. */
 ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
+/* dst = a followed by b (either may be NULL), cut to size - 1 bytes as snprintf("%s%s")
+ * would; on the per-message path, where snprintf's formatting costs more than the copy. */
+ITUNA_HIDDEN void ituna_kafka_strcat2(char *dst, size_t size, const char *a, const char *b);
 
 /* The delivery of one publish made for a consumed message (kafka_delivery.h). */
 typedef struct ituna_delivery_slot ituna_delivery_slot;

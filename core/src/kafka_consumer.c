@@ -107,7 +107,7 @@ static int done_find(const ituna_consumer *c, const char *topic, int32_t partiti
 
 static void done_note(ituna_consumer *c, const char *topic, int32_t partition, int64_t offset) {
     unsigned i = c->done_next++ % (sizeof c->done / sizeof c->done[0]);
-    snprintf(c->done[i].topic, sizeof c->done[i].topic, "%s", topic);
+    ituna_kafka_strcat2(c->done[i].topic, sizeof c->done[i].topic, topic, NULL);
     c->done[i].partition = partition;
     c->done[i].offset = offset;
 }
@@ -430,7 +430,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     so.links = nl ? links : NULL;
     so.n_links = nl;
     char name[300];
-    snprintf(name, sizeof name, "process %s", topic);
+    ituna_kafka_strcat2(name, sizeof name, "process ", topic);
     if (ituna_span_start(c->tracer, name, &so, &m->span) != ITUNA_OK || !m->span) {
         free(m);
         return NULL;

@@ -17,9 +17,9 @@ static atomic_ulong epoch;
 
 void ituna_dr_copy_set(ituna_dr_copy *c, const ituna_delivery_report *r) {
     c->r = *r;
-    snprintf(c->topic, sizeof c->topic, "%s", r->topic ? r->topic : "");
-    snprintf(c->errstr, sizeof c->errstr, "%s", r->errstr ? r->errstr : "");
-    snprintf(c->error_name, sizeof c->error_name, "%s", r->error_name ? r->error_name : "");
+    ituna_kafka_strcat2(c->topic, sizeof c->topic, r->topic, NULL);
+    ituna_kafka_strcat2(c->errstr, sizeof c->errstr, r->errstr, NULL);
+    ituna_kafka_strcat2(c->error_name, sizeof c->error_name, r->error_name, NULL);
     c->r.topic = c->topic;
     c->r.errstr = c->errstr;
     c->r.error_name = c->error_name;

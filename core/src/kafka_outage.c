@@ -52,6 +52,7 @@ void ituna_kafka_outage_begin(const char *bootstrap, const char *error, uint64_t
 
 int64_t ituna_kafka_outage_end(const char *bootstrap, uint64_t now_ns) {
     if (!bootstrap || !atomic_load(&outages_seen)) return -1;
+    if (!now_ns) now_ns = ituna_now_ns(); /* read only when an outage was seen */
     int64_t ms = -1;
     pthread_mutex_lock(&outages_mu);
     int i = slot_of(bootstrap);

@@ -94,15 +94,17 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         ituna_span_set_status(op->span, ITUNA_STATUS_ERROR, r.errstr);
         atomic_fetch_add(&p->failures, 1);
     } else {
-        int64_t back = ituna_kafka_outage_end(p->ep.bootstrap, ituna_now_ns());
+        int64_t back = ituna_kafka_outage_end(p->ep.bootstrap, 0);
         if (back >= 0)
             ituna_log(ITUNA_LOG_WARN, "kafka producer: broker at %s reachable again after %lld ms",
                       p->ep.bootstrap, (long long)back);
         r.offset = m->offset;
-        char part[16];
-        snprintf(part, sizeof part, "%d", (int)m->partition);
-        ituna_span_set_str(op->span, "messaging.destination.partition.id", part);
-        ituna_span_set_int(op->span, "messaging.kafka.offset", m->offset);
+        if (ituna_span_is_recording(op->span)) {
+            char part[16];
+            snprintf(part, sizeof part, "%d", (int)m->partition);
+            ituna_span_set_str(op->span, "messaging.destination.partition.id", part);
+            ituna_span_set_int(op->span, "messaging.kafka.offset", m->offset);
+        }
     }
     uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
     if (ready) ituna_span_add_event(op->span, "kafka.producer.connected", NULL, 0, ready);
@@ -301,7 +303,7 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
     ituna_err e = check_size(p, msg, errstr, errstr_size);
     if (e) return e;
     char name[300];
-    snprintf(name, sizeof name, "send %s", msg->topic);
+    ituna_kafka_strcat2(name, sizeof name, "send ", msg->topic);
     ituna_span_options so = { .kind = ITUNA_SPAN_KIND_PRODUCER, .parent = msg->parent };
     ituna_span *span = NULL;
     e = ituna_span_start(p->tracer, name, &so, &span);

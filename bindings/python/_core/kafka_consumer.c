@@ -10,14 +10,25 @@ typedef struct MessageObject MessageObject;
 typedef struct {
     CLIENT_HEAD
     MessageObject *pending; /* borrowed: the last message handed out, while unfinished */
+    PyObject *topic;        /* the last message's topic str, reused while it is the same */
 } ConsumerObject;
+
+/* A header kept in a message's one block (Message.hdr): its key's and value's
+ * lengths, their bytes following the entries; vlen < 0: a null value. */
+typedef struct {
+    size_t klen;
+    Py_ssize_t vlen;
+} hdr_ent;
 
 struct MessageObject {
     PyObject_HEAD ituna_message *m; /* NULL once released to the core */
     ConsumerObject *consumer;       /* strong */
     PyObject *span;                 /* Span wrapper (borrowed C span) */
     PyObject *token, *msg_token;    /* current span / current message while entered */
-    PyObject *topic, *value, *key, *headers;
+    PyObject *topic, *value, *key;
+    PyObject *headers; /* list built from hdr when first asked for, or NULL */
+    hdr_ent *hdr;      /* the headers copied out of the core's message (PyMem), or NULL */
+    size_t n_hdr;
     int32_t partition;
     int64_t offset, timestamp_ms;
     const char *outcome; /* "ok", "error", "dead-letter" once finished */
@@ -67,6 +78,77 @@ static int message_finish(MessageObject *msg, ituna_handler_result result, const
     return 0;
 }
 
+/* The message's topic as a str: the consumer's last one while the name is the same. */
+static PyObject *topic_str(ConsumerObject *c, const char *topic) {
+    Py_ssize_t n;
+    const char *last = c->topic ? PyUnicode_AsUTF8AndSize(c->topic, &n) : NULL;
+    if (last && strcmp(last, topic) == 0) return Py_NewRef(c->topic);
+    PyErr_Clear();
+    PyObject *t = PyUnicode_DecodeUTF8(topic, (Py_ssize_t)strlen(topic), "replace");
+    if (t) Py_XSETREF(c->topic, Py_NewRef(t));
+    return t;
+}
+
+/* Copy m's headers into one block (Python objects are made only when asked for:
+ * most handlers never read them). 0, or -1 with MemoryError. */
+static int headers_copy(MessageObject *o, ituna_message *m) {
+    size_t nh = ituna_message_header_count(m), size = 0;
+    if (!nh) return 0;
+    for (size_t i = 0; i < nh; i++) {
+        const char *hk;
+        const void *hv;
+        size_t hl;
+        if (ituna_message_header(m, i, &hk, &hv, &hl)) size += strlen(hk) + (hv ? hl : 0);
+    }
+    hdr_ent *e = PyMem_Malloc(nh * sizeof *e + size + 1);
+    if (!e) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    char *data = (char *)(e + nh);
+    for (size_t i = 0; i < nh; i++) {
+        const char *hk = "";
+        const void *hv = NULL;
+        size_t hl = 0;
+        if (!ituna_message_header(m, i, &hk, &hv, &hl)) {
+            hk = "";
+            hv = NULL;
+        }
+        e[i].klen = strlen(hk);
+        memcpy(data, hk, e[i].klen);
+        data += e[i].klen;
+        e[i].vlen = hv ? (Py_ssize_t)hl : -1;
+        if (hv && hl) memcpy(data, hv, hl);
+        data += hv ? hl : 0;
+    }
+    o->hdr = e;
+    o->n_hdr = nh;
+    return 0;
+}
+
+/* The headers list, built on first use. Borrowed; NULL with an exception. */
+static PyObject *message_headers(MessageObject *o) {
+    if (o->headers) return o->headers;
+    PyObject *l = PyList_New((Py_ssize_t)o->n_hdr);
+    if (!l) return NULL;
+    const char *data = (const char *)(o->hdr + o->n_hdr);
+    for (size_t i = 0; i < o->n_hdr; i++) {
+        const hdr_ent *e = &o->hdr[i];
+        const char *hv = data + e->klen;
+        /* y# of a NULL pointer (a null header value) is None */
+        PyObject *t = Py_BuildValue("(Ny#)", PyUnicode_DecodeUTF8(data, (Py_ssize_t)e->klen, "replace"),
+                                    e->vlen < 0 ? NULL : hv, e->vlen < 0 ? (Py_ssize_t)0 : e->vlen);
+        if (!t) {
+            Py_DECREF(l);
+            return NULL;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, t);
+        data = hv + (e->vlen < 0 ? 0 : e->vlen);
+    }
+    o->headers = l;
+    return l;
+}
+
 static PyObject *message_from(ConsumerObject *c, ituna_message *m) {
     module_state *st = state_of_type(Py_TYPE(c));
     MessageObject *o = (MessageObject *)st->MessageType->tp_alloc(st->MessageType, 0);
@@ -79,27 +161,11 @@ static PyObject *message_from(ConsumerObject *c, ituna_message *m) {
     const char *topic = ituna_message_topic(m);
     size_t vlen = 0, klen = 0;
     const void *val = ituna_message_value(m, &vlen), *key = ituna_message_key(m, &klen);
-    o->topic = PyUnicode_DecodeUTF8(topic ? topic : "", (Py_ssize_t)strlen(topic ? topic : ""), "replace");
+    o->topic = topic_str(c, topic ? topic : "");
     o->value = val ? PyBytes_FromStringAndSize(val, (Py_ssize_t)vlen) : Py_NewRef(Py_None);
     o->key = key ? PyBytes_FromStringAndSize(key, (Py_ssize_t)klen) : Py_NewRef(Py_None);
-    size_t nh = ituna_message_header_count(m);
-    o->headers = PyList_New((Py_ssize_t)nh);
     o->span = span_wrap_borrowed(st, ituna_message_span(m), c->tracer);
-    if (!o->topic || !o->value || !o->key || !o->headers || !o->span) goto fail;
-    for (size_t i = 0; i < nh; i++) {
-        const char *hk;
-        const void *hv;
-        size_t hl;
-        if (!ituna_message_header(m, i, &hk, &hv, &hl)) {
-            hk = "";
-            hv = NULL;
-        }
-        /* y# of a NULL pointer (a null header value) is None */
-        PyObject *t = Py_BuildValue("(Ny#)", PyUnicode_DecodeUTF8(hk, (Py_ssize_t)strlen(hk), "replace"),
-                                    (const char *)hv, (Py_ssize_t)(hv ? hl : 0));
-        if (!t) goto fail;
-        PyList_SET_ITEM(o->headers, (Py_ssize_t)i, t);
-    }
+    if (!o->topic || !o->value || !o->key || !o->span || headers_copy(o, m) < 0) goto fail;
     c->pending = o;
     return (PyObject *)o;
 fail:
@@ -322,8 +388,12 @@ static void consumer_destroy(void *c) {
 }
 
 /* every Message holds a reference, so none is alive here */
+static void consumer_clear_topic(PyObject *op) {
+    Py_CLEAR(((ConsumerObject *)op)->topic);
+}
+
 static void consumer_dealloc(PyObject *op) {
-    client_dealloc(op, NULL, consumer_destroy);
+    client_dealloc(op, consumer_clear_topic, consumer_destroy);
 }
 
 static PyMethodDef consumer_methods[] = {
@@ -487,16 +557,25 @@ static PyObject *message_dead_letter(PyObject *op, PyObject *reason_o) {
     Py_RETURN_NONE;
 }
 
-/* 1 if the bytes hold 19 or more ASCII digits in a row. */
+static inline int is_digit(unsigned char c) {
+    return (unsigned char)(c - '0') < 10;
+}
+
+/* 1 if the bytes hold 19 or more ASCII digits in a row. Looks at every 19th byte
+ * while they are not digits: a run of 19 covers one of them. */
 static int long_digit_run(PyObject *bytes) {
-    const char *p = PyBytes_AS_STRING(bytes);
-    Py_ssize_t n = PyBytes_GET_SIZE(bytes), run = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if ((unsigned char)(p[i] - '0') < 10) {
-            if (++run >= 19) return 1;
-        } else {
-            run = 0;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes), i = 18; /* the last byte of a first possible run */
+    while (i < n) {
+        if (!is_digit(p[i])) {
+            i += 19;
+            continue;
         }
+        Py_ssize_t s = i, e = i + 1; /* the run around i: [s, e) */
+        while (s > 0 && i - s < 18 && is_digit(p[s - 1])) s--;
+        while (e < n && e - s < 19 && is_digit(p[e])) e++;
+        if (e - s >= 19) return 1;
+        i = e + 19; /* p[e] is not a digit: a run starts after it */
     }
     return 0;
 }
@@ -531,13 +610,22 @@ static PyObject *message_json(PyObject *op, PyObject *Py_UNUSED(a)) {
 MSG_GET(msg_topic, Py_NewRef(msg->topic))
 MSG_GET(msg_value, Py_NewRef(msg->value))
 MSG_GET(msg_key, Py_NewRef(msg->key))
-MSG_GET(msg_headers, PyList_GetSlice(msg->headers, 0, PY_SSIZE_T_MAX))
+static PyObject *msg_headers(PyObject *op, void *c) {
+    (void)c;
+    PyObject *l = message_headers((MessageObject *)op);
+    return l ? PyList_GetSlice(l, 0, PY_SSIZE_T_MAX) : NULL;
+}
+
+static PyObject *msg_baggage(PyObject *op, void *c) {
+    (void)c;
+    PyObject *l = message_headers((MessageObject *)op);
+    return l ? baggage_of_carrier(state_of_type(Py_TYPE(op)), l) : NULL;
+}
 MSG_GET(msg_partition, PyLong_FromLong(msg->partition))
 MSG_GET(msg_offset, PyLong_FromLongLong(msg->offset))
 MSG_GET(msg_timestamp,
         msg->timestamp_ms < 0 ? Py_NewRef(Py_None) : PyFloat_FromDouble(msg->timestamp_ms / 1000.0))
 MSG_GET(msg_span, Py_NewRef(msg->span))
-MSG_GET(msg_baggage, baggage_of_carrier(state_of_type(Py_TYPE(op)), msg->headers))
 MSG_GET(msg_finished, msg->outcome ? PyUnicode_FromString(msg->outcome) : Py_NewRef(Py_None))
 
 static PyObject *message_repr(PyObject *op) {
@@ -580,6 +668,8 @@ static void message_dealloc(PyObject *op) {
     Py_CLEAR(msg->value);
     Py_CLEAR(msg->key);
     Py_CLEAR(msg->headers);
+    PyMem_Free(msg->hdr);
+    msg->hdr = NULL;
     Py_CLEAR(msg->consumer);
     tp->tp_free(op);
     Py_DECREF(tp);
