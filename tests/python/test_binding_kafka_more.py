@@ -7,6 +7,9 @@ cluster and, when ITUNA_TEST_KAFKA=host:port is set, a real Apache Kafka broker
   goes on;
 - leaving ``with msg:`` normally commits: the same group, re-consuming, gets only
   what was published afterwards;
+- a message's headers (null values, empty ones, UTF-8 keys, several with one key, in
+  order) and topic read the same inside ``with msg:``, after it and after the
+  consumer moved on to the next message;
 - the GIL is released while ``Producer.flush`` waits and while ``Consumer.close``
   leaves the group (another thread keeps running)."""
 import json
@@ -129,6 +132,27 @@ class Spinner:
         self._t.join()
         sys.setswitchinterval(self._old)
         return False
+
+
+def test_headers_and_topic_read_the_same_before_and_after_the_message_is_finished(embedded, traced):
+    topic = topic_name("hdr")
+    sent = [("x-null", None), ("x-empty", b""), ("cl\u00e9", "v\u00e9"), ("x-twice", b"1"), ("x-twice", b"2")]
+    with ituna.Producer(embedded.bootstrap) as p:
+        p.publish(topic, b"a", headers=sent, partition=0)
+        p.publish(topic, b"b", partition=0)
+        p.flush(timeout=30)
+    want = [(k, v.encode() if isinstance(v, str) else v) for k, v in sent]
+    with consumer(topic, embedded.bootstrap) as c:
+        m = next_message(c)
+        with m:
+            inside = m.headers
+            assert [h for h in inside if h[0] != "traceparent"] == want
+        assert m.headers == inside and m.topic == topic
+        m2 = next_message(c)  # the first one is released to the core now
+        assert m.headers == inside and m.headers is not m.headers, "a fresh list each time"
+        assert m2.value == b"b" and m2.topic == topic and m2.topic is m.topic, "the same topic str is reused"
+        assert [h[0] for h in m2.headers] == ["traceparent"]
+        m2.ack()
 
 
 def test_other_threads_run_while_the_producer_flushes(traced):
