@@ -660,9 +660,11 @@ static ituna_err dead_letter(ituna_message *m, const char *reason, char *errstr,
     if (st == 0)
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_TIMEOUT,
                           "DLQ write to '%s' not confirmed within %d ms", dlq_topic, DLQ_CONFIRM_MS);
-    else if (st == 2)
-        e = ituna_set_err(errstr, errstr_size, slot->rep.r.err, "DLQ write to '%s' failed: %s: %s", dlq_topic,
-                          slot->rep.error_name, slot->rep.errstr);
+    else if (st == 2) {
+        const ituna_dr_copy *rep = ituna_delivery_slot_report(slot);
+        e = ituna_set_err(errstr, errstr_size, rep->r.err, "DLQ write to '%s' failed: %s: %s", dlq_topic,
+                          rep->error_name, rep->errstr);
+    }
     ituna_delivery_slot_release(slot);
     return e;
 }

@@ -29,19 +29,37 @@ ituna_delivery_slot *ituna_delivery_slot_new(const void *producer, uint64_t tick
     ituna_delivery_slot *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->producer = producer;
-    s->rep.r.ticket = ticket;
+    s->ticket = ticket;
     s->deadline_ms = deadline_ms;
     atomic_store(&s->refs, 2);
     return s;
 }
 
 void ituna_delivery_slot_release(ituna_delivery_slot *s) {
-    if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        free(s->rep);
+        free(s);
+    }
+}
+
+const ituna_dr_copy *ituna_delivery_slot_report(const ituna_delivery_slot *s) {
+    static const ituna_dr_copy no_memory = {
+        .r = { .topic = "",
+               .partition = -1,
+               .offset = -1,
+               .err = ITUNA_ERR_NOMEM,
+               .errstr = "failed; out of memory for its report",
+               .error_name = "" },
+        .errstr = "failed; out of memory for its report",
+    };
+    return s->rep ? s->rep : &no_memory;
 }
 
 void ituna_delivery_slot_complete(ituna_delivery_slot *s, const ituna_delivery_report *r) {
+    ituna_dr_copy *rep = r->err ? calloc(1, sizeof *rep) : NULL;
+    if (rep) ituna_dr_copy_set(rep, r);
     pthread_mutex_lock(&slots_mu);
-    ituna_dr_copy_set(&s->rep, r);
+    s->rep = rep;
     atomic_store(&s->state, r->err ? ITUNA_SLOT_FAILED : ITUNA_SLOT_DELIVERED);
     atomic_fetch_add(&epoch, 1);
     pthread_cond_broadcast(&slots_cv);
@@ -103,12 +121,13 @@ int ituna_message_settle(ituna_message *m, int64_t wait_until_ms, char *why, siz
         if (st == ITUNA_SLOT_DELIVERED) continue;
         /* the first failure found is the reason; the others' reports are not awaited */
         if (st == ITUNA_SLOT_IN_FLIGHT)
-            snprintf(why, why_size, "publish %llu not confirmed in time",
-                     (unsigned long long)s->rep.r.ticket);
-        else
+            snprintf(why, why_size, "publish %llu not confirmed in time", (unsigned long long)s->ticket);
+        else {
+            const ituna_dr_copy *rep = ituna_delivery_slot_report(s);
             snprintf(why, why_size, "delivery of publish %llu to %s [%d] failed: %s (%s)",
-                     (unsigned long long)s->rep.r.ticket, s->rep.topic, (int)s->rep.r.partition,
-                     s->rep.errstr, s->rep.error_name);
+                     (unsigned long long)s->ticket, rep->topic, (int)rep->r.partition, rep->errstr,
+                     rep->error_name);
+        }
         ituna_message_untrack(m);
         return -1;
     }
@@ -125,7 +144,7 @@ size_t ituna_delivery_take_failures(const ituna_message *owner, const void *prod
         int failed = s->producer == producer && atomic_load(&s->state) == ITUNA_SLOT_FAILED && !s->taken;
         s->taken |= failed;
         pthread_mutex_unlock(&slots_mu);
-        if (failed) fn(&s->rep.r, opaque), n++;
+        if (failed) fn(&ituna_delivery_slot_report(s)->r, opaque), n++;
     }
     return n;
 }

@@ -29,8 +29,14 @@ struct ituna_delivery_slot {
     atomic_int state;    /* ITUNA_SLOT_*; rep is written before state leaves IN_FLIGHT */
     int taken;           /* handed out by ituna_delivery_take_failures(); under the slots' lock */
     int64_t deadline_ms; /* monotonic: the report is due by then (message.timeout.ms) */
-    ituna_dr_copy rep;
+    uint64_t ticket;     /* the publish's id */
+    /* A failed delivery's report, NULL for a delivered one: a slot per publish stays
+     * small (a copy is over 1 KB, past malloc's per-thread cache). */
+    ituna_dr_copy *rep;
 };
+
+/* The report of a FAILED slot: its copy, or (no memory for the copy) a generic one. */
+ITUNA_HIDDEN const ituna_dr_copy *ituna_delivery_slot_report(const ituna_delivery_slot *s);
 
 /* A new slot in flight with two references: the publish's and the owner's. NULL on OOM. */
 ITUNA_HIDDEN ituna_delivery_slot *ituna_delivery_slot_new(const void *producer, uint64_t ticket,
