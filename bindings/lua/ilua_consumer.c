@@ -221,55 +221,34 @@ static int message_gc(lua_State *L) {
     return 0;
 }
 
-static const char *const consumer_reserved[] = {
-    "bootstrap", "group", "topics", "context", "dlq_suffix", NULL
-};
-
-/* ituna.consumer{topics={...}, group=..., bootstrap=..., context="parent"|"link",
- * dlq_suffix=..., [librdkafka property]=value...} -> consumer.  [-0, +1, e] */
-static int l_consumer(lua_State *L) {
+/* C.consumer(bootstrap, group, dlq_suffix, context, topics, properties) -> consumer,
+ * or nil and the core's message: ituna.consumer's table, checked by ituna_glue.lua.
+ * [-0, +(1|2), v] */
+static int glue_consumer(lua_State *L) {
     ituna_tracer *t = ilua_current_tracer(L, "ituna.consumer");
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
     ituna_consumer_options o;
     memset(&o, 0, sizeof o);
-    o.bootstrap = ilua_opt_string(L, 1, "bootstrap", "ituna.consumer");
-    o.group = ilua_opt_string(L, 1, "group", "ituna.consumer");
-    o.dlq_suffix = ilua_opt_string(L, 1, "dlq_suffix", "ituna.consumer");
-    if (!o.group) return luaL_error(L, "ituna.consumer: option 'group' (the consumer group id) is required");
-    const char *ctx = ilua_opt_string(L, 1, "context", "ituna.consumer");
-    if (ctx && ituna_context_mode_from_name(ctx, &o.context_mode) != ITUNA_OK)
-        return luaL_error(L, "ituna.consumer: option 'context' must be \"parent\" or \"link\", got \"%s\"",
-                          ctx);
-    lua_getfield(L, 1, "topics");
-    int tt = lua_gettop(L);
-    if (lua_type(L, tt) == LUA_TSTRING) { /* one topic */
-        lua_createtable(L, 1, 0);
-        lua_pushvalue(L, tt);
-        lua_rawseti(L, -2, 1);
-        lua_replace(L, tt);
-    }
-    if (lua_type(L, tt) != LUA_TTABLE || lua_rawlen(L, tt) == 0)
-        return luaL_error(L, "ituna.consumer: option 'topics' must be a non-empty list of topic names");
-    size_t nt = lua_rawlen(L, tt);
-    const char **topics = lua_newuserdatauv(L, (nt + 1) * sizeof(char *), 0);
-    for (size_t i = 0; i < nt; i++) {
-        if (lua_rawgeti(L, tt, (lua_Integer)i + 1) != LUA_TSTRING)
-            return luaL_error(L, "ituna.consumer: topics[%d] must be a string, got %s", (int)i + 1,
-                              luaL_typename(L, -1));
-        topics[i] = lua_tostring(L, -1); /* anchored in the topics table */
-        lua_pop(L, 1);
-    }
-    topics[nt] = NULL;
-    o.topics = topics;
-    o.properties = ilua_string_pairs(L, 1, consumer_reserved, "ituna.consumer");
+    o.bootstrap = lua_tostring(L, 1);
+    o.group = lua_tostring(L, 2);
+    o.dlq_suffix = lua_tostring(L, 3);
+    if (lua_isstring(L, 4)) ituna_context_mode_from_name(lua_tostring(L, 4), &o.context_mode);
+    o.topics = ilua_string_list(L, 5);
+    o.properties = ilua_string_list(L, 6);
 
     ilua_consumer *c = lua_newuserdatauv(L, sizeof(*c), 1);
     c->c = NULL;
     luaL_setmetatable(L, ILUA_CONSUMER);
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_consumer_create(t, ituna_tracer_config(t), &o, &c->c, err, sizeof err);
-    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_fail(L, rc, err);
+    return 1;
+}
+
+/* C.context_mode(name) -> whether the core knows the consumer context mode name.
+ * [-0, +1, v] */
+static int glue_context_mode(lua_State *L) {
+    ituna_consumer_context_mode mode;
+    lua_pushboolean(L, ituna_context_mode_from_name(luaL_checkstring(L, 1), &mode) == ITUNA_OK);
     return 1;
 }
 
@@ -570,6 +549,8 @@ void ilua_open_consumer(lua_State *L) {
     ilua_new_class(L, ILUA_CONSUMER, consumer_metamethods, consumer_methods, "__index");
     ilua_new_class(L, ILUA_MESSAGE, message_metamethods, message_methods, "methods");
     ilua_new_class(L, ILUA_LOOP, loop_metamethods, NULL, NULL);
-    lua_pushcfunction(L, l_consumer);
+    lua_pushcfunction(L, glue_consumer);
     lua_setfield(L, -2, "consumer");
+    lua_pushcfunction(L, glue_context_mode);
+    lua_setfield(L, -2, "context_mode");
 }

@@ -1,5 +1,5 @@
 /* ilua_convert.c - Lua values to and from the core's: errors raised with the
- * core's message, timeouts, attributes, span contexts, option tables of
+ * core's message, timeouts, attributes, span contexts, lists of
  * strings, ituna.malformed objects and the message handler that keeps them.
  * Shared by the tracing and the Kafka parts of the module; calls none of them. */
 #include <stdio.h>
@@ -9,9 +9,18 @@
 
 /* ---- errors and small helpers --------------------------------------------- */
 
+int ilua_fail(lua_State *L, ituna_err err, const char *errstr) {
+    lua_pushnil(L);
+    if (errstr && errstr[0])
+        lua_pushstring(L, errstr);
+    else
+        lua_pushfstring(L, "%s (%s)", ituna_err2str(err), ituna_err2name(err));
+    return 2;
+}
+
 int ilua_raise(lua_State *L, ituna_err err, const char *errstr) {
-    if (errstr && errstr[0]) return luaL_error(L, "%s", errstr);
-    return luaL_error(L, "%s (%s)", ituna_err2str(err), ituna_err2name(err));
+    ilua_fail(L, err, errstr);
+    return luaL_error(L, "%s", lua_tostring(L, -1));
 }
 
 int ilua_timeout_ms(lua_State *L, int idx, int def_ms) {
@@ -226,61 +235,18 @@ int ilua_to_context(lua_State *L, int idx, ituna_span_context *out, const char *
     return 1;
 }
 
-/* ---- option tables ------------------------------------------------------- */
+/* ---- lists of strings ----------------------------------------------------- */
 
-/* Collect the table's keys not in `reserved` as NULL-terminated key, value pairs
- * (strings anchored in a scratch table pushed on the stack).
- * [-0, +2, v] pushes the anchor table and the pointer array userdata */
-const char *const *ilua_string_pairs(lua_State *L, int idx, const char *const *reserved, const char *fn) {
-    lua_newtable(L); /* anchor for converted strings */
-    int anchor = lua_gettop(L);
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        n++;
+const char *const *ilua_string_list(lua_State *L, int idx) {
+    size_t n = lua_rawlen(L, idx);
+    const char **list = lua_newuserdatauv(L, (n + 1) * sizeof(char *), 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i + 1);
+        list[i] = lua_tostring(L, -1); /* anchored in the list */
         lua_pop(L, 1);
     }
-    const char **props = lua_newuserdatauv(L, (2 * n + 1) * sizeof(char *), 0);
-    size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "%s: option keys must be strings, got %s", fn, luaL_typename(L, -2));
-        const char *key = lua_tostring(L, -2);
-        int skip = 0;
-        for (const char *const *r = reserved; *r; r++)
-            if (strcmp(*r, key) == 0) skip = 1;
-        if (!skip) {
-            int vt = lua_type(L, -1);
-            if (vt == LUA_TBOOLEAN)
-                lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
-            else if (vt == LUA_TSTRING || vt == LUA_TNUMBER)
-                lua_pushstring(L, lua_tostring(L, -1)); /* converts the value slot only */
-            else
-                luaL_error(L, "%s: option '%s' is a %s; expected string, number or boolean", fn, key,
-                           lua_typename(L, vt));
-            props[k] = key; /* the key stays anchored in the options table */
-            props[k + 1] = lua_tostring(L, -1);
-            lua_rawseti(L, anchor, (lua_Integer)(k + 1)); /* anchor the converted value */
-            k += 2;
-        }
-        lua_pop(L, 1);
-    }
-    props[k] = NULL;
-    return props;
-}
-
-/* Optional string option. [-0, +0, v] (the string stays anchored in the table) */
-const char *ilua_opt_string(lua_State *L, int idx, const char *key, const char *fn) {
-    lua_getfield(L, idx, key);
-    const char *v = NULL;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "%s: option '%s' must be a string, got %s", fn, key, luaL_typename(L, -1));
-        v = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
+    list[n] = NULL;
+    return list;
 }
 
 /* ---- malformed objects and the message handler -------------------------- */

@@ -138,35 +138,26 @@ static ilua_producer *check_producer(lua_State *L, int idx) {
     return p;
 }
 
-static const char *const producer_reserved[] = { "bootstrap", "on_delivery", "payload_carrier", NULL };
-
-/* ituna.producer{bootstrap=..., on_delivery=fn, payload_carrier=bool, [librdkafka
- * property]=value...} -> producer.  [-0, +1, e] */
-static int l_producer(lua_State *L) {
+/* C.producer(bootstrap, payload_carrier, on_delivery, properties) -> producer, or
+ * nil and the core's message: ituna.producer's table, checked by ituna_glue.lua.
+ * [-0, +(1|2), v] */
+static int glue_producer(lua_State *L) {
     ituna_tracer *t = ilua_current_tracer(L, "ituna.producer");
-    if (lua_isnoneornil(L, 1)) lua_newtable(L), lua_replace(L, 1);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
     ituna_producer_options o = { .payload_carrier = -1, .reports_on_poll = 1 };
-    o.bootstrap = ilua_opt_string(L, 1, "bootstrap", "ituna.producer");
-    if (lua_getfield(L, 1, "payload_carrier") != LUA_TNIL) o.payload_carrier = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    lua_getfield(L, 1, "on_delivery");
-    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-        return luaL_error(L, "ituna.producer: on_delivery must be a function, got %s", luaL_typename(L, -1));
-    int cb = lua_gettop(L);
-    o.properties = ilua_string_pairs(L, 1, producer_reserved, "ituna.producer");
+    o.bootstrap = lua_tostring(L, 1);
+    if (!lua_isnil(L, 2)) o.payload_carrier = lua_toboolean(L, 2);
+    o.properties = ilua_string_list(L, 4);
 
     ilua_producer *p = lua_newuserdatauv(L, sizeof(*p), 2);
     memset(p, 0, sizeof *p);
     luaL_setmetatable(L, ILUA_PRODUCER);
-    lua_pushvalue(L, cb);
+    lua_pushvalue(L, 3);
     lua_setiuservalue(L, -2, 1);
-    if (lua_isfunction(L, cb)) o.on_delivery = on_delivery;
+    if (lua_isfunction(L, 3)) o.on_delivery = on_delivery;
     o.opaque = p;
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_producer_create(t, ituna_tracer_config(t), &o, &p->p, err, sizeof err);
-    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    if (rc != ITUNA_OK) return ilua_fail(L, rc, err);
     return 1;
 }
 
@@ -351,6 +342,6 @@ static const luaL_Reg delivery_error_metamethods[] = {
 void ilua_open_producer(lua_State *L) {
     ilua_new_class(L, ILUA_PRODUCER, producer_metamethods, producer_methods, "__index");
     ilua_new_class(L, ILUA_DELIVERY_ERROR, delivery_error_metamethods, NULL, NULL);
-    lua_pushcfunction(L, l_producer);
+    lua_pushcfunction(L, glue_producer);
     lua_setfield(L, -2, "producer");
 }

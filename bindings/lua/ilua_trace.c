@@ -75,26 +75,18 @@ static int tracer_tostring(lua_State *L) {
     return 1;
 }
 
-/* ituna.init{} under a host that set the tracer up (ituna-lua): the tracer exists
- * before the script runs, so a setting in the table cannot take effect. Rather
- * than drop it silently, raise the core's error naming it and where it belongs
- * (ituna_host_setting_check); service_name, and config or schema naming the host's
- * own files, pass, so one script runs under both lua5.4 and ituna-lua.  [-0, +0, v] */
-static void check_host_init(lua_State *L, const char *service) {
+/* C.host_setting_error(service, key, value) -> the core's error for a setting
+ * ituna.init cannot apply to the tracer the host set up (ituna_host_setting_check),
+ * or nothing.  [-0, +(0|1), m] */
+static int glue_host_setting_error(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_CONFIG);
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_HOST_SCHEMA);
-    const char *host_config = lua_tostring(L, -2), *host_schema = lua_tostring(L, -1);
     char err[ILUA_ERRSTR];
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        /* a key that is not a string: the table's own checks do not run here */
-        if (lua_type(L, -2) == LUA_TSTRING &&
-            ituna_host_setting_check("ituna-lua", service, host_config, host_schema, lua_tostring(L, -2),
-                                     lua_tostring(L, -1), err, sizeof err) != ITUNA_OK)
-            luaL_error(L, "ituna.init: %s, or run the script with lua5.4", err);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
+    if (ituna_host_setting_check("ituna-lua", lua_tostring(L, 1), lua_tostring(L, 4), lua_tostring(L, 5),
+                                 lua_tostring(L, 2), lua_tostring(L, 3), err, sizeof err) == ITUNA_OK)
+        return 0;
+    lua_pushstring(L, err);
+    return 1;
 }
 
 static void set_host_path(lua_State *L, const char *path, const char *reg) {
@@ -113,45 +105,16 @@ void ituna_lua_set_host_config(lua_State *L, const char *config_path) {
     set_host_path(L, config_path, ILUA_REG_HOST_CONFIG);
 }
 
-/* ituna.init{service_name=..., config=path, schema=path, [key]=value...}: the
- * application schema (else $ITUNA_CONFIG_SCHEMA), the file, then the environment,
- * then the table's keys (ituna_config_set), so env wins over the file and the table
- * over both. With a tracer already set up by an earlier init,
- * returns that one and ignores the table; with one set up by the host
- * (ituna-lua), returns it and refuses settings it cannot apply (check_host_init).
- * [-0, +1, e] */
-static int l_init(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
-    ilua_tracer *cur = luaL_testudata(L, -1, ILUA_TRACER);
-    if (cur && cur->t) {
-        if (!cur->owned) check_host_init(L, ituna_tracer_service_name(cur->t));
-        /* set up already (earlier init, or the ituna-lua host): say so when the
-         * caller asked for another service name, since the table is ignored */
-        if (lua_getfield(L, 1, "service_name") == LUA_TSTRING &&
-            strcmp(lua_tostring(L, -1), ituna_tracer_service_name(cur->t)) != 0)
-            ituna_log(ITUNA_LOG_WARN,
-                      "ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored",
-                      ituna_tracer_service_name(cur->t), lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_pop(L, 1);
-
-    lua_settop(L, 1);
-    lua_getfield(L, 1, "config");
-    if (!lua_isnil(L, 2) && lua_type(L, 2) != LUA_TSTRING)
-        return luaL_error(L, "ituna.init: config must be a file path (string), got %s", luaL_typename(L, 2));
-    lua_getfield(L, 1, "schema");
-    if (!lua_isnil(L, 3) && lua_type(L, 3) != LUA_TSTRING)
-        return luaL_error(L, "ituna.init: schema must be a file path (string), got %s", luaL_typename(L, 3));
-    static const char *const reserved[] = { "config", "schema", NULL };
-    const char *const *overrides = ilua_string_pairs(L, 1, reserved, "ituna.init");
+/* C.init(schema, config, settings) -> the tracer ituna.init makes (ituna_glue.lua
+ * checked its table), the global one and the module's current; or nil and the
+ * core's message.  [-0, +(1|2), m] */
+static int glue_init(lua_State *L) {
+    const char *const *overrides = ilua_string_list(L, 3);
     char err[ILUA_ERRSTR] = "";
     ituna_tracer *t = NULL;
     ituna_err rc =
-        ituna_tracer_create_host(lua_tostring(L, 3), lua_tostring(L, 2), 1, overrides, &t, err, sizeof err);
-    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+        ituna_tracer_create_host(lua_tostring(L, 1), lua_tostring(L, 2), 1, overrides, &t, err, sizeof err);
+    if (rc != ITUNA_OK) return ilua_fail(L, rc, err);
     ituna_tracer_set_global(t);
     push_tracer(L, t, 1);
     return 1;
@@ -194,15 +157,14 @@ static int l_shutdown(lua_State *L) {
     return 1;
 }
 
-/* ituna.tracer(): the current tracer or nil.  [-0, +1, -] */
-static int l_tracer(lua_State *L) {
+/* C.current() -> the current tracer and whether ituna.init made it (else the
+ * host did), or nothing.  [-0, +(0|2), -] */
+static int glue_current(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
     ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
-    if (!t || !t->t) {
-        lua_pop(L, 1);
-        lua_pushnil(L);
-    }
-    return 1;
+    if (!t || !t->t) return 0;
+    lua_pushboolean(L, t->owned);
+    return 2;
 }
 
 /* tracer:flush([timeout_s]) -> true | false, message: false on timeout or when
@@ -689,13 +651,18 @@ static int l_current_context(lua_State *L) {
 /* ---- registration ------------------------------------------------------------------ */
 
 static const luaL_Reg trace_functions[] = {
-    { "init", l_init },
     { "shutdown", l_shutdown },
-    { "tracer", l_tracer },
     { "inject", l_inject },
     { "extract", l_extract },
     { "current_context", l_current_context },
     { "extract_baggage", l_extract_baggage },
+    { NULL, NULL },
+};
+
+static const luaL_Reg trace_glue[] = {
+    { "init", glue_init },
+    { "current", glue_current },
+    { "host_setting_error", glue_host_setting_error },
     { NULL, NULL },
 };
 
@@ -764,4 +731,8 @@ void ilua_open_trace(lua_State *L) {
     fill_class(L, smt, tmt, smt, span_metamethods, span_methods);
     lua_pop(L, 2);
     luaL_setfuncs(L, trace_functions, 0);
+}
+
+void ilua_glue_trace(lua_State *L) {
+    luaL_setfuncs(L, trace_glue, 0);
 }

@@ -1,6 +1,6 @@
 /* ituna_lua.c - the `ituna` Lua 5.4 module's entry point: luaopen_ituna gathers
  * what each part registers (ilua_trace.c, ilua_producer.c, ilua_consumer.c,
- * ilua_broker.c, ilua_stop.c) and adds ituna.now, ituna.log, ituna.null,
+ * ilua_broker.c, ilua_stop.c) and ituna_glue.lua adds, and ituna.now, ituna.log, ituna.null,
  * ituna.version. Type conversion and Lua idioms only: every behaviour is the core's. */
 #include "lua_internal.h"
 
@@ -30,9 +30,16 @@ int luaopen_ituna(lua_State *L) {
     ilua_open_convert(L);
     ilua_open_trace(L);
     ilua_open_stop(L);
+    ilua_open_broker(L);
+    /* ituna_glue.lua(M, C) adds the module's Lua functions over C's */
+    if (luaL_loadbufferx(L, (const char *)ilua_glue, ilua_glue_size, "=ituna_glue.lua", "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, -2);
+    lua_newtable(L);
     ilua_open_producer(L);
     ilua_open_consumer(L);
-    ilua_open_broker(L);
+    ilua_glue_trace(L);
+    lua_call(L, 2, 0);
     ilua_push_null(L);
     lua_setfield(L, -2, "null");
     lua_pushstring(L, ituna_version());

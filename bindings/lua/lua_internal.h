@@ -58,6 +58,10 @@ typedef struct ilua_span {
 /* Raise a Lua error carrying the core's message (errstr, else the code's text).
  * [-0, +0, v] */
 int ilua_raise(lua_State *L, ituna_err err, const char *errstr);
+/* Push nil and the message ilua_raise would raise, for a function of
+ * ituna_glue.lua's C table (the glue raises it at its caller's line).
+ * [-0, +2, m] */
+int ilua_fail(lua_State *L, ituna_err err, const char *errstr);
 
 /* Milliseconds from a timeout in seconds at idx (none/nil: def_ms; negative: wait as
  * long as the core's default).
@@ -96,15 +100,10 @@ void ilua_attr_value(lua_State *L, int arg, ituna_attr *a);
  * [-0, +k, v] (k scratch values; restore the top after use) */
 void ilua_attrs_from_table(lua_State *L, int idx, int arg, ilua_attrs *out);
 
-/* The keys of the options table at idx that are not in `reserved`, as a
- * NULL-terminated key, value, key, value ... array (booleans and numbers as text;
- * strings anchored in a scratch table). fn names the caller in errors.
- * [-0, +2, v] pushes the anchor table and the array userdata */
-const char *const *ilua_string_pairs(lua_State *L, int idx, const char *const *reserved, const char *fn);
-
-/* Optional string option key of the table at idx (NULL when absent).
- * [-0, +0, v] (the string stays anchored in the table) */
-const char *ilua_opt_string(lua_State *L, int idx, const char *key, const char *fn);
+/* The list of strings at idx (ituna_glue.lua made it) as a NULL-terminated array;
+ * the strings stay anchored in the list.
+ * [-0, +1, m] pushes the array userdata */
+const char *const *ilua_string_list(lua_State *L, int idx);
 
 /* Is the value at idx an ituna.malformed(reason) object? Pushes its reason if so.
  * [-0, +(0|1), -] */
@@ -151,13 +150,19 @@ int ilua_json_decode(lua_State *L, const char *text, size_t len, char *err, size
 void ilua_push_null(lua_State *L);
 
 /* ---- openers: each fills the module table at -1 with its functions and creates
- * its metatables.  [-0, +0, m] ---- */
+ * its metatables; ilua_open_producer, ilua_open_consumer and ilua_glue_trace fill
+ * the table at -1 of C functions that ituna_glue.lua calls.  [-0, +0, m] ---- */
 void ilua_open_convert(lua_State *L);
 void ilua_open_trace(lua_State *L);
 void ilua_open_stop(lua_State *L);
 void ilua_open_producer(lua_State *L);
 void ilua_open_consumer(lua_State *L);
 void ilua_open_broker(lua_State *L);
+void ilua_glue_trace(lua_State *L);
+
+/* ituna_glue.lua's bytes (ituna_glue.c, made in the build directory by embed_lua.cmake) */
+extern const unsigned char ilua_glue[];
+extern const size_t ilua_glue_size;
 
 /* Push a table of bag's entries (key -> decoded value). [-0, +1, m] (ilua_trace.c) */
 void ilua_push_baggage(lua_State *L, const ituna_baggage *bag);

@@ -1,0 +1,164 @@
+-- ituna_glue.lua - the cold part of the `ituna` module, in Lua: the option tables of
+-- ituna.init, ituna.producer and ituna.consumer checked and turned into the plain
+-- values the C functions take, with the same error texts. luaopen_ituna runs this
+-- chunk (compiled into the module by embed_lua.cmake) with the module table M and
+-- the table C of C functions the module does not publish. Nothing here runs per
+-- message.
+local M, C = ...
+local type, pairs, ipairs, rawget, rawlen, tostring, select, error = type, pairs, ipairs, rawget, rawlen, tostring, select, error
+local getmetatable = debug and debug.getmetatable or getmetatable
+
+-- A value's type as luaL_typeerror names it: __name of its metatable, "no value" when absent.
+local function typename(n, v)
+  if n == 0 then return "no value" end
+  local mt = getmetatable(v)
+  local name = type(mt) == "table" and rawget(mt, "__name")
+  return type(name) == "string" and name or type(v)
+end
+
+-- luaL_checktype's error for argument 1 of fn (n: how many arguments were given),
+-- which names fn as its caller called it (ituna.init{} -> 'init'), else in full.
+local function check_table(fn, n, v)
+  if type(v) ~= "table" then
+    local called = debug and debug.getinfo(2, "n").name or fn
+    error(("bad argument #1 to '%s' (table expected, got %s)"):format(called, typename(n, v)), 3)
+  end
+end
+
+-- What a C constructor returned: the object, or nil and the core's message raised
+-- at the line that called ituna.init/producer/consumer (made is tail-called, so
+-- that line is level 2).
+local function made(object, err)
+  if object == nil then error(err, 2) end
+  return object
+end
+
+-- Optional string option key of opts (nil when absent).
+local function opt_string(opts, key, fn)
+  local v = opts[key]
+  if v ~= nil and type(v) ~= "string" then
+    error(("%s: option '%s' must be a string, got %s"):format(fn, key, type(v)), 3)
+  end
+  return v
+end
+
+-- The options that are not reserved, as a list key, value, key, value ... of strings
+-- (booleans and numbers as text): librdkafka properties or configuration settings.
+local function string_pairs(opts, reserved, fn)
+  local list = {}
+  for k, v in pairs(opts) do
+    if type(k) ~= "string" then error(("%s: option keys must be strings, got %s"):format(fn, type(k)), 3) end
+    if not reserved[k] then
+      local vt = type(v)
+      if vt ~= "boolean" and vt ~= "string" and vt ~= "number" then
+        error(("%s: option '%s' is a %s; expected string, number or boolean"):format(fn, k, vt), 3)
+      end
+      list[#list + 1] = k
+      list[#list + 1] = tostring(v)
+    end
+  end
+  return list
+end
+
+-- The module's current tracer, or raise naming fn.
+local function current_tracer(fn)
+  local t = C.current()
+  if not t then error(fn .. ": no tracer; call ituna.init{...} first", 3) end
+  return t
+end
+
+-- ituna.tracer(): the current tracer or nil.
+function M.tracer()
+  return (C.current())
+end
+
+local init_reserved = { config = true, schema = true }
+
+-- ituna.init{service_name=..., config=path, schema=path, [key]=value...}: the
+-- application schema (else $ITUNA_CONFIG_SCHEMA), the file, then the environment,
+-- then the table's keys, so env wins over the file and the table over both (the
+-- core's ituna_tracer_create_host). With a tracer already set up by an earlier init,
+-- returns that one and ignores the table. With one set up by the host (ituna-lua),
+-- the tracer exists before the script runs, so a setting in the table cannot take
+-- effect: rather than drop it silently, raise the core's error naming it and where
+-- it belongs (C.host_setting_error); service_name, and config or schema naming the
+-- host's own files, pass, so one script runs under both lua5.4 and ituna-lua.
+function M.init(...)
+  local opts = ...
+  check_table("ituna.init", select("#", ...), opts)
+  local t, owned = C.current()
+  if t then
+    local service = t:service_name()
+    if not owned then
+      for k, v in pairs(opts) do
+        -- a key that is not a string: the table's own checks do not run here
+        local err = type(k) == "string" and C.host_setting_error(service, k, v)
+        if err then error(("ituna.init: %s, or run the script with lua5.4"):format(err), 2) end
+      end
+    end
+    -- say so when the caller asked for another service name, since the table is ignored
+    local name = opts.service_name
+    if type(name) == "string" and name ~= service then
+      M.log("warn", ("ituna.init: the tracer is already set up as '%s'; service_name '%s' ignored"):format(
+        service, name))
+    end
+    return t
+  end
+  for _, key in ipairs({ "config", "schema" }) do
+    local v = opts[key]
+    if v ~= nil and type(v) ~= "string" then
+      error(("ituna.init: %s must be a file path (string), got %s"):format(key, type(v)), 2)
+    end
+  end
+  return made(C.init(opts.schema, opts.config, string_pairs(opts, init_reserved, "ituna.init")))
+end
+
+local producer_reserved = { bootstrap = true, on_delivery = true, payload_carrier = true }
+
+-- ituna.producer{bootstrap=..., on_delivery=fn, payload_carrier=bool, [librdkafka
+-- property]=value...} -> producer.
+function M.producer(opts)
+  current_tracer("ituna.producer")
+  if opts == nil then opts = {} end
+  check_table("ituna.producer", 1, opts)
+  local bootstrap = opt_string(opts, "bootstrap", "ituna.producer")
+  local on_delivery = opts.on_delivery
+  if on_delivery ~= nil and type(on_delivery) ~= "function" then
+    error(("ituna.producer: on_delivery must be a function, got %s"):format(type(on_delivery)), 2)
+  end
+  local properties = string_pairs(opts, producer_reserved, "ituna.producer")
+  return made(C.producer(bootstrap, opts.payload_carrier, on_delivery, properties))
+end
+
+local consumer_reserved = { bootstrap = true, group = true, topics = true, context = true, dlq_suffix = true }
+
+-- ituna.consumer{topics={...}, group=..., bootstrap=..., context="parent"|"link",
+-- dlq_suffix=..., [librdkafka property]=value...} -> consumer.
+function M.consumer(...)
+  local opts = ...
+  current_tracer("ituna.consumer")
+  check_table("ituna.consumer", select("#", ...), opts)
+  local fn = "ituna.consumer"
+  local bootstrap, group = opt_string(opts, "bootstrap", fn), opt_string(opts, "group", fn)
+  local dlq_suffix = opt_string(opts, "dlq_suffix", fn)
+  if not group then error("ituna.consumer: option 'group' (the consumer group id) is required", 2) end
+  local context = opt_string(opts, "context", fn)
+  if context and not C.context_mode(context) then
+    error(('ituna.consumer: option \'context\' must be "parent" or "link", got "%s"'):format(context), 2)
+  end
+  local topics = opts.topics
+  if type(topics) == "string" then topics = { topics } end -- one topic
+  if type(topics) ~= "table" or rawlen(topics) == 0 then
+    error("ituna.consumer: option 'topics' must be a non-empty list of topic names", 2)
+  end
+  local names = {}
+  for i = 1, rawlen(topics) do
+    local name = rawget(topics, i)
+    if type(name) ~= "string" then
+      error(("ituna.consumer: topics[%d] must be a string, got %s"):format(i, type(name)), 2)
+    end
+    names[i] = name
+  end
+  local properties = string_pairs(opts, consumer_reserved, fn)
+  return made(C.consumer(bootstrap, group, dlq_suffix, context, names, properties))
+end
