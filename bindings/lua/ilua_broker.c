@@ -8,25 +8,17 @@ typedef struct ilua_broker {
     ituna_mock_cluster *m;
 } ilua_broker;
 
-/* ituna.start_embedded_broker{brokers=1, partitions=4} -> broker with .bootstrap
- * and :stop(). librdkafka's built-in test cluster, in this process.
- * [-0, +1, e] */
-static int l_start_embedded_broker(lua_State *L) {
-    lua_Integer brokers = 1, partitions = 4;
-    if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TTABLE);
-        if (lua_getfield(L, 1, "brokers") != LUA_TNIL) brokers = luaL_checkinteger(L, -1);
-        if (lua_getfield(L, 1, "partitions") != LUA_TNIL) partitions = luaL_checkinteger(L, -1);
-        lua_pop(L, 2);
-    }
-    luaL_argcheck(L, brokers >= 1 && brokers <= 16, 1, "brokers must be 1..16");
-    luaL_argcheck(L, partitions >= 1 && partitions <= 1024, 1, "partitions must be 1..1024");
+/* C.start_embedded_broker(brokers, partitions) -> broker with .bootstrap and
+ * :stop(), or nil and the core's message: librdkafka's built-in test cluster, in
+ * this process (ituna_glue.lua checked the counts).  [-0, +(1|2), m] */
+static int glue_start_embedded_broker(lua_State *L) {
     ilua_broker *b = lua_newuserdatauv(L, sizeof(*b), 0);
     b->m = NULL;
     luaL_setmetatable(L, ILUA_BROKER);
     char err[ILUA_ERRSTR] = "";
-    ituna_err rc = ituna_mock_cluster_start((int)brokers, (int)partitions, &b->m, err, sizeof err);
-    if (rc != ITUNA_OK) return ilua_raise(L, rc, err);
+    ituna_err rc =
+        ituna_mock_cluster_start((int)lua_tointeger(L, 1), (int)lua_tointeger(L, 2), &b->m, err, sizeof err);
+    if (rc != ITUNA_OK) return ilua_fail(L, rc, err);
     return 1;
 }
 
@@ -64,6 +56,6 @@ static const luaL_Reg broker_metamethods[] = {
 
 void ilua_open_broker(lua_State *L) {
     ilua_new_class(L, ILUA_BROKER, broker_metamethods, NULL, NULL);
-    lua_pushcfunction(L, l_start_embedded_broker);
+    lua_pushcfunction(L, glue_start_embedded_broker);
     lua_setfield(L, -2, "start_embedded_broker");
 }

@@ -251,17 +251,6 @@ const char *const *ilua_string_list(lua_State *L, int idx) {
 
 /* ---- malformed objects and the message handler -------------------------- */
 
-/* ituna.malformed(reason) -> an error object; raised from a consumer body it sends
- * the message to the DLQ.  [-0, +1, m] */
-static int l_malformed(lua_State *L) {
-    const char *reason = luaL_checkstring(L, 1);
-    lua_createtable(L, 0, 1);
-    lua_pushstring(L, reason);
-    lua_setfield(L, -2, "reason");
-    luaL_setmetatable(L, ILUA_MALFORMED);
-    return 1;
-}
-
 int ilua_is_malformed(lua_State *L, int idx) {
     if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
     luaL_getmetatable(L, ILUA_MALFORMED);
@@ -273,13 +262,6 @@ int ilua_is_malformed(lua_State *L, int idx) {
         lua_pop(L, 1);
         lua_pushliteral(L, "malformed");
     }
-    return 1;
-}
-
-/* __tostring of a malformed object [-0, +1, m] */
-static int malformed_tostring(lua_State *L) {
-    lua_getfield(L, 1, "reason");
-    lua_pushfstring(L, "malformed: %s", luaL_optstring(L, -1, "?"));
     return 1;
 }
 
@@ -308,11 +290,8 @@ void ilua_new_class(lua_State *L, const char *tname, const luaL_Reg *mm, const l
     lua_pop(L, 1);
 }
 
+/* ituna_glue.lua makes ituna.malformed objects with this metatable (C.malformed). */
 void ilua_open_convert(lua_State *L) {
     luaL_newmetatable(L, ILUA_MALFORMED);
-    lua_pushcfunction(L, malformed_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_malformed);
     lua_setfield(L, -2, "malformed");
 }

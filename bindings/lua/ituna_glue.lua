@@ -5,7 +5,8 @@
 -- the table C of C functions the module does not publish. Nothing here runs per
 -- message.
 local M, C = ...
-local type, pairs, ipairs, rawget, rawlen, tostring, select, error = type, pairs, ipairs, rawget, rawlen, tostring, select, error
+local type, pairs, ipairs, rawget, rawlen, tostring, tonumber, select, error, setmetatable =
+  type, pairs, ipairs, rawget, rawlen, tostring, tonumber, select, error, setmetatable
 local getmetatable = debug and debug.getmetatable or getmetatable
 
 -- A value's type as luaL_typeerror names it: __name of its metatable, "no value" when absent.
@@ -16,13 +17,24 @@ local function typename(n, v)
   return type(name) == "string" and name or type(v)
 end
 
--- luaL_checktype's error for argument 1 of fn (n: how many arguments were given),
--- which names fn as its caller called it (ituna.init{} -> 'init'), else in full.
+-- luaL_argerror's error for argument arg of the glue function fn, up helper calls
+-- below it: it names fn as its caller called it (ituna.init{} -> 'init'), else in full.
+local function argerror(fn, arg, msg, up)
+  local called = debug and debug.getinfo(2 + up, "n").name or fn
+  error(("bad argument #%d to '%s' (%s)"):format(arg, called, msg), 3 + up)
+end
+
+-- luaL_checktype's error for argument 1 of fn (n: how many arguments were given).
 local function check_table(fn, n, v)
-  if type(v) ~= "table" then
-    local called = debug and debug.getinfo(2, "n").name or fn
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(called, typename(n, v)), 3)
-  end
+  if type(v) ~= "table" then argerror(fn, 1, "table expected, got " .. typename(n, v), 1) end
+end
+
+-- luaL_checkinteger of v, argument arg of fn.
+local function check_integer(fn, arg, v)
+  local n = (type(v) == "number" or type(v) == "string") and tonumber(v)
+  local i = n and math.tointeger(n)
+  if i then return i end
+  argerror(fn, arg, n and "number has no integer representation" or "number expected, got " .. typename(1, v), 1)
 end
 
 -- What a C constructor returned: the object, or nil and the core's message raised
@@ -161,4 +173,41 @@ function M.consumer(...)
   end
   local properties = string_pairs(opts, consumer_reserved, fn)
   return made(C.consumer(bootstrap, group, dlq_suffix, context, names, properties))
+end
+
+-- ituna.start_embedded_broker{brokers=1, partitions=4} -> broker with .bootstrap and
+-- :stop(). librdkafka's built-in test cluster, in this process. (A count's type
+-- error says "bad argument #-1", as the C version's luaL_checkinteger(L, -1) did.)
+function M.start_embedded_broker(opts)
+  local brokers, partitions = 1, 4
+  if opts ~= nil then
+    check_table("ituna.start_embedded_broker", 1, opts)
+    if opts.brokers ~= nil then brokers = check_integer("ituna.start_embedded_broker", -1, opts.brokers) end
+    if opts.partitions ~= nil then
+      partitions = check_integer("ituna.start_embedded_broker", -1, opts.partitions)
+    end
+  end
+  if brokers < 1 or brokers > 16 then argerror("ituna.start_embedded_broker", 1, "brokers must be 1..16", 0) end
+  if partitions < 1 or partitions > 1024 then
+    argerror("ituna.start_embedded_broker", 1, "partitions must be 1..1024", 0)
+  end
+  return made(C.start_embedded_broker(brokers, partitions))
+end
+
+local malformed_mt = C.malformed
+
+function malformed_mt.__tostring(m)
+  local reason = m.reason
+  return "malformed: " .. (reason == nil and "?" or reason)
+end
+
+-- ituna.malformed(reason) -> an error object; raised from a consumer body it sends
+-- the message to the DLQ.
+function M.malformed(...)
+  local reason = ...
+  if type(reason) == "number" then reason = tostring(reason) end -- as luaL_checkstring converts it
+  if type(reason) ~= "string" then
+    argerror("ituna.malformed", 1, "string expected, got " .. typename(select("#", ...), reason), 0)
+  end
+  return setmetatable({ reason = reason }, malformed_mt)
 end

@@ -27,15 +27,15 @@ static const luaL_Reg module_functions[] = {
 int luaopen_ituna(lua_State *L) {
     luaL_checkversion(L);
     luaL_newlib(L, module_functions);
-    ilua_open_convert(L);
     ilua_open_trace(L);
     ilua_open_stop(L);
-    ilua_open_broker(L);
     /* ituna_glue.lua(M, C) adds the module's Lua functions over C's */
     if (luaL_loadbufferx(L, (const char *)ilua_glue, ilua_glue_size, "=ituna_glue.lua", "t") != LUA_OK)
         return lua_error(L);
     lua_pushvalue(L, -2);
     lua_newtable(L);
+    ilua_open_convert(L);
+    ilua_open_broker(L);
     ilua_open_producer(L);
     ilua_open_consumer(L);
     ilua_glue_trace(L);
