@@ -22,7 +22,6 @@
 #include "ituna/ituna.h"
 #include "ituna_lua.h"
 
-#define EXIT_TNAME          "ituna-lua.exit"
 #define SHUTDOWN_TIMEOUT_MS 10000
 
 static const char *progname = "ituna-lua";
@@ -41,73 +40,27 @@ static void usage(FILE *out) {
             progname);
 }
 
-/* ---- Lua side ----------------------------------------------------------------------- */
+/* ituna_host.lua's bytes (made in the build directory by embed_lua.cmake) */
+extern const unsigned char ilua_host[];
+extern const size_t ilua_host_size;
 
-/* os.exit replacement: unwinds to the host with an exit object so that spans,
- * consumers and producers are still finished (the stock os.exit skips that).
- * [-0, +0, e] */
-static int host_exit(lua_State *L) {
-    int code;
-    if (lua_isnoneornil(L, 1) || lua_isboolean(L, 1))
-        code = lua_isnoneornil(L, 1) || lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE;
-    else
-        code = (int)luaL_checkinteger(L, 1);
-    int *u = lua_newuserdatauv(L, sizeof(int), 0);
-    *u = code;
-    luaL_setmetatable(L, EXIT_TNAME);
-    return lua_error(L);
-}
-
-/* Message handler: an exit object passes through; anything else gets a traceback.
- * [-1, +1, m] */
-static int host_msgh(lua_State *L) {
-    if (luaL_testudata(L, 1, EXIT_TNAME)) return 1;
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            msg = lua_tostring(L, -1);
-        else
-            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+/* Run the script with its arguments through ituna_host.lua, which sets `arg`, makes
+ * os.exit unwind (so spans, consumers and producers are still finished), adds a
+ * traceback to an error and prints it. Returns the exit status. */
+static int run_script(lua_State *L, char **argv, int argc, int script) {
+    luaL_checkstack(L, argc + 2, "too many arguments");
+    int rc = luaL_loadbufferx(L, (const char *)ilua_host, ilua_host_size, "=ituna_host.lua", "t");
+    if (rc == LUA_OK) {
+        lua_pushstring(L, progname);
+        lua_pushinteger(L, script);
+        for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+        rc = lua_pcall(L, argc + 2, 1, 0);
     }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
-}
-
-/* Set the global `arg` as lua.c does: arg[0] the script, arg[1..] its arguments,
- * negative indices the host's own options. [-0, +0, m] */
-static void set_arg_table(lua_State *L, char **argv, int argc, int script) {
-    lua_createtable(L, argc - script - 1, script + 1);
-    for (int i = 0; i < argc; i++) {
-        lua_pushstring(L, argv[i]);
-        lua_rawseti(L, -2, i - script);
-    }
-    lua_setglobal(L, "arg");
-}
-
-/* Load and run the script with its arguments. Returns the exit status. */
-static int run_script(lua_State *L, const char *path, char **argv, int argc, int script) {
-    luaL_newmetatable(L, EXIT_TNAME);
-    lua_pop(L, 1);
-    lua_getglobal(L, "os");
-    lua_pushcfunction(L, host_exit);
-    lua_setfield(L, -2, "exit");
-    lua_pop(L, 1);
-    set_arg_table(L, argv, argc, script);
-
-    lua_pushcfunction(L, host_msgh);
-    int msgh = lua_gettop(L);
-    if (luaL_loadfile(L, path) != LUA_OK) {
-        fprintf(stderr, "%s: cannot run %s: %s\n", progname, path, lua_tostring(L, -1));
+    if (rc != LUA_OK) {
+        fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
         return EXIT_FAILURE;
     }
-    int nargs = argc - script - 1;
-    luaL_checkstack(L, nargs, "too many arguments");
-    for (int i = script + 1; i < argc; i++) lua_pushstring(L, argv[i]);
-    if (lua_pcall(L, nargs, 0, msgh) == LUA_OK) return EXIT_SUCCESS;
-    int *code = luaL_testudata(L, -1, EXIT_TNAME);
-    if (code) return *code;
-    fprintf(stderr, "%s: error in %s: %s\n", progname, path, lua_tostring(L, -1));
-    return EXIT_FAILURE;
+    return (int)lua_tointeger(L, -1);
 }
 
 /* Base name of path without its extension, for the default service.name. */
@@ -192,7 +145,7 @@ int main(int argc, char **argv) {
     ituna_lua_set_host_config(L, config_path); /* ituna.init{} refuses settings it cannot apply */
     ituna_lua_set_host_schema(L, schema_path);
 
-    int status = run_script(L, argv[script], argv, argc, script);
+    int status = run_script(L, argv, argc, script);
 
     lua_close(L); /* ends open spans, closes consumers (commit), flushes producers */
     rc = ituna_tracer_shutdown(tracer, SHUTDOWN_TIMEOUT_MS);
