@@ -125,12 +125,6 @@ static void raise_failures(lua_State *L, ituna_producer *core, const char *what,
     lua_error(L);
 }
 
-/* __tostring of a delivery error.  [-0, +1, m] */
-static int delivery_error_tostring(lua_State *L) {
-    lua_getfield(L, 1, "message");
-    return 1;
-}
-
 /* [-0, +0, v] */
 static ilua_producer *check_producer(lua_State *L, int idx) {
     ilua_producer *p = luaL_checkudata(L, idx, ILUA_PRODUCER);
@@ -334,14 +328,10 @@ static const luaL_Reg producer_metamethods[] = {
     { NULL, NULL },
 };
 
-static const luaL_Reg delivery_error_metamethods[] = {
-    { "__tostring", delivery_error_tostring },
-    { NULL, NULL },
-};
-
 void ilua_open_producer(lua_State *L) {
     ilua_new_class(L, ILUA_PRODUCER, producer_metamethods, producer_methods, "__index");
-    ilua_new_class(L, ILUA_DELIVERY_ERROR, delivery_error_metamethods, NULL, NULL);
+    luaL_newmetatable(L, ILUA_DELIVERY_ERROR); /* its __tostring: ituna_glue.lua */
+    lua_setfield(L, -2, "delivery_error");
     lua_pushcfunction(L, glue_producer);
     lua_setfield(L, -2, "producer");
 }

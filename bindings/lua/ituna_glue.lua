@@ -194,6 +194,11 @@ function M.start_embedded_broker(opts)
   return made(C.start_embedded_broker(brokers, partitions))
 end
 
+-- A delivery error (raised by producer:flush/close) prints as its message.
+function C.delivery_error.__tostring(e)
+  return e.message
+end
+
 local malformed_mt = C.malformed
 
 function malformed_mt.__tostring(m)

@@ -152,7 +152,8 @@ void ilua_push_null(lua_State *L);
 /* ---- openers: each fills the module table at -1 with its functions and creates
  * its metatables; ilua_open_convert, ilua_open_broker, ilua_open_producer,
  * ilua_open_consumer and ilua_glue_trace fill the table at -1 of C functions (and
- * the malformed metatable) that ituna_glue.lua uses.  [-0, +0, m] ---- */
+ * the malformed and delivery-error metatables) that ituna_glue.lua uses.
+ * [-0, +0, m] ---- */
 void ilua_open_convert(lua_State *L);
 void ilua_open_trace(lua_State *L);
 void ilua_open_stop(lua_State *L);
