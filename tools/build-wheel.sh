@@ -138,10 +138,15 @@ trap 'rm -rf "$host" ${tmp:+"$tmp"}' EXIT
 tar -C "$host" -xzf "$lua_crate" "$LUA_CRATE-$LUA_CRATE_VERSION/$LUA_DIR"
 lua_src="$host/$LUA_CRATE-$LUA_CRATE_VERSION/$LUA_DIR"
 log "ituna-lua (Lua ${LUA_DIR#lua-})"
-mkdir "$host/obj"
+mkdir "$host/obj" "$host/gen"
+# the Lua-written glue and host runner, compiled in as byte arrays as the CMake build does
+for chunk in glue host; do
+    cmake -DIN="bindings/lua/ituna_$chunk.lua" -DOUT="$host/gen/ituna_$chunk.c" -DNAME="ilua_$chunk" \
+        -P bindings/lua/embed_lua.cmake || die "ituna-lua: embedding ituna_$chunk.lua failed"
+done
 export ITUNA_HOST_CFLAGS="-O2 -std=c11 -D_GNU_SOURCE -DLUA_USE_LINUX -fvisibility=hidden -w -Icore/include
     -Icore/src -Ibindings/lua -I$lua_src $(PKG_CONFIG_PATH="$DEPS/lib/pkgconfig" pkg-config --cflags rdkafka libcurl libcjson)"
-ls core/src/*.c bindings/lua/host.c bindings/lua/ituna_lua.c bindings/lua/ilua_*.c "$lua_src"/*.c |
+ls core/src/*.c bindings/lua/host.c bindings/lua/ituna_lua.c bindings/lua/ilua_*.c "$host"/gen/*.c "$lua_src"/*.c |
     xargs -P "$JOBS" -I{} sh -c 'gcc $ITUNA_HOST_CFLAGS -c "$1" -o "$2/$(echo "$1" | tr / _).o"' _ {} "$host/obj" ||
     die "ituna-lua: compiling failed"
 # shellcheck disable=SC2046
