@@ -144,7 +144,10 @@ size_t ituna_delivery_take_failures(const ituna_message *owner, const void *prod
         int failed = s->producer == producer && atomic_load(&s->state) == ITUNA_SLOT_FAILED && !s->taken;
         s->taken |= failed;
         pthread_mutex_unlock(&slots_mu);
-        if (failed) fn(&ituna_delivery_slot_report(s)->r, opaque), n++;
+        if (!failed) continue;
+        ituna_delivery_report r = ituna_delivery_slot_report(s)->r;
+        r.ticket = s->ticket; /* the generic report (no memory for a copy) still names its publish */
+        fn(&r, opaque), n++;
     }
     return n;
 }
