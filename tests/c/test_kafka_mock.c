@@ -133,6 +133,10 @@ static const char *attr(const rec_span *r, const char *key, char *buf, size_t si
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Bound of a first poll that joins a group: ~3 s on the mock, but over 20 s was seen on
+ * a CI machine loaded by other builds. */
+#define JOIN_MS 60000
+
 static const char *const FAST_PROPS[] = { "session.timeout.ms",
                                           "6000",
                                           "heartbeat.interval.ms",
@@ -289,7 +293,7 @@ static int test_publish_consume_is_one_trace_with_semconv_attributes(void) {
 
     ituna_consumer *c = make_consumer("g-basic", "t-basic", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     char hv[128];
     CHECK_STR(header_value(m, "x-order", hv, sizeof hv), "o-1");
@@ -487,7 +491,7 @@ static int test_malformed_traceparent_header_starts_root_with_reason(void) {
     char err[512];
     int seen_bad = 0, seen_missing = 0;
     for (int i = 0; i < 2; i++) {
-        ituna_message *m = poll_one(c, 20000);
+        ituna_message *m = poll_one(c, JOIN_MS);
         REQUIRE(m);
         ituna_span_context cs = *ituna_span_get_context(ituna_message_span(m));
         ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
@@ -512,7 +516,7 @@ static int test_seed_payload_carrier_is_continued(void) {
     REQUIRE(raw_produce("t-seed", payload, NULL, NULL) == 0);
     ituna_consumer *c = make_consumer("g-seed", "t-seed", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     ituna_span_context cs = *ituna_span_get_context(ituna_message_span(m));
     char err[256];
@@ -544,7 +548,7 @@ static int test_payload_carrier_written_as_the_seed_does(void) {
     REQUIRE(c);
     int seen = 0;
     for (int i = 0; i < 2; i++) {
-        ituna_message *m = poll_one(c, 20000);
+        ituna_message *m = poll_one(c, JOIN_MS);
         REQUIRE(m);
         size_t n;
         const char *v = ituna_message_value(m, &n);
@@ -578,7 +582,7 @@ static int test_handler_error_redelivers_and_ok_commits(void) {
     ituna_producer_flush(p, 10000);
     ituna_consumer *c = make_consumer("g-redo", "t-redo", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     ituna_span_context s1 = *ituna_span_get_context(ituna_message_span(m));
@@ -616,7 +620,7 @@ static int test_unfinished_message_is_redelivered_to_next_member(void) {
     ituna_producer_flush(p, 10000);
     ituna_consumer *c = make_consumer("g-crash", "t-crash", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     /* The handler "dies": the message is never acknowledged. (done with ERROR only
@@ -625,7 +629,7 @@ static int test_unfinished_message_is_redelivered_to_next_member(void) {
     ituna_consumer_destroy(c);
     c = make_consumer("g-crash", "t-crash", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    m = poll_one(c, 20000);
+    m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     CHECK(ituna_message_offset(m) == off);
     ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
@@ -652,7 +656,7 @@ static int test_malformed_goes_to_dlq_with_reason(void) {
     ituna_producer_flush(p, 10000);
     ituna_consumer *c = make_consumer("g-dlq", "t-dlq", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     ituna_span_context cs = *ituna_span_get_context(ituna_message_span(m));
@@ -668,7 +672,7 @@ static int test_malformed_goes_to_dlq_with_reason(void) {
 
     ituna_consumer *dc = make_consumer("g-dlq-reader", "t-dlq.dlq", ITUNA_CONTEXT_PARENT);
     REQUIRE(dc);
-    m = poll_one(dc, 20000);
+    m = poll_one(dc, JOIN_MS);
     REQUIRE(m);
     char hv[128], offs[32];
     CHECK_STR(header_value(m, "ituna.dlq.reason", hv, sizeof hv), "expected a JSON object");
@@ -712,7 +716,7 @@ static int test_max_redeliveries_sends_a_failing_message_to_the_dlq(void) {
     };
     ituna_consumer *c = NULL;
     REQUIRE(ituna_consumer_create(tracer, cfg, &co, &c, err, sizeof err) == ITUNA_OK);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     CHECK(ituna_message_done(m, ITUNA_HANDLED_ERROR, "flaky", err, sizeof err) == ITUNA_OK);
@@ -723,7 +727,7 @@ static int test_max_redeliveries_sends_a_failing_message_to_the_dlq(void) {
     ituna_consumer_destroy(c);
     ituna_consumer *dc = make_consumer("g-maxre-dlq", "t-maxre.dlq", ITUNA_CONTEXT_PARENT);
     REQUIRE(dc);
-    m = poll_one(dc, 20000);
+    m = poll_one(dc, JOIN_MS);
     REQUIRE(m);
     char hv[128];
     CHECK_STR(header_value(m, "ituna.dlq.reason", hv, sizeof hv), "handler failed 2 times: flaky");
@@ -747,7 +751,7 @@ static int test_failed_dlq_write_is_reported_and_not_committed(void) {
     CHECK(ituna_producer_flush(p, 10000) == ITUNA_OK);
     ituna_consumer *c = make_consumer("g-dlqfail", "t-dlqfail", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     ituna_span_context cs = *ituna_span_get_context(ituna_message_span(m));
@@ -777,7 +781,7 @@ static int test_failed_dlq_write_is_reported_and_not_committed(void) {
     /* not committed: the next member of the group gets it too */
     c = make_consumer("g-dlqfail", "t-dlqfail", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    m = poll_one(c, 20000);
+    m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     CHECK(ituna_message_offset(m) == off);
     CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
@@ -802,7 +806,7 @@ static int test_link_mode_links_producer_and_parents_on_current(void) {
     ituna_span_context oc = *ituna_span_get_context(outer);
     int tok;
     ituna_context_attach(&oc, &tok);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     ituna_context_detach(tok);
     ituna_span_end(outer, 0);
     REQUIRE(m);
@@ -994,7 +998,7 @@ static int test_mock_cluster_serves_another_process(void) {
     REQUIRE(system(cmd) == 0);
     ituna_consumer *c = make_consumer("g-other", "t-other", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     size_t n;
     const void *v = ituna_message_value(m, &n);
@@ -1034,7 +1038,7 @@ static int test_a_static_member_fenced_by_itself_joins_again_and_goes_on(void) {
     char err[512];
     REQUIRE(raw_produce("t-fenced", "first", NULL, NULL) == 0);
     REQUIRE(ituna_consumer_create(tracer, NULL, &co, &c, err, sizeof err) == ITUNA_OK);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     CHECK(ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err) == ITUNA_OK);
     /* the next heartbeat is answered "fenced": the old client is dead */
@@ -1073,7 +1077,7 @@ static int test_assignment_count_tracks_rebalances(void) {
     /* nothing is assigned until the consumer is polled */
     usleep(300 * 1000);
     CHECK(ituna_consumer_assignment_count(a) == 0);
-    CHECK(poll_until_assigned(a, 20000) == 4);
+    CHECK(poll_until_assigned(a, JOIN_MS) == 4);
     /* a second member: the group rebalances and the partitions are split */
     ituna_consumer *b = make_consumer("g-assign", "t-assign", ITUNA_CONTEXT_PARENT);
     REQUIRE(b);
@@ -1171,7 +1175,7 @@ static int test_message_after_a_settling_one_is_skipped_not_handled_twice(void) 
     rd_kafka_mock_partition_set_leader(ituna_mock_cluster_rd(mock_cluster), "t-settle-out", 0, -1);
     ituna_consumer *c = make_consumer("g-settle", "t-settle", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     CHECK(ituna_message_offset(m) == 0);
     ituna_span_context sa = *ituna_span_get_context(ituna_message_span(m));
@@ -1245,7 +1249,7 @@ static int test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attem
     REQUIRE(ituna_producer_create(tracer, NULL, &po, &out, err, sizeof err) == ITUNA_OK);
     ituna_consumer *c = make_consumer("g-own", "t-own", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
-    ituna_message *m = poll_one(c, 20000);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     CHECK(ituna_message_attempt(m) == 1);
     int64_t off = ituna_message_offset(m);
@@ -1295,7 +1299,7 @@ static int test_failed_delivery_of_a_handlers_publish_redelivers_only_that_attem
     c = make_consumer("g-own-out", "t-own-out", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
     int copies = 0;
-    while ((m = poll_one(c, copies ? 3000 : 20000))) {
+    while ((m = poll_one(c, copies ? 3000 : JOIN_MS))) {
         copies++;
         ituna_message_done(m, ITUNA_HANDLED_OK, NULL, err, sizeof err);
     }
@@ -1320,8 +1324,8 @@ static int test_unfinished_message_is_redelivered_at_the_next_poll_and_stop_is_s
     ituna_consumer *c = make_consumer("g-open", "t-open", ITUNA_CONTEXT_PARENT);
     REQUIRE(c);
     int assigned = 0;
-    CHECK(ituna_consumer_wait_assigned(c, 20000, &assigned, err, sizeof err) == ITUNA_OK && assigned);
-    ituna_message *m = poll_one(c, 20000);
+    CHECK(ituna_consumer_wait_assigned(c, JOIN_MS, &assigned, err, sizeof err) == ITUNA_OK && assigned);
+    ituna_message *m = poll_one(c, JOIN_MS);
     REQUIRE(m);
     int64_t off = ituna_message_offset(m);
     ituna_span_context s1 = *ituna_span_get_context(ituna_message_span(m));
