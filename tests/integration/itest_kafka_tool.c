@@ -224,7 +224,7 @@ static int cmd_consume(const args *a) {
     }
     printf("ready\n");
     fflush(stdout);
-    int got = 0, rc = 0;
+    int got = 0, rc = 0, shown = 0;
     int64_t last = mono_ms();
     while (a->count <= 0 || got < a->count) {
         ituna_message *m = NULL;
@@ -232,6 +232,12 @@ static int cmd_consume(const args *a) {
             fprintf(stderr, "poll: %s\n", err);
             rc = 1;
             break;
+        }
+        int n = ituna_consumer_assignment_count(c);
+        if (n != shown) { /* a test waits for a group to settle on this, not on a sleep */
+            printf("assigned %d\n", n);
+            fflush(stdout);
+            shown = n;
         }
         if (!m) {
             if (a->idle_exit_ms > 0 && mono_ms() - last > a->idle_exit_ms) break;

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -258,11 +259,30 @@ def test_consumers_in_one_group_split_partitions_without_loss_or_duplicates(kafk
     run(tool, "raw-produce", "--bootstrap", kafka, "--topic", topic, "--value", "warm-up")
     members = [subprocess.Popen([tool, "consume", "--bootstrap", kafka, "--topic", topic, "--group", group,
                                  "--count", "0", "--idle-exit-ms", "12000", *FAST],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    time.sleep(6)  # both members joined and were assigned before the burst
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    lines = [[], []]
+
+    def read(i):
+        for line in members[i].stdout:
+            lines[i].append(line)
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(2)]
+    for r in readers:
+        r.start()
+
+    def assignment(i):
+        counts = [int(x.split()[1]) for x in list(lines[i]) if x.startswith("assigned ")]
+        return counts[-1] if counts else 0
+    # the burst starts once both members hold partitions that add up to the topic's 4
+    deadline = time.time() + 60
+    while not (assignment(0) > 0 and assignment(1) > 0 and assignment(0) + assignment(1) == 4):
+        assert time.time() < deadline, "the group did not settle: %r" % lines
+        time.sleep(0.2)
     prod = produced(run(tool, "produce", "--bootstrap", kafka, "--topic", topic, "--count", str(n)).stdout)
     assert len(prod) == n
-    outs = [m.communicate(timeout=120)[0] for m in members]
+    for m, r in zip(members, readers):
+        m.wait(timeout=120)
+        r.join(timeout=10)
+    outs = ["".join(x) for x in lines]
     got = [consumed(o) for o in outs]
     keys = [(m["partition"], m["offset"]) for g in got for m in g if m["value"] != "warm-up"]
     assert len(keys) == len(set(keys)), "a message was processed twice"
