@@ -287,7 +287,8 @@ def test_consumers_in_one_group_split_partitions_without_loss_or_duplicates(kafk
     keys = [(m["partition"], m["offset"]) for g in got for m in g if m["value"] != "warm-up"]
     assert len(keys) == len(set(keys)), "a message was processed twice"
     assert set(keys) == {(p["partition"], p["offset"]) for p in prod}, "a message was lost"
-    parts = [{m["partition"] for m in g} for g in got]
+    # the warm-up was read by whichever member joined first, before the split
+    parts = [{m["partition"] for m in g if m["value"] != "warm-up"} for g in got]
     assert all(parts) and not (parts[0] & parts[1]), "partitions not split between members: %r" % parts
 
 
