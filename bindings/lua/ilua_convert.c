@@ -44,64 +44,44 @@ static void attrs_grow(lua_State *L, ilua_attrs *out) {
     out->cap = cap;
 }
 
+/* The core's reader of item i of the sequence at the top of the stack.  [-0, +0, -] */
+static int array_item(void *L_, size_t i, ituna_attr_item *it) {
+    lua_State *L = L_;
+    int t = lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    if (t == LUA_TSTRING) {
+        it->type = ITUNA_ATTR_STRING;
+        it->v.s.ptr = lua_tolstring(L, -1, &it->v.s.len); /* anchored in the array */
+    } else if (t == LUA_TBOOLEAN) {
+        it->type = ITUNA_ATTR_BOOL;
+        it->v.b = lua_toboolean(L, -1);
+    } else if (lua_isinteger(L, -1)) {
+        it->type = ITUNA_ATTR_INT;
+        it->v.i = (int64_t)lua_tointeger(L, -1);
+    } else {
+        it->type = ITUNA_ATTR_DOUBLE;
+        it->v.d = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return t == LUA_TSTRING || t == LUA_TBOOLEAN || t == LUA_TNUMBER ? 0 : 1;
+}
+
 /* Array attribute from the sequence at the top of the stack (the value being read).
  * [-0, +1 (below the top 2), v] */
 static void attr_array(lua_State *L, int arg, const char *key, ituna_attr *a) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    int type = LUA_TNIL, is_float = 0;
-    for (lua_Integer i = 1; i <= n; i++) {
-        int t = lua_rawgeti(L, -1, i);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-            luaL_error(L,
-                       "bad argument #%d (attribute '%s': array item %d is a %s; expected string, number "
-                       "or boolean)",
-                       arg, key, (int)i, lua_typename(L, t));
-        if (type == LUA_TNIL)
-            type = t;
-        else if (t != type)
-            luaL_error(L, "bad argument #%d (attribute '%s': array mixes %s and %s)", arg, key,
-                       lua_typename(L, type), lua_typename(L, t));
-        if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) is_float = 1;
-        lua_pop(L, 1);
-    }
-    size_t sz = type == LUA_TSTRING    ? sizeof(const char *)
-                : type == LUA_TBOOLEAN ? sizeof(int)
-                                       : sizeof(int64_t);
-    /* strings: their lengths follow the pointers in the same scratch block */
-    void *items = lua_newuserdatauv(L, (size_t)n * (sz + (type == LUA_TSTRING ? sizeof(size_t) : 0)) + 1, 0);
-    size_t *lens = type == LUA_TSTRING ? (size_t *)((const char **)items + n) : NULL;
+    size_t n = lua_rawlen(L, -1), bad = 0;
+    void *items = lua_newuserdatauv(L, ituna_attr_array_size(n), 0);
     lua_rotate(L, -3, 1); /* keep the scratch below key, value */
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, -1, i);
-        if (type == LUA_TSTRING)
-            ((const char **)items)[i - 1] = lua_tolstring(L, -1, &lens[i - 1]); /* anchored in the array */
-        else if (type == LUA_TBOOLEAN)
-            ((int *)items)[i - 1] = lua_toboolean(L, -1);
-        else if (is_float)
-            ((double *)items)[i - 1] = lua_tonumber(L, -1);
-        else
-            ((int64_t *)items)[i - 1] = (int64_t)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-    }
     a->key = key;
-    if (type == LUA_TBOOLEAN) {
-        a->type = ITUNA_ATTR_BOOL_ARRAY;
-        a->v.barr.items = items;
-        a->v.barr.count = (size_t)n;
-    } else if (type == LUA_TNUMBER && is_float) {
-        a->type = ITUNA_ATTR_DOUBLE_ARRAY;
-        a->v.darr.items = items;
-        a->v.darr.count = (size_t)n;
-    } else if (type == LUA_TNUMBER) {
-        a->type = ITUNA_ATTR_INT_ARRAY;
-        a->v.iarr.items = items;
-        a->v.iarr.count = (size_t)n;
-    } else { /* strings, or an empty array */
-        a->type = ITUNA_ATTR_STRING_ARRAY;
-        a->v.sarr.items = items;
-        a->v.sarr.count = (size_t)n;
-        a->v.sarr.lens = lens;
-    }
+    if (ituna_attr_array_build(a, n, array_item, L, 1, items, &bad) == 0) return;
+    int t = lua_rawgeti(L, -1, (lua_Integer)bad + 1);
+    int first = lua_rawgeti(L, -2, 1);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+        luaL_error(L,
+                   "bad argument #%d (attribute '%s': array item %d is a %s; expected string, number "
+                   "or boolean)",
+                   arg, key, (int)bad + 1, lua_typename(L, t));
+    luaL_error(L, "bad argument #%d (attribute '%s': array mixes %s and %s)", arg, key,
+               lua_typename(L, first), lua_typename(L, t));
 }
 
 void ilua_attr_value(lua_State *L, int arg, ituna_attr *a) {

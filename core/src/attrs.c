@@ -30,6 +30,73 @@ const char *ituna_attr_key_error(const char *key, size_t len) {
     return NULL;
 }
 
+size_t ituna_attr_array_size(size_t n) {
+    /* the largest layout: a string's pointer, and its length after all pointers */
+    return n * (sizeof(const char *) + sizeof(size_t)) + 1;
+}
+
+int ituna_attr_array_build(ituna_attr *a, size_t n, ituna_attr_item_fn get, void *list, int mix_numbers,
+                           void *storage, size_t *bad) {
+    const char **strs = storage;
+    size_t *lens = (size_t *)(strs + n);
+    int64_t *ints = storage;
+    double *dbls = storage;
+    int *bools = storage;
+    ituna_attr_type type = ITUNA_ATTR_STRING;
+    for (size_t i = 0; i < n; i++) {
+        ituna_attr_item it;
+        int rc = get(list, i, &it);
+        if (rc < 0) return -1;
+        if (rc == 0 && i == 0) type = it.type;
+        if (rc == 0 && mix_numbers && it.type != type) {
+            if (type == ITUNA_ATTR_DOUBLE && it.type == ITUNA_ATTR_INT) { /* an integer among floats */
+                it.type = ITUNA_ATTR_DOUBLE;
+                it.v.d = (double)it.v.i;
+            } else if (type == ITUNA_ATTR_INT && it.type == ITUNA_ATTR_DOUBLE) { /* the integers before too */
+                for (size_t j = 0; j < i; j++) dbls[j] = (double)ints[j];
+                type = ITUNA_ATTR_DOUBLE;
+            }
+        }
+        if (rc != 0 || it.type != type) {
+            *bad = i;
+            return 1;
+        }
+        switch (type) {
+        case ITUNA_ATTR_STRING:
+            strs[i] = it.v.s.ptr;
+            lens[i] = it.v.s.len;
+            break;
+        case ITUNA_ATTR_INT: ints[i] = it.v.i; break;
+        case ITUNA_ATTR_DOUBLE: dbls[i] = it.v.d; break;
+        case ITUNA_ATTR_BOOL: bools[i] = it.v.b ? 1 : 0; break;
+        default: *bad = i; return 1;
+        }
+    }
+    switch (type) {
+    case ITUNA_ATTR_INT:
+        a->type = ITUNA_ATTR_INT_ARRAY;
+        a->v.iarr.items = ints;
+        a->v.iarr.count = n;
+        break;
+    case ITUNA_ATTR_DOUBLE:
+        a->type = ITUNA_ATTR_DOUBLE_ARRAY;
+        a->v.darr.items = dbls;
+        a->v.darr.count = n;
+        break;
+    case ITUNA_ATTR_BOOL:
+        a->type = ITUNA_ATTR_BOOL_ARRAY;
+        a->v.barr.items = bools;
+        a->v.barr.count = n;
+        break;
+    default: /* strings, or no items */
+        a->type = ITUNA_ATTR_STRING_ARRAY;
+        a->v.sarr.items = strs;
+        a->v.sarr.count = n;
+        a->v.sarr.lens = lens;
+    }
+    return 0;
+}
+
 size_t ituna_attr_klen(const ituna_attr *a) {
     return a->key_len ? a->key_len : strlen(a->key);
 }

@@ -382,6 +382,101 @@ static int test_limits_drop_and_count(void) {
     return 0;
 }
 
+/* A list as a binding hands it to ituna_attr_array_build: a kind letter an item
+ * (s string, i int, d double, b bool, x another value, ! the binding failed). */
+typedef struct {
+    const char *kinds;
+    int reads;
+} fake_list;
+
+static int fake_item(void *list, size_t i, ituna_attr_item *it) {
+    fake_list *l = list;
+    static const char *const words[] = { "zero", "one\0x", "two" };
+    l->reads++;
+    switch (l->kinds[i]) {
+    case 's':
+        it->type = ITUNA_ATTR_STRING;
+        it->v.s.ptr = words[i % 3];
+        it->v.s.len = i % 3 == 1 ? 5 : strlen(words[i % 3]);
+        return 0;
+    case 'i':
+        it->type = ITUNA_ATTR_INT;
+        it->v.i = (int64_t)i - 1;
+        return 0;
+    case 'd':
+        it->type = ITUNA_ATTR_DOUBLE;
+        it->v.d = (double)i + 0.5;
+        return 0;
+    case 'b':
+        it->type = ITUNA_ATTR_BOOL;
+        it->v.b = (int)i * 7;
+        return 0;
+    case '!': return -1;
+    default: return 1;
+    }
+}
+
+/* Build an array attribute from kinds; returns the builder's result. */
+static int build(const char *kinds, int mix, ituna_attr *a, void *storage, size_t *bad, int *reads) {
+    fake_list l = { kinds, 0 };
+    memset(a, 0, sizeof *a);
+    a->key = "k";
+    *bad = 99;
+    int rc = ituna_attr_array_build(a, strlen(kinds), fake_item, &l, mix, storage, bad);
+    *reads = l.reads;
+    return rc;
+}
+
+/* The array attributes of both bindings: one type per array, found in one pass;
+ * Lua's integers and floats together make floats; the first item that does not fit
+ * is named; a binding's failure stops the build. */
+static int test_array_attribute_builder(void) {
+    ituna_attr a;
+    size_t bad;
+    int reads;
+    void *st = malloc(ituna_attr_array_size(8));
+    REQUIRE(st && ituna_attr_array_size(8) >= 8 * sizeof(int64_t));
+    CHECK(build("", 0, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_STRING_ARRAY &&
+          a.v.sarr.count == 0);
+    CHECK(build("sss", 0, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_STRING_ARRAY);
+    CHECK(a.v.sarr.count == 3 && a.v.sarr.lens[1] == 5 && memcmp(a.v.sarr.items[1], "one\0x", 5) == 0);
+    CHECK(a.v.sarr.lens[2] == 3 && strcmp(a.v.sarr.items[2], "two") == 0 && strcmp(a.key, "k") == 0);
+    CHECK(build("iii", 0, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_INT_ARRAY);
+    CHECK(a.v.iarr.count == 3 && a.v.iarr.items[0] == -1 && a.v.iarr.items[2] == 1);
+    CHECK(build("bb", 0, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_BOOL_ARRAY);
+    CHECK(a.v.barr.items[0] == 0 && a.v.barr.items[1] == 1); /* 0/1 whatever the binding gave */
+    CHECK(build("dd", 0, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_DOUBLE_ARRAY);
+    CHECK(a.v.darr.items[0] == 0.5 && a.v.darr.items[1] == 1.5);
+    /* Lua: integers before a float become floats, an integer after one too */
+    CHECK(build("iidi", 1, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_DOUBLE_ARRAY);
+    CHECK(a.v.darr.count == 4 && a.v.darr.items[0] == -1.0 && a.v.darr.items[1] == 0.0);
+    CHECK(a.v.darr.items[2] == 2.5 && a.v.darr.items[3] == 2.0);
+    CHECK(build("ii", 1, &a, st, &bad, &reads) == 0 && a.type == ITUNA_ATTR_INT_ARRAY);
+    /* Python: int and float are two types; the first misfit is named, nothing after it read */
+    a.type = ITUNA_ATTR_STRING;
+    CHECK(build("iidi", 0, &a, st, &bad, &reads) == 1 && bad == 2 && reads == 3);
+    CHECK(a.type == ITUNA_ATTR_STRING); /* a is left alone */
+    CHECK(build("sbs", 1, &a, st, &bad, &reads) == 1 && bad == 1);
+    CHECK(build("ib", 1, &a, st, &bad, &reads) == 1 && bad == 1);
+    CHECK(build("xs", 0, &a, st, &bad, &reads) == 1 && bad == 0);
+    CHECK(build("ssx", 0, &a, st, &bad, &reads) == 1 && bad == 2);
+    CHECK(build("s!s", 0, &a, st, &bad, &reads) == -1 && reads == 2 && bad == 99);
+    /* what it builds is a span's attribute like any other */
+    ituna_tracer *t = make_tracer(NULL, 0);
+    REQUIRE(t);
+    ituna_span *s = NULL;
+    REQUIRE(ituna_span_start(t, "arrays", NULL, &s) == ITUNA_OK);
+    CHECK(build("sss", 0, &a, st, &bad, &reads) == 0 && ituna_span_set_attr(s, &a) == ITUNA_OK);
+    CHECK(build("idd", 1, &a, st, &bad, &reads) == 0 && ituna_span_set_attr(s, &a) == ITUNA_OK);
+    REQUIRE(s->n_attrs == 1); /* the same key: the last value */
+    CHECK(s->attrs[0].type == ITUNA_ATTR_DOUBLE_ARRAY && s->attrs[0].v.arr.count == 3);
+    CHECK(((const double *)s->attrs[0].v.arr.items)[0] == -1.0);
+    ituna_span_end(s, 0);
+    ituna_tracer_destroy(t);
+    free(st);
+    return 0;
+}
+
 /* Counted strings: values and string-array items keep an embedded NUL; a key holding
  * one (or empty) is refused by set_attr and dropped-and-counted in lists. */
 static int test_attribute_lengths_and_bad_keys(void) {
@@ -875,6 +970,7 @@ int main(void) {
     RUN(test_sampling_decisions);
     RUN(test_limits_drop_and_count);
     RUN(test_attribute_lengths_and_bad_keys);
+    RUN(test_array_attribute_builder);
     RUN(test_discarded_span_leaves_no_trace);
     RUN(test_reused_span_starts_empty);
     RUN(test_non_recording_spans_are_context_only);

@@ -60,67 +60,42 @@ static void *attrbuf_alloc(attrbuf *b, size_t size) {
     return p;
 }
 
-static const char *type_word(PyObject *v) {
-    if (PyBool_Check(v)) return "bool";
-    if (PyLong_Check(v)) return "int";
-    if (PyFloat_Check(v)) return "float";
-    if (PyUnicode_Check(v)) return "str";
-    return NULL;
+/* The core's reader of item i of a list or tuple (bool before int: it is one). */
+static int array_item(void *seq, size_t i, ituna_attr_item *it) {
+    PyObject *v = PySequence_Fast_ITEMS((PyObject *)seq)[i];
+    if (PyUnicode_Check(v)) {
+        Py_ssize_t len;
+        it->type = ITUNA_ATTR_STRING;
+        it->v.s.ptr = PyUnicode_AsUTF8AndSize(v, &len);
+        it->v.s.len = (size_t)len;
+        return it->v.s.ptr ? 0 : -1;
+    }
+    if (PyBool_Check(v)) {
+        it->type = ITUNA_ATTR_BOOL;
+        it->v.b = v == Py_True;
+    } else if (PyLong_Check(v)) {
+        it->type = ITUNA_ATTR_INT;
+        it->v.i = PyLong_AsLongLong(v);
+        if (it->v.i == -1 && PyErr_Occurred()) return -1;
+    } else if (PyFloat_Check(v)) {
+        it->type = ITUNA_ATTR_DOUBLE;
+        it->v.d = PyFloat_AS_DOUBLE(v);
+    } else {
+        return 1;
+    }
+    return 0;
 }
 
 static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *out) {
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    const char *kind = n ? type_word(items[0]) : "str";
-    if (!kind) goto bad;
-    for (Py_ssize_t i = 1; i < n; i++) {
-        const char *k = type_word(items[i]);
-        if (!k || strcmp(k, kind) != 0) goto bad;
-    }
-    if (kind[0] == 's') { /* items and their lengths in one block */
-        const char **arr = attrbuf_alloc(b, (size_t)n * (sizeof *arr + sizeof(size_t)));
-        if (!arr) return -1;
-        size_t *lens = (size_t *)(arr + n);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t len;
-            if (!(arr[i] = PyUnicode_AsUTF8AndSize(items[i], &len))) return -1;
-            lens[i] = (size_t)len;
-        }
-        out->type = ITUNA_ATTR_STRING_ARRAY;
-        out->v.sarr.items = arr;
-        out->v.sarr.count = (size_t)n;
-        out->v.sarr.lens = lens;
-    } else if (kind[0] == 'b') {
-        int *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
-        if (!arr) return -1;
-        for (Py_ssize_t i = 0; i < n; i++) arr[i] = items[i] == Py_True;
-        out->type = ITUNA_ATTR_BOOL_ARRAY;
-        out->v.barr.items = arr;
-        out->v.barr.count = (size_t)n;
-    } else if (kind[0] == 'i') {
-        int64_t *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
-        if (!arr) return -1;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            long long x = PyLong_AsLongLong(items[i]);
-            if (x == -1 && PyErr_Occurred()) return -1;
-            arr[i] = x;
-        }
-        out->type = ITUNA_ATTR_INT_ARRAY;
-        out->v.iarr.items = arr;
-        out->v.iarr.count = (size_t)n;
-    } else {
-        double *arr = attrbuf_alloc(b, (size_t)n * sizeof *arr);
-        if (!arr) return -1;
-        for (Py_ssize_t i = 0; i < n; i++) arr[i] = PyFloat_AS_DOUBLE(items[i]);
-        out->type = ITUNA_ATTR_DOUBLE_ARRAY;
-        out->v.darr.items = arr;
-        out->v.darr.count = (size_t)n;
-    }
-    return 0;
-bad:
-    PyErr_Format(PyExc_TypeError,
-                 "attribute %R: a sequence value must hold only str, only bool, only int or only float", key);
-    return -1;
+    size_t n = (size_t)PySequence_Fast_GET_SIZE(seq), bad;
+    void *items = attrbuf_alloc(b, ituna_attr_array_size(n));
+    if (!items) return -1;
+    int rc = ituna_attr_array_build(out, n, array_item, seq, 0, items, &bad);
+    if (rc > 0)
+        PyErr_Format(PyExc_TypeError,
+                     "attribute %R: a sequence value must hold only str, only bool, only int or only float",
+                     key);
+    return rc == 0 ? 0 : -1;
 }
 
 int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out) {

@@ -122,6 +122,37 @@ ITUNA_API ituna_attr ituna_attr_strn(const char *key, size_t key_len, const char
  * empty, or holding a NUL byte). The bindings raise with it. Thread-safe. */
 ITUNA_API const char *ituna_attr_key_error(const char *key, size_t len);
 
+/* One item of a binding's list, read for an array attribute: type STRING, INT,
+ * DOUBLE or BOOL and the value in the matching member of v (s, i, d or b). */
+typedef struct ituna_attr_item {
+    ituna_attr_type type;
+    union {
+        struct {
+            const char *ptr;
+            size_t len;
+        } s;
+        int64_t i;
+        double d;
+        int b;
+    } v;
+} ituna_attr_item;
+
+/* Reads item i (from 0) of the caller's list into *out: 0, 1 when the value is
+ * none of the four types, or -1 when the binding failed (its error is pending). */
+typedef int (*ituna_attr_item_fn)(void *list, size_t i, ituna_attr_item *out);
+
+/* Bytes of storage ituna_attr_array_build needs for n items. Thread-safe. */
+ITUNA_API size_t ituna_attr_array_size(size_t n);
+/* Make a (key left as set) the array of the n items get reads from list, in one
+ * pass: all of the first item's type, else *bad is the first item that is not of
+ * it (or of none) and 1 is returned. mix_numbers: INT and DOUBLE items together make
+ * a DOUBLE_ARRAY (Lua's numbers), else they are two types (Python's). No items: an
+ * empty STRING_ARRAY. Items (and string lengths) are written to storage, of
+ * ituna_attr_array_size(n) bytes, which with the strings must outlive a's use.
+ * Returns 0, 1 (*bad set) or -1 (get failed). Thread-safe. */
+ITUNA_API int ituna_attr_array_build(ituna_attr *a, size_t n, ituna_attr_item_fn get, void *list,
+                                     int mix_numbers, void *storage, size_t *bad);
+
 /* ---- tracer ---------------------------------------------------------------- */
 
 /* Counters; all monotonic since the tracer was created. */
