@@ -280,26 +280,17 @@ typedef struct ilua_loop {
     int idle_ms;            /* end after this long without a message; <0: never */
 } ilua_loop;
 
-/* Loop options {max=n, idle=seconds} at idx.  [-0, +0, v] */
+/* Loop options {max=n, idle=seconds} at idx, read by ituna_glue.lua's
+ * loop_options: max (0: no limit), idle in ms (< 0: never).  [-0, +0, e] */
 static void loop_options(lua_State *L, int idx, lua_Integer *max, int *idle_ms) {
-    *max = 0;
-    *idle_ms = -1;
-    if (lua_isnoneornil(L, idx)) return;
-    luaL_checktype(L, idx, LUA_TTABLE);
-    if (lua_getfield(L, idx, "max") != LUA_TNIL) {
-        int isnum;
-        *max = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || *max < 0) luaL_error(L, "bad option 'max' (a non-negative integer expected)");
-    }
-    lua_pop(L, 1);
-    if (lua_getfield(L, idx, "idle") != LUA_TNIL) {
-        int isnum;
-        lua_Number s = lua_tonumberx(L, -1, &isnum);
-        if (!isnum || s < 0 || s > 86400)
-            luaL_error(L, "bad option 'idle' (seconds from 0 to 86400 expected)");
-        *idle_ms = (int)(s * 1000 + 0.5);
-    }
-    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_GLUE);
+    lua_getfield(L, -1, "loop_options");
+    lua_pushvalue(L, idx);
+    lua_pushinteger(L, idx);
+    lua_call(L, 2, 2);
+    *max = lua_tointeger(L, -2);
+    *idle_ms = (int)lua_tointeger(L, -1);
+    lua_pop(L, 3);
 }
 
 /* How a messages() body left the message at midx (status LUA_OK: normally; else

@@ -68,13 +68,6 @@ static int tracer_gc(lua_State *L) {
     return 0;
 }
 
-/* __tostring [-0, +1, m] */
-static int tracer_tostring(lua_State *L) {
-    ilua_tracer *t = luaL_checkudata(L, 1, ILUA_TRACER);
-    lua_pushfstring(L, "ituna.Tracer(%s)", t->t ? ituna_tracer_service_name(t->t) : "destroyed");
-    return 1;
-}
-
 /* C.host_setting_error(service, key, value) -> the core's error for a setting
  * ituna.init cannot apply to the tracer the host set up (ituna_host_setting_check),
  * or nothing.  [-0, +(0|1), m] */
@@ -515,17 +508,6 @@ static int span_is_ended(lua_State *L) {
     return 1;
 }
 
-/* __tostring [-0, +1, m] */
-static int span_tostring(lua_State *L) {
-    ilua_span *s = luaL_checkudata(L, 1, ILUA_SPAN);
-    ituna_span_context ctx;
-    ilua_span_ctx(s, &ctx);
-    char sid[17];
-    ituna_span_id_hex(&ctx, sid);
-    lua_pushfstring(L, "ituna.Span(%s%s)", sid, s->span ? "" : ", ended");
-    return 1;
-}
-
 /* ---- propagation ------------------------------------------------------------------ */
 
 typedef struct carrier_ref {
@@ -679,7 +661,6 @@ static const luaL_Reg tracer_methods[] = {
 
 static const luaL_Reg tracer_metamethods[] = {
     { "__gc", tracer_gc },
-    { "__tostring", tracer_tostring },
     { "__index", NULL }, /* set to the methods table */
     { NULL, NULL },
 };
@@ -701,7 +682,6 @@ static const luaL_Reg span_methods[] = {
 static const luaL_Reg span_metamethods[] = {
     { "__close", span_dunder_close },
     { "__gc", span_close },
-    { "__tostring", span_tostring },
     { "__index", NULL },
     { NULL, NULL },
 };
@@ -733,6 +713,11 @@ void ilua_open_trace(lua_State *L) {
     luaL_setfuncs(L, trace_functions, 0);
 }
 
+/* The glue gets the tracer and span metatables too: it adds their __tostring. */
 void ilua_glue_trace(lua_State *L) {
     luaL_setfuncs(L, trace_glue, 0);
+    luaL_getmetatable(L, ILUA_TRACER);
+    lua_setfield(L, -2, "tracer_mt");
+    luaL_getmetatable(L, ILUA_SPAN);
+    lua_setfield(L, -2, "span_mt");
 }

@@ -18,10 +18,12 @@ local function typename(n, v)
 end
 
 -- luaL_argerror's error for argument arg of the glue function fn, up helper calls
--- below it: it names fn as its caller called it (ituna.init{} -> 'init'), else in full.
+-- below it: it names fn as its caller called it (ituna.init{} -> 'init'), else in full;
+-- called as a method (consumer:each), self is not counted.
 local function argerror(fn, arg, msg, up)
-  local called = debug and debug.getinfo(2 + up, "n").name or fn
-  error(("bad argument #%d to '%s' (%s)"):format(arg, called, msg), 3 + up)
+  local info = debug and debug.getinfo(2 + up, "n")
+  if info and info.namewhat == "method" then arg = arg - 1 end
+  error(("bad argument #%d to '%s' (%s)"):format(arg, info and info.name or fn, msg), 3 + up)
 end
 
 -- luaL_checktype's error for argument 1 of fn (n: how many arguments were given).
@@ -175,6 +177,27 @@ function M.consumer(...)
   return made(C.consumer(bootstrap, group, dlq_suffix, context, names, properties))
 end
 
+-- C.loop_options(opts, arg) -> max, idle: the options {max=n, idle=seconds} of
+-- consumer:messages and consumer:each (argument arg of theirs, C functions which call
+-- this) as they take them: max (0: no limit) and idle in milliseconds (-1: never).
+-- Errors are raised at the line that called the method.
+function C.loop_options(opts, arg)
+  if opts == nil then return 0, -1 end
+  if type(opts) ~= "table" then argerror("?", arg, "table expected, got " .. typename(1, opts), 1) end
+  local max, idle = opts.max, opts.idle
+  if max == nil then
+    max = 0
+  else
+    local v = (type(max) == "number" or type(max) == "string") and tonumber(max)
+    max = v and math.tointeger(v)
+    if not max or max < 0 then error("bad option 'max' (a non-negative integer expected)", 3) end
+  end
+  if idle == nil then return max, -1 end
+  local s = (type(idle) == "number" or type(idle) == "string") and tonumber(idle)
+  if not s or s < 0 or s > 86400 then error("bad option 'idle' (seconds from 0 to 86400 expected)", 3) end
+  return max, math.floor(s * 1000 + 0.5)
+end
+
 -- ituna.start_embedded_broker{brokers=1, partitions=4} -> broker with .bootstrap and
 -- :stop(). librdkafka's built-in test cluster, in this process. (A count's type
 -- error says "bad argument #-1", as the C version's luaL_checkinteger(L, -1) did.)
@@ -192,6 +215,16 @@ function M.start_embedded_broker(opts)
     argerror("ituna.start_embedded_broker", 1, "partitions must be 1..1024", 0)
   end
   return made(C.start_embedded_broker(brokers, partitions))
+end
+
+-- A tracer prints as its service name, a span as its id (and whether it ended).
+function C.tracer_mt.__tostring(t)
+  local ok, name = pcall(t.service_name, t)
+  return ("ituna.Tracer(%s)"):format(ok and name or "destroyed")
+end
+
+function C.span_mt.__tostring(s)
+  return ("ituna.Span(%s%s)"):format(s:context().span_id, s:is_ended() and ", ended" or "")
 end
 
 -- A delivery error (raised by producer:flush/close) prints as its message.

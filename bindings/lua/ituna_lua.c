@@ -34,6 +34,8 @@ int luaopen_ituna(lua_State *L) {
         return lua_error(L);
     lua_pushvalue(L, -2);
     lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, ILUA_REG_GLUE);
     ilua_open_convert(L);
     ilua_open_broker(L);
     ilua_open_producer(L);

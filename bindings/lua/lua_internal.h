@@ -34,6 +34,8 @@
 #define ILUA_REG_HOST_CONFIG "ituna.host_config"
 /* the application schema the host registered (absent: $ITUNA_CONFIG_SCHEMA) */
 #define ILUA_REG_HOST_SCHEMA "ituna.host_schema"
+/* the table of C functions ituna_glue.lua was given, with what it adds for C to call */
+#define ILUA_REG_GLUE "ituna.glue"
 
 #define ILUA_ERRSTR 512
 

@@ -12,6 +12,8 @@
 
 #define ERRSTR_SIZE 512
 
+/* Object references only (strong, or NULL): module.c visits and clears the struct
+ * as an array of them. */
 typedef struct {
     /* types */
     PyTypeObject *SpanContextType;
@@ -63,6 +65,7 @@ typedef struct {
     PyObject *otel_setter;
     PyObject *empty_tuple;
 } module_state;
+_Static_assert(sizeof(module_state) % sizeof(PyObject *) == 0, "module_state: object references only");
 
 /* SpanContext: an immutable W3C context value. tracestate is kept as a Python
  * str (or NULL) so the object stays small. */
