@@ -71,40 +71,21 @@ const ituna_span_context *context_from_object(module_state *st, PyObject *o, itu
     return NULL;
 }
 
-/* An OpenTelemetry SpanContext (a tuple: trace_id, span_id, is_remote, trace_flags,
- * trace_state, ...) of another provider's span, into tmp. NULL if invalid. */
-static const ituna_span_context *from_otel_tuple(PyObject *sc, ituna_span_context *tmp) {
-    if (!PyTuple_Check(sc) || PyTuple_GET_SIZE(sc) < 5) return NULL;
-    PyObject *tid = PyTuple_GET_ITEM(sc, 0), *sid = PyTuple_GET_ITEM(sc, 1);
-    if (!PyLong_Check(tid) || !PyLong_Check(sid)) return NULL;
-    unsigned long long lo = PyLong_AsUnsignedLongLongMask(tid), sp = PyLong_AsUnsignedLongLongMask(sid);
-    PyObject *shift = PyLong_FromLong(64), *hio = shift ? PyNumber_Rshift(tid, shift) : NULL;
-    unsigned long long hi = hio ? PyLong_AsUnsignedLongLongMask(hio) : 0;
-    Py_XDECREF(shift);
-    Py_XDECREF(hio);
-    if (PyErr_Occurred()) return NULL;
-    for (int i = 0; i < 8; i++) {
-        tmp->trace_id[i] = (uint8_t)(hi >> (56 - 8 * i));
-        tmp->trace_id[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
-        tmp->span_id[i] = (uint8_t)(sp >> (56 - 8 * i));
-    }
-    long flags = PyLong_AsLong(PyTuple_GET_ITEM(sc, 3));
-    if (flags == -1 && PyErr_Occurred()) return NULL;
-    tmp->trace_flags = (uint8_t)flags;
-    tmp->is_remote = (uint8_t)PyObject_IsTrue(PyTuple_GET_ITEM(sc, 2));
-    tmp->tracestate_len = 0;
-    tmp->tracestate[0] = 0;
-    PyObject *ts = PyTuple_GET_ITEM(sc, 4);
-    if (PyObject_Length(ts) > 0) { /* TraceState: a Mapping with to_header() */
-        PyObject *h = PyObject_CallMethod(ts, "to_header", NULL);
-        Py_ssize_t n = 0;
-        const char *p = h && PyUnicode_Check(h) ? PyUnicode_AsUTF8AndSize(h, &n) : NULL;
-        const char *why = NULL;
-        if (p) ituna_tracestate_parse(p, (size_t)n, tmp, &why);
-        Py_XDECREF(h);
-    }
+/* An OpenTelemetry SpanContext of another provider's span, into tmp: its hex ids,
+ * flags, is_remote and tracestate header as _support.otel_context reads them (None
+ * when it has none). NULL if invalid. */
+static const ituna_span_context *from_otel(PyObject *sc, ituna_span_context *tmp) {
+    PyObject *args = PyTuple_Pack(1, sc), *f = args ? call_support("otel_context", args, NULL) : NULL;
+    const char *tid, *sid, *ts, *why = NULL;
+    int flags, remote;
+    int ok = f && f != Py_None && PyArg_ParseTuple(f, "ssipz", &tid, &sid, &flags, &remote, &ts) &&
+             ituna_span_context_from_hex(tid, sid, flags, NULL, tmp, &why) == ITUNA_OK;
+    if (ok) tmp->is_remote = (uint8_t)remote;
+    if (ok && ts) ituna_tracestate_parse(ts, strlen(ts), tmp, &why); /* an invalid one alone is dropped */
+    Py_XDECREF(args);
+    Py_XDECREF(f);
     PyErr_Clear();
-    return ituna_span_context_is_valid(tmp) ? tmp : NULL;
+    return ok ? tmp : NULL;
 }
 
 const ituna_span_context *context_of_any(module_state *st, PyObject *o, ituna_span_context *tmp) {
@@ -114,7 +95,7 @@ const ituna_span_context *context_of_any(module_state *st, PyObject *o, ituna_sp
         c = context_from_object(st, o, tmp);
     } else if (st->otel_cv) { /* another provider's span (e.g. the SDK's) */
         PyObject *sc = PyObject_CallMethod(o, "get_span_context", NULL);
-        if (sc) c = from_otel_tuple(sc, tmp);
+        if (sc) c = from_otel(sc, tmp);
         Py_XDECREF(sc);
     }
     if (!c) PyErr_Clear();
@@ -431,15 +412,6 @@ static PyObject *sc_traceparent(PyObject *self, void *c) {
     return PyUnicode_FromStringAndSize(buf, (Py_ssize_t)n);
 }
 
-static PyObject *sc_repr(PyObject *self) {
-    SpanContextObject *o = (SpanContextObject *)self;
-    char t[33], s[17];
-    hex_into(o->trace_id, 16, t);
-    hex_into(o->span_id, 8, s);
-    return PyUnicode_FromFormat("SpanContext(trace_id='%s', span_id='%s', trace_flags=%d, is_remote=%s)", t,
-                                s, (int)o->trace_flags, o->is_remote ? "True" : "False");
-}
-
 static Py_hash_t sc_hash(PyObject *self) {
     SpanContextObject *o = (SpanContextObject *)self;
     if (o->hash != -1) return o->hash;
@@ -487,7 +459,7 @@ static PyType_Slot sc_slots[] = {
     { Py_tp_new, sc_new },
     { Py_tp_dealloc, sc_dealloc },
     { Py_tp_getset, sc_getset },
-    { Py_tp_repr, sc_repr },
+    { Py_tp_repr, support_repr },
     { Py_tp_hash, sc_hash },
     { Py_tp_richcompare, sc_richcompare },
     { 0, NULL },

@@ -14,6 +14,12 @@ PyObject *call_support(const char *name, PyObject *args, PyObject *kw) {
     return r;
 }
 
+PyObject *support_repr(PyObject *self) {
+    PyObject *args = PyTuple_Pack(1, self), *r = args ? call_support("repr_of", args, NULL) : NULL;
+    Py_XDECREF(args);
+    return r;
+}
+
 /* A NULL-terminated array of the UTF-8 of a tuple of str (checked by the caller),
  * valid while the tuple lives; free with PyMem_Free. NULL with an exception. */
 const char **str_array(PyObject *tuple) {

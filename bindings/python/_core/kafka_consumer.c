@@ -628,13 +628,6 @@ MSG_GET(msg_timestamp,
 MSG_GET(msg_span, Py_NewRef(msg->span))
 MSG_GET(msg_finished, msg->outcome ? PyUnicode_FromString(msg->outcome) : Py_NewRef(Py_None))
 
-static PyObject *message_repr(PyObject *op) {
-    MessageObject *msg = (MessageObject *)op;
-    return PyUnicode_FromFormat("<ituna.Message %U [%d] @%lld%s%s>", msg->topic, (int)msg->partition,
-                                (long long)msg->offset, msg->outcome ? " " : "",
-                                msg->outcome ? msg->outcome : "");
-}
-
 static int message_traverse(PyObject *op, visitproc visit, void *arg) {
     MessageObject *msg = (MessageObject *)op;
     Py_VISIT(Py_TYPE(op));
@@ -720,7 +713,7 @@ static PyType_Slot message_slots[] = {
     { Py_tp_traverse, message_traverse },
     { Py_tp_methods, message_methods },
     { Py_tp_getset, message_getset },
-    { Py_tp_repr, message_repr },
+    { Py_tp_repr, support_repr },
     { 0, NULL },
 };
 

@@ -201,6 +201,8 @@ int attr_dropped(attrbuf *b);
 
 /* kafka_args.c: ituna/_support.py's function name(*args, **kw); NULL with an exception. */
 PyObject *call_support(const char *name, PyObject *args, PyObject *kw);
+/* repr() of SpanContext, Span and Message: _support.repr_of. */
+PyObject *support_repr(PyObject *self);
 /* The tuple of str as a NULL-terminated array (PyMem_Free it); NULL with an exception. */
 const char **str_array(PyObject *tuple);
 /* o as UTF-8, NULL for None/absent (or with TypeError: check PyErr_Occurred()). */

@@ -367,14 +367,6 @@ static PyObject *span_discard(PyObject *self, PyObject *Py_UNUSED(a)) {
     Py_RETURN_NONE;
 }
 
-static PyObject *span_repr(PyObject *self) {
-    PyObject *ctx = span_get_context(self, NULL);
-    if (!ctx) return NULL;
-    PyObject *r = PyUnicode_FromFormat("<ituna.Span %R%s>", ctx, ((SpanObject *)self)->span ? "" : " ended");
-    Py_DECREF(ctx);
-    return r;
-}
-
 static PyMethodDef span_methods[] = {
     { "__enter__", span_enter, METH_NOARGS,
       "__enter__($self, /)\n--\n\n"
@@ -446,7 +438,7 @@ static PyType_Slot span_slots[] = {
     { Py_tp_methods, span_methods },
     { Py_tp_getset, span_getset },
     { Py_tp_members, span_members },
-    { Py_tp_repr, span_repr },
+    { Py_tp_repr, support_repr },
     { 0, NULL },
 };
 

@@ -160,3 +160,27 @@ def Consumer(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer
         raise TypeError("group must be str, not %s" % type(group).__name__)
     return (topics, group, _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf),
             _opt_str(context_mode, "context_mode"), _opt_str(dlq_suffix, "dlq_suffix"))
+
+
+def otel_context(sc: Any) -> Optional[tuple]:
+    """Another OpenTelemetry provider's SpanContext (a tuple: trace_id, span_id,
+    is_remote, trace_flags, trace_state, ...) as the C extension makes a parent of it:
+    (trace id hex, span id hex, flags, is_remote, tracestate header or None); None when
+    it is not one (the C refuses invalid ids)."""
+    if not isinstance(sc, tuple) or len(sc) < 5 or not isinstance(sc[0], int) or not isinstance(sc[1], int):
+        return None
+    state = sc[4]
+    return ("%032x" % (sc[0] & (1 << 128) - 1), "%016x" % (sc[1] & (1 << 64) - 1), int(sc[3]) & 0xFF,
+            bool(sc[2]), state.to_header() if state else None)
+
+
+def repr_of(obj: Any) -> str:
+    """repr() of the C extension's SpanContext, Span and Message."""
+    from . import _core
+    if isinstance(obj, _core.SpanContext):
+        return "SpanContext(trace_id=%r, span_id=%r, trace_flags=%d, is_remote=%s)" % (
+            obj.trace_id, obj.span_id, obj.trace_flags, obj.is_remote)
+    if isinstance(obj, _core.Span):
+        return "<ituna.Span %r%s>" % (obj.context, " ended" if obj.ended else "")
+    return "<ituna.Message %s [%d] @%d%s>" % (obj.topic, obj.partition, obj.offset,
+                                             " " + obj.finished if obj.finished else "")
