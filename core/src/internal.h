@@ -341,7 +341,6 @@ ITUNA_HIDDEN void ituna_random_span_id(uint8_t out[8]);
 ITUNA_HIDDEN uint64_t ituna_random_u64(void);
 
 /* ---- hex ------------------------------------------------------------------ */
-ITUNA_HIDDEN void ituna_hex_encode(const uint8_t *in, size_t n, char *out); /* writes 2n chars, no NUL */
 /* Strict lowercase hex decode of 2n chars; 0 on any invalid char. */
 ITUNA_HIDDEN int ituna_hex_decode_lower(const char *in, size_t n, uint8_t *out);
 

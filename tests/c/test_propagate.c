@@ -749,6 +749,10 @@ static int span_context_from_hex_checks_ids_without_a_traceparent(void) {
     ituna_span_id_hex(&c, sid);
     CHECK_STR(tid, "4bf92f3577b34da6a3ce929d0e0e4736");
     CHECK_STR(sid, "00f067aa0ba902b7");
+    char raw[18]; /* ids a binding keeps as bytes: no NUL written */
+    memset(raw, '#', sizeof raw);
+    ituna_hex_encode(c.span_id, 8, raw);
+    CHECK(memcmp(raw, "00f067aa0ba902b7##", 18) == 0);
     CHECK(c.trace_flags == 1 && c.is_remote == 1);
     CHECK_STR(c.tracestate, "k=v");
     CHECK(ituna_span_context_from_hex("4BF92F3577B34DA6A3CE929D0E0E4736", "00f067aa0ba902b7", 1, NULL, &c,

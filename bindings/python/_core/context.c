@@ -4,16 +4,6 @@
 
 #include <strings.h>
 
-static const char HEX[] = "0123456789abcdef";
-
-static void hex_into(const uint8_t *in, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = HEX[in[i] >> 4];
-        out[2 * i + 1] = HEX[in[i] & 15];
-    }
-    out[2 * n] = 0;
-}
-
 PyObject *context_new(module_state *st, const ituna_span_context *c) {
     SpanContextObject *o = PyObject_New(SpanContextObject, st->SpanContextType);
     if (!o) return NULL;
@@ -168,8 +158,8 @@ PyObject *context_current_object(module_state *st) {
 
 PyObject *otel_span_context(module_state *st, const ituna_span_context *c, int is_remote) {
     char t[33], s[17];
-    hex_into(c->trace_id, 16, t);
-    hex_into(c->span_id, 8, s);
+    ituna_trace_id_hex(c, t);
+    ituna_span_id_hex(c, s);
     PyObject *tid = PyLong_FromString(t, NULL, 16), *sid = tid ? PyLong_FromString(s, NULL, 16) : NULL;
     PyObject *ts = c->tracestate_len ? PyUnicode_FromStringAndSize(c->tracestate, c->tracestate_len)
                                      : Py_NewRef(Py_None);
@@ -368,15 +358,15 @@ static void sc_dealloc(PyObject *self) {
 
 static PyObject *sc_trace_id(PyObject *self, void *c) {
     (void)c;
-    char buf[33];
-    hex_into(((SpanContextObject *)self)->trace_id, 16, buf);
+    char buf[32];
+    ituna_hex_encode(((SpanContextObject *)self)->trace_id, 16, buf);
     return PyUnicode_FromStringAndSize(buf, 32);
 }
 
 static PyObject *sc_span_id(PyObject *self, void *c) {
     (void)c;
-    char buf[17];
-    hex_into(((SpanContextObject *)self)->span_id, 8, buf);
+    char buf[16];
+    ituna_hex_encode(((SpanContextObject *)self)->span_id, 8, buf);
     return PyUnicode_FromStringAndSize(buf, 16);
 }
 

@@ -46,21 +46,6 @@ const char *opt_str(PyObject *o, const char *what) {
     return PyUnicode_AsUTF8(o);
 }
 
-PyObject *resolve_tracer(module_state *st, PyObject *t) {
-    if (t && t != Py_None) {
-        if (!PyObject_TypeCheck(t, st->TracerType)) {
-            PyErr_Format(PyExc_TypeError, "tracer must be an ituna.Tracer, not %.100s", Py_TYPE(t)->tp_name);
-            return NULL;
-        }
-        return t;
-    }
-    if (!st->default_tracer) {
-        PyErr_SetString(st->StateError, "no tracer: call ituna.init() first or pass tracer=");
-        return NULL;
-    }
-    return st->default_tracer;
-}
-
 /* Remember an open client so ituna.shutdown()/exit can close it. */
 PyObject *track_live(module_state *st, PyObject *o) {
     PyObject *r = PyObject_CallMethod(st->live, "add", "O", o);

@@ -229,20 +229,18 @@ static ituna_err create_consumer(ituna_tracer *t, const void *opts, void **core,
 static PyObject *consumer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     module_state *st = state_of_type(tp);
     /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
-    PyObject *r = call_support("Consumer", args, kw), *topics_t, *tracer_o, *props_t;
+    PyObject *r = call_support("Consumer", args, kw), *topics_t, *props_t;
     const char *group, *bootstrap, *mode_name, *dlq, **topics = NULL, **props = NULL;
     ituna_consumer_context_mode mode = ITUNA_CONTEXT_FROM_CONFIG;
     PyObject *res = NULL, *tracer;
-    if (!r ||
-        !PyArg_ParseTuple(r, "OszOOzz", &topics_t, &group, &bootstrap, &tracer_o, &props_t, &mode_name, &dlq))
+    if (!r || !PyArg_ParseTuple(r, "OszO!Ozz", &topics_t, &group, &bootstrap, st->TracerType, &tracer,
+                                &props_t, &mode_name, &dlq))
         goto done;
     if (mode_name && ituna_context_mode_from_name(mode_name, &mode) != ITUNA_OK) {
         PyErr_Format(PyExc_ValueError, "context_mode must be 'parent', 'link' or None, not '%s'", mode_name);
         goto done;
     }
-    if (!(tracer = resolve_tracer(st, tracer_o)) || !(topics = str_array(topics_t)) ||
-        !(props = str_array(props_t)))
-        goto done;
+    if (!(topics = str_array(topics_t)) || !(props = str_array(props_t))) goto done;
     ConsumerObject *self = (ConsumerObject *)tp->tp_alloc(tp, 0);
     if (!self) goto done;
     self->tracer = Py_NewRef(tracer);

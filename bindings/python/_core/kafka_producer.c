@@ -108,12 +108,14 @@ static ituna_err create_producer(ituna_tracer *t, const void *opts, void **core,
 static PyObject *producer_new(PyTypeObject *tp, PyObject *args, PyObject *kw) {
     module_state *st = state_of_type(tp);
     /* ituna/_support.py checks the arguments and gathers the librdkafka properties */
-    PyObject *r = call_support("Producer", args, kw), *tracer_o, *props_t, *on_delivery, *tracer;
+    PyObject *r = call_support("Producer", args, kw), *props_t, *on_delivery, *tracer;
     const char *bootstrap, **props = NULL;
     int carrier;
     PyObject *res = NULL;
-    if (!r || !PyArg_ParseTuple(r, "zOOOi", &bootstrap, &tracer_o, &props_t, &on_delivery, &carrier) ||
-        !(tracer = resolve_tracer(st, tracer_o)) || !(props = str_array(props_t)))
+    if (!r ||
+        !PyArg_ParseTuple(r, "zO!OOi", &bootstrap, st->TracerType, &tracer, &props_t, &on_delivery,
+                          &carrier) ||
+        !(props = str_array(props_t)))
         goto done;
     ProducerObject *self = (ProducerObject *)tp->tp_alloc(tp, 0);
     if (!self) goto done;

@@ -207,8 +207,6 @@ PyObject *support_repr(PyObject *self);
 const char **str_array(PyObject *tuple);
 /* o as UTF-8, NULL for None/absent (or with TypeError: check PyErr_Occurred()). */
 const char *opt_str(PyObject *o, const char *what);
-/* The tracer t (an ituna.Tracer) or ituna.init()'s. Borrowed; NULL with an exception. */
-PyObject *resolve_tracer(module_state *st, PyObject *t);
 /* Remember an open client so ituna.shutdown()/exit can close it. Steals o; NULL on error. */
 PyObject *track_live(module_state *st, PyObject *o);
 PyObject *self_enter(PyObject *self, PyObject *Py_UNUSED(a));

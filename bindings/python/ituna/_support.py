@@ -135,6 +135,18 @@ def Tracer(config: Any = None, env: Any = True, settings: Any = (), schema: Any 
     return _path(schema), _path(config), bool(env), tuple(flat)
 
 
+def _tracer(tracer: Any) -> Any:
+    """The tracer a Producer or Consumer uses: tracer=, else ituna.init()'s."""
+    from . import _core
+    if tracer is None:
+        tracer = _core.get_default_tracer()
+        if tracer is None:
+            raise _core.StateError("no tracer: call ituna.init() first or pass tracer=")
+    elif not isinstance(tracer, _core.Tracer):
+        raise TypeError("tracer must be an ituna.Tracer, not %s" % type(tracer).__name__)
+    return tracer
+
+
 def Producer(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any = None,
              on_delivery: Any = None, payload_carrier: Any = None, **conf: Any) -> tuple:
     """Producer()'s arguments as its C constructor takes them: (bootstrap, tracer,
@@ -142,7 +154,8 @@ def Producer(bootstrap: Optional[str] = None, *, tracer: Any = None, config: Any
     if on_delivery is not None and not callable(on_delivery):
         raise TypeError("on_delivery must be callable")
     carrier = -1 if payload_carrier is None else int(bool(payload_carrier))
-    return _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf), on_delivery, carrier
+    bootstrap, properties = _opt_str(bootstrap, "bootstrap"), _properties(config, conf)
+    return bootstrap, _tracer(tracer), properties, on_delivery, carrier
 
 
 def Consumer(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer: Any = None,
@@ -158,8 +171,9 @@ def Consumer(topics: Any, group: str, bootstrap: Optional[str] = None, *, tracer
             raise TypeError("topics must be str, not %s" % type(topic).__name__)
     if not isinstance(group, str):
         raise TypeError("group must be str, not %s" % type(group).__name__)
-    return (topics, group, _opt_str(bootstrap, "bootstrap"), tracer, _properties(config, conf),
-            _opt_str(context_mode, "context_mode"), _opt_str(dlq_suffix, "dlq_suffix"))
+    bootstrap, properties = _opt_str(bootstrap, "bootstrap"), _properties(config, conf)
+    return (topics, group, bootstrap, _tracer(tracer), properties, _opt_str(context_mode, "context_mode"),
+            _opt_str(dlq_suffix, "dlq_suffix"))
 
 
 def otel_context(sc: Any) -> Optional[tuple]:

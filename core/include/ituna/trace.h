@@ -55,6 +55,9 @@ ITUNA_API int ituna_span_context_is_valid(const ituna_span_context *ctx);
 ITUNA_API void ituna_trace_id_hex(const ituna_span_context *ctx, char buf[33]);
 /* Lowercase hex of the span id into buf (17 bytes incl. NUL). Thread-safe. */
 ITUNA_API void ituna_span_id_hex(const ituna_span_context *ctx, char buf[17]);
+/* n bytes as 2n lowercase hex chars into out (no NUL): ids a binding keeps as bytes.
+ * Thread-safe. */
+ITUNA_API void ituna_hex_encode(const uint8_t *in, size_t n, char *out);
 /* A span context from a 32-hex trace id and a 16-hex span id (lowercase, not all
  * zero, as W3C requires), flags and an optional tracestate (NULL: none); is_remote
  * is set. ITUNA_ERR_PARSE with *reason (static text) on bad input. Thread-safe. */
