@@ -221,19 +221,19 @@ static int message_gc(lua_State *L) {
     return 0;
 }
 
-/* C.consumer(bootstrap, group, dlq_suffix, context, topics, properties) -> consumer,
- * or nil and the core's message: ituna.consumer's table, checked by ituna_glue.lua.
- * [-0, +(1|2), v] */
+/* C.consumer(tracer, bootstrap, group, dlq_suffix, context, topics, properties) ->
+ * consumer, or nil and the core's message: ituna.consumer's table and the module's
+ * current tracer, checked by ituna_glue.lua.  [-0, +(1|2), v] */
 static int glue_consumer(lua_State *L) {
-    ituna_tracer *t = ilua_current_tracer(L, "ituna.consumer");
+    ituna_tracer *t = ((ilua_tracer *)lua_touserdata(L, 1))->t;
     ituna_consumer_options o;
     memset(&o, 0, sizeof o);
-    o.bootstrap = lua_tostring(L, 1);
-    o.group = lua_tostring(L, 2);
-    o.dlq_suffix = lua_tostring(L, 3);
-    if (lua_isstring(L, 4)) ituna_context_mode_from_name(lua_tostring(L, 4), &o.context_mode);
-    o.topics = ilua_string_list(L, 5);
-    o.properties = ilua_string_list(L, 6);
+    o.bootstrap = lua_tostring(L, 2);
+    o.group = lua_tostring(L, 3);
+    o.dlq_suffix = lua_tostring(L, 4);
+    if (lua_isstring(L, 5)) ituna_context_mode_from_name(lua_tostring(L, 5), &o.context_mode);
+    o.topics = ilua_string_list(L, 6);
+    o.properties = ilua_string_list(L, 7);
 
     ilua_consumer *c = lua_newuserdatauv(L, sizeof(*c), 1);
     c->c = NULL;

@@ -132,22 +132,22 @@ static ilua_producer *check_producer(lua_State *L, int idx) {
     return p;
 }
 
-/* C.producer(bootstrap, payload_carrier, on_delivery, properties) -> producer, or
- * nil and the core's message: ituna.producer's table, checked by ituna_glue.lua.
- * [-0, +(1|2), v] */
+/* C.producer(tracer, bootstrap, payload_carrier, on_delivery, properties) -> producer,
+ * or nil and the core's message: ituna.producer's table and the module's current
+ * tracer, checked by ituna_glue.lua.  [-0, +(1|2), v] */
 static int glue_producer(lua_State *L) {
-    ituna_tracer *t = ilua_current_tracer(L, "ituna.producer");
+    ituna_tracer *t = ((ilua_tracer *)lua_touserdata(L, 1))->t;
     ituna_producer_options o = { .payload_carrier = -1, .reports_on_poll = 1 };
-    o.bootstrap = lua_tostring(L, 1);
-    if (!lua_isnil(L, 2)) o.payload_carrier = lua_toboolean(L, 2);
-    o.properties = ilua_string_list(L, 4);
+    o.bootstrap = lua_tostring(L, 2);
+    if (!lua_isnil(L, 3)) o.payload_carrier = lua_toboolean(L, 3);
+    o.properties = ilua_string_list(L, 5);
 
     ilua_producer *p = lua_newuserdatauv(L, sizeof(*p), 2);
     memset(p, 0, sizeof *p);
     luaL_setmetatable(L, ILUA_PRODUCER);
-    lua_pushvalue(L, 3);
+    lua_pushvalue(L, 4);
     lua_setiuservalue(L, -2, 1);
-    if (lua_isfunction(L, 3)) o.on_delivery = on_delivery;
+    if (lua_isfunction(L, 4)) o.on_delivery = on_delivery;
     o.opaque = p;
     char err[ILUA_ERRSTR] = "";
     ituna_err rc = ituna_producer_create(t, ituna_tracer_config(t), &o, &p->p, err, sizeof err);

@@ -33,14 +33,6 @@ static ilua_tracer *check_tracer(lua_State *L, int idx) {
     return t;
 }
 
-ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn) {
-    lua_getfield(L, LUA_REGISTRYINDEX, ILUA_REG_TRACER);
-    ilua_tracer *t = luaL_testudata(L, -1, ILUA_TRACER);
-    lua_pop(L, 1); /* the registry keeps it alive */
-    if (!t || !t->t) luaL_error(L, "%s: no tracer; call ituna.init{...} first", fn);
-    return t->t;
-}
-
 /* Push a tracer userdata for t and make it the module's current tracer.
  * [-0, +1, m] */
 static ilua_tracer *push_tracer(lua_State *L, ituna_tracer *t, int owned) {

@@ -132,7 +132,7 @@ local producer_reserved = { bootstrap = true, on_delivery = true, payload_carrie
 -- ituna.producer{bootstrap=..., on_delivery=fn, payload_carrier=bool, [librdkafka
 -- property]=value...} -> producer.
 function M.producer(opts)
-  current_tracer("ituna.producer")
+  local tracer = current_tracer("ituna.producer")
   if opts == nil then opts = {} end
   check_table("ituna.producer", 1, opts)
   local bootstrap = opt_string(opts, "bootstrap", "ituna.producer")
@@ -141,7 +141,7 @@ function M.producer(opts)
     error(("ituna.producer: on_delivery must be a function, got %s"):format(type(on_delivery)), 2)
   end
   local properties = string_pairs(opts, producer_reserved, "ituna.producer")
-  return made(C.producer(bootstrap, opts.payload_carrier, on_delivery, properties))
+  return made(C.producer(tracer, bootstrap, opts.payload_carrier, on_delivery, properties))
 end
 
 local consumer_reserved = { bootstrap = true, group = true, topics = true, context = true, dlq_suffix = true }
@@ -150,7 +150,7 @@ local consumer_reserved = { bootstrap = true, group = true, topics = true, conte
 -- dlq_suffix=..., [librdkafka property]=value...} -> consumer.
 function M.consumer(...)
   local opts = ...
-  current_tracer("ituna.consumer")
+  local tracer = current_tracer("ituna.consumer")
   check_table("ituna.consumer", select("#", ...), opts)
   local fn = "ituna.consumer"
   local bootstrap, group = opt_string(opts, "bootstrap", fn), opt_string(opts, "group", fn)
@@ -174,7 +174,7 @@ function M.consumer(...)
     names[i] = name
   end
   local properties = string_pairs(opts, consumer_reserved, fn)
-  return made(C.consumer(bootstrap, group, dlq_suffix, context, names, properties))
+  return made(C.consumer(tracer, bootstrap, group, dlq_suffix, context, names, properties))
 end
 
 -- C.loop_options(opts, arg) -> max, idle: the options {max=n, idle=seconds} of

@@ -125,10 +125,6 @@ void ilua_new_class(lua_State *L, const char *tname, const luaL_Reg *mm, const l
 
 /* ---- ilua_trace.c: the tracer and span userdata ---- */
 
-/* Module's current tracer, or raise "call ituna.init first" naming fn.
- * [-0, +0, v] */
-ituna_tracer *ilua_current_tracer(lua_State *L, const char *fn);
-
 /* Push a span userdata wrapping s (borrowed: ended by someone else).
  * [-0, +1, m] */
 ilua_span *ilua_push_span(lua_State *L, ituna_span *s, int borrowed);

@@ -16,16 +16,13 @@ int attr_dropped(attrbuf *b) {
         (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_ValueError) &&
          !PyErr_ExceptionMatches(PyExc_OverflowError)))
         return 0;
-    /* as opentelemetry-sdk does: a warning on the logger, the attribute left out */
+    /* as opentelemetry-sdk does: a warning on the logger (_support), the attribute left out */
     PyObject *tp, *exc, *tb;
     PyErr_Fetch(&tp, &exc, &tb);
     PyErr_NormalizeException(&tp, &exc, &tb);
-    PyObject *log = PyImport_ImportModule("logging");
-    PyObject *lg = log ? PyObject_CallMethod(log, "getLogger", "s", "ituna.otel") : NULL;
-    PyObject *r = lg ? PyObject_CallMethod(lg, "warning", "sO", "attribute dropped: %s", exc) : NULL;
+    PyObject *args = PyTuple_Pack(1, exc), *r = args ? call_support("attribute_dropped", args, NULL) : NULL;
     Py_XDECREF(r);
-    Py_XDECREF(lg);
-    Py_XDECREF(log);
+    Py_XDECREF(args);
     Py_XDECREF(tp);
     Py_XDECREF(exc);
     Py_XDECREF(tb);

@@ -243,7 +243,7 @@ void context_detach(module_state *st, PyObject *token) {
     PyErr_Restore(et, ev, tb);
 }
 
-static ituna_baggage *baggage_from(module_state *st, PyObject *d);
+static ituna_baggage *baggage_from(PyObject *d);
 
 /* The baggage of an OTel Context (values sent as their str()); NULL when it has
  * none, or with an exception set and *failed when it cannot be sent. */
@@ -261,7 +261,7 @@ static ituna_baggage *baggage_of_ctx(module_state *st, PyObject *ctx, int *faile
         if (!sv || PyDict_SetItem(strs, k, sv) < 0) Py_CLEAR(strs);
         Py_XDECREF(sv);
     }
-    ituna_baggage *bag = strs ? baggage_from(st, strs) : NULL;
+    ituna_baggage *bag = strs ? baggage_from(strs) : NULL;
     Py_XDECREF(strs);
     *failed = bag == NULL;
     return bag;
@@ -485,7 +485,7 @@ static void carrier_set(void *carrier, const char *key, const char *value) {
 }
 
 /* A core baggage from a dict of str -> str (or None). NULL with an exception. */
-static ituna_baggage *baggage_from(module_state *st, PyObject *d) {
+static ituna_baggage *baggage_from(PyObject *d) {
     ituna_baggage *bag = ituna_baggage_new();
     if (!bag) return (ituna_baggage *)PyErr_NoMemory();
     if (d == Py_None) return bag;
@@ -510,7 +510,6 @@ static ituna_baggage *baggage_from(module_state *st, PyObject *d) {
             return NULL;
         }
     }
-    (void)st;
     return bag;
 }
 
@@ -570,7 +569,7 @@ PyObject *py_inject(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
         ctx = context_current(st, &tmp);
     }
     ituna_baggage *bag = NULL;
-    if (a[2] && a[2] != Py_None && !(bag = baggage_from(st, a[2]))) return NULL;
+    if (a[2] && a[2] != Py_None && !(bag = baggage_from(a[2]))) return NULL;
     PyObject *carrier = !a[0] || a[0] == Py_None ? PyDict_New() : Py_NewRef(a[0]);
     PyObject *r = carrier ? inject_into(st, carrier, ctx, bag) : NULL;
     ituna_baggage_destroy(bag);

@@ -506,22 +506,14 @@ static PyObject *message_exit(PyObject *op, PyObject *const *args, Py_ssize_t na
                             *reason ? reason : NULL);
     Py_DECREF(desc);
     if (rc < 0) {
-        if (!malformed) {
-            /* The handler's exception propagates. Ours (a DLQ write that failed after the last
-             * redelivery; the core logged it and set it on the span) goes with it as a note,
-             * once, not as "Exception ignored" printed on every attempt. */
+        if (!malformed) { /* the handler's exception propagates, ours as its note (_support) */
             PyObject *t, *v, *tb;
             PyErr_Fetch(&t, &v, &tb);
-            PyObject *why = v ? PyObject_Str(v) : NULL;
-            PyObject *note =
-                why ? PyUnicode_FromFormat("ituna: finishing the message failed: %U", why) : NULL;
-            PyObject *r = note && PyObject_HasAttrString(exc, "add_note")
-                              ? PyObject_CallMethod(exc, "add_note", "O", note)
-                              : NULL;
+            PyObject *pair = v ? PyTuple_Pack(2, exc, v) : NULL;
+            PyObject *r = pair ? call_support("finish_failed_note", pair, NULL) : NULL;
             if (!r) PyErr_Clear();
             Py_XDECREF(r);
-            Py_XDECREF(note);
-            Py_XDECREF(why);
+            Py_XDECREF(pair);
             Py_XDECREF(t);
             Py_XDECREF(v);
             Py_XDECREF(tb);

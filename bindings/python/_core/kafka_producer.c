@@ -30,7 +30,6 @@ static PyObject *report_to_py(module_state *st, const ituna_delivery_report *r) 
                                  r->error_name ? r->error_name : "", what, ctx);
 }
 
-/* Runs on the producer's delivery thread (or a thread inside flush/close). */
 /* Runs on the thread that serves reports (publish, flush, close: the caller's). */
 static void on_delivery_cb(const ituna_delivery_report *r, void *opaque) {
     ProducerObject *self = opaque;

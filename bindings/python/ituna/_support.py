@@ -3,6 +3,7 @@ payloads, what a span records of an exception, the @tracer.traced decorator, the
 delivery reports and errors of the producer, and the checked arguments of Tracer(),
 Producer() and Consumer() (cold code, once a client, kept out of the C)."""
 import json as _json
+import logging as _logging
 import os as _os
 import traceback as _traceback
 from typing import Any, NamedTuple, Optional
@@ -198,3 +199,18 @@ def repr_of(obj: Any) -> str:
         return "<ituna.Span %r%s>" % (obj.context, " ended" if obj.ended else "")
     return "<ituna.Message %s [%d] @%d%s>" % (obj.topic, obj.partition, obj.offset,
                                              " " + obj.finished if obj.finished else "")
+
+
+def finish_failed_note(exc: BaseException, error: Any) -> None:
+    """A handler's exception propagates out of `with message:`; when finishing the message
+    failed too (a DLQ write after the last redelivery: the core logged it and set it on
+    the span), that goes with it as a note, once, not as "Exception ignored" printed on
+    every attempt."""
+    if hasattr(exc, "add_note"):
+        exc.add_note("ituna: finishing the message failed: %s" % (error,))
+
+
+def attribute_dropped(error: BaseException) -> None:
+    """An invalid attribute given through ituna.otel is left out with a warning, as
+    opentelemetry-sdk does (the OpenTelemetry API must not raise)."""
+    _logging.getLogger("ituna.otel").warning("attribute dropped: %s", error)
