@@ -57,9 +57,9 @@ static void *attrbuf_alloc(attrbuf *b, size_t size) {
     return p;
 }
 
-/* The core's reader of item i of a list or tuple (bool before int: it is one). */
-static int array_item(void *seq, size_t i, ituna_attr_item *it) {
-    PyObject *v = PySequence_Fast_ITEMS((PyObject *)seq)[i];
+/* v as the core's item (bool before int: it is one): 0, 1 when v is no str, bool, int
+ * or float, -1 with an exception. */
+static int item_of(PyObject *v, ituna_attr_item *it) {
     if (PyUnicode_Check(v)) {
         Py_ssize_t len;
         it->type = ITUNA_ATTR_STRING;
@@ -81,6 +81,11 @@ static int array_item(void *seq, size_t i, ituna_attr_item *it) {
         return 1;
     }
     return 0;
+}
+
+/* The core's reader of item i of a list or tuple. */
+static int array_item(void *seq, size_t i, ituna_attr_item *it) {
+    return item_of(PySequence_Fast_ITEMS((PyObject *)seq)[i], it);
 }
 
 static int convert_array(attrbuf *b, PyObject *key, PyObject *seq, ituna_attr *out) {
@@ -109,28 +114,21 @@ int attr_convert(attrbuf *b, PyObject *key, PyObject *value, ituna_attr *out) {
         PyErr_Format(PyExc_ValueError, "attribute %R: %s", key, why);
         return -1;
     }
-    if (PyUnicode_Check(value)) {
-        Py_ssize_t n;
-        out->type = ITUNA_ATTR_STRING;
-        out->v.s.ptr = PyUnicode_AsUTF8AndSize(value, &n);
-        out->v.s.len = (size_t)n;
-        return out->v.s.ptr ? 0 : -1;
-    }
-    if (PyBool_Check(value)) {
-        out->type = ITUNA_ATTR_BOOL;
-        out->v.b = value == Py_True;
-        return 0;
-    }
-    if (PyLong_Check(value)) {
-        long long x = PyLong_AsLongLong(value);
-        if (x == -1 && PyErr_Occurred()) return -1;
-        out->type = ITUNA_ATTR_INT;
-        out->v.i = x;
-        return 0;
-    }
-    if (PyFloat_Check(value)) {
-        out->type = ITUNA_ATTR_DOUBLE;
-        out->v.d = PyFloat_AS_DOUBLE(value);
+    ituna_attr_item it;
+    int rc = item_of(value, &it);
+    if (rc < 0) return -1;
+    if (rc == 0) { /* a single value */
+        out->type = it.type;
+        if (it.type == ITUNA_ATTR_STRING) {
+            out->v.s.ptr = it.v.s.ptr;
+            out->v.s.len = it.v.s.len;
+        } else if (it.type == ITUNA_ATTR_INT) {
+            out->v.i = it.v.i;
+        } else if (it.type == ITUNA_ATTR_DOUBLE) {
+            out->v.d = it.v.d;
+        } else {
+            out->v.b = it.v.b;
+        }
         return 0;
     }
     if (PyList_Check(value) || PyTuple_Check(value)) return convert_array(b, key, value, out);
