@@ -1,9 +1,10 @@
 -- ituna_glue.lua - the cold part of the `ituna` module, in Lua: the option tables of
--- ituna.init, ituna.producer and ituna.consumer checked and turned into the plain
--- values the C functions take, with the same error texts. luaopen_ituna runs this
--- chunk (compiled into the module by embed_lua.cmake) with the module table M and
--- the table C of C functions the module does not publish. Nothing here runs per
--- message.
+-- ituna.init, ituna.producer, ituna.consumer and the consumer loops checked and turned
+-- into the plain values the C functions take, with the same error texts, and how
+-- tracers, spans and errors print. luaopen_ituna runs this chunk (compiled into the
+-- module by embed_lua.cmake) with the module table M and the table C of C functions
+-- the module does not publish (kept in the registry, so C can call what this adds to
+-- it). Nothing here runs per message.
 local M, C = ...
 local type, pairs, ipairs, rawget, rawlen, tostring, tonumber, select, error, setmetatable =
   type, pairs, ipairs, rawget, rawlen, tostring, tonumber, select, error, setmetatable
