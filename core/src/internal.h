@@ -32,6 +32,17 @@
  * every span. glibc keeps surplus static TLS for exactly this. */
 #define ITUNA_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
+/* Copy a span context's used bytes: the ids, flags and the tracestate up to its NUL,
+ * not the whole 512-byte tracestate buffer (its unused tail is left as it was). Hot
+ * paths copy contexts whose source was last written on another core: most of a
+ * plain struct copy would be cache misses on bytes nobody reads. */
+static inline void ituna_ctx_copy(ituna_span_context *dst, const ituna_span_context *src) {
+    size_t n = src->tracestate_len <= ITUNA_TRACESTATE_MAX ? src->tracestate_len : ITUNA_TRACESTATE_MAX;
+    memcpy(dst, src, offsetof(ituna_span_context, tracestate));
+    memcpy(dst->tracestate, src->tracestate, n);
+    dst->tracestate[n] = '\0';
+}
+
 /* errstr helper: formats into buf when buf/size are usable. Returns err. */
 /* 1 if ituna_now_ns() extrapolates from the TSC (clock.c). */
 ITUNA_HIDDEN int ituna_clock_is_tsc(void);
@@ -122,8 +133,8 @@ typedef struct ituna_link {
     uint32_t dropped_attrs;
 } ituna_link;
 
-#define ITUNA_SPAN_INLINE_ATTRS 16
-#define ITUNA_SPAN_INLINE_MEM   1024
+#define ITUNA_SPAN_INLINE_ATTRS 20
+#define ITUNA_SPAN_INLINE_MEM   512
 
 struct ituna_span {
     struct ituna_tracer *tracer;

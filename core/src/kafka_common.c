@@ -28,6 +28,23 @@ int64_t ituna_kafka_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define PARTITION_NAMES 256
+static char partition_names[PARTITION_NAMES][4];
+static pthread_once_t partition_names_once = PTHREAD_ONCE_INIT;
+
+static void partition_names_init(void) {
+    for (int i = 0; i < PARTITION_NAMES; i++) snprintf(partition_names[i], sizeof partition_names[i], "%d", i);
+}
+
+const char *ituna_kafka_partition_str(int32_t partition, char buf[16]) {
+    if (partition >= 0 && partition < PARTITION_NAMES) {
+        pthread_once(&partition_names_once, partition_names_init);
+        return partition_names[partition];
+    }
+    snprintf(buf, 16, "%d", (int)partition);
+    return buf;
+}
+
 void ituna_kafka_strcat2(char *dst, size_t size, const char *a, const char *b) {
     if (!size) return;
     size_t n = 0;

@@ -101,6 +101,9 @@ ITUNA_HIDDEN int64_t ituna_kafka_mono_ms(void);
 /* dst = a followed by b (either may be NULL), cut to size - 1 bytes as snprintf("%s%s")
  * would; on the per-message path, where snprintf's formatting costs more than the copy. */
 ITUNA_HIDDEN void ituna_kafka_strcat2(char *dst, size_t size, const char *a, const char *b);
+/* A partition number in decimal: a string that lives for the process (ITUNA_LIT_VALUE)
+ * for the usual small numbers, else written into buf and buf returned. */
+ITUNA_HIDDEN const char *ituna_kafka_partition_str(int32_t partition, char buf[16]);
 
 /* The delivery of one publish made for a consumed message (kafka_delivery.h). */
 typedef struct ituna_delivery_slot ituna_delivery_slot;

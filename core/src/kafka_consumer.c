@@ -416,7 +416,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
      * and a link in parent mode. */
     ituna_span_context links[2];
     size_t nl = 0;
-    if (src != ITUNA_CTX_NONE) links[nl++] = remote;
+    if (src != ITUNA_CTX_NONE) ituna_ctx_copy(&links[nl++], &remote);
     if (c->link_mode) {
         so.root = !has_current; /* parent: the ambient context, else a new root */
         if (has_current) so.parent = &current;
@@ -425,7 +425,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
             so.parent = &remote;
         else
             so.root = 1; /* a missing context starts a new trace, never a stray parent */
-        if (has_current) links[nl++] = current;
+        if (has_current) ituna_ctx_copy(&links[nl++], &current);
     }
     so.links = nl ? links : NULL;
     so.n_links = nl;
@@ -435,7 +435,7 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
         free(m);
         return NULL;
     }
-    m->ctx = *ituna_span_get_context(m->span);
+    ituna_ctx_copy(&m->ctx, ituna_span_get_context(m->span));
     m->attempt = failures_of(c, topic, rkm->partition, rkm->offset) + 1;
     rd_kafka_timestamp_type_t tstype;
     m->timestamp_ms = rd_kafka_message_timestamp(rkm, &tstype);
@@ -443,8 +443,9 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
     if (ituna_span_is_recording(s)) {
         ituna_kafka_span_attrs(s, "process", topic, rkm->key, rkm->key_len, rkm->len, &c->ep);
         char part[16];
-        snprintf(part, sizeof part, "%d", (int)rkm->partition);
-        ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", part, ITUNA_LIT_FRESH);
+        const char *ps = ituna_kafka_partition_str(rkm->partition, part);
+        ITUNA_SET_STR_LIT(s, "messaging.destination.partition.id", ps,
+                          (ps == part ? 0 : ITUNA_LIT_VALUE) | ITUNA_LIT_FRESH);
         ITUNA_SET_INT_LIT(s, "messaging.kafka.offset", rkm->offset, ITUNA_LIT_FRESH);
         ITUNA_SET_STR_LIT(s, "messaging.consumer.group.name", c->group, ITUNA_LIT_FRESH);
         if (!rkm->payload) { /* a null value: a tombstone (messaging conventions) */
@@ -471,7 +472,8 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
             /* time between the message's timestamp and the start of processing */
             /* in integer ns first: exact to the ns, and a short decimal in JSON */
             double wait = (double)((int64_t)so.start_time_ns - m->timestamp_ms * 1000000) / 1e6;
-            ituna_span_set_double(s, "ituna.queue_wait_ms", wait < 0 ? 0 : wait);
+            ituna_attr qw = ituna_attr_double("ituna.queue_wait_ms", wait < 0 ? 0 : wait);
+            ituna_span_set_attr_lit(s, &qw, sizeof "ituna.queue_wait_ms" - 1, ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
         }
     }
     return m;

@@ -38,10 +38,10 @@ struct ituna_producer {
 /* One published message, from producev to its delivery report. */
 typedef struct pub_op {
     ituna_producer *p;
-    ituna_span *span;
-    ituna_span_context ctx;
+    ituna_span *span; /* its context is the report's: read at delivery, not copied here */
     void *user_opaque;
-    int cold; /* published before the producer had reached the cluster */
+    int cold;     /* published before the producer had reached the cluster */
+    int scan; /* the send set the partition or caller attributes: keys may exist */
     uint64_t ticket;
     ituna_delivery_slot *slot; /* NULL unless made for a consumed message */
 } pub_op;
@@ -84,8 +84,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                                 .errstr = "",
                                 .error_name = "",
                                 .msg_opaque = op->user_opaque,
-                                .span = op->ctx,
                                 .ticket = op->ticket };
+    ituna_ctx_copy(&r.span, ituna_span_get_context(op->span));
     if (m->err) {
         r.err = m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? ITUNA_ERR_TIMEOUT : ITUNA_ERR_KAFKA;
         r.errstr = rd_kafka_err2str(m->err);
@@ -100,10 +100,15 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                       p->ep.bootstrap, (long long)back);
         r.offset = m->offset;
         if (ituna_span_is_recording(op->span)) {
+            /* New keys unless the send set the partition or the caller's attributes:
+             * no duplicate scan, which would read every attribute of a span last
+             * written on another core. */
+            int fresh = op->scan ? 0 : ITUNA_LIT_FRESH;
             char part[16];
-            snprintf(part, sizeof part, "%d", (int)m->partition);
-            ituna_span_set_str(op->span, "messaging.destination.partition.id", part);
-            ituna_span_set_int(op->span, "messaging.kafka.offset", m->offset);
+            const char *ps = ituna_kafka_partition_str(m->partition, part);
+            ITUNA_SET_STR_LIT(op->span, "messaging.destination.partition.id", ps,
+                              (ps == part ? 0 : ITUNA_LIT_VALUE) | fresh);
+            ITUNA_SET_INT_LIT(op->span, "messaging.kafka.offset", m->offset, fresh);
         }
     }
     uint64_t ready = op->cold ? atomic_load(&p->ready_ns) : 0;
@@ -117,7 +122,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         p->on_delivery(&r, p->opaque);
     } else if (m->err) {
         char tid[33];
-        ituna_trace_id_hex(&op->ctx, tid);
+        ituna_trace_id_hex(&r.span, tid);
         ituna_log(ITUNA_LOG_ERROR, "kafka delivery to %s [%d] failed: %s (%s), trace %s, publish %llu", topic,
                   (int)m->partition, r.errstr, r.error_name, tid, (unsigned long long)op->ticket);
         /* a message's own failures are judged when it is settled (its slots) */
@@ -313,11 +318,13 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
     /* After the messaging attributes, which assume a fresh span (no duplicate scan). */
     for (size_t i = 0; i < msg->n_attrs; i++) ituna_span_set_attr(span, &msg->attrs[i]);
     int32_t partition = msg->partition_set || msg->partition > 0 ? msg->partition : RD_KAFKA_PARTITION_UA;
-    if (msg->partition_set && msg->partition >= 0) {
+    int part_set = msg->partition_set && msg->partition >= 0;
+    if (part_set) {
         char part[16];
         snprintf(part, sizeof part, "%d", (int)msg->partition);
         ituna_span_set_str(span, "messaging.destination.partition.id", part);
     }
+    const ituna_span_context *ctx = ituna_span_get_context(span);
 
     pub_op *op = calloc(1, sizeof *op);
     rd_kafka_headers_t *hdrs = NULL;
@@ -331,7 +338,7 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
     }
     op->p = p;
     op->span = span;
-    op->ctx = *ituna_span_get_context(span);
+    op->scan = part_set || msg->n_attrs;
     op->user_opaque = msg->opaque;
     /* Its span then shows when the cluster first answered (the rest of its wait). */
     op->cold = !atomic_load(&p->ready_ns);
@@ -344,14 +351,14 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
             goto fail;
         }
     }
-    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, &op->ctx,
+    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, ctx,
                                      ituna_tracer_propagators(p->tracer), msg->baggage);
     if (!hdrs) {
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (p->payload_carrier) {
-        int r = ituna_kafka_payload_inject(msg->value, msg->value_len, &op->ctx, &payload);
+        int r = ituna_kafka_payload_inject(msg->value, msg->value_len, ctx, &payload);
         if (r < 0) {
             e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
             goto fail;
