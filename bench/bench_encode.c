@@ -9,22 +9,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../tests/c/clock_util.h"
 #include "../tests/c/span_fixture.h"
 
 #define BATCH 512
 #define RUNS  31
 #define REPS  20 /* batches per timed run */
-
-static uint64_t mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static volatile size_t sink;
 
@@ -113,7 +103,7 @@ static double measure(run_fn fn, void *ctx, int reps) {
         uint64_t dt = mono_ns() - t0;
         r[i] = (double)BATCH * reps / ((double)dt / 1e9);
     }
-    qsort(r, RUNS, sizeof r[0], cmp_d);
+    qsort(r, RUNS, sizeof r[0], cmp_double);
     return r[RUNS / 2];
 }
 

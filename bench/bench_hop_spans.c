@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/c/clock_util.h"
 #include "internal.h"
 #include "kafka_common.h"
 
@@ -38,17 +39,6 @@ static void proto_destroy(ituna_exporter *e) {
     ituna_buf_free(&ps->buf);
     free(ps);
     free(e);
-}
-
-static uint64_t clock_ns(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* kind 0: protobuf, encoded and dropped; 1: the file exporter into path. */
@@ -143,8 +133,8 @@ static void measure(const char *label, int kind, int n) {
     }
     ituna_tracer_stats st;
     ituna_tracer_get_stats(t, &st);
-    qsort(proc, RUNS, sizeof *proc, cmp);
-    qsort(self, RUNS, sizeof *self, cmp);
+    qsort(proc, RUNS, sizeof *proc, cmp_double);
+    qsort(self, RUNS, sizeof *self, cmp_double);
     printf("%-34s process %.2f CPU us/msg (min %.2f), calling thread %.2f (min %.2f); spans dropped %llu, "
            "failed %llu\n",
            label, proc[RUNS / 2], proc[0], self[RUNS / 2], self[0], (unsigned long long)st.spans_dropped,

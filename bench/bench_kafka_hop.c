@@ -13,12 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/c/clock_util.h"
 #include "ituna/ituna.h"
 
 static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)mono_ns() / 1e9;
 }
 
 typedef struct pub_args {
@@ -74,9 +73,7 @@ static ituna_handler_result handler(ituna_message *m, void *opaque, char *reason
 }
 
 static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return (double)clock_ns(CLOCK_PROCESS_CPUTIME_ID) / 1e9;
 }
 
 /* One timed run; returns messages/s or -1, and in *cpu_us the process's CPU time
@@ -166,13 +163,8 @@ out:
     return rate;
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(double *v, int k) {
-    qsort(v, (size_t)k, sizeof *v, cmp);
+    qsort(v, (size_t)k, sizeof *v, cmp_double);
     return v[k / 2];
 }
 

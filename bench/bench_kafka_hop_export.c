@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/c/clock_util.h"
 #include "../tests/c/span_fixture.h"
 #include "export_file.h"
 
@@ -21,14 +22,7 @@
 /* CPU time of this thread (kernel time of the writes included): other load on
  * the machine does not count. */
 static uint64_t cpu_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 typedef struct hop_span {
@@ -132,7 +126,7 @@ static double measure(size_t (*fn)(ctx *), ctx *c) {
         for (int k = 0; k < REPS; k++) fn(c);
         r[i] = (double)(cpu_ns() - t0) / 1e3 / ((double)REPS * BATCH / 2);
     }
-    qsort(r, RUNS, sizeof r[0], cmp_d);
+    qsort(r, RUNS, sizeof r[0], cmp_double);
     return r[RUNS / 2];
 }
 

@@ -6,21 +6,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../tests/c/clock_util.h"
 #include "internal.h"
 
 #define ITERS 1000000
 #define RUNS  9
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static volatile uint64_t sink;
 
@@ -72,14 +62,14 @@ static ituna_span_context g_ctx;
 static double run_ituna_roundtrip(void) {
     ituna_span_context c = g_ctx, out;
     char buf[64];
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < ITERS; i++) {
         c.span_id[7] = (uint8_t)i;
         c.span_id[6] = (uint8_t)(i >> 8) | 1;
         size_t n = ituna_traceparent_format(&c, buf, sizeof(buf));
         if (ituna_traceparent_parse(buf, n, &out, NULL) == ITUNA_OK) acc += out.span_id[7];
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / ITERS;
 }
@@ -87,14 +77,14 @@ static double run_ituna_roundtrip(void) {
 static double run_naive_roundtrip(void) {
     ituna_span_context c = g_ctx, out;
     char buf[64];
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < ITERS; i++) {
         c.span_id[7] = (uint8_t)i;
         c.span_id[6] = (uint8_t)(i >> 8) | 1;
         size_t n = naive_format(&c, buf, sizeof(buf));
         if (naive_parse(buf, n, &out)) acc += out.span_id[7];
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / ITERS;
 }
@@ -103,12 +93,12 @@ static double run_ituna_parse(void) {
     char buf[64];
     ituna_traceparent_format(&g_ctx, buf, sizeof(buf));
     ituna_span_context out;
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < ITERS; i++) {
         buf[51] = "0123456789abcdef"[i & 15]; /* vary the input */
         if (ituna_traceparent_parse(buf, 55, &out, NULL) == ITUNA_OK) acc += out.span_id[7];
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / ITERS;
 }
@@ -116,12 +106,12 @@ static double run_ituna_parse(void) {
 static double run_ituna_format(void) {
     ituna_span_context c = g_ctx;
     char buf[64];
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < ITERS; i++) {
         c.span_id[7] = (uint8_t)i;
         acc += ituna_traceparent_format(&c, buf, sizeof(buf)) + (uint8_t)buf[51];
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / ITERS;
 }
@@ -130,24 +120,24 @@ static double run_ituna_format(void) {
 static double run_tracestate_parse(void) {
     static const char ts[] = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7,vendor@tenant=opaque-value-1234";
     ituna_span_context out;
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < TS_ITERS; i++) {
         if (ituna_tracestate_parse(ts, sizeof(ts) - 1, &out, NULL) == ITUNA_OK) acc += out.tracestate_len;
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / TS_ITERS;
 }
 
 static double run_baggage_parse(void) {
     static const char bg[] = "userId=alice,serverNode=DF%2028,isProduction=false;p=1";
-    uint64_t acc = 0, t0 = now_ns();
+    uint64_t acc = 0, t0 = mono_ns();
     for (uint32_t i = 0; i < TS_ITERS / 4; i++) {
         ituna_baggage *b = ituna_baggage_new();
         if (b && ituna_baggage_parse(b, bg, sizeof(bg) - 1, NULL) == ITUNA_OK) acc += ituna_baggage_count(b);
         ituna_baggage_destroy(b);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = mono_ns();
     sink += acc;
     return (double)(t1 - t0) / (TS_ITERS / 4);
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../tests/c/clock_util.h"
 #include "internal.h"
 
 static ituna_err discard(ituna_exporter *e, ituna_span *const *spans, size_t n, const ituna_resource *res,
@@ -42,11 +43,6 @@ static ituna_tracer *tracer(int mode) {
     return t;
 }
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 #define RUNS 7
 #define N    200000
 
@@ -64,7 +60,7 @@ static double run_spans(ituna_tracer *t) {
         r[k] = (double)(ituna_now_ns() - t0) / N;
         ituna_tracer_flush(t, 10000); /* keep the queue from filling between runs */
     }
-    qsort(r, RUNS, sizeof r[0], cmp);
+    qsort(r, RUNS, sizeof r[0], cmp_double);
     return r[RUNS / 2];
 }
 
@@ -82,7 +78,7 @@ static double run_floor(void) {
         }
         r[k] = (double)(ituna_now_ns() - t0) / N;
     }
-    qsort(r, RUNS, sizeof r[0], cmp);
+    qsort(r, RUNS, sizeof r[0], cmp_double);
     return r[RUNS / 2];
 }
 

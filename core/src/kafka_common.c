@@ -33,7 +33,8 @@ static char partition_names[PARTITION_NAMES][4];
 static pthread_once_t partition_names_once = PTHREAD_ONCE_INIT;
 
 static void partition_names_init(void) {
-    for (int i = 0; i < PARTITION_NAMES; i++) snprintf(partition_names[i], sizeof partition_names[i], "%d", i);
+    for (int i = 0; i < PARTITION_NAMES; i++)
+        snprintf(partition_names[i], sizeof partition_names[i], "%d", i);
 }
 
 const char *ituna_kafka_partition_str(int32_t partition, char buf[16]) {

@@ -473,7 +473,8 @@ static ituna_message *message_new(ituna_consumer *c, rd_kafka_message_t *rkm) {
             /* in integer ns first: exact to the ns, and a short decimal in JSON */
             double wait = (double)((int64_t)so.start_time_ns - m->timestamp_ms * 1000000) / 1e6;
             ituna_attr qw = ituna_attr_double("ituna.queue_wait_ms", wait < 0 ? 0 : wait);
-            ituna_span_set_attr_lit(s, &qw, sizeof "ituna.queue_wait_ms" - 1, ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
+            ituna_span_set_attr_lit(s, &qw, sizeof "ituna.queue_wait_ms" - 1,
+                                    ITUNA_LIT_KEY | ITUNA_LIT_FRESH);
         }
     }
     return m;

@@ -40,7 +40,7 @@ typedef struct pub_op {
     ituna_producer *p;
     ituna_span *span; /* its context is the report's: read at delivery, not copied here */
     void *user_opaque;
-    int cold;     /* published before the producer had reached the cluster */
+    int cold; /* published before the producer had reached the cluster */
     int scan; /* the send set the partition or caller attributes: keys may exist */
     uint64_t ticket;
     ituna_delivery_slot *slot; /* NULL unless made for a consumed message */
@@ -351,8 +351,8 @@ ituna_err ituna_producer_send_slot(ituna_producer *p, const ituna_message_out *m
             goto fail;
         }
     }
-    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, ctx,
-                                     ituna_tracer_propagators(p->tracer), msg->baggage);
+    hdrs = ituna_kafka_headers_build(msg->headers, msg->n_headers, ctx, ituna_tracer_propagators(p->tracer),
+                                     msg->baggage);
     if (!hdrs) {
         e = ituna_set_err(errstr, errstr_size, ITUNA_ERR_NOMEM, "out of memory");
         goto fail;
