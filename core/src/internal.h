@@ -171,16 +171,9 @@ struct ituna_span {
 #define ITUNA_LIT_VALUE 2
 #define ITUNA_LIT_FRESH 4 /* the caller knows the key is not set yet: skip the duplicate scan */
 ITUNA_HIDDEN ituna_err ituna_span_set_attr_lit(ituna_span *s, const ituna_attr *attr, size_t klen, int lit);
-#define ITUNA_SET_STR_LIT(span, k, val, lit)                                                                 \
-    do {                                                                                                     \
-        ituna_attr a_ = ituna_attr_str(k, val);                                                              \
-        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit));                          \
-    } while (0)
-#define ITUNA_SET_INT_LIT(span, k, val, lit)                                                                 \
-    do {                                                                                                     \
-        ituna_attr a_ = ituna_attr_int(k, val);                                                              \
-        ituna_span_set_attr_lit((span), &a_, sizeof(k) - 1, ITUNA_LIT_KEY | (lit));                          \
-    } while (0)
+/* k is a string literal; the inline writers are at the end of this file. */
+#define ITUNA_SET_STR_LIT(span, k, val, lit) ituna_span_put_str((span), (k), sizeof(k) - 1, (val), (lit))
+#define ITUNA_SET_INT_LIT(span, k, val, lit) ituna_span_put_int((span), (k), sizeof(k) - 1, (val), (lit))
 
 /* ---- attributes (attrs.c) -------------------------------------------------- */
 ITUNA_HIDDEN int ituna_attr_ok(const ituna_attr *a);      /* valid key, known type */
@@ -463,5 +456,64 @@ static inline ituna_count_slot *ituna_count_slot_get(ituna_tracer *t) {
             atomic_fetch_add_explicit(&(t)->spans_##field, (uint64_t)(d), memory_order_relaxed);             \
     } while (0)
 ITUNA_HIDDEN void ituna_tracer_counts(ituna_tracer *t, uint64_t *started, uint64_t *ended);
+
+/* ---- the core's own attributes (ITUNA_SET_STR_LIT / ITUNA_SET_INT_LIT) ----------- */
+/* A fresh key with room in the array and under the limits (the Kafka layer's
+ * per-message attributes) is written in place; anything else takes
+ * ituna_span_set_attr_lit(). Spares a message's ~28 attributes two calls each. */
+static inline ituna_kv *ituna_span_fresh_kv(ituna_span *s, int lit, size_t vlen) {
+    const ituna_tracer *t = s->tracer;
+    if (!(lit & ITUNA_LIT_FRESH) || s->n_attrs >= s->cap_attrs || s->n_attrs >= t->attr_count_limit ||
+        (t->attr_len_limit && vlen > t->attr_len_limit))
+        return NULL;
+    return &s->attrs[s->n_attrs];
+}
+
+static inline void ituna_span_put_str(ituna_span *s, const char *key, size_t klen, const char *value,
+                                      int lit) {
+    if (!s->recording) return;
+    const char *p = value ? value : "";
+    size_t n = strlen(p);
+    ituna_kv *kv = ituna_span_fresh_kv(s, lit, n);
+    const char *v = p;
+    if (kv && !(lit & ITUNA_LIT_VALUE)) {
+        size_t need = (n + 8) & ~(size_t)7; /* as ituna_arena_alloc() rounds n + 1 */
+        if ((size_t)(s->arena.end - s->arena.cur) >= need) {
+            char *d = s->arena.cur;
+            s->arena.cur += need;
+            memcpy(d, p, n);
+            d[n] = '\0';
+            v = d;
+        } else {
+            kv = NULL; /* a new arena block: the general path */
+        }
+    }
+    if (!kv) {
+        ituna_attr a = { .key = key, .type = ITUNA_ATTR_STRING, .v.s = { p, n }, .key_len = klen };
+        ituna_span_set_attr_lit(s, &a, klen, ITUNA_LIT_KEY | lit);
+        return;
+    }
+    kv->key = key;
+    kv->key_len = (uint32_t)klen;
+    kv->type = ITUNA_ATTR_STRING;
+    kv->v.s.ptr = v;
+    kv->v.s.len = (uint32_t)n;
+    s->n_attrs++;
+}
+
+static inline void ituna_span_put_int(ituna_span *s, const char *key, size_t klen, int64_t value, int lit) {
+    if (!s->recording) return;
+    ituna_kv *kv = ituna_span_fresh_kv(s, lit, 0);
+    if (!kv) {
+        ituna_attr a = { .key = key, .type = ITUNA_ATTR_INT, .v.i = value, .key_len = klen };
+        ituna_span_set_attr_lit(s, &a, klen, ITUNA_LIT_KEY | lit);
+        return;
+    }
+    kv->key = key;
+    kv->key_len = (uint32_t)klen;
+    kv->type = ITUNA_ATTR_INT;
+    kv->v.i = value;
+    s->n_attrs++;
+}
 
 #endif
