@@ -79,6 +79,15 @@ typedef struct ituna_arena {
 } ituna_arena;
 
 ITUNA_HIDDEN void *ituna_arena_alloc(ituna_arena *a, size_t n); /* 8-byte aligned, NULL on OOM */
+/* ituna_arena_alloc()'s fast path, inline: n bytes (8-byte aligned) from the current
+ * block, or NULL when it has no room (then a new block is ituna_arena_alloc()'s job). */
+static inline void *ituna_arena_take(ituna_arena *a, size_t n) {
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(a->end - a->cur) < n) return NULL;
+    void *p = a->cur;
+    a->cur += n;
+    return p;
+}
 ITUNA_HIDDEN char *ituna_arena_strndup(ituna_arena *a, const char *s, size_t n);
 ITUNA_HIDDEN void ituna_arena_free(ituna_arena *a);
 /* Empty the arena onto mem[size] for reuse, keeping one standard block as the
@@ -477,10 +486,8 @@ static inline void ituna_span_put_str(ituna_span *s, const char *key, size_t kle
     ituna_kv *kv = ituna_span_fresh_kv(s, lit, n);
     const char *v = p;
     if (kv && !(lit & ITUNA_LIT_VALUE)) {
-        size_t need = (n + 8) & ~(size_t)7; /* as ituna_arena_alloc() rounds n + 1 */
-        if ((size_t)(s->arena.end - s->arena.cur) >= need) {
-            char *d = s->arena.cur;
-            s->arena.cur += need;
+        char *d = ituna_arena_take(&s->arena, n + 1);
+        if (d) {
             memcpy(d, p, n);
             d[n] = '\0';
             v = d;

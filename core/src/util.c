@@ -154,12 +154,9 @@ void ituna_buf_printf(ituna_buf *b, const char *fmt, ...) {
 /* ---- arena ------------------------------------------------------------------ */
 
 void *ituna_arena_alloc(ituna_arena *a, size_t n) {
+    void *p = ituna_arena_take(a, n);
+    if (p) return p;
     n = (n + 7) & ~(size_t)7;
-    if ((size_t)(a->end - a->cur) >= n) {
-        void *p = a->cur;
-        a->cur += n;
-        return p;
-    }
     /* New block: big requests get their own; small ones a standard block. */
     size_t body = n > ITUNA_ARENA_BLOCK ? n : ITUNA_ARENA_BLOCK;
     ituna_arena_chunk *c;
